@@ -1,0 +1,4 @@
+import type { Command } from 'commander';
+
+// Placeholder: filled in by the package that owns this command group.
+export function registerModelsBench(_bench: Command): void {}

@@ -1,0 +1,14 @@
+import type { Command } from 'commander';
+import { registerDpCommands } from './dp.ts';
+import { registerLedgerCommands } from './ledger.ts';
+import { registerHeBench } from './bench-he.ts';
+import { registerModelsBench } from './bench-models.ts';
+
+/** Each command group lives in its own file and registers itself here. */
+export function registerCommands(program: Command): void {
+  registerDpCommands(program);
+  registerLedgerCommands(program);
+  const bench = program.command('bench').description('Benchmarks (figures printed beside their baselines from the same run)');
+  registerHeBench(bench);
+  registerModelsBench(bench);
+}
