@@ -3,9 +3,15 @@ import { registerDpCommands } from './dp.ts';
 import { registerLedgerCommands } from './ledger.ts';
 import { registerHeBench } from './bench-he.ts';
 import { registerModelsBench } from './bench-models.ts';
+import { registerDaemonCommands } from './daemons.ts';
+import { registerKeysCommands } from './keys.ts';
+import { registerSimCommand } from './sim.ts';
 
 /** Each command group lives in its own file and registers itself here. */
 export function registerCommands(program: Command): void {
+  registerDaemonCommands(program);
+  registerKeysCommands(program);
+  registerSimCommand(program);
   registerDpCommands(program);
   registerLedgerCommands(program);
   const bench = program.command('bench').description('Benchmarks (figures printed beside their baselines from the same run)');

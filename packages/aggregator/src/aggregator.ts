@@ -1,0 +1,301 @@
+import { FedtwinError } from '@fedtwin/errors';
+import {
+  AggregateRequest, JoinRequest, Protocols, TaskRequest, UpdateHeader, bytesToF32, f32ToBytes,
+  type AggregateResponse, type JoinResponse, type ModelConfig, type TaskResponse, type TrainingConfig, type UpdateAck,
+} from '@fedtwin/protocol';
+import type { TableSchema } from '@fedtwin/models';
+import { AggregatorStore, type AggregateRecord, type AggregatorState, type RoundRecord } from './store.ts';
+import type { AggregatorHost, Logger } from './types.ts';
+
+export interface RoundPolicy {
+  /** Aggregates wanted; the federation finishes after this many. */
+  totalRounds: number;
+  /** A round aggregates as soon as this many members contributed. */
+  quorum: number;
+  /** At the deadline a round aggregates if at least this many contributed, else it fails and reopens. */
+  minParticipants: number;
+  /** Seconds a round stays open. */
+  deadlineSeconds: number;
+  /** Members that must have joined before the first round opens (default: quorum). */
+  startAfterJoined?: number;
+}
+
+export interface AggregatorInit {
+  host: AggregatorHost;
+  dataDir: string;
+  consortium: string;
+  members: string[];
+  schema: TableSchema;
+  model: ModelConfig;
+  /** Number of float32 values of the shared sub-model (what members send). */
+  modelValues: number;
+  strategy: string;
+  training: TrainingConfig;
+  rounds: RoundPolicy;
+  logger: Logger;
+  /** For tests: a clock. */
+  now?: () => number;
+}
+
+export interface Aggregator {
+  readonly peerId: string;
+  state(): Promise<AggregatorState>;
+  rounds(): Promise<RoundRecord[]>;
+  aggregates(): Promise<AggregateRecord[]>;
+  /** Resolves when the federation has finished (all rounds aggregated). */
+  finished(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The consortium daemon: admits members, opens rounds, collects updates, sums them and publishes
+ * the sum. It never computes the new model itself: members apply the published sum with the
+ * strategy (so the same code works when the sum is of ciphertexts it cannot read).
+ */
+export async function createAggregator(init: AggregatorInit): Promise<Aggregator> {
+  validatePolicy(init.rounds, init.members.length);
+  const now = init.now ?? Date.now;
+  const log = init.logger;
+  const store = await AggregatorStore.open(init.dataDir);
+  const members = new Set(init.members);
+  const joined = new Set<string>();
+  let state = await store.state();
+  let open: RoundRecord | undefined;
+  let sum: Float64Array | undefined;
+  let deadlineTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let queue: Promise<unknown> = Promise.resolve();
+  const waiters = new Set<() => void>();
+  let resolveFinished!: () => void;
+  const finishedPromise = new Promise<void>((r) => { resolveFinished = r; });
+
+  // Serialise every state transition: handlers run concurrently, the round state may not.
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn, fn);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+  const wakeWaiters = () => { for (const w of [...waiters]) w(); };
+
+  // Resume: an open round continues with the contributions persisted before a crash.
+  if (state.round > 0) {
+    const rec = await store.getRound(state.round);
+    if (rec?.status === 'open') {
+      open = rec;
+      sum = new Float64Array(init.modelValues);
+      const ups = await store.updatesOf(rec.round);
+      for (const c of rec.contributions) {
+        const body = ups.get(c.peer);
+        if (!body) throw new FedtwinError('STATE_CORRUPT', `round ${rec.round}: update of ${c.peer} listed but missing`);
+        addInto(sum, bytesToF32(body));
+      }
+      log.info({ event: 'resume', round: rec.round, contributions: rec.contributions.length }, `resuming round ${rec.round}`);
+      armDeadline();
+    }
+  }
+  if (state.status === 'finished') resolveFinished();
+
+  async function openNextRound(): Promise<void> {
+    if (state.version >= init.rounds.totalRounds) {
+      state = { ...state, status: 'finished' };
+      await store.saveState(state);
+      log.info({ event: 'finished', version: state.version }, `federation finished after ${state.version} rounds`);
+      resolveFinished();
+      wakeWaiters();
+      return;
+    }
+    const t = now();
+    const rec: RoundRecord = {
+      round: state.round + 1, baseVersion: state.version, openedAt: t,
+      deadline: t + init.rounds.deadlineSeconds * 1000, status: 'open', contributions: [],
+    };
+    state = { round: rec.round, version: state.version, status: 'running' };
+    await store.openRound(state, rec);
+    open = rec;
+    sum = new Float64Array(init.modelValues);
+    log.info({ event: 'round-open', round: rec.round, baseVersion: rec.baseVersion, deadline: rec.deadline }, `round ${rec.round} open`);
+    armDeadline();
+    wakeWaiters();
+  }
+
+  function armDeadline(): void {
+    if (deadlineTimer) clearTimeout(deadlineTimer);
+    if (!open) return;
+    const r = open.round;
+    deadlineTimer = setTimeout(() => {
+      void serial(async () => {
+        if (stopped || !open || open.round !== r) return;
+        if (open.contributions.length >= init.rounds.minParticipants) await aggregate('deadline');
+        else await failRound(`deadline passed with ${open.contributions.length} of ${init.rounds.minParticipants} required contributions`);
+      }).catch((err) => log.error({ event: 'deadline-error', err: String(err) }, 'deadline handling failed'));
+    }, Math.max(0, open.deadline - now()));
+    deadlineTimer.unref?.();
+  }
+
+  async function failRound(reason: string): Promise<void> {
+    if (!open) return;
+    const rec: RoundRecord = { ...open, status: 'failed', reason };
+    await store.closeRound(rec, state);
+    log.warn({ event: 'round-failed', round: rec.round, reason }, `round ${rec.round} failed: ${reason}`);
+    open = undefined; sum = undefined;
+    await openNextRound();
+  }
+
+  async function aggregate(trigger: 'quorum' | 'deadline'): Promise<void> {
+    if (!open || !sum) return;
+    const rec: RoundRecord = { ...open, status: 'aggregated' };
+    const version = state.version + 1;
+    const body = f32ToBytes(Float32Array.from(sum));
+    const agg: AggregateRecord = {
+      version, round: rec.round,
+      participants: rec.contributions.map((c) => c.peer),
+      totalWeight: rec.contributions.reduce((a, c) => a + c.weight, 0),
+      values: init.modelValues, baseHash: rec.contributions[0]!.baseHash, createdAt: now(),
+    };
+    state = { ...state, version };
+    await store.closeRound(rec, state, { record: agg, body });
+    log.info({ event: 'round-aggregated', round: rec.round, version, participants: agg.participants.length, trigger },
+      `round ${rec.round} aggregated (${agg.participants.length} members, ${trigger}) → version ${version}`);
+    open = undefined; sum = undefined;
+    await openNextRound();
+  }
+
+  const host = init.host;
+  const requireMember = (peer: string) => {
+    if (!members.has(peer)) throw new FedtwinError('AGG_NOT_MEMBER', `peer ${peer} is not a consortium member`, { hint: 'add its peer ID to the aggregator\'s members list' });
+  };
+
+  host.handle(Protocols.join, {
+    request: JoinRequest,
+    maxBodyBytes: 0,
+    handler: async ({ peer, header }) => {
+      requireMember(peer);
+      joined.add(peer);
+      log.info({ event: 'member-joined', peer, nodeVersion: header.nodeVersion, backend: header.backend }, `member ${peer} joined`);
+      const res: JoinResponse = {
+        consortium: init.consortium, schema: init.schema, model: init.model, strategy: init.strategy,
+        modelValues: init.modelValues, totalRounds: init.rounds.totalRounds,
+      };
+      await serial(async () => {
+        if (state.status === 'waiting' && joined.size >= (init.rounds.startAfterJoined ?? init.rounds.quorum)) await openNextRound();
+      });
+      return { header: res };
+    },
+  });
+
+  host.handle(Protocols.task, {
+    request: TaskRequest,
+    maxBodyBytes: 0,
+    handler: async ({ peer, header }) => {
+      requireMember(peer);
+      const answer = (): TaskResponse | undefined => {
+        if (state.status === 'finished') return { status: 'finished', version: state.version };
+        if (open && open.round > header.afterRound && !open.contributions.some((c) => c.peer === peer)) {
+          return { status: 'open', round: open.round, baseVersion: open.baseVersion, training: init.training, deadline: open.deadline };
+        }
+        return undefined;
+      };
+      let res = answer();
+      if (!res && header.waitMs > 0 && !stopped) {
+        // Long-poll: wake on any state change, or give up after waitMs.
+        await new Promise<void>((resolve) => {
+          const done = () => { waiters.delete(done); clearTimeout(t); resolve(); };
+          const t = setTimeout(done, header.waitMs);
+          waiters.add(done);
+        });
+        res = answer();
+      }
+      return { header: res ?? { status: 'idle', version: state.version } };
+    },
+  });
+
+  host.handle(Protocols.update, {
+    request: UpdateHeader,
+    maxBodyBytes: init.modelValues * 4,
+    handler: async ({ peer, header, body }) => {
+      requireMember(peer);
+      const ack = await serial(async (): Promise<UpdateAck> => {
+        if (!open || open.round !== header.round) {
+          throw new FedtwinError('AGG_ROUND_CLOSED', `round ${header.round} is not open (open: ${open?.round ?? 'none'})`, { hint: 'poll for the next task' });
+        }
+        if (header.baseVersion !== open.baseVersion) {
+          throw new FedtwinError('AGG_VERSION_MISMATCH', `update trained from version ${header.baseVersion}, round ${open.round} is based on ${open.baseVersion}`, { hint: 'fetch the missing aggregates and retrain' });
+        }
+        if (open.contributions.some((c) => c.peer === peer)) {
+          throw new FedtwinError('AGG_DUPLICATE', `member ${peer} already contributed to round ${open.round}`);
+        }
+        const first = open.contributions[0];
+        if (first && first.baseHash !== header.baseHash) {
+          throw new FedtwinError('AGG_BASE_HASH_MISMATCH', `member ${peer} trained from global ${header.baseHash.slice(0, 12)}…, others from ${first.baseHash.slice(0, 12)}…`, { hint: 'the member\'s global model diverged: resync its state' });
+        }
+        if (header.values !== init.modelValues || !body || body.length !== init.modelValues * 4) {
+          throw new FedtwinError('AGG_BAD_UPDATE', `update has ${body?.length ?? 0} bytes, expected ${init.modelValues * 4} (${init.modelValues} float32 values)`);
+        }
+        const values = bytesToF32(body);
+        for (let i = 0; i < values.length; i++) {
+          if (!Number.isFinite(values[i]!)) throw new FedtwinError('AGG_BAD_UPDATE', `update value ${i} is not finite`);
+        }
+        const rec: RoundRecord = {
+          ...open,
+          contributions: [...open.contributions, {
+            peer, weight: header.weight, loss: header.loss, bytes: body.length, baseHash: header.baseHash,
+            trainSeconds: header.trainSeconds, receivedAt: now(),
+          }],
+        };
+        await store.addContribution(rec, peer, body);
+        open = rec;
+        addInto(sum!, values);
+        log.info({ event: 'contribution', round: rec.round, peer, weight: header.weight, loss: header.loss, count: rec.contributions.length },
+          `round ${rec.round}: contribution ${rec.contributions.length}/${init.rounds.quorum} from ${peer.slice(-8)}`);
+        const count = rec.contributions.length;
+        if (count >= init.rounds.quorum) await aggregate('quorum');
+        return { accepted: true, round: rec.round, contributions: count };
+      });
+      return { header: ack };
+    },
+  });
+
+  host.handle(Protocols.aggregate, {
+    request: AggregateRequest,
+    maxBodyBytes: 0,
+    handler: async ({ peer, header }) => {
+      requireMember(peer);
+      const agg = await store.getAggregate(header.version);
+      if (!agg) throw new FedtwinError('AGG_NO_SUCH_VERSION', `no aggregate for version ${header.version} (latest ${state.version})`);
+      const res: AggregateResponse = {
+        version: agg.record.version, round: agg.record.round, participants: agg.record.participants,
+        totalWeight: agg.record.totalWeight, values: agg.record.values, encoding: 'f32le', baseHash: agg.record.baseHash,
+      };
+      return { header: res, body: agg.body };
+    },
+  });
+
+  return {
+    peerId: host.peerId,
+    state: async () => state,
+    rounds: () => store.listRounds(),
+    aggregates: () => store.listAggregates(),
+    finished: () => finishedPromise,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (deadlineTimer) clearTimeout(deadlineTimer);
+      wakeWaiters();
+      await queue.catch(() => undefined);
+      await store.close();
+    },
+  };
+}
+
+function addInto(sum: Float64Array, values: Float32Array): void {
+  for (let i = 0; i < sum.length; i++) sum[i]! += values[i]!;
+}
+
+function validatePolicy(p: RoundPolicy, memberCount: number): void {
+  const bad = (field: string, msg: string) => new FedtwinError('CONFIG_INVALID', `rounds.${field}: ${msg}`, { hint: 'fix the aggregator config' });
+  if (!Number.isInteger(p.totalRounds) || p.totalRounds < 1) throw bad('total', 'must be an integer ≥ 1');
+  if (!Number.isInteger(p.quorum) || p.quorum < 1) throw bad('quorum', 'must be an integer ≥ 1');
+  if (!Number.isInteger(p.minParticipants) || p.minParticipants < 1 || p.minParticipants > p.quorum) throw bad('minParticipants', 'must be an integer between 1 and quorum');
+  if (p.quorum > memberCount) throw bad('quorum', `is ${p.quorum} but only ${memberCount} members are listed`);
+  if (!(p.deadlineSeconds > 0)) throw bad('deadlineSeconds', 'must be > 0');
+}

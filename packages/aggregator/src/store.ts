@@ -1,0 +1,156 @@
+import { Level } from 'level';
+import { FedtwinError } from '@fedtwin/errors';
+
+/** What the aggregator persists about a round. */
+export interface RoundRecord {
+  round: number;
+  baseVersion: number;
+  openedAt: number;
+  deadline: number;
+  status: 'open' | 'aggregated' | 'failed';
+  contributions: ContributionRecord[];
+  /** Why a round failed (e.g. too few participants by the deadline). */
+  reason?: string;
+}
+
+export interface ContributionRecord {
+  peer: string;
+  weight: number;
+  loss: number;
+  bytes: number;
+  baseHash: string;
+  trainSeconds: number;
+  receivedAt: number;
+}
+
+export interface AggregateRecord {
+  version: number;
+  round: number;
+  participants: string[];
+  totalWeight: number;
+  values: number;
+  baseHash: string;
+  createdAt: number;
+}
+
+export interface AggregatorState {
+  /** Highest round number opened so far (0 = none). */
+  round: number;
+  /** Number of aggregates published (the global model's version). */
+  version: number;
+  status: 'waiting' | 'running' | 'finished';
+}
+
+/** Keys sort bytewise: fixed-width big-endian-ish decimal keeps rounds in order. */
+export const roundKey = (r: number): string => r.toString().padStart(12, '0');
+
+/**
+ * Level layout (sublevels): meta/state, rounds/<round>, updates/<round>/<peer> (bytes, kept until
+ * the round is aggregated), aggregates/<version> (record) and aggbody/<version> (bytes).
+ * Every transition is one atomic batch with sync, so a crash leaves the previous or the next state.
+ */
+export class AggregatorStore {
+  readonly db: Level<string, unknown>;
+  private readonly meta;
+  private readonly rounds;
+  private readonly updates;
+  private readonly aggregates;
+  private readonly aggbody;
+
+  private constructor(db: Level<string, unknown>) {
+    this.db = db;
+    this.meta = db.sublevel<string, AggregatorState>('meta', { valueEncoding: 'json' });
+    this.rounds = db.sublevel<string, RoundRecord>('rounds', { valueEncoding: 'json' });
+    this.updates = db.sublevel<string, Uint8Array>('updates', { valueEncoding: 'view' });
+    this.aggregates = db.sublevel<string, AggregateRecord>('aggregates', { valueEncoding: 'json' });
+    this.aggbody = db.sublevel<string, Uint8Array>('aggbody', { valueEncoding: 'view' });
+  }
+
+  static async open(dir: string): Promise<AggregatorStore> {
+    const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
+    try {
+      await db.open();
+    } catch (err) {
+      throw lockedOrCorrupt(dir, err);
+    }
+    return new AggregatorStore(db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  async state(): Promise<AggregatorState> {
+    return (await this.meta.get('state')) ?? { round: 0, version: 0, status: 'waiting' };
+  }
+
+  async getRound(round: number): Promise<RoundRecord | undefined> {
+    return this.rounds.get(roundKey(round));
+  }
+
+  async listRounds(): Promise<RoundRecord[]> {
+    return this.rounds.values().all();
+  }
+
+  async getAggregate(version: number): Promise<{ record: AggregateRecord; body: Uint8Array } | undefined> {
+    const [record, body] = await Promise.all([this.aggregates.get(roundKey(version)), this.aggbody.get(roundKey(version))]);
+    if (record === undefined || body === undefined) return undefined;
+    return { record, body };
+  }
+
+  async listAggregates(): Promise<AggregateRecord[]> {
+    return this.aggregates.values().all();
+  }
+
+  async updatesOf(round: number): Promise<Map<string, Uint8Array>> {
+    const prefix = `${roundKey(round)}/`;
+    const out = new Map<string, Uint8Array>();
+    for await (const [k, v] of this.updates.iterator({ gte: prefix, lt: `${prefix}\xff` })) out.set(k.slice(prefix.length), v);
+    return out;
+  }
+
+  async openRound(state: AggregatorState, record: RoundRecord): Promise<void> {
+    await this.db.batch([
+      { type: 'put', sublevel: this.rounds, key: roundKey(record.round), value: record },
+      { type: 'put', sublevel: this.meta, key: 'state', value: state },
+    ], { sync: true });
+  }
+
+  async saveState(state: AggregatorState): Promise<void> {
+    await this.meta.put('state', state, { sync: true });
+  }
+
+  /** Persists one contribution and the round record that lists it, atomically. */
+  async addContribution(record: RoundRecord, peer: string, body: Uint8Array): Promise<void> {
+    await this.db.batch([
+      { type: 'put', sublevel: this.updates, key: `${roundKey(record.round)}/${peer}`, value: body },
+      { type: 'put', sublevel: this.rounds, key: roundKey(record.round), value: record },
+    ], { sync: true });
+  }
+
+  /** Closes a round: publishes its aggregate (or marks it failed), drops its raw updates, moves state. */
+  async closeRound(record: RoundRecord, state: AggregatorState, aggregate?: { record: AggregateRecord; body: Uint8Array }): Promise<void> {
+    const ops: Parameters<typeof this.db.batch>[0] = [
+      { type: 'put', sublevel: this.rounds, key: roundKey(record.round), value: record },
+      { type: 'put', sublevel: this.meta, key: 'state', value: state },
+    ];
+    for (const c of record.contributions) ops.push({ type: 'del', sublevel: this.updates, key: `${roundKey(record.round)}/${c.peer}` });
+    if (aggregate) {
+      ops.push({ type: 'put', sublevel: this.aggregates, key: roundKey(aggregate.record.version), value: aggregate.record });
+      ops.push({ type: 'put', sublevel: this.aggbody, key: roundKey(aggregate.record.version), value: aggregate.body });
+    }
+    await this.db.batch(ops, { sync: true });
+  }
+}
+
+export function lockedOrCorrupt(dir: string, err: unknown): FedtwinError {
+  const cause = err as { code?: string; cause?: { code?: string } };
+  if (cause.code === 'LEVEL_LOCKED' || cause.cause?.code === 'LEVEL_LOCKED') {
+    return new FedtwinError('STATE_LOCKED', `state directory ${dir} is in use by another process`, {
+      hint: 'stop the daemon that uses it, or give this one its own dataDir', cause: err,
+    });
+  }
+  return new FedtwinError('STATE_OPEN_FAILED', `cannot open state directory ${dir}: ${(err as Error).message}`, {
+    hint: 'check the path and its permissions; restore it from a backup if it is corrupt', cause: err,
+  });
+}

@@ -1,0 +1,122 @@
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { FedtwinError } from '@fedtwin/errors';
+import { createWireHost, loadIdentity } from '@fedtwin/wire';
+import { createAggregator } from '@fedtwin/aggregator';
+import { createNode } from '@fedtwin/node';
+import { createTwinVae, encodeTable, initBackend, type TableSchema } from '@fedtwin/models';
+import { TableSchemaMessage } from '@fedtwin/protocol';
+import { AggregatorConfigSchema, NodeConfigSchema, loadConfigFile, resolveFrom, validateConfig } from '../config.ts';
+import { createLogger } from '../logger.ts';
+
+export function registerDaemonCommands(program: Command): void {
+  program.command('aggregator').description('The consortium daemon').command('start')
+    .description('Start the aggregator: admit members, run rounds, publish aggregates')
+    .requiredOption('--config <file>', 'aggregator config (YAML or JSON)')
+    .action(async (opts: { config: string }) => { await startAggregator(opts.config); });
+
+  program.command('node').description('A site\'s daemon, next to its data').command('start')
+    .description('Start a node: join the consortium, train on local records, contribute updates')
+    .requiredOption('--config <file>', 'node config (YAML or JSON)')
+    .option('--exit-when-done', 'exit when the federation finishes (default: keep running)')
+    .action(async (opts: { config: string; exitWhenDone?: boolean }) => { await startNode(opts.config, opts.exitWhenDone); });
+}
+
+async function startAggregator(configPath: string): Promise<void> {
+  const { config, baseDir } = await loadConfigFile(configPath, AggregatorConfigSchema);
+  const log = createLogger('aggregator', config.log.level);
+  const backend = await initBackend();
+  log.info({ event: 'start', nodeVersion: process.version, backend: backend.name }, `fedtwin aggregator on Node ${process.version}, tfjs backend ${backend.name}`);
+  const schema = await loadSchema(config.schema, baseDir);
+  const modelValues = sharedModelSize(schema, config.model);
+  const privateKey = await loadIdentity(resolveFrom(baseDir, config.identity));
+  const members = new Set(config.members);
+  const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => members.has(peer), logger: log });
+  const dataDir = resolveFrom(baseDir, config.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const aggregator = await createAggregator({
+    host, dataDir: `${dataDir}/state`, consortium: config.consortium, members: config.members, schema, model: config.model,
+    modelValues, strategy: config.strategy, training: config.training,
+    rounds: { totalRounds: config.rounds.total, quorum: config.rounds.quorum, minParticipants: config.rounds.minParticipants, deadlineSeconds: config.rounds.deadlineSeconds },
+    logger: log,
+  });
+  const addrs = host.addrs();
+  await writeFile(`${dataDir}/listening.json`, JSON.stringify({ peerId: host.peerId, addrs }, null, 2));
+  log.info({ event: 'listening', peerId: host.peerId, addrs, members: config.members.length, modelValues }, `aggregator ${host.peerId} listening on ${addrs.join(', ')}`);
+  const shutdown = once(async (signal: string) => {
+    log.info({ event: 'stopping', signal }, `stopping (${signal})`);
+    await writeStats(`${dataDir}/result.json`, { peerId: host.peerId, bytes: host.bytes(), state: await aggregator.state(), rounds: await aggregator.rounds(), backend: backend.name, nodeVersion: process.version });
+    await aggregator.stop();
+    await host.stop();
+  });
+  await new Promise<void>((resolve) => {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void shutdown(sig).then(resolve); });
+    void aggregator.finished().then(async () => {
+      await writeStats(`${dataDir}/result.json`, { peerId: host.peerId, bytes: host.bytes(), state: await aggregator.state(), rounds: await aggregator.rounds(), backend: backend.name, nodeVersion: process.version });
+    });
+  });
+}
+
+async function startNode(configPath: string, exitFlag?: boolean): Promise<void> {
+  const { config, baseDir } = await loadConfigFile(configPath, NodeConfigSchema);
+  const log = createLogger('node', config.log.level);
+  const backend = await initBackend();
+  log.info({ event: 'start', nodeVersion: process.version, backend: backend.name }, `fedtwin node on Node ${process.version}, tfjs backend ${backend.name}`);
+  const privateKey = await loadIdentity(resolveFrom(baseDir, config.identity));
+  const aggregatorId = config.aggregator.peerId;
+  const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => peer === aggregatorId, logger: log });
+  const address = config.aggregator.address.includes('/p2p/') ? config.aggregator.address : `${config.aggregator.address}/p2p/${aggregatorId}`;
+  await host.dial(address);
+  log.info({ event: 'listening', peerId: host.peerId, aggregator: aggregatorId }, `node ${host.peerId} connected to aggregator ${aggregatorId}`);
+  const dataDir = resolveFrom(baseDir, config.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const node = await createNode({
+    host, aggregator: aggregatorId, dataDir: `${dataDir}/state`, csvPath: resolveFrom(baseDir, config.data.csv), backend: backend.name, logger: log,
+    synthetic: config.synthetic && { ...config.synthetic, out: resolveFrom(baseDir, config.synthetic.out) },
+    resultPath: config.result ? resolveFrom(baseDir, config.result) : `${dataDir}/result.json`,
+    bytes: () => host.bytes(), seed: config.seed,
+  });
+  const stop = once(async () => { await node.stop(); await host.stop(); });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { log.info({ event: 'stopping', signal: sig }, `stopping (${sig})`); void stop(); });
+  try {
+    await node.run();
+  } finally {
+    if (exitFlag ?? config.exitWhenDone) await stop();
+  }
+  if (!(exitFlag ?? config.exitWhenDone)) {
+    log.info({ event: 'idle' }, 'federation finished; staying up (Ctrl-C to stop)');
+    await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+  }
+}
+
+export async function loadSchema(schema: string | object, baseDir: string): Promise<TableSchema> {
+  if (typeof schema !== 'string') return schema as TableSchema;
+  const path = resolveFrom(baseDir, schema);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new FedtwinError('CONFIG_INVALID', `schema file ${path}: ${(err as Error).message}`, { hint: 'point "schema" at a JSON table schema (fedtwin sim writes one as schema.json)' });
+  }
+  return validateConfig(raw, TableSchemaMessage, `schema ${path}`) as TableSchema;
+}
+
+/** Shared sub-model size for a schema and model config: what every member's update must have. */
+export function sharedModelSize(schema: TableSchema, model: { latentDim: number; hidden: number; sharedLayers?: string[]; seed: number }): number {
+  const layout = encodeTable({ schema, rows: [] });
+  const vae = createTwinVae({ width: layout.width, segments: layout.segments, classes: layout.classes, latentDim: model.latentDim, hidden: model.hidden, sharedLayers: model.sharedLayers, seed: model.seed });
+  try {
+    return vae.sharedSize;
+  } finally {
+    vae.dispose();
+  }
+}
+
+async function writeStats(path: string, stats: object): Promise<void> {
+  await writeFile(path, JSON.stringify(stats, null, 2));
+}
+
+function once<A extends unknown[]>(fn: (...a: A) => Promise<void>): (...a: A) => Promise<void> {
+  let p: Promise<void> | undefined;
+  return (...a) => (p ??= fn(...a));
+}

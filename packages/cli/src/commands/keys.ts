@@ -1,0 +1,22 @@
+import type { Command } from 'commander';
+import { access } from 'node:fs/promises';
+import { FedtwinError } from '@fedtwin/errors';
+import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
+
+export function registerKeysCommands(program: Command): void {
+  const keys = program.command('keys').description('Identities and keys');
+  keys.command('generate')
+    .description('Create a persisted Ed25519 identity and print its peer ID (put it on the consortium allowlist)')
+    .requiredOption('--out <file>', 'where to write the key (mode 0600)')
+    .option('--force', 'overwrite an existing file')
+    .option('--json', 'print {"peerId","file"} as JSON')
+    .action(async (opts: { out: string; force?: boolean; json?: boolean }) => {
+      if (!opts.force && await access(opts.out).then(() => true, () => false)) {
+        throw new FedtwinError('KEYS_EXISTS', `${opts.out} already exists`, { hint: 'pass --force to replace it (the old peer ID is lost), or choose another path' });
+      }
+      const key = await generateIdentity();
+      await saveIdentity(opts.out, key);
+      const peerId = peerIdOf(key);
+      process.stdout.write(opts.json ? `${JSON.stringify({ peerId, file: opts.out })}\n` : `${peerId}\n`);
+    });
+}

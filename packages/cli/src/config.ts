@@ -1,0 +1,82 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+import { FedtwinError } from '@fedtwin/errors';
+import { ModelConfigMessage, TableSchemaMessage, TrainingConfigMessage } from '@fedtwin/protocol';
+
+/** Config files are YAML or JSON; every field is documented in docs/configuration.md. */
+
+const multiaddr = z.string().regex(/^\/(ip4|ip6|dns4|dns6)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/[1-9A-HJ-NP-Za-km-z]+)?$/, 'must be a multiaddr like /ip4/127.0.0.1/tcp/9400');
+const peerId = z.string().regex(/^(12D3Koo|Qm)[1-9A-HJ-NP-Za-km-z]{20,}$/, 'must be a libp2p peer ID (fedtwin keys generate prints it)');
+const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info');
+
+export const AggregatorConfigSchema = z.object({
+  consortium: z.string().min(1).max(200).default('fedtwin'),
+  dataDir: z.string().min(1),
+  identity: z.string().min(1),
+  listen: z.array(multiaddr).min(1).default(['/ip4/127.0.0.1/tcp/9400']),
+  members: z.array(peerId).min(1),
+  schema: z.union([z.string().min(1), TableSchemaMessage]),
+  model: ModelConfigMessage.default({ kind: 'vae', latentDim: 8, hidden: 64, seed: 42 }),
+  strategy: z.enum(['fedavg']).default('fedavg'),
+  training: TrainingConfigMessage.default({ epochs: 5, batchSize: 32, learningRate: 0.003 }),
+  rounds: z.object({
+    total: z.number().int().min(1).max(100_000),
+    quorum: z.number().int().min(1),
+    minParticipants: z.number().int().min(1),
+    deadlineSeconds: z.number().positive().max(7 * 24 * 3600),
+  }).strict(),
+  log: z.object({ level: logLevel }).strict().default({ level: 'info' }),
+}).strict();
+export type AggregatorConfig = z.infer<typeof AggregatorConfigSchema>;
+
+export const NodeConfigSchema = z.object({
+  dataDir: z.string().min(1),
+  identity: z.string().min(1),
+  listen: z.array(multiaddr).default(['/ip4/127.0.0.1/tcp/0']),
+  aggregator: z.object({ peerId, address: multiaddr }).strict(),
+  data: z.object({ csv: z.string().min(1) }).strict(),
+  synthetic: z.object({
+    rows: z.number().int().min(1).max(10_000_000),
+    out: z.string().min(1),
+    classProbs: z.record(z.string(), z.number().min(0)).optional(),
+  }).strict().optional(),
+  exitWhenDone: z.boolean().default(false),
+  seed: z.number().int().min(0).default(1),
+  result: z.string().optional(),
+  log: z.object({ level: logLevel }).strict().default({ level: 'info' }),
+}).strict();
+export type NodeConfig = z.infer<typeof NodeConfigSchema>;
+
+/** Reads, parses and validates a config file; relative paths in it resolve against its folder. */
+export async function loadConfigFile<S extends z.ZodType>(path: string, schema: S): Promise<{ config: z.infer<S>; baseDir: string }> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new FedtwinError('CONFIG_NOT_FOUND', `cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'pass --config with the path of a YAML or JSON config file' });
+  }
+  if (text.length > 4 * 1024 * 1024) throw new FedtwinError('CONFIG_INVALID', `config file ${path} is larger than 4 MiB`);
+  let raw: unknown;
+  try {
+    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new FedtwinError('CONFIG_PARSE', `config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`, { hint: 'fix the syntax at the position given' });
+  }
+  return { config: validateConfig(raw, schema, path), baseDir: dirname(resolve(path)) };
+}
+
+export function validateConfig<S extends z.ZodType>(raw: unknown, schema: S, source: string): z.infer<S> {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const first = parsed.error.issues[0]!;
+  const field = first.path.length ? first.path.join('.') : '(top level)';
+  const all = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`);
+  throw new FedtwinError('CONFIG_INVALID', `${source}: field "${field}": ${first.message}`, {
+    hint: `fix the field named above (see docs/configuration.md)${all.length > 1 ? `; other problems: ${all.slice(1).join('; ')}` : ''}`,
+    details: { issues: all },
+  });
+}
+
+export const resolveFrom = (baseDir: string, p: string): string => resolve(baseDir, p);

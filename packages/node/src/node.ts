@@ -1,0 +1,242 @@
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
+import {
+  AggregateResponse, JoinResponse, MAX_TASK_WAIT_MS, Protocols, TaskResponse, UpdateAck, bytesToF32, f32ToBytes,
+  type UpdateHeader,
+} from '@fedtwin/protocol';
+import { createStrategy, versionHash, type Strategy } from '@fedtwin/strategy';
+import {
+  createTwinVae, decodeRows, encodeTable, parseCsv, tableFromCsv, toCsv,
+  type EncodedTable, type Table, type TableSchema, type TwinVae,
+} from '@fedtwin/models';
+import { NodeStore, type NodeState } from './store.ts';
+import type { Logger, NodeHost } from './types.ts';
+
+export interface SyntheticOutput {
+  /** Rows to generate when the federation finishes. */
+  rows: number;
+  /** CSV file to write them to. */
+  out: string;
+  /** Class mix to generate (category → probability); default: this site's own label mix. */
+  classProbs?: Record<string, number>;
+}
+
+export interface NodeInit {
+  host: NodeHost;
+  /** Aggregator's peer ID (the host must be able to reach it: dialled or with a known address). */
+  aggregator: string;
+  dataDir: string;
+  /** The site's records (CSV); validated against the consortium's schema at join. */
+  csvPath: string;
+  backend: string;
+  logger: Logger;
+  synthetic?: SyntheticOutput;
+  /** Where to write a JSON summary (losses, bytes) when the federation finishes. */
+  resultPath?: string;
+  /** Return from run() when the federation finishes (default true). */
+  exitWhenDone?: boolean;
+  /** For tests and sims: crash on purpose after this many contributions (simulates a dying site). */
+  bytes?: () => { sent: number; received: number };
+  seed?: number;
+}
+
+export interface FedtwinNode {
+  readonly peerId: string;
+  /** Joins and takes part in rounds until the federation finishes (or stop() is called). */
+  run(): Promise<NodeRunResult>;
+  stop(): Promise<void>;
+}
+
+export interface NodeRunResult {
+  version: number;
+  hash: string;
+  contributions: number;
+  losses: Array<{ round: number; losses: number[] }>;
+  syntheticRows: number;
+}
+
+const RPC_TIMEOUT_MS = 120_000;
+
+/**
+ * A hospital's daemon: trains the consortium's model on local records, sends only the shared
+ * sub-model's update, and applies the published aggregates. Raw records never leave this process.
+ */
+export async function createNode(init: NodeInit): Promise<FedtwinNode> {
+  const log = init.logger;
+  const host = init.host;
+  const store = await NodeStore.open(init.dataDir);
+  const abort = new AbortController();
+  let stopped = false;
+  let vae: TwinVae | undefined;
+
+  const call = <S extends Parameters<NodeHost['request']>[3]['response']>(name: string, header: unknown, response: S, opts: { body?: Uint8Array; maxBodyBytes?: number; timeoutMs?: number } = {}) =>
+    host.request(init.aggregator, name, { header, body: opts.body }, {
+      response, maxBodyBytes: opts.maxBodyBytes ?? 0, timeoutMs: opts.timeoutMs ?? RPC_TIMEOUT_MS, signal: abort.signal,
+    });
+
+  async function run(): Promise<NodeRunResult> {
+    const csvText = await readCsvFile(init.csvPath);
+    const { header: join } = await call(Protocols.join, { nodeVersion: process.version, backend: init.backend }, JoinResponse);
+    log.info({ event: 'joined', consortium: join.consortium, strategy: join.strategy, modelValues: join.modelValues }, `joined consortium ${join.consortium}`);
+    const schema = join.schema as TableSchema;
+    const { header: csvHeader, rows } = parseCsv(csvText);
+    const table: Table = tableFromCsv(csvHeader, rows, schema);
+    const data: EncodedTable = encodeTable(table);
+    if (data.rows < 1) throw new FedtwinError('DATA_EMPTY', `${init.csvPath} has no records`);
+    log.info({ event: 'data-loaded', rows: data.rows, columns: schema.columns.length }, `loaded ${data.rows} records from ${init.csvPath}`);
+
+    const strategy: Strategy = createStrategy(join.strategy);
+    vae = createTwinVae({
+      width: data.width, segments: data.segments, classes: data.classes,
+      latentDim: join.model.latentDim, hidden: join.model.hidden, sharedLayers: join.model.sharedLayers, seed: join.model.seed,
+    });
+    if (vae.sharedSize !== join.modelValues) {
+      throw new FedtwinError('NODE_MODEL_MISMATCH', `local shared model has ${vae.sharedSize} values, the consortium's ${join.modelValues}`, { hint: 'run the same fedtwin version as the aggregator' });
+    }
+
+    // Durable state: the global model this member holds. Version 0 is the seeded initial model,
+    // identical on every member.
+    let global: Float32Array;
+    let state: NodeState;
+    const saved = await store.load();
+    if (saved) {
+      global = bytesToF32(saved.global);
+      state = saved.state;
+      if (saved.private) vae.setPrivateWeights(bytesToF32(saved.private));
+      log.info({ event: 'resume', version: state.version, lastRound: state.lastRound }, `resuming at global version ${state.version}`);
+    } else {
+      global = vae.getSharedWeights();
+      state = { version: 0, hash: versionHash(global), lastRound: 0, contributions: [], losses: [] };
+      await store.save(state, f32ToBytes(global), f32ToBytes(vae.getPrivateWeights()));
+    }
+
+    const catchUp = async (target: number): Promise<void> => {
+      while (state.version < target) {
+        const v = state.version + 1;
+        const { header: agg, body } = await call(Protocols.aggregate, { version: v }, AggregateResponse, { maxBodyBytes: join.modelValues * 4 });
+        if (agg.version !== v || agg.values !== global.length || !body || body.length !== global.length * 4) {
+          throw new FedtwinError('NODE_BAD_AGGREGATE', `aggregate for version ${v} has the wrong shape`);
+        }
+        if (agg.baseHash !== state.hash) {
+          throw new FedtwinError('NODE_DIVERGED', `aggregate ${v} was built on global ${agg.baseHash.slice(0, 12)}…, this member holds ${state.hash.slice(0, 12)}…`, { hint: 'this member\'s state diverged from the consortium: remove its dataDir to resync' });
+        }
+        global = strategy.applyAggregate(global, Float64Array.from(bytesToF32(body)), agg.totalWeight, agg.participants.length);
+        state = { ...state, version: v, hash: versionHash(global) };
+        await store.save(state, f32ToBytes(global));
+        log.info({ event: 'global-updated', version: v, hash: state.hash, participants: agg.participants.length }, `applied aggregate → global version ${v}`);
+      }
+    };
+
+    while (!stopped) {
+      let task: TaskResponse;
+      try {
+        ({ header: task } = await call(Protocols.task, { afterRound: state.lastRound, waitMs: MAX_TASK_WAIT_MS }, TaskResponse, { timeoutMs: MAX_TASK_WAIT_MS + 30_000 }));
+      } catch (err) {
+        if (stopped) break;
+        if (isFedtwinError(err) && (err.code === 'WIRE_TIMEOUT' || err.code === 'WIRE_UNREACHABLE')) {
+          log.warn({ event: 'aggregator-unreachable', code: err.code }, 'aggregator unreachable; retrying');
+          await sleep(2000, abort.signal);
+          continue;
+        }
+        throw err;
+      }
+      if (task.status === 'idle') continue;
+      if (task.status === 'finished') {
+        await catchUp(task.version);
+        log.info({ event: 'federation-finished', version: state.version, hash: state.hash }, `federation finished at global version ${state.version}`);
+        break;
+      }
+      await catchUp(task.baseVersion);
+      if (state.version !== task.baseVersion) {
+        throw new FedtwinError('NODE_DIVERGED', `round ${task.round} is based on version ${task.baseVersion}, this member holds ${state.version}`);
+      }
+      // Train from the current global weights; send only the shared sub-model's change.
+      const t0 = performance.now();
+      vae.setSharedWeights(global);
+      const { losses } = await vae.trainEpochs(data, { ...task.training, seed: (init.seed ?? 1) * 1_000_003 + task.round });
+      const trainSeconds = (performance.now() - t0) / 1000;
+      const local = vae.getSharedWeights();
+      const delta = new Float32Array(local.length);
+      for (let i = 0; i < local.length; i++) delta[i] = local[i]! - global[i]!;
+      const update = strategy.encodeUpdate(delta, data.rows);
+      const loss = losses.at(-1) ?? NaN;
+      const header: UpdateHeader = {
+        round: task.round, baseVersion: task.baseVersion, baseHash: state.hash, weight: update.weight,
+        values: update.values.length, encoding: 'f32le', loss: Number.isFinite(loss) ? loss : 0, trainSeconds,
+      };
+      try {
+        const { header: ack } = await call(Protocols.update, header, UpdateAck, { body: f32ToBytes(update.values) });
+        state = {
+          ...state, lastRound: task.round,
+          contributions: [...state.contributions, { round: task.round, baseVersion: task.baseVersion, loss: header.loss, weight: update.weight, trainSeconds, at: Date.now() }],
+          losses: [...state.losses, { round: task.round, losses }],
+        };
+        log.info({ event: 'contributed', round: task.round, loss: header.loss, trainSeconds, contributions: ack.contributions }, `round ${task.round}: update sent (loss ${header.loss.toFixed(4)}, trained ${trainSeconds.toFixed(1)} s)`);
+      } catch (err) {
+        if (!isFedtwinError(err) || !err.code.startsWith('AGG_')) throw err;
+        // The aggregator declined (round closed, version moved on): skip this round, keep going.
+        state = { ...state, lastRound: task.round };
+        log.warn({ event: 'update-declined', round: task.round, code: err.code, reason: err.message }, `round ${task.round}: update declined: ${err.message}`);
+      }
+      await store.save(state, f32ToBytes(global), f32ToBytes(vae.getPrivateWeights()));
+    }
+
+    let syntheticRows = 0;
+    if (init.synthetic && !stopped) {
+      vae.setSharedWeights(global);
+      const probs = classProbabilities(data, init.synthetic.classProbs);
+      const gen = vae.generate(init.synthetic.rows, { classProbs: probs, seed: (init.seed ?? 1) + 7 });
+      const synthRows = decodeRows(schema, gen.x, gen.cond);
+      await mkdir(dirname(init.synthetic.out), { recursive: true });
+      await writeFile(init.synthetic.out, toCsv(schema.columns.map((c) => c.name), synthRows));
+      syntheticRows = synthRows.length;
+      log.info({ event: 'synthetic-written', rows: syntheticRows, out: init.synthetic.out }, `wrote ${syntheticRows} synthetic records to ${init.synthetic.out}`);
+    }
+    const result: NodeRunResult = { version: state.version, hash: state.hash, contributions: state.contributions.length, losses: state.losses, syntheticRows };
+    if (init.resultPath) {
+      await mkdir(dirname(init.resultPath), { recursive: true });
+      await writeFile(init.resultPath, JSON.stringify({ peerId: host.peerId, ...result, contributionsDetail: state.contributions, bytes: init.bytes?.(), backend: init.backend, nodeVersion: process.version }, null, 2));
+    }
+    return result;
+  }
+
+  return {
+    peerId: host.peerId,
+    run,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      abort.abort();
+      vae?.dispose();
+      await store.close();
+    },
+  };
+}
+
+function classProbabilities(data: EncodedTable, declared?: Record<string, number>): number[] {
+  if (declared) {
+    const p = data.classes.map((c) => declared[c] ?? 0);
+    const s = p.reduce((a, b) => a + b, 0);
+    if (!(s > 0)) throw new FedtwinError('CONFIG_INVALID', 'synthetic.classProbs gives no class a positive probability', { hint: `name some of: ${data.classes.join(', ')}` });
+    return p.map((x) => x / s);
+  }
+  const counts = new Array<number>(data.classes.length).fill(0);
+  for (const c of data.cond) counts[c]!++;
+  return counts.map((c) => c / data.rows);
+}
+
+async function readCsvFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new FedtwinError('DATA_NOT_FOUND', `cannot read records file ${path}: ${(err as Error).message}`, { hint: 'set data.csv in the node config to the site\'s CSV export', cause: err });
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+}

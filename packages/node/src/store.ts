@@ -1,0 +1,67 @@
+import { Level } from 'level';
+import { FedtwinError } from '@fedtwin/errors';
+
+export interface NodeState {
+  /** Global model version this member holds (number of aggregates applied). */
+  version: number;
+  /** Version hash of those global weights. */
+  hash: string;
+  /** Highest round this member has handled (contributed to or skipped). */
+  lastRound: number;
+  /** Rounds this member contributed to, with what it reported. */
+  contributions: Array<{ round: number; baseVersion: number; loss: number; weight: number; trainSeconds: number; at: number }>;
+  /** Loss per epoch of each round's local training, for reports. */
+  losses: Array<{ round: number; losses: number[] }>;
+}
+
+/**
+ * A member's durable state: the global weights it holds, its private sub-model and what it has
+ * contributed. Each transition is one atomic, synced batch, so a restart resumes where it stopped
+ * and never contributes twice to a round.
+ */
+export class NodeStore {
+  private readonly db: Level<string, unknown>;
+  private readonly meta;
+  private readonly blobs;
+
+  private constructor(db: Level<string, unknown>) {
+    this.db = db;
+    this.meta = db.sublevel<string, NodeState>('meta', { valueEncoding: 'json' });
+    this.blobs = db.sublevel<string, Uint8Array>('blobs', { valueEncoding: 'view' });
+  }
+
+  static async open(dir: string): Promise<NodeStore> {
+    const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
+    try {
+      await db.open();
+    } catch (err) {
+      const code = (err as { code?: string; cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code;
+      if (code === 'LEVEL_LOCKED') {
+        throw new FedtwinError('STATE_LOCKED', `state directory ${dir} is in use by another process`, { hint: 'stop the other node daemon or give this one its own dataDir', cause: err });
+      }
+      throw new FedtwinError('STATE_OPEN_FAILED', `cannot open state directory ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    return new NodeStore(db);
+  }
+
+  async load(): Promise<{ state: NodeState; global: Uint8Array; private: Uint8Array | undefined } | undefined> {
+    const state = await this.meta.get('state');
+    if (!state) return undefined;
+    const global = await this.blobs.get('global');
+    if (!global) throw new FedtwinError('STATE_CORRUPT', 'node state lists a global model but its weights are missing', { hint: 'delete the dataDir to start over (the member re-syncs from the aggregator)' });
+    return { state, global, private: await this.blobs.get('private') };
+  }
+
+  async save(state: NodeState, global: Uint8Array, priv?: Uint8Array): Promise<void> {
+    const ops: Parameters<typeof this.db.batch>[0] = [
+      { type: 'put', sublevel: this.meta, key: 'state', value: state },
+      { type: 'put', sublevel: this.blobs, key: 'global', value: global },
+    ];
+    if (priv) ops.push({ type: 'put', sublevel: this.blobs, key: 'private', value: priv });
+    await this.db.batch(ops, { sync: true });
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * fedtwin's round protocol: the messages members and the aggregator exchange, as zod schemas, with
+ * the size caps the receiver checks before reading a body. Transport-agnostic; @fedtwin/wire moves
+ * them as `/fedtwin/<name>/1.0.0` request/response streams.
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = '1.0.0';
+
+/** Protocol names (the wire layer prefixes `/fedtwin/` and suffixes the version). */
+export const Protocols = {
+  join: 'join',
+  task: 'task',
+  update: 'update',
+  aggregate: 'aggregate',
+} as const;
+
+/** The largest shared model an aggregator accepts, in values (float32). 64M values = 256 MiB. */
+export const MAX_MODEL_VALUES = 64 * 1024 * 1024;
+/** A long-poll for the next task never waits longer than this. */
+export const MAX_TASK_WAIT_MS = 30_000;
+
+const peerId = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'must be a base58 peer ID');
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
+
+const numericColumn = z.object({
+  name: z.string().min(1).max(200),
+  kind: z.literal('numeric'),
+  min: z.number().finite(),
+  max: z.number().finite(),
+  integer: z.boolean(),
+  decimals: z.number().int().min(0).max(12),
+}).strict();
+const categoricalColumn = z.object({
+  name: z.string().min(1).max(200),
+  kind: z.literal('categorical'),
+  categories: z.array(z.string().max(200)).min(1).max(1000),
+}).strict();
+
+export const TableSchemaMessage = z.object({
+  columns: z.array(z.discriminatedUnion('kind', [numericColumn, categoricalColumn])).min(2).max(2000),
+  target: z.string().min(1),
+}).strict();
+
+export const ModelConfigMessage = z.object({
+  kind: z.literal('vae'),
+  latentDim: z.number().int().min(1).max(512),
+  hidden: z.number().int().min(4).max(4096),
+  sharedLayers: z.array(z.string()).optional(),
+  seed: z.number().int().min(0).max(2 ** 31 - 1),
+}).strict();
+export type ModelConfig = z.infer<typeof ModelConfigMessage>;
+
+export const TrainingConfigMessage = z.object({
+  epochs: z.number().int().min(1).max(10_000),
+  batchSize: z.number().int().min(1).max(65_536),
+  learningRate: z.number().positive().max(10),
+}).strict();
+export type TrainingConfig = z.infer<typeof TrainingConfigMessage>;
+
+// --- join: a member introduces itself and learns the consortium's schema and model ---------------
+export const JoinRequest = z.object({
+  nodeVersion: z.string().max(40),
+  backend: z.string().max(40),
+}).strict();
+export type JoinRequest = z.infer<typeof JoinRequest>;
+
+export const JoinResponse = z.object({
+  consortium: z.string().max(200),
+  schema: TableSchemaMessage,
+  model: ModelConfigMessage,
+  strategy: z.string().max(40),
+  modelValues: z.number().int().min(1).max(MAX_MODEL_VALUES),
+  totalRounds: z.number().int().min(1),
+}).strict();
+export type JoinResponse = z.infer<typeof JoinResponse>;
+
+// --- task: long-poll for the next round to train --------------------------------------------------
+export const TaskRequest = z.object({
+  afterRound: z.number().int().min(0),
+  waitMs: z.number().int().min(0).max(MAX_TASK_WAIT_MS),
+}).strict();
+export type TaskRequest = z.infer<typeof TaskRequest>;
+
+export const TaskResponse = z.discriminatedUnion('status', [
+  z.object({
+    status: z.literal('open'),
+    round: z.number().int().min(1),
+    /** Number of aggregates applied to the initial model: train from global version `baseVersion`. */
+    baseVersion: z.number().int().min(0),
+    training: TrainingConfigMessage,
+    deadline: z.number().int(),
+  }).strict(),
+  z.object({ status: z.literal('idle'), version: z.number().int().min(0) }).strict(),
+  z.object({ status: z.literal('finished'), version: z.number().int().min(0) }).strict(),
+]);
+export type TaskResponse = z.infer<typeof TaskResponse>;
+
+// --- update: a member's contribution to a round (body: the encoded update) ------------------------
+export const UpdateHeader = z.object({
+  round: z.number().int().min(1),
+  baseVersion: z.number().int().min(0),
+  /** Version hash of the global weights the member trained from (all members must agree). */
+  baseHash: hex64,
+  /** Weight of this update in the strategy (FedAvg: sample count). */
+  weight: z.number().positive().max(1e12),
+  values: z.number().int().min(1).max(MAX_MODEL_VALUES),
+  encoding: z.literal('f32le'),
+  loss: z.number().finite(),
+  trainSeconds: z.number().min(0),
+}).strict();
+export type UpdateHeader = z.infer<typeof UpdateHeader>;
+
+export const UpdateAck = z.object({ accepted: z.literal(true), round: z.number().int(), contributions: z.number().int() }).strict();
+export type UpdateAck = z.infer<typeof UpdateAck>;
+
+// --- aggregate: the published sum that turns global version v-1 into v ----------------------------
+export const AggregateRequest = z.object({ version: z.number().int().min(1) }).strict();
+export const AggregateResponse = z.object({
+  version: z.number().int().min(1),
+  round: z.number().int().min(1),
+  participants: z.array(peerId).min(1),
+  totalWeight: z.number().positive(),
+  values: z.number().int().min(1).max(MAX_MODEL_VALUES),
+  encoding: z.literal('f32le'),
+  /** Hash every participant reported for the base it trained from. */
+  baseHash: hex64,
+}).strict();
+export type AggregateResponse = z.infer<typeof AggregateResponse>;
+
+export { peerId as PeerIdString, hex64 as Hex64 };
+
+/** Float32 values ↔ little-endian bytes, the body encoding of updates and aggregates. */
+export function f32ToBytes(values: Float32Array): Uint8Array {
+  if (isLittleEndian()) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const out = new Uint8Array(values.length * 4);
+  const view = new DataView(out.buffer);
+  values.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  return out;
+}
+
+export function bytesToF32(bytes: Uint8Array): Float32Array {
+  const out = new Float32Array(bytes.length / 4);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+  return out;
+}
+
+function isLittleEndian(): boolean {
+  return new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+}

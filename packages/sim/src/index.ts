@@ -1,0 +1,4 @@
+export { runSimulation, DEFAULT_SIM_OPTIONS } from './sim.ts';
+export type { SimOptions, SimReport } from './sim.ts';
+export { renderHtmlReport } from './report-html.ts';
+export type { ColumnHistogram } from './report-html.ts';

@@ -1,0 +1,111 @@
+import { writeFile } from 'node:fs/promises';
+import type { SimReport } from './sim.ts';
+
+export interface ColumnHistogram {
+  name: string;
+  kind: 'numeric' | 'categorical';
+  labels: string[];
+  real: number[];
+  synthetic: number[];
+}
+
+/** A self-contained HTML report (inline SVG, no scripts, no network): loss per round per node,
+ *  per-column real-vs-synthetic distributions, utility bars. */
+export async function writeHtmlReport(path: string, r: SimReport, hists: ColumnHistogram[]): Promise<void> {
+  await writeFile(path, renderHtmlReport(r, hists));
+}
+
+export function renderHtmlReport(r: SimReport, hists: ColumnHistogram[]): string {
+  const u = r.utility;
+  const bars = [
+    { label: 'TRTR (real → real)', value: u.trtrAuc, color: '#555' },
+    { label: 'TSTR centralized', value: u.tstrAuc.centralized, color: '#2a7' },
+    { label: 'TSTR federated', value: u.tstrAuc.federated, color: '#27c' },
+    { label: 'TSTR local-only (mean)', value: u.tstrAuc.localOnly, color: '#c72' },
+  ];
+  const kb = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>fedtwin simulation report — ${esc(r.dataset)}</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse}td,th{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align:right}th:first-child,td:first-child{text-align:left}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:.8rem}
+.card{border:1px solid #e3e3e3;border-radius:6px;padding:.4rem .6rem}.muted{color:#777}
+.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
+</style></head><body>
+<h1>fedtwin simulation — ${esc(r.dataset)}</h1>
+<p class="muted">${r.nodes} nodes · ${r.rounds} rounds · seed ${r.seed} · target <code>${esc(r.target)}</code> · Node ${esc(r.nodeVersion)} · tfjs backend ${esc(r.backend)} · wall ${r.wallSeconds.toFixed(1)} s</p>
+<h2>Utility: does federating beat training alone?</h2>
+<p>AUC of a logistic regression trained on synthetic data (TSTR) or real training data (TRTR), tested on the held-out real test set (${r.split.testRows} rows).</p>
+${barChart(bars)}
+<table><tr><th>node</th><th>rows</th><th>classes</th><th>TSTR AUC local-only</th></tr>
+${r.split.rowsPerNode.map((n, i) => `<tr><td>${i}</td><td>${n}</td><td>${esc(JSON.stringify(r.split.classesPerNode[i]))}</td><td>${fmt(u.tstrAuc.localOnlyPerNode[i])}</td></tr>`).join('')}
+</table>
+<h2>Training loss per round</h2>
+${lineChart(r.lossPerRound.map((n, i) => ({ name: `node ${n.node}`, color: palette(i), points: n.rounds.map((p) => [p.round, p.loss] as [number, number]) })))}
+<h2>Fidelity: real vs synthetic, per column</h2>
+<p>Mean score ${fmt(r.fidelity.mean)} (KS complement for numeric columns, TV complement for categorical; 1 = identical). Correlation-matrix distance ${fmt(r.fidelity.correlationDistance)} (0 = identical).</p>
+<p class="legend"><span style="background:#999"></span>real training data<span style="background:#27c"></span>synthetic (federated)</p>
+<div class="grid">${hists.map((h) => {
+    const score = r.fidelity.columns.find((c) => c.name === h.name)?.score;
+    return `<div class="card"><b>${esc(h.name)}</b> <span class="muted">${fmt(score)}</span>${histogram(h)}</div>`;
+  }).join('')}</div>
+<h2>Bytes on the wire</h2>
+<table><tr><th>party</th><th>sent</th><th>received</th></tr>
+${r.bytes.nodes.map((b) => `<tr><td>node ${b.node}</td><td>${kb(b.sent)}</td><td>${kb(b.received)}</td></tr>`).join('')}
+<tr><td>aggregator</td><td>${kb(r.bytes.aggregator.sent)}</td><td>${kb(r.bytes.aggregator.received)}</td></tr></table>
+<h2>Timing</h2>
+<table><tr><th>what</th><th>seconds</th></tr>
+<tr><td>federation (processes up to last node done)</td><td>${r.timing.federatedSeconds.toFixed(1)}</td></tr>
+<tr><td>baselines (local-only + centralized, in-process)</td><td>${r.timing.baselinesSeconds.toFixed(1)}</td></tr>
+${r.timing.roundSeconds.map((s, i) => `<tr><td>round ${i + 1} (open → aggregate; slowest local training ${fmt(r.timing.trainSecondsPerRound[i], 2)})</td><td>${s.toFixed(2)}</td></tr>`).join('')}
+</table>
+</body></html>
+`;
+}
+
+function barChart(bars: Array<{ label: string; value: number; color: string }>): string {
+  const w = 640, rowH = 28, left = 190, h = bars.length * rowH + 24;
+  const x = (v: number) => left + (w - left - 50) * Math.max(0, Math.min(1, v));
+  return `<svg width="${w}" height="${h}" role="img" aria-label="utility bars">
+${[0, 0.25, 0.5, 0.75, 1].map((t) => `<line x1="${x(t)}" x2="${x(t)}" y1="0" y2="${h - 18}" stroke="#eee"/><text x="${x(t)}" y="${h - 4}" font-size="11" text-anchor="middle" fill="#777">${t}</text>`).join('')}
+${bars.map((b, i) => `<text x="${left - 8}" y="${i * rowH + 18}" font-size="12" text-anchor="end">${esc(b.label)}</text>
+<rect x="${left}" y="${i * rowH + 5}" width="${Math.max(0, x(b.value) - left)}" height="18" fill="${b.color}"/>
+<text x="${x(b.value) + 4}" y="${i * rowH + 18}" font-size="12">${fmt(b.value)}</text>`).join('\n')}
+</svg>`;
+}
+
+function lineChart(series: Array<{ name: string; color: string; points: Array<[number, number]> }>): string {
+  const w = 640, h = 260, l = 50, b = 30, t = 10, rgt = 110;
+  const pts = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y));
+  if (!pts.length) return '<p class="muted">no loss recorded</p>';
+  const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)], [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  const sx = (v: number) => l + ((w - l - rgt) * (v - x0)) / Math.max(1e-9, x1 - x0);
+  const sy = (v: number) => t + ((h - t - b) * (y1 - v)) / Math.max(1e-9, y1 - y0);
+  return `<svg width="${w}" height="${h}" role="img" aria-label="loss per round">
+<line x1="${l}" y1="${h - b}" x2="${w - rgt}" y2="${h - b}" stroke="#999"/><line x1="${l}" y1="${t}" x2="${l}" y2="${h - b}" stroke="#999"/>
+<text x="${l}" y="${h - 8}" font-size="11" fill="#777">round ${x0}</text><text x="${w - rgt}" y="${h - 8}" font-size="11" text-anchor="end" fill="#777">round ${x1}</text>
+<text x="${l - 4}" y="${t + 10}" font-size="11" text-anchor="end" fill="#777">${fmt(y1, 3)}</text><text x="${l - 4}" y="${h - b}" font-size="11" text-anchor="end" fill="#777">${fmt(y0, 3)}</text>
+${series.map((s, i) => `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${s.points.filter(([, y]) => Number.isFinite(y)).map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>
+<text x="${w - rgt + 8}" y="${t + 14 + i * 16}" font-size="12" fill="${s.color}">${esc(s.name)}</text>`).join('\n')}
+</svg>`;
+}
+
+function histogram(hist: ColumnHistogram): string {
+  const w = 230, h = 90, n = hist.labels.length;
+  const sr = hist.real.reduce((a, b) => a + b, 0) || 1, ss = hist.synthetic.reduce((a, b) => a + b, 0) || 1;
+  const real = hist.real.map((v) => v / sr), syn = hist.synthetic.map((v) => v / ss);
+  const max = Math.max(...real, ...syn, 1e-9);
+  const bw = w / n;
+  return `<svg width="${w}" height="${h + 14}" role="img" aria-label="${esc(hist.name)} histogram">
+${real.map((v, i) => `<rect x="${(i * bw).toFixed(1)}" y="${(h - (h * v) / max).toFixed(1)}" width="${(bw / 2).toFixed(1)}" height="${((h * v) / max).toFixed(1)}" fill="#999"/>`).join('')}
+${syn.map((v, i) => `<rect x="${(i * bw + bw / 2).toFixed(1)}" y="${(h - (h * v) / max).toFixed(1)}" width="${(bw / 2).toFixed(1)}" height="${((h * v) / max).toFixed(1)}" fill="#27c"/>`).join('')}
+<text x="0" y="${h + 12}" font-size="10" fill="#777">${esc(hist.labels[0] ?? '')}</text><text x="${w}" y="${h + 12}" font-size="10" text-anchor="end" fill="#777">${esc(hist.labels[n - 1] ?? '')}</text>
+</svg>`;
+}
+
+const palette = (i: number) => ['#27c', '#c72', '#2a7', '#a3c', '#c33', '#777', '#0aa', '#b90'][i % 8]!;
+const fmt = (v: number | undefined, d = 3) => (v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d));
+const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);

@@ -1,0 +1,274 @@
+import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { FedtwinError } from '@fedtwin/errors';
+import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
+import {
+  createTwinVae, decodeRows, dirichletSplit, encodeTable, fidelityReport, columnHistograms, initBackend, inferSchema,
+  loadDataset, parseCsv, tableFromCsv, toCsv, trainTestSplit, trtrAuc, tstrAuc,
+  type EncodedTable, type Table, type TableSchema,
+} from '@fedtwin/models';
+import { startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from './processes.ts';
+import { createProgress } from './progress.ts';
+import { writeHtmlReport } from './report-html.ts';
+
+export interface SimOptions {
+  dataset: string;
+  target?: string;
+  nodes: number;
+  rounds: number;
+  out: string;
+  seed: number;
+  alpha: number;
+  testFraction: number;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  latentDim: number;
+  hidden: number;
+  deadlineSeconds: number;
+  /** Overall limit for the federated part, seconds. */
+  timeoutSeconds: number;
+  /** Progress to stderr: 'auto' (bar on a TTY, lines otherwise), 'lines', 'none'. */
+  progress: 'auto' | 'lines' | 'none';
+}
+
+export const DEFAULT_SIM_OPTIONS: SimOptions = {
+  dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
+  epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
+  progress: 'auto',
+};
+
+export interface SimReport {
+  dataset: string;
+  target: string;
+  nodes: number;
+  rounds: number;
+  seed: number;
+  backend: string;
+  nodeVersion: string;
+  split: { alpha: number; testFraction: number; trainRows: number; testRows: number; rowsPerNode: number[]; classesPerNode: Array<Record<string, number>> };
+  utility: {
+    trtrAuc: number;
+    tstrAuc: { federated: number; localOnly: number; localOnlyPerNode: number[]; centralized: number };
+  };
+  fidelity: {
+    columns: Array<{ name: string; kind: string; metric: string; score: number }>;
+    mean: number;
+    correlationDistance: number;
+  };
+  training: { epochsPerRound: number; batchSize: number; learningRate: number; latentDim: number; hidden: number; modelValues: number };
+  lossPerRound: Array<{ node: number; peerId: string; rounds: Array<{ round: number; loss: number }> }>;
+  rounds_: Array<{ round: number; status: string; participants: number; openedAt: number; closedAt?: number }>;
+  bytes: { nodes: Array<{ node: number; sent: number; received: number }>; aggregator: { sent: number; received: number } };
+  timing: { federatedSeconds: number; baselinesSeconds: number; roundSeconds: number[]; trainSecondsPerRound: number[] };
+  wallSeconds: number;
+}
+
+/**
+ * A researcher's simulation: one aggregator and N nodes as separate OS processes on 127.0.0.1,
+ * a seeded non-IID split of a real data set, then federated vs local-only vs centralized.
+ */
+export async function runSimulation(opts: SimOptions): Promise<{ report: SimReport; outDir: string }> {
+  validateOptions(opts);
+  const t0 = performance.now();
+  const out = resolve(opts.out);
+  await mkdir(out, { recursive: true });
+  const progress = createProgress(opts.progress);
+  const backend = await initBackend();
+  progress.log(`fedtwin sim: Node ${process.version}, tfjs backend ${backend.name}; output in ${out}`);
+
+  // --- data: schema, held-out test set, non-IID split ------------------------------------------
+  const ds = await loadDataset(opts.dataset);
+  const target = opts.target ?? ds.defaultTarget;
+  if (!target) throw new FedtwinError('SIM_BAD_ARGUMENT', `dataset ${ds.name} has no default target`, { hint: `pass --target with one of: ${ds.header.join(', ')}` });
+  if (!ds.header.includes(target)) throw new FedtwinError('SIM_BAD_ARGUMENT', `--target ${target} is not a column of ${ds.name}`, { hint: `choose one of: ${ds.header.join(', ')}` });
+  const schema: TableSchema = inferSchema(ds.header, ds.rows, { target });
+  const full: Table = tableFromCsv(ds.header, ds.rows, schema);
+  const fullEnc = encodeTable(full);
+  const { train, test } = trainTestSplit(full.rows.length, opts.testFraction, opts.seed, Array.from(fullEnc.cond));
+  const trainLabels = train.map((i) => fullEnc.cond[i]!);
+  const parts = dirichletSplit(trainLabels, opts.nodes, opts.alpha, opts.seed);
+  const shardRows = parts.map((p) => p.map((j) => train[j]!));
+  const pick = (idx: number[]): Table => ({ schema, rows: idx.map((i) => full.rows[i]!) });
+  const trainTable = pick(train);
+  const testTable = pick(test);
+  const colNames = schema.columns.map((c) => c.name);
+  await writeFile(join(out, 'schema.json'), JSON.stringify(schema, null, 2));
+  await writeFile(join(out, 'test.csv'), toCsv(colNames, testTable.rows));
+  await writeFile(join(out, 'split.json'), JSON.stringify({ seed: opts.seed, alpha: opts.alpha, testFraction: opts.testFraction, test, nodes: shardRows }, null, 0));
+  const classOf = (t: Table) => countClasses(t, schema);
+  const pooledProbs = normalise(classOf(trainTable));
+  progress.log(`data: ${ds.name} (${full.rows.length} rows, target ${target}); test ${test.length}; shards ${shardRows.map((s) => s.length).join('/')} (Dirichlet α=${opts.alpha}, seed ${opts.seed})`);
+
+  // --- identities and configs --------------------------------------------------------------------
+  const aggDir = join(out, 'aggregator');
+  await rm(aggDir, { recursive: true, force: true });
+  await mkdir(aggDir, { recursive: true });
+  const aggKey = await generateIdentity();
+  await saveIdentity(join(aggDir, 'identity.key'), aggKey);
+  const nodeIds: string[] = [];
+  for (let i = 0; i < opts.nodes; i++) {
+    const dir = join(out, 'nodes', String(i));
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    const key = await generateIdentity();
+    await saveIdentity(join(dir, 'identity.key'), key);
+    nodeIds.push(peerIdOf(key));
+    await writeFile(join(dir, 'data.csv'), toCsv(colNames, pick(shardRows[i]!).rows));
+  }
+  const quorum = opts.nodes;
+  const aggConfig = {
+    consortium: `sim-${ds.name}`, dataDir: '.', identity: 'identity.key', listen: ['/ip4/127.0.0.1/tcp/0'],
+    members: nodeIds, schema: '../schema.json',
+    model: { kind: 'vae', latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed },
+    strategy: 'fedavg', training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate },
+    rounds: { total: opts.rounds, quorum, minParticipants: Math.max(1, Math.ceil(opts.nodes / 2)), deadlineSeconds: opts.deadlineSeconds },
+    log: { level: 'info' },
+  };
+  await writeFile(join(aggDir, 'config.json'), JSON.stringify(aggConfig, null, 2));
+
+  // --- the federation, as real processes ---------------------------------------------------------
+  const daemons: Daemon[] = [];
+  const roundTimes = new Map<number, { opened: number; closed?: number; participants?: number; status?: string }>();
+  let done = 0;
+  const tFed = performance.now();
+  try {
+    const agg = startDaemon('aggregator', ['aggregator', 'start', '--config', join(aggDir, 'config.json')], (e: LogEvent) => {
+      if (e.event === 'round-open') roundTimes.set(Number(e.round), { opened: performance.now() });
+      if (e.event === 'round-aggregated' || e.event === 'round-failed') {
+        const r = roundTimes.get(Number(e.round));
+        if (r) Object.assign(r, { closed: performance.now(), participants: Number(e.participants ?? 0), status: e.event === 'round-aggregated' ? 'aggregated' : 'failed' });
+        if (e.event === 'round-aggregated') done = Number(e.version);
+      }
+      if (e.event === 'contribution' || e.event === 'round-aggregated' || e.event === 'round-open' || e.event === 'round-failed') {
+        progress.update({ round: done, total: opts.rounds, contributions: Number(e.count ?? 0), nodes: opts.nodes, msg: String(e.msg ?? '') });
+      }
+    }, createWriteStream(join(aggDir, 'aggregator.log')));
+    daemons.push(agg);
+    const listening = await waitFor('the aggregator to listen', async () => {
+      if (agg.child.exitCode !== null) throw daemonFailed(agg);
+      return readFile(join(aggDir, 'listening.json'), 'utf8').then((t) => JSON.parse(t) as { peerId: string; addrs: string[] }, () => undefined);
+    }, 60_000);
+    const address = listening.addrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) ?? listening.addrs[0]!;
+    for (let i = 0; i < opts.nodes; i++) {
+      const dir = join(out, 'nodes', String(i));
+      const nodeConfig = {
+        dataDir: '.', identity: 'identity.key', listen: ['/ip4/127.0.0.1/tcp/0'],
+        aggregator: { peerId: listening.peerId, address }, data: { csv: 'data.csv' },
+        synthetic: { rows: Math.max(1, Math.round(train.length * shardRows[i]!.length / train.length)), out: 'synthetic.csv', classProbs: pooledProbs },
+        exitWhenDone: true, seed: opts.seed * 100 + i, result: 'result.json', log: { level: 'info' },
+      };
+      await writeFile(join(dir, 'config.json'), JSON.stringify(nodeConfig, null, 2));
+      daemons.push(startDaemon(`node ${i}`, ['node', 'start', '--config', join(dir, 'config.json')], () => undefined, createWriteStream(join(dir, 'node.log'))));
+    }
+    const nodeDaemons = daemons.slice(1);
+    const deadline = setTimeout(() => { for (const d of daemons) d.child.kill('SIGKILL'); }, opts.timeoutSeconds * 1000);
+    const codes = await Promise.all(nodeDaemons.map((d) => d.exited));
+    clearTimeout(deadline);
+    const failed = codes.map((c, i) => ({ c, d: nodeDaemons[i]! })).filter((x) => x.c !== 0);
+    if (failed.length) throw daemonFailed(failed[0]!.d, failed[0]!.c);
+    await stopDaemon(agg);
+  } finally {
+    for (const d of daemons) await stopDaemon(d, 3000);
+    progress.done();
+  }
+  const federatedSeconds = (performance.now() - tFed) / 1000;
+
+  // --- gather the federation's outputs -------------------------------------------------------------
+  const nodeResults = await Promise.all(nodeIds.map(async (_, i) => JSON.parse(await readFile(join(out, 'nodes', String(i), 'result.json'), 'utf8')) as NodeResultFile));
+  const aggResult = JSON.parse(await readFile(join(aggDir, 'result.json'), 'utf8')) as AggResultFile;
+  const synthParts = await Promise.all(nodeIds.map(async (_, i) => {
+    const { header, rows } = parseCsv(await readFile(join(out, 'nodes', String(i), 'synthetic.csv'), 'utf8'));
+    return tableFromCsv(header, rows, schema);
+  }));
+  const synthetic: Table = { schema, rows: synthParts.flatMap((t) => t.rows) };
+  await writeFile(join(out, 'synthetic.csv'), toCsv(colNames, synthetic.rows));
+
+  // --- baselines in this process: local-only (each shard alone) and centralized (pooled) ----------
+  progress.log('baselines: training local-only and centralized models for comparison');
+  const tBase = performance.now();
+  const totalEpochs = opts.epochs * opts.rounds;
+  const trainAndSynth = async (t: Table, seed: number): Promise<Table> => {
+    const enc = encodeTable(t);
+    const vae = createTwinVae({ width: enc.width, segments: enc.segments, classes: enc.classes, latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed });
+    try {
+      await vae.trainEpochs(enc, { epochs: totalEpochs, batchSize: opts.batchSize, learningRate: opts.learningRate, seed });
+      const gen = vae.generate(train.length, { classProbs: enc.classes.map((c) => pooledProbs[c] ?? 0), seed: seed + 7 });
+      return { schema, rows: decodeRows(schema, gen.x, gen.cond) };
+    } finally {
+      vae.dispose();
+    }
+  };
+  const localAucs: number[] = [];
+  for (let i = 0; i < opts.nodes; i++) {
+    const synth = await trainAndSynth(pick(shardRows[i]!), opts.seed * 100 + i);
+    localAucs.push(tstrAuc(synth, testTable).auc);
+  }
+  const centralSynth = await trainAndSynth(trainTable, opts.seed);
+  const centralized = tstrAuc(centralSynth, testTable).auc;
+  const baselinesSeconds = (performance.now() - tBase) / 1000;
+
+  const fidelity = fidelityReport(trainTable, synthetic);
+  const report: SimReport = {
+    dataset: ds.name, target, nodes: opts.nodes, rounds: opts.rounds, seed: opts.seed,
+    backend: backend.name, nodeVersion: process.version,
+    split: {
+      alpha: opts.alpha, testFraction: opts.testFraction, trainRows: train.length, testRows: test.length,
+      rowsPerNode: shardRows.map((s) => s.length), classesPerNode: shardRows.map((s) => classOf(pick(s))),
+    },
+    utility: {
+      trtrAuc: trtrAuc(trainTable, testTable).auc,
+      tstrAuc: { federated: tstrAuc(synthetic, testTable).auc, localOnly: mean(localAucs), localOnlyPerNode: localAucs, centralized },
+    },
+    fidelity,
+    training: { epochsPerRound: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate, latentDim: opts.latentDim, hidden: opts.hidden, modelValues: Number(nodeResults[0]?.modelValues ?? 0) },
+    lossPerRound: nodeResults.map((r, i) => ({ node: i, peerId: r.peerId, rounds: r.losses.map((l) => ({ round: l.round, loss: l.losses.at(-1) ?? NaN })) })),
+    rounds_: [...roundTimes.entries()].map(([round, r]) => ({ round, status: r.status ?? 'open', participants: r.participants ?? 0, openedAt: r.opened, closedAt: r.closed })),
+    bytes: { nodes: nodeResults.map((r, i) => ({ node: i, sent: r.bytes?.sent ?? 0, received: r.bytes?.received ?? 0 })), aggregator: aggResult.bytes },
+    timing: {
+      federatedSeconds, baselinesSeconds,
+      roundSeconds: [...roundTimes.values()].filter((r) => r.closed).map((r) => (r.closed! - r.opened) / 1000),
+      trainSecondsPerRound: aggResult.rounds.filter((r) => r.status === 'aggregated').map((r) => Math.max(...r.contributions.map((c) => c.trainSeconds))),
+    },
+    wallSeconds: (performance.now() - t0) / 1000,
+  };
+  await writeFile(join(out, 'report.json'), JSON.stringify(report, null, 2));
+  await writeHtmlReport(join(out, 'report.html'), report, columnHistograms(trainTable, synthetic, 20));
+  return { report, outDir: out };
+}
+
+interface NodeResultFile { peerId: string; losses: Array<{ round: number; losses: number[] }>; bytes?: { sent: number; received: number }; modelValues?: number }
+interface AggResultFile { bytes: { sent: number; received: number }; rounds: Array<{ round: number; status: string; contributions: Array<{ trainSeconds: number }> }> }
+
+function daemonFailed(d: Daemon, code?: number | null): FedtwinError {
+  return new FedtwinError('SIM_DAEMON_FAILED', `${d.name} exited${code === undefined ? '' : ` with code ${code}`}: ${d.stderrTail().split('\n').slice(-6).join(' | ') || 'no error output'}`, {
+    hint: 'see the log files under the output directory (aggregator/aggregator.log, nodes/<i>/node.log)',
+  });
+}
+
+function countClasses(t: Table, schema: TableSchema): Record<string, number> {
+  const ti = schema.columns.findIndex((c) => c.name === schema.target);
+  const counts: Record<string, number> = {};
+  for (const r of t.rows) counts[String(r[ti])] = (counts[String(r[ti])] ?? 0) + 1;
+  return counts;
+}
+
+function normalise(counts: Record<string, number>): Record<string, number> {
+  const s = Object.values(counts).reduce((a, b) => a + b, 0);
+  return Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, v / s]));
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+function validateOptions(o: SimOptions): void {
+  const bad = (name: string, msg: string) => new FedtwinError('SIM_BAD_ARGUMENT', `--${name} ${msg}`, { hint: 'see fedtwin sim --help' });
+  if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 64) throw bad('nodes', 'must be an integer between 1 and 64');
+  if (!Number.isInteger(o.rounds) || o.rounds < 1 || o.rounds > 1000) throw bad('rounds', 'must be an integer between 1 and 1000');
+  if (!Number.isInteger(o.seed) || o.seed < 0) throw bad('seed', 'must be a non-negative integer');
+  if (!(o.alpha > 0)) throw bad('alpha', 'must be > 0');
+  if (!(o.testFraction > 0 && o.testFraction < 1)) throw bad('test-fraction', 'must be in (0, 1)');
+  if (!Number.isInteger(o.epochs) || o.epochs < 1) throw bad('epochs', 'must be an integer ≥ 1');
+}
+
+export type { EncodedTable };
