@@ -1,5 +1,5 @@
 export { createAggregator } from './aggregator.ts';
 export type { Aggregator, AggregatorInit, RoundPolicy } from './aggregator.ts';
-export type { AggregatorHost, Logger, RpcHandlerSpec, RpcRequestContext } from './types.ts';
+export type { AggregatorHost, Logger } from './types.ts';
 export { AggregatorStore } from './store.ts';
 export type { AggregateRecord, AggregatorState, ContributionRecord, RoundRecord } from './store.ts';

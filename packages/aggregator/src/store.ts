@@ -1,4 +1,6 @@
-import { Level } from 'level';
+import { Level, type BatchOperation } from 'level';
+
+type Ops = Array<BatchOperation<Level<string, unknown>, string, unknown>>;
 import { FedtwinError } from '@fedtwin/errors';
 
 /** What the aggregator persists about a round. */
@@ -113,11 +115,11 @@ export class AggregatorStore {
     await this.db.batch([
       { type: 'put', sublevel: this.rounds, key: roundKey(record.round), value: record },
       { type: 'put', sublevel: this.meta, key: 'state', value: state },
-    ], { sync: true });
+    ] as Ops, { sync: true });
   }
 
   async saveState(state: AggregatorState): Promise<void> {
-    await this.meta.put('state', state, { sync: true });
+    await this.db.batch([{ type: 'put', sublevel: this.meta, key: 'state', value: state }] as Ops, { sync: true });
   }
 
   /** Persists one contribution and the round record that lists it, atomically. */
@@ -125,12 +127,12 @@ export class AggregatorStore {
     await this.db.batch([
       { type: 'put', sublevel: this.updates, key: `${roundKey(record.round)}/${peer}`, value: body },
       { type: 'put', sublevel: this.rounds, key: roundKey(record.round), value: record },
-    ], { sync: true });
+    ] as Ops, { sync: true });
   }
 
   /** Closes a round: publishes its aggregate (or marks it failed), drops its raw updates, moves state. */
   async closeRound(record: RoundRecord, state: AggregatorState, aggregate?: { record: AggregateRecord; body: Uint8Array }): Promise<void> {
-    const ops: Parameters<typeof this.db.batch>[0] = [
+    const ops: Ops = [
       { type: 'put', sublevel: this.rounds, key: roundKey(record.round), value: record },
       { type: 'put', sublevel: this.meta, key: 'state', value: state },
     ];

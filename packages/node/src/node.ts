@@ -1,4 +1,5 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import type { z } from 'zod';
 import { dirname } from 'node:path';
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import {
@@ -70,8 +71,8 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
   let stopped = false;
   let vae: TwinVae | undefined;
 
-  const call = <S extends Parameters<NodeHost['request']>[3]['response']>(name: string, header: unknown, response: S, opts: { body?: Uint8Array; maxBodyBytes?: number; timeoutMs?: number } = {}) =>
-    host.request(init.aggregator, name, { header, body: opts.body }, {
+  const call = <Res>(name: string, header: unknown, response: z.ZodType<Res>, opts: { body?: Uint8Array; maxBodyBytes?: number; timeoutMs?: number } = {}) =>
+    host.request<unknown, Res>(init.aggregator, name, { header, body: opts.body }, {
       response, maxBodyBytes: opts.maxBodyBytes ?? 0, timeoutMs: opts.timeoutMs ?? RPC_TIMEOUT_MS, signal: abort.signal,
     });
 

@@ -1,4 +1,6 @@
-import { Level } from 'level';
+import { Level, type BatchOperation } from 'level';
+
+type Ops = Array<BatchOperation<Level<string, unknown>, string, unknown>>;
 import { FedtwinError } from '@fedtwin/errors';
 
 export interface NodeState {
@@ -53,7 +55,7 @@ export class NodeStore {
   }
 
   async save(state: NodeState, global: Uint8Array, priv?: Uint8Array): Promise<void> {
-    const ops: Parameters<typeof this.db.batch>[0] = [
+    const ops: Ops = [
       { type: 'put', sublevel: this.meta, key: 'state', value: state },
       { type: 'put', sublevel: this.blobs, key: 'global', value: global },
     ];

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
+const KEYS = ['scheme', 'bytesPerValue', 'ratioToFloat32', 'encryptMsPerMillion', 'aggregateMsPerUpdatePerMillion', 'decryptMsPerMillion', 'maxAbsError'];
+
+describe('fedtwin bench he', () => {
+  it('prints one JSON object with both schemes and the documented keys', async () => {
+    const { stdout } = await run(process.execPath, [bin, 'bench', 'he', '--values', '20000', '--updates', '3', '--json'], { maxBuffer: 1 << 20 });
+    const r = JSON.parse(stdout) as Record<string, unknown>;
+    expect(Object.keys(r).sort()).toEqual(['baseline', 'fedtwin', 'updates', 'values']);
+    expect(r.values).toBe(20000);
+    expect(r.updates).toBe(3);
+    for (const side of ['fedtwin', 'baseline'] as const) {
+      const f = r[side] as Record<string, unknown>;
+      expect(Object.keys(f).sort()).toEqual([...KEYS].sort());
+      expect(typeof f.scheme).toBe('string');
+      for (const k of KEYS.slice(1)) expect(Number.isFinite(f[k])).toBe(true);
+      expect(f.ratioToFloat32).toBeCloseTo((f.bytesPerValue as number) / 4, 2);
+    }
+    const ours = r.fedtwin as Record<string, number>;
+    const base = r.baseline as Record<string, number>;
+    // Sizes are deterministic: 5 chunks × (52 + 20480 + 65) + 52 bytes for 20,000 values.
+    expect(ours.bytesPerValue).toBeCloseTo((52 + 5 * (52 + 20480 + 65)) / 20000, 3);
+    expect(base.bytesPerValue).toBeGreaterThan(8 * ours.bytesPerValue);
+    // Quantization error of a sum of 3 updates is at most 3 / scale (scale = 32767 for clip 1).
+    expect(ours.maxAbsError).toBeLessThanOrEqual(3 / 32767);
+    expect(base.maxAbsError).toBeLessThan(1e-4);
+  });
+
+  it('exits 2 with a message on a bad argument', async () => {
+    const err = await run(process.execPath, [bin, 'bench', 'he', '--values', '0', '--json']).catch((e: { code: number; stderr: string; stdout: string }) => e);
+    expect((err as { code: number }).code).toBe(2);
+    expect((err as { stderr: string }).stderr).toContain('--values');
+    expect((err as { stdout: string }).stdout).toBe('');
+  });
+});

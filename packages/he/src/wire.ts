@@ -1,0 +1,149 @@
+// fedtwin's HE wire form: fixed-size chunks (one ciphertext each) inside an update container.
+// Every field is checked before SEAL sees a byte; sizes are exact, so nothing is allocated from
+// an attacker-chosen length.
+import { FedtwinError } from '@fedtwin/errors';
+import type { HeContext } from './context.ts';
+import { packedSize } from './bits.ts';
+import { SEAL_SEED_BYTES } from './context.ts';
+
+export const WIRE_VERSION = 1;
+/** Chunk kinds: a fresh seeded ciphertext from a member, or a sum from the aggregator. */
+export const KIND_FRESH = 1;
+export const KIND_SUM = 2;
+export type ChunkKind = typeof KIND_FRESH | typeof KIND_SUM;
+
+const CHUNK_MAGIC = 0x45485446; // "FTHE" little-endian
+const UPDATE_MAGIC = 0x55485446; // "FTHU"
+/** magic 4 | version 1 | kind 1 | reserved 2 | paramsId 32 | index u32 | slots u32 | addends u32 */
+export const CHUNK_HEADER_BYTES = 52;
+/** magic 4 | version 1 | kind 1 | reserved 2 | paramsId 32 | valueCount u32 | chunkCount u32 | addends u32 */
+export const UPDATE_HEADER_BYTES = 52;
+/** SEAL's PRNG id for Blake2xb, the only generator we accept in a seed. */
+export const PRNG_BLAKE2XB = 1;
+
+export interface ChunkHeader {
+  kind: ChunkKind;
+  index: number;
+  slots: number;
+  addends: number;
+}
+
+export interface UpdateHeader {
+  kind: ChunkKind;
+  valueCount: number;
+  chunkCount: number;
+  addends: number;
+}
+
+function malformed(message: string, details?: Record<string, unknown>): never {
+  throw new FedtwinError('HE_MALFORMED_CIPHERTEXT', message, {
+    hint: 'the sender is buggy, malicious, or uses other HE parameters; drop this message',
+    details,
+  });
+}
+
+/** Bytes of one chunk of this kind under ctx's parameters (fixed: the body does not depend on the data). */
+export function chunkSize(ctx: HeContext, kind: ChunkKind): number {
+  const n = ctx.slotCount;
+  return kind === KIND_FRESH
+    ? CHUNK_HEADER_BYTES + packedSize(n, ctx.c0Bits) + 1 + SEAL_SEED_BYTES
+    : CHUNK_HEADER_BYTES + 2 * packedSize(n, ctx.qBits);
+}
+
+export function writeChunkHeader(ctx: HeContext, out: Uint8Array, off: number, h: ChunkHeader): void {
+  const dv = new DataView(out.buffer, out.byteOffset + off, CHUNK_HEADER_BYTES);
+  dv.setUint32(0, CHUNK_MAGIC, true);
+  dv.setUint8(4, WIRE_VERSION);
+  dv.setUint8(5, h.kind);
+  dv.setUint16(6, 0, true);
+  out.set(ctx.paramsId, off + 8);
+  dv.setUint32(40, h.index, true);
+  dv.setUint32(44, h.slots, true);
+  dv.setUint32(48, h.addends, true);
+}
+
+function samePrefix(a: Uint8Array, aOff: number, id: Uint8Array): boolean {
+  for (let i = 0; i < id.length; i++) if (a[aOff + i] !== id[i]) return false;
+  return true;
+}
+
+/** Parses and checks a chunk header at `off`; the caller has checked the buffer holds a whole chunk. */
+export function readChunkHeader(ctx: HeContext, bytes: Uint8Array, off: number): ChunkHeader {
+  if (bytes.length - off < CHUNK_HEADER_BYTES) malformed(`chunk truncated: ${bytes.length - off} bytes, header alone is ${CHUNK_HEADER_BYTES}`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset + off, CHUNK_HEADER_BYTES);
+  if (dv.getUint32(0, true) !== CHUNK_MAGIC) malformed('not a fedtwin HE chunk (bad magic)');
+  if (dv.getUint8(4) !== WIRE_VERSION) malformed(`unsupported chunk version ${dv.getUint8(4)}`);
+  const kind = dv.getUint8(5);
+  if (kind !== KIND_FRESH && kind !== KIND_SUM) malformed(`unknown chunk kind ${kind}`);
+  if (dv.getUint16(6, true) !== 0) malformed('reserved chunk bits set');
+  if (!samePrefix(bytes, off + 8, ctx.paramsId)) {
+    malformed('chunk was made under other HE parameters (parameters id mismatch)', { expected: ctx.paramsIdHex });
+  }
+  const index = dv.getUint32(40, true);
+  const slots = dv.getUint32(44, true);
+  const addends = dv.getUint32(48, true);
+  if (slots < 1 || slots > ctx.slotCount) malformed(`chunk slot count ${slots} outside [1, ${ctx.slotCount}]`);
+  if (addends < 1 || addends > ctx.params.maxParticipants) malformed(`chunk sums ${addends} updates, outside [1, ${ctx.params.maxParticipants}]`);
+  if (kind === KIND_FRESH && addends !== 1) malformed('a fresh chunk must have addends = 1');
+  return { kind, index, slots, addends };
+}
+
+export function writeUpdateHeader(ctx: HeContext, out: Uint8Array, h: UpdateHeader): void {
+  const dv = new DataView(out.buffer, out.byteOffset, UPDATE_HEADER_BYTES);
+  dv.setUint32(0, UPDATE_MAGIC, true);
+  dv.setUint8(4, WIRE_VERSION);
+  dv.setUint8(5, h.kind);
+  dv.setUint16(6, 0, true);
+  out.set(ctx.paramsId, 8);
+  dv.setUint32(40, h.valueCount, true);
+  dv.setUint32(44, h.chunkCount, true);
+  dv.setUint32(48, h.addends, true);
+}
+
+/** Size of a whole update container; lets callers cap a download before reading it. */
+export function updateSize(ctx: HeContext, kind: ChunkKind, valueCount: number): number {
+  return UPDATE_HEADER_BYTES + Math.ceil(valueCount / ctx.slotCount) * chunkSize(ctx, kind);
+}
+
+/**
+ * Checks an update container's header and exact length (no allocation), and every chunk header.
+ * Coefficient ranges are checked when the chunk is unpacked (see scheme.ts).
+ */
+export function readUpdateHeader(ctx: HeContext, bytes: Uint8Array, expectKind?: ChunkKind): UpdateHeader {
+  if (!(bytes instanceof Uint8Array)) malformed('update must be a Uint8Array');
+  if (bytes.length < UPDATE_HEADER_BYTES) malformed(`update truncated: ${bytes.length} bytes, header alone is ${UPDATE_HEADER_BYTES}`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, UPDATE_HEADER_BYTES);
+  if (dv.getUint32(0, true) !== UPDATE_MAGIC) malformed('not a fedtwin HE update (bad magic)');
+  if (dv.getUint8(4) !== WIRE_VERSION) malformed(`unsupported update version ${dv.getUint8(4)}`);
+  const kind = dv.getUint8(5);
+  if (kind !== KIND_FRESH && kind !== KIND_SUM) malformed(`unknown update kind ${kind}`);
+  if (expectKind !== undefined && kind !== expectKind) malformed(`expected a ${expectKind === KIND_FRESH ? 'fresh update' : 'sum'}, got kind ${kind}`);
+  if (dv.getUint16(6, true) !== 0) malformed('reserved update bits set');
+  if (!samePrefix(bytes, 8, ctx.paramsId)) malformed('update was made under other HE parameters (parameters id mismatch)', { expected: ctx.paramsIdHex });
+  const valueCount = dv.getUint32(40, true);
+  const chunkCount = dv.getUint32(44, true);
+  const addends = dv.getUint32(48, true);
+  if (valueCount < 1 || valueCount > ctx.params.maxValues) malformed(`update declares ${valueCount} values, outside [1, ${ctx.params.maxValues}]`);
+  if (chunkCount !== Math.ceil(valueCount / ctx.slotCount)) malformed(`update declares ${chunkCount} chunks for ${valueCount} values`);
+  if (addends < 1 || addends > ctx.params.maxParticipants) malformed(`update sums ${addends} updates, outside [1, ${ctx.params.maxParticipants}]`);
+  const expected = updateSize(ctx, kind as ChunkKind, valueCount);
+  if (bytes.length !== expected) malformed(`update is ${bytes.length} bytes, expected exactly ${expected}`, { expected, actual: bytes.length });
+  const size = chunkSize(ctx, kind as ChunkKind);
+  for (let i = 0; i < chunkCount; i++) {
+    const h = readChunkHeader(ctx, bytes, UPDATE_HEADER_BYTES + i * size);
+    const slots = i === chunkCount - 1 ? valueCount - i * ctx.slotCount : ctx.slotCount;
+    if (h.kind !== kind || h.index !== i || h.slots !== slots || h.addends !== addends) {
+      malformed(`chunk ${i} header disagrees with the update header`, { chunk: h });
+    }
+  }
+  return { kind: kind as ChunkKind, valueCount, chunkCount, addends };
+}
+
+/** Views of the chunks of a validated update (no copy). */
+export function splitUpdate(ctx: HeContext, bytes: Uint8Array): Uint8Array[] {
+  const h = readUpdateHeader(ctx, bytes);
+  const size = chunkSize(ctx, h.kind);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < h.chunkCount; i++) out.push(bytes.subarray(UPDATE_HEADER_BYTES + i * size, UPDATE_HEADER_BYTES + (i + 1) * size));
+  return out;
+}

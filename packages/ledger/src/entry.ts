@@ -1,0 +1,360 @@
+// Ledger entries: typed payloads, canonical JSON (RFC 8785 style), signed by the author's libp2p Ed25519 key.
+//
+// Envelope (the exact leaf data) = canonical JSON {"author": <peer ID>, "payload": {...}, "sig": <base64>}.
+// Signed message = "fedtwin-ledger-entry/v1\n" || canonical JSON {"author", "payload"}, so an entry
+// cannot be re-attributed to another author and the signature covers every payload byte.
+import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { z } from 'zod';
+import { peerIdFromString, type peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { FedtwinError } from '@fedtwin/errors';
+import { fromBase64, toBase64, utf8, utf8Strict } from './bytes.ts';
+import { hashLeaf } from './merkle.ts';
+
+/** Entries above this size are refused before parsing. */
+export const MAX_ENTRY_BYTES = 64 * 1024;
+export const ENTRY_SIGN_CONTEXT = 'fedtwin-ledger-entry/v1\n';
+
+// ---------------------------------------------------------------------------------------------
+// Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, ECMAScript number and string
+// serialization (which is what RFC 8785 prescribes). Only JSON values; non-finite numbers are refused.
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
+
+export function canonicalJson(value: unknown): string {
+  return canon(value, 0);
+}
+
+function canon(v: unknown, depth: number): string {
+  if (depth > 32) throw new FedtwinError('LEDGER_ENTRY_INVALID', 'value nests deeper than 32 levels');
+  if (v === null || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new FedtwinError('LEDGER_ENTRY_INVALID', `number ${v} has no JSON form`);
+    return JSON.stringify(v);
+  }
+  if (Array.isArray(v)) return '[' + v.map((x) => canon(x, depth + 1)).join(',') + ']';
+  if (typeof v === 'object' && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)) {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort();
+    return '{' + keys.map((k) => JSON.stringify(k) + ':' + canon(o[k], depth + 1)).join(',') + '}';
+  }
+  throw new FedtwinError('LEDGER_ENTRY_INVALID', `a ${typeof v} is not a JSON value`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payload schemas (validated on create and on decode).
+
+const hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (a SHA-256 hash)');
+const peerIdText = z
+  .string()
+  .regex(/^(?:[1-9A-HJ-NP-Za-km-z]{32,128}|b[a-z2-7]{40,200})$/, 'must be a libp2p peer ID (base58btc or base32 CID)');
+const roundNo = z.int().nonnegative().max(2 ** 40);
+const count = z.int().nonnegative();
+const epsilon = z.number().nonnegative();
+const delta = z.number().min(0).max(1);
+const shortText = z.string().min(1).max(1024);
+const time = z.int().nonnegative().optional(); // ms since the Unix epoch, when the author wants one
+
+export const membershipPayloadSchema = z.strictObject({
+  type: z.literal('membership'),
+  v: z.literal(1),
+  action: z.enum(['admit', 'remove']),
+  peerId: peerIdText,
+  note: shortText.optional(),
+  time,
+});
+
+export const roundPayloadSchema = z.strictObject({
+  type: z.literal('round'),
+  v: z.literal(1),
+  action: z.literal('open'),
+  round: roundNo,
+  config: z.record(z.string(), z.json()),
+  globalVersion: hex32.optional(),
+  time,
+});
+
+export const contributionPayloadSchema = z.strictObject({
+  type: z.literal('contribution'),
+  v: z.literal(1),
+  round: roundNo,
+  node: peerIdText,
+  ciphertextHash: hex32,
+  ciphertextSize: count,
+  sampleCount: count.optional(),
+  /** privacy spent in this round */
+  epsilon,
+  delta,
+  /** privacy spent by this node so far, this round included */
+  epsilonTotal: epsilon,
+  deltaTotal: delta,
+  keyId: shortText,
+  globalVersion: hex32.optional(),
+  time,
+});
+
+export const aggregatePayloadSchema = z.strictObject({
+  type: z.literal('aggregate'),
+  v: z.literal(1),
+  round: roundNo,
+  /** leaf indices of the contribution entries summed into this aggregate, ascending */
+  contributions: z
+    .array(count)
+    .max(100_000)
+    .refine((a) => a.every((x, i) => i === 0 || x > a[i - 1]), 'must be strictly increasing leaf indices'),
+  aggregateHash: hex32,
+  modelVersion: hex32,
+  time,
+});
+
+export const keyPayloadSchema = z.strictObject({
+  type: z.literal('key'),
+  v: z.literal(1),
+  event: z.enum(['ceremony', 'rotation', 'revocation']),
+  keyId: shortText,
+  previousKeyId: shortText.optional(),
+  publicKeyHash: hex32.optional(),
+  holders: z.array(peerIdText).max(1024).optional(),
+  time,
+});
+
+export const refusalPayloadSchema = z.strictObject({
+  type: z.literal('refusal'),
+  v: z.literal(1),
+  round: roundNo,
+  node: peerIdText,
+  reason: shortText,
+  epsilonRemaining: epsilon.optional(),
+  epsilonRequired: epsilon.optional(),
+  time,
+});
+
+export const entryPayloadSchema = z.discriminatedUnion('type', [
+  membershipPayloadSchema,
+  roundPayloadSchema,
+  contributionPayloadSchema,
+  aggregatePayloadSchema,
+  keyPayloadSchema,
+  refusalPayloadSchema,
+]);
+
+export type EntryPayload = z.infer<typeof entryPayloadSchema>;
+export type EntryType = EntryPayload['type'];
+export type MembershipPayload = z.infer<typeof membershipPayloadSchema>;
+export type RoundPayload = z.infer<typeof roundPayloadSchema>;
+export type ContributionPayload = z.infer<typeof contributionPayloadSchema>;
+export type AggregatePayload = z.infer<typeof aggregatePayloadSchema>;
+export type KeyPayload = z.infer<typeof keyPayloadSchema>;
+export type RefusalPayload = z.infer<typeof refusalPayloadSchema>;
+/** A payload as the caller writes it: `v` defaults to the current version. */
+export type EntryPayloadInput = EntryPayload extends infer P ? (P extends { v: 1 } ? Omit<P, 'v'> & { v?: 1 } : never) : never;
+
+export const ENTRY_TYPES: readonly EntryType[] = ['membership', 'round', 'contribution', 'aggregate', 'key', 'refusal'];
+
+function formatIssues(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.length ? i.path.join('.') : '(payload)'}: ${i.message}`)
+    .join('; ');
+}
+
+export function validatePayload(payload: unknown): EntryPayload {
+  const r = entryPayloadSchema.safeParse(payload);
+  if (!r.success) throw new FedtwinError('LEDGER_ENTRY_INVALID', `invalid entry payload: ${formatIssues(r.error)}`, { details: { issues: r.error.issues } });
+  return r.data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys. Signing and verifying go through cached node:crypto KeyObjects (libp2p's helpers rebuild
+// a KeyObject on every call, which costs more than the signature itself).
+
+type Libp2pPrivateKey = Parameters<typeof peerIdFromPrivateKey>[0];
+
+export interface EntrySigner {
+  /** the author's peer ID (base58btc) */
+  readonly peerId: string;
+  /** raw 32-byte Ed25519 public key */
+  readonly publicKey: Uint8Array;
+  sign(message: Uint8Array): Promise<Uint8Array>;
+  signSync(message: Uint8Array): Uint8Array;
+}
+
+const b64url = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+
+/** Node KeyObject for a raw Ed25519 private key seed and its public key. */
+export function ed25519PrivateKeyObject(seed: Uint8Array, publicKey: Uint8Array): KeyObject {
+  return createPrivateKey({ format: 'jwk', key: { kty: 'OKP', crv: 'Ed25519', d: b64url(seed), x: b64url(publicKey) } });
+}
+
+export function ed25519PublicKeyObject(publicKey: Uint8Array): KeyObject {
+  if (publicKey.byteLength !== 32) throw new FedtwinError('LEDGER_BAD_ARGUMENT', `an Ed25519 public key has 32 bytes, got ${publicKey.byteLength}`);
+  return createPublicKey({ format: 'jwk', key: { kty: 'OKP', crv: 'Ed25519', x: b64url(publicKey) } });
+}
+
+export function asyncSign(key: KeyObject, message: Uint8Array): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => nodeSign(null, message, key, (err, sig) => (err ? reject(err) : resolve(new Uint8Array(sig)))));
+}
+
+export function asyncVerify(key: KeyObject, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  return new Promise((resolve) => nodeVerify(null, message, key, signature, (err, ok) => resolve(!err && ok)));
+}
+
+/** Wraps a libp2p Ed25519 private key (from `generateKeyPair('Ed25519')` or `privateKeyFromProtobuf`). */
+export function createEntrySigner(privateKey: Libp2pPrivateKey): EntrySigner {
+  if (privateKey.type !== 'Ed25519') {
+    throw new FedtwinError('LEDGER_BAD_ARGUMENT', `ledger entries are signed with Ed25519 keys, got a ${privateKey.type} key`, {
+      hint: "create the identity with generateKeyPair('Ed25519')",
+    });
+  }
+  const publicKey = privateKey.publicKey.raw;
+  const key = ed25519PrivateKeyObject(privateKey.raw.subarray(0, 32), publicKey);
+  const peerId = privateKey.publicKey.toString();
+  return {
+    peerId,
+    publicKey,
+    sign: (m) => asyncSign(key, m),
+    signSync: (m) => new Uint8Array(nodeSign(null, m, key)),
+  };
+}
+
+const publicKeyCache = new Map<string, KeyObject>();
+
+/** The Ed25519 public key inside a peer ID (identity multihash), as a cached KeyObject. */
+export function publicKeyOfPeerId(peerId: string): KeyObject {
+  const hit = publicKeyCache.get(peerId);
+  if (hit) return hit;
+  let raw: Uint8Array;
+  try {
+    const id = peerIdFromString(peerId);
+    if (id.type !== 'Ed25519' || id.publicKey === undefined) throw new Error(`peer ID type ${id.type} does not embed an Ed25519 key`);
+    raw = id.publicKey.raw;
+  } catch (e) {
+    throw new FedtwinError('LEDGER_ENTRY_INVALID', `author ${JSON.stringify(peerId.slice(0, 80))} is not an Ed25519 peer ID: ${(e as Error).message}`);
+  }
+  const key = ed25519PublicKeyObject(raw);
+  if (publicKeyCache.size > 10_000) publicKeyCache.clear();
+  publicKeyCache.set(peerId, key);
+  return key;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entries.
+
+export interface LedgerEntry {
+  /** exact envelope bytes = the Merkle leaf data */
+  readonly bytes: Uint8Array;
+  readonly author: string;
+  readonly payload: EntryPayload;
+  readonly signature: Uint8Array;
+  /** RFC 6962 leaf hash of `bytes` */
+  readonly leafHash: Uint8Array;
+  /** the bytes the signature covers */
+  readonly signedMessage: Uint8Array;
+}
+
+/** Entries whose signature this process has checked (or made); appends skip re-verifying them. */
+const verified = new WeakSet<LedgerEntry>();
+
+export function isVerifiedEntry(e: LedgerEntry): boolean {
+  return verified.has(e);
+}
+
+function signedMessageFor(author: string, payload: EntryPayload): Uint8Array {
+  return utf8.encode(ENTRY_SIGN_CONTEXT + canonicalJson({ author, payload }));
+}
+
+/** Validates the payload, signs it and returns the entry with its canonical bytes. */
+export async function createEntry(payload: EntryPayloadInput, signer: EntrySigner): Promise<LedgerEntry> {
+  const p = validatePayload({ v: 1, ...payload });
+  const signedMessage = signedMessageFor(signer.peerId, p);
+  const signature = await signer.sign(signedMessage);
+  return finishCreate(p, signer.peerId, signature, signedMessage);
+}
+
+/** Synchronous variant of `createEntry` (blocks the event loop for one signature). */
+export function createEntrySync(payload: EntryPayloadInput, signer: EntrySigner): LedgerEntry {
+  const p = validatePayload({ v: 1, ...payload });
+  const signedMessage = signedMessageFor(signer.peerId, p);
+  return finishCreate(p, signer.peerId, signer.signSync(signedMessage), signedMessage);
+}
+
+function finishCreate(payload: EntryPayload, author: string, signature: Uint8Array, signedMessage: Uint8Array): LedgerEntry {
+  const bytes = utf8.encode(canonicalJson({ author, payload, sig: toBase64(signature) }));
+  if (bytes.byteLength > MAX_ENTRY_BYTES) throw new FedtwinError('LEDGER_ENTRY_INVALID', `entry is ${bytes.byteLength} bytes, above the ${MAX_ENTRY_BYTES}-byte cap`);
+  const e: LedgerEntry = { bytes, author, payload, signature, leafHash: hashLeaf(bytes), signedMessage };
+  verified.add(e);
+  return e;
+}
+
+/**
+ * Parses envelope bytes without checking the signature: size cap, UTF-8, JSON, canonical form (the bytes
+ * must be exactly what canonicalJson would produce), envelope shape and payload schema.
+ */
+export function parseEntry(bytes: Uint8Array): LedgerEntry {
+  if (!(bytes instanceof Uint8Array)) throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry must be bytes');
+  if (bytes.byteLength > MAX_ENTRY_BYTES) throw new FedtwinError('LEDGER_ENTRY_INVALID', `entry is ${bytes.byteLength} bytes, above the ${MAX_ENTRY_BYTES}-byte cap`);
+  let text: string;
+  let obj: unknown;
+  try {
+    text = utf8Strict.decode(bytes);
+    obj = JSON.parse(text);
+  } catch (e) {
+    throw new FedtwinError('LEDGER_ENTRY_INVALID', `entry is not UTF-8 JSON: ${(e as Error).message}`);
+  }
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry is not a JSON object');
+  const env = obj as Record<string, unknown>;
+  const keys = Object.keys(env).sort().join(',');
+  if (keys !== 'author,payload,sig') throw new FedtwinError('LEDGER_ENTRY_INVALID', `entry envelope must have exactly author, payload, sig; has ${keys}`);
+  if (typeof env.author !== 'string' || typeof env.sig !== 'string') throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry author and sig must be strings');
+  if (canonicalJson(env) !== text) throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry bytes are not in canonical JSON form (sorted keys, no whitespace)');
+  const payload = validatePayload(env.payload);
+  let signature: Uint8Array;
+  try {
+    signature = fromBase64(env.sig, 'signature');
+  } catch {
+    signature = new Uint8Array();
+  }
+  if (signature.byteLength !== 64) throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry sig is not a base64 64-byte Ed25519 signature');
+  if (!peerIdText.safeParse(env.author).success) throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry author is not a libp2p peer ID');
+  // The signed part is the envelope minus its trailing "sig" member (canonical form guarantees the layout).
+  const cut = text.lastIndexOf(',"sig":"');
+  const signedMessage = utf8.encode(ENTRY_SIGN_CONTEXT + text.slice(0, cut) + '}');
+  return { bytes, author: env.author, payload, signature, leafHash: hashLeaf(bytes), signedMessage };
+}
+
+function signatureError(e: LedgerEntry): FedtwinError {
+  return new FedtwinError('LEDGER_SIGNATURE_INVALID', `entry signature does not verify against its author ${e.author}`, {
+    hint: 'the entry was forged or altered after signing',
+    details: { author: e.author },
+  });
+}
+
+/** Checks the Ed25519 signature against the key embedded in the author's peer ID. */
+export function verifyEntrySignature(e: LedgerEntry): boolean {
+  const ok = nodeVerify(null, e.signedMessage, publicKeyOfPeerId(e.author), e.signature);
+  if (ok) verified.add(e);
+  return ok;
+}
+
+/** Same as verifyEntrySignature on libuv's thread pool, so many checks run in parallel. */
+export async function verifyEntrySignatureAsync(e: LedgerEntry): Promise<boolean> {
+  const ok = await asyncVerify(publicKeyOfPeerId(e.author), e.signedMessage, e.signature);
+  if (ok) verified.add(e);
+  return ok;
+}
+
+/** parseEntry + signature check; throws LEDGER_ENTRY_INVALID or LEDGER_SIGNATURE_INVALID. */
+export function decodeEntry(bytes: Uint8Array): LedgerEntry {
+  const e = parseEntry(bytes);
+  if (!verifyEntrySignature(e)) throw signatureError(e);
+  return e;
+}
+
+export async function decodeEntryAsync(bytes: Uint8Array): Promise<LedgerEntry> {
+  const e = parseEntry(bytes);
+  if (!(await verifyEntrySignatureAsync(e))) throw signatureError(e);
+  return e;
+}
+
+export { signatureError as entrySignatureError };

@@ -1,0 +1,526 @@
+// The append-only log on Level.
+//
+// Layout (sublevels; every integer key is fixed-width big-endian so keys sort in index order):
+//   e!<u64 index>                 -> entry envelope bytes (the leaf data)
+//   n!<u64 last leaf><u8 level>   -> 32-byte hash of the perfect subtree of 2^level leaves ending at that leaf
+//                                    (level 0 = the leaf hashes)
+//   c!<u64 tree size>             -> checkpoint note (UTF-8), with every cosignature collected so far
+//   m!format | m!size | m!origin | m!checkpointKey
+// Keying nodes by their last leaf puts the nodes one append creates next to each other, so a full scan
+// (verify) reads them in the same order it recomputes them. An append is one atomic, synced batch.
+// Proofs and old roots read only perfect-subtree nodes: O(log n) point reads (see docs/ledger.md).
+import { Level } from 'level';
+import { FedtwinError } from '@fedtwin/errors';
+import { readU64be, u64be, utf8, utf8Strict } from './bytes.ts';
+import {
+  consistencyProofRanges,
+  foldNodes,
+  inclusionProofRanges,
+  perfectNodes,
+  pushLeaf,
+  rootOfRange,
+  type HashedNode,
+  type LeafRange,
+  type PerfectNode,
+} from './merkle.ts';
+import { entrySignatureError, isVerifiedEntry, parseEntry, verifyEntrySignatureAsync, type LedgerEntry } from './entry.ts';
+import {
+  formatVerifierKey,
+  mergeNotes,
+  parseCheckpoint,
+  parseVerifierKey,
+  signCheckpoint,
+  verifyCheckpoint,
+  type NoteSigner,
+  type NoteVerifier,
+} from './checkpoint.ts';
+
+export const LEDGER_FORMAT = 'fedtwin-ledger/1';
+/** Most entries one appendMany call (one batch) takes. */
+export const MAX_BATCH_ENTRIES = 100_000;
+
+type Bytes = Uint8Array;
+type DB = Level<Bytes, Bytes>;
+function makeSub(db: DB, name: string) {
+  return db.sublevel<Bytes, Bytes>(name, { keyEncoding: 'view', valueEncoding: 'view' });
+}
+type Sub = ReturnType<typeof makeSub>;
+
+export interface OpenLedgerInit {
+  /** Level directory */
+  dir: string;
+  /** never write; the directory must already hold a ledger (Level still takes its lock) */
+  readOnly?: boolean;
+}
+
+export interface AppendResult {
+  index: number;
+  leafHash: Uint8Array;
+}
+
+export interface StoredCheckpoint {
+  size: number;
+  note: string;
+}
+
+/** What an aggregator hands a replica: new entries, its latest checkpoint, and the proof linking them. */
+export interface SyncBundle {
+  /** envelope bytes of entries [fromSize, checkpoint size) */
+  entries: Uint8Array[];
+  checkpoint: string;
+  /** consistency proof from fromSize to the checkpoint's size (empty when fromSize is 0 or equal) */
+  consistencyProof: Uint8Array[];
+}
+
+export function nodeKey(n: PerfectNode): Uint8Array {
+  const k = new Uint8Array(9);
+  k.set(u64be((n.index + 1) * 2 ** n.level - 1), 0);
+  k[8] = n.level;
+  return k;
+}
+
+export function parseNodeKey(k: Uint8Array): PerfectNode {
+  const last = readU64be(k, 0);
+  const level = k[8];
+  return { level, index: (last + 1) / 2 ** level - 1 };
+}
+
+function levelError(err: unknown, dir: string): FedtwinError {
+  const e = err as { code?: string; cause?: { code?: string; message?: string }; message?: string };
+  if (e.cause?.code === 'LEVEL_LOCKED' || e.code === 'LEVEL_LOCKED') {
+    return new FedtwinError('LEDGER_LOCKED', `ledger directory ${dir} is locked by another process (a running fedtwin daemon?)`, {
+      hint: 'stop the daemon that owns it, or copy the directory and point --dir at the copy',
+      cause: err,
+    });
+  }
+  const msg = e.cause?.message ?? e.message ?? String(err);
+  if (/does not exist/.test(msg)) {
+    return new FedtwinError('LEDGER_NOT_FOUND', `no ledger at ${dir}`, { hint: 'check --dir; it must be the Level directory of a fedtwin ledger', cause: err });
+  }
+  return new FedtwinError('LEDGER_IO', `cannot open ledger at ${dir}: ${msg}`, { cause: err });
+}
+
+interface Internals {
+  db: DB;
+  entries: Sub;
+  nodes: Sub;
+  checkpoints: Sub;
+  meta: Sub;
+}
+const internalsOf = new WeakMap<Ledger, Internals>();
+
+/** Raw sublevels, for the offline verifier in this package. Not part of the public API. */
+export function ledgerInternals(l: Ledger): Internals {
+  const i = internalsOf.get(l);
+  if (!i) throw new FedtwinError('LEDGER_BAD_ARGUMENT', 'not an open ledger');
+  return i;
+}
+
+export function openLedger(init: OpenLedgerInit): Promise<Ledger> {
+  return openLedgerImpl(init, false);
+}
+
+/** For the auditor: opens even when the stored right-border nodes are damaged (verify reports it precisely). */
+export function openLedgerForAudit(dir: string): Promise<Ledger> {
+  return openLedgerImpl({ dir, readOnly: true }, true);
+}
+
+async function openLedgerImpl(init: OpenLedgerInit, tolerateDamage: boolean): Promise<Ledger> {
+  if (!init || typeof init.dir !== 'string' || init.dir.length === 0) throw new FedtwinError('LEDGER_BAD_ARGUMENT', 'openLedger needs { dir }');
+  const readOnly = init.readOnly === true;
+  const db: DB = new Level<Bytes, Bytes>(init.dir, { keyEncoding: 'view', valueEncoding: 'view', createIfMissing: !readOnly });
+  try {
+    await db.open();
+  } catch (err) {
+    throw levelError(err, init.dir);
+  }
+  const i: Internals = { db, entries: makeSub(db, 'e'), nodes: makeSub(db, 'n'), checkpoints: makeSub(db, 'c'), meta: makeSub(db, 'm') };
+  try {
+    const format = await i.meta.get(utf8.encode('format'));
+    if (format === undefined) {
+      const any = await i.db.keys({ limit: 1 }).all();
+      if (readOnly || any.length > 0) {
+        throw new FedtwinError('LEDGER_NOT_A_LEDGER', `${init.dir} is not a fedtwin ledger (no format marker)`, { hint: 'point --dir at a ledger directory' });
+      }
+      await db.batch(
+        [
+          { type: 'put', sublevel: i.meta, key: utf8.encode('format'), value: utf8.encode(LEDGER_FORMAT) },
+          { type: 'put', sublevel: i.meta, key: utf8.encode('size'), value: u64be(0) },
+        ],
+        { sync: true },
+      );
+    } else if (utf8Strict.decode(format) !== LEDGER_FORMAT) {
+      throw new FedtwinError('LEDGER_NOT_A_LEDGER', `${init.dir} holds ledger format ${utf8Strict.decode(format)}, this code reads ${LEDGER_FORMAT}`);
+    }
+    const sizeBytes = await i.meta.get(utf8.encode('size'));
+    const size = sizeBytes === undefined ? 0 : readU64be(sizeBytes);
+    // Rebuild the compact range (the perfect subtrees covering [0, size)) from popcount(size) reads.
+    const nodes = size === 0 ? [] : perfectNodes({ start: 0, end: size });
+    const hashes = nodes.length ? await i.nodes.getMany(nodes.map(nodeKey)) : [];
+    const damaged = hashes.some((h) => h === undefined || h.byteLength !== 32);
+    const range: HashedNode[] = damaged && tolerateDamage ? [] : nodes.map((n, k) => {
+      const h = hashes[k];
+      if (h === undefined || h.byteLength !== 32) {
+        throw new FedtwinError('LEDGER_CORRUPT', `ledger ${init.dir}: stored tree node (level ${n.level}, index ${n.index}) is missing`, {
+          hint: 'run `fedtwin ledger verify` on a copy to locate the damage',
+        });
+      }
+      return { ...n, hash: h };
+    });
+    const ledger = new Ledger(init.dir, readOnly, size, range);
+    internalsOf.set(ledger, i);
+    return ledger;
+  } catch (err) {
+    await db.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+export class Ledger {
+  readonly dir: string;
+  readonly readOnly: boolean;
+  /** node reads made by proofs and old roots (for measuring O(log n)) */
+  readonly stats = { nodeReads: 0 };
+  #size: number;
+  #range: HashedNode[];
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  /** Use openLedger(). */
+  constructor(dir: string, readOnly: boolean, size: number, range: HashedNode[]) {
+    this.dir = dir;
+    this.readOnly = readOnly;
+    this.#size = size;
+    this.#range = range;
+  }
+
+  get #i(): Internals {
+    if (this.#closed) throw new FedtwinError('LEDGER_CLOSED', `ledger ${this.dir} is closed`);
+    return ledgerInternals(this);
+  }
+
+  /** number of entries (leaves) */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** root hash of the current tree, without reads */
+  get rootHash(): Uint8Array {
+    return rootOfRange(this.#range);
+  }
+
+  /** copy of the compact range (perfect subtrees covering [0, size)), for replicas building candidate roots */
+  compactRange(): HashedNode[] {
+    return this.#range.map((n) => ({ ...n }));
+  }
+
+  #writable(): void {
+    if (this.readOnly) throw new FedtwinError('LEDGER_READ_ONLY', `ledger ${this.dir} was opened read-only`);
+  }
+
+  /** One writer: appends and checkpoint writes run strictly one after another. */
+  #enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Appends one entry (object from createEntry/decodeEntry, or envelope bytes) in one synced batch. */
+  async append(entry: LedgerEntry | Uint8Array): Promise<AppendResult> {
+    const r = await this.appendMany([entry]);
+    return { index: r.start, leafHash: r.leafHashes[0] };
+  }
+
+  /** Appends entries in order as ONE atomic synced batch: all or none survive a crash. */
+  async appendMany(entries: readonly (LedgerEntry | Uint8Array)[]): Promise<{ start: number; count: number; leafHashes: Uint8Array[] }> {
+    this.#writable();
+    void this.#i;
+    if (!Array.isArray(entries)) throw new FedtwinError('LEDGER_BAD_ARGUMENT', 'appendMany takes an array of entries');
+    if (entries.length > MAX_BATCH_ENTRIES) throw new FedtwinError('LEDGER_BAD_ARGUMENT', `at most ${MAX_BATCH_ENTRIES} entries per batch, got ${entries.length}`);
+    // Verification starts now and runs in parallel; the queue slot is taken now too, so commits keep call order.
+    const checked = checkEntries(entries);
+    checked.catch(() => undefined);
+    return this.#enqueue(async () => this.#commit(await checked, []));
+  }
+
+  /** Writes entries, their tree nodes, the new size and any extra operations in one synced batch. */
+  async #commit(
+    entries: readonly LedgerEntry[],
+    extra: { sublevel: 'checkpoints' | 'meta'; key: Uint8Array; value: Uint8Array }[],
+  ): Promise<{ start: number; count: number; leafHashes: Uint8Array[] }> {
+    const i = this.#i;
+    const start = this.#size;
+    const range = this.compactRange();
+    type Op = { type: 'put'; sublevel: Sub; key: Uint8Array; value: Uint8Array };
+    const ops: Op[] = [];
+    entries.forEach((e, k) => {
+      const index = start + k;
+      ops.push({ type: 'put', sublevel: i.entries, key: u64be(index), value: e.bytes });
+      for (const n of pushLeaf(range, index, e.leafHash)) ops.push({ type: 'put', sublevel: i.nodes, key: nodeKey(n), value: n.hash });
+    });
+    const size = start + entries.length;
+    ops.push({ type: 'put', sublevel: i.meta, key: utf8.encode('size'), value: u64be(size) });
+    for (const x of extra) ops.push({ type: 'put', sublevel: x.sublevel === 'checkpoints' ? i.checkpoints : i.meta, key: x.key, value: x.value });
+    await i.db.batch(ops, { sync: true });
+    this.#size = size;
+    this.#range = range;
+    return { start, count: entries.length, leafHashes: entries.map((e) => e.leafHash) };
+  }
+
+  /** For the replica: appends verified entries and stores a checkpoint in the same batch. */
+  async commitWithCheckpoint(entries: readonly LedgerEntry[], size: number, note: string): Promise<void> {
+    this.#writable();
+    const pending = checkEntries(entries);
+    pending.catch(() => undefined);
+    await this.#enqueue(async () => {
+      const checked = await pending;
+      if (this.#size + checked.length !== size) {
+        throw new FedtwinError('LEDGER_INCONSISTENT', `ledger moved while syncing: have ${this.#size} + ${checked.length} entries, checkpoint is for ${size}`);
+      }
+      return this.#commit(checked, [{ sublevel: 'checkpoints', key: u64be(size), value: utf8.encode(note) }]);
+    });
+  }
+
+  #checkIndex(index: number, size = this.#size, what = 'index'): void {
+    if (!Number.isSafeInteger(index) || index < 0 || index >= size) {
+      throw new FedtwinError('LEDGER_BAD_ARGUMENT', `${what} ${String(index)} is out of range; the tree has ${size} entries`, {
+        hint: size === 0 ? 'the ledger is empty' : `use an index from 0 to ${size - 1}`,
+      });
+    }
+  }
+
+  #checkSize(size: number): void {
+    if (!Number.isSafeInteger(size) || size < 0 || size > this.#size) {
+      throw new FedtwinError('LEDGER_BAD_ARGUMENT', `tree size ${String(size)} is out of range; the ledger has ${this.#size} entries`);
+    }
+  }
+
+  async getEntryBytes(index: number): Promise<Uint8Array> {
+    this.#checkIndex(index);
+    const v = await this.#i.entries.get(u64be(index));
+    if (v === undefined) throw new FedtwinError('LEDGER_CORRUPT', `entry ${index} is missing from ${this.dir}`, { hint: 'run `fedtwin ledger verify`' });
+    return v;
+  }
+
+  /** Entry at `index`, parsed and signature-checked. */
+  async getEntry(index: number): Promise<LedgerEntry> {
+    const e = parseEntry(await this.getEntryBytes(index));
+    if (!(await verifyEntrySignatureAsync(e))) throw entrySignatureError(e);
+    return e;
+  }
+
+  async #readNodes(nodes: readonly PerfectNode[]): Promise<Uint8Array[]> {
+    if (nodes.length === 0) return [];
+    this.stats.nodeReads += nodes.length;
+    const got = await this.#i.nodes.getMany(nodes.map(nodeKey));
+    return got.map((h, k) => {
+      if (h === undefined || h.byteLength !== 32) {
+        throw new FedtwinError('LEDGER_CORRUPT', `stored tree node (level ${nodes[k].level}, index ${nodes[k].index}) is missing in ${this.dir}`, {
+          hint: 'run `fedtwin ledger verify`',
+        });
+      }
+      return h;
+    });
+  }
+
+  /** MTH of each range, reading at most log2(n) perfect nodes per range in one getMany. */
+  async #hashRanges(ranges: readonly LeafRange[]): Promise<Uint8Array[]> {
+    const parts = ranges.map((r) => perfectNodes(r));
+    const flat = await this.#readNodes(parts.flat());
+    let o = 0;
+    return parts.map((p) => {
+      const hs = flat.slice(o, o + p.length);
+      o += p.length;
+      return foldNodes(hs);
+    });
+  }
+
+  async leafHash(index: number): Promise<Uint8Array> {
+    this.#checkIndex(index);
+    return (await this.#readNodes([{ level: 0, index }]))[0];
+  }
+
+  /** Root of the tree at `size` (default: now). */
+  async root(size = this.#size): Promise<Uint8Array> {
+    this.#checkSize(size);
+    if (size === this.#size) return this.rootHash;
+    if (size === 0) return foldNodes([]);
+    return (await this.#hashRanges([{ start: 0, end: size }]))[0];
+  }
+
+  /** RFC 9162 inclusion proof for leaf `index` in the tree of `size` leaves. */
+  async inclusionProof(index: number, size = this.#size): Promise<Uint8Array[]> {
+    this.#checkSize(size);
+    this.#checkIndex(index, size);
+    return this.#hashRanges(inclusionProofRanges(index, size));
+  }
+
+  /** RFC 9162 consistency proof from `size1` to `size2` leaves; empty when size1 is 0 or equals size2. */
+  async consistencyProof(size1: number, size2 = this.#size): Promise<Uint8Array[]> {
+    this.#checkSize(size2);
+    if (!Number.isSafeInteger(size1) || size1 < 0 || size1 > size2) {
+      throw new FedtwinError('LEDGER_BAD_ARGUMENT', `no consistency proof from size ${String(size1)} to ${size2}`);
+    }
+    if (size1 === 0 || size1 === size2) return [];
+    return this.#hashRanges(consistencyProofRanges(size1, size2));
+  }
+
+  /** Envelope bytes of entries [from, min(to, from + limit)). */
+  async entriesSince(from: number, opts: { to?: number; limit?: number } = {}): Promise<Uint8Array[]> {
+    const to = Math.min(opts.to ?? this.#size, from + (opts.limit ?? MAX_BATCH_ENTRIES));
+    this.#checkSize(from);
+    this.#checkSize(to);
+    if (to <= from) return [];
+    const rows = await this.#i.entries.values({ gte: u64be(from), lt: u64be(to) }).all();
+    if (rows.length !== to - from) throw new FedtwinError('LEDGER_CORRUPT', `entries ${from}..${to - 1}: ${to - from - rows.length} missing in ${this.dir}`);
+    return rows;
+  }
+
+  /** Streams [index, bytes] in index order. */
+  async *iterateEntries(from = 0, to = this.#size): AsyncGenerator<{ index: number; bytes: Uint8Array }> {
+    const it = this.#i.entries.iterator({ gte: u64be(from), lt: u64be(to) });
+    try {
+      for (;;) {
+        const rows = await it.nextv(1000);
+        if (rows.length === 0) return;
+        for (const [k, v] of rows) yield { index: readU64be(k), bytes: v };
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  // --- checkpoints -----------------------------------------------------------------------------
+
+  /** C2SP verifier key of whoever signs this log's checkpoints (set by the first signCheckpoint or by a replica). */
+  async checkpointKey(): Promise<string | undefined> {
+    const v = await this.#i.meta.get(utf8.encode('checkpointKey'));
+    return v === undefined ? undefined : utf8Strict.decode(v);
+  }
+
+  async origin(): Promise<string | undefined> {
+    const v = await this.#i.meta.get(utf8.encode('origin'));
+    return v === undefined ? undefined : utf8Strict.decode(v);
+  }
+
+  /** Pins origin and checkpoint key (a replica does this once, for its aggregator). */
+  async setCheckpointIdentity(origin: string, vkey: string): Promise<void> {
+    this.#writable();
+    parseVerifierKey(vkey);
+    await this.#enqueue(async () => {
+      const [o, k] = [await this.origin(), await this.checkpointKey()];
+      if ((o !== undefined && o !== origin) || (k !== undefined && k !== vkey)) {
+        throw new FedtwinError('LEDGER_BAD_ARGUMENT', `ledger ${this.dir} already belongs to origin ${o} with key ${k}`);
+      }
+      const i = this.#i;
+      await i.db.batch(
+        [
+          { type: 'put', sublevel: i.meta, key: utf8.encode('origin'), value: utf8.encode(origin) },
+          { type: 'put', sublevel: i.meta, key: utf8.encode('checkpointKey'), value: utf8.encode(vkey) },
+        ],
+        { sync: true },
+      );
+    });
+  }
+
+  /**
+   * Signs a checkpoint of the current tree with the aggregator's key (key name = origin) and stores it.
+   * Returns the stored note (with any cosignatures already collected for this size).
+   */
+  async signCheckpoint(signer: NoteSigner): Promise<string> {
+    this.#writable();
+    return this.#enqueue(async () => {
+      const i = this.#i;
+      const vkey = formatVerifierKey(signer);
+      const [origin, pinned] = [await this.origin(), await this.checkpointKey()];
+      if (pinned !== undefined && pinned !== vkey) {
+        throw new FedtwinError('LEDGER_BAD_ARGUMENT', `this ledger's checkpoints are signed by ${pinned}, not ${vkey}`, {
+          hint: 'sign with the aggregator key the log started with',
+        });
+      }
+      if (origin !== undefined && origin !== signer.name) throw new FedtwinError('LEDGER_BAD_ARGUMENT', `signer name ${signer.name} is not the log origin ${origin}`);
+      const size = this.#size;
+      const existing = await i.checkpoints.get(u64be(size));
+      if (existing !== undefined) return utf8Strict.decode(existing);
+      const note = signCheckpoint({ origin: signer.name, size, rootHash: this.rootHash }, signer);
+      await i.db.batch(
+        [
+          { type: 'put', sublevel: i.checkpoints, key: u64be(size), value: utf8.encode(note) },
+          { type: 'put', sublevel: i.meta, key: utf8.encode('origin'), value: utf8.encode(signer.name) },
+          { type: 'put', sublevel: i.meta, key: utf8.encode('checkpointKey'), value: utf8.encode(vkey) },
+        ],
+        { sync: true },
+      );
+      return note;
+    });
+  }
+
+  /**
+   * Merges the signature lines of `note` (e.g. a witness's cosigned copy) into the stored checkpoint of
+   * the same size. The note must be over the same text and every known signature in it must verify.
+   */
+  async addCosignatures(note: string, verifiers: readonly NoteVerifier[]): Promise<string> {
+    this.#writable();
+    verifyCheckpoint(note, verifiers);
+    const { checkpoint } = parseCheckpoint(note);
+    return this.#enqueue(async () => {
+      const i = this.#i;
+      const stored = await i.checkpoints.get(u64be(checkpoint.size));
+      if (stored === undefined) throw new FedtwinError('LEDGER_BAD_ARGUMENT', `no stored checkpoint for size ${checkpoint.size}`);
+      const merged = mergeNotes(utf8Strict.decode(stored), note);
+      await i.db.batch([{ type: 'put', sublevel: i.checkpoints, key: u64be(checkpoint.size), value: utf8.encode(merged) }], { sync: true });
+      return merged;
+    });
+  }
+
+  async checkpointAt(size: number): Promise<string | undefined> {
+    const v = await this.#i.checkpoints.get(u64be(size));
+    return v === undefined ? undefined : utf8Strict.decode(v);
+  }
+
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    const rows = await this.#i.checkpoints.iterator({ reverse: true, limit: 1 }).all();
+    if (rows.length === 0) return undefined;
+    return { size: readU64be(rows[0][0]), note: utf8Strict.decode(rows[0][1]) };
+  }
+
+  async listCheckpoints(): Promise<StoredCheckpoint[]> {
+    const rows = await this.#i.checkpoints.iterator().all();
+    return rows.map(([k, v]) => ({ size: readU64be(k), note: utf8Strict.decode(v) }));
+  }
+
+  /** Aggregator side of a sync: entries after `fromSize`, the latest checkpoint, and the proof between. */
+  async syncBundle(fromSize: number): Promise<SyncBundle> {
+    const latest = await this.latestCheckpoint();
+    if (!latest) throw new FedtwinError('LEDGER_NO_CHECKPOINT', `ledger ${this.dir} has no signed checkpoint yet`, { hint: 'sign one with signCheckpoint()' });
+    if (!Number.isSafeInteger(fromSize) || fromSize < 0 || fromSize > latest.size) {
+      throw new FedtwinError('LEDGER_BAD_ARGUMENT', `replica size ${String(fromSize)} is beyond the latest checkpoint (${latest.size})`);
+    }
+    const entries = await this.entriesSince(fromSize, { to: latest.size, limit: latest.size - fromSize });
+    const consistencyProof = await this.consistencyProof(fromSize, latest.size);
+    return { entries, checkpoint: latest.note, consistencyProof };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#queue;
+    const i = ledgerInternals(this);
+    this.#closed = true;
+    await i.db.close();
+  }
+}
+
+/** Parses and signature-checks (in parallel) entries that this process has not verified yet. */
+async function checkEntries(entries: readonly (LedgerEntry | Uint8Array)[]): Promise<LedgerEntry[]> {
+  return Promise.all(
+    entries.map(async (x, k) => {
+      const e = x instanceof Uint8Array ? parseEntry(x) : isVerifiedEntry(x) ? x : parseEntry(x.bytes);
+      if (!isVerifiedEntry(e) && !(await verifyEntrySignatureAsync(e))) {
+        const err = entrySignatureError(e);
+        throw new FedtwinError(err.code, `entry ${k} of the batch: ${err.message}`, { hint: err.hint, details: { batchIndex: k } });
+      }
+      return e;
+    }),
+  );
+}
+

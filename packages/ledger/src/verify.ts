@@ -1,0 +1,334 @@
+// Offline audit of a ledger directory (works on a copy; opens it read-only).
+//
+// One sequential pass: every entry is parsed (canonical form, schema), its leaf hash recomputed and its
+// signature checked (on libuv's thread pool, overlapping the next chunk's reads); every stored tree node is
+// compared with the node recomputed from the leaves (nodes are keyed by their last leaf, so they stream in
+// the order they are rebuilt); every stored checkpoint's signature is checked and its root compared with
+// the recomputed root at its size; consecutive checkpoints are checked with RFC 9162 consistency proofs.
+import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
+import { bytesEqual, readU64be, toHex } from './bytes.ts';
+import { parseEntry, verifyEntrySignatureAsync, type EntryType, type LedgerEntry } from './entry.ts';
+import { emptyRoot, pushLeaf, rootOfRange, verifyConsistency, type HashedNode } from './merkle.ts';
+import { parseCheckpoint, parseVerifierKey, verifyCheckpoint, type Checkpoint, type NoteVerifier } from './checkpoint.ts';
+import { ledgerInternals, nodeKey, openLedgerForAudit, parseNodeKey, type Ledger } from './ledger.ts';
+
+export interface LedgerSummary {
+  entries: number;
+  /** root of the whole tree, hex */
+  rootHash: string;
+  entriesByType: Record<EntryType, number>;
+  /** distinct rounds opened */
+  rounds: number;
+  contributionsPerNode: Record<string, number>;
+  /** latest epsilonTotal each node reported */
+  epsilonPerNode: Record<string, number>;
+  /** latest deltaTotal each node reported */
+  deltaPerNode: Record<string, number>;
+  refusalsPerNode: Record<string, number>;
+  /** admitted and not removed */
+  members: string[];
+  checkpoints: number;
+  latestCheckpoint: { size: number; rootHash: string; origin: string; signatures: string[] } | null;
+  /** entries after the latest checkpoint (not yet covered by a signature) */
+  uncheckpointedEntries: number;
+  /** verifier key used for checkpoint signatures */
+  checkpointKey: string | null;
+}
+
+export type VerifyFailureCode =
+  | 'LEDGER_ENTRY_MISSING'
+  | 'LEDGER_ENTRY_INVALID'
+  | 'LEDGER_LEAF_HASH_MISMATCH'
+  | 'LEDGER_NODE_MISMATCH'
+  | 'LEDGER_SIGNATURE_INVALID'
+  | 'LEDGER_CHECKPOINT_INVALID'
+  | 'LEDGER_CHECKPOINT_MISMATCH'
+  | 'LEDGER_INCONSISTENT';
+
+export type VerifyResult =
+  | { ok: true; summary: LedgerSummary }
+  | {
+      ok: false;
+      /** first bad entry index, when the problem is tied to one */
+      index: number | null;
+      /** checkpoint involved, when there is one */
+      checkpointSize?: number;
+      code: VerifyFailureCode;
+      message: string;
+      /** summary of the entries before the failure */
+      summary: LedgerSummary;
+    };
+
+export interface VerifyOptions {
+  /** C2SP verifier keys trusted to sign checkpoints; default: the key recorded in the ledger */
+  trustedKeys?: readonly string[];
+  /** entries per read chunk */
+  chunk?: number;
+}
+
+class Failure extends Error {
+  readonly code: VerifyFailureCode;
+  readonly index: number | null;
+  readonly checkpointSize: number | undefined;
+  constructor(code: VerifyFailureCode, index: number | null, message: string, checkpointSize?: number) {
+    super(message);
+    this.code = code;
+    this.index = index;
+    this.checkpointSize = checkpointSize;
+  }
+}
+
+class Tally {
+  entries = 0;
+  byType: Record<EntryType, number> = { membership: 0, round: 0, contribution: 0, aggregate: 0, key: 0, refusal: 0 };
+  rounds = new Set<number>();
+  contributions: Record<string, number> = {};
+  epsilon: Record<string, number> = {};
+  delta: Record<string, number> = {};
+  refusals: Record<string, number> = {};
+  members = new Set<string>();
+  /** round of the contribution at each index; NaN for other entry types */
+  contributionRound: Float64Array;
+
+  constructor(size: number) {
+    this.contributionRound = new Float64Array(size).fill(NaN);
+  }
+
+  add(index: number, e: LedgerEntry): void {
+    const p = e.payload;
+    this.entries++;
+    this.byType[p.type]++;
+    switch (p.type) {
+      case 'membership':
+        if (p.action === 'admit') this.members.add(p.peerId);
+        else this.members.delete(p.peerId);
+        break;
+      case 'round':
+        this.rounds.add(p.round);
+        break;
+      case 'contribution':
+        this.contributions[p.node] = (this.contributions[p.node] ?? 0) + 1;
+        this.epsilon[p.node] = p.epsilonTotal;
+        this.delta[p.node] = p.deltaTotal;
+        this.contributionRound[index] = p.round;
+        break;
+      case 'aggregate':
+        for (const j of p.contributions) {
+          if (j >= index || this.contributionRound[j] !== p.round) {
+            throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: aggregate for round ${p.round} includes leaf ${j}, which is not an earlier contribution to that round`);
+          }
+        }
+        break;
+      case 'refusal':
+        this.refusals[p.node] = (this.refusals[p.node] ?? 0) + 1;
+        break;
+      case 'key':
+        break;
+    }
+  }
+}
+
+/** Audits a ledger directory; never throws for a bad ledger (returns ok: false), only for I/O or a locked dir. */
+export async function verifyLedgerDir(dir: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  const ledger = await openLedgerForAudit(dir);
+  try {
+    return await verifyOpenLedger(ledger, opts);
+  } finally {
+    await ledger.close();
+  }
+}
+
+export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  const n = ledger.size;
+  const tally = new Tally(n);
+  const range: HashedNode[] = [];
+  const recorded = await ledger.checkpointKey();
+  const keys = opts.trustedKeys ?? (recorded ? [recorded] : []);
+  let checkpointKey: string | null = keys[0] ?? null;
+  const cps: { size: number; checkpoint: Checkpoint; signatures: string[] }[] = [];
+  const summary = (): LedgerSummary => {
+    const latest = cps.length ? cps[cps.length - 1] : undefined;
+    return {
+      entries: tally.entries,
+      rootHash: toHex(rootOfRange(range)),
+      entriesByType: tally.byType,
+      rounds: tally.rounds.size,
+      contributionsPerNode: tally.contributions,
+      epsilonPerNode: tally.epsilon,
+      deltaPerNode: tally.delta,
+      refusalsPerNode: tally.refusals,
+      members: [...tally.members].sort(),
+      checkpoints: cps.length,
+      latestCheckpoint: latest
+        ? { size: latest.size, rootHash: toHex(latest.checkpoint.rootHash), origin: latest.checkpoint.origin, signatures: latest.signatures }
+        : null,
+      uncheckpointedEntries: tally.entries - (latest?.size ?? 0),
+      checkpointKey,
+    };
+  };
+  try {
+    // Checkpoints: parse and check signatures first, so their sizes are known during the scan.
+    let verifiers: NoteVerifier[] = [];
+    try {
+      verifiers = keys.map((k) => parseVerifierKey(k));
+    } catch (e) {
+      throw new Failure('LEDGER_CHECKPOINT_INVALID', null, `checkpoint key is not a valid verifier key: ${(e as Error).message}`);
+    }
+    checkpointKey = keys[0] ?? null;
+    for (const { size, note } of await ledger.listCheckpoints()) {
+      let checkpoint: Checkpoint;
+      let signatures: string[];
+      try {
+        const parsed = parseCheckpoint(note);
+        signatures = parsed.signatures.map((s) => s.name);
+        if (verifiers.length === 0) throw new FedtwinError('LEDGER_CHECKPOINT_INVALID', 'no checkpoint key is recorded or given, so its signature cannot be checked');
+        checkpoint = verifyCheckpoint(note, verifiers, { require: [verifiers[0].name] }).checkpoint;
+      } catch (e) {
+        throw new Failure('LEDGER_CHECKPOINT_INVALID', null, `checkpoint at size ${size}: ${(e as Error).message}`, size);
+      }
+      if (checkpoint.size !== size) throw new Failure('LEDGER_CHECKPOINT_INVALID', null, `checkpoint stored under size ${size} says size ${checkpoint.size}`, size);
+      if (size > n) throw new Failure('LEDGER_CHECKPOINT_MISMATCH', n, `checkpoint for size ${size} is beyond the ${n} entries present (entries ${n}..${size - 1} are gone)`, size);
+      if (cps.length && cps[0].checkpoint.origin !== checkpoint.origin) {
+        throw new Failure('LEDGER_CHECKPOINT_INVALID', null, `checkpoint at size ${size} has origin ${checkpoint.origin}, earlier ones ${cps[0].checkpoint.origin}`, size);
+      }
+      cps.push({ size, checkpoint, signatures });
+    }
+    const cpAt = new Map(cps.map((c) => [c.size, c.checkpoint]));
+    const checkRoot = (size: number): void => {
+      const cp = cpAt.get(size);
+      if (!cp) return;
+      const root = size === 0 ? emptyRoot() : rootOfRange(range);
+      if (!bytesEqual(root, cp.rootHash)) {
+        throw new Failure(
+          'LEDGER_CHECKPOINT_MISMATCH',
+          size > 0 ? size - 1 : null,
+          `checkpoint at size ${size}: signed root ${toHex(cp.rootHash)} does not match the root ${toHex(root)} recomputed from entries 0..${size - 1} (history was rewritten)`,
+          size,
+        );
+      }
+    };
+    checkRoot(0);
+
+    const { entries, nodes } = ledgerInternals(ledger);
+    const chunk = Math.max(1, opts.chunk ?? 2048);
+    const eit = entries.iterator();
+    const nit = nodes.iterator();
+    let nodeBuf: [Uint8Array, Uint8Array][] = [];
+    let nodePos = 0;
+    const nextNode = async (): Promise<[Uint8Array, Uint8Array] | undefined> => {
+      if (nodePos >= nodeBuf.length) {
+        nodeBuf = await nit.nextv(chunk * 2);
+        nodePos = 0;
+        if (nodeBuf.length === 0) return undefined;
+      }
+      return nodeBuf[nodePos++];
+    };
+    // Signature checks of the previous chunk run on the thread pool while this one is read and hashed.
+    let pending: Promise<number> = Promise.resolve(-1);
+    const sigFailure = (index: number, e: LedgerEntry): Failure =>
+      new Failure('LEDGER_SIGNATURE_INVALID', index, `entry ${index}: signature does not verify against its author ${e.author} (forged or altered)`);
+    const startChecks = (batch: { index: number; e: LedgerEntry }[]): Promise<number> =>
+      Promise.all(batch.map(({ e }) => verifyEntrySignatureAsync(e))).then((oks) => {
+        const bad = oks.indexOf(false);
+        return bad < 0 ? -1 : batch[bad].index;
+      });
+    const failFirstSignature = async (ps: Promise<number>[], batchEntries: Map<number, LedgerEntry>): Promise<void> => {
+      for (const p of ps) {
+        const bad = await p;
+        if (bad >= 0) throw sigFailure(bad, batchEntries.get(bad) as LedgerEntry);
+      }
+    };
+    const recent = new Map<number, LedgerEntry>(); // entries of the last two chunks, for signature messages
+    let expected = 0;
+    try {
+      for (;;) {
+        const rows = await eit.nextv(chunk);
+        if (rows.length === 0) break;
+        const batch: { index: number; e: LedgerEntry }[] = [];
+        let syncFailure: Failure | undefined;
+        try {
+          for (const [k, v] of rows) {
+            const index = readU64be(k);
+            if (index !== expected) {
+              throw new Failure(
+                'LEDGER_ENTRY_MISSING',
+                expected,
+                index > expected ? `entry ${expected} is missing (the next stored entry is ${index})` : `entry key ${index} is out of order`,
+              );
+            }
+            if (index >= n) throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index} is beyond the recorded size ${n} (a write outside the ledger)`);
+            let e: LedgerEntry;
+            try {
+              e = parseEntry(v);
+            } catch (err) {
+              throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: ${(err as Error).message}`);
+            }
+            for (const node of pushLeaf(range, index, e.leafHash)) {
+              const stored = await nextNode();
+              const want = nodeKey(node);
+              if (!stored || !bytesEqual(stored[0], want)) {
+                const what = stored ? `found node (level ${parseNodeKey(stored[0]).level}, index ${parseNodeKey(stored[0]).index}) instead` : 'it is missing';
+                throw new Failure(
+                  node.level === 0 ? 'LEDGER_LEAF_HASH_MISMATCH' : 'LEDGER_NODE_MISMATCH',
+                  index,
+                  node.level === 0 ? `entry ${index}: stored leaf hash is missing (${what})` : `tree node (level ${node.level}, index ${node.index}) ending at entry ${index}: ${what}`,
+                );
+              }
+              if (!bytesEqual(stored[1], node.hash)) {
+                throw new Failure(
+                  node.level === 0 ? 'LEDGER_LEAF_HASH_MISMATCH' : 'LEDGER_NODE_MISMATCH',
+                  index,
+                  node.level === 0
+                    ? `entry ${index}: leaf hash of the stored bytes ${toHex(node.hash)} does not match the stored leaf hash ${toHex(stored[1])} (entry bytes edited, reordered or replaced)`
+                    : `tree node (level ${node.level}, index ${node.index}) ending at entry ${index}: stored ${toHex(stored[1])}, recomputed ${toHex(node.hash)}`,
+                );
+              }
+            }
+            tally.add(index, e);
+            batch.push({ index, e });
+            recent.set(index, e);
+            expected++;
+            checkRoot(expected);
+          }
+        } catch (err) {
+          if (!(err instanceof Failure)) throw err;
+          syncFailure = err;
+        }
+        const current = startChecks(batch);
+        // Report the lowest bad index: earlier chunks' signatures first, then this chunk's, then the sync failure.
+        await failFirstSignature([pending], recent);
+        if (syncFailure) {
+          await failFirstSignature([current], recent);
+          throw syncFailure;
+        }
+        pending = current;
+        if (recent.size > chunk * 2) for (const k of [...recent.keys()].slice(0, recent.size - chunk * 2)) recent.delete(k);
+      }
+      await failFirstSignature([pending], recent);
+      if (expected !== n) throw new Failure('LEDGER_ENTRY_MISSING', expected, `entry ${expected} is missing (the ledger records ${n} entries, ${expected} are present)`);
+      const extra = await nextNode();
+      if (extra) throw new Failure('LEDGER_NODE_MISMATCH', n, `the tree stores nodes beyond its ${n} entries (a truncated or rewritten log)`);
+    } finally {
+      await eit.close();
+      await nit.close();
+    }
+    // Consecutive checkpoints must be consistent (proofs built from the stored nodes just verified).
+    for (let k = 1; k < cps.length; k++) {
+      const a = cps[k - 1];
+      const b = cps[k];
+      if (a.size === 0) continue;
+      try {
+        verifyConsistency(a.size, b.size, await ledger.consistencyProof(a.size, b.size), a.checkpoint.rootHash, b.checkpoint.rootHash);
+      } catch (e) {
+        if (!isFedtwinError(e, 'LEDGER_PROOF_INVALID')) throw e;
+        throw new Failure('LEDGER_INCONSISTENT', null, `checkpoints at sizes ${a.size} and ${b.size} are not consistent: ${e.message}`, b.size);
+      }
+    }
+    return { ok: true, summary: summary() };
+  } catch (err) {
+    if (!(err instanceof Failure)) throw err;
+    const out: VerifyResult = { ok: false, index: err.index, code: err.code, message: err.message, summary: summary() };
+    if (err.checkpointSize !== undefined) out.checkpointSize = err.checkpointSize;
+    return out;
+  }
+}

@@ -1,0 +1,90 @@
+// DP-SGD with per-example clipping from per-example gradient norms, without a backward pass per
+// example ("ghost clipping"). For a dense layer used once per example, the per-example weight
+// gradient is the outer product a_i ⊗ g_i (a: layer input, g: gradient of the summed loss w.r.t.
+// the layer output), so ‖∇W_i‖ = ‖a_i‖·‖g_i‖ and ‖∇b_i‖ = ‖g_i‖; layer-norm gain/bias grads are
+// g⊙n and g per example. One batched backward (vae-grad.ts) gives every a and g; clipped sums are
+// then aᵀ·diag(s)·g with s_i = min(1, C/‖∇_i‖).
+
+import * as tf from '@tensorflow/tfjs-core';
+import type { VaeCore } from './vae.ts';
+import type { FlatAdam } from './adam.ts';
+import { forwardBackward, paramGrads, perExampleSqNorms } from './vae-grad.ts';
+
+export interface DpStepOptions {
+  clip: number;
+  noiseMultiplier: number;
+  /** Expected batch size q·N: the clipped, noised sum is divided by this (not the realised size). */
+  expectedBatch: number;
+  noiseSeed: number;
+}
+
+export interface DpBatch {
+  x: Float32Array;
+  y: Float32Array;
+  eps: Float32Array;
+  rows: number;
+}
+
+function toTensors(core: VaeCore, b: DpBatch): [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D] {
+  return [
+    tf.tensor2d(b.x.subarray(0, b.rows * core.width), [b.rows, core.width]),
+    tf.tensor2d(b.y.subarray(0, b.rows * core.classCount), [b.rows, core.classCount]),
+    tf.tensor2d(b.eps.subarray(0, b.rows * core.latentDim), [b.rows, core.latentDim]),
+  ];
+}
+
+/** Scales s_i = min(1, C/‖∇_i‖) as a rows×1 column. */
+function clipScales(core: VaeCore, fb: ReturnType<typeof forwardBackward>, clip: number): tf.Tensor2D {
+  const norms = tf.sqrt(perExampleSqNorms(core, fb));
+  return tf.reshape(tf.minimum(1, tf.div(clip, tf.add(norms, 1e-12))), [-1, 1]);
+}
+
+/** Per-example gradient L2 norms over all trainable variables, by the ghost-norm identity. */
+export function perExampleGradNorms(core: VaeCore, batch: DpBatch): Float32Array {
+  const t = tf.tidy(() => {
+    const [x, y, e] = toTensors(core, batch);
+    return tf.sqrt(perExampleSqNorms(core, forwardBackward(core, x, y, e, 1)));
+  });
+  const out = t.dataSync().slice() as Float32Array;
+  t.dispose();
+  return out;
+}
+
+/** Clipped per-variable gradient sums Σ_i min(1, C/‖∇_i‖)·∇_i (no noise); caller disposes. */
+export function clippedGradSums(core: VaeCore, batch: DpBatch, clip: number): Map<string, tf.Tensor> {
+  const g = tf.tidy(() => {
+    const [x, y, e] = toTensors(core, batch);
+    const fb = forwardBackward(core, x, y, e, 1);
+    return paramGrads(core, fb, clipScales(core, fb, clip));
+  });
+  return new Map(Object.entries(g));
+}
+
+/** One DP-SGD step: clip per example, sum, add N(0, (zC)²) per coordinate, divide by the
+ *  expected batch size, apply the optimizer. Returns the batch's summed loss (caller disposes). */
+export function dpSgdStep(core: VaeCore, opt: FlatAdam, batch: DpBatch, o: DpStepOptions): tf.Scalar {
+  const std = o.noiseMultiplier * o.clip;
+  const { grads, lossSum } = tf.tidy(() => {
+    let sums: Record<string, tf.Tensor>;
+    let loss: tf.Scalar;
+    if (batch.rows === 0) {
+      // An empty Poisson sample still takes a (noise-only) step: skipping it would reveal |batch| = 0.
+      sums = Object.fromEntries(core.vars.map((v) => [v.name, tf.zeros(v.shape)]));
+      loss = tf.scalar(0);
+    } else {
+      const [x, y, e] = toTensors(core, batch);
+      const fb = forwardBackward(core, x, y, e, 1);
+      sums = paramGrads(core, fb, clipScales(core, fb, o.clip));
+      loss = fb.lossSum;
+    }
+    const out: Record<string, tf.Tensor> = {};
+    core.vars.forEach((v, k) => {
+      const noised = std > 0 ? tf.add(sums[v.name], tf.randomNormal(v.shape, 0, std, 'float32', o.noiseSeed + k)) : sums[v.name];
+      out[v.name] = tf.div(noised, o.expectedBatch);
+    });
+    return { grads: out, lossSum: loss };
+  });
+  opt.applyGradients(grads);
+  tf.dispose(Object.values(grads));
+  return lossSum;
+}

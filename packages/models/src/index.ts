@@ -1,0 +1,51 @@
+export type * from './types.ts';
+// model side
+export { initBackend, currentBackend } from './backend.ts';
+export type { BackendPreference, BackendInfo, InitBackendOptions } from './backend.ts';
+export { installWasmMatmulFix, uninstallWasmMatmulFix, isWasmMatmulFixInstalled } from './matmul-fix.ts';
+export { createTwinVae, VAE_LAYERS, DEFAULT_SHARED_LAYERS } from './vae.ts';
+export type { TwinVae, TwinVaeInit, GenerateOptions, VaeLayerName } from './vae.ts';
+export type { TrainOptions, TrainResult, DpTrainOptions } from './train.ts';
+export { createRng, deriveSeed, fillNormal } from './rng.ts';
+export type { Rng } from './rng.ts';
+// data side
+export { parseCsv, readCsvFile, toCsv, formatNumber, DEFAULT_CSV_LIMITS } from './csv.ts';
+export type { CsvLimits, ParsedCsv } from './csv.ts';
+export { inferSchema, validateSchema, tableFromCsv, tableToCsv, parseNumber, decimalsOf, sortCategories, targetIndex } from './schema.ts';
+export type { InferSchemaOptions, TableFromCsvOptions, TableReport, LoadedTable } from './schema.ts';
+export { encodeTable, encodedLayout, decodeRows, decodeTable } from './encode.ts';
+export type { EncodedLayout, DecodeOptions } from './encode.ts';
+export { createPrng, prngFromState } from './random.ts';
+export type { Prng } from './random.ts';
+export { dirichletSplit, dirichletSplitDetailed, iidSplit, trainTestSplit, pick } from './split.ts';
+export type { DirichletSplitOptions, DirichletSplitResult } from './split.ts';
+export {
+  ksStatistic,
+  ksComplement,
+  tvDistance,
+  tvComplement,
+  assertSameSchema,
+  columnScores,
+  pearsonMatrix,
+  correlationDistance,
+  fidelityReport,
+  columnHistograms,
+  rocAuc,
+  multiclassAuc,
+  trainLogisticRegression,
+  utilityAuc,
+  tstrAuc,
+  trtrAuc,
+} from './evaluate.ts';
+export type {
+  ColumnScore,
+  FidelityReport,
+  ColumnHistogram,
+  MulticlassAuc,
+  Features,
+  LogisticRegressionOptions,
+  LogisticRegressionModel,
+  UtilityResult,
+} from './evaluate.ts';
+export { BUILTIN_DATASETS, builtinDataset, defaultDataDir, loadDataset, loadDatasetTable, applyBinning, subsetTable } from './datasets.ts';
+export type { BuiltinDataset, BuiltinDatasetName, Binning, Dataset, LoadDatasetOptions, LoadTableOptions } from './datasets.ts';

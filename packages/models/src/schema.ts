@@ -1,0 +1,375 @@
+// Table schemas: drafting one from a public data set (inferSchema), checking one read from JSON
+// (validateSchema), and turning CSV rows into a validated Table against a declared schema (tableFromCsv).
+import { z } from 'zod';
+import { FedtwinError } from '@fedtwin/errors';
+import type { ColumnSpec, Table, TableSchema } from './types.ts';
+import { formatNumber, toCsv } from './csv.ts';
+
+/** Decimal number as CSV writes it: optional sign, digits, optional fraction, optional exponent. */
+const NUMBER_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** Strict numeric parse (no hex, no Infinity, no empty); surrounding spaces are tolerated. */
+export function parseNumber(s: string): number | undefined {
+  const t = s.trim();
+  if (!NUMBER_RE.test(t)) return undefined;
+  const v = Number(t);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/** Digits after the decimal point as written ("1.50" → 2, "1e-3" → 3), capped at 15. */
+export function decimalsOf(s: string): number {
+  const t = s.trim();
+  const m = /^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(t);
+  if (m === null) return 0;
+  const frac = m[2]?.length ?? 0;
+  const exp = m[3] === undefined ? 0 : Number(m[3]);
+  return Math.min(15, Math.max(0, frac - exp));
+}
+
+/**
+ * Decimals a value really needs: the fewest (≤ the written count) that reproduce it to 12
+ * significant digits, so float artefacts such as "5.3660000000000005" count as 3, not 16.
+ */
+export function significantDecimals(s: string): number {
+  const written = decimalsOf(s);
+  const v = parseNumber(s);
+  if (v === undefined || v === 0) return 0;
+  for (let d = 0; d < written; d++) {
+    if (Math.abs(Number(v.toFixed(d)) - v) <= 1e-12 * Math.abs(v)) return d;
+  }
+  return written;
+}
+
+/** Numbers if every category is numeric, else code-point order: "2" < "10", "neg" < "pos". */
+export function sortCategories(cats: Iterable<string>): string[] {
+  const arr = [...new Set(cats)];
+  if (arr.every((c) => parseNumber(c) !== undefined)) {
+    return arr.sort((a, b) => (parseNumber(a) as number) - (parseNumber(b) as number) || (a < b ? -1 : a > b ? 1 : 0));
+  }
+  return arr.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+export interface InferSchemaOptions {
+  /** The label / conditioning column; always made categorical. */
+  target: string;
+  /** Max distinct values of a categorical column (and the target). Default 50. */
+  maxCategories?: number;
+  /** Columns to make categorical even if every value is a number (e.g. codes). */
+  categorical?: string[];
+  /** Round numeric bounds outward to two significant digits of the range. Default true. */
+  roundBounds?: boolean;
+}
+
+function roundTo(v: number, decimals: number): number {
+  return Number(v.toFixed(Math.max(0, Math.min(20, decimals))));
+}
+
+/** Widen [min, max] outward to a step of 10^(⌊log10(range)⌋−1), so bounds are round numbers. */
+function roundOutward(min: number, max: number, integer: boolean, decimals: number): [number, number] {
+  if (max === min) {
+    const step = integer ? 1 : 10 ** -decimals;
+    return [min, roundTo(min + step, decimals)];
+  }
+  let e = Math.floor(Math.log10(max - min)) - 1;
+  if (integer) e = Math.max(e, 0);
+  const step = 10 ** e;
+  const places = Math.max(0, -e);
+  return [roundTo(Math.floor(min / step) * step, places), roundTo(Math.ceil(max / step) * step, places)];
+}
+
+/**
+ * Draft a schema from rows (e.g. a public data set, or a consortium operator's sample). Numeric
+ * columns get min/max (rounded outward), `integer` and `decimals` (most decimals seen, ignoring
+ * float artefacts: see significantDecimals); other
+ * columns are categorical with their sorted categories. Empty fields are skipped.
+ */
+export function inferSchema(header: readonly string[], rows: ReadonlyArray<ReadonlyArray<string>>, opts: InferSchemaOptions): TableSchema {
+  const maxCategories = opts.maxCategories ?? 50;
+  if (!Number.isInteger(maxCategories) || maxCategories < 2) {
+    throw new FedtwinError('DATA_BAD_ARGUMENT', `maxCategories must be an integer ≥ 2, got ${maxCategories}`);
+  }
+  const forced = new Set(opts.categorical ?? []);
+  for (const c of [opts.target, ...forced]) {
+    if (!header.includes(c)) {
+      throw new FedtwinError('DATA_MISSING_COLUMN', `column "${c}" is not in the header`, {
+        hint: `Columns are: ${header.join(', ')}`,
+        details: { column: c },
+      });
+    }
+  }
+  if (rows.length === 0) throw new FedtwinError('DATA_EMPTY', 'no rows to infer a schema from');
+  const columns: ColumnSpec[] = [];
+  for (let j = 0; j < header.length; j++) {
+    const name = header[j];
+    let min = Infinity;
+    let max = -Infinity;
+    let decimals = 0;
+    let integer = true;
+    let numeric = !forced.has(name) && name !== opts.target;
+    let firstNonNumeric: { row: number; value: string } | undefined;
+    const cats = new Set<string>();
+    let present = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const s = rows[i][j];
+      if (s === undefined || s.trim() === '') continue;
+      present++;
+      if (cats.size <= maxCategories) cats.add(s);
+      if (!numeric) continue;
+      const v = parseNumber(s);
+      if (v === undefined) {
+        numeric = false;
+        firstNonNumeric = { row: i + 1, value: s };
+        continue;
+      }
+      if (v < min) min = v;
+      if (v > max) max = v;
+      if (!Number.isInteger(v)) integer = false;
+      // Only values written with more decimals than the running max can raise it.
+      if (decimalsOf(s) > decimals) {
+        const d = significantDecimals(s);
+        if (d > decimals) decimals = d;
+      }
+    }
+    if (present === 0) {
+      throw new FedtwinError('DATA_MISSING_VALUE', `column "${name}" has no values`, { hint: 'Drop the column or fill it', details: { column: name } });
+    }
+    if (numeric) {
+      // A constant column is widened by one step either way: scaling needs min < max.
+      const [lo, hi] = opts.roundBounds === false && min < max ? [min, max] : roundOutward(min, max, integer, decimals);
+      columns.push({ name, kind: 'numeric', min: lo, max: hi, integer, decimals: integer ? 0 : decimals });
+      continue;
+    }
+    if (cats.size > maxCategories) {
+      const isTarget = name === opts.target;
+      throw new FedtwinError(
+        isTarget ? 'DATA_TARGET_NOT_CATEGORICAL' : 'DATA_TOO_MANY_CATEGORIES',
+        `column "${name}" has more than ${maxCategories} distinct values` +
+          (firstNonNumeric ? ` and non-numeric values (e.g. "${firstNonNumeric.value}" in data row ${firstNonNumeric.row})` : ''),
+        {
+          hint: isTarget
+            ? 'The target must be a class label: choose another --target or bin this column into classes (docs/data.md)'
+            : `Drop the column, make it numeric, or raise maxCategories`,
+          details: { column: name, maxCategories },
+        },
+      );
+    }
+    columns.push({ name, kind: 'categorical', categories: sortCategories(cats) });
+  }
+  const target = columns.find((c) => c.name === opts.target);
+  if (target?.kind === 'categorical' && target.categories.length < 2) {
+    throw new FedtwinError('DATA_TARGET_NOT_CATEGORICAL', `target "${opts.target}" has a single class "${target.categories[0]}"`, {
+      hint: 'The target needs at least two classes',
+    });
+  }
+  if (columns.length < 2) {
+    throw new FedtwinError('DATA_BAD_SCHEMA', 'a table needs at least one column besides the target', { hint: 'Add feature columns' });
+  }
+  return { columns, target: opts.target };
+}
+
+// ---------------------------------------------------------------------------------------------
+// validateSchema
+
+const MAX_COLUMNS = 10_000;
+const MAX_CATEGORIES = 10_000;
+
+const numericSpec = z
+  .object({
+    name: z.string().min(1),
+    kind: z.literal('numeric'),
+    min: z.number().finite(),
+    max: z.number().finite(),
+    integer: z.boolean(),
+    decimals: z.number().int().min(0).max(15),
+  })
+  .strict();
+const categoricalSpec = z
+  .object({
+    name: z.string().min(1),
+    kind: z.literal('categorical'),
+    categories: z.array(z.string().min(1)).min(1).max(MAX_CATEGORIES),
+  })
+  .strict();
+const tableSchemaZ = z
+  .object({
+    columns: z.array(z.discriminatedUnion('kind', [numericSpec, categoricalSpec])).min(2).max(MAX_COLUMNS),
+    target: z.string().min(1),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const names = new Set<string>();
+    s.columns.forEach((c, i) => {
+      if (names.has(c.name)) ctx.addIssue({ code: 'custom', path: ['columns', i, 'name'], message: `duplicate column name "${c.name}"` });
+      names.add(c.name);
+      if (c.kind === 'numeric') {
+        if (!(c.min < c.max)) ctx.addIssue({ code: 'custom', path: ['columns', i, 'max'], message: `max (${c.max}) must be greater than min (${c.min})` });
+        if (c.integer && c.decimals !== 0) ctx.addIssue({ code: 'custom', path: ['columns', i, 'decimals'], message: 'an integer column must have decimals 0' });
+      } else {
+        const seen = new Set<string>();
+        c.categories.forEach((cat, k) => {
+          if (seen.has(cat)) ctx.addIssue({ code: 'custom', path: ['columns', i, 'categories', k], message: `duplicate category "${cat}"` });
+          seen.add(cat);
+        });
+      }
+    });
+    const t = s.columns.findIndex((c) => c.name === s.target);
+    if (t === -1) ctx.addIssue({ code: 'custom', path: ['target'], message: `target "${s.target}" is not one of the columns` });
+    else {
+      const tc = s.columns[t];
+      if (tc.kind !== 'categorical') ctx.addIssue({ code: 'custom', path: ['target'], message: `target "${s.target}" must be a categorical column` });
+      else if (tc.categories.length < 2) ctx.addIssue({ code: 'custom', path: ['columns', t, 'categories'], message: 'the target needs at least two categories' });
+    }
+  });
+
+function pathString(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
+  return out === '' ? '(root)' : out;
+}
+
+/** Check a schema read from JSON; throws `DATA_BAD_SCHEMA` naming the offending field (e.g. `columns[3].max`). */
+export function validateSchema(json: unknown): TableSchema {
+  const r = tableSchemaZ.safeParse(json);
+  if (r.success) return r.data as TableSchema;
+  const issues = r.error.issues.slice(0, 5).map((i) => `${pathString(i.path)}: ${i.message}`);
+  throw new FedtwinError('DATA_BAD_SCHEMA', `invalid schema: ${issues.join('; ')}`, {
+    hint: 'See docs/data.md for the schema format',
+    details: { issues },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// tableFromCsv
+
+export interface TableFromCsvOptions {
+  /** Clamp numeric values outside the declared [min, max] (and count them) instead of failing. Default false. */
+  clampOutOfRange?: boolean;
+  /** Ignore CSV columns the schema does not declare instead of failing. Default false. */
+  ignoreExtraColumns?: boolean;
+  /** Name used in error messages (e.g. the file path). */
+  source?: string;
+}
+
+export interface TableReport {
+  /** Values clamped into bounds, per column (only columns with clamps appear). */
+  clamped: Record<string, number>;
+  clampedTotal: number;
+  /** CSV columns dropped because the schema does not declare them. */
+  ignoredColumns: string[];
+}
+
+/** A Table plus what was done to get it. */
+export interface LoadedTable extends Table {
+  report: TableReport;
+}
+
+/**
+ * Validate CSV rows against a declared schema and convert them to a Table (schema column order).
+ * Errors: DATA_MISSING_COLUMN, DATA_EXTRA_COLUMN, DATA_MISSING_VALUE, DATA_BAD_VALUE,
+ * DATA_UNKNOWN_CATEGORY, DATA_OUT_OF_RANGE — each with column, data row (1-based) and value.
+ */
+export function tableFromCsv(
+  header: readonly string[],
+  rows: ReadonlyArray<ReadonlyArray<string>>,
+  schema: TableSchema,
+  opts: TableFromCsvOptions = {},
+): LoadedTable {
+  const src = opts.source ?? 'csv';
+  const index = new Map<string, number>();
+  header.forEach((h, j) => index.set(h, j));
+  const declared = new Set(schema.columns.map((c) => c.name));
+  for (const c of schema.columns) {
+    if (!index.has(c.name)) {
+      throw new FedtwinError('DATA_MISSING_COLUMN', `${src}: column "${c.name}" declared in the schema is missing`, {
+        hint: `The CSV header has: ${header.join(', ')}`,
+        details: { column: c.name },
+      });
+    }
+  }
+  const extra = header.filter((h) => !declared.has(h));
+  if (extra.length > 0 && opts.ignoreExtraColumns !== true) {
+    throw new FedtwinError('DATA_EXTRA_COLUMN', `${src}: column "${extra[0]}" is not declared in the schema` + (extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''), {
+      hint: 'Remove the column from the CSV, declare it in the schema, or ignore extra columns (--ignore-extra-columns)',
+      details: { columns: extra },
+    });
+  }
+  const cols = schema.columns.map((c) => ({ spec: c, j: index.get(c.name) as number, cats: c.kind === 'categorical' ? new Set(c.categories) : undefined }));
+  const clamped: Record<string, number> = {};
+  let clampedTotal = 0;
+  const out: Array<Array<number | string>> = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const raw = rows[i];
+    if (raw.length !== header.length) {
+      throw new FedtwinError('DATA_CSV_MALFORMED', `${src}: data row ${i + 1} has ${raw.length} fields, header has ${header.length}`);
+    }
+    const row: Array<number | string> = new Array(cols.length);
+    for (let k = 0; k < cols.length; k++) {
+      const { spec, j, cats } = cols[k];
+      const s = raw[j];
+      const where = { row: i + 1, column: spec.name, value: s };
+      if (s.trim() === '') {
+        throw new FedtwinError('DATA_MISSING_VALUE', `${src}: data row ${i + 1}, column "${spec.name}": empty value`, {
+          hint: 'fedtwin does not impute: fill or drop rows with missing values before import',
+          details: where,
+        });
+      }
+      if (spec.kind === 'categorical') {
+        if (!(cats as Set<string>).has(s)) {
+          throw new FedtwinError('DATA_UNKNOWN_CATEGORY', `${src}: data row ${i + 1}, column "${spec.name}": "${s}" is not a declared category`, {
+            hint: `Declared categories: ${spec.categories.slice(0, 20).join(', ')}${spec.categories.length > 20 ? ', …' : ''}`,
+            details: where,
+          });
+        }
+        row[k] = s;
+        continue;
+      }
+      let v = parseNumber(s);
+      if (v === undefined) {
+        throw new FedtwinError('DATA_BAD_VALUE', `${src}: data row ${i + 1}, column "${spec.name}": "${s}" is not a number`, {
+          hint: 'Numeric columns take plain decimals like 12.5 or -3',
+          details: where,
+        });
+      }
+      if (spec.integer && !Number.isInteger(v)) {
+        throw new FedtwinError('DATA_BAD_VALUE', `${src}: data row ${i + 1}, column "${spec.name}": "${s}" is not an integer`, {
+          hint: 'The schema declares this column integer',
+          details: where,
+        });
+      }
+      if (v < spec.min || v > spec.max) {
+        if (opts.clampOutOfRange !== true) {
+          throw new FedtwinError('DATA_OUT_OF_RANGE', `${src}: data row ${i + 1}, column "${spec.name}": ${s} is outside the declared range [${spec.min}, ${spec.max}]`, {
+            hint: 'Fix the value, widen the bounds in the schema (the consortium declares them), or clamp (--clamp-out-of-range)',
+            details: { ...where, min: spec.min, max: spec.max },
+          });
+        }
+        v = v < spec.min ? spec.min : spec.max;
+        clamped[spec.name] = (clamped[spec.name] ?? 0) + 1;
+        clampedTotal++;
+      }
+      row[k] = v;
+    }
+    out[i] = row;
+  }
+  if (out.length === 0) throw new FedtwinError('DATA_EMPTY', `${src}: no data rows`);
+  return { schema, rows: out, report: { clamped, clampedTotal, ignoredColumns: extra } };
+}
+
+/** Write a Table as CSV with the schema's columns and number formats (decimals; no exponents). */
+export function tableToCsv(table: Table): string {
+  const specs = table.schema.columns;
+  const rows = table.rows.map((r) => r.map((v, k) => {
+    const c = specs[k];
+    return c.kind === 'numeric' && typeof v === 'number' ? formatNumber(v, c.decimals) : String(v);
+  }));
+  return toCsv(specs.map((c) => c.name), rows);
+}
+
+/** Index of the target column in `schema.columns`; throws DATA_BAD_SCHEMA if absent or not categorical. */
+export function targetIndex(schema: TableSchema): number {
+  const t = schema.columns.findIndex((c) => c.name === schema.target);
+  if (t === -1 || schema.columns[t].kind !== 'categorical') {
+    throw new FedtwinError('DATA_BAD_SCHEMA', `target "${schema.target}" must be a categorical column of the schema`);
+  }
+  return t;
+}

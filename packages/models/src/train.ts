@@ -1,0 +1,147 @@
+// Local training loop for the twin VAE: shuffled minibatches with Adam, or DP-SGD on Poisson-
+// sampled batches. All randomness (order, sampling, reparameterization, DP noise) derives from
+// opts.seed, so a run is reproducible on a given backend.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { FedtwinError } from '@fedtwin/errors';
+import type { EncodedTable } from './types.ts';
+import type { VaeCore } from './vae.ts';
+import { createRng, deriveSeed } from './rng.ts';
+import type { Rng } from './rng.ts';
+import { dpSgdStep } from './dpsgd.ts';
+import { createFlatAdam } from './adam.ts';
+import { forwardBackward, paramGrads } from './vae-grad.ts';
+import type { FlatAdam } from './adam.ts';
+
+export interface DpTrainOptions {
+  /** Per-example L2 clipping bound C. */
+  clip: number;
+  /** Noise multiplier z: Gaussian noise N(0, (zC)²) is added to the clipped sum. */
+  noiseMultiplier: number;
+}
+
+export interface TrainOptions {
+  epochs: number;
+  /** Minibatch size; with `dp`, the expected batch size (sampling rate q = batchSize / rows). */
+  batchSize: number;
+  learningRate: number;
+  seed: number;
+  /** Called after each epoch with its mean per-example loss (negative ELBO). */
+  onEpoch?: (epoch: number, loss: number) => void;
+  /** DP-SGD (per-example clipping + Gaussian noise, Poisson sampling). Off when absent. */
+  dp?: DpTrainOptions;
+}
+
+export interface TrainResult {
+  /** Mean per-example loss (negative ELBO, nats) per epoch. */
+  losses: number[];
+  /** Optimizer steps taken. */
+  steps: number;
+  /** Examples processed (sum of batch sizes). */
+  examples: number;
+  /** With dp: the Poisson sampling rate q used for every step (for the privacy accountant). */
+  sampleRate?: number;
+}
+
+function bad(message: string, hint?: string): FedtwinError {
+  return new FedtwinError('MODELS_BAD_ARGUMENT', message, { hint });
+}
+
+function checkOptions(o: TrainOptions): void {
+  if (!Number.isInteger(o.epochs) || o.epochs < 1 || o.epochs > 100_000) throw bad(`epochs must be an integer in [1, 100000], got ${o.epochs}`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1 || o.batchSize > 65_536) throw bad(`batchSize must be an integer in [1, 65536], got ${o.batchSize}`);
+  if (!(o.learningRate > 0 && o.learningRate <= 10)) throw bad(`learningRate must be in (0, 10], got ${o.learningRate}`);
+  if (!Number.isFinite(o.seed)) throw bad(`seed must be finite, got ${o.seed}`);
+  if (o.dp) {
+    if (!(o.dp.clip > 0 && Number.isFinite(o.dp.clip))) throw bad(`dp.clip must be > 0, got ${o.dp.clip}`);
+    if (!(o.dp.noiseMultiplier >= 0 && Number.isFinite(o.dp.noiseMultiplier))) throw bad(`dp.noiseMultiplier must be ≥ 0, got ${o.dp.noiseMultiplier}`);
+  }
+}
+
+function ensureOptimizer(core: VaeCore, lr: number): FlatAdam {
+  if (core.optimizer === null || core.optimizer.learningRate !== lr) {
+    core.optimizer?.dispose();
+    core.optimizer = createFlatAdam(core.vars, lr);
+  }
+  return core.optimizer;
+}
+
+/** Copy rows `idx[from..to)` into batch buffers (x, one-hot y) and draw eps. */
+function fillBatch(core: VaeCore, data: EncodedTable, idx: ArrayLike<number>, from: number, to: number, rng: Rng,
+  xb: Float32Array, yb: Float32Array, eb: Float32Array): number {
+  const W = core.width, C = core.classCount, Z = core.latentDim;
+  const m = to - from;
+  yb.fill(0, 0, m * C);
+  for (let i = 0; i < m; i++) {
+    const r = idx[from + i];
+    xb.set(data.x.subarray(r * W, (r + 1) * W), i * W);
+    yb[i * C + data.cond[r]] = 1;
+  }
+  for (let i = 0; i < m * Z; i++) eb[i] = rng.normal();
+  return m;
+}
+
+export async function runTraining(core: VaeCore, data: EncodedTable, opts: TrainOptions): Promise<TrainResult> {
+  checkOptions(opts);
+  const opt = ensureOptimizer(core, opts.learningRate);
+  const W = core.width, C = core.classCount, Z = core.latentDim;
+  const N = data.rows;
+  const dp = opts.dp;
+  const q = dp ? Math.min(1, opts.batchSize / N) : undefined;
+  // With Poisson sampling a batch can exceed its expectation; cap the buffers well above it.
+  const cap = dp ? Math.min(N, Math.ceil(opts.batchSize + 6 * Math.sqrt(opts.batchSize) + 16)) : Math.min(N, opts.batchSize);
+  let xb = new Float32Array(cap * W), yb = new Float32Array(cap * C), eb = new Float32Array(cap * Z);
+  const losses: number[] = [];
+  let steps = 0, examples = 0;
+
+  for (let epoch = 0; epoch < opts.epochs; epoch++) {
+    const rng = createRng(deriveSeed(opts.seed, epoch));
+    const costs: tf.Scalar[] = [];
+    let epochExamples = 0;
+    if (!dp) {
+      const order = rng.shuffle(Int32Array.from({ length: N }, (_, i) => i));
+      for (let from = 0; from < N; from += opts.batchSize) {
+        const m = fillBatch(core, data, order, from, Math.min(N, from + opts.batchSize), rng, xb, yb, eb);
+        const { grads, lossSum } = tf.tidy(() => {
+          const x = tf.tensor2d(xb.subarray(0, m * W), [m, W]);
+          const y = tf.tensor2d(yb.subarray(0, m * C), [m, C]);
+          const e = tf.tensor2d(eb.subarray(0, m * Z), [m, Z]);
+          // Gradient of the batch-mean loss (scale 1/m); explicit backward, see vae-grad.ts.
+          const fb = forwardBackward(core, x, y, e, 1 / m);
+          return { grads: paramGrads(core, fb), lossSum: fb.lossSum };
+        });
+        opt.applyGradients(grads);
+        tf.dispose(Object.values(grads));
+        costs.push(lossSum);
+        steps++; epochExamples += m;
+      }
+    } else {
+      // One "epoch" of DP-SGD = round(1/q) steps, each on an independent Poisson sample.
+      const stepsPerEpoch = Math.max(1, Math.round(1 / q!));
+      const picked = new Int32Array(N);
+      for (let s = 0; s < stepsPerEpoch; s++) {
+        let m = 0;
+        for (let r = 0; r < N; r++) if (rng.uniform() < q!) picked[m++] = r;
+        if (m > cap) {
+          xb = new Float32Array(m * W); yb = new Float32Array(m * C); eb = new Float32Array(m * Z);
+        }
+        fillBatch(core, data, picked, 0, m, rng, xb, yb, eb);
+        const lossSum = dpSgdStep(core, opt, {
+          x: xb.subarray(0, m * W), y: yb.subarray(0, m * C), eps: eb.subarray(0, m * Z), rows: m,
+        }, { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, expectedBatch: q! * N, noiseSeed: rng.seed() });
+        costs.push(lossSum);
+        steps++; epochExamples += m;
+      }
+    }
+    const total = tf.tidy(() => (costs.length ? tf.addN(costs) : tf.scalar(0)));
+    const loss = (total.dataSync()[0] ?? NaN) / Math.max(1, epochExamples);
+    total.dispose();
+    for (const c of costs) c.dispose();
+    losses.push(loss);
+    examples += epochExamples;
+    opts.onEpoch?.(epoch, loss);
+    // Let a daemon's event loop breathe between epochs.
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  return q === undefined ? { losses, steps, examples } : { losses, steps, examples, sampleRate: q };
+}

@@ -1,0 +1,146 @@
+// Explicit forward + backward pass of the twin VAE. tf.variableGrads on this model records ~500
+// kernels per step (tape clones of saved inputs, reshapes of broadcast gradients), and on wasm the
+// per-kernel dispatch, not arithmetic, dominates a small MLP. Writing the backward by hand halves
+// the kernel count and, as a by-product, yields each dense layer's input `a` and output gradient
+// `gz` — exactly what DP-SGD's per-example norms need. `lossPerExample` (autodiff) stays the
+// reference: tests check these gradients against it and against finite differences.
+
+import * as tf from '@tensorflow/tfjs-core';
+import type { VaeCore, VaeLayerName } from './vae.ts';
+
+/** Per layer: input a (rows×in), gradient of the loss w.r.t. the affine output gz (rows×out);
+ *  for layer-normed layers also the normalized activation n and the gradient w.r.t. the LN
+ *  output gy. Rows of gz/gy are per-example gradients (scaled by `scale`). */
+export interface LayerGrad { a: tf.Tensor2D; gz: tf.Tensor2D; n?: tf.Tensor2D; gy?: tf.Tensor2D }
+
+export interface ForwardBackward {
+  /** Σ_i loss_i (unscaled). */
+  lossSum: tf.Scalar;
+  layers: Map<VaeLayerName, LayerGrad>;
+}
+
+const LN_EPS = 1e-5;
+
+/** Forward and backward for a batch; gradients are of `scale · Σ_i loss_i`. Run inside tf.tidy
+ *  (the returned tensors survive it). */
+export function forwardBackward(core: VaeCore, x: tf.Tensor2D, y: tf.Tensor2D, eps: tf.Tensor2D, scale: number): ForwardBackward {
+  const L = (n: VaeLayerName) => core.layers.get(n)!;
+  const rows = x.shape[0];
+  const affine = (name: VaeLayerName, a: tf.Tensor2D): tf.Tensor2D => {
+    const v = L(name);
+    return tf.fused.matMul({ a, b: v.W, bias: v.b }) as tf.Tensor2D;
+  };
+  // LN forward: returns n, rstd, pre-activation y (= n·γ + β).
+  const norm = (name: VaeLayerName, z: tf.Tensor2D) => {
+    const v = L(name);
+    const mean = tf.mean(z, 1, true);
+    const c = tf.sub(z, mean);
+    const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(c), 1, true), LN_EPS));
+    const n = tf.mul(c, rstd) as tf.Tensor2D;
+    return { n, rstd, y: tf.add(tf.mul(n, v.gain!), v.beta!) as tf.Tensor2D };
+  };
+  // LN backward: dz = rstd · (dn − mean(dn) − n · mean(dn ⊙ n)), dn = gy ⊙ γ.
+  const normBack = (name: VaeLayerName, gy: tf.Tensor2D, n: tf.Tensor2D, rstd: tf.Tensor): tf.Tensor2D => {
+    const dn = tf.mul(gy, L(name).gain!);
+    const t = tf.sub(tf.sub(dn, tf.mean(dn, 1, true)), tf.mul(n, tf.mean(tf.mul(dn, n), 1, true)));
+    return tf.mul(t, rstd) as tf.Tensor2D;
+  };
+  const reluBack = (g: tf.Tensor2D, pre: tf.Tensor2D): tf.Tensor2D => tf.mul(g, tf.step(pre)) as tf.Tensor2D;
+  const back = (g: tf.Tensor2D, name: VaeLayerName): tf.Tensor2D => tf.matMul(g, L(name).W, false, true);
+
+  // ---- forward
+  const inE = tf.concat([x, y], 1) as tf.Tensor2D;
+  const e1 = norm('enc.h1', affine('enc.h1', inE));
+  const h = tf.relu(e1.y) as tf.Tensor2D;
+  const mu = affine('enc.mu', h);
+  const lvRaw = affine('enc.logvar', h);
+  const lv = tf.clipByValue(lvRaw, -12, 8);
+  const std = tf.exp(tf.mul(lv, 0.5));
+  const z = tf.add(mu, tf.mul(std, eps)) as tf.Tensor2D;
+  const inD = tf.concat([z, y], 1) as tf.Tensor2D;
+  const d1 = norm('dec.h1', affine('dec.h1', inD));
+  const h1 = tf.relu(d1.y) as tf.Tensor2D;
+  const d2 = norm('dec.h2', affine('dec.h2', h1));
+  const h2 = tf.relu(d2.y) as tf.Tensor2D;
+  const h2a = tf.add(h2, affine('site.adapter', h2)) as tf.Tensor2D;
+  const logits = affine('dec.out', h2a);
+
+  // ---- loss and its gradient w.r.t. the logits
+  const kl = tf.mul(tf.sum(tf.sub(tf.add(tf.exp(lv), tf.square(mu)), tf.add(lv, 1))), 0.5 * core.klWeight);
+  const parts: tf.Tensor[] = [kl];
+  let gLogits: tf.Tensor2D = tf.zeros([rows, core.width]);
+  if (core.hasNumeric) {
+    const s = tf.sigmoid(logits);
+    const diff = tf.mul(tf.sub(s, x), core.numMask);
+    parts.push(tf.mul(tf.sum(tf.square(diff)), core.invTwoSigma2));
+    // d/dl (s−x)²/2σ² = (s−x)/σ² · s(1−s)
+    gLogits = tf.mul(diff, tf.mul(tf.mul(s, tf.sub(1, s)), 2 * core.invTwoSigma2 * scale));
+  }
+  for (const seg of core.catSegs) {
+    const l = tf.slice(logits, [0, seg.offset], [-1, seg.width]);
+    const t = tf.slice(x, [0, seg.offset], [-1, seg.width]);
+    const lsm = tf.logSoftmax(l);
+    parts.push(tf.neg(tf.sum(tf.mul(t, lsm))));
+    // d/dl of −Σ t·log softmax(l) = softmax(l)·Σt − t (Σt = 1 for one-hot rows)
+    const g = tf.mul(tf.sub(tf.mul(tf.exp(lsm), tf.sum(t, 1, true)), t), scale);
+    gLogits = tf.add(gLogits, tf.pad(g, [[0, 0], [seg.offset, core.width - seg.offset - seg.width]]));
+  }
+  const lossSum = tf.addN(parts) as tf.Scalar;
+
+  // ---- backward
+  const layers = new Map<VaeLayerName, LayerGrad>();
+  layers.set('dec.out', { a: h2a, gz: gLogits });
+  const gH2a = back(gLogits, 'dec.out');
+  layers.set('site.adapter', { a: h2, gz: gH2a }); // residual: adapter output grad = gH2a
+  const gH2 = tf.add(gH2a, back(gH2a, 'site.adapter')) as tf.Tensor2D;
+  const gy2 = reluBack(gH2, d2.y);
+  const gz2 = normBack('dec.h2', gy2, d2.n, d2.rstd);
+  layers.set('dec.h2', { a: h1, gz: gz2, n: d2.n, gy: gy2 });
+  const gy1 = reluBack(back(gz2, 'dec.h2'), d1.y);
+  const gz1 = normBack('dec.h1', gy1, d1.n, d1.rstd);
+  layers.set('dec.h1', { a: inD, gz: gz1, n: d1.n, gy: gy1 });
+  const gZ = tf.slice(back(gz1, 'dec.h1'), [0, 0], [-1, core.latentDim]);
+  const beta = core.klWeight * scale;
+  // z = mu + exp(lv/2)·eps; KL' : dmu = β·mu, dlv = β/2·(exp(lv) − 1)
+  const gMu = tf.add(gZ, tf.mul(mu, beta)) as tf.Tensor2D;
+  const gLv = tf.add(tf.mul(tf.mul(gZ, tf.mul(std, eps)), 0.5), tf.mul(tf.sub(tf.exp(lv), 1), 0.5 * beta));
+  const inRange = tf.logicalAnd(tf.greaterEqual(lvRaw, -12), tf.lessEqual(lvRaw, 8));
+  const gLvRaw = tf.where(inRange, gLv, tf.zerosLike(gLv)) as tf.Tensor2D;
+  layers.set('enc.mu', { a: h, gz: gMu });
+  layers.set('enc.logvar', { a: h, gz: gLvRaw });
+  const gH = tf.add(back(gMu, 'enc.mu'), back(gLvRaw, 'enc.logvar')) as tf.Tensor2D;
+  const gy0 = reluBack(gH, e1.y);
+  const gz0 = normBack('enc.h1', gy0, e1.n, e1.rstd);
+  layers.set('enc.h1', { a: inE, gz: gz0, n: e1.n, gy: gy0 });
+  return { lossSum, layers };
+}
+
+/** Parameter gradients from layer records; rows weighted by s (rows×1) when given.
+ *  W: aᵀ·(s⊙gz), b: Σ s⊙gz, gain: Σ s⊙gy⊙n, beta: Σ s⊙gy. Keyed by variable name. */
+export function paramGrads(core: VaeCore, fb: ForwardBackward, s?: tf.Tensor2D): Record<string, tf.Tensor> {
+  const out: Record<string, tf.Tensor> = {};
+  for (const [name, v] of core.layers) {
+    const r = fb.layers.get(name)!;
+    const gz = s ? tf.mul(r.gz, s) : r.gz;
+    out[v.W.name] = tf.matMul(r.a, gz, true, false);
+    out[v.b.name] = tf.sum(gz, 0);
+    if (v.gain && v.beta && r.gy && r.n) {
+      const gy = s ? tf.mul(r.gy, s) : r.gy;
+      out[v.gain.name] = tf.sum(tf.mul(gy, r.n), 0);
+      out[v.beta.name] = tf.sum(gy, 0);
+    }
+  }
+  return out;
+}
+
+/** Per-example squared gradient norms (rows), from the dense-layer identity ‖a_i ⊗ g_i‖ = ‖a_i‖·‖g_i‖. */
+export function perExampleSqNorms(core: VaeCore, fb: ForwardBackward): tf.Tensor1D {
+  const parts: tf.Tensor[] = [];
+  for (const [name, v] of core.layers) {
+    const r = fb.layers.get(name)!;
+    const gz2 = tf.sum(tf.square(r.gz), 1);
+    parts.push(tf.mul(tf.sum(tf.square(r.a), 1), gz2), gz2);
+    if (v.gain && r.gy && r.n) parts.push(tf.sum(tf.square(tf.mul(r.gy, r.n)), 1), tf.sum(tf.square(r.gy), 1));
+  }
+  return tf.addN(parts) as tf.Tensor1D;
+}

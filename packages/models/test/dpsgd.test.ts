@@ -1,0 +1,130 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { createRng, createTwinVae, initBackend, VAE_LAYERS } from '../src/index.ts';
+import type { EncodedTable, Segment } from '../src/index.ts';
+import { getVaeCore } from '../src/vae.ts';
+import type { VaeCore } from '../src/vae.ts';
+import { clippedGradSums, perExampleGradNorms } from '../src/dpsgd.ts';
+import type { DpBatch } from '../src/dpsgd.ts';
+
+const segments: Segment[] = [
+  { column: 'a', kind: 'numeric', offset: 0, width: 1 },
+  { column: 'b', kind: 'categorical', offset: 1, width: 2 },
+  { column: 'c', kind: 'numeric', offset: 3, width: 1 },
+];
+const W = 4, C = 3, Z = 2, ROWS = 7;
+
+function batch(seed: number): DpBatch {
+  const rng = createRng(seed);
+  const x = new Float32Array(ROWS * W), y = new Float32Array(ROWS * C);
+  for (let i = 0; i < ROWS; i++) {
+    x[i * W] = rng.uniform(); x[i * W + 3] = rng.uniform();
+    x[i * W + 1 + rng.int(2)] = 1;
+    y[i * C + rng.int(C)] = 1;
+  }
+  const eps = Float32Array.from({ length: ROWS * Z }, () => rng.normal());
+  return { x, y, eps, rows: ROWS };
+}
+
+/** Reference: one backward pass per example. Returns per-example flat gradients. */
+function perExampleLoop(core: VaeCore, b: DpBatch): Float32Array[] {
+  const out: Float32Array[] = [];
+  for (let i = 0; i < b.rows; i++) {
+    const { value, grads } = tf.variableGrads(() => tf.sum(core.lossPerExample(
+      tf.tensor2d(b.x.subarray(i * W, (i + 1) * W), [1, W]),
+      tf.tensor2d(b.y.subarray(i * C, (i + 1) * C), [1, C]),
+      tf.tensor2d(b.eps.subarray(i * Z, (i + 1) * Z), [1, Z]))) as tf.Scalar, core.vars);
+    const flat = new Float32Array(core.vars.reduce((a, v) => a + v.size, 0));
+    let off = 0;
+    for (const v of core.vars) { flat.set(grads[v.name].dataSync(), off); off += v.size; }
+    tf.dispose([value, ...Object.values(grads)]);
+    out.push(flat);
+  }
+  return out;
+}
+
+describe('DP-SGD (ghost clipping)', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  function tinyModel(): ReturnType<typeof createTwinVae> {
+    const m = createTwinVae({ width: W, segments, classes: C, latentDim: Z, hidden: 5, seed: 8, sharedLayers: VAE_LAYERS });
+    // Non-zero adapter so its per-example norms are exercised.
+    const w = m.getSharedWeights();
+    const rng = createRng(1);
+    for (let i = 0; i < w.length; i++) if (w[i] === 0) w[i] = 0.1 * rng.normal();
+    m.setSharedWeights(w);
+    return m;
+  }
+
+  it('per-example gradient norms equal the per-example loop', () => {
+    const m = tinyModel();
+    try {
+      const core = getVaeCore(m);
+      const b = batch(3);
+      const ghost = perExampleGradNorms(core, b);
+      const loop = perExampleLoop(core, b).map((g) => Math.hypot(...g));
+      expect(ghost.length).toBe(ROWS);
+      for (let i = 0; i < ROWS; i++) expect(Math.abs(ghost[i] - loop[i])).toBeLessThan(1e-3 * Math.max(1, loop[i]));
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('clipped sums equal Σ_i min(1, C/‖g_i‖)·g_i from the loop', () => {
+    const m = tinyModel();
+    try {
+      const core = getVaeCore(m);
+      const b = batch(4);
+      const loop = perExampleLoop(core, b);
+      const norms = loop.map((g) => Math.hypot(...g));
+      const clip = [...norms].sort((a, c) => a - c)[3]; // clips about half of the examples
+      const expected = new Float64Array(loop[0].length);
+      loop.forEach((g, i) => { const s = Math.min(1, clip / norms[i]); for (let j = 0; j < g.length; j++) expected[j] += s * g[j]; });
+      const sums = clippedGradSums(core, b, clip);
+      let off = 0;
+      for (const v of core.vars) {
+        const got = sums.get(v.name)!.dataSync();
+        for (let j = 0; j < got.length; j++) expect(Math.abs(got[j] - expected[off + j])).toBeLessThan(1e-3 * Math.max(1, Math.abs(expected[off + j])));
+        off += v.size;
+      }
+      tf.dispose([...sums.values()]);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('DP training uses Poisson sampling, reports the sample rate and leaks no tensors', async () => {
+    const rng = createRng(5);
+    const rows = 200;
+    const x = new Float32Array(rows * W), cond = new Int32Array(rows);
+    for (let i = 0; i < rows; i++) { cond[i] = rng.int(C); x[i * W] = rng.uniform(); x[i * W + 1 + rng.int(2)] = 1; x[i * W + 3] = rng.uniform(); }
+    const data: EncodedTable = { x, rows, width: W, segments, cond, classes: ['p', 'q', 'r'] };
+    const n0 = tf.memory().numTensors;
+    const m = createTwinVae({ width: W, segments, classes: C, latentDim: Z, hidden: 16, seed: 2 });
+    const counts: number[] = [];
+    try {
+      const before = m.getSharedWeights();
+      const r = await m.trainEpochs(data, {
+        epochs: 3, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1 },
+        onEpoch: () => counts.push(tf.memory().numTensors),
+      });
+      expect(r.sampleRate).toBeCloseTo(0.1, 12);
+      expect(r.steps).toBe(30); // round(1/q) steps per epoch
+      expect(r.examples).toBeGreaterThan(300); // ≈ 600 expected
+      expect(r.examples).toBeLessThan(900);
+      expect(r.losses.every(Number.isFinite)).toBe(true);
+      expect(m.getSharedWeights()).not.toEqual(before);
+      expect(new Set(counts).size).toBe(1);
+      // Same seed → same samples, noise and result.
+      const m2 = createTwinVae({ width: W, segments, classes: C, latentDim: Z, hidden: 16, seed: 2 });
+      await m2.trainEpochs(data, { epochs: 3, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1 } });
+      expect(m2.getSharedWeights()).toEqual(m.getSharedWeights());
+      m2.dispose();
+    } finally {
+      m.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(n0);
+  });
+});

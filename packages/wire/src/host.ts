@@ -1,0 +1,742 @@
+import { createLibp2p } from 'libp2p';
+import type { ServiceFactoryMap } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@libp2p/yamux';
+import { identify } from '@libp2p/identify';
+import { ping } from '@libp2p/ping';
+import type { Identify } from '@libp2p/identify';
+import type { Ping } from '@libp2p/ping';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { Connection, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface';
+import { multiaddr } from '@multiformats/multiaddr';
+import type { Multiaddr } from '@multiformats/multiaddr';
+import type { z } from 'zod';
+import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
+import { WIRE_CODES } from './codes.ts';
+import {
+  DEFAULT_MAX_HEADER_BYTES,
+  ENVELOPE_VERSION,
+  MAX_FRAME_BYTES,
+  encodeJsonFrame,
+  readBody,
+  readJsonFrame,
+  requestEnvelopeSchema,
+  responseEnvelopeSchema,
+  summarizeIssues,
+  writeBody,
+  writeFrame,
+} from './frames.ts';
+import { StreamReader } from './reader.ts';
+
+/** pino-compatible subset: `(obj, msg)`. The default logger is silent; the library never prints. */
+export interface WireLogger {
+  info(obj: Record<string, unknown>, msg?: string): void;
+  warn(obj: Record<string, unknown>, msg?: string): void;
+  error(obj: Record<string, unknown>, msg?: string): void;
+}
+
+export interface ByteCounts {
+  sent: number;
+  received: number;
+}
+
+/** Tunables. Every deadline exists so a dead or slow peer cannot pin a stream forever. */
+export interface WireLimits {
+  /** Default cap for JSON header frames, both directions (handlers/requests may override). */
+  maxHeaderBytes: number;
+  /** Body frame size when sending, 1 B..4 MiB. */
+  chunkBytes: number;
+  /** yamux maximum per-stream receive window (bulk transfers want ~4 MiB). */
+  streamWindowBytes: number;
+  /** Responder: time allowed to receive a whole request (header + body). */
+  readTimeoutMs: number;
+  /** Responder: default time a handler may take (long-poll handlers fit inside it). */
+  handlerTimeoutMs: number;
+  /** Responder: time allowed to send the response. */
+  writeTimeoutMs: number;
+  /** Requester: default end-to-end deadline of request() (dial + send + wait + receive). */
+  requestTimeoutMs: number;
+  /** Dial deadline (TCP + Noise + muxer). */
+  dialTimeoutMs: number;
+  /** Connection manager: max open connections. */
+  maxConnections: number;
+  /** Connection manager: new inbound connections per second per remote host (50 nodes on one box share 127.0.0.1). */
+  inboundConnectionThreshold: number;
+  /** Concurrent inbound streams per protocol per connection (long-polls hold one each). */
+  maxInboundStreams: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<WireLimits> = Object.freeze({
+  maxHeaderBytes: DEFAULT_MAX_HEADER_BYTES,
+  chunkBytes: 1024 * 1024,
+  streamWindowBytes: 4 * 1024 * 1024,
+  readTimeoutMs: 120_000,
+  handlerTimeoutMs: 120_000,
+  writeTimeoutMs: 120_000,
+  requestTimeoutMs: 60_000,
+  dialTimeoutMs: 10_000,
+  maxConnections: 512,
+  inboundConnectionThreshold: 1000,
+  maxInboundStreams: 64,
+});
+
+export interface WireHostInit {
+  /** Ed25519 key (see loadIdentity/generateIdentity); its peer ID is this host's identity. */
+  privateKey: PrivateKey;
+  /** Listen multiaddrs; default ['/ip4/127.0.0.1/tcp/0']. Pass [] for a dial-only host. */
+  listen?: string[];
+  /**
+   * Membership gate: a predicate, or a list of peer IDs (kept inside and editable with
+   * allowPeer/removePeer). A peer is allowed if it is in the list OR the predicate says so.
+   */
+  allow: ((peerId: string) => boolean) | Iterable<string>;
+  limits?: Partial<WireLimits>;
+  logger?: WireLogger;
+  /** Extra libp2p services (e.g. gossipsub for round announcements); identify and ping are always on. */
+  services?: ServiceFactoryMap<Record<string, unknown>>;
+}
+
+export type WireServices = { identify: Identify; ping: Ping } & Record<string, unknown>;
+
+export interface WireMessage<H> {
+  header: H;
+  body?: Uint8Array;
+}
+
+export interface HandlerContext<Req> {
+  /** Authenticated remote peer ID (Noise proved it holds the key). */
+  peer: string;
+  header: Req;
+  body: Uint8Array | undefined;
+  /** Aborts on handler deadline, remote gone (stream closed) or host stop. */
+  signal: AbortSignal;
+}
+
+export interface HandlerSpec<Req, Res> {
+  /** Schema for the request header; the handler never sees a header that fails it. */
+  request: z.ZodType<Req>;
+  /** Optional schema checked on the handler's own response (catches bugs before they go out). */
+  response?: z.ZodType<Res>;
+  maxHeaderBytes?: number;
+  /** Largest request body accepted; checked against the declared length before allocating. */
+  maxBodyBytes: number;
+  /** Handler deadline; default limits.handlerTimeoutMs. */
+  timeoutMs?: number;
+  /** Concurrent streams of this protocol per connection; default limits.maxInboundStreams. */
+  maxInboundStreams?: number;
+  handler: (ctx: HandlerContext<Req>) => Promise<WireMessage<Res>> | WireMessage<Res>;
+}
+
+export interface RequestOptions<Res> {
+  response: z.ZodType<Res>;
+  /** Largest response body accepted; checked before allocating. */
+  maxBodyBytes: number;
+  maxHeaderBytes?: number;
+  /** End-to-end deadline; default limits.requestTimeoutMs. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface WireHost {
+  readonly peerId: string;
+  /** The underlying libp2p node, for services fedtwin adds on top (e.g. gossipsub). */
+  readonly libp2p: Libp2p<WireServices>;
+  readonly limits: Readonly<WireLimits>;
+  /** Listen addresses including /p2p/<peerId>, ready to hand to a dialer. */
+  addrs(): string[];
+  isAllowed(peerId: string): boolean;
+  allowPeer(peerId: string): void;
+  /** Remove from the internal list and close any open connection to it. */
+  removePeer(peerId: string): Promise<void>;
+  /** Connect (peer ID or multiaddr) and confirm the remote accepted us; returns its peer ID. */
+  dial(target: string, options?: { signal?: AbortSignal }): Promise<string>;
+  /** Round-trip time in ms. */
+  ping(target: string, options?: { signal?: AbortSignal }): Promise<number>;
+  connectedPeers(): string[];
+  handle<Req, Res>(name: string, spec: HandlerSpec<Req, Res>): Promise<void>;
+  unhandle(name: string): Promise<void>;
+  request<Req, Res>(target: string, name: string, message: WireMessage<Req>, options: RequestOptions<Res>): Promise<WireMessage<Res>>;
+  /** Application payload bytes (header + body frames, with their length prefixes) moved by the RPC layer. */
+  bytes(): ByteCounts;
+  bytesByPeer(): Record<string, ByteCounts>;
+  stop(): Promise<void>;
+}
+
+const NAME_RE = /^[a-z][a-z0-9-]{0,63}$/;
+
+/** `/fedtwin/<name>/1.0.0`: the version moves with the envelope format. */
+export function protocolId(name: string): string {
+  if (!NAME_RE.test(name)) {
+    throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `invalid protocol name ${JSON.stringify(name)}`, {
+      hint: 'Use lowercase letters, digits and dashes, starting with a letter (e.g. "upload-update").',
+    });
+  }
+  return `/fedtwin/${name}/1.0.0`;
+}
+
+const silentLogger: WireLogger = { info() {}, warn() {}, error() {} };
+
+function checkLimits(limits: WireLimits): void {
+  for (const [k, v] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(v) || v <= 0) {
+      throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `limits.${k} must be a positive integer, got ${String(v)}`);
+    }
+  }
+  if (limits.chunkBytes > MAX_FRAME_BYTES) {
+    throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `limits.chunkBytes ${limits.chunkBytes} exceeds the ${MAX_FRAME_BYTES}-byte frame cap`);
+  }
+  if (limits.streamWindowBytes < 256 * 1024) {
+    throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, 'limits.streamWindowBytes must be at least 256 KiB (the yamux initial window)');
+  }
+}
+
+function checkCap(value: number, what: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `${what} must be a non-negative integer, got ${String(value)}`);
+  }
+}
+
+interface Target {
+  peerId: PeerId | undefined;
+  addr: Multiaddr | undefined;
+}
+
+function parseTarget(target: string): Target {
+  if (typeof target !== 'string' || target.length === 0) {
+    throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, 'target must be a peer ID or a multiaddr string');
+  }
+  if (target.startsWith('/')) {
+    let addr: Multiaddr;
+    try {
+      addr = multiaddr(target);
+    } catch (e) {
+      throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `invalid multiaddr ${target}: ${(e as Error).message}`, {
+        hint: 'Expected e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...',
+      });
+    }
+    const id = addr.getComponents().find((c) => c.name === 'p2p')?.value;
+    let peerId: PeerId | undefined;
+    if (id !== undefined) {
+      try {
+        peerId = peerIdFromString(id);
+      } catch {
+        throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `invalid peer ID in multiaddr ${target}`);
+      }
+    }
+    return { peerId, addr };
+  }
+  try {
+    return { peerId: peerIdFromString(target), addr: undefined };
+  } catch {
+    throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `invalid peer ID ${target}`, {
+      hint: 'Peer IDs look like 12D3KooW...; multiaddrs start with /.',
+    });
+  }
+}
+
+function errName(e: unknown): string {
+  // libp2p sometimes rejects with the stream's 'close' Event rather than an Error.
+  if (e instanceof Event) return `Event(${e.type})`;
+  return e instanceof Error ? e.name : typeof e;
+}
+
+function errMessage(e: unknown): string {
+  if (e instanceof Event) {
+    const inner = (e as Event & { error?: unknown }).error;
+    return inner instanceof Error ? inner.message : `${e.type} event`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Errors that mean "the remote dropped the connection/stream under us". */
+const DROP_ERRORS = new Set([
+  'UnexpectedEOFError',
+  'EndOfStreamError',
+  'StreamResetError',
+  'StreamStateError',
+  'StreamClosedError',
+  'ConnectionClosedError',
+  'ConnectionClosingError',
+  'MuxerClosedError',
+  'StreamAbortedError',
+  'Event(close)',
+]);
+
+/** Start a libp2p host with TCP + Noise + yamux, a membership gate and the fedtwin RPC layer. */
+export async function createWireHost(init: WireHostInit): Promise<WireHost> {
+  if (init.privateKey?.type !== 'Ed25519') {
+    throw new FedtwinError(WIRE_CODES.IDENTITY_WRONG_TYPE, `privateKey must be Ed25519, got ${init.privateKey?.type ?? 'nothing'}`, {
+      hint: 'Use generateIdentity() or loadIdentity().',
+    });
+  }
+  const limits: WireLimits = { ...DEFAULT_LIMITS, ...(init.limits ?? {}) };
+  checkLimits(limits);
+  const log = init.logger ?? silentLogger;
+  const listen = init.listen ?? ['/ip4/127.0.0.1/tcp/0'];
+  for (const a of listen) parseTarget(a);
+
+  const allowSet = new Set<string>();
+  let allowFn: ((peerId: string) => boolean) | undefined;
+  if (typeof init.allow === 'function') allowFn = init.allow;
+  else if (init.allow != null && typeof (init.allow as Iterable<string>)[Symbol.iterator] === 'function') {
+    for (const id of init.allow) allowSet.add(parseTarget(id).peerId?.toString() ?? id);
+  } else {
+    throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, 'allow must be a predicate or a list of peer IDs', {
+      hint: 'Pass the consortium member list; use () => true only in tests.',
+    });
+  }
+  const isAllowed = (peerId: string): boolean => {
+    if (allowSet.has(peerId)) return true;
+    try {
+      return allowFn?.(peerId) === true;
+    } catch (e) {
+      log.error({ peer: peerId, err: errMessage(e) }, 'allow predicate threw; denying peer');
+      return false;
+    }
+  };
+  const deny = (direction: string) => (peer: PeerId, maConn?: { remoteAddr?: Multiaddr }): boolean => {
+    const id = peer.toString();
+    if (isAllowed(id)) return false;
+    log.warn({ peer: id, direction, addr: maConn?.remoteAddr?.toString() }, `refused ${direction} connection: peer ${id} is not on the allowlist`);
+    return true;
+  };
+
+  let node: Libp2p<WireServices>;
+  try {
+    node = await createLibp2p({
+      privateKey: init.privateKey,
+      addresses: { listen },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [
+        yamux({
+          streamOptions: {
+            initialStreamWindowSize: limits.streamWindowBytes,
+            maxStreamWindowSize: limits.streamWindowBytes,
+            // While paused we may still receive one full window; leave room so libp2p does not reset us.
+            maxReadBufferLength: 2 * limits.streamWindowBytes + MAX_FRAME_BYTES,
+          },
+        }),
+      ],
+      connectionGater: {
+        denyDialPeer: deny('outbound-dial'),
+        denyInboundEncryptedConnection: deny('inbound'),
+        denyOutboundEncryptedConnection: deny('outbound'),
+      },
+      connectionManager: {
+        maxConnections: limits.maxConnections,
+        inboundConnectionThreshold: limits.inboundConnectionThreshold,
+        maxIncomingPendingConnections: Math.max(10, Math.min(limits.maxConnections, 256)),
+        dialTimeout: limits.dialTimeoutMs,
+      },
+      services: { ...(init.services ?? {}), identify: identify(), ping: ping() },
+    });
+  } catch (e) {
+    const msg = errMessage(e);
+    if (msg.includes('EADDRINUSE')) {
+      throw new FedtwinError(WIRE_CODES.ADDRESS_IN_USE, `cannot listen on ${listen.join(', ')}: address already in use`, {
+        hint: 'Another process (maybe another fedtwin daemon) holds that port; stop it, pick another port, or use port 0 for a free one.',
+        details: { listen },
+        cause: e,
+      });
+    }
+    throw new FedtwinError(WIRE_CODES.LISTEN_FAILED, `cannot start libp2p host on ${listen.join(', ')}: ${msg}`, {
+      hint: 'Check the listen multiaddrs (e.g. /ip4/0.0.0.0/tcp/4001) and that the interface exists.',
+      details: { listen },
+      cause: e,
+    });
+  }
+
+  const selfId = node.peerId.toString();
+  const total: ByteCounts = { sent: 0, received: 0 };
+  const perPeer = new Map<string, ByteCounts>();
+  const counter = (peer: string, dir: 'sent' | 'received') => {
+    let c = perPeer.get(peer);
+    if (c === undefined) {
+      c = { sent: 0, received: 0 };
+      perPeer.set(peer, c);
+    }
+    const pc = c;
+    return (n: number): void => {
+      total[dir] += n;
+      pc[dir] += n;
+    };
+  };
+  const stopController = new AbortController();
+  let stopped = false;
+
+  const ensureRunning = (): void => {
+    if (stopped) throw new FedtwinError(WIRE_CODES.STOPPED, 'wire host is stopped');
+  };
+
+  /** Turn a libp2p/stream failure into a FedtwinError, naming the cause the caller can act on. */
+  const mapError = (e: unknown, ctx: { phase: 'dial' | 'negotiate' | 'exchange'; target: string; peer?: string; protocol?: string; timeoutMs?: number }, signals: { timeout?: AbortSignal; user?: AbortSignal }): FedtwinError => {
+    if (isFedtwinError(e)) return e;
+    const who = ctx.peer ?? ctx.target;
+    if (stopController.signal.aborted) return new FedtwinError(WIRE_CODES.STOPPED, `wire host stopped during ${ctx.phase} with ${who}`, { cause: e });
+    if (signals.user?.aborted) return new FedtwinError(WIRE_CODES.ABORTED, `request to ${who} was aborted`, { cause: e });
+    if (signals.timeout?.aborted) {
+      return new FedtwinError(WIRE_CODES.TIMEOUT, `no complete answer from ${who}${ctx.protocol ? ` on ${ctx.protocol}` : ''} within ${ctx.timeoutMs} ms`, {
+        hint: 'The peer may be down, overloaded or partitioned; retry later or raise timeoutMs.',
+        details: { phase: ctx.phase, timeoutMs: ctx.timeoutMs },
+        cause: e,
+      });
+    }
+    const name = errName(e);
+    if (name === 'DialDeniedError' || name === 'ConnectionInterceptedError') {
+      return new FedtwinError(WIRE_CODES.PEER_NOT_ALLOWED, `peer ${who} is not on the allowlist of this host (${selfId})`, {
+        hint: 'Add its peer ID to this host\'s member list before talking to it.',
+        cause: e,
+      });
+    }
+    if (name === 'UnsupportedProtocolError') {
+      return new FedtwinError(WIRE_CODES.UNSUPPORTED_PROTOCOL, `peer ${who} does not serve ${ctx.protocol}`, {
+        hint: 'The remote runs a different fedtwin role or version.',
+        cause: e,
+      });
+    }
+    if (ctx.phase === 'negotiate' && DROP_ERRORS.has(name)) {
+      // After Noise the dialer cannot tell "gated" from "crashed"; a gated dialer sees exactly this.
+      return new FedtwinError(WIRE_CODES.NOT_MEMBER, `peer ${who} closed the connection right after the handshake: this peer (${selfId}) is most likely not on its allowlist`, {
+        hint: `Ask the operator of ${who} to add ${selfId} to its members; if it is listed, the remote may be shutting down.`,
+        cause: e,
+      });
+    }
+    if (ctx.phase === 'dial' || name === 'NoValidAddressesError') {
+      return new FedtwinError(WIRE_CODES.DIAL_FAILED, `cannot connect to ${who}: ${errMessage(e)}`, {
+        hint: name === 'NoValidAddressesError'
+          ? 'No address is known for this peer ID; dial its multiaddr (/ip4/.../tcp/.../p2p/...) first.'
+          : 'Check that the peer is running and the address/port is right.',
+        cause: e,
+      });
+    }
+    return new FedtwinError(WIRE_CODES.STREAM_FAILED, `stream to ${who}${ctx.protocol ? ` (${ctx.protocol})` : ''} failed during ${ctx.phase}: ${errName(e)}: ${errMessage(e)}`, {
+      hint: 'The peer went away or reset the stream; check its logs.',
+      cause: e,
+    });
+  };
+
+  const connect = async (target: string, signal: AbortSignal, signals: { timeout?: AbortSignal; user?: AbortSignal }, timeoutMs?: number): Promise<Connection> => {
+    ensureRunning();
+    const t = parseTarget(target);
+    const pid = t.peerId?.toString();
+    if (pid !== undefined && !isAllowed(pid)) {
+      throw new FedtwinError(WIRE_CODES.PEER_NOT_ALLOWED, `peer ${pid} is not on the allowlist of this host (${selfId})`, {
+        hint: 'Add its peer ID to this host\'s member list before talking to it.',
+      });
+    }
+    try {
+      const dialTarget = t.addr !== undefined ? t.addr : (t.peerId as PeerId);
+      return await node.dial(dialTarget, { signal });
+    } catch (e) {
+      throw mapError(e, { phase: 'dial', target, timeoutMs }, signals);
+    }
+  };
+
+  const abortQuietly = (stream: Stream, reason: string): void => {
+    if (stream.status === 'open' || stream.status === 'closing') stream.abort(new Error(reason));
+  };
+
+  /** Send `{ error }` and close; reset too if the requester may still be sending what we refused to read. */
+  const sendError = async (stream: Stream, peer: string, code: string, message: string, resetAfter: boolean): Promise<void> => {
+    const signal = AbortSignal.any([AbortSignal.timeout(limits.writeTimeoutMs), stopController.signal]);
+    try {
+      const frame = encodeJsonFrame({ v: ENVELOPE_VERSION, error: { code, message: message.slice(0, 2000) } }, Number.MAX_SAFE_INTEGER, 'error response');
+      await writeFrame(stream, frame, signal, counter(peer, 'sent'));
+      await stream.close({ signal });
+    } catch (e) {
+      log.info({ peer, protocol: stream.protocol, err: errMessage(e) }, 'could not deliver error response');
+    }
+    if (resetAfter && stream.remoteWriteStatus === 'writable') abortQuietly(stream, `request refused: ${code}`);
+  };
+
+  const serve = async <Req, Res>(stream: Stream, connection: Connection, spec: HandlerSpec<Req, Res>, maxHeaderBytes: number, handlerTimeoutMs: number): Promise<void> => {
+    const peer = connection.remotePeer.toString();
+    const protocol = stream.protocol;
+    if (!isAllowed(peer)) {
+      // The gater runs per connection; a peer removed since then must not keep using it.
+      log.warn({ peer, protocol }, `refused stream: peer ${peer} is not on the allowlist`);
+      abortQuietly(stream, 'not a member');
+      return;
+    }
+    const reader = new StreamReader(stream, { highWaterMark: 2 * MAX_FRAME_BYTES, onBytes: counter(peer, 'received') });
+    const readSignal = AbortSignal.any([AbortSignal.timeout(limits.readTimeoutMs), stopController.signal]);
+    let header: Req;
+    let body: Uint8Array | undefined;
+    try {
+      const raw = await readJsonFrame(reader, maxHeaderBytes, readSignal, 'request header');
+      const env = requestEnvelopeSchema.safeParse(raw);
+      if (!env.success) throw new FedtwinError(WIRE_CODES.BAD_MESSAGE, `request envelope invalid: ${summarizeIssues(env.error)}`);
+      const declared = env.data.bodyLength;
+      if (declared !== undefined && declared > spec.maxBodyBytes) {
+        throw new FedtwinError(WIRE_CODES.TOO_LARGE, `request body of ${declared} bytes exceeds the ${spec.maxBodyBytes}-byte cap of ${protocol}`, {
+          details: { size: declared, cap: spec.maxBodyBytes },
+        });
+      }
+      const parsed = spec.request.safeParse(env.data.header);
+      if (!parsed.success) throw new FedtwinError(WIRE_CODES.BAD_MESSAGE, `request header invalid for ${protocol}: ${summarizeIssues(parsed.error)}`);
+      header = parsed.data;
+      body = declared === undefined ? undefined : await readBody(reader, declared, readSignal, 'request body');
+    } catch (e) {
+      reader.detach();
+      if (isFedtwinError(e)) {
+        log.warn({ peer, protocol, code: e.code, err: e.message }, 'rejected request; handler not called');
+        await sendError(stream, peer, e.code, e.message, true);
+      } else if (readSignal.aborted && !stopController.signal.aborted) {
+        log.warn({ peer, protocol, timeoutMs: limits.readTimeoutMs }, 'request not received in time; handler not called');
+        await sendError(stream, peer, WIRE_CODES.TIMEOUT, `request not received within ${limits.readTimeoutMs} ms`, true);
+      } else {
+        log.info({ peer, protocol, err: `${errName(e)}: ${errMessage(e)}` }, 'request stream failed before the handler ran');
+        abortQuietly(stream, 'read failed');
+      }
+      return;
+    }
+    reader.detach();
+
+    // The handler signal also fires when the requester goes away, so long-polls can stop early.
+    const gone = new AbortController();
+    const onClose = (): void => gone.abort(new Error('stream closed'));
+    stream.addEventListener('close', onClose, { once: true });
+    const handlerSignal = AbortSignal.any([AbortSignal.timeout(handlerTimeoutMs), stopController.signal, gone.signal]);
+    let result: WireMessage<Res>;
+    try {
+      result = await new Promise<WireMessage<Res>>((resolve, reject) => {
+        const onAbort = (): void => reject(handlerSignal.reason);
+        handlerSignal.addEventListener('abort', onAbort, { once: true });
+        Promise.resolve()
+          .then(() => spec.handler({ peer, header, body, signal: handlerSignal }))
+          .then(resolve, reject)
+          .finally(() => handlerSignal.removeEventListener('abort', onAbort));
+      });
+    } catch (e) {
+      stream.removeEventListener('close', onClose);
+      if (gone.signal.aborted || stopController.signal.aborted) {
+        log.info({ peer, protocol }, 'requester or host went away while the handler ran');
+        abortQuietly(stream, 'gone');
+      } else if (handlerSignal.aborted && !isFedtwinError(e)) {
+        log.warn({ peer, protocol, timeoutMs: handlerTimeoutMs }, 'handler timed out');
+        await sendError(stream, peer, WIRE_CODES.TIMEOUT, `handler for ${protocol} did not answer within ${handlerTimeoutMs} ms`, false);
+      } else if (isFedtwinError(e)) {
+        log.info({ peer, protocol, code: e.code, err: e.message }, 'handler refused request');
+        await sendError(stream, peer, e.code, e.message, false);
+      } else {
+        log.error({ peer, protocol, err: `${errName(e)}: ${errMessage(e)}` }, 'handler failed');
+        await sendError(stream, peer, WIRE_CODES.REMOTE_INTERNAL, `handler for ${protocol} failed; see the remote's log`, false);
+      }
+      return;
+    }
+    stream.removeEventListener('close', onClose);
+
+    const writeSignal = AbortSignal.any([AbortSignal.timeout(limits.writeTimeoutMs), stopController.signal]);
+    try {
+      const rbody = result?.body;
+      if (rbody !== undefined && !(rbody instanceof Uint8Array)) throw new FedtwinError(WIRE_CODES.REMOTE_INTERNAL, 'handler returned a body that is not a Uint8Array');
+      if (spec.response !== undefined) {
+        const ok = spec.response.safeParse(result?.header);
+        if (!ok.success) throw new FedtwinError(WIRE_CODES.REMOTE_INTERNAL, `handler response header invalid: ${summarizeIssues(ok.error)}`);
+      }
+      const envelope: Record<string, unknown> = { v: ENVELOPE_VERSION, header: result?.header ?? null };
+      if (rbody !== undefined) envelope.bodyLength = rbody.byteLength;
+      let frame: Uint8Array;
+      try {
+        frame = encodeJsonFrame(envelope, maxHeaderBytes, 'response header');
+      } catch (e) {
+        throw new FedtwinError(WIRE_CODES.REMOTE_INTERNAL, `handler produced an unsendable response: ${errMessage(e)}`);
+      }
+      const sent = counter(peer, 'sent');
+      await writeFrame(stream, frame, writeSignal, sent);
+      if (rbody !== undefined) await writeBody(stream, rbody, limits.chunkBytes, writeSignal, sent);
+      await stream.close({ signal: writeSignal });
+    } catch (e) {
+      if (isFedtwinError(e, WIRE_CODES.REMOTE_INTERNAL)) {
+        log.error({ peer, protocol, err: e.message }, 'handler produced an invalid response');
+        await sendError(stream, peer, e.code, e.message, false);
+        return;
+      }
+      log.info({ peer, protocol, err: `${errName(e)}: ${errMessage(e)}` }, 'could not send response');
+      abortQuietly(stream, 'write failed');
+    }
+  };
+
+  const host: WireHost = {
+    peerId: selfId,
+    libp2p: node,
+    limits: Object.freeze({ ...limits }),
+
+    addrs: () => node.getMultiaddrs().map((a) => a.toString()),
+
+    isAllowed,
+
+    allowPeer(peerId: string): void {
+      allowSet.add(peerIdFromStringChecked(peerId));
+    },
+
+    async removePeer(peerId: string): Promise<void> {
+      const id = peerIdFromStringChecked(peerId);
+      allowSet.delete(id);
+      if (!isAllowed(id)) await node.hangUp(peerIdFromString(id)).catch(() => undefined);
+    },
+
+    async dial(target: string, options: { signal?: AbortSignal } = {}): Promise<string> {
+      const timeout = AbortSignal.timeout(limits.dialTimeoutMs);
+      const signal = AbortSignal.any([timeout, stopController.signal, ...(options.signal ? [options.signal] : [])]);
+      const conn = await connect(target, signal, { timeout, user: options.signal }, limits.dialTimeoutMs);
+      const peer = conn.remotePeer.toString();
+      // A gated remote lets the dialer finish Noise and then hangs up; a ping proves we were accepted.
+      try {
+        await node.services.ping.ping(conn.remotePeer, { signal });
+      } catch (e) {
+        throw mapError(e, { phase: 'negotiate', target, peer, protocol: 'ping', timeoutMs: limits.dialTimeoutMs }, { timeout, user: options.signal });
+      }
+      return peer;
+    },
+
+    async ping(target: string, options: { signal?: AbortSignal } = {}): Promise<number> {
+      const timeout = AbortSignal.timeout(limits.dialTimeoutMs);
+      const signal = AbortSignal.any([timeout, stopController.signal, ...(options.signal ? [options.signal] : [])]);
+      const conn = await connect(target, signal, { timeout, user: options.signal }, limits.dialTimeoutMs);
+      try {
+        return await node.services.ping.ping(conn.remotePeer, { signal });
+      } catch (e) {
+        throw mapError(e, { phase: 'negotiate', target, peer: conn.remotePeer.toString(), protocol: 'ping', timeoutMs: limits.dialTimeoutMs }, { timeout, user: options.signal });
+      }
+    },
+
+    connectedPeers: () => node.getPeers().map((p) => p.toString()),
+
+    async handle<Req, Res>(name: string, spec: HandlerSpec<Req, Res>): Promise<void> {
+      ensureRunning();
+      const protocol = protocolId(name);
+      if (spec == null || typeof spec.handler !== 'function' || spec.request == null) {
+        throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `handle(${name}): spec needs a request schema and a handler`);
+      }
+      checkCap(spec.maxBodyBytes, `handle(${name}).maxBodyBytes`);
+      const maxHeaderBytes = spec.maxHeaderBytes ?? limits.maxHeaderBytes;
+      checkCap(maxHeaderBytes, `handle(${name}).maxHeaderBytes`);
+      const handlerTimeoutMs = spec.timeoutMs ?? limits.handlerTimeoutMs;
+      checkCap(handlerTimeoutMs, `handle(${name}).timeoutMs`);
+      await node.handle(
+        protocol,
+        (stream, connection) => {
+          serve(stream, connection, spec, maxHeaderBytes, handlerTimeoutMs).catch((e: unknown) => {
+            log.error({ protocol, err: errMessage(e) }, 'unexpected error serving stream');
+            abortQuietly(stream, 'internal error');
+          });
+        },
+        { maxInboundStreams: spec.maxInboundStreams ?? limits.maxInboundStreams },
+      );
+    },
+
+    async unhandle(name: string): Promise<void> {
+      await node.unhandle(protocolId(name));
+    },
+
+    async request<Req, Res>(target: string, name: string, message: WireMessage<Req>, options: RequestOptions<Res>): Promise<WireMessage<Res>> {
+      ensureRunning();
+      const protocol = protocolId(name);
+      if (options == null || options.response == null) {
+        throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `request(${name}): options.response schema is required`);
+      }
+      checkCap(options.maxBodyBytes, `request(${name}).maxBodyBytes`);
+      const maxHeaderBytes = options.maxHeaderBytes ?? limits.maxHeaderBytes;
+      checkCap(maxHeaderBytes, `request(${name}).maxHeaderBytes`);
+      const timeoutMs = options.timeoutMs ?? limits.requestTimeoutMs;
+      checkCap(timeoutMs, `request(${name}).timeoutMs`);
+      const body = message?.body;
+      if (body !== undefined && !(body instanceof Uint8Array)) throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `request(${name}): body must be a Uint8Array`);
+      const envelope: Record<string, unknown> = { v: ENVELOPE_VERSION, header: message?.header ?? null };
+      if (body !== undefined) envelope.bodyLength = body.byteLength;
+      const headerFrame = encodeJsonFrame(envelope, maxHeaderBytes, `request header for ${protocol}`);
+
+      const timeout = AbortSignal.timeout(timeoutMs);
+      const signals = { timeout, user: options.signal };
+      const signal = AbortSignal.any([timeout, stopController.signal, ...(options.signal ? [options.signal] : [])]);
+      const conn = await connect(target, signal, signals, timeoutMs);
+      const peer = conn.remotePeer.toString();
+      let stream: Stream;
+      try {
+        stream = await conn.newStream(protocol, { signal });
+      } catch (e) {
+        throw mapError(e, { phase: 'negotiate', target, peer, protocol, timeoutMs }, signals);
+      }
+      // Abort the stream on deadline so pending reads/writes settle at once.
+      const onAbort = (): void => abortQuietly(stream, 'request aborted');
+      signal.addEventListener('abort', onAbort, { once: true });
+
+      const reader = new StreamReader(stream, { highWaterMark: 2 * MAX_FRAME_BYTES, onBytes: counter(peer, 'received') });
+      // If the responder answers early (usually a refusal), stop sending the rest of the body.
+      const answered = new AbortController();
+      const readResponse = async (): Promise<WireMessage<Res>> => {
+        const raw = await readJsonFrame(reader, maxHeaderBytes, signal, `response header from ${peer}`);
+        const env = responseEnvelopeSchema.safeParse(raw);
+        if (!env.success) throw new FedtwinError(WIRE_CODES.BAD_MESSAGE, `response envelope from ${peer} invalid: ${summarizeIssues(env.error)}`);
+        if ('error' in env.data) {
+          answered.abort();
+          const { code, message: msg } = env.data.error;
+          throw new FedtwinError(code, msg, { details: { remote: peer, protocol } });
+        }
+        const declared = env.data.bodyLength;
+        if (declared !== undefined && declared > options.maxBodyBytes) {
+          throw new FedtwinError(WIRE_CODES.TOO_LARGE, `response body of ${declared} bytes from ${peer} exceeds the ${options.maxBodyBytes}-byte cap`, {
+            hint: 'Raise maxBodyBytes if this size is expected.',
+            details: { size: declared, cap: options.maxBodyBytes },
+          });
+        }
+        const parsed = options.response.safeParse(env.data.header);
+        if (!parsed.success) throw new FedtwinError(WIRE_CODES.BAD_MESSAGE, `response header from ${peer} invalid for ${protocol}: ${summarizeIssues(parsed.error)}`);
+        const rbody = declared === undefined ? undefined : await readBody(reader, declared, signal, `response body from ${peer}`);
+        return rbody === undefined ? { header: parsed.data } : { header: parsed.data, body: rbody };
+      };
+      const responseP = readResponse();
+      responseP.catch(() => undefined);
+
+      let completed = false;
+      try {
+        const writeSignal = AbortSignal.any([signal, answered.signal]);
+        const sent = counter(peer, 'sent');
+        await writeFrame(stream, headerFrame, writeSignal, sent);
+        if (body !== undefined) await writeBody(stream, body, limits.chunkBytes, writeSignal, sent);
+        await stream.close({ signal: writeSignal });
+      } catch {
+        // A refused request usually fails the write too; the response (or its failure) says why.
+      }
+      try {
+        const res = await responseP;
+        completed = true;
+        return res;
+      } catch (e) {
+        throw mapError(e, { phase: 'exchange', target, peer, protocol, timeoutMs }, signals);
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+        reader.detach();
+        // Anything short of a complete exchange leaves the remote mid-send: reset to free both ends.
+        if (!completed) abortQuietly(stream, 'request did not complete');
+      }
+    },
+
+    bytes: () => ({ ...total }),
+
+    bytesByPeer(): Record<string, ByteCounts> {
+      const out: Record<string, ByteCounts> = {};
+      for (const [k, v] of perPeer) out[k] = { ...v };
+      return out;
+    },
+
+    async stop(): Promise<void> {
+      if (stopped) return;
+      stopped = true;
+      stopController.abort(new FedtwinError(WIRE_CODES.STOPPED, 'wire host stopped'));
+      await node.stop();
+    },
+  };
+  return host;
+}
+
+function peerIdFromStringChecked(peerId: string): string {
+  try {
+    return peerIdFromString(peerId).toString();
+  } catch {
+    throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `invalid peer ID ${peerId}`, { hint: 'Peer IDs look like 12D3KooW...' });
+  }
+}

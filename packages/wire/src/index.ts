@@ -1,0 +1,18 @@
+export { WIRE_CODES } from './codes.ts';
+export type { WireErrorCode } from './codes.ts';
+export { generateIdentity, saveIdentity, loadIdentity, peerIdOf } from './identity.ts';
+export { createWireHost, protocolId, DEFAULT_LIMITS } from './host.ts';
+export type {
+  WireHost,
+  WireHostInit,
+  WireLimits,
+  WireLogger,
+  WireMessage,
+  HandlerSpec,
+  HandlerContext,
+  RequestOptions,
+  ByteCounts,
+  WireServices,
+} from './host.ts';
+export { MAX_FRAME_BYTES, DEFAULT_MAX_HEADER_BYTES, ENVELOPE_VERSION } from './frames.ts';
+export { encodeVarint, decodeVarint } from './varint.ts';
