@@ -2,4 +2,8 @@
 // Entry point of the `fedtwin` command. Thin: parsing and exit codes here, work in the packages.
 import { runCli } from './index.ts';
 
-process.exitCode = await runCli(process.argv);
+const code = await runCli(process.argv);
+// A failed command exits now: a half-started daemon (libp2p sockets, timers) must not keep the
+// process alive after its error has been printed. Success drains normally.
+if (code !== 0) process.exit(code);
+process.exitCode = code;

@@ -218,10 +218,9 @@ export function createEntrySigner(privateKey: Libp2pPrivateKey): EntrySigner {
   };
 }
 
-const publicKeyCache = new Map<string, KeyObject>();
+const publicKeyCache = new Map<string, { raw: Uint8Array; key: KeyObject }>();
 
-/** The Ed25519 public key inside a peer ID (identity multihash), as a cached KeyObject. */
-export function publicKeyOfPeerId(peerId: string): KeyObject {
+function peerKey(peerId: string): { raw: Uint8Array; key: KeyObject } {
   const hit = publicKeyCache.get(peerId);
   if (hit) return hit;
   let raw: Uint8Array;
@@ -232,10 +231,20 @@ export function publicKeyOfPeerId(peerId: string): KeyObject {
   } catch (e) {
     throw new FedtwinError('LEDGER_ENTRY_INVALID', `author ${JSON.stringify(peerId.slice(0, 80))} is not an Ed25519 peer ID: ${(e as Error).message}`);
   }
-  const key = ed25519PublicKeyObject(raw);
+  const v = { raw, key: ed25519PublicKeyObject(raw) };
   if (publicKeyCache.size > 10_000) publicKeyCache.clear();
-  publicKeyCache.set(peerId, key);
-  return key;
+  publicKeyCache.set(peerId, v);
+  return v;
+}
+
+/** The Ed25519 public key inside a peer ID (identity multihash), as a cached KeyObject. */
+export function publicKeyOfPeerId(peerId: string): KeyObject {
+  return peerKey(peerId).key;
+}
+
+/** The raw 32-byte Ed25519 public key inside a peer ID. */
+export function publicKeyRawOfPeerId(peerId: string): Uint8Array {
+  return peerKey(peerId).raw;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,6 +296,28 @@ function finishCreate(payload: EntryPayload, author: string, signature: Uint8Arr
   return e;
 }
 
+/** Keys of every object, recursively, already in sorted order? */
+function keysSorted(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return true;
+  if (Array.isArray(v)) return v.every(keysSorted);
+  const keys = Object.keys(v);
+  for (let i = 1; i < keys.length; i++) if (keys[i - 1] >= keys[i]) return false;
+  return keys.every((k) => keysSorted((v as Record<string, unknown>)[k]));
+}
+
+/**
+ * text === canonicalJson(parsed). Fast path: JSON.parse keeps source key order (except integer-like keys),
+ * so sorted keys plus JSON.stringify reproducing the text byte for byte is the same check without sorting.
+ */
+function isCanonical(parsed: unknown, text: string): boolean {
+  if (keysSorted(parsed) && JSON.stringify(parsed) === text) return true;
+  try {
+    return canonicalJson(parsed) === text;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Parses envelope bytes without checking the signature: size cap, UTF-8, JSON, canonical form (the bytes
  * must be exactly what canonicalJson would produce), envelope shape and payload schema.
@@ -307,7 +338,7 @@ export function parseEntry(bytes: Uint8Array): LedgerEntry {
   const keys = Object.keys(env).sort().join(',');
   if (keys !== 'author,payload,sig') throw new FedtwinError('LEDGER_ENTRY_INVALID', `entry envelope must have exactly author, payload, sig; has ${keys}`);
   if (typeof env.author !== 'string' || typeof env.sig !== 'string') throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry author and sig must be strings');
-  if (canonicalJson(env) !== text) throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry bytes are not in canonical JSON form (sorted keys, no whitespace)');
+  if (!isCanonical(env, text)) throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry bytes are not in canonical JSON form (sorted keys, no whitespace)');
   const payload = validatePayload(env.payload);
   let signature: Uint8Array;
   try {

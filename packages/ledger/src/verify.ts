@@ -7,7 +7,8 @@
 // the recomputed root at its size; consecutive checkpoints are checked with RFC 9162 consistency proofs.
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import { bytesEqual, readU64be, toHex } from './bytes.ts';
-import { parseEntry, verifyEntrySignatureAsync, type EntryType, type LedgerEntry } from './entry.ts';
+import { parseEntry, type EntryType, type LedgerEntry } from './entry.ts';
+import { createSignaturePool } from './sigpool.ts';
 import { emptyRoot, pushLeaf, rootOfRange, verifyConsistency, type HashedNode } from './merkle.ts';
 import { parseCheckpoint, parseVerifierKey, verifyCheckpoint, type Checkpoint, type NoteVerifier } from './checkpoint.ts';
 import { ledgerInternals, nodeKey, openLedgerForAudit, parseNodeKey, type Ledger } from './ledger.ts';
@@ -64,6 +65,8 @@ export interface VerifyOptions {
   trustedKeys?: readonly string[];
   /** entries per read chunk */
   chunk?: number;
+  /** signature-checking worker threads (default: available cores) */
+  threads?: number;
 }
 
 class Failure extends Error {
@@ -211,8 +214,9 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
 
     const { entries, nodes } = ledgerInternals(ledger);
     const chunk = Math.max(1, opts.chunk ?? 2048);
-    const eit = entries.iterator();
-    const nit = nodes.iterator();
+    // classic-level caps a nextv() at 16 KiB by default; raise it so one call yields a whole chunk.
+    const eit = entries.iterator({ highWaterMarkBytes: 16 * 1024 * 1024 } as never);
+    const nit = nodes.iterator({ highWaterMarkBytes: 16 * 1024 * 1024 } as never);
     let nodeBuf: [Uint8Array, Uint8Array][] = [];
     let nodePos = 0;
     const nextNode = async (): Promise<[Uint8Array, Uint8Array] | undefined> => {
@@ -223,28 +227,32 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
       }
       return nodeBuf[nodePos++];
     };
-    // Signature checks of the previous chunk run on the thread pool while this one is read and hashed.
-    let pending: Promise<number> = Promise.resolve(-1);
-    const sigFailure = (index: number, e: LedgerEntry): Failure =>
-      new Failure('LEDGER_SIGNATURE_INVALID', index, `entry ${index}: signature does not verify against its author ${e.author} (forged or altered)`);
-    const startChecks = (batch: { index: number; e: LedgerEntry }[]): Promise<number> =>
-      Promise.all(batch.map(({ e }) => verifyEntrySignatureAsync(e))).then((oks) => {
-        const bad = oks.indexOf(false);
-        return bad < 0 ? -1 : batch[bad].index;
-      });
-    const failFirstSignature = async (ps: Promise<number>[], batchEntries: Map<number, LedgerEntry>): Promise<void> => {
-      for (const p of ps) {
-        const bad = await p;
-        if (bad >= 0) throw sigFailure(bad, batchEntries.get(bad) as LedgerEntry);
+    // Signatures are checked by worker threads, chunk by chunk, while the next chunks are read and hashed;
+    // results are consumed in order, so the first failure seen is the lowest bad index.
+    const pool = createSignaturePool(opts.threads);
+    const inflight: { first: number; entries: LedgerEntry[]; bad: Promise<number> }[] = [];
+    const maxInflight = 4;
+    const drainOne = async (): Promise<void> => {
+      const c = inflight.shift() as (typeof inflight)[number];
+      const bad = await c.bad;
+      if (bad >= 0) {
+        const e = c.entries[bad];
+        throw new Failure('LEDGER_SIGNATURE_INVALID', c.first + bad, `entry ${c.first + bad}: signature does not verify against its author ${e.author} (forged or altered)`);
       }
     };
-    const recent = new Map<number, LedgerEntry>(); // entries of the last two chunks, for signature messages
+    const submit = (first: number, entries: LedgerEntry[]): void => {
+      if (entries.length === 0) return;
+      const bad = pool.check(entries);
+      bad.catch(() => undefined);
+      inflight.push({ first, entries, bad });
+    };
     let expected = 0;
     try {
       for (;;) {
         const rows = await eit.nextv(chunk);
         if (rows.length === 0) break;
-        const batch: { index: number; e: LedgerEntry }[] = [];
+        const batch: LedgerEntry[] = [];
+        const first = expected;
         let syncFailure: Failure | undefined;
         try {
           for (const [k, v] of rows) {
@@ -264,7 +272,7 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
               throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: ${(err as Error).message}`);
             }
             for (const node of pushLeaf(range, index, e.leafHash)) {
-              const stored = await nextNode();
+              const stored = nodePos < nodeBuf.length ? nodeBuf[nodePos++] : await nextNode();
               const want = nodeKey(node);
               if (!stored || !bytesEqual(stored[0], want)) {
                 const what = stored ? `found node (level ${parseNodeKey(stored[0]).level}, index ${parseNodeKey(stored[0]).index}) instead` : 'it is missing';
@@ -285,8 +293,7 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
               }
             }
             tally.add(index, e);
-            batch.push({ index, e });
-            recent.set(index, e);
+            batch.push(e);
             expected++;
             checkRoot(expected);
           }
@@ -294,23 +301,21 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
           if (!(err instanceof Failure)) throw err;
           syncFailure = err;
         }
-        const current = startChecks(batch);
-        // Report the lowest bad index: earlier chunks' signatures first, then this chunk's, then the sync failure.
-        await failFirstSignature([pending], recent);
+        submit(first, batch);
         if (syncFailure) {
-          await failFirstSignature([current], recent);
+          while (inflight.length) await drainOne();
           throw syncFailure;
         }
-        pending = current;
-        if (recent.size > chunk * 2) for (const k of [...recent.keys()].slice(0, recent.size - chunk * 2)) recent.delete(k);
+        while (inflight.length > maxInflight) await drainOne();
       }
-      await failFirstSignature([pending], recent);
+      while (inflight.length) await drainOne();
       if (expected !== n) throw new Failure('LEDGER_ENTRY_MISSING', expected, `entry ${expected} is missing (the ledger records ${n} entries, ${expected} are present)`);
       const extra = await nextNode();
       if (extra) throw new Failure('LEDGER_NODE_MISMATCH', n, `the tree stores nodes beyond its ${n} entries (a truncated or rewritten log)`);
     } finally {
       await eit.close();
       await nit.close();
+      await pool.close();
     }
     // Consecutive checkpoints must be consistent (proofs built from the stored nodes just verified).
     for (let k = 1; k < cps.length; k++) {

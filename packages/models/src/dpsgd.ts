@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { VaeCore } from './vae.ts';
 import type { FlatAdam } from './adam.ts';
+import type { Rng } from './rng.ts';
 import { forwardBackward, paramGrads, perExampleSqNorms } from './vae-grad.ts';
 
 export interface DpStepOptions {
@@ -15,7 +16,8 @@ export interface DpStepOptions {
   noiseMultiplier: number;
   /** Expected batch size q·N: the clipped, noised sum is divided by this (not the realised size). */
   expectedBatch: number;
-  noiseSeed: number;
+  /** Source of the Gaussian noise (seeded: runs are reproducible). */
+  rng: Rng;
 }
 
 export interface DpBatch {
@@ -63,28 +65,17 @@ export function clippedGradSums(core: VaeCore, batch: DpBatch, clip: number): Ma
 /** One DP-SGD step: clip per example, sum, add N(0, (zC)²) per coordinate, divide by the
  *  expected batch size, apply the optimizer. Returns the batch's summed loss (caller disposes). */
 export function dpSgdStep(core: VaeCore, opt: FlatAdam, batch: DpBatch, o: DpStepOptions): tf.Scalar {
-  const std = o.noiseMultiplier * o.clip;
   const { grads, lossSum } = tf.tidy(() => {
-    let sums: Record<string, tf.Tensor>;
-    let loss: tf.Scalar;
     if (batch.rows === 0) {
       // An empty Poisson sample still takes a (noise-only) step: skipping it would reveal |batch| = 0.
-      sums = Object.fromEntries(core.vars.map((v) => [v.name, tf.zeros(v.shape)]));
-      loss = tf.scalar(0);
-    } else {
-      const [x, y, e] = toTensors(core, batch);
-      const fb = forwardBackward(core, x, y, e, 1);
-      sums = paramGrads(core, fb, clipScales(core, fb, o.clip));
-      loss = fb.lossSum;
+      return { grads: Object.fromEntries(core.vars.map((v) => [v.name, tf.zeros(v.shape)])), lossSum: tf.scalar(0) };
     }
-    const out: Record<string, tf.Tensor> = {};
-    core.vars.forEach((v, k) => {
-      const noised = std > 0 ? tf.add(sums[v.name], tf.randomNormal(v.shape, 0, std, 'float32', o.noiseSeed + k)) : sums[v.name];
-      out[v.name] = tf.div(noised, o.expectedBatch);
-    });
-    return { grads: out, lossSum: loss };
+    const [x, y, e] = toTensors(core, batch);
+    const fb = forwardBackward(core, x, y, e, 1);
+    return { grads: paramGrads(core, fb, clipScales(core, fb, o.clip)), lossSum: fb.lossSum };
   });
-  opt.applyGradients(grads);
+  // Noise N(0, (zC)²) per coordinate and the division by q·N happen in the optimizer's JS pass.
+  opt.applyGradients(grads, { std: o.noiseMultiplier * o.clip, divisor: o.expectedBatch, rng: o.rng });
   tf.dispose(Object.values(grads));
   return lossSum;
 }

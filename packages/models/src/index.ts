@@ -6,7 +6,8 @@ export { installWasmMatmulFix, uninstallWasmMatmulFix, isWasmMatmulFixInstalled 
 export { createTwinVae, VAE_LAYERS, DEFAULT_SHARED_LAYERS } from './vae.ts';
 export type { TwinVae, TwinVaeInit, GenerateOptions, VaeLayerName } from './vae.ts';
 export type { TrainOptions, TrainResult, DpTrainOptions } from './train.ts';
-export { createRng, deriveSeed, fillNormal } from './rng.ts';
+export { registerModelGradients } from './gradients.ts';
+export { createRng, createSecureRng, deriveSeed, fillNormal } from './rng.ts';
 export type { Rng } from './rng.ts';
 // data side
 export { parseCsv, readCsvFile, toCsv, formatNumber, DEFAULT_CSV_LIMITS } from './csv.ts';

@@ -9,7 +9,7 @@ export interface Rng {
   nextU32(): number;
   /** Uniform in [0, 1) with 32 bits of resolution. */
   uniform(): number;
-  /** Standard normal N(0, 1) (Box–Muller, second value cached). */
+  /** Standard normal N(0, 1) (ziggurat, 128 layers). */
   normal(): number;
   /** Uniform integer in [0, n). */
   int(n: number): number;
@@ -42,9 +42,18 @@ function checkSeed(seed: number): number {
 /** xoshiro128** seeded through splitmix32. Small, fast, good enough for ML sampling (not crypto). */
 export function createRng(seed: number): Rng {
   const st = { s: checkSeed(seed) };
-  let a = splitmix32(st), b = splitmix32(st), c = splitmix32(st), d = splitmix32(st);
+  return fromState(splitmix32(st), splitmix32(st), splitmix32(st), splitmix32(st));
+}
+
+/** A generator whose 128-bit state comes from the OS CSPRNG: for DP noise, which must not be
+ *  predictable from a (possibly known) training seed. */
+export function createSecureRng(): Rng {
+  const s = crypto.getRandomValues(new Uint32Array(4));
+  return fromState(s[0], s[1], s[2], s[3]);
+}
+
+function fromState(a: number, b: number, c: number, d: number): Rng {
   if ((a | b | c | d) === 0) a = 1; // the all-zero state is a fixed point
-  let spare: number | undefined;
 
   const nextU32 = (): number => {
     const r = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
@@ -53,18 +62,33 @@ export function createRng(seed: number): Rng {
     return r;
   };
   const uniform = (): number => nextU32() / 4294967296;
+  // Open interval (0, 1), for logarithms.
+  const open01 = (): number => (nextU32() + 0.5) / 4294967296;
+  // Ziggurat (Marsaglia & Tsang 2000): ~1 table compare per sample in 98.8% of draws. The layer
+  // index takes the low 7 bits and the magnitude the high 25, so the two are independent.
+  const normalZig = (): number => {
+    for (;;) {
+      const u = nextU32();
+      const iz = u & 127;
+      const hz = (u & ~127) | 0;
+      if (Math.abs(hz) < ZIG.kn[iz]) return hz * ZIG.wn[iz];
+      if (iz === 0) {
+        // Tail beyond r: Marsaglia's exponential rejection.
+        let x: number, y: number;
+        do {
+          x = -Math.log(open01()) / ZIG_R;
+          y = -Math.log(open01());
+        } while (y + y < x * x);
+        return hz > 0 ? ZIG_R + x : -ZIG_R - x;
+      }
+      const x = hz * ZIG.wn[iz];
+      if (ZIG.fn[iz] + uniform() * (ZIG.fn[iz - 1] - ZIG.fn[iz]) < Math.exp(-0.5 * x * x)) return x;
+    }
+  };
   const rng: Rng = {
     nextU32,
     uniform,
-    normal(): number {
-      if (spare !== undefined) { const s = spare; spare = undefined; return s; }
-      let u = uniform();
-      while (u === 0) u = uniform();
-      const v = uniform();
-      const r = Math.sqrt(-2 * Math.log(u));
-      spare = r * Math.sin(2 * Math.PI * v);
-      return r * Math.cos(2 * Math.PI * v);
-    },
+    normal: normalZig,
     int(n: number): number {
       if (!(n >= 1) || !Number.isInteger(n)) throw new FedtwinError('MODELS_BAD_ARGUMENT', `rng.int needs a positive integer, got ${n}`);
       return Math.floor(uniform() * n);
@@ -80,6 +104,30 @@ export function createRng(seed: number): Rng {
   };
   return rng;
 }
+
+const ZIG_R = 3.442619855899;
+/** Ziggurat tables for 128 layers over signed 32-bit magnitudes (Marsaglia & Tsang's RNOR setup). */
+const ZIG = (() => {
+  const kn = new Float64Array(128), wn = new Float64Array(128), fn = new Float64Array(128);
+  const m1 = 2147483648;
+  const vn = 9.91256303526217e-3;
+  let dn = ZIG_R, tn = dn;
+  const q = vn / Math.exp(-0.5 * dn * dn);
+  kn[0] = Math.floor((dn / q) * m1);
+  kn[1] = 0;
+  wn[0] = q / m1;
+  wn[127] = dn / m1;
+  fn[0] = 1;
+  fn[127] = Math.exp(-0.5 * dn * dn);
+  for (let i = 126; i >= 1; i--) {
+    dn = Math.sqrt(-2 * Math.log(vn / dn + Math.exp(-0.5 * dn * dn)));
+    kn[i + 1] = Math.floor((dn / tn) * m1);
+    tn = dn;
+    fn[i] = Math.exp(-0.5 * dn * dn);
+    wn[i] = dn / m1;
+  }
+  return { kn, wn, fn };
+})();
 
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { FedtwinError } from '@fedtwin/errors';
 import type { EncodedTable } from './types.ts';
 import type { VaeCore } from './vae.ts';
-import { createRng, deriveSeed } from './rng.ts';
+import { createRng, createSecureRng, deriveSeed } from './rng.ts';
 import type { Rng } from './rng.ts';
 import { dpSgdStep } from './dpsgd.ts';
 import { createFlatAdam } from './adam.ts';
@@ -18,6 +18,10 @@ export interface DpTrainOptions {
   clip: number;
   /** Noise multiplier z: Gaussian noise N(0, (zC)²) is added to the clipped sum. */
   noiseMultiplier: number;
+  /** Draw the noise from a generator seeded by the OS CSPRNG (default true). Noise derived from
+   *  the training seed could be subtracted by anyone who learns the seed; set false only for
+   *  reproducible tests and benchmarks. */
+  secureNoise?: boolean;
 }
 
 export interface TrainOptions {
@@ -119,6 +123,7 @@ export async function runTraining(core: VaeCore, data: EncodedTable, opts: Train
       // One "epoch" of DP-SGD = round(1/q) steps, each on an independent Poisson sample.
       const stepsPerEpoch = Math.max(1, Math.round(1 / q!));
       const picked = new Int32Array(N);
+      const noiseRng = dp.secureNoise === false ? rng : createSecureRng();
       for (let s = 0; s < stepsPerEpoch; s++) {
         let m = 0;
         for (let r = 0; r < N; r++) if (rng.uniform() < q!) picked[m++] = r;
@@ -128,7 +133,7 @@ export async function runTraining(core: VaeCore, data: EncodedTable, opts: Train
         fillBatch(core, data, picked, 0, m, rng, xb, yb, eb);
         const lossSum = dpSgdStep(core, opt, {
           x: xb.subarray(0, m * W), y: yb.subarray(0, m * C), eps: eb.subarray(0, m * Z), rows: m,
-        }, { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, expectedBatch: q! * N, noiseSeed: rng.seed() });
+        }, { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, expectedBatch: q! * N, rng: noiseRng });
         costs.push(lossSum);
         steps++; epochExamples += m;
       }

@@ -136,11 +136,18 @@ export function paramGrads(core: VaeCore, fb: ForwardBackward, s?: tf.Tensor2D):
 /** Per-example squared gradient norms (rows), from the dense-layer identity ‖a_i ⊗ g_i‖ = ‖a_i‖·‖g_i‖. */
 export function perExampleSqNorms(core: VaeCore, fb: ForwardBackward): tf.Tensor1D {
   const parts: tf.Tensor[] = [];
+  // Layers reading the same input (enc.mu, enc.logvar) share ‖a_i‖²:
+  // Σ_l ‖a_i‖²‖g_il‖² + ‖g_il‖² = (‖a_i‖² + 1)·Σ_l ‖g_il‖².
+  const byInput = new Map<tf.Tensor, tf.Tensor[]>();
   for (const [name, v] of core.layers) {
     const r = fb.layers.get(name)!;
-    const gz2 = tf.sum(tf.square(r.gz), 1);
-    parts.push(tf.mul(tf.sum(tf.square(r.a), 1), gz2), gz2);
+    const g2 = tf.sum(tf.square(r.gz), 1);
+    const list = byInput.get(r.a);
+    if (list) list.push(g2); else byInput.set(r.a, [g2]);
     if (v.gain && r.gy && r.n) parts.push(tf.sum(tf.square(tf.mul(r.gy, r.n)), 1), tf.sum(tf.square(r.gy), 1));
+  }
+  for (const [a, g2s] of byInput) {
+    parts.push(tf.mul(tf.add(tf.sum(tf.square(a), 1), 1), g2s.length === 1 ? g2s[0] : tf.addN(g2s)));
   }
   return tf.addN(parts) as tf.Tensor1D;
 }

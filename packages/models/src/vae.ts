@@ -298,6 +298,12 @@ function checkTable(d: EncodedTable, width: number, classCount: number, segments
     const c = d.cond[i];
     if (!(c >= 0 && c < classCount)) throw bad(`cond[${i}] = ${c} is not a class index in [0, ${classCount})`);
   }
+  for (let i = 0; i < d.x.length; i++) {
+    const v = d.x[i];
+    if (!(v >= 0 && v <= 1)) {
+      throw bad(`x[${i}] (row ${Math.floor(i / d.width)}, column ${i % d.width}) = ${v} is outside [0, 1]`, 'encode the table with encodeTable (numeric scaled by declared bounds, categorical one-hot)');
+    }
+  }
 }
 
 const GEN_CHUNK = 4096;

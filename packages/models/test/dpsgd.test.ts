@@ -107,7 +107,7 @@ describe('DP-SGD (ghost clipping)', () => {
     try {
       const before = m.getSharedWeights();
       const r = await m.trainEpochs(data, {
-        epochs: 3, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1 },
+        epochs: 3, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1, secureNoise: false },
         onEpoch: () => counts.push(tf.memory().numTensors),
       });
       expect(r.sampleRate).toBeCloseTo(0.1, 12);
@@ -117,11 +117,18 @@ describe('DP-SGD (ghost clipping)', () => {
       expect(r.losses.every(Number.isFinite)).toBe(true);
       expect(m.getSharedWeights()).not.toEqual(before);
       expect(new Set(counts).size).toBe(1);
-      // Same seed → same samples, noise and result.
+      // Same seed → same samples, noise and result (with secureNoise off)...
       const m2 = createTwinVae({ width: W, segments, classes: C, latentDim: Z, hidden: 16, seed: 2 });
-      await m2.trainEpochs(data, { epochs: 3, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1 } });
+      await m2.trainEpochs(data, { epochs: 3, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1, secureNoise: false } });
       expect(m2.getSharedWeights()).toEqual(m.getSharedWeights());
       m2.dispose();
+      // ...while by default the noise is not derivable from the seed.
+      const m3 = createTwinVae({ width: W, segments, classes: C, latentDim: Z, hidden: 16, seed: 2 });
+      await m3.trainEpochs(data, { epochs: 1, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1 } });
+      const m4 = createTwinVae({ width: W, segments, classes: C, latentDim: Z, hidden: 16, seed: 2 });
+      await m4.trainEpochs(data, { epochs: 1, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1 } });
+      expect(m3.getSharedWeights()).not.toEqual(m4.getSharedWeights());
+      m3.dispose(); m4.dispose();
     } finally {
       m.dispose();
     }

@@ -173,6 +173,9 @@ describe('twin VAE', () => {
       const bad = { ...data, cond: data.cond.slice() }; bad.cond[3] = 7;
       await expect(m.trainEpochs(bad, { epochs: 1, batchSize: 8, learningRate: 1e-3, seed: 1 }))
         .rejects.toSatisfy((e: unknown) => isFedtwinError(e, 'MODELS_BAD_ARGUMENT'));
+      const out = { ...data, x: data.x.slice() }; out.x[9] = 1.5;
+      await expect(m.trainEpochs(out, { epochs: 1, batchSize: 8, learningRate: 1e-3, seed: 1 }))
+        .rejects.toSatisfy((e: unknown) => isFedtwinError(e, 'MODELS_BAD_ARGUMENT'));
       await expect(m.trainEpochs(data, { epochs: 0, batchSize: 8, learningRate: 1e-3, seed: 1 }))
         .rejects.toSatisfy((e: unknown) => isFedtwinError(e, 'MODELS_BAD_ARGUMENT'));
       expect(() => m.generate(10, { classCounts: [3, 3], seed: 1 })).toThrow(expect.objectContaining({ code: 'MODELS_BAD_ARGUMENT' }));

@@ -25,8 +25,10 @@ export interface SyntheticOutput {
 
 export interface NodeInit {
   host: NodeHost;
-  /** Aggregator's peer ID (the host must be able to reach it: dialled or with a known address). */
+  /** Aggregator's multiaddr including `/p2p/<peer ID>` (re-dialled after it restarts), or its peer ID. */
   aggregator: string;
+  /** Give up after the aggregator has been unreachable this long (default 300 s). */
+  unreachableGiveUpSeconds?: number;
   dataDir: string;
   /** The site's records (CSV); validated against the consortium's schema at join. */
   csvPath: string;
@@ -58,6 +60,8 @@ export interface NodeRunResult {
 }
 
 const RPC_TIMEOUT_MS = 120_000;
+/** Wire errors worth retrying: the aggregator may be restarting. */
+const TRANSIENT = new Set(['WIRE_TIMEOUT', 'WIRE_DIAL_FAILED', 'WIRE_STREAM_FAILED']);
 
 /**
  * A hospital's daemon: trains the consortium's model on local records, sends only the shared
@@ -71,10 +75,27 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
   let stopped = false;
   let vae: TwinVae | undefined;
 
-  const call = <Res>(name: string, header: unknown, response: z.ZodType<Res>, opts: { body?: Uint8Array; maxBodyBytes?: number; timeoutMs?: number } = {}) =>
-    host.request<unknown, Res>(init.aggregator, name, { header, body: opts.body }, {
-      response, maxBodyBytes: opts.maxBodyBytes ?? 0, timeoutMs: opts.timeoutMs ?? RPC_TIMEOUT_MS, signal: abort.signal,
-    });
+  // Every call retries while the aggregator is unreachable (restarting, network blip), with a
+  // bounded budget: a consortium that is gone for good ends the node with a clear error.
+  const giveUpMs = (init.unreachableGiveUpSeconds ?? 300) * 1000;
+  const call = async <Res>(name: string, header: unknown, response: z.ZodType<Res>, opts: { body?: Uint8Array; maxBodyBytes?: number; timeoutMs?: number } = {}) => {
+    let firstFailure: number | undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await host.request<unknown, Res>(init.aggregator, name, { header, body: opts.body }, {
+          response, maxBodyBytes: opts.maxBodyBytes ?? 0, timeoutMs: opts.timeoutMs ?? RPC_TIMEOUT_MS, signal: abort.signal,
+        });
+      } catch (err) {
+        if (stopped || !isFedtwinError(err) || !TRANSIENT.has(err.code)) throw err;
+        firstFailure ??= Date.now();
+        if (Date.now() - firstFailure > giveUpMs) {
+          throw new FedtwinError('NODE_AGGREGATOR_UNREACHABLE', `aggregator unreachable for ${Math.round(giveUpMs / 1000)} s (last error ${err.code}: ${err.message})`, { hint: 'check that the aggregator runs and that aggregator.address is right', cause: err });
+        }
+        log.warn({ event: 'aggregator-unreachable', code: err.code, attempt, protocol: name }, `aggregator unreachable (${err.code}); retrying`);
+        await sleep(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)), abort.signal);
+      }
+    }
+  };
 
   async function run(): Promise<NodeRunResult> {
     const csvText = await readCsvFile(init.csvPath);
@@ -130,18 +151,8 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
     };
 
     while (!stopped) {
-      let task: TaskResponse;
-      try {
-        ({ header: task } = await call(Protocols.task, { afterRound: state.lastRound, waitMs: MAX_TASK_WAIT_MS }, TaskResponse, { timeoutMs: MAX_TASK_WAIT_MS + 30_000 }));
-      } catch (err) {
-        if (stopped) break;
-        if (isFedtwinError(err) && (err.code === 'WIRE_TIMEOUT' || err.code === 'WIRE_UNREACHABLE')) {
-          log.warn({ event: 'aggregator-unreachable', code: err.code }, 'aggregator unreachable; retrying');
-          await sleep(2000, abort.signal);
-          continue;
-        }
-        throw err;
-      }
+      const { header: task } = await call(Protocols.task, { afterRound: state.lastRound, waitMs: MAX_TASK_WAIT_MS }, TaskResponse, { timeoutMs: MAX_TASK_WAIT_MS + 30_000 });
+      if (stopped) break;
       if (task.status === 'idle') continue;
       if (task.status === 'finished') {
         await catchUp(task.version);

@@ -312,7 +312,7 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       streamMuxers: [
         yamux({
           streamOptions: {
-            initialStreamWindowSize: limits.streamWindowBytes,
+            ...(process.env.WIRE_INIT_WIN === "default" ? {} : { initialStreamWindowSize: limits.streamWindowBytes }),
             maxStreamWindowSize: limits.streamWindowBytes,
             // While paused we may still receive one full window; leave room so libp2p does not reset us.
             maxReadBufferLength: 2 * limits.streamWindowBytes + MAX_FRAME_BYTES,
@@ -431,6 +431,37 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       return await node.dial(dialTarget, { signal });
     } catch (e) {
       throw mapError(e, { phase: 'dial', target, timeoutMs }, signals);
+    }
+  };
+
+  /**
+   * Run `use` on a connection to `target`. A reused connection can be stale (the remote restarted
+   * since), so a drop on one is retried once on a fresh dial; a drop on a fresh one is reported as
+   * the remote refusing us (that is what a gated dialer sees).
+   */
+  const withConnection = async <T>(
+    target: string,
+    ctx: { protocol: string; timeoutMs: number },
+    signal: AbortSignal,
+    signals: { timeout?: AbortSignal; user?: AbortSignal },
+    use: (conn: Connection) => Promise<T>,
+  ): Promise<T> => {
+    for (let attempt = 0; ; attempt++) {
+      const startedAt = Date.now();
+      const conn = await connect(target, signal, signals, ctx.timeoutMs);
+      const fresh = conn.timeline.open >= startedAt;
+      try {
+        return await use(conn);
+      } catch (e) {
+        if (isFedtwinError(e)) throw e;
+        const dropped = !signal.aborted && DROP_ERRORS.has(errName(e));
+        if (dropped && !fresh && attempt === 0) {
+          log.info({ peer: conn.remotePeer.toString(), protocol: ctx.protocol }, 'reused connection was stale; dialing again');
+          conn.abort(new Error('stale connection'));
+          continue;
+        }
+        throw mapError(e, { phase: dropped && fresh ? 'negotiate' : 'exchange', target, peer: conn.remotePeer.toString(), protocol: ctx.protocol, timeoutMs: ctx.timeoutMs }, signals);
+      }
     }
   };
 
@@ -581,26 +612,19 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
     async dial(target: string, options: { signal?: AbortSignal } = {}): Promise<string> {
       const timeout = AbortSignal.timeout(limits.dialTimeoutMs);
       const signal = AbortSignal.any([timeout, stopController.signal, ...(options.signal ? [options.signal] : [])]);
-      const conn = await connect(target, signal, { timeout, user: options.signal }, limits.dialTimeoutMs);
-      const peer = conn.remotePeer.toString();
       // A gated remote lets the dialer finish Noise and then hangs up; a ping proves we were accepted.
-      try {
+      return withConnection(target, { protocol: 'ping', timeoutMs: limits.dialTimeoutMs }, signal, { timeout, user: options.signal }, async (conn) => {
         await node.services.ping.ping(conn.remotePeer, { signal });
-      } catch (e) {
-        throw mapError(e, { phase: 'negotiate', target, peer, protocol: 'ping', timeoutMs: limits.dialTimeoutMs }, { timeout, user: options.signal });
-      }
-      return peer;
+        return conn.remotePeer.toString();
+      });
     },
 
     async ping(target: string, options: { signal?: AbortSignal } = {}): Promise<number> {
       const timeout = AbortSignal.timeout(limits.dialTimeoutMs);
       const signal = AbortSignal.any([timeout, stopController.signal, ...(options.signal ? [options.signal] : [])]);
-      const conn = await connect(target, signal, { timeout, user: options.signal }, limits.dialTimeoutMs);
-      try {
-        return await node.services.ping.ping(conn.remotePeer, { signal });
-      } catch (e) {
-        throw mapError(e, { phase: 'negotiate', target, peer: conn.remotePeer.toString(), protocol: 'ping', timeoutMs: limits.dialTimeoutMs }, { timeout, user: options.signal });
-      }
+      return withConnection(target, { protocol: 'ping', timeoutMs: limits.dialTimeoutMs }, signal, { timeout, user: options.signal }, (conn) =>
+        node.services.ping.ping(conn.remotePeer, { signal }),
+      );
     },
 
     connectedPeers: () => node.getPeers().map((p) => p.toString()),
@@ -652,14 +676,10 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       const timeout = AbortSignal.timeout(timeoutMs);
       const signals = { timeout, user: options.signal };
       const signal = AbortSignal.any([timeout, stopController.signal, ...(options.signal ? [options.signal] : [])]);
-      const conn = await connect(target, signal, signals, timeoutMs);
-      const peer = conn.remotePeer.toString();
-      let stream: Stream;
-      try {
-        stream = await conn.newStream(protocol, { signal });
-      } catch (e) {
-        throw mapError(e, { phase: 'negotiate', target, peer, protocol, timeoutMs }, signals);
-      }
+      const { peer, stream } = await withConnection(target, { protocol, timeoutMs }, signal, signals, async (conn) => ({
+        peer: conn.remotePeer.toString(),
+        stream: await conn.newStream(protocol, { signal }),
+      }));
       // Abort the stream on deadline so pending reads/writes settle at once.
       const onAbort = (): void => abortQuietly(stream, 'request aborted');
       signal.addEventListener('abort', onAbort, { once: true });

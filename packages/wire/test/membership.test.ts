@@ -68,6 +68,22 @@ describe('membership gate', () => {
     expect(r.startsWith(WIRE_CODES.NOT_MEMBER)).toBe(true);
   });
 
+  it('reaches a peer again after it restarts with the same key and port', async () => {
+    const key = await generateIdentity();
+    const first = await pool.make({ privateKey: key });
+    await first.handle('echo', { request: z.object({}), maxBodyBytes: 0, handler: () => ({ header: { gen: 1 } }) });
+    const client = await pool.make();
+    const addr = first.addrs()[0];
+    const res = z.object({ gen: z.number() });
+    expect((await client.request(addr, 'echo', { header: {} }, { response: res, maxBodyBytes: 0 })).header.gen).toBe(1);
+    await first.stop();
+    expect((await codeOf(client.request(addr, 'echo', { header: {} }, { response: res, maxBodyBytes: 0 }))).startsWith(WIRE_CODES.DIAL_FAILED)).toBe(true);
+    const port = addr.split('/')[4];
+    const second = await pool.make({ privateKey: key, listen: [`/ip4/127.0.0.1/tcp/${port}`] });
+    await second.handle('echo', { request: z.object({}), maxBodyBytes: 0, handler: () => ({ header: { gen: 2 } }) });
+    expect((await client.request(second.peerId, 'echo', { header: {} }, { response: res, maxBodyBytes: 0 })).header.gen).toBe(2);
+  });
+
   it('fails a dial to a closed port with WIRE_DIAL_FAILED', async () => {
     const a = await pool.make();
     const b = await pool.make();

@@ -1,10 +1,7 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
-import { createWireHost, loadIdentity } from '@fedtwin/wire';
-import { createAggregator } from '@fedtwin/aggregator';
-import { createNode } from '@fedtwin/node';
-import { createTwinVae, encodeTable, initBackend, type TableSchema } from '@fedtwin/models';
+import type { TableSchema } from '@fedtwin/models';
 import { TableSchemaMessage } from '@fedtwin/protocol';
 import { AggregatorConfigSchema, NodeConfigSchema, loadConfigFile, resolveFrom, validateConfig } from '../config.ts';
 import { createLogger } from '../logger.ts';
@@ -24,11 +21,15 @@ export function registerDaemonCommands(program: Command): void {
 
 async function startAggregator(configPath: string): Promise<void> {
   const { config, baseDir } = await loadConfigFile(configPath, AggregatorConfigSchema);
+  // Heavy modules load only for the command that needs them (keeps `fedtwin dp …` instant).
+  const [{ createWireHost, loadIdentity }, { createAggregator }, { initBackend }] = await Promise.all([
+    import('@fedtwin/wire'), import('@fedtwin/aggregator'), import('@fedtwin/models'),
+  ]);
   const log = createLogger('aggregator', config.log.level);
   const backend = await initBackend();
   log.info({ event: 'start', nodeVersion: process.version, backend: backend.name }, `fedtwin aggregator on Node ${process.version}, tfjs backend ${backend.name}`);
   const schema = await loadSchema(config.schema, baseDir);
-  const modelValues = sharedModelSize(schema, config.model);
+  const modelValues = await sharedModelSize(schema, config.model);
   const privateKey = await loadIdentity(resolveFrom(baseDir, config.identity));
   const members = new Set(config.members);
   const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => members.has(peer), logger: log });
@@ -59,6 +60,9 @@ async function startAggregator(configPath: string): Promise<void> {
 
 async function startNode(configPath: string, exitFlag?: boolean): Promise<void> {
   const { config, baseDir } = await loadConfigFile(configPath, NodeConfigSchema);
+  const [{ createWireHost, loadIdentity }, { createNode }, { initBackend }] = await Promise.all([
+    import('@fedtwin/wire'), import('@fedtwin/node'), import('@fedtwin/models'),
+  ]);
   const log = createLogger('node', config.log.level);
   const backend = await initBackend();
   log.info({ event: 'start', nodeVersion: process.version, backend: backend.name }, `fedtwin node on Node ${process.version}, tfjs backend ${backend.name}`);
@@ -66,20 +70,29 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
   const aggregatorId = config.aggregator.peerId;
   const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => peer === aggregatorId, logger: log });
   const address = config.aggregator.address.includes('/p2p/') ? config.aggregator.address : `${config.aggregator.address}/p2p/${aggregatorId}`;
-  await host.dial(address);
+  try {
+    await host.dial(address);
+  } catch (err) {
+    await host.stop();
+    throw err;
+  }
   log.info({ event: 'listening', peerId: host.peerId, aggregator: aggregatorId }, `node ${host.peerId} connected to aggregator ${aggregatorId}`);
   const dataDir = resolveFrom(baseDir, config.dataDir);
   await mkdir(dataDir, { recursive: true });
   const node = await createNode({
-    host, aggregator: aggregatorId, dataDir: `${dataDir}/state`, csvPath: resolveFrom(baseDir, config.data.csv), backend: backend.name, logger: log,
+    host, aggregator: address, dataDir: `${dataDir}/state`, csvPath: resolveFrom(baseDir, config.data.csv), backend: backend.name, logger: log,
     synthetic: config.synthetic && { ...config.synthetic, out: resolveFrom(baseDir, config.synthetic.out) },
     resultPath: config.result ? resolveFrom(baseDir, config.result) : `${dataDir}/result.json`,
     bytes: () => host.bytes(), seed: config.seed,
   });
+  let signalled = false;
   const stop = once(async () => { await node.stop(); await host.stop(); });
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { log.info({ event: 'stopping', signal: sig }, `stopping (${sig})`); void stop(); });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { signalled = true; log.info({ event: 'stopping', signal: sig }, `stopping (${sig})`); void stop(); });
   try {
     await node.run();
+  } catch (err) {
+    if (!signalled) throw err; // a stop by signal aborts in-flight calls; that is not a failure
+    return;
   } finally {
     if (exitFlag ?? config.exitWhenDone) await stop();
   }
@@ -102,7 +115,8 @@ export async function loadSchema(schema: string | object, baseDir: string): Prom
 }
 
 /** Shared sub-model size for a schema and model config: what every member's update must have. */
-export function sharedModelSize(schema: TableSchema, model: { latentDim: number; hidden: number; sharedLayers?: string[]; seed: number }): number {
+export async function sharedModelSize(schema: TableSchema, model: { latentDim: number; hidden: number; sharedLayers?: string[]; seed: number }): Promise<number> {
+  const { createTwinVae, encodeTable } = await import('@fedtwin/models');
   const layout = encodeTable({ schema, rows: [] });
   const vae = createTwinVae({ width: layout.width, segments: layout.segments, classes: layout.classes, latentDim: model.latentDim, hidden: model.hidden, sharedLayers: model.sharedLayers, seed: model.seed });
   try {

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { access } from 'node:fs/promises';
 import { FedtwinError } from '@fedtwin/errors';
-import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
 
 export function registerKeysCommands(program: Command): void {
   const keys = program.command('keys').description('Identities and keys');
@@ -14,6 +13,7 @@ export function registerKeysCommands(program: Command): void {
       if (!opts.force && await access(opts.out).then(() => true, () => false)) {
         throw new FedtwinError('KEYS_EXISTS', `${opts.out} already exists`, { hint: 'pass --force to replace it (the old peer ID is lost), or choose another path' });
       }
+      const { generateIdentity, peerIdOf, saveIdentity } = await import('@fedtwin/wire');
       const key = await generateIdentity();
       await saveIdentity(opts.out, key);
       const peerId = peerIdOf(key);

@@ -1,8 +1,13 @@
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
-import { DEFAULT_SIM_OPTIONS, runSimulation, type SimOptions } from '@fedtwin/sim';
+import type { SimOptions } from '@fedtwin/sim';
 
-const d = DEFAULT_SIM_OPTIONS;
+// Defaults live here (not imported from @fedtwin/sim) so `--help` does not load tfjs and libp2p.
+const d: SimOptions = {
+  dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
+  epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
+  progress: 'auto',
+};
 
 export function registerSimCommand(program: Command): void {
   program.command('sim')
@@ -33,6 +38,7 @@ export function registerSimCommand(program: Command): void {
         hidden: int(o.hidden, 'hidden'), latentDim: int(o.latent, 'latent'), timeoutSeconds: num(o.timeout, 'timeout'),
         progress: mode(o.progress),
       };
+      const { runSimulation } = await import('@fedtwin/sim');
       const { report, outDir } = await runSimulation(opts);
       const t = report.utility.tstrAuc;
       if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -1,0 +1,11 @@
+import { createSignaturePool } from '../packages/ledger/src/sigpool.ts';
+import { createEntrySync, createEntrySigner } from '../packages/ledger/src/entry.ts';
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
+import { createHash } from 'node:crypto';
+const k = await generateKeyPairFromSeed('Ed25519', createHash('sha256').update('x').digest());
+const s = createEntrySigner(k);
+const es = Array.from({ length: 200 }, (_, i) => createEntrySync({ type: 'key', event: 'ceremony', keyId: 'k' + i }, s));
+const pool = createSignaturePool(2);
+const t = performance.now();
+console.log(await pool.check(es), performance.now() - t);
+await pool.close();

@@ -1,0 +1,96 @@
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
+import { dirichletSplit, encodeTable, inferSchema, loadDataset, tableFromCsv, toCsv } from '@fedtwin/models';
+import { startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from '@fedtwin/sim';
+
+export interface Consortium {
+  dir: string;
+  nodeIds: string[];
+  aggregatorId: string;
+  aggConfig: string;
+  nodeConfig(i: number): string;
+  startAggregator(): Promise<{ daemon: Daemon; events: LogEvent[]; address: string }>;
+  startNode(i: number, extraArgs?: string[]): { daemon: Daemon; events: LogEvent[] };
+  writeNodeConfig(i: number, patch?: Record<string, unknown>): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+/** A consortium on disk, as an operator and hospitals would set it up by hand: identities, a
+ *  declared schema, per-site CSVs and config files. Daemons are started as real processes. */
+export async function createConsortium(opts: {
+  nodes: number; rounds: number; quorum: number; minParticipants: number; deadlineSeconds: number;
+  epochs?: number; listen?: string; extraMembers?: string[];
+}): Promise<Consortium> {
+  const dir = await mkdtemp(join(tmpdir(), 'fedtwin-consortium-'));
+  const ds = await loadDataset('breast_cancer_wdbc');
+  const schema = inferSchema(ds.header, ds.rows, { target: 'diagnosis' });
+  const table = tableFromCsv(ds.header, ds.rows, schema);
+  const labels = Array.from(encodeTable(table).cond);
+  const parts = dirichletSplit(labels, opts.nodes, 1, 3);
+  await writeFile(join(dir, 'schema.json'), JSON.stringify(schema));
+  const aggKey = await generateIdentity();
+  await saveIdentity(join(dir, 'agg.key'), aggKey);
+  const aggregatorId = peerIdOf(aggKey);
+  const nodeIds: string[] = [];
+  for (let i = 0; i < opts.nodes; i++) {
+    const key = await generateIdentity();
+    await saveIdentity(join(dir, `node${i}.key`), key);
+    nodeIds.push(peerIdOf(key));
+    await writeFile(join(dir, `node${i}.csv`), toCsv(ds.header, parts[i]!.map((r) => ds.rows[r]!)));
+  }
+  const aggConfig = join(dir, 'aggregator.json');
+  await writeFile(aggConfig, JSON.stringify({
+    consortium: 'test', dataDir: 'agg-data', identity: 'agg.key', listen: [opts.listen ?? '/ip4/127.0.0.1/tcp/0'],
+    members: [...nodeIds, ...(opts.extraMembers ?? [])], schema: 'schema.json',
+    model: { kind: 'vae', latentDim: 4, hidden: 16, seed: 1 },
+    training: { epochs: opts.epochs ?? 1, batchSize: 64, learningRate: 0.003 },
+    rounds: { total: opts.rounds, quorum: opts.quorum, minParticipants: opts.minParticipants, deadlineSeconds: opts.deadlineSeconds },
+  }));
+  let address = '';
+  const daemons: Daemon[] = [];
+  const c: Consortium = {
+    dir, nodeIds, aggregatorId, aggConfig,
+    nodeConfig: (i) => join(dir, `node${i}.json`),
+    async writeNodeConfig(i, patch = {}) {
+      await writeFile(join(dir, `node${i}.json`), JSON.stringify({
+        dataDir: `node${i}-data`, identity: `node${i}.key`, aggregator: { peerId: aggregatorId, address },
+        data: { csv: `node${i}.csv` }, synthetic: { rows: 20, out: `node${i}-synthetic.csv` }, exitWhenDone: true, ...patch,
+      }));
+    },
+    async startAggregator() {
+      const events: LogEvent[] = [];
+      await rm(join(dir, 'agg-data', 'listening.json'), { force: true });
+      const daemon = startDaemon('aggregator', ['aggregator', 'start', '--config', aggConfig], (e) => events.push(e));
+      daemons.push(daemon);
+      const l = await waitFor('aggregator listening', async () => {
+        if (daemon.child.exitCode !== null) throw new Error(`aggregator exited: ${daemon.stderrTail()}`);
+        return readFile(join(dir, 'agg-data', 'listening.json'), 'utf8').then((t) => JSON.parse(t) as { addrs: string[] }, () => undefined);
+      }, 60_000);
+      address = l.addrs[0]!;
+      return { daemon, events, address };
+    },
+    startNode(i, extraArgs = []) {
+      const events: LogEvent[] = [];
+      const daemon = startDaemon(`node ${i}`, ['node', 'start', '--config', join(dir, `node${i}.json`), ...extraArgs], (e) => events.push(e));
+      daemons.push(daemon);
+      return { daemon, events };
+    },
+    async cleanup() {
+      for (const d of daemons) await stopDaemon(d, 2000);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  await mkdir(join(dir, 'agg-data'), { recursive: true });
+  return c;
+}
+
+export function runCli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const events: LogEvent[] = [];
+  const d = startDaemon('cli', args, (e) => events.push(e));
+  let stdout = '';
+  d.child.stdout?.on('data', (b: Buffer) => { stdout += b.toString(); });
+  const t = setTimeout(() => d.child.kill('SIGKILL'), timeoutMs);
+  return d.exited.then((code) => { clearTimeout(t); return { code, stdout, stderr: d.stderrTail() }; });
+}
