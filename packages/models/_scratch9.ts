@@ -5,10 +5,10 @@ const labels = table.rows.map((r) => r[targetIndex(table.schema)] as string);
 const { train, test } = trainTestSplit(table.rows.length, 0.3, 42, labels);
 const trainT = subsetTable(table, train), testT = subsetTable(table, test);
 const enc = encodeTable(trainT);
-for (const sigma of [0.05, 0.1, 0.2]) {
+for (const sigma of [0.05]) {
   const m = createTwinVae({ width: enc.width, segments: enc.segments, classes: enc.classes, latentDim: 8, hidden: 128, seed: 1, numericSigma: sigma });
   const t0 = performance.now();
-  const r = await m.trainEpochs(enc, { epochs: 150, batchSize: 64, learningRate: 2e-3, seed: 1 });
+  const r = await m.trainEpochs(enc, { epochs: 150, batchSize: 64, learningRate: 2e-3, seed: 1, dp: { clip: 1, noiseMultiplier: 1.1 } });
   const counts = enc.classes.map((_, c) => enc.cond.filter((v) => v === c).length);
   const g = m.generate(enc.rows, { classCounts: counts, seed: 3 });
   const synth = { schema: table.schema, rows: decodeRows(table.schema, g.x, g.cond) };

@@ -165,7 +165,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     if (!members.has(peer)) throw new FedtwinError('AGG_NOT_MEMBER', `peer ${peer} is not a consortium member`, { hint: 'add its peer ID to the aggregator\'s members list' });
   };
 
-  host.handle(Protocols.join, {
+  await host.handle(Protocols.join, {
     request: JoinRequest,
     maxBodyBytes: 0,
     handler: async ({ peer, header }) => {
@@ -183,7 +183,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     },
   });
 
-  host.handle(Protocols.task, {
+  await host.handle(Protocols.task, {
     request: TaskRequest,
     maxBodyBytes: 0,
     handler: async ({ peer, header }) => {
@@ -209,7 +209,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     },
   });
 
-  host.handle(Protocols.update, {
+  await host.handle(Protocols.update, {
     request: UpdateHeader,
     maxBodyBytes: init.modelValues * 4,
     handler: async ({ peer, header, body }) => {
@@ -255,7 +255,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     },
   });
 
-  host.handle(Protocols.aggregate, {
+  await host.handle(Protocols.aggregate, {
     request: AggregateRequest,
     maxBodyBytes: 0,
     handler: async ({ peer, header }) => {

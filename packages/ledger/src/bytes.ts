@@ -51,14 +51,17 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
 export function u64be(n: number): Uint8Array {
   if (!Number.isSafeInteger(n) || n < 0) throw new FedtwinError('LEDGER_BAD_ARGUMENT', `index ${n} is not a non-negative safe integer`);
   const out = new Uint8Array(8);
-  new DataView(out.buffer).setBigUint64(0, BigInt(n));
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, Math.floor(n / 0x1_0000_0000));
+  dv.setUint32(4, n >>> 0);
   return out;
 }
 
 export function readU64be(b: Uint8Array, offset = 0): number {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(offset);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new FedtwinError('LEDGER_CORRUPT', `stored index ${v} exceeds 2^53`);
-  return Number(v);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const hi = dv.getUint32(offset);
+  if (hi > 0x1f_ffff) throw new FedtwinError('LEDGER_CORRUPT', 'stored index exceeds 2^53');
+  return hi * 0x1_0000_0000 + dv.getUint32(offset + 4);
 }
 
 export const utf8 = new TextEncoder();

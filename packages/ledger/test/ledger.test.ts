@@ -144,3 +144,23 @@ describe('Level store', () => {
     verifyConsistency(8, 18, bundle.consistencyProof, parseCheckpoint(cps[0].note).checkpoint.rootHash, parsed.checkpoint.rootHash);
   });
 });
+
+describe('key encoding', () => {
+  it('u64be is fixed-width big-endian and sorts like the numbers (property)', async () => {
+    const { u64be, readU64be } = await import('../src/bytes.ts');
+    const { nodeKey, parseNodeKey } = await import('../src/ledger.ts');
+    fc.assert(
+      fc.property(fc.nat({ max: Number.MAX_SAFE_INTEGER }), fc.nat({ max: Number.MAX_SAFE_INTEGER }), (a, b) => {
+        const [ka, kb] = [u64be(a), u64be(b)];
+        expect(ka.length).toBe(8);
+        expect(readU64be(ka)).toBe(a);
+        expect(Math.sign(Buffer.compare(ka, kb))).toBe(Math.sign(a - b));
+      }),
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 40 }), fc.nat({ max: 2 ** 12 }), (level, index) => {
+        expect(parseNodeKey(nodeKey({ level, index }))).toEqual({ level, index });
+      }),
+    );
+  });
+});

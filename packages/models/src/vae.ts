@@ -31,7 +31,8 @@ export interface TwinVaeInit {
   sharedLayers?: readonly string[];
   /** Seed of the initial weights: equal seeds → identical weights on every site and backend. */
   seed: number;
-  /** Std-dev of the Gaussian likelihood on numeric columns (loss (x̂−x)²/2σ²). Default 0.1. */
+  /** Std-dev of the Gaussian likelihood on numeric columns (loss (x̂−x)²/2σ²). Default 0.05
+   *  (best fidelity on breast-cancer among 0.02–0.2; larger σ blurs, smaller over-weights numerics). */
   numericSigma?: number;
   /** Weight of the KL term (β-VAE). Default 1. */
   klWeight?: number;
@@ -131,7 +132,7 @@ export function createTwinVae(init: TwinVaeInit): TwinVae {
   const classCount = typeof init.classes === 'number' ? init.classes : init.classes.length;
   posInt('classes', classCount, LIMITS.classes);
   validateSegments(width, init.segments);
-  const sigma = init.numericSigma ?? 0.1;
+  const sigma = init.numericSigma ?? 0.05;
   if (!(sigma > 0 && sigma < 1e3)) throw bad(`numericSigma must be in (0, 1000), got ${sigma}`);
   const klWeight = init.klWeight ?? 1;
   if (!(klWeight >= 0 && klWeight < 1e3)) throw bad(`klWeight must be in [0, 1000), got ${klWeight}`);

@@ -1,0 +1,150 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createWireHost, generateIdentity, peerIdOf, type WireHost } from '@fedtwin/wire';
+import { AggregateResponse, JoinResponse, TaskResponse, UpdateAck, bytesToF32, f32ToBytes, type UpdateHeader } from '@fedtwin/protocol';
+import { createAggregator, type Aggregator } from '../src/index.ts';
+
+const silent = { info() {}, warn() {}, error() {} };
+const schema = {
+  target: 'y',
+  columns: [
+    { name: 'x', kind: 'numeric' as const, min: 0, max: 1, integer: false, decimals: 2 },
+    { name: 'y', kind: 'categorical' as const, categories: ['a', 'b'] },
+  ],
+};
+const VALUES = 8;
+const HASH = 'a'.repeat(64);
+
+// The aggregator on a real libp2p host, driven by real member hosts over 127.0.0.1.
+describe('aggregator', () => {
+  const cleanup: Array<() => Promise<void>> = [];
+  afterEach(async () => { for (const f of cleanup.splice(0).reverse()) await f(); });
+
+  async function setup(opts: { members?: number; quorum?: number; min?: number; deadlineSeconds?: number; total?: number; dir?: string } = {}) {
+    const dir = opts.dir ?? await mkdtemp(join(tmpdir(), 'fedtwin-agg-'));
+    if (!opts.dir) cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const memberKeys = await Promise.all(Array.from({ length: opts.members ?? 2 }, () => generateIdentity()));
+    const ids = memberKeys.map(peerIdOf);
+    const aggHost = await createWireHost({ privateKey: await generateIdentity(), allow: ids });
+    const agg = await createAggregator({
+      host: aggHost, dataDir: join(dir, 'state'), consortium: 't', members: ids, schema,
+      model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 }, modelValues: VALUES, strategy: 'fedavg',
+      training: { epochs: 1, batchSize: 8, learningRate: 0.01 },
+      rounds: { totalRounds: opts.total ?? 2, quorum: opts.quorum ?? 2, minParticipants: opts.min ?? 1, deadlineSeconds: opts.deadlineSeconds ?? 60 },
+      logger: silent,
+    });
+    const members: WireHost[] = [];
+    for (const k of memberKeys) members.push(await createWireHost({ privateKey: k, listen: [], allow: [aggHost.peerId] }));
+    cleanup.push(async () => { for (const m of members) await m.stop(); await agg.stop(); await aggHost.stop(); });
+    const addr = aggHost.addrs()[0]!;
+    const call = <R>(m: number, name: string, header: unknown, response: import('zod').ZodType<R>, body?: Uint8Array, maxBodyBytes = 0) =>
+      members[m]!.request(addr, name, { header, body }, { response, maxBodyBytes, timeoutMs: 20_000 });
+    return { dir, agg, aggHost, members, ids, addr, call };
+  }
+
+  const update = (round: number, over: Partial<UpdateHeader> = {}): UpdateHeader => ({
+    round, baseVersion: 0, baseHash: HASH, weight: 10, values: VALUES, encoding: 'f32le', loss: 1, trainSeconds: 0.1, ...over,
+  });
+  const body = (v: number) => f32ToBytes(new Float32Array(VALUES).fill(v));
+
+  it('opens a round at quorum of joined members, sums updates, publishes the sum and finishes', async () => {
+    const { agg, call } = await setup();
+    const join0 = await call(0, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
+    expect(join0.header.modelValues).toBe(VALUES);
+    expect((await call(0, 'task', { afterRound: 0, waitMs: 0 }, TaskResponse)).header.status).toBe('idle');
+    await call(1, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
+    const task = (await call(0, 'task', { afterRound: 0, waitMs: 1000 }, TaskResponse)).header;
+    expect(task).toMatchObject({ status: 'open', round: 1, baseVersion: 0 });
+    await call(0, 'update', update(1), UpdateAck, body(1));
+    const ack = await call(1, 'update', update(1, { weight: 30 }), UpdateAck, body(2));
+    expect(ack.header.contributions).toBe(2);
+    const aggRes = await call(0, 'aggregate', { version: 1 }, AggregateResponse, undefined, VALUES * 4);
+    expect(aggRes.header).toMatchObject({ version: 1, round: 1, totalWeight: 40, baseHash: HASH });
+    expect(Array.from(bytesToF32(aggRes.body!))).toEqual(new Array(VALUES).fill(3));
+    expect((await agg.state()).version).toBe(1);
+    // Round 2, then finished.
+    await call(0, 'update', update(2, { baseVersion: 1 }), UpdateAck, body(1));
+    await call(1, 'update', update(2, { baseVersion: 1 }), UpdateAck, body(1));
+    await agg.finished();
+    expect((await call(0, 'task', { afterRound: 2, waitMs: 0 }, TaskResponse)).header).toEqual({ status: 'finished', version: 2 });
+  });
+
+  it('rejects bad updates with codes and persists nothing from them', async () => {
+    const { agg, call } = await setup();
+    await call(0, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
+    await call(1, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
+    const reject = (p: Promise<unknown>, code: string) => expect(p).rejects.toMatchObject({ code });
+    await reject(call(0, 'update', update(5), UpdateAck, body(1)), 'AGG_ROUND_CLOSED');
+    await reject(call(0, 'update', update(1, { baseVersion: 3 }), UpdateAck, body(1)), 'AGG_VERSION_MISMATCH');
+    await reject(call(0, 'update', update(1), UpdateAck, f32ToBytes(new Float32Array(VALUES - 1))), 'AGG_BAD_UPDATE');
+    await reject(call(0, 'update', update(1), UpdateAck, f32ToBytes(new Float32Array(VALUES).fill(Number.NaN))), 'AGG_BAD_UPDATE');
+    // Schema violations never reach the handler; an oversized body is refused before it is read.
+    await reject(call(0, 'update', { ...update(1), weight: -1 }, UpdateAck, body(1)), 'WIRE_BAD_MESSAGE');
+    await reject(call(0, 'update', { ...update(1), extra: 1 }, UpdateAck, body(1)), 'WIRE_BAD_MESSAGE');
+    await reject(call(0, 'update', update(1), UpdateAck, new Uint8Array(VALUES * 4 + 4)), 'WIRE_TOO_LARGE');
+    expect((await agg.rounds())[0]!.contributions).toHaveLength(0);
+    // A good one, then the same member again: duplicate; another member from a different base: mismatch.
+    await call(0, 'update', update(1), UpdateAck, body(1));
+    await reject(call(0, 'update', update(1), UpdateAck, body(1)), 'AGG_DUPLICATE');
+    await reject(call(1, 'update', update(1, { baseHash: 'b'.repeat(64) }), UpdateAck, body(1)), 'AGG_BASE_HASH_MISMATCH');
+    expect((await agg.rounds())[0]!.contributions.map((c) => c.peer)).toHaveLength(1);
+    await reject(call(0, 'aggregate', { version: 1 }, AggregateResponse, undefined, VALUES * 4), 'AGG_NO_SUCH_VERSION');
+  });
+
+  it('aggregates at the deadline with minParticipants, or fails the round and reopens', async () => {
+    const { agg, call } = await setup({ members: 3, quorum: 2, min: 2, deadlineSeconds: 1.5, total: 1 });
+    for (const m of [0, 1]) await call(m, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
+    await call(0, 'update', update(1), UpdateAck, body(1));
+    // Only one of two required contributions by the deadline: round 1 fails, round 2 opens.
+    const t = (await call(1, 'task', { afterRound: 1, waitMs: 5000 }, TaskResponse)).header;
+    expect(t).toMatchObject({ status: 'open', round: 2, baseVersion: 0 });
+    const r1 = (await agg.rounds())[0]!;
+    expect(r1).toMatchObject({ status: 'failed' });
+    expect(r1.reason).toMatch(/1 of 2/);
+    await call(0, 'update', update(2), UpdateAck, body(1));
+    await call(1, 'update', update(2), UpdateAck, body(1));
+    await agg.finished();
+    expect((await agg.aggregates()).map((a) => a.round)).toEqual([2]);
+  });
+
+  it('resumes an open round with its persisted contributions after a restart', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fedtwin-agg-'));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const first = await setup({ dir, total: 1 });
+    for (const m of [0, 1]) await first.call(m, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
+    await first.call(0, 'update', update(1, { weight: 5 }), UpdateAck, body(4));
+    await first.agg.stop();
+    await first.aggHost.stop();
+    // Same state dir, new process-equivalent: the round is still open with member 0's update in the sum.
+    const { createAggregator: create } = await import('../src/index.ts');
+    const host2 = await createWireHost({ privateKey: await generateIdentity(), allow: first.ids });
+    const again: Aggregator = await create({
+      host: host2, dataDir: join(dir, 'state'), consortium: 't', members: first.ids, schema,
+      model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 }, modelValues: VALUES, strategy: 'fedavg',
+      training: { epochs: 1, batchSize: 8, learningRate: 0.01 },
+      rounds: { totalRounds: 1, quorum: 2, minParticipants: 1, deadlineSeconds: 60 }, logger: silent,
+    });
+    cleanup.push(async () => { await again.stop(); await host2.stop(); });
+    const addr2 = host2.addrs()[0]!;
+    for (const m of first.members) m.allowPeer(host2.peerId);
+    const m1 = first.members[1]!;
+    await expect(m1.request(addr2, 'update', { header: update(1), body: body(4) }, { response: UpdateAck, maxBodyBytes: 0, timeoutMs: 20_000 })).resolves.toBeTruthy();
+    await expect(first.members[0]!.request(addr2, 'update', { header: update(1), body: body(4) }, { response: UpdateAck, maxBodyBytes: 0, timeoutMs: 20_000 })).rejects.toMatchObject({ code: 'AGG_ROUND_CLOSED' });
+    const res = await m1.request(addr2, 'aggregate', { header: { version: 1 } }, { response: AggregateResponse, maxBodyBytes: VALUES * 4, timeoutMs: 20_000 });
+    expect(res.header.totalWeight).toBe(15);
+    expect(Array.from(bytesToF32(res.body!))).toEqual(new Array(VALUES).fill(8));
+  });
+
+  it('refuses a state directory another aggregator holds', async () => {
+    const { dir } = await setup();
+    const host = await createWireHost({ privateKey: await generateIdentity(), allow: [] });
+    cleanup.push(() => host.stop());
+    await expect(createAggregator({
+      host, dataDir: join(dir, 'state'), consortium: 't', members: ['12D3KooWRFGvfm6rcokkWBEeoxyyotr9CzK8q1SL4dvJNo3XSpHU'], schema,
+      model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 }, modelValues: VALUES, strategy: 'fedavg',
+      training: { epochs: 1, batchSize: 8, learningRate: 0.01 }, rounds: { totalRounds: 1, quorum: 1, minParticipants: 1, deadlineSeconds: 60 }, logger: silent,
+    })).rejects.toMatchObject({ code: 'STATE_LOCKED' });
+  });
+});
