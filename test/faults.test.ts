@@ -35,6 +35,27 @@ describe('faults', () => {
     expect(results[2].contributions).toBe(1);
   }, 240_000);
 
+  it('the aggregator killed mid-round restarts on its state and the members carry on', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    c = await createConsortium({ nodes: 2, rounds: 3, quorum: 2, minParticipants: 2, deadlineSeconds: 60, listen: `/ip4/127.0.0.1/tcp/${port}` });
+    const agg = await c.startAggregator();
+    for (let i = 0; i < 2; i++) await c.writeNodeConfig(i);
+    const nodes = [0, 1].map((i) => c!.startNode(i));
+    await waitFor('round 1 aggregated', async () => agg.events.find((e) => e.event === 'round-aggregated') ?? undefined, 120_000);
+    agg.daemon.child.kill('SIGKILL');
+    await agg.daemon.exited;
+    const again = await c.startAggregator();
+    expect(await Promise.all(nodes.map((n) => n.daemon.exited))).toEqual([0, 0]);
+    const resumed = again.events.filter((e) => e.event === 'round-aggregated').map((e) => e.version);
+    expect(resumed.at(-1)).toBe(3);
+    const results = await Promise.all([0, 1].map(async (i) => JSON.parse(await readFile(join(c!.dir, `node${i}-data`, 'result.json'), 'utf8'))));
+    expect(results.map((r) => r.version)).toEqual([3, 3]);
+    expect(results[0].hash).toBe(results[1].hash);
+  }, 240_000);
+
   it('an unknown peer is refused, with a clear error, and the aggregator keeps serving members', async () => {
     c = await createConsortium({ nodes: 1, rounds: 1, quorum: 1, minParticipants: 1, deadlineSeconds: 60 });
     const agg = await c.startAggregator();

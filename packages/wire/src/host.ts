@@ -163,6 +163,13 @@ export interface WireHost {
   stop(): Promise<void>;
 }
 
+/**
+ * Initial yamux stream window. Part of the wire protocol: a sender may use this much credit before
+ * the first window update, so every host must use the same value (a peer with a smaller one would
+ * reset the connection with ReceiveWindowExceeded).
+ */
+export const INITIAL_STREAM_WINDOW = 4 * 1024 * 1024;
+
 const NAME_RE = /^[a-z][a-z0-9-]{0,63}$/;
 
 /** `/fedtwin/<name>/1.0.0`: the version moves with the envelope format. */
@@ -186,8 +193,8 @@ function checkLimits(limits: WireLimits): void {
   if (limits.chunkBytes > MAX_FRAME_BYTES) {
     throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `limits.chunkBytes ${limits.chunkBytes} exceeds the ${MAX_FRAME_BYTES}-byte frame cap`);
   }
-  if (limits.streamWindowBytes < 256 * 1024) {
-    throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, 'limits.streamWindowBytes must be at least 256 KiB (the yamux initial window)');
+  if (limits.streamWindowBytes < INITIAL_STREAM_WINDOW) {
+    throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `limits.streamWindowBytes must be at least ${INITIAL_STREAM_WINDOW} (the initial yamux window every fedtwin host assumes)`);
   }
 }
 
@@ -312,7 +319,9 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       streamMuxers: [
         yamux({
           streamOptions: {
-            ...(process.env.WIRE_INIT_WIN === "default" ? {} : { initialStreamWindowSize: limits.streamWindowBytes }),
+            // Every fedtwin host starts streams with a 4 MiB window instead of yamux's 256 KiB: loopback
+            // RTTs are too small for yamux's auto-tuning to grow it. Fixed, so all members agree.
+            initialStreamWindowSize: INITIAL_STREAM_WINDOW,
             maxStreamWindowSize: limits.streamWindowBytes,
             // While paused we may still receive one full window; leave room so libp2p does not reset us.
             maxReadBufferLength: 2 * limits.streamWindowBytes + MAX_FRAME_BYTES,

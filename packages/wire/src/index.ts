@@ -1,7 +1,7 @@
 export { WIRE_CODES } from './codes.ts';
 export type { WireErrorCode } from './codes.ts';
 export { generateIdentity, saveIdentity, loadIdentity, peerIdOf } from './identity.ts';
-export { createWireHost, protocolId, DEFAULT_LIMITS } from './host.ts';
+export { createWireHost, protocolId, DEFAULT_LIMITS, INITIAL_STREAM_WINDOW } from './host.ts';
 export type {
   WireHost,
   WireHostInit,
