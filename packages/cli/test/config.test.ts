@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AggregatorConfigSchema, NodeConfigSchema, loadConfigFile, validateConfig } from '../src/config.ts';
+
+const node = {
+  dataDir: 'd', identity: 'k', aggregator: { peerId: '12D3KooWRFGvfm6rcokkWBEeoxyyotr9CzK8q1SL4dvJNo3XSpHU', address: '/ip4/127.0.0.1/tcp/9400' },
+  data: { csv: 'x.csv' },
+};
+
+describe('config validation', () => {
+  it('accepts a minimal node config and fills defaults', () => {
+    const c = validateConfig(node, NodeConfigSchema, 'node.yaml');
+    expect(c.listen).toEqual(['/ip4/127.0.0.1/tcp/0']);
+    expect(c.log.level).toBe('info');
+  });
+
+  it('names the bad field', () => {
+    expect(() => validateConfig({ ...node, aggregator: { ...node.aggregator, peerId: 'bob' } }, NodeConfigSchema, 'node.yaml'))
+      .toThrowError(/field "aggregator\.peerId"/);
+    expect(() => validateConfig({ ...node, colour: 'red' }, NodeConfigSchema, 'node.yaml')).toThrowError(/colour/);
+    expect(() => validateConfig({ ...node, aggregator: { ...node.aggregator, address: 'localhost:9400' } }, NodeConfigSchema, 'n')).toThrowError(/aggregator\.address.*multiaddr/);
+    try {
+      validateConfig({ dataDir: 'd' }, AggregatorConfigSchema, 'agg.yaml');
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toMatchObject({ code: 'CONFIG_INVALID' });
+    }
+  });
+
+  it('reads YAML and JSON files and reports syntax errors with CONFIG_PARSE', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fedtwin-cfg-'));
+    try {
+      await writeFile(join(dir, 'n.yaml'), `dataDir: d\nidentity: k\naggregator: { peerId: ${node.aggregator.peerId}, address: /ip4/127.0.0.1/tcp/9400 }\ndata: { csv: x.csv }\n`);
+      const { config, baseDir } = await loadConfigFile(join(dir, 'n.yaml'), NodeConfigSchema);
+      expect(config.data.csv).toBe('x.csv');
+      expect(baseDir).toBe(dir);
+      await writeFile(join(dir, 'bad.json'), '{"dataDir": ');
+      await expect(loadConfigFile(join(dir, 'bad.json'), NodeConfigSchema)).rejects.toMatchObject({ code: 'CONFIG_PARSE' });
+      await expect(loadConfigFile(join(dir, 'none.yaml'), NodeConfigSchema)).rejects.toMatchObject({ code: 'CONFIG_NOT_FOUND' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
