@@ -208,7 +208,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
     const result: NodeRunResult = { version: state.version, hash: state.hash, contributions: state.contributions.length, losses: state.losses, syntheticRows };
     if (init.resultPath) {
       await mkdir(dirname(init.resultPath), { recursive: true });
-      await writeFile(init.resultPath, JSON.stringify({ peerId: host.peerId, ...result, contributionsDetail: state.contributions, bytes: init.bytes?.(), backend: init.backend, nodeVersion: process.version }, null, 2));
+      await writeFile(init.resultPath, JSON.stringify({ peerId: host.peerId, modelValues: join.modelValues, ...result, contributionsDetail: state.contributions, bytes: init.bytes?.(), backend: init.backend, nodeVersion: process.version }, null, 2));
     }
     return result;
   }

@@ -1,0 +1,28 @@
+// `npm run bench`: every benchmark, each printing its figure beside its baseline from the same run.
+// Each runs in its own process so one's memory and JIT state do not colour another's figures.
+// `npm run bench -- --only models,round` picks some.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = fileURLToPath(new URL('../packages/cli/src/bin.ts', import.meta.url));
+const benches: Record<string, { what: string; args: string[] }> = {
+  models: { what: 'VAE training samples/s: wasm with vs without the transposed-matmul fix, cpu for reference', args: [cli, 'bench', 'models'] },
+  round: { what: 'round wall time split into local training vs everything else, 3 and 10 nodes', args: ['bench/round.ts'] },
+  he: { what: 'HE secure aggregation vs CKKS (NVIDIA FLARE defaults), 1M values x 10 updates', args: [cli, 'bench', 'he'] },
+  ledger: { what: 'ledger appends/s batched vs single, proof reads vs log2 n, verify of 1M entries', args: ['bench/ledger.ts'] },
+};
+const { values } = parseArgs({ options: { only: { type: 'string' } } });
+const pick = values.only ? values.only.split(',') : Object.keys(benches);
+let failed = 0;
+for (const name of pick) {
+  const b = benches[name];
+  if (!b) { console.error(`unknown benchmark "${name}"; choose from ${Object.keys(benches).join(', ')}`); process.exit(2); }
+  console.log(`\n=== ${name}: ${b.what}`);
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, b.args, { cwd: root, stdio: 'inherit' });
+  console.log(`(${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s, exit ${r.status})`);
+  if (r.status !== 0) failed++;
+}
+process.exit(failed ? 1 : 0);
