@@ -187,6 +187,26 @@ describe('verifyLedgerDir', () => {
     expect(await verifyLedgerDir(dir)).toMatchObject({ ok: false, index: 12, code: 'LEDGER_SIGNATURE_INVALID' });
   });
 
+  it('worker-thread signature checks report the first bad index across chunks', async () => {
+    const t = tempDir('workers');
+    cleanups.push(t.cleanup);
+    const l = await openLedger({ dir: t.dir });
+    const es = Array.from({ length: 600 }, (_, k) => createEntrySync({ type: 'key', event: 'rotation', keyId: `k${k}` }, nodes[k % 3].entry));
+    await l.appendMany(es);
+    await l.signCheckpoint(agg.note);
+    await l.close();
+    expect(await verifyLedgerDir(t.dir, { chunk: 128, threads: 2 })).toMatchObject({ ok: true, summary: { entries: 600 } });
+    const mallory = await party(66);
+    await rewrite(t.dir, (bs) => {
+      for (const i of [433, 517]) {
+        const forged = createEntrySync({ type: 'key', event: 'rotation', keyId: `k${i}` }, mallory.entry);
+        bs[i] = bytes(text(bs[i]).replace(/"sig":"[^"]+"/, `"sig":"${JSON.parse(text(forged.bytes)).sig}"`));
+      }
+      return bs;
+    });
+    expect(await verifyLedgerDir(t.dir, { chunk: 128, threads: 2 })).toMatchObject({ ok: false, index: 433, code: 'LEDGER_SIGNATURE_INVALID' });
+  });
+
   it('an edited internal tree node is found', async () => {
     const dir = copy('node');
     await withLevel(dir, async ({ n }) => n.put(nodeKey({ level: 2, index: 1 }), new Uint8Array(32)));

@@ -186,6 +186,9 @@ const silentLogger: WireLogger = { info() {}, warn() {}, error() {} };
 
 function checkLimits(limits: WireLimits): void {
   for (const [k, v] of Object.entries(limits)) {
+    if (!Object.hasOwn(DEFAULT_LIMITS, k)) {
+      throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `unknown limit ${JSON.stringify(k)}`, { hint: `Known limits: ${Object.keys(DEFAULT_LIMITS).join(', ')}.` });
+    }
     if (!Number.isSafeInteger(v) || v <= 0) {
       throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `limits.${k} must be a positive integer, got ${String(v)}`);
     }
@@ -277,11 +280,17 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       hint: 'Use generateIdentity() or loadIdentity().',
     });
   }
-  const limits: WireLimits = { ...DEFAULT_LIMITS, ...(init.limits ?? {}) };
+  const overrides = Object.fromEntries(Object.entries(init.limits ?? {}).filter(([, v]) => v !== undefined));
+  const limits: WireLimits = { ...DEFAULT_LIMITS, ...overrides };
   checkLimits(limits);
   const log = init.logger ?? silentLogger;
   const listen = init.listen ?? ['/ip4/127.0.0.1/tcp/0'];
-  for (const a of listen) parseTarget(a);
+  for (const a of listen) {
+    if (typeof a !== 'string' || !a.startsWith('/')) {
+      throw new FedtwinError(WIRE_CODES.BAD_ARGUMENT, `invalid listen address ${JSON.stringify(a)}`, { hint: 'Expected a multiaddr such as /ip4/0.0.0.0/tcp/4001.' });
+    }
+    parseTarget(a);
+  }
 
   const allowSet = new Set<string>();
   let allowFn: ((peerId: string) => boolean) | undefined;

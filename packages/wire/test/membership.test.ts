@@ -115,5 +115,8 @@ describe('listening', () => {
     const secp = await generateKeyPair('secp256k1');
     expect(await codeOf(createWireHost({ privateKey: secp, allow: () => true }))).toMatch(/^WIRE_IDENTITY_WRONG_TYPE/);
     expect(await codeOf(createWireHost({ privateKey: await generateIdentity(), allow: () => true, limits: { chunkBytes: 8 * 1024 * 1024 } }))).toMatch(/^WIRE_BAD_ARGUMENT/);
+    expect(await codeOf(createWireHost({ privateKey: await generateIdentity(), allow: () => true, limits: { chunkByte: 5 } as never }))).toMatch(/^WIRE_BAD_ARGUMENT: unknown limit "chunkByte"/);
+    expect(await codeOf(createWireHost({ privateKey: await generateIdentity(), allow: () => true, limits: { readTimeoutMs: 0 } }))).toMatch(/^WIRE_BAD_ARGUMENT: limits.readTimeoutMs/);
+    expect(await codeOf(createWireHost({ privateKey: await generateIdentity(), allow: () => true, listen: ['not-an-addr'] }))).toMatch(/^WIRE_BAD_ARGUMENT: invalid listen address/);
   });
 });

@@ -80,6 +80,27 @@ describe('request/response', () => {
     expect(server.bytes().received).toBe(client.bytes().sent);
   });
 
+  it('serves concurrent uploads from several members, each intact and attributed to its sender', async () => {
+    const server = await pool.make();
+    const clients = await Promise.all([1, 2, 3, 4, 5].map(() => pool.make()));
+    const got = new Map<string, number>();
+    await server.handle('upload', {
+      request: z.object({ seed: z.number() }),
+      maxBodyBytes: 4 * 1024 * 1024,
+      handler: ({ peer, header, body }) => {
+        const ok = Buffer.compare(Buffer.from(body!), Buffer.from(patternBytes(body!.byteLength, header.seed))) === 0;
+        got.set(peer, header.seed);
+        return { header: { ok } };
+      },
+    });
+    const results = await Promise.all(
+      clients.map((c, i) => c.request(server.addrs()[0], 'upload', { header: { seed: i + 1 }, body: patternBytes(2 * 1024 * 1024 + i, i + 1) }, { response: z.object({ ok: z.boolean() }), maxBodyBytes: 0 })),
+    );
+    expect(results.map((r) => r.header.ok)).toEqual([true, true, true, true, true]);
+    expect(new Map(clients.map((c, i) => [c.peerId, i + 1]))).toEqual(got);
+    for (const c of clients) expect(server.bytesByPeer()[c.peerId].received).toBe(c.bytes().sent);
+  });
+
   it('supports requests without a body and handlers without a response body', async () => {
     const server = await pool.make();
     const client = await pool.make();

@@ -6,12 +6,14 @@ import { registerModelsBench } from './bench-models.ts';
 import { registerDaemonCommands } from './daemons.ts';
 import { registerKeysCommands } from './keys.ts';
 import { registerSimCommand } from './sim.ts';
+import { registerSchemaCommands } from './schema.ts';
 
 /** Each command group lives in its own file and registers itself here. */
 export function registerCommands(program: Command): void {
   registerDaemonCommands(program);
   registerKeysCommands(program);
   registerSimCommand(program);
+  registerSchemaCommands(program);
   registerDpCommands(program);
   registerLedgerCommands(program);
   const bench = program.command('bench').description('Benchmarks (figures printed beside their baselines from the same run)');
