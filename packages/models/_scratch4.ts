@@ -6,7 +6,7 @@ const segments: Segment[] = Array.from({length: W}, (_, j) => ({ column: 'f'+j, 
 const x = new Float32Array(rows*W).map(() => Math.random()); const cond = new Int32Array(rows).map((_, i) => i % 2);
 const data = { x, rows, width: W, segments, cond, classes: ['a','b'] };
 const res: Record<string, number[]> = {};
-for (let rep = 0; rep < 3; rep++) for (const cfg of ['fix', 'fixdp0', 'fixdp']) {
+for (let rep = 0; rep < 5; rep++) for (const cfg of ['fix', 'fixdp0', 'fixdp']) {
   await initBackend('wasm', { matmulFix: true });
   const m = createTwinVae({ width: W, segments, classes: 2, latentDim: 16, hidden, seed: 7 });
   const dp = cfg === 'fixdp' ? { clip: 1, noiseMultiplier: 1 } : cfg === 'fixdp0' ? { clip: 1, noiseMultiplier: 0 } : undefined;

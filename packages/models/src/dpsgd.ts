@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { VaeCore } from './vae.ts';
 import type { FlatAdam } from './adam.ts';
 import type { Rng } from './rng.ts';
-import { forwardBackward, paramGrads, perExampleSqNorms } from './vae-grad.ts';
+import { forwardBackward, paramGrads, perExampleSqNorms, perExampleSqNormsJs } from './vae-grad.ts';
 
 export interface DpStepOptions {
   clip: number;
@@ -35,10 +35,12 @@ function toTensors(core: VaeCore, b: DpBatch): [tf.Tensor2D, tf.Tensor2D, tf.Ten
   ];
 }
 
-/** Scales s_i = min(1, C/‖∇_i‖) as a rows×1 column. */
+/** Scales s_i = min(1, C/‖∇_i‖) as a rows×1 column (norms summed in JS, see perExampleSqNormsJs). */
 function clipScales(core: VaeCore, fb: ReturnType<typeof forwardBackward>, clip: number): tf.Tensor2D {
-  const norms = tf.sqrt(perExampleSqNorms(core, fb));
-  return tf.reshape(tf.minimum(1, tf.div(clip, tf.add(norms, 1e-12))), [-1, 1]);
+  const sq = perExampleSqNormsJs(core, fb);
+  const s = new Float32Array(sq.length);
+  for (let i = 0; i < sq.length; i++) s[i] = Math.min(1, clip / (Math.sqrt(sq[i]) + 1e-12));
+  return tf.tensor2d(s, [s.length, 1]);
 }
 
 /** Per-example gradient L2 norms over all trainable variables, by the ghost-norm identity. */

@@ -85,7 +85,8 @@ function fillBatch(core: VaeCore, data: EncodedTable, idx: ArrayLike<number>, fr
   return m;
 }
 
-export async function runTraining(core: VaeCore, data: EncodedTable, opts: TrainOptions): Promise<TrainResult> {
+/** `isDisposed` is polled after each epoch's yield: dispose() may run while training awaits. */
+export async function runTraining(core: VaeCore, data: EncodedTable, opts: TrainOptions, isDisposed: () => boolean = () => false): Promise<TrainResult> {
   checkOptions(opts);
   const opt = ensureOptimizer(core, opts.learningRate);
   const W = core.width, C = core.classCount, Z = core.latentDim;
@@ -147,6 +148,9 @@ export async function runTraining(core: VaeCore, data: EncodedTable, opts: Train
     opts.onEpoch?.(epoch, loss);
     // Let a daemon's event loop breathe between epochs.
     await new Promise<void>((r) => setImmediate(r));
+    if (isDisposed()) {
+      throw new FedtwinError('MODELS_DISPOSED', `the model was disposed during training (after epoch ${epoch + 1})`, { hint: 'do not dispose a model while trainEpochs runs' });
+    }
   }
   return q === undefined ? { losses, steps, examples } : { losses, steps, examples, sampleRate: q };
 }

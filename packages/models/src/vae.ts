@@ -220,6 +220,7 @@ export function createTwinVae(init: TwinVaeInit): TwinVae {
   const sharedSize = sizeOf(sharedLayers);
   const privateSize = sizeOf(privateLayers);
   let disposed = false;
+  let training = false;
   const alive = (): void => {
     if (disposed) throw new FedtwinError('MODELS_DISPOSED', 'this TwinVae was disposed', { hint: 'create a new model' });
   };
@@ -262,8 +263,16 @@ export function createTwinVae(init: TwinVaeInit): TwinVae {
     setPrivateWeights: (w) => (alive(), write(layerVars(privateLayers), privateSize, w, 'private')),
     async trainEpochs(data, opts) {
       alive();
+      if (training) {
+        throw new FedtwinError('MODELS_BUSY', 'this TwinVae is already training', { hint: 'await the running trainEpochs call first' });
+      }
       checkTable(data, width, classCount, init.segments);
-      return runTraining(core, data, opts);
+      training = true;
+      try {
+        return await runTraining(core, data, opts, () => disposed);
+      } finally {
+        training = false;
+      }
     },
     resetOptimizer() {
       core.optimizer?.dispose();

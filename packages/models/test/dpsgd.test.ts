@@ -6,6 +6,7 @@ import { getVaeCore } from '../src/vae.ts';
 import type { VaeCore } from '../src/vae.ts';
 import { clippedGradSums, perExampleGradNorms } from '../src/dpsgd.ts';
 import type { DpBatch } from '../src/dpsgd.ts';
+import { forwardBackward, perExampleSqNorms, perExampleSqNormsJs } from '../src/vae-grad.ts';
 
 const segments: Segment[] = [
   { column: 'a', kind: 'numeric', offset: 0, width: 1 },
@@ -67,6 +68,13 @@ describe('DP-SGD (ghost clipping)', () => {
       const loop = perExampleLoop(core, b).map((g) => Math.hypot(...g));
       expect(ghost.length).toBe(ROWS);
       for (let i = 0; i < ROWS; i++) expect(Math.abs(ghost[i] - loop[i])).toBeLessThan(1e-3 * Math.max(1, loop[i]));
+      // The JS reduction used in training equals the tensor one.
+      tf.tidy(() => {
+        const fb = forwardBackward(core, tf.tensor2d(b.x, [ROWS, W]), tf.tensor2d(b.y, [ROWS, C]), tf.tensor2d(b.eps, [ROWS, Z]), 1);
+        const t = perExampleSqNorms(core, fb).dataSync();
+        const js = perExampleSqNormsJs(core, fb);
+        for (let i = 0; i < ROWS; i++) expect(Math.abs(js[i] - t[i])).toBeLessThan(1e-4 * Math.max(1, t[i]));
+      });
     } finally {
       m.dispose();
     }

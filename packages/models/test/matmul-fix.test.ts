@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, installWasmMatmulFix, uninstallWasmMatmulFix, isWasmMatmulFixInstalled } from '../src/index.ts';
@@ -28,9 +28,14 @@ function backendDataIds(): number {
 }
 
 describe('wasm transposed-matmul fix', () => {
+  const envBackend = process.env.FEDTWIN_BACKEND;
   beforeAll(async () => {
+    delete process.env.FEDTWIN_BACKEND; // these tests are about the wasm kernels specifically
     await initBackend('wasm');
     registerModelGradients();
+  });
+  afterAll(() => {
+    if (envBackend !== undefined) process.env.FEDTWIN_BACKEND = envBackend;
   });
 
   it('replaces the registered kernels and restores them', () => {

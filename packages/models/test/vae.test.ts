@@ -179,6 +179,12 @@ describe('twin VAE', () => {
       await expect(m.trainEpochs(data, { epochs: 0, batchSize: 8, learningRate: 1e-3, seed: 1 }))
         .rejects.toSatisfy((e: unknown) => isFedtwinError(e, 'MODELS_BAD_ARGUMENT'));
       expect(() => m.generate(10, { classCounts: [3, 3], seed: 1 })).toThrow(expect.objectContaining({ code: 'MODELS_BAD_ARGUMENT' }));
+      // One training at a time; disposing mid-training stops it with a typed error.
+      const running = m.trainEpochs(data, { epochs: 3, batchSize: 8, learningRate: 1e-3, seed: 1 });
+      await expect(m.trainEpochs(data, { epochs: 1, batchSize: 8, learningRate: 1e-3, seed: 1 }))
+        .rejects.toSatisfy((e: unknown) => isFedtwinError(e, 'MODELS_BUSY'));
+      m.dispose();
+      await expect(running).rejects.toSatisfy((e: unknown) => isFedtwinError(e, 'MODELS_DISPOSED'));
     } finally {
       m.dispose();
     }

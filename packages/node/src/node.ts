@@ -78,6 +78,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
   // Every call retries while the aggregator is unreachable (restarting, network blip), with a
   // bounded budget: a consortium that is gone for good ends the node with a clear error.
   const giveUpMs = (init.unreachableGiveUpSeconds ?? 300) * 1000;
+  let joinedOnce = false;
   const call = async <Res>(name: string, header: unknown, response: z.ZodType<Res>, opts: { body?: Uint8Array; maxBodyBytes?: number; timeoutMs?: number } = {}) => {
     let firstFailure: number | undefined;
     for (let attempt = 0; ; attempt++) {
@@ -86,7 +87,9 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
           response, maxBodyBytes: opts.maxBodyBytes ?? 0, timeoutMs: opts.timeoutMs ?? RPC_TIMEOUT_MS, signal: abort.signal,
         });
       } catch (err) {
-        if (stopped || !isFedtwinError(err) || !TRANSIENT.has(err.code)) throw err;
+        // Once joined, a refused handshake most likely means the aggregator is restarting.
+        const transient = isFedtwinError(err) && (TRANSIENT.has(err.code) || (joinedOnce && err.code === 'WIRE_NOT_MEMBER'));
+        if (stopped || !transient) throw err;
         firstFailure ??= Date.now();
         if (Date.now() - firstFailure > giveUpMs) {
           throw new FedtwinError('NODE_AGGREGATOR_UNREACHABLE', `aggregator unreachable for ${Math.round(giveUpMs / 1000)} s (last error ${err.code}: ${err.message})`, { hint: 'check that the aggregator runs and that aggregator.address is right', cause: err });
@@ -100,6 +103,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
   async function run(): Promise<NodeRunResult> {
     const csvText = await readCsvFile(init.csvPath);
     const { header: join } = await call(Protocols.join, { nodeVersion: process.version, backend: init.backend }, JoinResponse);
+    joinedOnce = true;
     log.info({ event: 'joined', consortium: join.consortium, strategy: join.strategy, modelValues: join.modelValues }, `joined consortium ${join.consortium}`);
     const schema = join.schema as TableSchema;
     const { header: csvHeader, rows } = parseCsv(csvText);
