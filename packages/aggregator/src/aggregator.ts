@@ -1,7 +1,7 @@
 import { FedtwinError } from '@fedtwin/errors';
 import {
-  AggregateRequest, JoinRequest, Protocols, TaskRequest, UpdateHeader, bytesToF32, f32ToBytes,
-  type AggregateResponse, type JoinResponse, type ModelConfig, type TaskResponse, type TrainingConfig, type UpdateAck,
+  AggregateRequest, JoinRequest, Protocols, RefuseRequest, TaskRequest, UpdateHeader, bytesToF32, f32ToBytes,
+  type AggregateResponse, type JoinResponse, type ModelConfig, type PrivacyPolicy, type TaskResponse, type TrainingConfig, type UpdateAck,
 } from '@fedtwin/protocol';
 import type { TableSchema } from '@fedtwin/models';
 import { AggregatorStore, type AggregateRecord, type AggregatorState, type RoundRecord } from './store.ts';
@@ -32,6 +32,8 @@ export interface AggregatorInit {
   strategy: string;
   training: TrainingConfig;
   rounds: RoundPolicy;
+  /** The consortium's DP policy, sent to members at join (site-level noise already resolved). */
+  privacy?: PrivacyPolicy;
   logger: Logger;
   /** For tests: a clock. */
   now?: () => number;
@@ -55,6 +57,9 @@ export interface Aggregator {
 export async function createAggregator(init: AggregatorInit): Promise<Aggregator> {
   validatePolicy(init.rounds, init.members.length);
   const now = init.now ?? Date.now;
+  const privacy: PrivacyPolicy = init.privacy ?? { mode: 'off', epsilon: 1, delta: 1e-5 };
+  const siteDp = privacy.mode === 'site' || privacy.mode === 'both';
+  const recordDp = privacy.mode === 'record' || privacy.mode === 'both';
   const log = init.logger;
   const store = await AggregatorStore.open(init.dataDir);
   const members = new Set(init.members);
@@ -141,7 +146,12 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     await openNextRound();
   }
 
-  async function aggregate(trigger: 'quorum' | 'deadline'): Promise<void> {
+  // Every member either contributed or declined: waiting for the deadline would change nothing.
+  function everyoneAnswered(rec: RoundRecord): boolean {
+    return rec.contributions.length + (rec.refusals?.length ?? 0) >= members.size;
+  }
+
+  async function aggregate(trigger: 'quorum' | 'deadline' | 'all-answered'): Promise<void> {
     if (!open || !sum) return;
     const rec: RoundRecord = { ...open, status: 'aggregated' };
     const version = state.version + 1;
@@ -174,7 +184,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       log.info({ event: 'member-joined', peer, nodeVersion: header.nodeVersion, backend: header.backend }, `member ${peer} joined`);
       const res: JoinResponse = {
         consortium: init.consortium, schema: init.schema, model: init.model, strategy: init.strategy,
-        modelValues: init.modelValues, totalRounds: init.rounds.totalRounds,
+        modelValues: init.modelValues, totalRounds: init.rounds.totalRounds, privacy,
       };
       await serial(async () => {
         if (state.status === 'waiting' && joined.size >= (init.rounds.startAfterJoined ?? init.rounds.quorum)) await openNextRound();
@@ -231,6 +241,14 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (header.values !== init.modelValues || !body || body.length !== init.modelValues * 4) {
           throw new FedtwinError('AGG_BAD_UPDATE', `update has ${body?.length ?? 0} bytes, expected ${init.modelValues * 4} (${init.modelValues} float32 values)`);
         }
+        for (const [on, mode] of [[siteDp, 'site'], [recordDp, 'record']] as const) {
+          if (on && !header.privacy.some((p) => p.mode === mode)) {
+            throw new FedtwinError('AGG_PRIVACY_MISSING', `the consortium requires ${mode}-level DP but the update reports no ${mode} spending`, { hint: 'run a fedtwin node that applies the consortium\'s privacy policy' });
+          }
+        }
+        if (siteDp && header.weight !== 1) {
+          throw new FedtwinError('AGG_BAD_UPDATE', `site-level DP needs unweighted updates (weight 1), got weight ${header.weight}`);
+        }
         const values = bytesToF32(body);
         for (let i = 0; i < values.length; i++) {
           if (!Number.isFinite(values[i]!)) throw new FedtwinError('AGG_BAD_UPDATE', `update value ${i} is not finite`);
@@ -239,7 +257,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
           ...open,
           contributions: [...open.contributions, {
             peer, weight: header.weight, loss: header.loss, bytes: body.length, baseHash: header.baseHash,
-            trainSeconds: header.trainSeconds, receivedAt: now(),
+            trainSeconds: header.trainSeconds, receivedAt: now(), privacy: header.privacy,
           }],
         };
         await store.addContribution(rec, peer, body);
@@ -249,9 +267,31 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
           `round ${rec.round}: contribution ${rec.contributions.length}/${init.rounds.quorum} from ${peer.slice(-8)}`);
         const count = rec.contributions.length;
         if (count >= init.rounds.quorum) await aggregate('quorum');
+        else if (everyoneAnswered(rec) && count >= init.rounds.minParticipants) await aggregate('all-answered');
         return { accepted: true, round: rec.round, contributions: count };
       });
       return { header: ack };
+    },
+  });
+
+  await host.handle(Protocols.refuse, {
+    request: RefuseRequest,
+    maxBodyBytes: 0,
+    handler: async ({ peer, header }) => {
+      requireMember(peer);
+      await serial(async () => {
+        if (!open || open.round !== header.round) return; // a refusal for a closed round changes nothing
+        if (open.contributions.some((c) => c.peer === peer) || open.refusals?.some((r) => r.peer === peer)) return;
+        const rec: RoundRecord = { ...open, refusals: [...(open.refusals ?? []), { peer, code: header.code, reason: header.reason, privacy: header.privacy, at: now() }] };
+        await store.saveRound(rec);
+        open = rec;
+        log.warn({ event: 'refusal', round: rec.round, peer, code: header.code, reason: header.reason }, `round ${rec.round}: ${peer.slice(-8)} declined: ${header.reason}`);
+        if (everyoneAnswered(rec)) {
+          if (rec.contributions.length >= init.rounds.minParticipants) await aggregate('all-answered');
+          else await failRound(`every member answered but only ${rec.contributions.length} contributed (${rec.refusals!.length} declined)`);
+        }
+      });
+      return { header: { recorded: true as const } };
     },
   });
 

@@ -2,6 +2,7 @@ import { Level, type BatchOperation } from 'level';
 
 type Ops = Array<BatchOperation<Level<string, unknown>, string, unknown>>;
 import { FedtwinError } from '@fedtwin/errors';
+import type { PrivacySpend } from '@fedtwin/protocol';
 
 /** What the aggregator persists about a round. */
 export interface RoundRecord {
@@ -13,6 +14,16 @@ export interface RoundRecord {
   contributions: ContributionRecord[];
   /** Why a round failed (e.g. too few participants by the deadline). */
   reason?: string;
+  /** Members that declined this round (privacy budget), with their reason. */
+  refusals?: RefusalRecord[];
+}
+
+export interface RefusalRecord {
+  peer: string;
+  code: string;
+  reason: string;
+  privacy: PrivacySpend[];
+  at: number;
 }
 
 export interface ContributionRecord {
@@ -23,6 +34,8 @@ export interface ContributionRecord {
   baseHash: string;
   trainSeconds: number;
   receivedAt: number;
+  /** What the member says this contribution cost it in privacy (per mode). */
+  privacy: PrivacySpend[];
 }
 
 export interface AggregateRecord {
@@ -120,6 +133,10 @@ export class AggregatorStore {
 
   async saveState(state: AggregatorState): Promise<void> {
     await this.db.batch([{ type: 'put', sublevel: this.meta, key: 'state', value: state }] as Ops, { sync: true });
+  }
+
+  async saveRound(record: RoundRecord): Promise<void> {
+    await this.db.batch([{ type: 'put', sublevel: this.rounds, key: roundKey(record.round), value: record }] as Ops, { sync: true });
   }
 
   /** Persists one contribution and the round record that lists it, atomically. */

@@ -11,6 +11,20 @@ const multiaddr = z.string().regex(/^\/(ip4|ip6|dns4|dns6)\/[^/]+\/tcp\/\d{1,5}(
 const peerId = z.string().regex(/^(12D3Koo|Qm)[1-9A-HJ-NP-Za-km-z]{20,}$/, 'must be a libp2p peer ID (fedtwin keys generate prints it)');
 const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info');
 
+const mechanism = {
+  clip: z.number().positive().optional(),
+  noiseMultiplier: z.number().positive().optional(),
+  targetEpsilon: z.number().positive().optional(),
+};
+export const PrivacyConfigSchema = z.object({
+  mode: z.enum(['off', 'record', 'site', 'both']).default('off'),
+  epsilon: z.number().positive().default(8),
+  delta: z.number().gt(0).lt(1).default(1e-5),
+  ...mechanism,
+  site: z.object(mechanism).strict().optional(),
+}).strict();
+export type PrivacyConfig = z.infer<typeof PrivacyConfigSchema>;
+
 export const AggregatorConfigSchema = z.object({
   consortium: z.string().min(1).max(200).default('fedtwin'),
   dataDir: z.string().min(1),
@@ -27,6 +41,7 @@ export const AggregatorConfigSchema = z.object({
     minParticipants: z.number().int().min(1),
     deadlineSeconds: z.number().positive().max(7 * 24 * 3600),
   }).strict(),
+  privacy: PrivacyConfigSchema.default({ mode: 'off', epsilon: 8, delta: 1e-5 }),
   log: z.object({ level: logLevel }).strict().default({ level: 'info' }),
 }).strict();
 export type AggregatorConfig = z.infer<typeof AggregatorConfigSchema>;
@@ -45,6 +60,8 @@ export const NodeConfigSchema = z.object({
   exitWhenDone: z.boolean().default(false),
   seed: z.number().int().min(0).default(1),
   result: z.string().optional(),
+  /** This site's own privacy budget; defaults to the consortium's. */
+  privacy: z.object({ epsilon: z.number().positive().optional(), delta: z.number().gt(0).lt(1).optional() }).strict().optional(),
   log: z.object({ level: logLevel }).strict().default({ level: 'info' }),
 }).strict();
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;

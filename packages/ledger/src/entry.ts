@@ -7,12 +7,14 @@ import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVeri
 import { z } from 'zod';
 import { peerIdFromString, type peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { FedtwinError } from '@fedtwin/errors';
-import { fromBase64, toBase64, utf8, utf8Strict } from './bytes.ts';
+import { toBase64, utf8, utf8Strict } from './bytes.ts';
 import { hashLeaf } from './merkle.ts';
 
 /** Entries above this size are refused before parsing. */
 export const MAX_ENTRY_BYTES = 64 * 1024;
 export const ENTRY_SIGN_CONTEXT = 'fedtwin-ledger-entry/v1\n';
+const SIGN_CONTEXT_BYTES = new TextEncoder().encode(ENTRY_SIGN_CONTEXT);
+const SIG_B64 = /^[A-Za-z0-9+/]{85}[AQgw]==$/;
 
 // ---------------------------------------------------------------------------------------------
 // Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, ECMAScript number and string
@@ -340,17 +342,17 @@ export function parseEntry(bytes: Uint8Array): LedgerEntry {
   if (typeof env.author !== 'string' || typeof env.sig !== 'string') throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry author and sig must be strings');
   if (!isCanonical(env, text)) throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry bytes are not in canonical JSON form (sorted keys, no whitespace)');
   const payload = validatePayload(env.payload);
-  let signature: Uint8Array;
-  try {
-    signature = fromBase64(env.sig, 'signature');
-  } catch {
-    signature = new Uint8Array();
-  }
-  if (signature.byteLength !== 64) throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry sig is not a base64 64-byte Ed25519 signature');
+  // Canonical base64 of 64 bytes: 85 chars, one whose low 4 bits are zero, then "==".
+  if (!SIG_B64.test(env.sig)) throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry sig is not a base64 64-byte Ed25519 signature');
+  const signature: Uint8Array = Buffer.from(env.sig, 'base64');
   if (!peerIdText.safeParse(env.author).success) throw new FedtwinError('LEDGER_ENTRY_INVALID', 'entry author is not a libp2p peer ID');
-  // The signed part is the envelope minus its trailing "sig" member (canonical form guarantees the layout).
-  const cut = text.lastIndexOf(',"sig":"');
-  const signedMessage = utf8.encode(ENTRY_SIGN_CONTEXT + text.slice(0, cut) + '}');
+  // The signed part is the envelope minus its trailing `,"sig":"…"` member (canonical form puts it last,
+  // and base64 is ASCII, so byte and character offsets agree there).
+  const cut = bytes.byteLength - env.sig.length - 10;
+  const signedMessage = new Uint8Array(SIGN_CONTEXT_BYTES.byteLength + cut + 1);
+  signedMessage.set(SIGN_CONTEXT_BYTES, 0);
+  signedMessage.set(bytes.subarray(0, cut), SIGN_CONTEXT_BYTES.byteLength);
+  signedMessage[signedMessage.byteLength - 1] = 0x7d; // '}'
   return { bytes, author: env.author, payload, signature, leafHash: hashLeaf(bytes), signedMessage };
 }
 

@@ -11,7 +11,7 @@ import { parseEntry, type EntryType, type LedgerEntry } from './entry.ts';
 import { createSignaturePool } from './sigpool.ts';
 import { emptyRoot, pushLeaf, rootOfRange, verifyConsistency, type HashedNode } from './merkle.ts';
 import { parseCheckpoint, parseVerifierKey, verifyCheckpoint, type Checkpoint, type NoteVerifier } from './checkpoint.ts';
-import { ledgerInternals, nodeKey, openLedgerForAudit, parseNodeKey, type Ledger } from './ledger.ts';
+import { ledgerInternals, openLedgerForAudit, parseNodeKey, type Ledger } from './ledger.ts';
 
 export interface LedgerSummary {
   entries: number;
@@ -273,8 +273,8 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
             }
             for (const node of pushLeaf(range, index, e.leafHash)) {
               const stored = nodePos < nodeBuf.length ? nodeBuf[nodePos++] : await nextNode();
-              const want = nodeKey(node);
-              if (!stored || !bytesEqual(stored[0], want)) {
+              // compare the key as numbers: (last leaf = this entry, level), no allocation per node
+              if (!stored || stored[0].byteLength !== 9 || stored[0][8] !== node.level || readU64be(stored[0]) !== index) {
                 const what = stored ? `found node (level ${parseNodeKey(stored[0]).level}, index ${parseNodeKey(stored[0]).index}) instead` : 'it is missing';
                 throw new Failure(
                   node.level === 0 ? 'LEDGER_LEAF_HASH_MISMATCH' : 'LEDGER_NODE_MISMATCH',

@@ -24,6 +24,7 @@ export function createFlatAdam(vars: readonly tf.Variable[], learningRate: numbe
   const m = new Float32Array(total);
   const v2 = new Float32Array(total);
   let t = 0;
+  const noiseBuf = new Float32Array(vars.reduce((a, v) => Math.max(a, v.size), 0));
   return {
     learningRate,
     applyGradients(grads, noise) {
@@ -36,9 +37,10 @@ export function createFlatAdam(vars: readonly tf.Variable[], learningRate: numbe
       for (const x of vars) {
         const g = grads[x.name].dataSync() as Float32Array;
         const p = (x.dataSync() as Float32Array).slice();
+        const z = std > 0 ? noise!.rng.normals(noiseBuf.subarray(0, g.length)) : noiseBuf;
         for (let i = 0; i < g.length; i++) {
           const k = off + i;
-          const gi = noise ? (std > 0 ? g[i] + std * noise.rng.normal() : g[i]) * inv : g[i];
+          const gi = noise ? (std > 0 ? g[i] + std * z[i] : g[i]) * inv : g[i];
           const mi = (m[k] = beta1 * m[k] + (1 - beta1) * gi);
           const vi = (v2[k] = beta2 * v2[k] + (1 - beta2) * gi * gi);
           p[i] -= (lrT * mi) / (Math.sqrt(vi * c2) + epsilon);

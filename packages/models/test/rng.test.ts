@@ -36,6 +36,13 @@ describe('rng', () => {
     }), { numRuns: 50 });
   });
 
+  it('normals(out) gives exactly the normal() sequence', () => {
+    const a = createRng(99), b = createRng(99);
+    const bulk = a.normals(new Float32Array(50_000));
+    for (let i = 0; i < bulk.length; i++) expect(bulk[i]).toBe(Math.fround(b.normal()));
+    expect(a.nextU32()).toBe(b.nextU32()); // same state afterwards
+  });
+
   it('normal() is standard normal: moments, KS distance and tail mass', () => {
     const r = createRng(7);
     const n = 200_000;

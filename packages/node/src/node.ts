@@ -3,15 +3,17 @@ import type { z } from 'zod';
 import { dirname } from 'node:path';
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import {
-  AggregateResponse, JoinResponse, MAX_TASK_WAIT_MS, Protocols, TaskResponse, UpdateAck, bytesToF32, f32ToBytes,
+  AggregateResponse, JoinResponse, MAX_TASK_WAIT_MS, Protocols, RefuseAck, TaskResponse, UpdateAck, bytesToF32, f32ToBytes,
   type UpdateHeader,
 } from '@fedtwin/protocol';
 import { createStrategy, versionHash, type Strategy } from '@fedtwin/strategy';
 import {
-  createTwinVae, decodeRows, encodeTable, parseCsv, tableFromCsv, toCsv,
+  createSecureRng, createTwinVae, decodeRows, encodeTable, fillNormal, parseCsv, tableFromCsv, toCsv,
   type EncodedTable, type Table, type TableSchema, type TwinVae,
 } from '@fedtwin/models';
 import { NodeStore, type NodeState } from './store.ts';
+import { checkAffordable, openBudgets, planRound, privatizeSiteUpdate, type SiteBudget } from './privacy.ts';
+import type { PrivacyBudget } from '@fedtwin/dp';
 import type { Logger, NodeHost } from './types.ts';
 
 export interface SyntheticOutput {
@@ -42,6 +44,8 @@ export interface NodeInit {
   /** For tests and sims: crash on purpose after this many contributions (simulates a dying site). */
   bytes?: () => { sent: number; received: number };
   seed?: number;
+  /** This member's own privacy budget (defaults: the consortium's). */
+  privacy?: SiteBudget;
 }
 
 export interface FedtwinNode {
@@ -154,6 +158,41 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       }
     };
 
+    // Privacy: the consortium's policy, this member's own budgets (persisted), and the round plan.
+    const policy = join.privacy;
+    const budgets = openBudgets(state.privacy, policy, init.privacy ?? {});
+    const budgetEps = init.privacy?.epsilon ?? policy.epsilon;
+    const budgetDelta = init.privacy?.delta ?? policy.delta;
+    const secure = createSecureRng();
+    const normal = (out: Float32Array, std: number) => { fillNormal(secure, out, 0, std); };
+    if (policy.mode !== 'off') {
+      log.info({ event: 'privacy', mode: policy.mode, epsilon: budgetEps, delta: budgetDelta, spent: spentSummary(budgets) }, `privacy: ${policy.mode}-level DP, budget ε = ${budgetEps}, δ = ${budgetDelta}`);
+    }
+    const persist = async (pending?: Uint8Array) => {
+      state = { ...state, privacy: { ...state.privacy, record: budgets.record?.toJSON(), site: budgets.site?.toJSON() } };
+      await store.save(state, f32ToBytes(global), f32ToBytes(vae!.getPrivateWeights()), pending);
+    };
+
+    const deliver = async (header: UpdateHeader, body: Uint8Array, losses: number[]) => {
+      try {
+        const { header: ack } = await call(Protocols.update, header, UpdateAck, { body });
+        state = {
+          ...state, lastRound: header.round, pending: undefined,
+          contributions: [...state.contributions, { round: header.round, baseVersion: header.baseVersion, loss: header.loss, weight: header.weight, trainSeconds: header.trainSeconds, at: Date.now(), privacy: header.privacy }],
+          losses: [...state.losses, { round: header.round, losses }],
+        };
+        log.info({ event: 'contributed', round: header.round, loss: header.loss, trainSeconds: header.trainSeconds, contributions: ack.contributions, privacy: header.privacy }, `round ${header.round}: update sent (loss ${header.loss.toFixed(4)}, trained ${header.trainSeconds.toFixed(1)} s)`);
+      } catch (err) {
+        if (!isFedtwinError(err) || !err.code.startsWith('AGG_')) throw err;
+        // The aggregator declined (round closed, version moved on, already has it): move on.
+        // The privacy cost stays recorded: the update left this member.
+        state = { ...state, lastRound: header.round, pending: undefined };
+        const level = err.code === 'AGG_DUPLICATE' ? 'info' : 'warn';
+        log[level]({ event: 'update-declined', round: header.round, code: err.code, reason: err.message }, `round ${header.round}: update declined: ${err.message}`);
+      }
+      await persist();
+    };
+
     while (!stopped) {
       const { header: task } = await call(Protocols.task, { afterRound: state.lastRound, waitMs: MAX_TASK_WAIT_MS }, TaskResponse, { timeoutMs: MAX_TASK_WAIT_MS + 30_000 });
       if (stopped) break;
@@ -163,39 +202,60 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         log.info({ event: 'federation-finished', version: state.version, hash: state.hash }, `federation finished at global version ${state.version}`);
         break;
       }
+      // A crash between paying for an update and its acknowledgement: re-send the very same bytes.
+      if (state.pending) {
+        const pendingBody = saved?.pending;
+        if (state.pending.round === task.round && pendingBody) {
+          log.info({ event: 'resend', round: task.round }, `round ${task.round}: re-sending the update persisted before a restart`);
+          await deliver(state.pending.header, pendingBody, []);
+          continue;
+        }
+        state = { ...state, pending: undefined };
+      }
       await catchUp(task.baseVersion);
       if (state.version !== task.baseVersion) {
         throw new FedtwinError('NODE_DIVERGED', `round ${task.round} is based on version ${task.baseVersion}, this member holds ${state.version}`);
       }
+
+      // Budget check before any training: refuse (and say why) rather than overspend.
+      const plan = planRound(policy, data.rows, task.training, join.totalRounds, budgetDelta, budgetEps);
+      const check = checkAffordable(budgets, plan);
+      if (!check.affordable || state.privacy?.refused) {
+        const reason = check.reason ?? state.privacy!.refused!.reason;
+        state = { ...state, lastRound: task.round, privacy: { ...state.privacy, refused: state.privacy?.refused ?? { round: task.round, code: 'NODE_BUDGET_EXHAUSTED', reason } } };
+        await persist();
+        log.error({ event: 'budget-refusal', round: task.round, code: 'NODE_BUDGET_EXHAUSTED', reason, spent: spentSummary(budgets) }, `round ${task.round}: refusing to contribute: ${reason}`);
+        await call(Protocols.refuse, { round: task.round, code: 'NODE_BUDGET_EXHAUSTED', reason, privacy: check.spends }, RefuseAck);
+        continue;
+      }
+
       // Train from the current global weights; send only the shared sub-model's change.
       const t0 = performance.now();
       vae.setSharedWeights(global);
-      const { losses } = await vae.trainEpochs(data, { ...task.training, seed: (init.seed ?? 1) * 1_000_003 + task.round });
+      const dp = plan.record ? { clip: plan.record.clip, noiseMultiplier: plan.record.noiseMultiplier } : undefined;
+      const trained = await vae.trainEpochs(data, { ...task.training, seed: (init.seed ?? 1) * 1_000_003 + task.round, dp });
+      if (plan.record && (trained.steps !== plan.record.steps || trained.sampleRate !== plan.record.sampleRate)) {
+        throw new FedtwinError('NODE_PRIVACY_MISMATCH', `trainer took ${trained.steps} steps at q=${trained.sampleRate}, the accountant planned ${plan.record.steps} at q=${plan.record.sampleRate}`);
+      }
       const trainSeconds = (performance.now() - t0) / 1000;
       const local = vae.getSharedWeights();
       const delta = new Float32Array(local.length);
       for (let i = 0; i < local.length; i++) delta[i] = local[i]! - global[i]!;
-      const update = strategy.encodeUpdate(delta, data.rows);
-      const loss = losses.at(-1) ?? NaN;
+      const update = plan.site
+        ? strategy.encodeUpdate(privatizeSiteUpdate(delta, plan.site.clip, plan.site.noiseMultiplier, plan.site.minParticipants, normal).values, 1)
+        : strategy.encodeUpdate(delta, data.rows);
+      const loss = trained.losses.at(-1) ?? NaN;
+      for (const mode of ['record', 'site'] as const) if (plan[mode]) budgets[mode]!.record(plan[mode]!);
       const header: UpdateHeader = {
         round: task.round, baseVersion: task.baseVersion, baseHash: state.hash, weight: update.weight,
         values: update.values.length, encoding: 'f32le', loss: Number.isFinite(loss) ? loss : 0, trainSeconds,
+        privacy: check.spends,
       };
-      try {
-        const { header: ack } = await call(Protocols.update, header, UpdateAck, { body: f32ToBytes(update.values) });
-        state = {
-          ...state, lastRound: task.round,
-          contributions: [...state.contributions, { round: task.round, baseVersion: task.baseVersion, loss: header.loss, weight: update.weight, trainSeconds, at: Date.now() }],
-          losses: [...state.losses, { round: task.round, losses }],
-        };
-        log.info({ event: 'contributed', round: task.round, loss: header.loss, trainSeconds, contributions: ack.contributions }, `round ${task.round}: update sent (loss ${header.loss.toFixed(4)}, trained ${trainSeconds.toFixed(1)} s)`);
-      } catch (err) {
-        if (!isFedtwinError(err) || !err.code.startsWith('AGG_')) throw err;
-        // The aggregator declined (round closed, version moved on): skip this round, keep going.
-        state = { ...state, lastRound: task.round };
-        log.warn({ event: 'update-declined', round: task.round, code: err.code, reason: err.message }, `round ${task.round}: update declined: ${err.message}`);
-      }
-      await store.save(state, f32ToBytes(global), f32ToBytes(vae.getPrivateWeights()));
+      const body = f32ToBytes(update.values);
+      // Spending is durable before the update leaves: a crash now re-sends, never forgets or re-pays.
+      state = { ...state, pending: { round: task.round, header } };
+      await persist(body);
+      await deliver(header, body, trained.losses);
     }
 
     let syntheticRows = 0;
@@ -212,7 +272,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
     const result: NodeRunResult = { version: state.version, hash: state.hash, contributions: state.contributions.length, losses: state.losses, syntheticRows };
     if (init.resultPath) {
       await mkdir(dirname(init.resultPath), { recursive: true });
-      await writeFile(init.resultPath, JSON.stringify({ peerId: host.peerId, modelValues: join.modelValues, ...result, contributionsDetail: state.contributions, bytes: init.bytes?.(), backend: init.backend, nodeVersion: process.version }, null, 2));
+      await writeFile(init.resultPath, JSON.stringify({ peerId: host.peerId, modelValues: join.modelValues, ...result, contributionsDetail: state.contributions, privacy: { mode: join.privacy.mode, spent: spentSummary(openBudgets(state.privacy, join.privacy, init.privacy ?? {})), refused: state.privacy?.refused ?? null }, bytes: init.bytes?.(), backend: init.backend, nodeVersion: process.version }, null, 2));
     }
     return result;
   }
@@ -228,6 +288,15 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       await store.close();
     },
   };
+}
+
+function spentSummary(b: { record?: PrivacyBudget; site?: PrivacyBudget }): Record<string, { epsilon: number; budget: number; delta: number }> {
+  const out: Record<string, { epsilon: number; budget: number; delta: number }> = {};
+  for (const mode of ['record', 'site'] as const) {
+    const x = b[mode];
+    if (x) out[mode] = { epsilon: x.spent().epsilon, budget: x.epsilon, delta: x.delta };
+  }
+  return out;
 }
 
 function classProbabilities(data: EncodedTable, declared?: Record<string, number>): number[] {

@@ -2,6 +2,8 @@ import { Level, type BatchOperation } from 'level';
 
 type Ops = Array<BatchOperation<Level<string, unknown>, string, unknown>>;
 import { FedtwinError } from '@fedtwin/errors';
+import type { PrivacySpend, UpdateHeader } from '@fedtwin/protocol';
+import type { PrivacyState } from './privacy.ts';
 
 export interface NodeState {
   /** Global model version this member holds (number of aggregates applied). */
@@ -11,9 +13,14 @@ export interface NodeState {
   /** Highest round this member has handled (contributed to or skipped). */
   lastRound: number;
   /** Rounds this member contributed to, with what it reported. */
-  contributions: Array<{ round: number; baseVersion: number; loss: number; weight: number; trainSeconds: number; at: number }>;
+  contributions: Array<{ round: number; baseVersion: number; loss: number; weight: number; trainSeconds: number; at: number; privacy?: PrivacySpend[] }>;
   /** Loss per epoch of each round's local training, for reports. */
   losses: Array<{ round: number; losses: number[] }>;
+  /** Privacy budgets per mode and a standing refusal (see privacy.ts). */
+  privacy?: PrivacyState;
+  /** An update whose privacy cost is recorded but whose delivery is not yet acknowledged: after a
+   *  crash it is re-sent as is (never retrained, so the round is never paid for twice). */
+  pending?: { round: number; header: UpdateHeader };
 }
 
 /**
@@ -46,20 +53,22 @@ export class NodeStore {
     return new NodeStore(db);
   }
 
-  async load(): Promise<{ state: NodeState; global: Uint8Array; private: Uint8Array | undefined } | undefined> {
+  async load(): Promise<{ state: NodeState; global: Uint8Array; private: Uint8Array | undefined; pending: Uint8Array | undefined } | undefined> {
     const state = await this.meta.get('state');
     if (!state) return undefined;
     const global = await this.blobs.get('global');
     if (!global) throw new FedtwinError('STATE_CORRUPT', 'node state lists a global model but its weights are missing', { hint: 'delete the dataDir to start over (the member re-syncs from the aggregator)' });
-    return { state, global, private: await this.blobs.get('private') };
+    return { state, global, private: await this.blobs.get('private'), pending: state.pending ? await this.blobs.get('pending') : undefined };
   }
 
-  async save(state: NodeState, global: Uint8Array, priv?: Uint8Array): Promise<void> {
+  async save(state: NodeState, global: Uint8Array, priv?: Uint8Array, pending?: Uint8Array): Promise<void> {
     const ops: Ops = [
       { type: 'put', sublevel: this.meta, key: 'state', value: state },
       { type: 'put', sublevel: this.blobs, key: 'global', value: global },
     ];
     if (priv) ops.push({ type: 'put', sublevel: this.blobs, key: 'private', value: priv });
+    if (pending) ops.push({ type: 'put', sublevel: this.blobs, key: 'pending', value: pending });
+    else if (!state.pending) ops.push({ type: 'del', sublevel: this.blobs, key: 'pending' });
     await this.db.batch(ops, { sync: true });
   }
 

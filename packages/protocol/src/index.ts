@@ -13,6 +13,7 @@ export const Protocols = {
   task: 'task',
   update: 'update',
   aggregate: 'aggregate',
+  refuse: 'refuse',
 } as const;
 
 /** The largest shared model an aggregator accepts, in values (float32). 64M values = 256 MiB. */
@@ -58,6 +59,44 @@ export const TrainingConfigMessage = z.object({
 }).strict();
 export type TrainingConfig = z.infer<typeof TrainingConfigMessage>;
 
+// --- privacy: the consortium's DP policy (docs/privacy.md) ------------------------------------
+const dpMechanism = z.object({
+  clip: z.number().positive().finite(),
+  noiseMultiplier: z.number().positive().finite().optional(),
+  targetEpsilon: z.number().positive().finite().optional(),
+}).strict();
+
+export const PrivacyPolicyMessage = z.object({
+  mode: z.enum(['off', 'record', 'site', 'both']),
+  /** Each member's default budget over the whole federation (a member may set a stricter one). */
+  epsilon: z.number().positive(),
+  delta: z.number().gt(0).lt(1),
+  /** Record-level DP-SGD: per-example clip and noise (or a target ε each member calibrates to). */
+  record: dpMechanism.optional(),
+  /** Site-level DP-FedAvg: update clip, noise multiplier of the *sum*, resolved by the aggregator. */
+  site: z.object({
+    clip: z.number().positive().finite(),
+    noiseMultiplier: z.number().positive().finite(),
+    minParticipants: z.number().int().min(1),
+    sampleRate: z.number().gt(0).max(1),
+  }).strict().optional(),
+}).strict();
+export type PrivacyPolicy = z.infer<typeof PrivacyPolicyMessage>;
+
+/** What a contribution (or a refusal) says about the member's privacy spending. */
+export const PrivacySpendMessage = z.object({
+  mode: z.enum(['record', 'site']),
+  epsilonRound: z.number().min(0),
+  epsilonTotal: z.number().min(0),
+  delta: z.number().gt(0).lt(1),
+  budgetEpsilon: z.number().positive(),
+  noiseMultiplier: z.number().positive(),
+  sampleRate: z.number().gt(0).max(1),
+  steps: z.number().int().min(1),
+  clip: z.number().positive(),
+}).strict();
+export type PrivacySpend = z.infer<typeof PrivacySpendMessage>;
+
 // --- join: a member introduces itself and learns the consortium's schema and model ---------------
 export const JoinRequest = z.object({
   nodeVersion: z.string().max(40),
@@ -72,6 +111,7 @@ export const JoinResponse = z.object({
   strategy: z.string().max(40),
   modelValues: z.number().int().min(1).max(MAX_MODEL_VALUES),
   totalRounds: z.number().int().min(1),
+  privacy: PrivacyPolicyMessage,
 }).strict();
 export type JoinResponse = z.infer<typeof JoinResponse>;
 
@@ -108,11 +148,22 @@ export const UpdateHeader = z.object({
   encoding: z.literal('f32le'),
   loss: z.number().finite(),
   trainSeconds: z.number().min(0),
+  privacy: z.array(PrivacySpendMessage).max(2),
 }).strict();
 export type UpdateHeader = z.infer<typeof UpdateHeader>;
 
 export const UpdateAck = z.object({ accepted: z.literal(true), round: z.number().int(), contributions: z.number().int() }).strict();
 export type UpdateAck = z.infer<typeof UpdateAck>;
+
+// --- refuse: a member declines a round (privacy budget) and says why ---------------------------
+export const RefuseRequest = z.object({
+  round: z.number().int().min(1),
+  code: z.string().max(64),
+  reason: z.string().max(2000),
+  privacy: z.array(PrivacySpendMessage).max(2),
+}).strict();
+export type RefuseRequest = z.infer<typeof RefuseRequest>;
+export const RefuseAck = z.object({ recorded: z.literal(true) }).strict();
 
 // --- aggregate: the published sum that turns global version v-1 into v ----------------------------
 export const AggregateRequest = z.object({ version: z.number().int().min(1) }).strict();

@@ -8,6 +8,7 @@ import {
   loadDataset, parseCsv, tableFromCsv, toCsv, trainTestSplit, trtrAuc, tstrAuc,
   type EncodedTable, type Table, type TableSchema,
 } from '@fedtwin/models';
+import { noiseMultiplierFor } from '@fedtwin/dp';
 import { startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from './processes.ts';
 import { createProgress } from './progress.ts';
 import { writeHtmlReport } from './report-html.ts';
@@ -31,13 +32,40 @@ export interface SimOptions {
   timeoutSeconds: number;
   /** Progress to stderr: 'auto' (bar on a TTY, lines otherwise), 'lines', 'none'. */
   progress: 'auto' | 'lines' | 'none';
+  /** Differential privacy: mode, each member's budget (ε, δ) and clip norms. ε = Infinity turns DP off. */
+  dp: 'off' | 'record' | 'site' | 'both';
+  epsilon: number;
+  delta: number;
+  /** Record-level per-example clip (DP-SGD). */
+  clip: number;
+  /** Site-level update clip (DP-FedAvg). */
+  siteClip: number;
 }
 
 export const DEFAULT_SIM_OPTIONS: SimOptions = {
   dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
   epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
-  progress: 'auto',
+  progress: 'auto', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5,
 };
+
+export interface SimPrivacyReport {
+  mode: SimOptions['dp'];
+  /** Largest total ε any member spent (record-level; site-level for mode site), at `delta`. */
+  epsilon: number | null;
+  delta: number;
+  /** Each member's budget. */
+  budget: number | null;
+  noiseMultiplier: number | null;
+  clip: number | null;
+  /** Steps composed per member over the federation (record: DP-SGD steps; site: rounds). */
+  steps: number | null;
+  sampleRate: number | null;
+  /** Every mode each member spent on, with totals. */
+  perNode: Array<Array<{ mode: string; epsilonTotal: number; noiseMultiplier: number; sampleRate: number; steps: number; clip: number }>>;
+  site?: { epsilon: number; noiseMultiplier: number; clip: number; sampleRate: number; steps: number };
+  /** Baselines (local-only, centralized) are trained with DP-SGD at the same budget when record-level DP is on. */
+  baselinesPrivate: boolean;
+}
 
 export interface SimReport {
   dataset: string;
@@ -62,6 +90,7 @@ export interface SimReport {
   rounds_: Array<{ round: number; status: string; participants: number; openedAt: number; closedAt?: number }>;
   bytes: { nodes: Array<{ node: number; sent: number; received: number }>; aggregator: { sent: number; received: number } };
   timing: { federatedSeconds: number; baselinesSeconds: number; roundSeconds: number[]; trainSecondsPerRound: number[] };
+  privacy: SimPrivacyReport;
   wallSeconds: number;
 }
 
@@ -124,6 +153,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     model: { kind: 'vae', latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed },
     strategy: 'fedavg', training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate },
     rounds: { total: opts.rounds, quorum, minParticipants: Math.max(1, Math.ceil(opts.nodes / 2)), deadlineSeconds: opts.deadlineSeconds },
+    privacy: privacyConfig(opts),
     log: { level: 'info' },
   };
   await writeFile(join(aggDir, 'config.json'), JSON.stringify(aggConfig, null, 2));
@@ -189,11 +219,19 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   progress.log('baselines: training local-only and centralized models for comparison');
   const tBase = performance.now();
   const totalEpochs = opts.epochs * opts.rounds;
+  const recordDp = dpOn(opts) && (opts.dp === 'record' || opts.dp === 'both');
   const trainAndSynth = async (t: Table, seed: number): Promise<Table> => {
     const enc = encodeTable(t);
     const vae = createTwinVae({ width: enc.width, segments: enc.segments, classes: enc.classes, latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed });
     try {
-      await vae.trainEpochs(enc, { epochs: totalEpochs, batchSize: opts.batchSize, learningRate: opts.learningRate, seed });
+      // Same privacy as the members: DP-SGD calibrated to the same ε over the same epochs.
+      let dp: { clip: number; noiseMultiplier: number } | undefined;
+      if (recordDp) {
+        const q = Math.min(1, opts.batchSize / enc.rows);
+        const steps = totalEpochs * Math.max(1, Math.round(1 / q));
+        dp = { clip: opts.clip, noiseMultiplier: noiseMultiplierFor({ epsilon: opts.epsilon, sampleRate: q, steps, delta: opts.delta }).noiseMultiplier };
+      }
+      await vae.trainEpochs(enc, { epochs: totalEpochs, batchSize: opts.batchSize, learningRate: opts.learningRate, seed, dp });
       const gen = vae.generate(train.length, { classProbs: enc.classes.map((c) => pooledProbs[c] ?? 0), seed: seed + 7 });
       return { schema, rows: decodeRows(schema, gen.x, gen.cond) };
     } finally {
@@ -231,6 +269,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
       roundSeconds: [...roundTimes.values()].filter((r) => r.closed).map((r) => (r.closed! - r.opened) / 1000),
       trainSecondsPerRound: aggResult.rounds.filter((r) => r.status === 'aggregated').map((r) => Math.max(...r.contributions.map((c) => c.trainSeconds))),
     },
+    privacy: privacyReport(opts, nodeResults, recordDp),
     wallSeconds: (performance.now() - t0) / 1000,
   };
   await writeFile(join(out, 'report.json'), JSON.stringify(report, null, 2));
@@ -238,8 +277,43 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   return { report, outDir: out };
 }
 
-interface NodeResultFile { peerId: string; losses: Array<{ round: number; losses: number[] }>; bytes?: { sent: number; received: number }; modelValues?: number }
+interface SpendRecord { mode: string; epsilonTotal: number; noiseMultiplier: number; sampleRate: number; steps: number; clip: number; delta: number; budgetEpsilon: number }
+interface NodeResultFile { contributionsDetail?: Array<{ privacy?: SpendRecord[] }>; peerId: string; losses: Array<{ round: number; losses: number[] }>; bytes?: { sent: number; received: number }; modelValues?: number }
 interface AggResultFile { bytes: { sent: number; received: number }; rounds: Array<{ round: number; status: string; contributions: Array<{ trainSeconds: number }> }> }
+
+const dpOn = (o: SimOptions) => o.dp !== 'off' && Number.isFinite(o.epsilon);
+
+function privacyConfig(o: SimOptions): Record<string, unknown> {
+  if (!dpOn(o)) return { mode: 'off' };
+  const base = { mode: o.dp, epsilon: o.epsilon, delta: o.delta };
+  if (o.dp === 'record') return { ...base, clip: o.clip };
+  if (o.dp === 'site') return { ...base, clip: o.siteClip };
+  return { ...base, clip: o.clip, site: { clip: o.siteClip } };
+}
+
+function privacyReport(o: SimOptions, nodes: NodeResultFile[], baselinesPrivate: boolean): SimPrivacyReport {
+  const delta = o.delta;
+  if (!dpOn(o)) return { mode: 'off', epsilon: null, delta, budget: null, noiseMultiplier: null, clip: null, steps: null, sampleRate: null, perNode: nodes.map(() => []), baselinesPrivate: false };
+  // Per member and mode: the last contribution's running total, and steps summed over contributions.
+  const perNode = nodes.map((n) => {
+    const byMode = new Map<string, { mode: string; epsilonTotal: number; noiseMultiplier: number; sampleRate: number; steps: number; clip: number }>();
+    for (const c of n.contributionsDetail ?? []) for (const p of c.privacy ?? []) {
+      const prev = byMode.get(p.mode);
+      byMode.set(p.mode, { mode: p.mode, epsilonTotal: p.epsilonTotal, noiseMultiplier: p.noiseMultiplier, sampleRate: p.sampleRate, clip: p.clip, steps: (prev?.steps ?? 0) + p.steps });
+    }
+    return [...byMode.values()];
+  });
+  const main = o.dp === 'site' ? 'site' : 'record';
+  const all = perNode.flat().filter((p) => p.mode === main);
+  const worst = all.reduce<(typeof all)[number] | undefined>((a, b) => (a === undefined || b.epsilonTotal > a.epsilonTotal ? b : a), undefined);
+  const site = perNode.flat().filter((p) => p.mode === 'site').reduce<(typeof all)[number] | undefined>((a, b) => (a === undefined || b.epsilonTotal > a.epsilonTotal ? b : a), undefined);
+  return {
+    mode: o.dp, epsilon: worst?.epsilonTotal ?? 0, delta, budget: o.epsilon,
+    noiseMultiplier: worst?.noiseMultiplier ?? null, clip: worst?.clip ?? null, steps: worst?.steps ?? null, sampleRate: worst?.sampleRate ?? null,
+    perNode, baselinesPrivate,
+    ...(o.dp === 'both' && site ? { site: { epsilon: site.epsilonTotal, noiseMultiplier: site.noiseMultiplier, clip: site.clip, sampleRate: site.sampleRate, steps: site.steps } } : {}),
+  };
+}
 
 function daemonFailed(d: Daemon, code?: number | null): FedtwinError {
   return new FedtwinError('SIM_DAEMON_FAILED', `${d.name} exited${code === undefined ? '' : ` with code ${code}`}: ${d.stderrTail().split('\n').slice(-6).join(' | ') || 'no error output'}`, {
@@ -269,6 +343,9 @@ function validateOptions(o: SimOptions): void {
   if (!(o.alpha > 0)) throw bad('alpha', 'must be > 0');
   if (!(o.testFraction > 0 && o.testFraction < 1)) throw bad('test-fraction', 'must be in (0, 1)');
   if (!Number.isInteger(o.epochs) || o.epochs < 1) throw bad('epochs', 'must be an integer ≥ 1');
+  if (!(o.epsilon > 0)) throw bad('epsilon', 'must be > 0 (or inf for no DP)');
+  if (!(o.delta > 0 && o.delta < 1)) throw bad('delta', 'must be in (0, 1)');
+  if (!(o.clip > 0) || !(o.siteClip > 0)) throw bad('clip', 'must be > 0');
 }
 
 export type { EncodedTable };

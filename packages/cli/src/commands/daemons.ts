@@ -5,6 +5,7 @@ import type { TableSchema } from '@fedtwin/models';
 import { TableSchemaMessage } from '@fedtwin/protocol';
 import { AggregatorConfigSchema, NodeConfigSchema, loadConfigFile, resolveFrom, validateConfig } from '../config.ts';
 import { createLogger } from '../logger.ts';
+import { resolvePrivacyPolicy } from '../privacy-policy.ts';
 
 export function registerDaemonCommands(program: Command): void {
   program.command('aggregator').description('The consortium daemon').command('start')
@@ -39,6 +40,7 @@ async function startAggregator(configPath: string): Promise<void> {
     host, dataDir: `${dataDir}/state`, consortium: config.consortium, members: config.members, schema, model: config.model,
     modelValues, strategy: config.strategy, training: config.training,
     rounds: { totalRounds: config.rounds.total, quorum: config.rounds.quorum, minParticipants: config.rounds.minParticipants, deadlineSeconds: config.rounds.deadlineSeconds },
+    privacy: resolvePrivacyPolicy(config.privacy, config.rounds, config.members.length),
     logger: log,
   });
   const addrs = host.addrs();
@@ -83,7 +85,7 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     host, aggregator: address, dataDir: `${dataDir}/state`, csvPath: resolveFrom(baseDir, config.data.csv), backend: backend.name, logger: log,
     synthetic: config.synthetic && { ...config.synthetic, out: resolveFrom(baseDir, config.synthetic.out) },
     resultPath: config.result ? resolveFrom(baseDir, config.result) : `${dataDir}/result.json`,
-    bytes: () => host.bytes(), seed: config.seed,
+    bytes: () => host.bytes(), seed: config.seed, privacy: config.privacy,
   });
   let signalled = false;
   const stop = once(async () => { await node.stop(); await host.stop(); });

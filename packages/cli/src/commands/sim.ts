@@ -6,7 +6,7 @@ import type { SimOptions } from '@fedtwin/sim';
 const d: SimOptions = {
   dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
   epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
-  progress: 'auto',
+  progress: 'auto', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5,
 };
 
 export function registerSimCommand(program: Command): void {
@@ -26,6 +26,12 @@ export function registerSimCommand(program: Command): void {
     .option('--hidden <h>', 'VAE hidden width', String(d.hidden))
     .option('--latent <z>', 'VAE latent dimension', String(d.latentDim))
     .option('--timeout <seconds>', 'give up on the federation after this long', String(d.timeoutSeconds))
+    .option('--dp <mode>', 'differential privacy: record (DP-SGD) | site (DP-FedAvg) | both | off', d.dp)
+    .option('--epsilon <e>', 'each member\'s privacy budget ε over the whole federation (inf = no DP)', String(d.epsilon))
+    .option('--delta <d>', 'δ of the (ε, δ) guarantee', String(d.delta))
+    .option('--clip <c>', 'record-level per-example gradient clip', String(d.clip))
+    .option('--site-clip <c>', 'site-level update clip', String(d.siteClip))
+    .option('--epsilon-sweep <list>', 'run once per ε (e.g. 1,3,8,inf) into OUT/eps-<ε>/ and chart TSTR AUC against ε')
     .option('--progress <mode>', 'auto | lines | none', d.progress)
     .option('--json', 'print report.json to stdout at the end')
     .action(async (o: Record<string, string | boolean | undefined>) => {
@@ -37,7 +43,20 @@ export function registerSimCommand(program: Command): void {
         batchSize: int(o.batchSize, 'batch-size'), learningRate: num(o.learningRate, 'learning-rate'),
         hidden: int(o.hidden, 'hidden'), latentDim: int(o.latent, 'latent'), timeoutSeconds: num(o.timeout, 'timeout'),
         progress: mode(o.progress),
+        dp: dpMode(o.dp), epsilon: eps(o.epsilon, 'epsilon'), delta: num(o.delta, 'delta'), clip: num(o.clip, 'clip'), siteClip: num(o.siteClip, 'site-clip'),
       };
+      if (o.epsilonSweep !== undefined) {
+        const list = String(o.epsilonSweep).split(',').map((x) => eps(x.trim(), 'epsilon-sweep'));
+        const { runEpsilonSweep } = await import('@fedtwin/sim');
+        const sweep = await runEpsilonSweep(opts, list);
+        if (o.json) process.stdout.write(`${JSON.stringify(sweep)}\n`);
+        else {
+          process.stdout.write('epsilon  TSTR federated  local-only  centralized  spent ε (max member)\n');
+          for (const r of sweep.points) process.stdout.write(`${String(r.epsilon).padStart(7)}  ${r.federated.toFixed(3).padStart(14)}  ${r.localOnly.toFixed(3).padStart(10)}  ${r.centralized.toFixed(3).padStart(11)}  ${r.spentEpsilon === null ? '—' : r.spentEpsilon.toFixed(3)}\n`);
+          process.stdout.write(`wrote ${sweep.outDir}/sweep.json and sweep.html\n`);
+        }
+        return;
+      }
       const { runSimulation } = await import('@fedtwin/sim');
       const { report, outDir } = await runSimulation(opts);
       const t = report.utility.tstrAuc;
@@ -46,6 +65,7 @@ export function registerSimCommand(program: Command): void {
         process.stdout.write([
           `fedtwin sim done in ${report.wallSeconds.toFixed(1)} s (${report.nodes} nodes, ${report.rounds} rounds, ${report.dataset}, seed ${report.seed}, backend ${report.backend})`,
           `  TSTR AUC  federated ${t.federated.toFixed(3)}  local-only ${t.localOnly.toFixed(3)}  centralized ${t.centralized.toFixed(3)}  (TRTR ${report.utility.trtrAuc.toFixed(3)})`,
+          `  privacy   ${report.privacy.mode === 'off' ? 'off' : `${report.privacy.mode}-level DP, ε = ${report.privacy.epsilon?.toFixed(3)} of budget ${report.privacy.budget} (δ = ${report.privacy.delta}), noise z = ${report.privacy.noiseMultiplier?.toFixed(3)}, clip ${report.privacy.clip}`}`,
           `  fidelity  ${report.fidelity.mean.toFixed(3)} mean column score, correlation distance ${report.fidelity.correlationDistance.toFixed(3)}`,
           `  wrote ${outDir}/synthetic.csv, report.json, report.html`,
           '',
@@ -63,6 +83,17 @@ function num(v: unknown, name: string): number {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new FedtwinError('CLI_BAD_ARGUMENT', `--${name} must be a number, got "${String(v)}"`);
   return n;
+}
+function eps(v: unknown, name: string): number {
+  const t = String(v).toLowerCase();
+  if (t === 'inf' || t === 'infinity') return Infinity;
+  const n = Number(v);
+  if (!(n > 0)) throw new FedtwinError('CLI_BAD_ARGUMENT', `--${name} must be a number > 0 or inf, got "${String(v)}"`);
+  return n;
+}
+function dpMode(v: unknown): SimOptions['dp'] {
+  if (v === 'off' || v === 'record' || v === 'site' || v === 'both') return v;
+  throw new FedtwinError('CLI_BAD_ARGUMENT', `--dp must be record, site, both or off, got "${String(v)}"`);
 }
 function mode(v: unknown): SimOptions['progress'] {
   if (v === 'auto' || v === 'lines' || v === 'none') return v;
