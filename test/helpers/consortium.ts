@@ -21,7 +21,7 @@ export interface Consortium {
  *  declared schema, per-site CSVs and config files. Daemons are started as real processes. */
 export async function createConsortium(opts: {
   nodes: number; rounds: number; quorum: number; minParticipants: number; deadlineSeconds: number;
-  epochs?: number; listen?: string; extraMembers?: string[];
+  epochs?: number; listen?: string; extraMembers?: string[]; privacy?: Record<string, unknown>;
 }): Promise<Consortium> {
   const dir = await mkdtemp(join(tmpdir(), 'fedtwin-consortium-'));
   const ds = await loadDataset('breast_cancer_wdbc');
@@ -47,6 +47,7 @@ export async function createConsortium(opts: {
     model: { kind: 'vae', latentDim: 4, hidden: 16, seed: 1 },
     training: { epochs: opts.epochs ?? 1, batchSize: 64, learningRate: 0.003 },
     rounds: { total: opts.rounds, quorum: opts.quorum, minParticipants: opts.minParticipants, deadlineSeconds: opts.deadlineSeconds },
+    ...(opts.privacy ? { privacy: opts.privacy } : {}),
   }));
   let address = '';
   const daemons: Daemon[] = [];

@@ -101,6 +101,15 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   if (state.status === 'finished') resolveFinished();
 
   async function openNextRound(): Promise<void> {
+    const able = members.size - (state.exhausted?.length ?? 0);
+    if (state.version < init.rounds.totalRounds && able < init.rounds.minParticipants) {
+      state = { ...state, status: 'finished', finishedEarly: `only ${able} member(s) have privacy budget left, fewer than minParticipants ${init.rounds.minParticipants}` };
+      await store.saveState(state);
+      log.warn({ event: 'finished', version: state.version, reason: state.finishedEarly }, `federation finished early at version ${state.version}: ${state.finishedEarly}`);
+      resolveFinished();
+      wakeWaiters();
+      return;
+    }
     if (state.version >= init.rounds.totalRounds) {
       state = { ...state, status: 'finished' };
       await store.saveState(state);
@@ -114,7 +123,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       round: state.round + 1, baseVersion: state.version, openedAt: t,
       deadline: t + init.rounds.deadlineSeconds * 1000, status: 'open', contributions: [],
     };
-    state = { round: rec.round, version: state.version, status: 'running' };
+    state = { ...state, round: rec.round, version: state.version, status: 'running' };
     await store.openRound(state, rec);
     open = rec;
     sum = new Float64Array(init.modelValues);
@@ -147,8 +156,10 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   }
 
   // Every member either contributed or declined: waiting for the deadline would change nothing.
+  // Members known to have no budget left count as having answered.
   function everyoneAnswered(rec: RoundRecord): boolean {
-    return rec.contributions.length + (rec.refusals?.length ?? 0) >= members.size;
+    const answered = new Set([...rec.contributions.map((c) => c.peer), ...(rec.refusals ?? []).map((r) => r.peer), ...(state.exhausted ?? [])]);
+    return answered.size >= members.size;
   }
 
   async function aggregate(trigger: 'quorum' | 'deadline' | 'all-answered'): Promise<void> {
@@ -283,7 +294,12 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (!open || open.round !== header.round) return; // a refusal for a closed round changes nothing
         if (open.contributions.some((c) => c.peer === peer) || open.refusals?.some((r) => r.peer === peer)) return;
         const rec: RoundRecord = { ...open, refusals: [...(open.refusals ?? []), { peer, code: header.code, reason: header.reason, privacy: header.privacy, at: now() }] };
-        await store.saveRound(rec);
+        if (header.code === 'NODE_BUDGET_EXHAUSTED' && !state.exhausted?.includes(peer)) {
+          state = { ...state, exhausted: [...(state.exhausted ?? []), peer] };
+          await store.openRound(state, rec); // round record and state in one batch
+        } else {
+          await store.saveRound(rec);
+        }
         open = rec;
         log.warn({ event: 'refusal', round: rec.round, peer, code: header.code, reason: header.reason }, `round ${rec.round}: ${peer.slice(-8)} declined: ${header.reason}`);
         if (everyoneAnswered(rec)) {

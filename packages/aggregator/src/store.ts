@@ -54,6 +54,10 @@ export interface AggregatorState {
   /** Number of aggregates published (the global model's version). */
   version: number;
   status: 'waiting' | 'running' | 'finished';
+  /** Members that declined for an exhausted privacy budget: they will not contribute again. */
+  exhausted?: string[];
+  /** Why the federation finished before `totalRounds`, if it did. */
+  finishedEarly?: string;
 }
 
 /** Keys sort bytewise: fixed-width big-endian-ish decimal keeps rounds in order. */
