@@ -16,3 +16,5 @@ export { createHePool } from './pool.ts';
 export type { HePool, HePoolInit, PooledAccumulator, CkksPoolBaseline } from './pool.ts';
 export { runHeBench } from './bench.ts';
 export type { HeBenchOptions, HeBenchResult, SchemeFigures } from './bench.ts';
+export { sealKeyFor, openSealedKey, verifySealedKey, verifyOpenedKey, sealedKeySigningBytes, sealedKeyDigest, SEALED_KEY_MAX_CIPHERTEXT_BYTES } from './ceremony.ts';
+export type { SealedKey, SealKeyInit, OpenSealedKeyInit, OpenedKey } from './ceremony.ts';

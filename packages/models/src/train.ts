@@ -1,6 +1,6 @@
 // Local training loop for the twin VAE: shuffled minibatches with Adam, or DP-SGD on Poisson-
-// sampled batches. All randomness (order, sampling, reparameterization, DP noise) derives from
-// opts.seed, so a run is reproducible on a given backend.
+// sampled batches. Order, sampling and reparameterization noise derive from opts.seed (a run is
+// reproducible on a given backend); DP noise does too only with dp.secureNoise = false.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { FedtwinError } from '@fedtwin/errors';
