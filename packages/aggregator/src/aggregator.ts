@@ -1,10 +1,13 @@
 import { FedtwinError } from '@fedtwin/errors';
 import {
   AggregateRequest, JoinRequest, Protocols, RefuseRequest, TaskRequest, UpdateHeader, bytesToF32, f32ToBytes,
-  type AggregateResponse, type JoinResponse, type ModelConfig, type PrivacyPolicy, type TaskResponse, type TrainingConfig, type UpdateAck,
+  KeyPublishHeader, KeyRequest, MAX_SEALED_KEYS_BYTES,
+  type AggregateResponse, type JoinResponse, type KeyResponse, type ModelConfig, type PrivacyPolicy, type SecureAggregation,
+  type TaskResponse, type TrainingConfig, type UpdateAck,
 } from '@fedtwin/protocol';
+import { bfvScheme, plaintextScheme, type AggregationScheme, type SumAccumulator } from './scheme.ts';
 import type { TableSchema } from '@fedtwin/models';
-import { AggregatorStore, type AggregateRecord, type AggregatorState, type RoundRecord } from './store.ts';
+import { AggregatorStore, type AggregateRecord, type AggregatorState, type KeyRecord, type RoundRecord } from './store.ts';
 import type { AggregatorHost, Logger } from './types.ts';
 
 export interface RoundPolicy {
@@ -34,6 +37,8 @@ export interface AggregatorInit {
   rounds: RoundPolicy;
   /** The consortium's DP policy, sent to members at join (site-level noise already resolved). */
   privacy?: PrivacyPolicy;
+  /** How updates travel: BFV ciphertexts (the default of the daemons) or plaintext (a baseline). */
+  secureAggregation?: SecureAggregation;
   logger: Logger;
   /** For tests: a clock. */
   now?: () => number;
@@ -61,12 +66,17 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   const siteDp = privacy.mode === 'site' || privacy.mode === 'both';
   const recordDp = privacy.mode === 'record' || privacy.mode === 'both';
   const log = init.logger;
+  const secureAggregation: SecureAggregation = init.secureAggregation ?? { scheme: 'plaintext' };
+  const scheme: AggregationScheme = secureAggregation.scheme === 'bfv' ? await bfvScheme(secureAggregation) : plaintextScheme();
   const store = await AggregatorStore.open(init.dataDir);
+  // The HE key in force: its id and each member's sealed copy (the aggregator cannot open them).
+  let keyState: KeyRecord | undefined = secureAggregation.scheme === 'bfv' ? await store.getKey() : undefined;
+  const keyReady = () => secureAggregation.scheme !== 'bfv' || keyState !== undefined;
   const members = new Set(init.members);
   const joined = new Set<string>();
   let state = await store.state();
   let open: RoundRecord | undefined;
-  let sum: Float64Array | undefined;
+  let sum: SumAccumulator | undefined;
   let deadlineTimer: NodeJS.Timeout | undefined;
   let stopped = false;
   let queue: Promise<unknown> = Promise.resolve();
@@ -87,12 +97,12 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     const rec = await store.getRound(state.round);
     if (rec?.status === 'open') {
       open = rec;
-      sum = new Float64Array(init.modelValues);
+      sum = scheme.createAccumulator(init.modelValues);
       const ups = await store.updatesOf(rec.round);
       for (const c of rec.contributions) {
         const body = ups.get(c.peer);
         if (!body) throw new FedtwinError('STATE_CORRUPT', `round ${rec.round}: update of ${c.peer} listed but missing`);
-        addInto(sum, bytesToF32(body));
+        sum.add(body);
       }
       log.info({ event: 'resume', round: rec.round, contributions: rec.contributions.length }, `resuming round ${rec.round}`);
       armDeadline();
@@ -126,7 +136,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     state = { ...state, round: rec.round, version: state.version, status: 'running' };
     await store.openRound(state, rec);
     open = rec;
-    sum = new Float64Array(init.modelValues);
+    sum = scheme.createAccumulator(init.modelValues);
     log.info({ event: 'round-open', round: rec.round, baseVersion: rec.baseVersion, deadline: rec.deadline }, `round ${rec.round} open`);
     armDeadline();
     wakeWaiters();
@@ -151,7 +161,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     const rec: RoundRecord = { ...open, status: 'failed', reason };
     await store.closeRound(rec, state);
     log.warn({ event: 'round-failed', round: rec.round, reason }, `round ${rec.round} failed: ${reason}`);
-    open = undefined; sum = undefined;
+    open = undefined; sum?.dispose(); sum = undefined;
     await openNextRound();
   }
 
@@ -166,19 +176,24 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     if (!open || !sum) return;
     const rec: RoundRecord = { ...open, status: 'aggregated' };
     const version = state.version + 1;
-    const body = f32ToBytes(Float32Array.from(sum));
+    const body = sum.result();
     const agg: AggregateRecord = {
       version, round: rec.round,
       participants: rec.contributions.map((c) => c.peer),
       totalWeight: rec.contributions.reduce((a, c) => a + c.weight, 0),
       values: init.modelValues, baseHash: rec.contributions[0]!.baseHash, createdAt: now(),
+      encoding: scheme.encoding, ...(keyState ? { keyId: keyState.keyId } : {}),
     };
     state = { ...state, version };
     await store.closeRound(rec, state, { record: agg, body });
     log.info({ event: 'round-aggregated', round: rec.round, version, participants: agg.participants.length, trigger },
       `round ${rec.round} aggregated (${agg.participants.length} members, ${trigger}) → version ${version}`);
-    open = undefined; sum = undefined;
+    open = undefined; sum.dispose(); sum = undefined;
     await openNextRound();
+  }
+
+  async function maybeStart(): Promise<void> {
+    if (state.status === 'waiting' && keyReady() && joined.size >= (init.rounds.startAfterJoined ?? init.rounds.quorum)) await openNextRound();
   }
 
   const host = init.host;
@@ -195,10 +210,11 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       log.info({ event: 'member-joined', peer, nodeVersion: header.nodeVersion, backend: header.backend }, `member ${peer} joined`);
       const res: JoinResponse = {
         consortium: init.consortium, schema: init.schema, model: init.model, strategy: init.strategy,
-        modelValues: init.modelValues, totalRounds: init.rounds.totalRounds, privacy,
+        modelValues: init.modelValues, totalRounds: init.rounds.totalRounds, privacy, secureAggregation,
+        ...(keyState ? { keyId: keyState.keyId } : {}),
       };
       await serial(async () => {
-        if (state.status === 'waiting' && joined.size >= (init.rounds.startAfterJoined ?? init.rounds.quorum)) await openNextRound();
+        await maybeStart();
       });
       return { header: res };
     },
@@ -232,7 +248,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
 
   await host.handle(Protocols.update, {
     request: UpdateHeader,
-    maxBodyBytes: init.modelValues * 4,
+    maxBodyBytes: scheme.updateBytes(init.modelValues),
     handler: async ({ peer, header, body }) => {
       requireMember(peer);
       const ack = await serial(async (): Promise<UpdateAck> => {
@@ -249,21 +265,17 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (first && first.baseHash !== header.baseHash) {
           throw new FedtwinError('AGG_BASE_HASH_MISMATCH', `member ${peer} trained from global ${header.baseHash.slice(0, 12)}…, others from ${first.baseHash.slice(0, 12)}…`, { hint: 'the member\'s global model diverged: resync its state' });
         }
-        if (header.values !== init.modelValues || !body || body.length !== init.modelValues * 4) {
-          throw new FedtwinError('AGG_BAD_UPDATE', `update has ${body?.length ?? 0} bytes, expected ${init.modelValues * 4} (${init.modelValues} float32 values)`);
+        if (header.encoding !== scheme.encoding) {
+          throw new FedtwinError('AGG_BAD_UPDATE', `update is ${header.encoding}, the consortium aggregates ${scheme.encoding}`, { hint: 'the member and the aggregator disagree on secure aggregation: check both configs' });
         }
-        for (const [on, mode] of [[siteDp, 'site'], [recordDp, 'record']] as const) {
-          if (on && !header.privacy.some((p) => p.mode === mode)) {
-            throw new FedtwinError('AGG_PRIVACY_MISSING', `the consortium requires ${mode}-level DP but the update reports no ${mode} spending`, { hint: 'run a fedtwin node that applies the consortium\'s privacy policy' });
-          }
+        if (keyState && header.keyId !== keyState.keyId) {
+          throw new FedtwinError('AGG_KEY_MISMATCH', `update encrypted under key ${header.keyId ?? '(none)'}, the round uses ${keyState.keyId}`, { hint: 'fetch the current key from the key ceremony' });
         }
-        if (siteDp && header.weight !== 1) {
-          throw new FedtwinError('AGG_BAD_UPDATE', `site-level DP needs unweighted updates (weight 1), got weight ${header.weight}`);
+        const expected = scheme.updateBytes(init.modelValues);
+        if (header.values !== init.modelValues || !body || body.length !== expected) {
+          throw new FedtwinError('AGG_BAD_UPDATE', `update has ${body?.length ?? 0} bytes for ${header.values} values, expected ${expected} for ${init.modelValues}`);
         }
-        const values = bytesToF32(body);
-        for (let i = 0; i < values.length; i++) {
-          if (!Number.isFinite(values[i]!)) throw new FedtwinError('AGG_BAD_UPDATE', `update value ${i} is not finite`);
-        }
+        sum!.add(body); // validates (finite values / ciphertext structure) before anything is persisted
         const rec: RoundRecord = {
           ...open,
           contributions: [...open.contributions, {
@@ -273,7 +285,6 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         };
         await store.addContribution(rec, peer, body);
         open = rec;
-        addInto(sum!, values);
         log.info({ event: 'contribution', round: rec.round, peer, weight: header.weight, loss: header.loss, count: rec.contributions.length },
           `round ${rec.round}: contribution ${rec.contributions.length}/${init.rounds.quorum} from ${peer.slice(-8)}`);
         const count = rec.contributions.length;
@@ -311,6 +322,66 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     },
   });
 
+  if (secureAggregation.scheme === 'bfv') {
+    const bfv = secureAggregation;
+    await host.handle(Protocols.keyPublish, {
+      request: KeyPublishHeader,
+      maxBodyBytes: MAX_SEALED_KEYS_BYTES,
+      handler: async ({ peer, header, body }) => {
+        requireMember(peer);
+        if (peer !== bfv.keyHolder) throw new FedtwinError('AGG_NOT_KEY_HOLDER', `member ${peer} is not the consortium's key holder`, { hint: `the key holder is ${bfv.keyHolder}` });
+        const he = await import('@fedtwin/he');
+        let boxes: unknown;
+        try {
+          boxes = JSON.parse(new TextDecoder().decode(body ?? new Uint8Array()));
+        } catch {
+          throw new FedtwinError('AGG_BAD_KEY', 'sealed keys are not valid JSON');
+        }
+        if (!Array.isArray(boxes) || boxes.length !== header.boxes) throw new FedtwinError('AGG_BAD_KEY', `expected ${header.boxes} sealed keys`);
+        const byPeer: Record<string, unknown> = {};
+        for (const box of boxes) {
+          // Public checks only: shape, key id, epoch and the holder's signature. Opening needs the recipient's key.
+          const v = he.verifySealedKey(box, bfv.keyHolder);
+          if (v.keyId !== header.keyId || v.epoch !== header.epoch) throw new FedtwinError('AGG_BAD_KEY', `a sealed key is for ${v.keyId}/${v.epoch}, not ${header.keyId}/${header.epoch}`);
+          if (!members.has(v.recipient)) throw new FedtwinError('AGG_BAD_KEY', `a sealed key is for ${v.recipient}, who is not a member`);
+          byPeer[v.recipient] = box;
+        }
+        const missing = [...members].filter((m) => m !== bfv.keyHolder && !(m in byPeer));
+        if (missing.length) throw new FedtwinError('AGG_BAD_KEY', `no sealed key for ${missing.length} member(s): ${missing.slice(0, 3).join(', ')}`);
+        await serial(async () => {
+          if (keyState && keyState.epoch >= header.epoch && keyState.keyId !== header.keyId) {
+            throw new FedtwinError('AGG_KEY_EXISTS', `key epoch ${keyState.epoch} (${keyState.keyId}) is already in force`, { hint: 'a rotation must use a higher epoch' });
+          }
+          keyState = { keyId: header.keyId, epoch: header.epoch, boxes: byPeer };
+          await store.saveKey(keyState);
+          log.info({ event: 'key-published', keyId: header.keyId, epoch: header.epoch, members: Object.keys(byPeer).length }, `HE key ${header.keyId.slice(0, 16)}… (epoch ${header.epoch}) published by the key holder`);
+          wakeWaiters();
+          await maybeStart();
+        });
+        return { header: { accepted: true as const, keyId: header.keyId } };
+      },
+    });
+
+    await host.handle(Protocols.key, {
+      request: KeyRequest,
+      maxBodyBytes: 0,
+      handler: async ({ peer, header }) => {
+        requireMember(peer);
+        if (!keyState && header.waitMs > 0) {
+          await new Promise<void>((resolve) => {
+            const done = () => { waiters.delete(done); clearTimeout(t); resolve(); };
+            const t = setTimeout(done, header.waitMs);
+            waiters.add(done);
+          });
+        }
+        const res: KeyResponse = keyState
+          ? { status: 'ready', keyId: keyState.keyId, epoch: keyState.epoch, sealed: keyState.boxes[peer] ?? null }
+          : { status: 'pending' };
+        return { header: res };
+      },
+    });
+  }
+
   await host.handle(Protocols.aggregate, {
     request: AggregateRequest,
     maxBodyBytes: 0,
@@ -320,7 +391,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       if (!agg) throw new FedtwinError('AGG_NO_SUCH_VERSION', `no aggregate for version ${header.version} (latest ${state.version})`);
       const res: AggregateResponse = {
         version: agg.record.version, round: agg.record.round, participants: agg.record.participants,
-        totalWeight: agg.record.totalWeight, values: agg.record.values, encoding: 'f32le', baseHash: agg.record.baseHash,
+        totalWeight: agg.record.totalWeight, values: agg.record.values, encoding: agg.record.encoding ?? 'f32le', baseHash: agg.record.baseHash,
+        ...(agg.record.keyId ? { keyId: agg.record.keyId } : {}),
       };
       return { header: res, body: agg.body };
     },
@@ -338,14 +410,13 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       if (deadlineTimer) clearTimeout(deadlineTimer);
       wakeWaiters();
       await queue.catch(() => undefined);
+      sum?.dispose();
+      scheme.dispose();
       await store.close();
     },
   };
 }
 
-function addInto(sum: Float64Array, values: Float32Array): void {
-  for (let i = 0; i < sum.length; i++) sum[i]! += values[i]!;
-}
 
 function validatePolicy(p: RoundPolicy, memberCount: number): void {
   const bad = (field: string, msg: string) => new FedtwinError('CONFIG_INVALID', `rounds.${field}: ${msg}`, { hint: 'fix the aggregator config' });

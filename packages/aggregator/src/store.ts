@@ -38,6 +38,13 @@ export interface ContributionRecord {
   privacy: PrivacySpend[];
 }
 
+/** The HE key in force: id, epoch and each member's sealed copy (opaque to the aggregator). */
+export interface KeyRecord {
+  keyId: string;
+  epoch: number;
+  boxes: Record<string, unknown>;
+}
+
 export interface AggregateRecord {
   version: number;
   round: number;
@@ -46,6 +53,8 @@ export interface AggregateRecord {
   values: number;
   baseHash: string;
   createdAt: number;
+  encoding?: 'f32le' | 'bfv';
+  keyId?: string;
 }
 
 export interface AggregatorState {
@@ -78,7 +87,7 @@ export class AggregatorStore {
 
   private constructor(db: Level<string, unknown>) {
     this.db = db;
-    this.meta = db.sublevel<string, AggregatorState>('meta', { valueEncoding: 'json' });
+    this.meta = db.sublevel<string, AggregatorState | KeyRecord>('meta', { valueEncoding: 'json' });
     this.rounds = db.sublevel<string, RoundRecord>('rounds', { valueEncoding: 'json' });
     this.updates = db.sublevel<string, Uint8Array>('updates', { valueEncoding: 'view' });
     this.aggregates = db.sublevel<string, AggregateRecord>('aggregates', { valueEncoding: 'json' });
@@ -100,7 +109,15 @@ export class AggregatorStore {
   }
 
   async state(): Promise<AggregatorState> {
-    return (await this.meta.get('state')) ?? { round: 0, version: 0, status: 'waiting' };
+    return ((await this.meta.get('state')) as AggregatorState | undefined) ?? { round: 0, version: 0, status: 'waiting' };
+  }
+
+  async getKey(): Promise<KeyRecord | undefined> {
+    return (await this.meta.get('he-key')) as KeyRecord | undefined;
+  }
+
+  async saveKey(key: KeyRecord): Promise<void> {
+    await this.db.batch([{ type: 'put', sublevel: this.meta, key: 'he-key', value: key }] as Ops, { sync: true });
   }
 
   async getRound(round: number): Promise<RoundRecord | undefined> {

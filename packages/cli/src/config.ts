@@ -42,6 +42,15 @@ export const AggregatorConfigSchema = z.object({
     deadlineSeconds: z.number().positive().max(7 * 24 * 3600),
   }).strict(),
   privacy: PrivacyConfigSchema.default({ mode: 'off', epsilon: 8, delta: 1e-5 }),
+  secureAggregation: z.object({
+    scheme: z.enum(['bfv', 'plaintext']).default('bfv'),
+    /** The member that generates and seals the HE key (default: the first member). */
+    keyHolder: peerId.optional(),
+    /** Update values are clipped to [-clip, clip] before 16-bit quantization. */
+    clip: z.number().positive().default(64),
+    /** Largest consortium the plaintext modulus has headroom for. */
+    maxParticipants: z.number().int().min(1).max(1 << 16).default(1024),
+  }).strict().default({ scheme: 'bfv', clip: 64, maxParticipants: 1024 }),
   log: z.object({ level: logLevel }).strict().default({ level: 'info' }),
 }).strict();
 export type AggregatorConfig = z.infer<typeof AggregatorConfigSchema>;

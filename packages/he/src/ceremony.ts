@@ -68,9 +68,14 @@ const NONCE_BYTES = 12;
 const CONTEXT_TAG = 'fedtwin-he-key/v1';
 const SIGNING_TAG = 'fedtwin-he-sealed-key/v1';
 
-const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// a flat character class: a grouped quantifier overflows V8's regex stack on multi-MiB strings;
+// padding placement is enforced by the canonical re-encode check in fromB64
+const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 const b64Len = (bytes: number): number => Math.ceil(bytes / 3) * 4;
-const b64 = (min: number, max: number) => z.string().min(b64Len(min)).max(b64Len(max)).regex(B64_RE);
+const b64 = (min: number, max: number) =>
+  z.string().refine((s) => s.length >= b64Len(min) && s.length <= b64Len(max) && s.length % 4 === 0 && B64_RE.test(s), {
+    message: `expected standard padded base64 of ${min === max ? min : `${min}..${max}`} bytes`,
+  });
 
 const sealedKeySchema = z.strictObject({
   v: z.literal(1),
@@ -123,8 +128,12 @@ function identityOf(key: PrivateKey, what: string): { peerId: string; seed: Uint
   if (key === null || typeof key !== 'object' || key.type !== 'Ed25519' || !(key.raw instanceof Uint8Array) || key.raw.length !== 64) {
     badArgument(`${what} is not a libp2p Ed25519 private key`, 'pass the node identity key (privateKeyFromProtobuf of its key file)');
   }
-  // libp2p's Ed25519 raw form is seed ‖ public key
-  return { peerId: peerIdFromPrivateKey(key).toString(), seed: key.raw.subarray(0, 32) };
+  // libp2p's Ed25519 raw form is seed ‖ public key; the peer ID comes from the latter, so they must agree
+  const seed = key.raw.subarray(0, 32);
+  if (!Buffer.from(ed25519.getPublicKey(seed)).equals(Buffer.from(key.raw.subarray(32)))) {
+    badArgument(`${what} is inconsistent (its public half does not match its seed)`, 'reload the identity key from its key file');
+  }
+  return { peerId: peerIdFromPrivateKey(key).toString(), seed };
 }
 
 /** Strict base64: exactly one encoding per byte string (regex + re-encode check). */
@@ -246,15 +255,16 @@ function decode(sealed: unknown): Decoded {
   if (recipientPub === null) invalid('sealed key recipient is not an Ed25519 peer ID', { field: 'recipient' });
   const holderPub = ed25519PubOf(box.holder);
   if (holderPub === null) invalid('sealed key holder is not an Ed25519 peer ID', { field: 'holder' });
-  return {
-    box,
-    ephemeralPub: fromB64(box.ephemeralPub, 'ephemeralPub'),
-    nonce: fromB64(box.nonce, 'nonce'),
-    ciphertext: fromB64(box.ciphertext, 'ciphertext'),
-    signature: fromB64(box.signature, 'signature'),
-    recipientPub,
-    holderPub,
-  };
+  const ephemeralPub = fromB64(box.ephemeralPub, 'ephemeralPub');
+  const nonce = fromB64(box.nonce, 'nonce');
+  const ciphertext = fromB64(box.ciphertext, 'ciphertext');
+  const signature = fromB64(box.signature, 'signature');
+  // the base64 length admits ±2 bytes through padding; the decoded sizes are exact
+  if (ephemeralPub.length !== 32) invalid('sealed key ephemeralPub must be 32 bytes', { field: 'ephemeralPub' });
+  if (nonce.length !== NONCE_BYTES) invalid(`sealed key nonce must be ${NONCE_BYTES} bytes`, { field: 'nonce' });
+  if (signature.length !== 64) invalid('sealed key signature must be 64 bytes', { field: 'signature' });
+  if (ciphertext.length <= TAG_BYTES || ciphertext.length > SEALED_KEY_MAX_CIPHERTEXT_BYTES) invalid('sealed key ciphertext has an impossible size', { field: 'ciphertext' });
+  return { box, ephemeralPub, nonce, ciphertext, signature, recipientPub, holderPub };
 }
 
 function checkHolderAndSignature(d: Decoded, expectedHolder: string): void {

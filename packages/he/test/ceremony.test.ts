@@ -219,7 +219,7 @@ describe('malformed input', () => {
     const noncanon = e.slice(0, 42) + last[idx ^ 1] + '=';
     expect(open({ ...b, ephemeralPub: noncanon })).toBe('HE_SEALED_KEY_INVALID');
     expect(open({ ...b, ephemeralPub: b.ephemeralPub.replace(/=*$/, '') })).toBe('HE_SEALED_KEY_INVALID'); // unpadded
-    expect(open({ ...b, nonce: b.nonce.replace('A', '-') })).toBe('HE_SEALED_KEY_INVALID'); // base64url alphabet
+    expect(open({ ...b, nonce: `-${b.nonce.slice(1)}` })).toBe('HE_SEALED_KEY_INVALID'); // base64url alphabet
     expect(open({ ...b, recipient: `/p2p/${b.recipient}` })).toBe('HE_SEALED_KEY_INVALID');
     expect(open({ ...b, holder: 'not a peer id' })).toBe('HE_SEALED_KEY_INVALID');
     expect(open({ ...b, v: 2 })).toBe('HE_SEALED_KEY_INVALID');
@@ -228,6 +228,11 @@ describe('malformed input', () => {
     expect(open({ ...b, keyId: b.keyId.toUpperCase() })).toBe('HE_SEALED_KEY_INVALID');
     expect(open({ ...b, ciphertext: 'A'.repeat(Math.ceil(SEALED_KEY_MAX_CIPHERTEXT_BYTES / 3) * 4 + 4) })).toBe('HE_SEALED_KEY_INVALID');
     expect(open({ ...b, ciphertext: 'AAAA' })).toBe('HE_SEALED_KEY_INVALID'); // shorter than the GCM tag
+    // right base64 length, wrong byte count (padding)
+    expect(open({ ...b, ephemeralPub: `${'A'.repeat(42)}==` })).toBe('HE_SEALED_KEY_INVALID');
+    expect(open({ ...b, signature: `${'A'.repeat(87)}=` })).toBe('HE_SEALED_KEY_INVALID');
+    expect(open({ ...b, signature: `${'A'.repeat(88)}` })).toBe('HE_SEALED_KEY_INVALID');
+    expect(open({ ...b, nonce: `${'A'.repeat(15)}=` })).toBe('HE_SEALED_KEY_INVALID');
   });
 
   it('reports the field at fault', () => {

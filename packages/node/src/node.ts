@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { dirname } from 'node:path';
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import {
-  AggregateResponse, JoinResponse, MAX_TASK_WAIT_MS, Protocols, RefuseAck, TaskResponse, UpdateAck, bytesToF32, f32ToBytes,
+  AggregateResponse, JoinResponse, KeyPublishAck, KeyResponse, MAX_TASK_WAIT_MS, Protocols, RefuseAck, TaskResponse, UpdateAck, bytesToF32, f32ToBytes,
   type UpdateHeader,
 } from '@fedtwin/protocol';
 import { createStrategy, versionHash, type Strategy } from '@fedtwin/strategy';
@@ -11,7 +11,9 @@ import {
   createSecureRng, createTwinVae, decodeRows, encodeTable, fillNormal, parseCsv, tableFromCsv, toCsv,
   type EncodedTable, type Table, type TableSchema, type TwinVae,
 } from '@fedtwin/models';
+import type { PrivateKey } from '@libp2p/interface';
 import { NodeStore, type NodeState } from './store.ts';
+import { bfvMember, plaintextMember, type MemberScheme } from './scheme.ts';
 import { checkAffordable, openBudgets, planRound, privatizeSiteUpdate, type SiteBudget } from './privacy.ts';
 import type { PrivacyBudget } from '@fedtwin/dp';
 import type { Logger, NodeHost } from './types.ts';
@@ -46,6 +48,10 @@ export interface NodeInit {
   seed?: number;
   /** This member's own privacy budget (defaults: the consortium's). */
   privacy?: SiteBudget;
+  /** This member's libp2p identity: opens the HE key sealed for it in the key ceremony. */
+  identity?: PrivateKey;
+  /** Where the HE secret key is kept (mode 0600); default `<dataDir>/he-secret.key`. */
+  heKeyFile?: string;
 }
 
 export interface FedtwinNode {
@@ -63,6 +69,7 @@ export interface NodeRunResult {
   syntheticRows: number;
 }
 
+type KeyResponseT = import('zod').infer<typeof KeyResponse>;
 const RPC_TIMEOUT_MS = 120_000;
 /** Wire errors worth retrying: the aggregator may be restarting. */
 const TRANSIENT = new Set(['WIRE_TIMEOUT', 'WIRE_DIAL_FAILED', 'WIRE_STREAM_FAILED']);
@@ -78,6 +85,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
   const abort = new AbortController();
   let stopped = false;
   let vae: TwinVae | undefined;
+  let scheme: MemberScheme | undefined;
 
   // Every call retries while the aggregator is unreachable (restarting, network blip), with a
   // bounded budget: a consortium that is gone for good ends the node with a clear error.
@@ -125,6 +133,26 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       throw new FedtwinError('NODE_MODEL_MISMATCH', `local shared model has ${vae.sharedSize} values, the consortium's ${join.modelValues}`, { hint: 'run the same fedtwin version as the aggregator' });
     }
 
+    // Secure aggregation: BFV ciphertexts under the consortium key, or plaintext (baseline).
+    const sa = join.secureAggregation;
+    if (sa.scheme === 'bfv') {
+      if (!init.identity) throw new FedtwinError('NODE_BAD_INIT', 'secure aggregation needs the member identity to open its sealed HE key');
+      scheme = await bfvMember({
+        config: sa, announcedKeyId: join.keyId, identity: init.identity, peerId: host.peerId,
+        keyFile: init.heKeyFile ?? `${init.dataDir}/he-secret.key`, logger: log, giveUpMs,
+        io: {
+          fetchKey: async () => (await call(Protocols.key, { waitMs: MAX_TASK_WAIT_MS }, KeyResponse, { timeoutMs: MAX_TASK_WAIT_MS + 30_000 })).header as KeyResponseT,
+          publish: async (keyId, epoch, boxes) => {
+            await call(Protocols.keyPublish, { keyId, epoch, boxes: boxes.length }, KeyPublishAck, { body: new TextEncoder().encode(JSON.stringify(boxes)) });
+          },
+        },
+      });
+    } else {
+      scheme = plaintextMember();
+      log.warn({ event: 'plaintext-aggregation' }, 'secure aggregation is OFF: updates travel in plaintext (baseline mode)');
+    }
+    const memberScheme = scheme;
+
     // Durable state: the global model this member holds. Version 0 is the seeded initial model,
     // identical on every member.
     let global: Float32Array;
@@ -144,14 +172,14 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
     const catchUp = async (target: number): Promise<void> => {
       while (state.version < target) {
         const v = state.version + 1;
-        const { header: agg, body } = await call(Protocols.aggregate, { version: v }, AggregateResponse, { maxBodyBytes: join.modelValues * 4 });
-        if (agg.version !== v || agg.values !== global.length || !body || body.length !== global.length * 4) {
-          throw new FedtwinError('NODE_BAD_AGGREGATE', `aggregate for version ${v} has the wrong shape`);
+        const { header: agg, body } = await call(Protocols.aggregate, { version: v }, AggregateResponse, { maxBodyBytes: memberScheme.sumBytes(join.modelValues) });
+        if (agg.version !== v || agg.values !== global.length || !body || agg.encoding !== memberScheme.encoding) {
+          throw new FedtwinError('NODE_BAD_AGGREGATE', `aggregate for version ${v} has the wrong shape or encoding (${agg.encoding})`);
         }
         if (agg.baseHash !== state.hash) {
           throw new FedtwinError('NODE_DIVERGED', `aggregate ${v} was built on global ${agg.baseHash.slice(0, 12)}…, this member holds ${state.hash.slice(0, 12)}…`, { hint: 'this member\'s state diverged from the consortium: remove its dataDir to resync' });
         }
-        global = strategy.applyAggregate(global, Float64Array.from(bytesToF32(body)), agg.totalWeight, agg.participants.length);
+        global = strategy.applyAggregate(global, await memberScheme.decode(body, global.length), agg.totalWeight, agg.participants.length);
         state = { ...state, version: v, hash: versionHash(global) };
         await store.save(state, f32ToBytes(global));
         log.info({ event: 'global-updated', version: v, hash: state.hash, participants: agg.participants.length }, `applied aggregate → global version ${v}`);
@@ -248,10 +276,10 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       for (const mode of ['record', 'site'] as const) if (plan[mode]) budgets[mode]!.record(plan[mode]!);
       const header: UpdateHeader = {
         round: task.round, baseVersion: task.baseVersion, baseHash: state.hash, weight: update.weight,
-        values: update.values.length, encoding: 'f32le', loss: Number.isFinite(loss) ? loss : 0, trainSeconds,
-        privacy: check.spends,
+        values: update.values.length, encoding: memberScheme.encoding, ...(memberScheme.keyId ? { keyId: memberScheme.keyId } : {}),
+        loss: Number.isFinite(loss) ? loss : 0, trainSeconds, privacy: check.spends,
       };
-      const body = f32ToBytes(update.values);
+      const body = await memberScheme.encode(update.values);
       // Spending is durable before the update leaves: a crash now re-sends, never forgets or re-pays.
       state = { ...state, pending: { round: task.round, header } };
       await persist(body);
@@ -285,6 +313,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       stopped = true;
       abort.abort();
       vae?.dispose();
+      await scheme?.close();
       await store.close();
     },
   };

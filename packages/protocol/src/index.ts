@@ -14,6 +14,8 @@ export const Protocols = {
   update: 'update',
   aggregate: 'aggregate',
   refuse: 'refuse',
+  key: 'key',
+  keyPublish: 'key-publish',
 } as const;
 
 /** The largest shared model an aggregator accepts, in values (float32). 64M values = 256 MiB. */
@@ -97,6 +99,47 @@ export const PrivacySpendMessage = z.object({
 }).strict();
 export type PrivacySpend = z.infer<typeof PrivacySpendMessage>;
 
+// --- secure aggregation: how updates are encoded, and the HE key ceremony -----------------------
+/** Public BFV parameters (what @fedtwin/he's createHeContext takes); never key material. */
+export const HeParamsMessage = z.object({
+  polyModulusDegree: z.union([z.literal(4096), z.literal(8192)]).optional(),
+  coeffModulusBits: z.number().int().min(20).max(60).optional(),
+  quantBits: z.number().int().min(4).max(24).optional(),
+  clip: z.number().positive().optional(),
+  maxParticipants: z.number().int().min(1).max(1 << 20).optional(),
+  c0DropBits: z.number().int().min(0).max(59).optional(),
+  maxValues: z.number().int().min(1).optional(),
+}).passthrough();
+
+export const SecureAggregationMessage = z.discriminatedUnion('scheme', [
+  z.object({ scheme: z.literal('plaintext') }).strict(),
+  z.object({
+    scheme: z.literal('bfv'),
+    params: HeParamsMessage,
+    /** The member that generates the consortium's HE secret key and seals it for each member. */
+    keyHolder: peerId,
+    /** Every member (the key holder seals the key for each of them). */
+    members: z.array(peerId).min(1),
+  }).strict(),
+]);
+export type SecureAggregation = z.infer<typeof SecureAggregationMessage>;
+
+export const KeyRequest = z.object({ waitMs: z.number().int().min(0).max(MAX_TASK_WAIT_MS) }).strict();
+export const KeyResponse = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('pending') }).strict(),
+  z.object({
+    status: z.literal('ready'), keyId: z.string().min(8).max(128), epoch: z.number().int().min(0),
+    /** This member's sealed box (JSON), opened only with its own identity key. */
+    sealed: z.unknown(),
+  }).strict(),
+]);
+export type KeyResponse = z.infer<typeof KeyResponse>;
+/** key-publish: header below, body = JSON array of sealed boxes, one per member other than the holder. */
+export const KeyPublishHeader = z.object({ keyId: z.string().min(8).max(128), epoch: z.number().int().min(0), boxes: z.number().int().min(0) }).strict();
+export const KeyPublishAck = z.object({ accepted: z.literal(true), keyId: z.string() }).strict();
+/** A sealed key box is small (a serialized BFV secret key); the whole set is capped. */
+export const MAX_SEALED_KEYS_BYTES = 64 * 1024 * 1024;
+
 // --- join: a member introduces itself and learns the consortium's schema and model ---------------
 export const JoinRequest = z.object({
   nodeVersion: z.string().max(40),
@@ -112,6 +155,9 @@ export const JoinResponse = z.object({
   modelValues: z.number().int().min(1).max(MAX_MODEL_VALUES),
   totalRounds: z.number().int().min(1),
   privacy: PrivacyPolicyMessage,
+  secureAggregation: SecureAggregationMessage,
+  /** The HE key id in force, once the key holder published it. */
+  keyId: z.string().optional(),
 }).strict();
 export type JoinResponse = z.infer<typeof JoinResponse>;
 
@@ -145,7 +191,9 @@ export const UpdateHeader = z.object({
   /** Weight of this update in the strategy (FedAvg: sample count). */
   weight: z.number().positive().max(1e12),
   values: z.number().int().min(1).max(MAX_MODEL_VALUES),
-  encoding: z.literal('f32le'),
+  encoding: z.enum(['f32le', 'bfv']),
+  /** With encoding bfv: the HE key id the update was encrypted under. */
+  keyId: z.string().max(128).optional(),
   loss: z.number().finite(),
   trainSeconds: z.number().min(0),
   privacy: z.array(PrivacySpendMessage).max(2),
@@ -173,7 +221,8 @@ export const AggregateResponse = z.object({
   participants: z.array(peerId).min(1),
   totalWeight: z.number().positive(),
   values: z.number().int().min(1).max(MAX_MODEL_VALUES),
-  encoding: z.literal('f32le'),
+  encoding: z.enum(['f32le', 'bfv']),
+  keyId: z.string().max(128).optional(),
   /** Hash every participant reported for the base it trained from. */
   baseHash: hex64,
 }).strict();

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
 import type { TableSchema } from '@fedtwin/models';
 import { TableSchemaMessage } from '@fedtwin/protocol';
-import { AggregatorConfigSchema, NodeConfigSchema, loadConfigFile, resolveFrom, validateConfig } from '../config.ts';
+import { AggregatorConfigSchema, NodeConfigSchema, loadConfigFile, resolveFrom, validateConfig, type AggregatorConfig } from '../config.ts';
+import type { SecureAggregation } from '@fedtwin/protocol';
 import { createLogger } from '../logger.ts';
 import { resolvePrivacyPolicy } from '../privacy-policy.ts';
 
@@ -41,11 +42,12 @@ async function startAggregator(configPath: string): Promise<void> {
     modelValues, strategy: config.strategy, training: config.training,
     rounds: { totalRounds: config.rounds.total, quorum: config.rounds.quorum, minParticipants: config.rounds.minParticipants, deadlineSeconds: config.rounds.deadlineSeconds },
     privacy: resolvePrivacyPolicy(config.privacy, config.rounds, config.members.length),
+    secureAggregation: secureAggregationOf(config),
     logger: log,
   });
   const addrs = host.addrs();
   await writeFile(`${dataDir}/listening.json`, JSON.stringify({ peerId: host.peerId, addrs }, null, 2));
-  log.info({ event: 'listening', peerId: host.peerId, addrs, members: config.members.length, modelValues }, `aggregator ${host.peerId} listening on ${addrs.join(', ')}`);
+  log.info({ event: 'listening', peerId: host.peerId, addrs, members: config.members.length, modelValues, secureAggregation: config.secureAggregation.scheme }, `aggregator ${host.peerId} listening on ${addrs.join(', ')}`);
   const shutdown = once(async (signal: string) => {
     log.info({ event: 'stopping', signal }, `stopping (${signal})`);
     await writeStats(`${dataDir}/result.json`, { peerId: host.peerId, bytes: host.bytes(), state: await aggregator.state(), rounds: await aggregator.rounds(), backend: backend.name, nodeVersion: process.version });
@@ -85,7 +87,7 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     host, aggregator: address, dataDir: `${dataDir}/state`, csvPath: resolveFrom(baseDir, config.data.csv), backend: backend.name, logger: log,
     synthetic: config.synthetic && { ...config.synthetic, out: resolveFrom(baseDir, config.synthetic.out) },
     resultPath: config.result ? resolveFrom(baseDir, config.result) : `${dataDir}/result.json`,
-    bytes: () => host.bytes(), seed: config.seed, privacy: config.privacy,
+    bytes: () => host.bytes(), seed: config.seed, privacy: config.privacy, identity: privateKey,
   });
   let signalled = false;
   const stop = once(async () => { await node.stop(); await host.stop(); });
@@ -102,6 +104,16 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     log.info({ event: 'idle' }, 'federation finished; staying up (Ctrl-C to stop)');
     await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
   }
+}
+
+function secureAggregationOf(config: AggregatorConfig): SecureAggregation {
+  const sa = config.secureAggregation;
+  if (sa.scheme === 'plaintext') return { scheme: 'plaintext' };
+  const keyHolder = sa.keyHolder ?? config.members[0]!;
+  if (!config.members.includes(keyHolder)) {
+    throw new FedtwinError('CONFIG_INVALID', `secureAggregation.keyHolder ${keyHolder} is not in members`, { hint: 'the key holder must be a member' });
+  }
+  return { scheme: 'bfv', params: { clip: sa.clip, maxParticipants: Math.max(sa.maxParticipants, config.members.length) }, keyHolder, members: config.members };
 }
 
 export async function loadSchema(schema: string | object, baseDir: string): Promise<TableSchema> {

@@ -1,0 +1,79 @@
+import { FedtwinError } from '@fedtwin/errors';
+import { bytesToF32, f32ToBytes } from '@fedtwin/protocol';
+import type { SecureAggregation } from '@fedtwin/protocol';
+
+/** A running sum of one round's updates. The aggregator holds only this, never all updates. */
+export interface SumAccumulator {
+  /** Validates one update's bytes and adds it; throws (and leaves the sum unchanged) if malformed. */
+  add(body: Uint8Array): void;
+  /** The published sum's bytes. */
+  result(): Uint8Array;
+  dispose(): void;
+}
+
+/** How updates travel and are summed: plaintext float32, or BFV ciphertexts the aggregator cannot read. */
+export interface AggregationScheme {
+  readonly encoding: 'f32le' | 'bfv';
+  /** Exact size an update of `values` values must have. */
+  updateBytes(values: number): number;
+  /** Largest aggregate body. */
+  sumBytes(values: number): number;
+  createAccumulator(values: number): SumAccumulator;
+  dispose(): void;
+}
+
+export function plaintextScheme(): AggregationScheme {
+  return {
+    encoding: 'f32le',
+    updateBytes: (n) => n * 4,
+    sumBytes: (n) => n * 4,
+    createAccumulator(n) {
+      const sum = new Float64Array(n);
+      return {
+        add(body) {
+          if (body.length !== n * 4) throw new FedtwinError('AGG_BAD_UPDATE', `update has ${body.length} bytes, expected ${n * 4} (${n} float32 values)`);
+          const v = bytesToF32(body);
+          for (let i = 0; i < n; i++) if (!Number.isFinite(v[i]!)) throw new FedtwinError('AGG_BAD_UPDATE', `update value ${i} is not finite`);
+          for (let i = 0; i < n; i++) sum[i]! += v[i]!;
+        },
+        result: () => f32ToBytes(Float32Array.from(sum)),
+        dispose() {},
+      };
+    },
+    dispose() {},
+  };
+}
+
+/** BFV: the aggregator adds ciphertexts with the public parameters only; it holds no key. */
+export async function bfvScheme(config: Extract<SecureAggregation, { scheme: 'bfv' }>): Promise<AggregationScheme> {
+  const he = await import('@fedtwin/he');
+  const ctx = await he.createHeContext(config.params);
+  return {
+    encoding: 'bfv',
+    updateBytes: (n) => he.updateSize(ctx, he.KIND_FRESH, n),
+    sumBytes: (n) => he.updateSize(ctx, he.KIND_SUM, n),
+    createAccumulator(n) {
+      const acc = new he.Accumulator(ctx);
+      return {
+        add(body) {
+          let info: { kind: number; valueCount: number };
+          try {
+            info = he.validateCiphertext(ctx, body);
+          } catch (err) {
+            throw new FedtwinError('AGG_BAD_UPDATE', `malformed ciphertext: ${(err as Error).message}`, { cause: err });
+          }
+          if (info.kind !== he.KIND_FRESH) throw new FedtwinError('AGG_BAD_UPDATE', 'an update must be a fresh member ciphertext, not a sum');
+          if (info.valueCount !== n) throw new FedtwinError('AGG_BAD_UPDATE', `ciphertext holds ${info.valueCount} values, the model has ${n}`);
+          try {
+            acc.add(body);
+          } catch (err) {
+            throw new FedtwinError('AGG_BAD_UPDATE', `ciphertext rejected: ${(err as Error).message}`, { cause: err });
+          }
+        },
+        result: () => acc.result(),
+        dispose: () => acc.dispose(),
+      };
+    },
+    dispose: () => ctx.dispose(),
+  };
+}

@@ -1,0 +1,128 @@
+import { access } from 'node:fs/promises';
+import type { PrivateKey } from '@libp2p/interface';
+import { FedtwinError } from '@fedtwin/errors';
+import { bytesToF32, f32ToBytes, type SecureAggregation } from '@fedtwin/protocol';
+import type { Logger } from './types.ts';
+
+/** How this member encodes its update and reads the published sum. */
+export interface MemberScheme {
+  readonly encoding: 'f32le' | 'bfv';
+  readonly keyId?: string;
+  sumBytes(values: number): number;
+  encode(values: Float32Array): Promise<Uint8Array>;
+  decode(sum: Uint8Array, values: number): Promise<Float64Array>;
+  close(): Promise<void>;
+}
+
+export function plaintextMember(): MemberScheme {
+  return {
+    encoding: 'f32le',
+    sumBytes: (n) => n * 4,
+    encode: async (v) => f32ToBytes(v),
+    decode: async (sum, n) => {
+      if (sum.length !== n * 4) throw new FedtwinError('NODE_BAD_AGGREGATE', `aggregate has ${sum.length} bytes, expected ${n * 4}`);
+      return Float64Array.from(bytesToF32(sum));
+    },
+    close: async () => undefined,
+  };
+}
+
+export interface KeyCeremonyIo {
+  /** Long-polls the aggregator for this member's sealed key. */
+  fetchKey(): Promise<{ status: 'pending' } | { status: 'ready'; keyId: string; epoch: number; sealed: unknown }>;
+  /** The key holder publishes one sealed box per other member. */
+  publish(keyId: string, epoch: number, boxes: unknown[]): Promise<void>;
+}
+
+/**
+ * BFV member: encryption and decryption run in worker threads (both cores). The consortium's HE
+ * secret key comes from the key ceremony: the key holder generates it and seals a copy for each
+ * member (only that member can open it); everyone keeps it in a 0600 file beside its state.
+ */
+export async function bfvMember(init: {
+  config: Extract<SecureAggregation, { scheme: 'bfv' }>;
+  announcedKeyId: string | undefined;
+  identity: PrivateKey;
+  peerId: string;
+  keyFile: string;
+  io: KeyCeremonyIo;
+  logger: Logger;
+  giveUpMs: number;
+}): Promise<MemberScheme> {
+  const he = await import('@fedtwin/he');
+  const pool = await he.createHePool({ threads: 2, params: init.config.params });
+  try {
+    const key = await obtainKey(he, pool.ctx, init);
+    init.logger.info({ event: 'he-ready', keyId: key.keyId, threads: pool.threads }, `secure aggregation: BFV, key ${key.keyId.slice(0, 16)}…`);
+    return {
+      encoding: 'bfv',
+      keyId: key.keyId,
+      sumBytes: (n) => he.updateSize(pool.ctx, he.KIND_SUM, n),
+      async encode(values) {
+        const r = await pool.encrypt(key, values);
+        if (r.clipped > 0) {
+          init.logger.warn({ event: 'he-clipped', clipped: r.clipped, values: values.length }, `${r.clipped} update values were outside the HE quantization range and were clipped; raise secureAggregation.clip`);
+        }
+        return r.update;
+      },
+      async decode(sum, n) {
+        try {
+          return await pool.decrypt(key, sum, n);
+        } catch (err) {
+          throw new FedtwinError('NODE_BAD_AGGREGATE', `cannot decrypt the aggregate: ${(err as Error).message}`, { cause: err });
+        }
+      },
+      close: () => pool.close(),
+    };
+  } catch (err) {
+    await pool.close();
+    throw err;
+  }
+}
+
+type He = typeof import('@fedtwin/he');
+type HeKey = Awaited<ReturnType<He['loadSecretKeyFile']>>;
+
+async function obtainKey(he: He, ctx: Parameters<He['generateKeys']>[0], init: Parameters<typeof bfvMember>[0]): Promise<HeKey> {
+  const holder = init.config.keyHolder;
+  const haveFile = await access(init.keyFile).then(() => true, () => false);
+  if (haveFile) {
+    const key = await he.loadSecretKeyFile(init.keyFile);
+    if (init.announcedKeyId === undefined || key.keyId === init.announcedKeyId) {
+      if (init.announcedKeyId === undefined && init.peerId === holder) await publish(he, key, init);
+      return key;
+    }
+    init.logger.warn({ event: 'he-key-stale', have: key.keyId, announced: init.announcedKeyId }, 'the consortium uses another HE key; fetching it');
+  }
+  if (init.peerId === holder) {
+    if (init.announcedKeyId !== undefined) {
+      throw new FedtwinError('NODE_KEY_LOST', `this member is the key holder but does not have the announced key ${init.announcedKeyId}`, { hint: `restore ${init.keyFile} from backup (rotation needs the old key to finish open rounds)` });
+    }
+    const key = he.generateKeys(ctx);
+    await he.saveSecretKeyFile(init.keyFile, key);
+    init.logger.info({ event: 'he-key-generated', keyId: key.keyId }, `generated the consortium HE key ${key.keyId.slice(0, 16)}… (key holder)`);
+    await publish(he, key, init);
+    return key;
+  }
+  const until = Date.now() + init.giveUpMs;
+  for (;;) {
+    const r = await init.io.fetchKey();
+    if (r.status === 'ready') {
+      if (r.sealed === null || r.sealed === undefined) throw new FedtwinError('NODE_KEY_MISSING', 'the aggregator holds no sealed key for this member', { hint: 'the key holder must re-publish the key after this member was admitted' });
+      const opened = he.openSealedKey({ sealed: r.sealed, recipientKey: init.identity, expectedHolder: holder, expectedKeyId: r.keyId });
+      await he.saveSecretKeyFile(init.keyFile, opened.key);
+      init.logger.info({ event: 'he-key-received', keyId: opened.keyId, epoch: opened.epoch }, `received the consortium HE key ${opened.keyId.slice(0, 16)}… from the key holder`);
+      return opened.key;
+    }
+    if (Date.now() > until) throw new FedtwinError('NODE_KEY_TIMEOUT', 'the key holder has not published the HE key', { hint: `start the key holder's node (${holder})` });
+    init.logger.info({ event: 'he-key-waiting' }, 'waiting for the key holder to publish the HE key');
+  }
+}
+
+async function publish(he: He, key: HeKey, init: Parameters<typeof bfvMember>[0]): Promise<void> {
+  const bytes = he.serializeSecretKey(key);
+  const boxes = init.config.members.filter((m) => m !== init.peerId).map((m) =>
+    he.sealKeyFor({ recipientPeerId: m, secretKey: bytes, keyId: key.keyId, epoch: 0, holderKey: init.identity }));
+  await init.io.publish(key.keyId, 0, boxes);
+  init.logger.info({ event: 'he-key-published', keyId: key.keyId, members: boxes.length }, `sealed the HE key for ${boxes.length} member(s) and handed the boxes to the aggregator`);
+}
