@@ -9,6 +9,7 @@
 // Keying nodes by their last leaf puts the nodes one append creates next to each other, so a full scan
 // (verify) reads them in the same order it recomputes them. An append is one atomic, synced batch.
 // Proofs and old roots read only perfect-subtree nodes: O(log n) point reads (see docs/ledger.md).
+import { existsSync } from 'node:fs';
 import { Level } from 'level';
 import { FedtwinError } from '@fedtwin/errors';
 import { readU64be, u64be, utf8, utf8Strict } from './bytes.ts';
@@ -128,6 +129,10 @@ export function openLedgerForAudit(dir: string): Promise<Ledger> {
 async function openLedgerImpl(init: OpenLedgerInit, tolerateDamage: boolean): Promise<Ledger> {
   if (!init || typeof init.dir !== 'string' || init.dir.length === 0) throw new FedtwinError('LEDGER_BAD_ARGUMENT', 'openLedger needs { dir }');
   const readOnly = init.readOnly === true;
+  // classic-level mkdirs the location even with createIfMissing: false; a reader must not leave a stray dir.
+  if (readOnly && !existsSync(init.dir)) {
+    throw new FedtwinError('LEDGER_NOT_FOUND', `no ledger at ${init.dir}`, { hint: 'check --dir; it must be the Level directory of a fedtwin ledger' });
+  }
   const db: DB = new Level<Bytes, Bytes>(init.dir, { keyEncoding: 'view', valueEncoding: 'view', createIfMissing: !readOnly });
   try {
     await db.open();

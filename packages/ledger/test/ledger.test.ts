@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { existsSync } from 'node:fs';
 import {
   openLedger,
   createEntrySync,
@@ -118,6 +119,7 @@ describe('Level store', () => {
     expect(ro.size).toBe(1);
     await expect(ro.append(entries(a, 1)[0])).rejects.toThrow(expect.objectContaining({ code: 'LEDGER_READ_ONLY' }));
     await expect(openLedger({ dir: dir + '-missing', readOnly: true })).rejects.toThrow(expect.objectContaining({ code: 'LEDGER_NOT_FOUND' }));
+    expect(existsSync(dir + '-missing')).toBe(false); // a reader leaves nothing behind
   });
 
   it('stores checkpoints, merges cosignatures and builds sync bundles', async () => {
