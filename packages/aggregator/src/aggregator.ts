@@ -51,6 +51,9 @@ export interface Aggregator {
   aggregates(): Promise<AggregateRecord[]>;
   /** Resolves when the federation has finished (all rounds aggregated). */
   finished(): Promise<void>;
+  readonly secureAggregation: SecureAggregation;
+  /** The HE key id in force (undefined in plaintext mode or before the ceremony). */
+  keyId(): Promise<string | undefined>;
   stop(): Promise<void>;
 }
 
@@ -404,6 +407,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     rounds: () => store.listRounds(),
     aggregates: () => store.listAggregates(),
     finished: () => finishedPromise,
+    secureAggregation,
+    keyId: async () => keyState?.keyId,
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -42,6 +42,18 @@ ${barChart(bars)}
 <table><tr><th>node</th><th>rows</th><th>classes</th><th>TSTR AUC local-only</th></tr>
 ${r.split.rowsPerNode.map((n, i) => `<tr><td>${i}</td><td>${n}</td><td>${esc(JSON.stringify(r.split.classesPerNode[i]))}</td><td>${fmt(u.tstrAuc.localOnlyPerNode[i])}</td></tr>`).join('')}
 </table>
+<h2>Privacy and secure aggregation</h2>
+<table><tr><th>what</th><th>value</th></tr>
+<tr><td>differential privacy</td><td>${r.privacy.mode === 'off' ? 'off' : `${esc(r.privacy.mode)}-level`}</td></tr>
+${r.privacy.mode === 'off' ? '' : `<tr><td>ε spent (largest member) / budget</td><td>${fmt(r.privacy.epsilon ?? undefined)} / ${r.privacy.budget}</td></tr>
+<tr><td>δ</td><td>${r.privacy.delta}</td></tr>
+<tr><td>noise multiplier z · clip C</td><td>${fmt(r.privacy.noiseMultiplier ?? undefined)} · ${r.privacy.clip}</td></tr>
+<tr><td>sampling rate q · steps</td><td>${fmt(r.privacy.sampleRate ?? undefined, 4)} · ${r.privacy.steps}</td></tr>
+<tr><td>baselines trained with the same DP</td><td>${r.privacy.baselinesPrivate ? 'yes' : 'no'}</td></tr>`}
+<tr><td>secure aggregation</td><td>${esc(r.secureAggregation.scheme)}${r.secureAggregation.polyModulusDegree ? ` (N = ${r.secureAggregation.polyModulusDegree})` : ''}</td></tr>
+<tr><td>bytes per model value on the wire</td><td>${r.secureAggregation.bytesPerValue.toFixed(2)} (${r.secureAggregation.ratioToFloat32.toFixed(2)}× float32)</td></tr>
+${r.secureAggregation.keyId ? `<tr><td>HE key id</td><td><code>${esc(r.secureAggregation.keyId.slice(0, 24))}…</code></td></tr>` : ''}
+</table>
 <h2>Training loss per round</h2>
 ${lineChart(r.lossPerRound.map((n, i) => ({ name: `node ${n.node}`, color: palette(i), points: n.rounds.map((p) => [p.round, p.loss] as [number, number]) })))}
 <h2>Fidelity: real vs synthetic, per column</h2>

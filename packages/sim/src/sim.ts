@@ -40,12 +40,14 @@ export interface SimOptions {
   clip: number;
   /** Site-level update clip (DP-FedAvg). */
   siteClip: number;
+  /** Secure aggregation: BFV (default) or plaintext, the explicit baseline. */
+  secureAggregation: 'bfv' | 'plaintext';
 }
 
 export const DEFAULT_SIM_OPTIONS: SimOptions = {
   dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
   epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
-  progress: 'auto', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5,
+  progress: 'auto', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'bfv',
 };
 
 export interface SimPrivacyReport {
@@ -91,6 +93,7 @@ export interface SimReport {
   bytes: { nodes: Array<{ node: number; sent: number; received: number }>; aggregator: { sent: number; received: number } };
   timing: { federatedSeconds: number; baselinesSeconds: number; roundSeconds: number[]; trainSecondsPerRound: number[] };
   privacy: SimPrivacyReport;
+  secureAggregation: { scheme: string; polyModulusDegree: number | null; bytesPerValue: number; ratioToFloat32: number; keyId: string | null };
   wallSeconds: number;
 }
 
@@ -154,6 +157,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     strategy: 'fedavg', training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate },
     rounds: { total: opts.rounds, quorum, minParticipants: Math.max(1, Math.ceil(opts.nodes / 2)), deadlineSeconds: opts.deadlineSeconds },
     privacy: privacyConfig(opts),
+    secureAggregation: { scheme: opts.secureAggregation },
     log: { level: 'info' },
   };
   await writeFile(join(aggDir, 'config.json'), JSON.stringify(aggConfig, null, 2));
@@ -270,6 +274,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
       trainSecondsPerRound: aggResult.rounds.filter((r) => r.status === 'aggregated').map((r) => Math.max(...r.contributions.map((c) => c.trainSeconds))),
     },
     privacy: privacyReport(opts, nodeResults, recordDp),
+    secureAggregation: secureAggregationReport(opts, aggResult, Number(nodeResults[0]?.modelValues ?? 0)),
     wallSeconds: (performance.now() - t0) / 1000,
   };
   await writeFile(join(out, 'report.json'), JSON.stringify(report, null, 2));
@@ -279,7 +284,17 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
 
 interface SpendRecord { mode: string; epsilonTotal: number; noiseMultiplier: number; sampleRate: number; steps: number; clip: number; delta: number; budgetEpsilon: number }
 interface NodeResultFile { contributionsDetail?: Array<{ privacy?: SpendRecord[] }>; peerId: string; losses: Array<{ round: number; losses: number[] }>; bytes?: { sent: number; received: number }; modelValues?: number }
-interface AggResultFile { bytes: { sent: number; received: number }; rounds: Array<{ round: number; status: string; contributions: Array<{ trainSeconds: number }> }> }
+interface AggResultFile { bytes: { sent: number; received: number }; keyId?: string; secureAggregation?: { scheme: string; params?: { polyModulusDegree?: number } }; rounds: Array<{ round: number; status: string; contributions: Array<{ trainSeconds: number; bytes: number }> }> }
+
+function secureAggregationReport(o: SimOptions, agg: AggResultFile, modelValues: number): SimReport['secureAggregation'] {
+  const sizes = agg.rounds.flatMap((r) => r.contributions.map((c) => c.bytes));
+  const bytesPerValue = sizes.length && modelValues ? sizes.reduce((a, b) => a + b, 0) / sizes.length / modelValues : 0;
+  return {
+    scheme: o.secureAggregation === 'bfv' ? 'BFV (SEAL)' : 'plaintext',
+    polyModulusDegree: o.secureAggregation === 'bfv' ? agg.secureAggregation?.params?.polyModulusDegree ?? 4096 : null,
+    bytesPerValue, ratioToFloat32: bytesPerValue / 4, keyId: agg.keyId ?? null,
+  };
+}
 
 const dpOn = (o: SimOptions) => o.dp !== 'off' && Number.isFinite(o.epsilon);
 

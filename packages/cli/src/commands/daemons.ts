@@ -48,16 +48,20 @@ async function startAggregator(configPath: string): Promise<void> {
   const addrs = host.addrs();
   await writeFile(`${dataDir}/listening.json`, JSON.stringify({ peerId: host.peerId, addrs }, null, 2));
   log.info({ event: 'listening', peerId: host.peerId, addrs, members: config.members.length, modelValues, secureAggregation: config.secureAggregation.scheme }, `aggregator ${host.peerId} listening on ${addrs.join(', ')}`);
+  const stats = async () => ({
+    peerId: host.peerId, bytes: host.bytes(), state: await aggregator.state(), rounds: await aggregator.rounds(),
+    secureAggregation: aggregator.secureAggregation, keyId: await aggregator.keyId(), backend: backend.name, nodeVersion: process.version,
+  });
   const shutdown = once(async (signal: string) => {
     log.info({ event: 'stopping', signal }, `stopping (${signal})`);
-    await writeStats(`${dataDir}/result.json`, { peerId: host.peerId, bytes: host.bytes(), state: await aggregator.state(), rounds: await aggregator.rounds(), backend: backend.name, nodeVersion: process.version });
+    await writeStats(`${dataDir}/result.json`, await stats());
     await aggregator.stop();
     await host.stop();
   });
   await new Promise<void>((resolve) => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void shutdown(sig).then(resolve); });
     void aggregator.finished().then(async () => {
-      await writeStats(`${dataDir}/result.json`, { peerId: host.peerId, bytes: host.bytes(), state: await aggregator.state(), rounds: await aggregator.rounds(), backend: backend.name, nodeVersion: process.version });
+      await writeStats(`${dataDir}/result.json`, await stats());
     });
   });
 }

@@ -6,7 +6,7 @@ import type { SimOptions } from '@fedtwin/sim';
 const d: SimOptions = {
   dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
   epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
-  progress: 'auto', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5,
+  progress: 'auto', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'bfv',
 };
 
 export function registerSimCommand(program: Command): void {
@@ -32,6 +32,7 @@ export function registerSimCommand(program: Command): void {
     .option('--clip <c>', 'record-level per-example gradient clip', String(d.clip))
     .option('--site-clip <c>', 'site-level update clip', String(d.siteClip))
     .option('--epsilon-sweep <list>', 'run once per ε (e.g. 1,3,8,inf) into OUT/eps-<ε>/ and chart TSTR AUC against ε')
+    .option('--plaintext', 'baseline: aggregate plaintext updates instead of BFV ciphertexts')
     .option('--progress <mode>', 'auto | lines | none', d.progress)
     .option('--json', 'print report.json to stdout at the end')
     .action(async (o: Record<string, string | boolean | undefined>) => {
@@ -43,6 +44,7 @@ export function registerSimCommand(program: Command): void {
         batchSize: int(o.batchSize, 'batch-size'), learningRate: num(o.learningRate, 'learning-rate'),
         hidden: int(o.hidden, 'hidden'), latentDim: int(o.latent, 'latent'), timeoutSeconds: num(o.timeout, 'timeout'),
         progress: mode(o.progress),
+        secureAggregation: o.plaintext ? 'plaintext' : 'bfv',
         dp: dpMode(o.dp), epsilon: eps(o.epsilon, 'epsilon'), delta: num(o.delta, 'delta'), clip: num(o.clip, 'clip'), siteClip: num(o.siteClip, 'site-clip'),
       };
       if (o.epsilonSweep !== undefined) {
@@ -66,6 +68,7 @@ export function registerSimCommand(program: Command): void {
           `fedtwin sim done in ${report.wallSeconds.toFixed(1)} s (${report.nodes} nodes, ${report.rounds} rounds, ${report.dataset}, seed ${report.seed}, backend ${report.backend})`,
           `  TSTR AUC  federated ${t.federated.toFixed(3)}  local-only ${t.localOnly.toFixed(3)}  centralized ${t.centralized.toFixed(3)}  (TRTR ${report.utility.trtrAuc.toFixed(3)})`,
           `  privacy   ${report.privacy.mode === 'off' ? 'off' : `${report.privacy.mode}-level DP, ε = ${report.privacy.epsilon?.toFixed(3)} of budget ${report.privacy.budget} (δ = ${report.privacy.delta}), noise z = ${report.privacy.noiseMultiplier?.toFixed(3)}, clip ${report.privacy.clip}`}`,
+          `  secure aggregation  ${report.secureAggregation.scheme}${report.secureAggregation.polyModulusDegree ? ` N=${report.secureAggregation.polyModulusDegree}` : ''}, ${report.secureAggregation.bytesPerValue.toFixed(2)} bytes/value (${report.secureAggregation.ratioToFloat32.toFixed(2)}× float32)`,
           `  fidelity  ${report.fidelity.mean.toFixed(3)} mean column score, correlation distance ${report.fidelity.correlationDistance.toFixed(3)}`,
           `  wrote ${outDir}/synthetic.csv, report.json, report.html`,
           '',
