@@ -6,6 +6,10 @@ import {
   type TaskResponse, type TrainingConfig, type UpdateAck,
 } from '@fedtwin/protocol';
 import { bfvScheme, plaintextScheme, type AggregationScheme, type SumAccumulator } from './scheme.ts';
+import { openAuditLog, sha256Hex, type AuditLog } from './audit.ts';
+import type { PrivateKey } from '@libp2p/interface';
+import { CosignAck, CosignRequest, LedgerSyncRequest, MAX_LEDGER_SYNC_BYTES, type LedgerSyncResponse } from '@fedtwin/protocol';
+import type { z } from 'zod';
 import type { TableSchema } from '@fedtwin/models';
 import { AggregatorStore, type AggregateRecord, type AggregatorState, type KeyRecord, type RoundRecord } from './store.ts';
 import type { AggregatorHost, Logger } from './types.ts';
@@ -39,6 +43,8 @@ export interface AggregatorInit {
   privacy?: PrivacyPolicy;
   /** How updates travel: BFV ciphertexts (the default of the daemons) or plaintext (a baseline). */
   secureAggregation?: SecureAggregation;
+  /** The audit log: where it lives and the aggregator's identity that signs entries and checkpoints. */
+  ledger?: { dir: string; identity: PrivateKey };
   logger: Logger;
   /** For tests: a clock. */
   now?: () => number;
@@ -54,6 +60,8 @@ export interface Aggregator {
   readonly secureAggregation: SecureAggregation;
   /** The HE key id in force (undefined in plaintext mode or before the ceremony). */
   keyId(): Promise<string | undefined>;
+  /** The audit log's size, root, latest checkpoint and its cosignatures. */
+  ledger(): Promise<{ size: number; rootHash: string; checkpoint: string | null; cosignatures: number } | undefined>;
   stop(): Promise<void>;
 }
 
@@ -74,6 +82,9 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   const store = await AggregatorStore.open(init.dataDir);
   // The HE key in force: its id and each member's sealed copy (the aggregator cannot open them).
   let keyState: KeyRecord | undefined = secureAggregation.scheme === 'bfv' ? await store.getKey() : undefined;
+  const audit: AuditLog | undefined = init.ledger
+    ? await openAuditLog({ dir: init.ledger.dir, identity: init.ledger.identity, consortium: init.consortium, members: init.members })
+    : undefined;
   const keyReady = () => secureAggregation.scheme !== 'bfv' || keyState !== undefined;
   const members = new Set(init.members);
   const joined = new Set<string>();
@@ -138,6 +149,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     };
     state = { ...state, round: rec.round, version: state.version, status: 'running' };
     await store.openRound(state, rec);
+    await audit?.record({ type: 'round', v: 1, action: 'open', round: rec.round, config: { ...init.training, baseVersion: rec.baseVersion, quorum: init.rounds.quorum, minParticipants: init.rounds.minParticipants, deadline: rec.deadline, privacy: privacy.mode, encoding: scheme.encoding } });
     open = rec;
     sum = scheme.createAccumulator(init.modelValues);
     log.info({ event: 'round-open', round: rec.round, baseVersion: rec.baseVersion, deadline: rec.deadline }, `round ${rec.round} open`);
@@ -163,6 +175,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     if (!open) return;
     const rec: RoundRecord = { ...open, status: 'failed', reason };
     await store.closeRound(rec, state);
+    await audit?.checkpoint();
     log.warn({ event: 'round-failed', round: rec.round, reason }, `round ${rec.round} failed: ${reason}`);
     open = undefined; sum?.dispose(); sum = undefined;
     await openNextRound();
@@ -189,6 +202,14 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     };
     state = { ...state, version };
     await store.closeRound(rec, state, { record: agg, body });
+    if (audit) {
+      const aggregateHash = sha256Hex(body);
+      // Under HE the aggregator cannot hash the new weights; the version is named by what defines it.
+      const modelVersion = sha256Hex(new TextEncoder().encode(`fedtwin-model-version/v1\n${agg.baseHash}\n${aggregateHash}`));
+      const leaves = rec.contributions.map((c) => c.ledgerIndex).filter((i): i is number => i !== undefined).sort((a, b) => a - b);
+      await audit.record({ type: 'aggregate', v: 1, round: rec.round, contributions: leaves, aggregateHash, modelVersion });
+      await audit.checkpoint();
+    }
     log.info({ event: 'round-aggregated', round: rec.round, version, participants: agg.participants.length, trigger },
       `round ${rec.round} aggregated (${agg.participants.length} members, ${trigger}) → version ${version}`);
     open = undefined; sum.dispose(); sum = undefined;
@@ -286,6 +307,11 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
             trainSeconds: header.trainSeconds, receivedAt: now(), privacy: header.privacy,
           }],
         };
+        if (audit) {
+          const entryBytes = Buffer.from(header.entry, 'base64');
+          const { index } = await audit.recordMemberEntry(entryBytes, { author: peer, type: 'contribution', round: header.round, body, keyId: keyState?.keyId ?? 'plaintext' });
+          rec.contributions[rec.contributions.length - 1]!.ledgerIndex = index;
+        }
         await store.addContribution(rec, peer, body);
         open = rec;
         log.info({ event: 'contribution', round: rec.round, peer, weight: header.weight, loss: header.loss, count: rec.contributions.length },
@@ -293,7 +319,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         const count = rec.contributions.length;
         if (count >= init.rounds.quorum) await aggregate('quorum');
         else if (everyoneAnswered(rec) && count >= init.rounds.minParticipants) await aggregate('all-answered');
-        return { accepted: true, round: rec.round, contributions: count };
+        const ledgerIndex = rec.contributions.at(-1)!.ledgerIndex;
+        return { accepted: true, round: rec.round, contributions: count, ...(ledgerIndex !== undefined ? { ledgerIndex } : {}) };
       });
       return { header: ack };
     },
@@ -307,6 +334,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       await serial(async () => {
         if (!open || open.round !== header.round) return; // a refusal for a closed round changes nothing
         if (open.contributions.some((c) => c.peer === peer) || open.refusals?.some((r) => r.peer === peer)) return;
+        if (audit) await audit.recordMemberEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'refusal', round: header.round });
         const rec: RoundRecord = { ...open, refusals: [...(open.refusals ?? []), { peer, code: header.code, reason: header.reason, privacy: header.privacy, at: now() }] };
         if (header.code === 'NODE_BUDGET_EXHAUSTED' && !state.exhausted?.includes(peer)) {
           state = { ...state, exhausted: [...(state.exhausted ?? []), peer] };
@@ -357,6 +385,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
           }
           keyState = { keyId: header.keyId, epoch: header.epoch, boxes: byPeer };
           await store.saveKey(keyState);
+          await audit?.record({ type: 'key', v: 1, event: header.epoch === 0 ? 'ceremony' : 'rotation', keyId: header.keyId, holders: [bfv.keyHolder] });
+          await audit?.checkpoint();
           log.info({ event: 'key-published', keyId: header.keyId, epoch: header.epoch, members: Object.keys(byPeer).length }, `HE key ${header.keyId.slice(0, 16)}… (epoch ${header.epoch}) published by the key holder`);
           wakeWaiters();
           await maybeStart();
@@ -385,6 +415,33 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     });
   }
 
+  if (audit) {
+    await host.handle(Protocols.ledger, {
+      request: LedgerSyncRequest,
+      maxBodyBytes: 0,
+      handler: async ({ peer, header }) => {
+        requireMember(peer);
+        const b = await audit.syncBundle(header.fromSize);
+        const body = new TextEncoder().encode(JSON.stringify({
+          entries: b.entries.map((e) => Buffer.from(e).toString('base64')),
+          consistencyProof: b.consistencyProof.map((h) => Buffer.from(h).toString('hex')),
+        }));
+        if (body.length > MAX_LEDGER_SYNC_BYTES) throw new FedtwinError('AGG_SYNC_TOO_LARGE', 'ledger sync bundle too large', { hint: 'sync in steps' });
+        const res: z.infer<typeof LedgerSyncResponse> = { size: header.fromSize + b.entries.length, checkpoint: b.checkpoint, origin: audit.origin };
+        return { header: res, body };
+      },
+    });
+    await host.handle(Protocols.cosign, {
+      request: CosignRequest,
+      maxBodyBytes: 0,
+      handler: async ({ peer, header }) => {
+        requireMember(peer);
+        const n = await serial(() => audit.cosign(header.note, peer));
+        return { header: { cosignatures: n } satisfies z.infer<typeof CosignAck> };
+      },
+    });
+  }
+
   await host.handle(Protocols.aggregate, {
     request: AggregateRequest,
     maxBodyBytes: 0,
@@ -409,6 +466,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     finished: () => finishedPromise,
     secureAggregation,
     keyId: async () => keyState?.keyId,
+    ledger: async () => (audit ? audit.summary() : undefined),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -417,6 +475,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       await queue.catch(() => undefined);
       sum?.dispose();
       scheme.dispose();
+      await audit?.close();
       await store.close();
     },
   };

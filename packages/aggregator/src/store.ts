@@ -36,6 +36,8 @@ export interface ContributionRecord {
   receivedAt: number;
   /** What the member says this contribution cost it in privacy (per mode). */
   privacy: PrivacySpend[];
+  /** Leaf index of the member's signed contribution entry in the audit log. */
+  ledgerIndex?: number;
 }
 
 /** The HE key in force: id, epoch and each member's sealed copy (opaque to the aggregator). */

@@ -45,7 +45,7 @@ describe('aggregator', () => {
   }
 
   const update = (round: number, over: Partial<UpdateHeader> = {}): UpdateHeader => ({
-    round, baseVersion: 0, baseHash: HASH, weight: 10, values: VALUES, encoding: 'f32le', loss: 1, trainSeconds: 0.1, privacy: [], ...over,
+    round, baseVersion: 0, baseHash: HASH, weight: 10, values: VALUES, encoding: 'f32le', loss: 1, trainSeconds: 0.1, privacy: [], entry: '', ...over,
   });
   const body = (v: number) => f32ToBytes(new Float32Array(VALUES).fill(v));
 

@@ -31,6 +31,8 @@ export const AggregatorConfigSchema = z.object({
   identity: z.string().min(1),
   listen: z.array(multiaddr).min(1).default(['/ip4/127.0.0.1/tcp/9400']),
   members: z.array(peerId).min(1),
+  /** The audit log (default: <dataDir>/ledger). */
+  ledgerDir: z.string().min(1).optional(),
   schema: z.union([z.string().min(1), TableSchemaMessage]),
   model: ModelConfigMessage.default({ kind: 'vae', latentDim: 8, hidden: 64, seed: 42 }),
   strategy: z.enum(['fedavg']).default('fedavg'),
@@ -61,6 +63,8 @@ export const NodeConfigSchema = z.object({
   listen: z.array(multiaddr).default(['/ip4/127.0.0.1/tcp/0']),
   aggregator: z.object({ peerId, address: multiaddr }).strict(),
   data: z.object({ csv: z.string().min(1) }).strict(),
+  /** This member's replica of the audit log (default: <dataDir>/ledger). */
+  ledgerDir: z.string().min(1).optional(),
   synthetic: z.object({
     rows: z.number().int().min(1).max(10_000_000),
     out: z.string().min(1),

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { dirname } from 'node:path';
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import {
-  AggregateResponse, JoinResponse, KeyPublishAck, KeyResponse, MAX_TASK_WAIT_MS, Protocols, RefuseAck, TaskResponse, UpdateAck, bytesToF32, f32ToBytes,
+  AggregateResponse, CosignAck, JoinResponse, KeyPublishAck, LedgerSyncResponse, MAX_LEDGER_SYNC_BYTES, KeyResponse, MAX_TASK_WAIT_MS, Protocols, RefuseAck, TaskResponse, UpdateAck, bytesToF32, f32ToBytes,
   type UpdateHeader,
 } from '@fedtwin/protocol';
 import { createStrategy, versionHash, type Strategy } from '@fedtwin/strategy';
@@ -14,6 +14,7 @@ import {
 import type { PrivateKey } from '@libp2p/interface';
 import { NodeStore, type NodeState } from './store.ts';
 import { bfvMember, plaintextMember, type MemberScheme } from './scheme.ts';
+import { openWitness, sha256Hex, type Witness } from './witness.ts';
 import { checkAffordable, openBudgets, planRound, privatizeSiteUpdate, type SiteBudget } from './privacy.ts';
 import type { PrivacyBudget } from '@fedtwin/dp';
 import type { Logger, NodeHost } from './types.ts';
@@ -52,6 +53,8 @@ export interface NodeInit {
   identity?: PrivateKey;
   /** Where the HE secret key is kept (mode 0600); default `<dataDir>/he-secret.key`. */
   heKeyFile?: string;
+  /** Where this member keeps its replica of the consortium's audit log (needs `identity`). */
+  ledgerDir?: string;
 }
 
 export interface FedtwinNode {
@@ -86,6 +89,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
   let stopped = false;
   let vae: TwinVae | undefined;
   let scheme: MemberScheme | undefined;
+  let witness: Witness | undefined;
 
   // Every call retries while the aggregator is unreachable (restarting, network blip), with a
   // bounded budget: a consortium that is gone for good ends the node with a clear error.
@@ -152,6 +156,9 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       log.warn({ event: 'plaintext-aggregation' }, 'secure aggregation is OFF: updates travel in plaintext (baseline mode)');
     }
     const memberScheme = scheme;
+    if (init.ledgerDir && init.identity) {
+      witness = await openWitness({ dir: init.ledgerDir, identity: init.identity, aggregatorPeerId: aggregatorPeerId(init.aggregator), origin: `fedtwin/${join.consortium}` });
+    }
 
     // Durable state: the global model this member holds. Version 0 is the seeded initial model,
     // identical on every member.
@@ -169,7 +176,25 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       await store.save(state, f32ToBytes(global), f32ToBytes(vae.getPrivateWeights()));
     }
 
+    // Witness: replicate the audit log, check it, co-sign its checkpoint. A fork or an edit stops
+    // this member (LEDGER_INCONSISTENT propagates): it will not contribute to a rewritten history.
+    const syncLedger = async (): Promise<void> => {
+      if (!witness) return;
+      const { header, body } = await call(Protocols.ledger, { fromSize: witness.size }, LedgerSyncResponse, { maxBodyBytes: MAX_LEDGER_SYNC_BYTES });
+      if (header.size === witness.size) return;
+      const parsed = JSON.parse(new TextDecoder().decode(body ?? new Uint8Array())) as { entries: string[]; consistencyProof: string[] };
+      const bundle = {
+        entries: parsed.entries.map((e) => Uint8Array.from(Buffer.from(e, 'base64'))),
+        consistencyProof: parsed.consistencyProof.map((h) => Uint8Array.from(Buffer.from(h, 'hex'))),
+        checkpoint: header.checkpoint,
+      };
+      const accepted = await witness.accept(bundle, state.ledgerLeaves ?? []);
+      const { header: ack } = await call(Protocols.cosign, { note: accepted.note }, CosignAck);
+      log.info({ event: 'ledger-cosigned', size: accepted.size, root: accepted.rootHash, cosignatures: ack.cosignatures }, `ledger checkpoint ${accepted.size} verified and co-signed`);
+    };
+
     const catchUp = async (target: number): Promise<void> => {
+      if (state.version < target) await syncLedger();
       while (state.version < target) {
         const v = state.version + 1;
         const { header: agg, body } = await call(Protocols.aggregate, { version: v }, AggregateResponse, { maxBodyBytes: memberScheme.sumBytes(join.modelValues) });
@@ -205,7 +230,8 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       try {
         const { header: ack } = await call(Protocols.update, header, UpdateAck, { body });
         state = {
-          ...state, lastRound: header.round, pending: undefined,
+          ...state, lastRound: header.round, pending: undefined, pendingLeaf: undefined,
+          ledgerLeaves: state.pendingLeaf ? [...(state.ledgerLeaves ?? []), { leafHash: state.pendingLeaf, ...(ack.ledgerIndex !== undefined ? { index: ack.ledgerIndex } : {}) }] : state.ledgerLeaves,
           contributions: [...state.contributions, { round: header.round, baseVersion: header.baseVersion, loss: header.loss, weight: header.weight, trainSeconds: header.trainSeconds, at: Date.now(), privacy: header.privacy }],
           losses: [...state.losses, { round: header.round, losses }],
         };
@@ -214,7 +240,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         if (!isFedtwinError(err) || !err.code.startsWith('AGG_')) throw err;
         // The aggregator declined (round closed, version moved on, already has it): move on.
         // The privacy cost stays recorded: the update left this member.
-        state = { ...state, lastRound: header.round, pending: undefined };
+        state = { ...state, lastRound: header.round, pending: undefined, pendingLeaf: undefined };
         const level = err.code === 'AGG_DUPLICATE' ? 'info' : 'warn';
         log[level]({ event: 'update-declined', round: header.round, code: err.code, reason: err.message }, `round ${header.round}: update declined: ${err.message}`);
       }
@@ -227,6 +253,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       if (task.status === 'idle') continue;
       if (task.status === 'finished') {
         await catchUp(task.version);
+        await syncLedger();
         log.info({ event: 'federation-finished', version: state.version, hash: state.hash }, `federation finished at global version ${state.version}`);
         break;
       }
@@ -253,7 +280,10 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         state = { ...state, lastRound: task.round, privacy: { ...state.privacy, refused: state.privacy?.refused ?? { round: task.round, code: 'NODE_BUDGET_EXHAUSTED', reason } } };
         await persist();
         log.error({ event: 'budget-refusal', round: task.round, code: 'NODE_BUDGET_EXHAUSTED', reason, spent: spentSummary(budgets) }, `round ${task.round}: refusing to contribute: ${reason}`);
-        await call(Protocols.refuse, { round: task.round, code: 'NODE_BUDGET_EXHAUSTED', reason, privacy: check.spends }, RefuseAck);
+        const refusalEntry = witness
+          ? (await witness.sign({ type: 'refusal', v: 1, round: task.round, node: host.peerId, reason: reason.slice(0, 1000), epsilonRemaining: Math.max(0, (check.spends[0]?.budgetEpsilon ?? 0) - (check.spends[0]?.epsilonTotal ?? 0)), epsilonRequired: check.spends[0]?.epsilonRound ?? 0 } as never)).entry
+          : '';
+        await call(Protocols.refuse, { round: task.round, code: 'NODE_BUDGET_EXHAUSTED', reason, privacy: check.spends, entry: refusalEntry }, RefuseAck);
         continue;
       }
 
@@ -274,14 +304,23 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         : strategy.encodeUpdate(delta, data.rows);
       const loss = trained.losses.at(-1) ?? NaN;
       for (const mode of ['record', 'site'] as const) if (plan[mode]) budgets[mode]!.record(plan[mode]!);
+      const body = await memberScheme.encode(update.values);
+      const main = check.spends.find((p) => p.mode === 'record') ?? check.spends[0];
+      const signed = witness
+        ? await witness.sign({
+          type: 'contribution', v: 1, round: task.round, node: host.peerId, ciphertextHash: sha256Hex(body), ciphertextSize: body.length,
+          ...(plan.site ? {} : { sampleCount: data.rows }),
+          epsilon: main?.epsilonRound ?? 0, delta: main?.delta ?? 0, epsilonTotal: main?.epsilonTotal ?? 0, deltaTotal: main?.delta ?? 0,
+          keyId: memberScheme.keyId ?? 'plaintext', globalVersion: state.hash,
+        } as never)
+        : undefined;
       const header: UpdateHeader = {
         round: task.round, baseVersion: task.baseVersion, baseHash: state.hash, weight: update.weight,
         values: update.values.length, encoding: memberScheme.encoding, ...(memberScheme.keyId ? { keyId: memberScheme.keyId } : {}),
-        loss: Number.isFinite(loss) ? loss : 0, trainSeconds, privacy: check.spends,
+        loss: Number.isFinite(loss) ? loss : 0, trainSeconds, privacy: check.spends, entry: signed?.entry ?? '',
       };
-      const body = await memberScheme.encode(update.values);
       // Spending is durable before the update leaves: a crash now re-sends, never forgets or re-pays.
-      state = { ...state, pending: { round: task.round, header } };
+      state = { ...state, pending: { round: task.round, header }, pendingLeaf: signed?.leafHash };
       await persist(body);
       await deliver(header, body, trained.losses);
     }
@@ -314,9 +353,16 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       abort.abort();
       vae?.dispose();
       await scheme?.close();
+      await witness?.close();
       await store.close();
     },
   };
+}
+
+/** The aggregator's peer ID from its address (`…/p2p/<id>`) or the bare ID. */
+function aggregatorPeerId(target: string): string {
+  const i = target.lastIndexOf('/p2p/');
+  return i >= 0 ? target.slice(i + 5) : target;
 }
 
 function spentSummary(b: { record?: PrivacyBudget; site?: PrivacyBudget }): Record<string, { epsilon: number; budget: number; delta: number }> {

@@ -21,6 +21,10 @@ export interface NodeState {
   /** An update whose privacy cost is recorded but whose delivery is not yet acknowledged: after a
    *  crash it is re-sent as is (never retrained, so the round is never paid for twice). */
   pending?: { round: number; header: UpdateHeader };
+  /** Leaf hash (hex) of the signed entry of the pending update. */
+  pendingLeaf?: string;
+  /** Leaf hashes (hex) of this member's accepted contributions: every later checkpoint must include them. */
+  ledgerLeaves?: Array<{ leafHash: string; index?: number }>;
 }
 
 /**

@@ -16,6 +16,8 @@ export const Protocols = {
   refuse: 'refuse',
   key: 'key',
   keyPublish: 'key-publish',
+  ledger: 'ledger',
+  cosign: 'cosign',
 } as const;
 
 /** The largest shared model an aggregator accepts, in values (float32). 64M values = 256 MiB. */
@@ -197,10 +199,12 @@ export const UpdateHeader = z.object({
   loss: z.number().finite(),
   trainSeconds: z.number().min(0),
   privacy: z.array(PrivacySpendMessage).max(2),
+  /** The member's signed `contribution` ledger entry for this update (base64 of its exact bytes). */
+  entry: z.string().max(16_384),
 }).strict();
 export type UpdateHeader = z.infer<typeof UpdateHeader>;
 
-export const UpdateAck = z.object({ accepted: z.literal(true), round: z.number().int(), contributions: z.number().int() }).strict();
+export const UpdateAck = z.object({ accepted: z.literal(true), round: z.number().int(), contributions: z.number().int(), ledgerIndex: z.number().int().min(0).optional() }).strict();
 export type UpdateAck = z.infer<typeof UpdateAck>;
 
 // --- refuse: a member declines a round (privacy budget) and says why ---------------------------
@@ -209,9 +213,19 @@ export const RefuseRequest = z.object({
   code: z.string().max(64),
   reason: z.string().max(2000),
   privacy: z.array(PrivacySpendMessage).max(2),
+  /** The member's signed `refusal` ledger entry (base64). */
+  entry: z.string().max(16_384),
 }).strict();
 export type RefuseRequest = z.infer<typeof RefuseRequest>;
 export const RefuseAck = z.object({ recorded: z.literal(true) }).strict();
+
+// --- ledger: members replicate the contribution log and co-sign its checkpoints ----------------
+export const LedgerSyncRequest = z.object({ fromSize: z.number().int().min(0) }).strict();
+/** Body: JSON { entries: base64[], consistencyProof: hex[] } for entries [fromSize, size). */
+export const LedgerSyncResponse = z.object({ size: z.number().int().min(0), checkpoint: z.string().max(65_536), origin: z.string().max(256) }).strict();
+export const MAX_LEDGER_SYNC_BYTES = 256 * 1024 * 1024;
+export const CosignRequest = z.object({ note: z.string().max(65_536) }).strict();
+export const CosignAck = z.object({ cosignatures: z.number().int().min(0) }).strict();
 
 // --- aggregate: the published sum that turns global version v-1 into v ----------------------------
 export const AggregateRequest = z.object({ version: z.number().int().min(1) }).strict();

@@ -94,6 +94,7 @@ export interface SimReport {
   timing: { federatedSeconds: number; baselinesSeconds: number; roundSeconds: number[]; trainSecondsPerRound: number[] };
   privacy: SimPrivacyReport;
   secureAggregation: { scheme: string; polyModulusDegree: number | null; bytesPerValue: number; ratioToFloat32: number; keyId: string | null };
+  ledger: { size: number; rootHash: string; checkpoint: string | null; cosignatures: number; dir: string; replicas: string[]; verified: { aggregator: boolean; replicas: boolean[] } } | null;
   wallSeconds: number;
 }
 
@@ -136,6 +137,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   // --- identities and configs --------------------------------------------------------------------
   const aggDir = join(out, 'aggregator');
   await rm(aggDir, { recursive: true, force: true });
+  await rm(join(out, 'ledger'), { recursive: true, force: true });
   await mkdir(aggDir, { recursive: true });
   const aggKey = await generateIdentity();
   await saveIdentity(join(aggDir, 'identity.key'), aggKey);
@@ -152,7 +154,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   const quorum = opts.nodes;
   const aggConfig = {
     consortium: `sim-${ds.name}`, dataDir: '.', identity: 'identity.key', listen: ['/ip4/127.0.0.1/tcp/0'],
-    members: nodeIds, schema: '../schema.json',
+    members: nodeIds, schema: '../schema.json', ledgerDir: '../ledger',
     model: { kind: 'vae', latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed },
     strategy: 'fedavg', training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate },
     rounds: { total: opts.rounds, quorum, minParticipants: Math.max(1, Math.ceil(opts.nodes / 2)), deadlineSeconds: opts.deadlineSeconds },
@@ -275,6 +277,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     },
     privacy: privacyReport(opts, nodeResults, recordDp),
     secureAggregation: secureAggregationReport(opts, aggResult, Number(nodeResults[0]?.modelValues ?? 0)),
+    ledger: aggResult.ledger ? { ...aggResult.ledger, dir: join(out, 'ledger'), replicas: nodeIds.map((_, i) => join(out, 'nodes', String(i), 'ledger')), verified: await verifyLedgers(join(out, 'ledger'), nodeIds.map((_, i) => join(out, 'nodes', String(i), 'ledger'))) } : null,
     wallSeconds: (performance.now() - t0) / 1000,
   };
   await writeFile(join(out, 'report.json'), JSON.stringify(report, null, 2));
@@ -284,7 +287,14 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
 
 interface SpendRecord { mode: string; epsilonTotal: number; noiseMultiplier: number; sampleRate: number; steps: number; clip: number; delta: number; budgetEpsilon: number }
 interface NodeResultFile { contributionsDetail?: Array<{ privacy?: SpendRecord[] }>; peerId: string; losses: Array<{ round: number; losses: number[] }>; bytes?: { sent: number; received: number }; modelValues?: number }
-interface AggResultFile { bytes: { sent: number; received: number }; keyId?: string; secureAggregation?: { scheme: string; params?: { polyModulusDegree?: number } }; rounds: Array<{ round: number; status: string; contributions: Array<{ trainSeconds: number; bytes: number }> }> }
+interface AggResultFile { ledger?: { size: number; rootHash: string; checkpoint: string | null; cosignatures: number }; bytes: { sent: number; received: number }; keyId?: string; secureAggregation?: { scheme: string; params?: { polyModulusDegree?: number } }; rounds: Array<{ round: number; status: string; contributions: Array<{ trainSeconds: number; bytes: number }> }> }
+
+/** Offline audit of the aggregator's log and every member's replica, as `fedtwin ledger verify` does. */
+async function verifyLedgers(main: string, replicas: string[]): Promise<{ aggregator: boolean; replicas: boolean[] }> {
+  const { verifyLedgerDir } = await import('@fedtwin/ledger');
+  const ok = async (dir: string) => (await verifyLedgerDir(dir)).ok;
+  return { aggregator: await ok(main), replicas: await Promise.all(replicas.map(ok)) };
+}
 
 function secureAggregationReport(o: SimOptions, agg: AggResultFile, modelValues: number): SimReport['secureAggregation'] {
   const sizes = agg.rounds.flatMap((r) => r.contributions.map((c) => c.bytes));

@@ -43,6 +43,7 @@ async function startAggregator(configPath: string): Promise<void> {
     rounds: { totalRounds: config.rounds.total, quorum: config.rounds.quorum, minParticipants: config.rounds.minParticipants, deadlineSeconds: config.rounds.deadlineSeconds },
     privacy: resolvePrivacyPolicy(config.privacy, config.rounds, config.members.length),
     secureAggregation: secureAggregationOf(config),
+    ledger: { dir: config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`, identity: privateKey },
     logger: log,
   });
   const addrs = host.addrs();
@@ -50,7 +51,7 @@ async function startAggregator(configPath: string): Promise<void> {
   log.info({ event: 'listening', peerId: host.peerId, addrs, members: config.members.length, modelValues, secureAggregation: config.secureAggregation.scheme }, `aggregator ${host.peerId} listening on ${addrs.join(', ')}`);
   const stats = async () => ({
     peerId: host.peerId, bytes: host.bytes(), state: await aggregator.state(), rounds: await aggregator.rounds(),
-    secureAggregation: aggregator.secureAggregation, keyId: await aggregator.keyId(), backend: backend.name, nodeVersion: process.version,
+    secureAggregation: aggregator.secureAggregation, keyId: await aggregator.keyId(), ledger: await aggregator.ledger(), backend: backend.name, nodeVersion: process.version,
   });
   const shutdown = once(async (signal: string) => {
     log.info({ event: 'stopping', signal }, `stopping (${signal})`);
@@ -92,6 +93,7 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     synthetic: config.synthetic && { ...config.synthetic, out: resolveFrom(baseDir, config.synthetic.out) },
     resultPath: config.result ? resolveFrom(baseDir, config.result) : `${dataDir}/result.json`,
     bytes: () => host.bytes(), seed: config.seed, privacy: config.privacy, identity: privateKey,
+    ledgerDir: config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`,
   });
   let signalled = false;
   const stop = once(async () => { await node.stop(); await host.stop(); });
