@@ -32,7 +32,9 @@ describe('faults', () => {
     const results = await Promise.all([0, 1, 2].map(async (i) => JSON.parse(await readFile(join(c!.dir, `node${i}-data`, 'result.json'), 'utf8'))));
     expect(results.map((r) => r.version)).toEqual([3, 3, 3]);
     expect(new Set(results.map((r) => r.hash)).size).toBe(1);
-    expect(results[2].contributions).toBe(1);
+    // Killed around round 1's acknowledgement: it may not have seen the ack for its one contribution.
+    expect(results[2].contributions).toBeLessThanOrEqual(1);
+    expect(results[0].contributions).toBe(3);
   }, 240_000);
 
   it('the aggregator killed mid-round restarts on its state and the members carry on', async () => {

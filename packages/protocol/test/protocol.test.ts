@@ -12,7 +12,7 @@ describe('protocol', () => {
   });
 
   it('rejects malformed messages: unknown fields, wrong types, out-of-range values', () => {
-    const ok = { round: 1, baseVersion: 0, baseHash: 'a'.repeat(64), weight: 1, values: 10, encoding: 'f32le', loss: 0.1, trainSeconds: 1, privacy: [] };
+    const ok = { round: 1, baseVersion: 0, baseHash: 'a'.repeat(64), weight: 1, values: 10, encoding: 'f32le', loss: 0.1, trainSeconds: 1, privacy: [], entry: '' };
     expect(UpdateHeader.safeParse(ok).success).toBe(true);
     expect(UpdateHeader.safeParse({ ...ok, extra: 1 }).success).toBe(false);
     expect(UpdateHeader.safeParse({ ...ok, round: 0 }).success).toBe(false);
