@@ -1,9 +1,11 @@
-// Round-time benchmark: `node bench/round.ts [--nodes 3,10] [--rounds 3] [--epochs 2]`
+// Round-time benchmark: `node bench/round.ts [--nodes 3,10] [--rounds 3] [--epochs 2] [--hidden 64] [--secure both|bfv|plaintext]`
 //
 // Runs real federations (aggregator + N node processes on 127.0.0.1) and splits each aggregated
 // round's wall time (open → aggregate) into local training (the slowest member's, since the round
-// waits for it) and everything else (long-poll wake-up, catching up, encoding, transfer, checks,
-// persistence, summing). Figures for several N come from the same run.
+// waits for it) and everything else (long-poll wake-up, catching up, encryption, transfer, checks,
+// persistence, summing, ledger). With --secure both, BFV and plaintext aggregation run in the same
+// invocation and the non-training times are printed side by side with their ratio.
+// --hidden 1000 gives a ~1.1M-value shared model (the DESIGN §5 round-overhead case).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,32 +17,44 @@ const { values: args } = parseArgs({
     nodes: { type: 'string', default: '3,10' },
     rounds: { type: 'string', default: '3' },
     epochs: { type: 'string', default: '2' },
+    hidden: { type: 'string', default: '64' },
+    secure: { type: 'string', default: 'both' },
     json: { type: 'boolean', default: false },
   },
 });
-const rows: Array<Record<string, number>> = [];
+const schemes = args.secure === 'both' ? (['bfv', 'plaintext'] as const) : ([args.secure as 'bfv' | 'plaintext'] as const);
+interface Row { nodes: number; scheme: string; rounds: number; modelValues: number; bytesPerValue: number; roundWallSeconds: number; trainSeconds: number; otherSeconds: number }
+const rows: Row[] = [];
 for (const n of args.nodes.split(',').map(Number)) {
-  const out = await mkdtemp(join(tmpdir(), 'fedtwin-bench-round-'));
-  try {
-    const { report } = await runSimulation({
-      ...DEFAULT_SIM_OPTIONS, nodes: n, rounds: Number(args.rounds), epochs: Number(args.epochs), out, progress: 'none', alpha: 1,
-    });
-    const walls = report.timing.roundSeconds;
-    const trains = report.timing.trainSecondsPerRound;
-    const k = Math.min(walls.length, trains.length);
-    const wall = mean(walls.slice(0, k));
-    const train = mean(trains.slice(0, k));
-    rows.push({ nodes: n, rounds: k, modelValues: report.training.modelValues, roundWallSeconds: wall, trainSeconds: train, otherSeconds: wall - train, otherShare: (wall - train) / wall });
-  } finally {
-    await rm(out, { recursive: true, force: true });
+  for (const scheme of schemes) {
+    const out = await mkdtemp(join(tmpdir(), 'fedtwin-bench-round-'));
+    try {
+      const { report } = await runSimulation({
+        ...DEFAULT_SIM_OPTIONS, nodes: n, rounds: Number(args.rounds), epochs: Number(args.epochs), hidden: Number(args.hidden),
+        out, progress: 'none', alpha: 1, dp: 'off', secureAggregation: scheme,
+      });
+      const walls = report.timing.roundSeconds;
+      const trains = report.timing.trainSecondsPerRound;
+      const k = Math.min(walls.length, trains.length);
+      const wall = mean(walls.slice(0, k));
+      const train = mean(trains.slice(0, k));
+      rows.push({ nodes: n, scheme, rounds: k, modelValues: report.training.modelValues, bytesPerValue: report.secureAggregation.bytesPerValue, roundWallSeconds: wall, trainSeconds: train, otherSeconds: wall - train });
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
   }
 }
 if (args.json) console.log(JSON.stringify(rows));
 else {
   console.log('round time split (mean over aggregated rounds; training = slowest member of the round)');
-  console.log('nodes  values  round wall s  local training s  everything else s  else/wall');
+  console.log('nodes  scheme     values   B/value  round wall s  local training s  everything else s');
   for (const r of rows) {
-    console.log(`${String(r.nodes).padStart(5)}  ${String(r.modelValues).padStart(6)}  ${r.roundWallSeconds!.toFixed(3).padStart(12)}  ${r.trainSeconds!.toFixed(3).padStart(16)}  ${r.otherSeconds!.toFixed(3).padStart(17)}  ${(100 * r.otherShare!).toFixed(1).padStart(8)}%`);
+    console.log(`${String(r.nodes).padStart(5)}  ${r.scheme.padEnd(9)}  ${String(r.modelValues).padStart(7)}  ${r.bytesPerValue.toFixed(2).padStart(7)}  ${r.roundWallSeconds.toFixed(3).padStart(12)}  ${r.trainSeconds.toFixed(3).padStart(16)}  ${r.otherSeconds.toFixed(3).padStart(17)}`);
+  }
+  for (const n of new Set(rows.map((r) => r.nodes))) {
+    const b = rows.find((r) => r.nodes === n && r.scheme === 'bfv');
+    const p = rows.find((r) => r.nodes === n && r.scheme === 'plaintext');
+    if (b && p) console.log(`${n} nodes: non-training time BFV / plaintext = ${(b.otherSeconds / p.otherSeconds).toFixed(2)}× (target ≤ 1.5×)`);
   }
 }
 
