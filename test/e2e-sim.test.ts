@@ -1,6 +1,6 @@
 import { describe, expect, it, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI_BIN } from '@fedtwin/sim';
@@ -45,6 +45,29 @@ describe('fedtwin sim (real processes)', () => {
     expect(new Set(synth.rows.map((row) => row[diag]))).toEqual(new Set(['0', '1']));
     for (const row of synth.rows.slice(0, 50)) for (const v of row) expect(v).toMatch(/^-?\d+(\.\d+)?$/);
 
+    // Privacy, secure aggregation and the ledger are on by default and reported.
+    expect(report.privacy).toMatchObject({ mode: 'record', budget: 8, delta: 1e-5, clip: 1 });
+    expect(report.privacy.epsilon).toBeGreaterThan(0);
+    expect(report.privacy.epsilon).toBeLessThanOrEqual(8);
+    expect(report.privacy.noiseMultiplier).toBeGreaterThan(0);
+    expect(report.secureAggregation.scheme).toMatch(/BFV/);
+    expect(report.secureAggregation.polyModulusDegree).toBe(4096);
+    expect(report.secureAggregation.keyId).toMatch(/^[0-9a-f]{16,}$/);
+    expect(report.ledger.verified).toEqual({ aggregator: true, replicas: [true, true, true] });
+    expect(report.ledger.cosignatures).toBe(3);
+    expect(report.ledger.checkpoint).toContain(`\n${report.ledger.size}\n`);
+
+    // The aggregator never holds the HE secret key: no key file, and the key's bytes appear nowhere in its files.
+    const key = await readFile(join(out, 'nodes', '0', 'he-secret.key'));
+    const probe = key.subarray(Math.floor(key.length / 2), Math.floor(key.length / 2) + 48);
+    for (const dir of [join(out, 'aggregator'), join(out, 'ledger')]) {
+      for (const f of await listFiles(dir)) {
+        expect(f.endsWith('he-secret.key')).toBe(false);
+        expect((await readFile(f)).includes(probe)).toBe(false);
+      }
+    }
+    for (const i of [1, 2]) expect(Buffer.compare(await readFile(join(out, 'nodes', String(i), 'he-secret.key')), key)).toBe(0);
+
     // The split is recorded and reproducible from the seed; the HTML report has its plots.
     const split = JSON.parse(await readFile(join(out, 'split.json'), 'utf8'));
     expect(split.nodes.flat().length + split.test.length).toBe(569);
@@ -54,3 +77,13 @@ describe('fedtwin sim (real processes)', () => {
     expect(html).toContain('Training loss per round');
   }, 300_000);
 });
+
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...await listFiles(p));
+    else out.push(p);
+  }
+  return out;
+}
