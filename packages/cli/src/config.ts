@@ -71,6 +71,8 @@ export const NodeConfigSchema = z.object({
     classProbs: z.record(z.string(), z.number().min(0)).optional(),
   }).strict().optional(),
   exitWhenDone: z.boolean().default(false),
+  /** Simulations only: seed DP noise and HE rounding for reproducible runs (not private). */
+  seededNoise: z.boolean().default(false),
   seed: z.number().int().min(0).default(1),
   result: z.string().optional(),
   /** This site's own privacy budget; defaults to the consortium's. */

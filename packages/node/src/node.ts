@@ -8,7 +8,7 @@ import {
 } from '@fedtwin/protocol';
 import { createStrategy, versionHash, type Strategy } from '@fedtwin/strategy';
 import {
-  createSecureRng, createTwinVae, decodeRows, encodeTable, fillNormal, parseCsv, tableFromCsv, toCsv,
+  createRng, createSecureRng, createTwinVae, decodeRows, encodeTable, fillNormal, parseCsv, tableFromCsv, toCsv,
   type EncodedTable, type Table, type TableSchema, type TwinVae,
 } from '@fedtwin/models';
 import type { PrivateKey } from '@libp2p/interface';
@@ -49,6 +49,9 @@ export interface NodeInit {
   seed?: number;
   /** This member's own privacy budget (defaults: the consortium's). */
   privacy?: SiteBudget;
+  /** Simulations only: draw DP noise and HE rounding from `seed` so a run can be reproduced. Anyone who
+   *  knows the seed can subtract the noise, so a real site never sets this. */
+  seededNoise?: boolean;
   /** This member's libp2p identity: opens the HE key sealed for it in the key ceremony. */
   identity?: PrivateKey;
   /** Where the HE secret key is kept (mode 0600); default `<dataDir>/he-secret.key`. */
@@ -216,8 +219,9 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
     const budgets = openBudgets(state.privacy, policy, init.privacy ?? {});
     const budgetEps = init.privacy?.epsilon ?? policy.epsilon;
     const budgetDelta = init.privacy?.delta ?? policy.delta;
-    const secure = createSecureRng();
-    const normal = (out: Float32Array, std: number) => { fillNormal(secure, out, 0, std); };
+    const noiseRng = init.seededNoise ? createRng((init.seed ?? 1) * 7919 + 17) : createSecureRng();
+    const normal = (out: Float32Array, std: number) => { fillNormal(noiseRng, out, 0, std); };
+    if (init.seededNoise) log.warn({ event: 'seeded-noise' }, 'DP noise and HE rounding are seeded (simulation mode): not private against anyone who knows the seed');
     if (policy.mode !== 'off') {
       log.info({ event: 'privacy', mode: policy.mode, epsilon: budgetEps, delta: budgetDelta, spent: spentSummary(budgets) }, `privacy: ${policy.mode}-level DP, budget ε = ${budgetEps}, δ = ${budgetDelta}`);
     }
@@ -290,7 +294,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       // Train from the current global weights; send only the shared sub-model's change.
       const t0 = performance.now();
       vae.setSharedWeights(global);
-      const dp = plan.record ? { clip: plan.record.clip, noiseMultiplier: plan.record.noiseMultiplier } : undefined;
+      const dp = plan.record ? { clip: plan.record.clip, noiseMultiplier: plan.record.noiseMultiplier, secureNoise: !init.seededNoise } : undefined;
       const trained = await vae.trainEpochs(data, { ...task.training, seed: (init.seed ?? 1) * 1_000_003 + task.round, dp });
       if (plan.record && (trained.steps !== plan.record.steps || trained.sampleRate !== plan.record.sampleRate)) {
         throw new FedtwinError('NODE_PRIVACY_MISMATCH', `trainer took ${trained.steps} steps at q=${trained.sampleRate}, the accountant planned ${plan.record.steps} at q=${plan.record.sampleRate}`);
@@ -304,7 +308,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         : strategy.encodeUpdate(delta, data.rows);
       const loss = trained.losses.at(-1) ?? NaN;
       for (const mode of ['record', 'site'] as const) if (plan[mode]) budgets[mode]!.record(plan[mode]!);
-      const body = await memberScheme.encode(update.values);
+      const body = await memberScheme.encode(update.values, init.seededNoise ? [init.seed ?? 1, task.round] : undefined);
       const main = check.spends.find((p) => p.mode === 'record') ?? check.spends[0];
       const signed = witness
         ? await witness.sign({

@@ -9,7 +9,8 @@ export interface MemberScheme {
   readonly encoding: 'f32le' | 'bfv';
   readonly keyId?: string;
   sumBytes(values: number): number;
-  encode(values: Float32Array): Promise<Uint8Array>;
+  /** `seed` (simulations only) makes HE's stochastic rounding reproducible. */
+  encode(values: Float32Array, seed?: readonly [number, number]): Promise<Uint8Array>;
   decode(sum: Uint8Array, values: number): Promise<Float64Array>;
   close(): Promise<void>;
 }
@@ -58,8 +59,8 @@ export async function bfvMember(init: {
       encoding: 'bfv',
       keyId: key.keyId,
       sumBytes: (n) => he.updateSize(pool.ctx, he.KIND_SUM, n),
-      async encode(values) {
-        const r = await pool.encrypt(key, values);
+      async encode(values, seed) {
+        const r = await pool.encrypt(key, values, seed ? { seed } : undefined);
         if (r.clipped > 0) {
           init.logger.warn({ event: 'he-clipped', clipped: r.clipped, values: values.length }, `${r.clipped} update values were outside the HE quantization range and were clipped; raise secureAggregation.clip`);
         }

@@ -42,12 +42,14 @@ export interface SimOptions {
   siteClip: number;
   /** Secure aggregation: BFV (default) or plaintext, the explicit baseline. */
   secureAggregation: 'bfv' | 'plaintext';
+  /** Draw DP noise from the OS CSPRNG (true) or from the seed, for a reproducible simulation (false). */
+  secureNoise: boolean;
 }
 
 export const DEFAULT_SIM_OPTIONS: SimOptions = {
   dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
   epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
-  progress: 'auto', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'bfv',
+  progress: 'auto', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'bfv', secureNoise: false,
 };
 
 export interface SimPrivacyReport {
@@ -67,6 +69,8 @@ export interface SimPrivacyReport {
   site?: { epsilon: number; noiseMultiplier: number; clip: number; sampleRate: number; steps: number };
   /** Baselines (local-only, centralized) are trained with DP-SGD at the same budget when record-level DP is on. */
   baselinesPrivate: boolean;
+  /** 'os' (CSPRNG) or 'seeded' (reproducible simulation; not private against whoever knows the seed). */
+  noise: 'os' | 'seeded';
 }
 
 export interface SimReport {
@@ -193,7 +197,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
         dataDir: '.', identity: 'identity.key', listen: ['/ip4/127.0.0.1/tcp/0'],
         aggregator: { peerId: listening.peerId, address }, data: { csv: 'data.csv' },
         synthetic: { rows: Math.max(1, Math.round(train.length * shardRows[i]!.length / train.length)), out: 'synthetic.csv', classProbs: pooledProbs },
-        exitWhenDone: true, seed: opts.seed * 100 + i, result: 'result.json', log: { level: 'info' },
+        exitWhenDone: true, seed: opts.seed * 100 + i, seededNoise: !opts.secureNoise, result: 'result.json', log: { level: 'info' },
       };
       await writeFile(join(dir, 'config.json'), JSON.stringify(nodeConfig, null, 2));
       daemons.push(startDaemon(`node ${i}`, ['node', 'start', '--config', join(dir, 'config.json')], () => undefined, createWriteStream(join(dir, 'node.log'))));
@@ -231,11 +235,11 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     const vae = createTwinVae({ width: enc.width, segments: enc.segments, classes: enc.classes, latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed });
     try {
       // Same privacy as the members: DP-SGD calibrated to the same ε over the same epochs.
-      let dp: { clip: number; noiseMultiplier: number } | undefined;
+      let dp: { clip: number; noiseMultiplier: number; secureNoise: boolean } | undefined;
       if (recordDp) {
         const q = Math.min(1, opts.batchSize / enc.rows);
         const steps = totalEpochs * Math.max(1, Math.round(1 / q));
-        dp = { clip: opts.clip, noiseMultiplier: noiseMultiplierFor({ epsilon: opts.epsilon, sampleRate: q, steps, delta: opts.delta }).noiseMultiplier };
+        dp = { clip: opts.clip, noiseMultiplier: noiseMultiplierFor({ epsilon: opts.epsilon, sampleRate: q, steps, delta: opts.delta }).noiseMultiplier, secureNoise: opts.secureNoise };
       }
       await vae.trainEpochs(enc, { epochs: totalEpochs, batchSize: opts.batchSize, learningRate: opts.learningRate, seed, dp });
       const gen = vae.generate(train.length, { classProbs: enc.classes.map((c) => pooledProbs[c] ?? 0), seed: seed + 7 });
@@ -318,7 +322,8 @@ function privacyConfig(o: SimOptions): Record<string, unknown> {
 
 function privacyReport(o: SimOptions, nodes: NodeResultFile[], baselinesPrivate: boolean): SimPrivacyReport {
   const delta = o.delta;
-  if (!dpOn(o)) return { mode: 'off', epsilon: null, delta, budget: null, noiseMultiplier: null, clip: null, steps: null, sampleRate: null, perNode: nodes.map(() => []), baselinesPrivate: false };
+  const noise = o.secureNoise ? 'os' as const : 'seeded' as const;
+  if (!dpOn(o)) return { mode: 'off', epsilon: null, delta, budget: null, noiseMultiplier: null, clip: null, steps: null, sampleRate: null, perNode: nodes.map(() => []), baselinesPrivate: false, noise };
   // Per member and mode: the last contribution's running total, and steps summed over contributions.
   const perNode = nodes.map((n) => {
     const byMode = new Map<string, { mode: string; epsilonTotal: number; noiseMultiplier: number; sampleRate: number; steps: number; clip: number }>();
@@ -335,7 +340,7 @@ function privacyReport(o: SimOptions, nodes: NodeResultFile[], baselinesPrivate:
   return {
     mode: o.dp, epsilon: worst?.epsilonTotal ?? 0, delta, budget: o.epsilon,
     noiseMultiplier: worst?.noiseMultiplier ?? null, clip: worst?.clip ?? null, steps: worst?.steps ?? null, sampleRate: worst?.sampleRate ?? null,
-    perNode, baselinesPrivate,
+    perNode, baselinesPrivate, noise,
     ...(o.dp === 'both' && site ? { site: { epsilon: site.epsilonTotal, noiseMultiplier: site.noiseMultiplier, clip: site.clip, sampleRate: site.sampleRate, steps: site.steps } } : {}),
   };
 }

@@ -92,7 +92,7 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     host, aggregator: address, dataDir: `${dataDir}/state`, csvPath: resolveFrom(baseDir, config.data.csv), backend: backend.name, logger: log,
     synthetic: config.synthetic && { ...config.synthetic, out: resolveFrom(baseDir, config.synthetic.out) },
     resultPath: config.result ? resolveFrom(baseDir, config.result) : `${dataDir}/result.json`,
-    bytes: () => host.bytes(), seed: config.seed, privacy: config.privacy, identity: privateKey,
+    bytes: () => host.bytes(), seed: config.seed, privacy: config.privacy, identity: privateKey, seededNoise: config.seededNoise,
     ledgerDir: config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`,
   });
   let signalled = false;

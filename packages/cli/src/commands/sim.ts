@@ -6,7 +6,7 @@ import type { SimOptions } from '@fedtwin/sim';
 const d: SimOptions = {
   dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
   epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
-  progress: 'auto', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'bfv',
+  progress: 'auto', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'bfv', secureNoise: false,
 };
 
 export function registerSimCommand(program: Command): void {
@@ -33,6 +33,7 @@ export function registerSimCommand(program: Command): void {
     .option('--site-clip <c>', 'site-level update clip', String(d.siteClip))
     .option('--epsilon-sweep <list>', 'run once per ε (e.g. 1,3,8,inf) into OUT/eps-<ε>/ and chart TSTR AUC against ε')
     .option('--plaintext', 'baseline: aggregate plaintext updates instead of BFV ciphertexts')
+    .option('--secure-noise', 'draw DP noise from the OS CSPRNG (default: from the seed, so the simulation is reproducible)')
     .option('--progress <mode>', 'auto | lines | none', d.progress)
     .option('--json', 'print report.json to stdout at the end')
     .action(async (o: Record<string, string | boolean | undefined>) => {
@@ -44,7 +45,7 @@ export function registerSimCommand(program: Command): void {
         batchSize: int(o.batchSize, 'batch-size'), learningRate: num(o.learningRate, 'learning-rate'),
         hidden: int(o.hidden, 'hidden'), latentDim: int(o.latent, 'latent'), timeoutSeconds: num(o.timeout, 'timeout'),
         progress: mode(o.progress),
-        secureAggregation: o.plaintext ? 'plaintext' : 'bfv',
+        secureAggregation: o.plaintext ? 'plaintext' : 'bfv', secureNoise: o.secureNoise === true,
         dp: dpMode(o.dp), epsilon: eps(o.epsilon, 'epsilon'), delta: num(o.delta, 'delta'), clip: num(o.clip, 'clip'), siteClip: num(o.siteClip, 'site-clip'),
       };
       if (o.epsilonSweep !== undefined) {
