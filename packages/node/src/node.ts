@@ -54,7 +54,7 @@ export interface NodeInit {
   seededNoise?: boolean;
   /** This member's libp2p identity: opens the HE key sealed for it in the key ceremony. */
   identity?: PrivateKey;
-  /** Where the HE secret key is kept (mode 0600); default `<dataDir>/he-secret.key`. */
+  /** Where the HE secret key is kept (mode 0600); default `<dataDir>/../he-secret.key` (beside, not inside, the Level directory). */
   heKeyFile?: string;
   /** Where this member keeps its replica of the consortium's audit log (needs `identity`). */
   ledgerDir?: string;
@@ -146,7 +146,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       if (!init.identity) throw new FedtwinError('NODE_BAD_INIT', 'secure aggregation needs the member identity to open its sealed HE key');
       scheme = await bfvMember({
         config: sa, announcedKeyId: join.keyId, identity: init.identity, peerId: host.peerId,
-        keyFile: init.heKeyFile ?? `${init.dataDir}/he-secret.key`, logger: log, giveUpMs,
+        keyFile: init.heKeyFile ?? `${dirname(init.dataDir)}/he-secret.key`, logger: log, giveUpMs,
         io: {
           fetchKey: async () => (await call(Protocols.key, { waitMs: MAX_TASK_WAIT_MS }, KeyResponse, { timeoutMs: MAX_TASK_WAIT_MS + 30_000 })).header as KeyResponseT,
           publish: async (keyId, epoch, boxes) => {

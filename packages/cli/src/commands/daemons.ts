@@ -94,6 +94,7 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     resultPath: config.result ? resolveFrom(baseDir, config.result) : `${dataDir}/result.json`,
     bytes: () => host.bytes(), seed: config.seed, privacy: config.privacy, identity: privateKey, seededNoise: config.seededNoise,
     ledgerDir: config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`,
+    heKeyFile: `${dataDir}/he-secret.key`,
   });
   let signalled = false;
   const stop = once(async () => { await node.stop(); await host.stop(); });
