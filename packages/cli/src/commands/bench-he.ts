@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
-import { runHeBench } from '@fedtwin/he';
+import type { runHeBench as RunHeBench } from '@fedtwin/he';
 import type { SchemeFigures } from '@fedtwin/he';
 
 // `fedtwin bench he`: fedtwin's packed BFV aggregation beside CKKS with NVIDIA FLARE's defaults,
@@ -25,7 +25,7 @@ const ROWS: Array<[keyof SchemeFigures, string]> = [
   ['maxAbsError', 'max |error| of the sum'],
 ];
 
-function table(r: Awaited<ReturnType<typeof runHeBench>>): string {
+function table(r: Awaited<ReturnType<typeof RunHeBench>>): string {
   const w0 = Math.max(...ROWS.map(([, l]) => l.length));
   const lines = [
     `HE secure aggregation: ${r.values.toLocaleString('en-US')} values x ${r.updates} updates`,
@@ -55,6 +55,7 @@ export function registerHeBench(bench: Command): void {
       const values = int('--values', opts.values, 1, 1 << 26);
       const updates = int('--updates', opts.updates, 1, 1024);
       const threads = opts.threads === undefined ? undefined : int('--threads', opts.threads, 1, 64);
+      const { runHeBench } = await import('@fedtwin/he');
       const result = await runHeBench({
         values, updates, threads,
         onProgress: opts.json ? undefined : (line) => process.stderr.write(`${line}\n`),

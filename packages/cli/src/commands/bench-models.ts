@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
-import { createRng, createTwinVae, initBackend } from '@fedtwin/models';
+// tfjs loads only when the benchmark runs.
+let M: typeof import('@fedtwin/models');
 import type { EncodedTable, Segment, DpTrainOptions } from '@fedtwin/models';
 
 // `fedtwin bench models`: twin-VAE training throughput, every figure beside its baseline from the
@@ -21,7 +22,7 @@ function int(flag: string, raw: string, min: number, max: number): number {
 
 /** Random rows shaped like the breast-cancer table: `features` numeric columns in [0,1], 2 classes. */
 function randomTable(rows: number, features: number, seed: number): EncodedTable {
-  const rng = createRng(seed);
+  const rng = M.createRng(seed);
   const segments: Segment[] = Array.from({ length: features }, (_, j) => ({ column: `f${j}`, kind: 'numeric', offset: j, width: 1 }));
   const x = new Float32Array(rows * features);
   const cond = new Int32Array(rows);
@@ -33,7 +34,7 @@ function randomTable(rows: number, features: number, seed: number): EncodedTable
 }
 
 async function measure(data: EncodedTable, o: { hidden: number; latent: number; batch: number; seconds: number; dp?: DpTrainOptions }): Promise<number> {
-  const m = createTwinVae({ width: data.width, segments: data.segments, classes: data.classes, latentDim: o.latent, hidden: o.hidden, seed: 1 });
+  const m = M.createTwinVae({ width: data.width, segments: data.segments, classes: data.classes, latentDim: o.latent, hidden: o.hidden, seed: 1 });
   try {
     const opts = { epochs: 1, batchSize: o.batch, learningRate: 1e-3, seed: 1, dp: o.dp };
     await m.trainEpochs(data, opts); // warm-up: kernel setup, XNNPACK operator caches, Adam state
@@ -63,6 +64,7 @@ export function registerModelsBench(bench: Command): void {
     .option('--no-cpu', 'skip the cpu row')
     .option('--json', 'print one JSON object')
     .action(async (opts: BenchOpts) => {
+      M = await import('@fedtwin/models');
       const hidden = int('--hidden', opts.hidden, 1, 4096);
       const latent = int('--latent', opts.latent, 1, 1024);
       const batch = int('--batch', opts.batch, 1, 8192);
@@ -82,7 +84,7 @@ export function registerModelsBench(bench: Command): void {
       const results: Row[] = configs.map((c) => ({ config: c.config, backend: c.backend, detail: '', samplesPerSec: 0, reps: [] }));
       for (let r = 0; r < reps; r++) {
         for (const [i, c] of configs.entries()) {
-          const info = await initBackend(c.backend, { matmulFix: c.fix });
+          const info = await M.initBackend(c.backend, { matmulFix: c.fix });
           results[i].detail = info.detail;
           const sps = await measure(data, { hidden, latent, batch, seconds, dp: c.dp });
           results[i].reps.push(Math.round(sps));
@@ -90,7 +92,7 @@ export function registerModelsBench(bench: Command): void {
           if (!opts.json) process.stderr.write(`  rep ${r + 1}/${reps} ${c.config}: ${Math.round(sps)} samples/s\n`);
         }
       }
-      await initBackend('auto'); // leave the process on the default backend (fix on)
+      await M.initBackend('auto'); // leave the process on the default backend (fix on)
       const by = (name: string): number | undefined => results.find((x) => x.config === name)?.samplesPerSec;
       const fixOn = by('wasm + matmul fix')!;
       const ratios: Record<string, number> = { fixSpeedup: round2(fixOn / by('wasm, stock kernels')!) };

@@ -19,4 +19,17 @@ export function registerKeysCommands(program: Command): void {
       const peerId = peerIdOf(key);
       process.stdout.write(opts.json ? `${JSON.stringify({ peerId, file: opts.out })}\n` : `${peerId}\n`);
     });
+
+  keys.command('show')
+    .description('Show the HE key id and public parameters of a member\'s key file (never the key itself)')
+    .requiredOption('--key <file>', 'the HE secret key file (e.g. <dataDir>/he-secret.key)')
+    .option('--json', 'print {"keyId","paramsId","params"} as JSON')
+    .action(async (opts: { key: string; json?: boolean }) => {
+      const { loadSecretKeyFile, publicInfo } = await import('@fedtwin/he');
+      const info = publicInfo(await loadSecretKeyFile(opts.key));
+      if (opts.json) process.stdout.write(`${JSON.stringify(info)}\n`);
+      else {
+        process.stdout.write(`key id     ${info.keyId}\nparams id  ${info.paramsId}\nparams     ${JSON.stringify(info.params)}\n`);
+      }
+    });
 }

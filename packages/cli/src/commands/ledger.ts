@@ -1,15 +1,9 @@
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
-import {
-  hashLeaf,
-  openLedger,
-  parseCheckpoint,
-  parseEntry,
-  toBase64,
-  toHex,
-  verifyLedgerDir,
-  type LedgerSummary,
-} from '@fedtwin/ledger';
+import type { LedgerSummary } from '@fedtwin/ledger';
+
+// The ledger package (Level, workers) loads only when a ledger command runs.
+const ledgerLib = () => import('@fedtwin/ledger');
 
 // `fedtwin ledger verify|export|proof`: offline audit tools over a ledger directory. They open it read-only;
 // Level allows one process per directory, so a running daemon's directory must be copied first.
@@ -71,6 +65,8 @@ export function registerLedgerCommands(program: Command): void {
     .option('--trusted-key <vkey...>', 'C2SP verifier key(s) trusted to sign checkpoints (default: the key recorded in the ledger)')
     .option('--json', 'print one JSON object')
     .action(async (opts: DirOpts & { trustedKey?: string[] }) => {
+      const { hashLeaf, openLedger, parseCheckpoint, parseEntry, toBase64, toHex, verifyLedgerDir } = await ledgerLib();
+      void hashLeaf; void openLedger; void parseCheckpoint; void parseEntry; void toBase64; void toHex; void verifyLedgerDir;
       const r = await verifyLedgerDir(opts.dir, opts.trustedKey ? { trustedKeys: opts.trustedKey } : {});
       if (opts.json) await write(JSON.stringify(r.ok ? { ok: true, ...r.summary } : { ...r, summary: r.summary }) + '\n');
       else if (r.ok) await write(summaryText(opts.dir, r.summary));
@@ -90,6 +86,8 @@ export function registerLedgerCommands(program: Command): void {
     .requiredOption('--dir <dir>', 'ledger directory (Level)')
     .option('--json', 'a JSON array: one object per entry, last element { "checkpoint": <note text or null> }')
     .action(async (opts: DirOpts) => {
+      const { hashLeaf, openLedger, parseCheckpoint, parseEntry, toBase64, toHex, verifyLedgerDir } = await ledgerLib();
+      void hashLeaf; void openLedger; void parseCheckpoint; void parseEntry; void toBase64; void toHex; void verifyLedgerDir;
       const l = await openLedger({ dir: opts.dir, readOnly: true });
       try {
         const latest = await l.latestCheckpoint();
@@ -124,6 +122,8 @@ export function registerLedgerCommands(program: Command): void {
     .option('--size <s>', 'tree size (default: current size)')
     .option('--json', 'print { index, size, leafHash, rootHash, proof: [hex...] }')
     .action(async (opts: DirOpts & { index: string; size?: string }) => {
+      const { hashLeaf, openLedger, parseCheckpoint, parseEntry, toBase64, toHex, verifyLedgerDir } = await ledgerLib();
+      void hashLeaf; void openLedger; void parseCheckpoint; void parseEntry; void toBase64; void toHex; void verifyLedgerDir;
       const index = intArg('--index', opts.index, 0) as number;
       const sizeArg = intArg('--size', opts.size, 1);
       const l = await openLedger({ dir: opts.dir, readOnly: true });
