@@ -105,6 +105,12 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     return run;
   };
   const wakeWaiters = () => { for (const w of [...waiters]) w(); };
+  // Long-polls: resolve on the next state change, or after `ms`.
+  const waitForChange = (ms: number) => new Promise<void>((resolve) => {
+    const done = () => { waiters.delete(done); clearTimeout(t); resolve(); };
+    const t = setTimeout(done, ms);
+    waiters.add(done);
+  });
 
   // Resume: an open round continues with the contributions persisted before a crash.
   if (state.round > 0) {
@@ -258,12 +264,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       };
       let res = answer();
       if (!res && header.waitMs > 0 && !stopped) {
-        // Long-poll: wake on any state change, or give up after waitMs.
-        await new Promise<void>((resolve) => {
-          const done = () => { waiters.delete(done); clearTimeout(t); resolve(); };
-          const t = setTimeout(done, header.waitMs);
-          waiters.add(done);
-        });
+        await waitForChange(header.waitMs);
         res = answer();
       }
       return { header: res ?? { status: 'idle', version: state.version } };
@@ -401,11 +402,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       handler: async ({ peer, header }) => {
         requireMember(peer);
         if (!keyState && header.waitMs > 0) {
-          await new Promise<void>((resolve) => {
-            const done = () => { waiters.delete(done); clearTimeout(t); resolve(); };
-            const t = setTimeout(done, header.waitMs);
-            waiters.add(done);
-          });
+          await waitForChange(header.waitMs);
         }
         const res: KeyResponse = keyState
           ? { status: 'ready', keyId: keyState.keyId, epoch: keyState.epoch, sealed: keyState.boxes[peer] ?? null }

@@ -12,45 +12,10 @@ import { noiseMultiplierFor } from '@fedtwin/dp';
 import { startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from './processes.ts';
 import { createProgress } from './progress.ts';
 import { writeHtmlReport } from './report-html.ts';
+import type { SimOptions } from './options.ts';
 
-export interface SimOptions {
-  dataset: string;
-  target?: string;
-  nodes: number;
-  rounds: number;
-  out: string;
-  seed: number;
-  alpha: number;
-  testFraction: number;
-  epochs: number;
-  batchSize: number;
-  learningRate: number;
-  latentDim: number;
-  hidden: number;
-  deadlineSeconds: number;
-  /** Overall limit for the federated part, seconds. */
-  timeoutSeconds: number;
-  /** Progress to stderr: 'auto' (bar on a TTY, lines otherwise), 'lines', 'none'. */
-  progress: 'auto' | 'lines' | 'none';
-  /** Differential privacy: mode, each member's budget (ε, δ) and clip norms. ε = Infinity turns DP off. */
-  dp: 'off' | 'record' | 'site' | 'both';
-  epsilon: number;
-  delta: number;
-  /** Record-level per-example clip (DP-SGD). */
-  clip: number;
-  /** Site-level update clip (DP-FedAvg). */
-  siteClip: number;
-  /** Secure aggregation: BFV (default) or plaintext, the explicit baseline. */
-  secureAggregation: 'bfv' | 'plaintext';
-  /** Draw DP noise from the OS CSPRNG (true) or from the seed, for a reproducible simulation (false). */
-  secureNoise: boolean;
-}
-
-export const DEFAULT_SIM_OPTIONS: SimOptions = {
-  dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
-  epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
-  progress: 'auto', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'bfv', secureNoise: false,
-};
+export type { SimOptions } from './options.ts';
+export { DEFAULT_SIM_OPTIONS } from './options.ts';
 
 export interface SimPrivacyReport {
   mode: SimOptions['dp'];

@@ -1,13 +1,10 @@
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
-import type { SimOptions } from '@fedtwin/sim';
+import type { SimOptions } from '@fedtwin/sim/options';
 
-// Defaults live here (not imported from @fedtwin/sim) so `--help` does not load tfjs and libp2p.
-const d: SimOptions = {
-  dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
-  epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
-  progress: 'auto', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'bfv', secureNoise: false,
-};
+import { DEFAULT_SIM_OPTIONS } from '@fedtwin/sim/options';
+
+const d: SimOptions = DEFAULT_SIM_OPTIONS;
 
 export function registerSimCommand(program: Command): void {
   program.command('sim')
