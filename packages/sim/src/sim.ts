@@ -161,7 +161,9 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
       const nodeConfig = {
         dataDir: '.', identity: 'identity.key', listen: ['/ip4/127.0.0.1/tcp/0'],
         aggregator: { peerId: listening.peerId, address }, data: { csv: 'data.csv' },
-        synthetic: { rows: Math.max(1, Math.round(train.length * shardRows[i]!.length / train.length)), out: 'synthetic.csv', classProbs: pooledProbs },
+        // Each site releases twins of its own population (its own label mix, its personalised model);
+        // together they follow the pooled distribution.
+        synthetic: { rows: shardRows[i]!.length, out: 'synthetic.csv' },
         exitWhenDone: true, seed: opts.seed * 100 + i, seededNoise: !opts.secureNoise, result: 'result.json', log: { level: 'info' },
       };
       await writeFile(join(dir, 'config.json'), JSON.stringify(nodeConfig, null, 2));
