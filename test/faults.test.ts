@@ -50,7 +50,8 @@ describe('faults', () => {
     agg.daemon.child.kill('SIGKILL');
     await agg.daemon.exited;
     const again = await c.startAggregator();
-    expect(await Promise.all(nodes.map((n) => n.daemon.exited))).toEqual([0, 0]);
+    const codes = await Promise.all(nodes.map((n) => n.daemon.exited));
+    expect(codes, nodes.map((n) => n.daemon.stderrTail()).join('\n')).toEqual([0, 0]);
     const resumed = again.events.filter((e) => e.event === 'round-aggregated').map((e) => e.version);
     expect(resumed.at(-1)).toBe(3);
     const results = await Promise.all([0, 1].map(async (i) => JSON.parse(await readFile(join(c!.dir, `node${i}-data`, 'result.json'), 'utf8'))));

@@ -106,8 +106,9 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
           response, maxBodyBytes: opts.maxBodyBytes ?? 0, timeoutMs: opts.timeoutMs ?? RPC_TIMEOUT_MS, signal: abort.signal,
         });
       } catch (err) {
-        // Once joined, a refused handshake most likely means the aggregator is restarting.
-        const transient = isFedtwinError(err) && (TRANSIENT.has(err.code) || (joinedOnce && err.code === 'WIRE_NOT_MEMBER'));
+        // Once joined, a refused handshake or a missing protocol most likely means the aggregator is
+        // restarting (it listens a moment before its handlers are registered).
+        const transient = isFedtwinError(err) && (TRANSIENT.has(err.code) || (joinedOnce && (err.code === 'WIRE_NOT_MEMBER' || err.code === 'WIRE_UNSUPPORTED_PROTOCOL')));
         if (stopped || !transient) throw err;
         firstFailure ??= Date.now();
         if (Date.now() - firstFailure > giveUpMs) {
