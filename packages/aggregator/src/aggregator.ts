@@ -418,6 +418,12 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       maxBodyBytes: 0,
       handler: async ({ peer, header }) => {
         requireMember(peer);
+        const latest = await audit.latestCheckpoint();
+        if (latest && header.fromSize > latest.size) {
+          // The member holds more than this log has: say so, and let the member judge (a rollback).
+          const res: z.infer<typeof LedgerSyncResponse> = { size: latest.size, checkpoint: latest.note, origin: audit.origin };
+          return { header: res };
+        }
         const b = await audit.syncBundle(header.fromSize);
         const body = new TextEncoder().encode(JSON.stringify({
           entries: b.entries.map((e) => Buffer.from(e).toString('base64')),

@@ -21,6 +21,7 @@ export interface AuditLog {
   /** Signs a checkpoint of the current tree (after each round). */
   checkpoint(): Promise<string>;
   syncBundle(fromSize: number): ReturnType<Ledger['syncBundle']>;
+  latestCheckpoint(): ReturnType<Ledger['latestCheckpoint']>;
   /** Merges a member's cosignature into the stored checkpoint; returns the number of cosignatures. */
   cosign(note: string, peer: string): Promise<number>;
   summary(): Promise<{ size: number; rootHash: string; checkpoint: string | null; cosignatures: number }>;
@@ -73,6 +74,7 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
       return ledger.signCheckpoint(note);
     },
     syncBundle: (from) => ledger.syncBundle(from),
+    latestCheckpoint: () => ledger.latestCheckpoint(),
     async cosign(noteText, peer) {
       const merged = await ledger.addCosignatures(noteText, [aggregatorVerifier, noteVerifierFromPeerId(peer)]);
       return countSignatures(merged) - 1;

@@ -185,6 +185,12 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
     const syncLedger = async (): Promise<void> => {
       if (!witness) return;
       const { header, body } = await call(Protocols.ledger, { fromSize: witness.size }, LedgerSyncResponse, { maxBodyBytes: MAX_LEDGER_SYNC_BYTES });
+      if (header.size < witness.size) {
+        throw new FedtwinError('LEDGER_INCONSISTENT', `the aggregator's log has ${header.size} entries, but this member already verified and co-signed a checkpoint of ${witness.size}: history was rolled back or rewritten`, {
+          hint: 'do not contribute; keep this member\'s ledger directory as evidence (fedtwin ledger verify --dir …) and alert the consortium',
+          details: { served: header.size, accepted: witness.size },
+        });
+      }
       if (header.size === witness.size) return;
       const parsed = JSON.parse(new TextDecoder().decode(body ?? new Uint8Array())) as { entries: string[]; consistencyProof: string[] };
       const bundle = {
