@@ -152,6 +152,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     const rec: RoundRecord = {
       round: state.round + 1, baseVersion: state.version, openedAt: t,
       deadline: t + init.rounds.deadlineSeconds * 1000, status: 'open', contributions: [],
+      ...(keyState ? { keyId: keyState.keyId } : {}),
     };
     state = { ...state, round: rec.round, version: state.version, status: 'running' };
     await store.openRound(state, rec);
@@ -204,7 +205,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       participants: rec.contributions.map((c) => c.peer),
       totalWeight: rec.contributions.reduce((a, c) => a + c.weight, 0),
       values: init.modelValues, baseHash: rec.contributions[0]!.baseHash, createdAt: now(),
-      encoding: scheme.encoding, ...(keyState ? { keyId: keyState.keyId } : {}),
+      encoding: scheme.encoding, ...(rec.keyId ? { keyId: rec.keyId } : {}),
     };
     state = { ...state, version };
     await store.closeRound(rec, state, { record: agg, body });
@@ -258,7 +259,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       const answer = (): TaskResponse | undefined => {
         if (state.status === 'finished') return { status: 'finished', version: state.version };
         if (open && open.round > header.afterRound && !open.contributions.some((c) => c.peer === peer)) {
-          return { status: 'open', round: open.round, baseVersion: open.baseVersion, training: init.training, deadline: open.deadline };
+          return { status: 'open', round: open.round, baseVersion: open.baseVersion, training: init.training, deadline: open.deadline, ...(open.keyId ? { keyId: open.keyId } : {}) };
         }
         return undefined;
       };
@@ -293,8 +294,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (header.encoding !== scheme.encoding) {
           throw new FedtwinError('AGG_BAD_UPDATE', `update is ${header.encoding}, the consortium aggregates ${scheme.encoding}`, { hint: 'the member and the aggregator disagree on secure aggregation: check both configs' });
         }
-        if (keyState && header.keyId !== keyState.keyId) {
-          throw new FedtwinError('AGG_KEY_MISMATCH', `update encrypted under key ${header.keyId ?? '(none)'}, the round uses ${keyState.keyId}`, { hint: 'fetch the current key from the key ceremony' });
+        if (open.keyId && header.keyId !== open.keyId) {
+          throw new FedtwinError('AGG_KEY_MISMATCH', `update encrypted under key ${header.keyId ?? '(none)'}, round ${open.round} uses ${open.keyId}`, { hint: 'fetch that key from the key ceremony' });
         }
         const expected = scheme.updateBytes(init.modelValues);
         if (header.values !== init.modelValues || !body || body.length !== expected) {
@@ -310,7 +311,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         };
         if (audit) {
           const entryBytes = Buffer.from(header.entry, 'base64');
-          const { index } = await audit.recordMemberEntry(entryBytes, { author: peer, type: 'contribution', round: header.round, body, keyId: keyState?.keyId ?? 'plaintext' });
+          const { index } = await audit.recordMemberEntry(entryBytes, { author: peer, type: 'contribution', round: header.round, body, keyId: open.keyId ?? 'plaintext' });
           rec.contributions[rec.contributions.length - 1]!.ledgerIndex = index;
         }
         await store.addContribution(rec, peer, body);
@@ -381,12 +382,14 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         const missing = [...members].filter((m) => m !== bfv.keyHolder && !(m in byPeer));
         if (missing.length) throw new FedtwinError('AGG_BAD_KEY', `no sealed key for ${missing.length} member(s): ${missing.slice(0, 3).join(', ')}`);
         await serial(async () => {
-          if (keyState && keyState.epoch >= header.epoch && keyState.keyId !== header.keyId) {
+          if (keyState && keyState.keyId === header.keyId) return; // the holder re-publishing after a restart
+          if (keyState && keyState.epoch >= header.epoch) {
             throw new FedtwinError('AGG_KEY_EXISTS', `key epoch ${keyState.epoch} (${keyState.keyId}) is already in force`, { hint: 'a rotation must use a higher epoch' });
           }
+          const previousKeyId = keyState?.keyId;
           keyState = { keyId: header.keyId, epoch: header.epoch, boxes: byPeer };
           await store.saveKey(keyState);
-          await audit?.record({ type: 'key', v: 1, event: header.epoch === 0 ? 'ceremony' : 'rotation', keyId: header.keyId, holders: [bfv.keyHolder] });
+          await audit?.record({ type: 'key', v: 1, event: header.epoch === 0 ? 'ceremony' : 'rotation', keyId: header.keyId, ...(previousKeyId ? { previousKeyId } : {}), holders: [bfv.keyHolder] });
           await audit?.checkpoint();
           log.info({ event: 'key-published', keyId: header.keyId, epoch: header.epoch, members: Object.keys(byPeer).length }, `HE key ${header.keyId.slice(0, 16)}… (epoch ${header.epoch}) published by the key holder`);
           wakeWaiters();

@@ -16,6 +16,8 @@ export interface RoundRecord {
   reason?: string;
   /** Members that declined this round (privacy budget), with their reason. */
   refusals?: RefusalRecord[];
+  /** With BFV: the HE key id in force when the round opened (a rotation applies from the next round). */
+  keyId?: string;
 }
 
 export interface RefusalRecord {

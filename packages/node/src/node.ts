@@ -214,7 +214,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         if (agg.baseHash !== state.hash) {
           throw new FedtwinError('NODE_DIVERGED', `aggregate ${v} was built on global ${agg.baseHash.slice(0, 12)}…, this member holds ${state.hash.slice(0, 12)}…`, { hint: 'this member\'s state diverged from the consortium: remove its dataDir to resync' });
         }
-        global = strategy.applyAggregate(global, await memberScheme.decode(body, global.length), agg.totalWeight, agg.participants.length);
+        global = strategy.applyAggregate(global, await memberScheme.decode(body, global.length, agg.keyId), agg.totalWeight, agg.participants.length);
         state = { ...state, version: v, hash: versionHash(global) };
         await store.save(state, f32ToBytes(global));
         log.info({ event: 'global-updated', version: v, hash: state.hash, participants: agg.participants.length }, `applied aggregate → global version ${v}`);
@@ -315,19 +315,20 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         : strategy.encodeUpdate(delta, data.rows);
       const loss = trained.losses.at(-1) ?? NaN;
       for (const mode of ['record', 'site'] as const) if (plan[mode]) budgets[mode]!.record(plan[mode]!);
-      const body = await memberScheme.encode(update.values, init.seededNoise ? [init.seed ?? 1, task.round] : undefined);
+      const body = await memberScheme.encode(update.values, init.seededNoise ? [init.seed ?? 1, task.round] : undefined, task.keyId);
+      const keyId = task.keyId ?? memberScheme.keyId;
       const main = check.spends.find((p) => p.mode === 'record') ?? check.spends[0];
       const signed = witness
         ? await witness.sign({
           type: 'contribution', v: 1, round: task.round, node: host.peerId, ciphertextHash: sha256Hex(body), ciphertextSize: body.length,
           ...(plan.site ? {} : { sampleCount: data.rows }),
           epsilon: main?.epsilonRound ?? 0, delta: main?.delta ?? 0, epsilonTotal: main?.epsilonTotal ?? 0, deltaTotal: main?.delta ?? 0,
-          keyId: memberScheme.keyId ?? 'plaintext', globalVersion: state.hash,
+          keyId: keyId ?? 'plaintext', globalVersion: state.hash,
         } as never)
         : undefined;
       const header: UpdateHeader = {
         round: task.round, baseVersion: task.baseVersion, baseHash: state.hash, weight: update.weight,
-        values: update.values.length, encoding: memberScheme.encoding, ...(memberScheme.keyId ? { keyId: memberScheme.keyId } : {}),
+        values: update.values.length, encoding: memberScheme.encoding, ...(keyId ? { keyId } : {}),
         loss: Number.isFinite(loss) ? loss : 0, trainSeconds, privacy: check.spends, entry: signed?.entry ?? '',
       };
       // Spending is durable before the update leaves: a crash now re-sends, never forgets or re-pays.

@@ -1,4 +1,5 @@
-import { access } from 'node:fs/promises';
+import { access, mkdir, readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { FedtwinError } from '@fedtwin/errors';
 import { bytesToF32, f32ToBytes, type SecureAggregation } from '@fedtwin/protocol';
@@ -10,8 +11,8 @@ export interface MemberScheme {
   readonly keyId?: string;
   sumBytes(values: number): number;
   /** `seed` (simulations only) makes HE's stochastic rounding reproducible. */
-  encode(values: Float32Array, seed?: readonly [number, number]): Promise<Uint8Array>;
-  decode(sum: Uint8Array, values: number): Promise<Float64Array>;
+  encode(values: Float32Array, seed?: readonly [number, number], keyId?: string): Promise<Uint8Array>;
+  decode(sum: Uint8Array, values: number, keyId?: string): Promise<Float64Array>;
   close(): Promise<void>;
 }
 
@@ -53,20 +54,53 @@ export async function bfvMember(init: {
   const he = await import('@fedtwin/he');
   const pool = await he.createHePool({ threads: 2, params: init.config.params });
   try {
-    const key = await obtainKey(he, pool.ctx, init);
-    init.logger.info({ event: 'he-ready', keyId: key.keyId, threads: pool.threads }, `secure aggregation: BFV, key ${key.keyId.slice(0, 16)}…`);
+    // A keyring: rounds name the key they use, and a rotation applies from the next round, so
+    // a member may need the previous key to decrypt an aggregate while already using the new one.
+    const keyring = new Map<string, HeKey>();
+    const keyDir = join(dirname(init.keyFile), 'he-keys');
+    let current = await obtainKey(he, pool.ctx, init);
+    keyring.set(current.keyId, current);
+    for (const f of await readdir(keyDir).catch(() => [] as string[])) {
+      if (!f.endsWith('.key')) continue;
+      const k = await he.loadSecretKeyFile(join(keyDir, f));
+      keyring.set(k.keyId, k);
+    }
+    const keyFor = async (keyId: string | undefined): Promise<HeKey> => {
+      if (keyId === undefined) return current;
+      const have = keyring.get(keyId);
+      if (have) return have;
+      // A rotation: fetch this member's sealed copy of the new key.
+      const until = Date.now() + init.giveUpMs;
+      for (;;) {
+        const r = await init.io.fetchKey();
+        if (r.status === 'ready' && r.keyId === keyId && r.sealed) {
+          const opened = he.openSealedKey({ sealed: r.sealed, recipientKey: init.identity, expectedHolder: init.config.keyHolder, expectedKeyId: keyId });
+          await mkdir(keyDir, { recursive: true });
+          await he.saveSecretKeyFile(join(keyDir, `${keyId}.key`), opened.key);
+          await he.saveSecretKeyFile(init.keyFile, opened.key);
+          keyring.set(keyId, opened.key);
+          current = opened.key;
+          init.logger.info({ event: 'he-key-rotated', keyId, epoch: opened.epoch }, `received rotated HE key ${keyId.slice(0, 16)}… (epoch ${opened.epoch})`);
+          return opened.key;
+        }
+        if (Date.now() > until) throw new FedtwinError('NODE_KEY_MISSING', `no sealed copy of HE key ${keyId} for this member`, { hint: 'the key holder must seal the rotated key for every member' });
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+    };
+    init.logger.info({ event: 'he-ready', keyId: current.keyId, threads: pool.threads }, `secure aggregation: BFV, key ${current.keyId.slice(0, 16)}…`);
     return {
       encoding: 'bfv',
-      keyId: key.keyId,
+      get keyId() { return current.keyId; },
       sumBytes: (n) => he.updateSize(pool.ctx, he.KIND_SUM, n),
-      async encode(values, seed) {
-        const r = await pool.encrypt(key, values, seed ? { seed } : undefined);
+      async encode(values, seed, keyId) {
+        const r = await pool.encrypt(await keyFor(keyId), values, seed ? { seed } : undefined);
         if (r.clipped > 0) {
           init.logger.warn({ event: 'he-clipped', clipped: r.clipped, values: values.length }, `${r.clipped} update values were outside the HE quantization range and were clipped; raise secureAggregation.clip`);
         }
         return r.update;
       },
-      async decode(sum, n) {
+      async decode(sum, n, keyId) {
+        const key = await keyFor(keyId);
         try {
           return await pool.decrypt(key, sum, n);
         } catch (err) {

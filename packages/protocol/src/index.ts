@@ -178,6 +178,8 @@ export const TaskResponse = z.discriminatedUnion('status', [
     baseVersion: z.number().int().min(0),
     training: TrainingConfigMessage,
     deadline: z.number().int(),
+    /** With BFV: the key id this round's updates must be encrypted under (rotations take effect per round). */
+    keyId: z.string().max(128).optional(),
   }).strict(),
   z.object({ status: z.literal('idle'), version: z.number().int().min(0) }).strict(),
   z.object({ status: z.literal('finished'), version: z.number().int().min(0) }).strict(),

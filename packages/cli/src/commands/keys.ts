@@ -32,4 +32,14 @@ export function registerKeysCommands(program: Command): void {
         process.stdout.write(`key id     ${info.keyId}\nparams id  ${info.paramsId}\nparams     ${JSON.stringify(info.params)}\n`);
       }
     });
+
+  keys.command('rotate')
+    .description('On the key holder: generate a new HE key, seal it for every member and publish it; rounds opened from now on use it')
+    .requiredOption('--config <file>', 'the key holder\'s node config')
+    .option('--json', 'print {"keyId","epoch","previousKeyId"} as JSON')
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const { rotateKey } = await import('../rotate.ts');
+      const r = await rotateKey(opts.config);
+      process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `rotated HE key: ${r.previousKeyId} → ${r.keyId} (epoch ${r.epoch}); effective from the next round\n`);
+    });
 }

@@ -1,0 +1,169 @@
+// Seeded pseudo-random numbers for everything the models draw: weight init, batching, Poisson
+// sampling, reparameterization noise and generation. Weights are drawn here (not with tfjs random
+// ops) so identical seeds give bit-identical initial weights on every backend and every site.
+
+import { FedtwinError } from '@fedtwin/errors';
+
+export interface Rng {
+  /** Uniform 32-bit unsigned integer. */
+  nextU32(): number;
+  /** Uniform in [0, 1) with 32 bits of resolution. */
+  uniform(): number;
+  /** Standard normal N(0, 1) (ziggurat, 128 layers). */
+  normal(): number;
+  /** Fill `out` with N(0, 1) draws — the same values successive normal() calls would give, in a
+   *  tight loop (DP noise draws ~10⁵ per step). */
+  normals(out: Float32Array): Float32Array;
+  /** Uniform integer in [0, n). */
+  int(n: number): number;
+  /** Fisher–Yates shuffle in place; returns the same array. */
+  shuffle<T extends { length: number; [i: number]: number }>(a: T): T;
+  /** A fresh 32-bit seed drawn from this stream (for tfjs ops that take a seed, or child streams). */
+  seed(): number;
+}
+
+/** splitmix32: spreads arbitrary (even consecutive) seeds into well-mixed 32-bit states. */
+function splitmix32(state: { s: number }): number {
+  state.s = (state.s + 0x9e3779b9) | 0;
+  let z = state.s;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+  return (z ^ (z >>> 16)) >>> 0;
+}
+
+function checkSeed(seed: number): number {
+  if (!Number.isFinite(seed)) {
+    throw new FedtwinError('MODELS_BAD_SEED', `seed must be a finite number, got ${seed}`, {
+      hint: 'pass an integer seed, e.g. 42',
+    });
+  }
+  // Fold the integer part of any finite number (incl. > 2^32) into 32 bits, deterministically.
+  const hi = Math.floor(seed / 4294967296);
+  return (Math.trunc(seed) ^ Math.imul(hi, 0x27d4eb2d)) >>> 0;
+}
+
+/** xoshiro128** seeded through splitmix32. Small, fast, good enough for ML sampling (not crypto). */
+export function createRng(seed: number): Rng {
+  const st = { s: checkSeed(seed) };
+  return fromState(splitmix32(st), splitmix32(st), splitmix32(st), splitmix32(st));
+}
+
+/** A generator whose 128-bit state comes from the OS CSPRNG: for DP noise, which must not be
+ *  predictable from a (possibly known) training seed. */
+export function createSecureRng(): Rng {
+  const s = crypto.getRandomValues(new Uint32Array(4));
+  return fromState(s[0], s[1], s[2], s[3]);
+}
+
+function fromState(a: number, b: number, c: number, d: number): Rng {
+  if ((a | b | c | d) === 0) a = 1; // the all-zero state is a fixed point
+
+  const nextU32 = (): number => {
+    const r = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
+    const t = b << 9;
+    c ^= a; d ^= b; b ^= c; a ^= d; c ^= t; d = rotl(d, 11);
+    return r;
+  };
+  const uniform = (): number => nextU32() / 4294967296;
+  // Open interval (0, 1), for logarithms.
+  const open01 = (): number => (nextU32() + 0.5) / 4294967296;
+  // Ziggurat (Marsaglia & Tsang 2000): ~1 table compare per sample in 98.8% of draws. The layer
+  // index takes the low 7 bits and the magnitude the high 25, so the two are independent.
+  const normalZig = (): number => slowPath(nextU32());
+  // Full ziggurat step for a given first draw u (loops with fresh draws on rejection).
+  const slowPath = (first: number): number => {
+    let u = first;
+    for (let tries = 0; ; tries++) {
+      if (tries > 0) u = nextU32();
+      const iz = u & 127;
+      const hz = (u & ~127) | 0;
+      if (Math.abs(hz) < ZIG.kn[iz]) return hz * ZIG.wn[iz];
+      if (iz === 0) {
+        // Tail beyond r: Marsaglia's exponential rejection.
+        let x: number, y: number;
+        do {
+          x = -Math.log(open01()) / ZIG_R;
+          y = -Math.log(open01());
+        } while (y + y < x * x);
+        return hz > 0 ? ZIG_R + x : -ZIG_R - x;
+      }
+      const x = hz * ZIG.wn[iz];
+      if (ZIG.fn[iz] + uniform() * (ZIG.fn[iz - 1] - ZIG.fn[iz]) < Math.exp(-0.5 * x * x)) return x;
+    }
+  };
+  const rng: Rng = {
+    nextU32,
+    uniform,
+    normal: normalZig,
+    normals(out) {
+      const { kn, wn } = ZIG;
+      for (let i = 0; i < out.length; i++) {
+        // Inline fast path (98.8% of draws); the rare slow path goes through normalZig's logic
+        // with the same u, so the sequence matches normal() exactly.
+        const u = nextU32();
+        const iz = u & 127;
+        const hz = (u & ~127) | 0;
+        out[i] = Math.abs(hz) < kn[iz] ? hz * wn[iz] : slowPath(u);
+      }
+      return out;
+    },
+    int(n: number): number {
+      if (!(n >= 1) || !Number.isInteger(n)) throw new FedtwinError('MODELS_BAD_ARGUMENT', `rng.int needs a positive integer, got ${n}`);
+      return Math.floor(uniform() * n);
+    },
+    shuffle(arr) {
+      for (let i = arr.length - 1; i > 0; i--) {
+        const j = Math.floor(uniform() * (i + 1));
+        const t = arr[i]; arr[i] = arr[j]; arr[j] = t;
+      }
+      return arr;
+    },
+    seed: () => nextU32(),
+  };
+  return rng;
+}
+
+const ZIG_R = 3.442619855899;
+/** Ziggurat tables for 128 layers over signed 32-bit magnitudes (Marsaglia & Tsang's RNOR setup). */
+const ZIG = (() => {
+  const kn = new Float64Array(128), wn = new Float64Array(128), fn = new Float64Array(128);
+  const m1 = 2147483648;
+  const vn = 9.91256303526217e-3;
+  let dn = ZIG_R, tn = dn;
+  const q = vn / Math.exp(-0.5 * dn * dn);
+  kn[0] = Math.floor((dn / q) * m1);
+  kn[1] = 0;
+  wn[0] = q / m1;
+  wn[127] = dn / m1;
+  fn[0] = 1;
+  fn[127] = Math.exp(-0.5 * dn * dn);
+  for (let i = 126; i >= 1; i--) {
+    dn = Math.sqrt(-2 * Math.log(vn / dn + Math.exp(-0.5 * dn * dn)));
+    kn[i + 1] = Math.floor((dn / tn) * m1);
+    tn = dn;
+    fn[i] = Math.exp(-0.5 * dn * dn);
+    wn[i] = dn / m1;
+  }
+  return { kn, wn, fn };
+})();
+
+function rotl(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}
+
+/** Derive an independent seed from a base seed and integer tags (e.g. round, epoch, site). */
+export function deriveSeed(seed: number, ...tags: number[]): number {
+  const st = { s: checkSeed(seed) };
+  let h = splitmix32(st);
+  for (const t of tags) {
+    st.s = (h ^ checkSeed(t)) | 0;
+    h = splitmix32(st);
+  }
+  return h;
+}
+
+/** Fill a Float32Array with N(mean, std²) draws. */
+export function fillNormal(rng: Rng, out: Float32Array, mean = 0, std = 1): Float32Array {
+  for (let i = 0; i < out.length; i++) out[i] = mean + std * rng.normal();
+  return out;
+}
