@@ -1,12 +1,12 @@
 // Offline audit of a ledger directory (works on a copy; opens it read-only).
 //
 // One sequential pass: every entry is parsed (canonical form, schema), its leaf hash recomputed and its
-// signature checked (on libuv's thread pool, overlapping the next chunk's reads); every stored tree node is
+// signature checked (on worker threads, overlapping the next chunk's reads); every stored tree node is
 // compared with the node recomputed from the leaves (nodes are keyed by their last leaf, so they stream in
 // the order they are rebuilt); every stored checkpoint's signature is checked and its root compared with
 // the recomputed root at its size; consecutive checkpoints are checked with RFC 9162 consistency proofs.
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
-import { bytesEqual, readU64be, toHex } from './bytes.ts';
+import { bytesEqual, readU64be, toHex, utf8 } from './bytes.ts';
 import { parseEntry, type EntryType, type LedgerEntry } from './entry.ts';
 import { createSignaturePool } from './sigpool.ts';
 import { emptyRoot, pushLeaf, rootOfRange, verifyConsistency, type HashedNode } from './merkle.ts';
@@ -67,6 +67,12 @@ export interface VerifyOptions {
   chunk?: number;
   /** signature-checking worker threads (default: available cores) */
   threads?: number;
+}
+
+/** The part of a Level iterator used here (rows as [key, value] views). */
+interface RowIterator {
+  nextv(size: number): Promise<[Uint8Array, Uint8Array][]>;
+  close(): Promise<void>;
 }
 
 class Failure extends Error {
@@ -212,11 +218,22 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
     };
     checkRoot(0);
 
-    const { entries, nodes } = ledgerInternals(ledger);
+    const { db, entries, nodes } = ledgerInternals(ledger);
     const chunk = Math.max(1, opts.chunk ?? 2048);
-    // classic-level caps a nextv() at 16 KiB by default; raise it so one call yields a whole chunk.
-    const eit = entries.iterator({ highWaterMarkBytes: 16 * 1024 * 1024 } as never);
-    const nit = nodes.iterator({ highWaterMarkBytes: 16 * 1024 * 1024 } as never);
+    // Iterate the root database over each sublevel's prefixed key range: the sublevel wrapper re-slices
+    // every key (an allocation per row, 3 rows per entry); here keys keep their prefix and are read at
+    // offset P. classic-level caps a nextv() at 16 KiB by default; raise it so one call yields a chunk.
+    const P = entries.prefix.length;
+    if (nodes.prefix.length !== P) throw new FedtwinError('LEDGER_CORRUPT', 'unexpected sublevel layout');
+    const rangeOf = (prefix: string) => ({
+      gte: utf8.encode(prefix),
+      lt: utf8.encode(prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)),
+      keyEncoding: 'view',
+      valueEncoding: 'view',
+      highWaterMarkBytes: 16 * 1024 * 1024,
+    });
+    const eit = db.iterator(rangeOf(entries.prefix) as never) as unknown as RowIterator;
+    const nit = db.iterator(rangeOf(nodes.prefix) as never) as unknown as RowIterator;
     let nodeBuf: [Uint8Array, Uint8Array][] = [];
     let nodePos = 0;
     const nextNode = async (): Promise<[Uint8Array, Uint8Array] | undefined> => {
@@ -256,7 +273,7 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
         let syncFailure: Failure | undefined;
         try {
           for (const [k, v] of rows) {
-            const index = readU64be(k);
+            const index = readU64be(k, P);
             if (index !== expected) {
               throw new Failure(
                 'LEDGER_ENTRY_MISSING',
@@ -274,8 +291,9 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
             for (const node of pushLeaf(range, index, e.leafHash)) {
               const stored = nodePos < nodeBuf.length ? nodeBuf[nodePos++] : await nextNode();
               // compare the key as numbers: (last leaf = this entry, level), no allocation per node
-              if (!stored || stored[0].byteLength !== 9 || stored[0][8] !== node.level || readU64be(stored[0]) !== index) {
-                const what = stored ? `found node (level ${parseNodeKey(stored[0]).level}, index ${parseNodeKey(stored[0]).index}) instead` : 'it is missing';
+              if (!stored || stored[0].byteLength !== P + 9 || stored[0][P + 8] !== node.level || readU64be(stored[0], P) !== index) {
+                const key = stored?.[0].subarray(P);
+                const what = key ? `found node (level ${parseNodeKey(key).level}, index ${parseNodeKey(key).index}) instead` : 'it is missing';
                 throw new Failure(
                   node.level === 0 ? 'LEDGER_LEAF_HASH_MISMATCH' : 'LEDGER_NODE_MISMATCH',
                   index,
