@@ -6,6 +6,7 @@
 // β2 0.999, ε 1e-7, bias-corrected), in float64 arithmetic per element.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { FedtwinError } from '@fedtwin/errors';
 import type { Rng } from './rng.ts';
 
 /** DP-SGD post-processing applied per coordinate before the update: g ← (g + std·N(0,1)) / divisor. */
@@ -13,9 +14,10 @@ export interface GradientNoise { std: number; divisor: number; rng: Rng }
 
 export interface FlatAdam {
   readonly learningRate: number;
-  /** Apply gradients given per variable name (every variable must have one), optionally
-   *  noised and rescaled first (DP-SGD: the noise is drawn here, in the same JS pass). */
-  applyGradients(grads: Record<string, tf.Tensor>, noise?: GradientNoise): void;
+  /** Apply gradients given per variable name (every variable must have one; a tensor of any
+   *  shape with the variable's size, or its flat values), optionally noised and rescaled first
+   *  (DP-SGD: the noise is drawn here, in the same JS pass). */
+  applyGradients(grads: Record<string, tf.Tensor | Float32Array>, noise?: GradientNoise): void;
   dispose(): void;
 }
 
@@ -30,12 +32,23 @@ export function createFlatAdam(vars: readonly tf.Variable[], learningRate: numbe
     applyGradients(grads, noise) {
       const std = noise?.std ?? 0;
       const inv = noise ? 1 / noise.divisor : 1;
+      // Sizes are checked before any state changes: a bad call must not half-apply a step.
+      for (const x of vars) {
+        const gv = grads[x.name] as tf.Tensor | Float32Array | undefined;
+        const n = gv === undefined ? 0 : gv instanceof Float32Array ? gv.length : gv.size;
+        if (n !== x.size) {
+          throw new FedtwinError('MODELS_WEIGHT_SIZE', `gradient for ${x.name} has ${n} values, the variable ${x.size}`, {
+            hint: 'pass one gradient per variable, with the variable\'s size',
+          });
+        }
+      }
       t++;
       const lrT = learningRate / (1 - beta1 ** t);
       const c2 = 1 / (1 - beta2 ** t);
       let off = 0;
       for (const x of vars) {
-        const g = grads[x.name].dataSync() as Float32Array;
+        const gv = grads[x.name];
+        const g = gv instanceof Float32Array ? gv : (gv.dataSync() as Float32Array);
         const p = (x.dataSync() as Float32Array).slice();
         const z = std > 0 ? noise!.rng.normals(noiseBuf.subarray(0, g.length)) : noiseBuf;
         for (let i = 0; i < g.length; i++) {

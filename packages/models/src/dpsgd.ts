@@ -3,13 +3,14 @@
 // gradient is the outer product a_i ⊗ g_i (a: layer input, g: gradient of the summed loss w.r.t.
 // the layer output), so ‖∇W_i‖ = ‖a_i‖·‖g_i‖ and ‖∇b_i‖ = ‖g_i‖; layer-norm gain/bias grads are
 // g⊙n and g per example. One batched backward (vae-grad.ts) gives every a and g; clipped sums are
-// then aᵀ·diag(s)·g with s_i = min(1, C/‖∇_i‖).
+// then aᵀ·diag(s)·g with s_i = min(1, C/‖∇_i‖); vae-grad.ts's clippedParamGrads forms them in the
+// same JS pass that reads a and g for the norms (one matmul per layer, no scaling kernels).
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { VaeCore } from './vae.ts';
 import type { FlatAdam } from './adam.ts';
 import type { Rng } from './rng.ts';
-import { forwardBackward, paramGrads, perExampleSqNorms, perExampleSqNormsJs } from './vae-grad.ts';
+import { clippedParamGrads, forwardBackward, perExampleSqNorms } from './vae-grad.ts';
 
 export interface DpStepOptions {
   clip: number;
@@ -35,14 +36,6 @@ function toTensors(core: VaeCore, b: DpBatch): [tf.Tensor2D, tf.Tensor2D, tf.Ten
   ];
 }
 
-/** Scales s_i = min(1, C/‖∇_i‖) as a rows×1 column (norms summed in JS, see perExampleSqNormsJs). */
-function clipScales(core: VaeCore, fb: ReturnType<typeof forwardBackward>, clip: number): tf.Tensor2D {
-  const sq = perExampleSqNormsJs(core, fb);
-  const s = new Float32Array(sq.length);
-  for (let i = 0; i < sq.length; i++) s[i] = Math.min(1, clip / (Math.sqrt(sq[i]) + 1e-12));
-  return tf.tensor2d(s, [s.length, 1]);
-}
-
 /** Per-example gradient L2 norms over all trainable variables, by the ghost-norm identity. */
 export function perExampleGradNorms(core: VaeCore, batch: DpBatch): Float32Array {
   const t = tf.tidy(() => {
@@ -58,8 +51,11 @@ export function perExampleGradNorms(core: VaeCore, batch: DpBatch): Float32Array
 export function clippedGradSums(core: VaeCore, batch: DpBatch, clip: number): Map<string, tf.Tensor> {
   const g = tf.tidy(() => {
     const [x, y, e] = toTensors(core, batch);
-    const fb = forwardBackward(core, x, y, e, 1);
-    return paramGrads(core, fb, clipScales(core, fb, clip));
+    const { grads } = clippedParamGrads(core, forwardBackward(core, x, y, e, 1), clip);
+    return Object.fromEntries(core.vars.map((v) => {
+      const t = grads[v.name];
+      return [v.name, t instanceof Float32Array ? tf.tensor(t, v.shape) : tf.reshape(t, v.shape)];
+    }));
   });
   return new Map(Object.entries(g));
 }
@@ -67,17 +63,21 @@ export function clippedGradSums(core: VaeCore, batch: DpBatch, clip: number): Ma
 /** One DP-SGD step: clip per example, sum, add N(0, (zC)²) per coordinate, divide by the
  *  expected batch size, apply the optimizer. Returns the batch's summed loss (caller disposes). */
 export function dpSgdStep(core: VaeCore, opt: FlatAdam, batch: DpBatch, o: DpStepOptions): tf.Scalar {
-  const { grads, lossSum } = tf.tidy(() => {
+  // Bias and layer-norm sums come back as Float32Arrays; only tensors go through tidy's return.
+  let sums: Record<string, tf.Tensor | Float32Array> = {};
+  const { tensors, lossSum } = tf.tidy(() => {
     if (batch.rows === 0) {
       // An empty Poisson sample still takes a (noise-only) step: skipping it would reveal |batch| = 0.
-      return { grads: Object.fromEntries(core.vars.map((v) => [v.name, tf.zeros(v.shape)])), lossSum: tf.scalar(0) };
+      sums = Object.fromEntries(core.vars.map((v) => [v.name, new Float32Array(v.size)]));
+      return { tensors: [] as tf.Tensor[], lossSum: tf.scalar(0) };
     }
     const [x, y, e] = toTensors(core, batch);
     const fb = forwardBackward(core, x, y, e, 1);
-    return { grads: paramGrads(core, fb, clipScales(core, fb, o.clip)), lossSum: fb.lossSum };
+    sums = clippedParamGrads(core, fb, o.clip).grads;
+    return { tensors: Object.values(sums).filter((t): t is tf.Tensor => !(t instanceof Float32Array)), lossSum: fb.lossSum };
   });
   // Noise N(0, (zC)²) per coordinate and the division by q·N happen in the optimizer's JS pass.
-  opt.applyGradients(grads, { std: o.noiseMultiplier * o.clip, divisor: o.expectedBatch, rng: o.rng });
-  tf.dispose(Object.values(grads));
+  opt.applyGradients(sums, { std: o.noiseMultiplier * o.clip, divisor: o.expectedBatch, rng: o.rng });
+  tf.dispose(tensors);
   return lossSum;
 }

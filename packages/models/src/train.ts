@@ -94,7 +94,7 @@ export async function runTraining(core: VaeCore, data: EncodedTable, opts: Train
   const dp = opts.dp;
   const q = dp ? Math.min(1, opts.batchSize / N) : undefined;
   // With Poisson sampling a batch can exceed its expectation; cap the buffers well above it.
-  const cap = dp ? Math.min(N, Math.ceil(opts.batchSize + 6 * Math.sqrt(opts.batchSize) + 16)) : Math.min(N, opts.batchSize);
+  let cap = dp ? Math.min(N, Math.ceil(opts.batchSize + 6 * Math.sqrt(opts.batchSize) + 16)) : Math.min(N, opts.batchSize);
   let xb = new Float32Array(cap * W), yb = new Float32Array(cap * C), eb = new Float32Array(cap * Z);
   const losses: number[] = [];
   let steps = 0, examples = 0;
@@ -130,6 +130,7 @@ export async function runTraining(core: VaeCore, data: EncodedTable, opts: Train
         for (let r = 0; r < N; r++) if (rng.uniform() < q!) picked[m++] = r;
         if (m > cap) {
           xb = new Float32Array(m * W); yb = new Float32Array(m * C); eb = new Float32Array(m * Z);
+          cap = m;
         }
         fillBatch(core, data, picked, 0, m, rng, xb, yb, eb);
         const lossSum = dpSgdStep(core, opt, {

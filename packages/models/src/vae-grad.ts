@@ -152,38 +152,117 @@ export function perExampleSqNorms(core: VaeCore, fb: ForwardBackward): tf.Tensor
   return tf.addN(parts) as tf.Tensor1D;
 }
 
-/** Same as perExampleSqNorms, computed in JS from the downloaded activations and gradients: ~20
- *  memcpys instead of ~55 small kernels (dispatch dominates on wasm at these sizes). */
-export function perExampleSqNormsJs(core: VaeCore, fb: ForwardBackward): Float64Array {
-  const first = fb.layers.values().next().value!;
-  const rows = first.a.shape[0];
-  const out = new Float64Array(rows);
-  const rowSq = (t: tf.Tensor2D, w?: tf.Tensor2D): Float64Array => {
-    const d = t.dataSync() as Float32Array;
-    const m = w ? (w.dataSync() as Float32Array) : undefined;
-    const cols = t.shape[1];
-    const r = new Float64Array(rows);
-    for (let i = 0; i < rows; i++) {
-      let acc = 0;
-      for (let j = i * cols, e = j + cols; j < e; j++) {
-        const v = m ? d[j] * m[j] : d[j];
-        acc += v * v;
-      }
-      r[i] = acc;
-    }
-    return r;
-  };
-  const inputSq = new Map<tf.Tensor, Float64Array>();
+/** A tensor's values without a copy where the backend allows it: on wasm, a Float32Array view of
+ *  the heap (valid only until the next wasm allocation, which may grow and detach the heap — read
+ *  it before creating any tensor); elsewhere dataSync(). */
+function peek(t: tf.Tensor): Float32Array {
+  const be = tf.backend() as unknown as { typedArrayFromHeap?: (t: tf.Tensor) => Float32Array };
+  return typeof be.typedArrayFromHeap === 'function' && t.dtype === 'float32' ? be.typedArrayFromHeap(t) : (t.dataSync() as Float32Array);
+}
+
+/** Σ_j v[i, j]² per row i of a rows×cols array. */
+function rowSq(d: Float32Array, rows: number, cols: number): Float64Array {
+  const r = new Float64Array(rows);
+  for (let i = 0; i < rows; i++) {
+    let acc = 0;
+    for (let j = i * cols, e = j + cols; j < e; j++) acc += d[j] * d[j];
+    r[i] = acc;
+  }
+  return r;
+}
+
+interface LayerViews { name: VaeLayerName; a: tf.Tensor2D; aIn: number; out: number; gz: Float32Array; gy?: Float32Array; n?: Float32Array }
+
+/** Per-example squared norms from heap views; `aViews` collects one view per distinct input. */
+function sqNormsFromViews(core: VaeCore, fb: ForwardBackward, rows: number): { sq: Float64Array; layers: LayerViews[]; inputs: Map<tf.Tensor2D, Float32Array> } {
+  const sq = new Float64Array(rows);
+  const inputs = new Map<tf.Tensor2D, Float32Array>();
+  const inputSq = new Map<tf.Tensor2D, Float64Array>();
+  const layers: LayerViews[] = [];
   for (const [name, v] of core.layers) {
     const r = fb.layers.get(name)!;
+    const aIn = r.a.shape[1], out = r.gz.shape[1];
     let a2 = inputSq.get(r.a);
-    if (!a2) { a2 = rowSq(r.a); inputSq.set(r.a, a2); }
-    const g2 = rowSq(r.gz);
-    for (let i = 0; i < rows; i++) out[i] += (a2[i] + 1) * g2[i];
+    if (!a2) {
+      const av = peek(r.a);
+      inputs.set(r.a, av);
+      a2 = rowSq(av, rows, aIn);
+      inputSq.set(r.a, a2);
+    }
+    const gz = peek(r.gz);
+    const g2 = rowSq(gz, rows, out);
+    // ‖∇W_i‖² + ‖∇b_i‖² = (‖a_i‖² + 1)·‖gz_i‖²
+    for (let i = 0; i < rows; i++) sq[i] += (a2[i] + 1) * g2[i];
+    const lv: LayerViews = { name, a: r.a, aIn, out, gz };
     if (v.gain && r.gy && r.n) {
-      const gn2 = rowSq(r.gy, r.n), gy2 = rowSq(r.gy);
-      for (let i = 0; i < rows; i++) out[i] += gn2[i] + gy2[i];
+      const gy = peek(r.gy), n = peek(r.n);
+      // LN gain and bias: ‖gy_i ⊙ n_i‖² + ‖gy_i‖² = Σ_j gy²(n² + 1), in one pass.
+      for (let i = 0; i < rows; i++) {
+        let acc = 0;
+        for (let j = i * out, e = j + out; j < e; j++) acc += gy[j] * gy[j] * (n[j] * n[j] + 1);
+        sq[i] += acc;
+      }
+      lv.gy = gy; lv.n = n;
+    }
+    layers.push(lv);
+  }
+  return { sq, layers, inputs };
+}
+
+/** Same as perExampleSqNorms, computed in JS from zero-copy views of the activations and
+ *  gradients (~55 small kernels on wasm cost more than the arithmetic). */
+export function perExampleSqNormsJs(core: VaeCore, fb: ForwardBackward): Float64Array {
+  const rows = fb.layers.values().next().value!.a.shape[0];
+  return sqNormsFromViews(core, fb, rows).sq;
+}
+
+/** Clipped gradient sums Σ_i s_i·∇_i with s_i = min(1, C/‖∇_i‖), fused with the norm pass: the
+ *  norms read every a, gz, gy, n anyway, so the same JS pass forms the bias / layer-norm sums
+ *  (Σ_i s_i·gz_i etc., float64 accumulation) and (diag(s)·a)ᵀ, uploaded already transposed: each
+ *  weight gradient is then one plain matmul (diag(s)·a)ᵀ·gz — no row-scaling, transpose or
+ *  reduction kernels. Weight gradients are tensors (the caller disposes them, or runs this inside
+ *  tf.tidy); the rest are Float32Arrays. Also returns the scales s. */
+export function clippedParamGrads(core: VaeCore, fb: ForwardBackward, clip: number): { grads: Record<string, tf.Tensor | Float32Array>; scales: Float64Array } {
+  const rows = fb.layers.values().next().value!.a.shape[0];
+  const { sq, layers, inputs } = sqNormsFromViews(core, fb, rows);
+  const s = new Float64Array(rows);
+  for (let i = 0; i < rows; i++) s[i] = Math.min(1, clip / (Math.sqrt(sq[i]) + 1e-12));
+  const grads: Record<string, tf.Tensor | Float32Array> = {};
+  // Phase 1, JS only (heap views stay valid): row-weighted sums and scaled, transposed inputs.
+  const colSum = (d: Float32Array, out: number, m?: Float32Array): Float32Array => {
+    const acc = new Float64Array(out);
+    for (let i = 0; i < rows; i++) {
+      const si = s[i], o = i * out;
+      if (m) for (let j = 0; j < out; j++) acc[j] += si * d[o + j] * m[o + j];
+      else for (let j = 0; j < out; j++) acc[j] += si * d[o + j];
+    }
+    return new Float32Array(acc);
+  };
+  for (const l of layers) {
+    const v = core.layers.get(l.name)!;
+    grads[v.b.name] = colSum(l.gz, l.out);
+    if (v.gain && v.beta && l.gy && l.n) {
+      grads[v.gain.name] = colSum(l.gy, l.out, l.n);
+      grads[v.beta.name] = colSum(l.gy, l.out);
     }
   }
-  return out;
+  const scaledT = new Map<tf.Tensor2D, Float32Array>();
+  for (const [a, av] of inputs) {
+    const cols = a.shape[1];
+    const t = new Float32Array(cols * rows);
+    for (let i = 0; i < rows; i++) {
+      const si = s[i], o = i * cols;
+      for (let k = 0; k < cols; k++) t[k * rows + i] = si * av[o + k];
+    }
+    scaledT.set(a, t);
+  }
+  // Phase 2: uploads and matmuls (these allocate on the heap; no view is read after this point).
+  const uploaded = new Map<tf.Tensor2D, tf.Tensor2D>();
+  for (const [a, t] of scaledT) uploaded.set(a, tf.tensor2d(t, [a.shape[1], rows]));
+  for (const l of layers) {
+    const v = core.layers.get(l.name)!;
+    grads[v.W.name] = tf.matMul(uploaded.get(l.a)!, fb.layers.get(l.name)!.gz);
+  }
+  tf.dispose([...uploaded.values()]);
+  return { grads, scales: s };
 }

@@ -6,7 +6,8 @@ import { getVaeCore } from '../src/vae.ts';
 import type { VaeCore } from '../src/vae.ts';
 import { clippedGradSums, perExampleGradNorms } from '../src/dpsgd.ts';
 import type { DpBatch } from '../src/dpsgd.ts';
-import { forwardBackward, perExampleSqNorms, perExampleSqNormsJs } from '../src/vae-grad.ts';
+import { clippedParamGrads, forwardBackward, paramGrads, perExampleSqNorms, perExampleSqNormsJs } from '../src/vae-grad.ts';
+import { createFlatAdam } from '../src/adam.ts';
 
 const segments: Segment[] = [
   { column: 'a', kind: 'numeric', offset: 0, width: 1 },
@@ -141,5 +142,46 @@ describe('DP-SGD (ghost clipping)', () => {
       m.dispose();
     }
     expect(tf.memory().numTensors).toBe(n0);
+  });
+  it('fused JS clipping equals the tensor path aᵀ·diag(s)·gz (scales, every variable, no leaks)', () => {
+    const m = tinyModel();
+    try {
+      const core = getVaeCore(m);
+      const b = batch(5);
+      const n0 = tf.memory().numTensors;
+      tf.tidy(() => {
+        const fb = forwardBackward(core, tf.tensor2d(b.x, [ROWS, W]), tf.tensor2d(b.y, [ROWS, C]), tf.tensor2d(b.eps, [ROWS, Z]), 1);
+        const norms = Array.from(perExampleSqNorms(core, fb).dataSync(), Math.sqrt);
+        const clip = [...norms].sort((p, q) => p - q)[2]; // some rows clipped, some not
+        const { grads, scales } = clippedParamGrads(core, fb, clip);
+        for (let i = 0; i < ROWS; i++) expect(scales[i]).toBeCloseTo(Math.min(1, clip / norms[i]), 5);
+        expect(scales.some((x) => x < 1) && scales.some((x) => x === 1)).toBe(true);
+        const ref = paramGrads(core, fb, tf.tensor2d(Float32Array.from(scales), [ROWS, 1]));
+        expect(Object.keys(grads).sort()).toEqual(core.vars.map((v) => v.name).sort());
+        for (const v of core.vars) {
+          const g = grads[v.name];
+          const got = g instanceof Float32Array ? g : g.dataSync();
+          const want = ref[v.name].dataSync();
+          expect(got.length).toBe(v.size);
+          for (let j = 0; j < got.length; j++) expect(Math.abs(got[j] - want[j])).toBeLessThan(1e-5 * Math.max(1, Math.abs(want[j])));
+        }
+      });
+      expect(tf.memory().numTensors).toBe(n0);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('the optimizer rejects a gradient of the wrong size', () => {
+    const m = tinyModel();
+    try {
+      const core = getVaeCore(m);
+      const opt = createFlatAdam(core.vars, 1e-3);
+      const grads = Object.fromEntries(core.vars.map((v) => [v.name, new Float32Array(v.size)]));
+      grads[core.vars[0].name] = new Float32Array(core.vars[0].size + 1);
+      expect(() => opt.applyGradients(grads)).toThrow(expect.objectContaining({ code: 'MODELS_WEIGHT_SIZE' }));
+    } finally {
+      m.dispose();
+    }
   });
 });
