@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
 import { CLI_BIN, waitFor } from '@fedtwin/sim';
-import { createConsortium, runCli, type Consortium } from './helpers/consortium.ts';
+import { createConsortium, freePort, runCli, type Consortium } from './helpers/consortium.ts';
 
 // Faults a real deployment meets, each against real daemon processes on 127.0.0.1.
 describe('faults', () => {
@@ -38,10 +38,7 @@ describe('faults', () => {
   }, 240_000);
 
   it('the aggregator killed mid-round restarts on its state and the members carry on', async () => {
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const port = await freePort();
     c = await createConsortium({ nodes: 2, rounds: 3, quorum: 2, minParticipants: 2, deadlineSeconds: 60, listen: `/ip4/127.0.0.1/tcp/${port}` });
     const agg = await c.startAggregator();
     for (let i = 0; i < 2; i++) await c.writeNodeConfig(i);

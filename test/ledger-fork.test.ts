@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { rename } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { waitFor } from '@fedtwin/sim';
-import { createConsortium, runCli, type Consortium } from './helpers/consortium.ts';
+import { createConsortium, freePort, runCli, type Consortium } from './helpers/consortium.ts';
 
 // An operator who rewrites the audit log is caught by the members acting as witnesses: a member that
 // co-signed a checkpoint refuses a history that does not extend it, stops, and keeps its evidence.
@@ -12,10 +11,7 @@ describe('ledger witnesses (real processes)', () => {
   afterEach(async () => { await c?.cleanup(); c = undefined; });
 
   it('a member shown a rewritten history refuses it, stops with LEDGER_INCONSISTENT, and its replica still verifies', async () => {
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const port = await freePort();
     // A fixed port, so the members find the restarted aggregator where they left it.
     c = await createConsortium({ nodes: 2, rounds: 6, quorum: 2, minParticipants: 2, deadlineSeconds: 60, listen: `/ip4/127.0.0.1/tcp/${port}` });
     const agg = await c.startAggregator();

@@ -1,6 +1,7 @@
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
 import { dirichletSplit, encodeTable, inferSchema, loadDataset, tableFromCsv, toCsv } from '@fedtwin/models';
 import { startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from '@fedtwin/sim';
@@ -94,4 +95,13 @@ export function runCli(args: string[], timeoutMs = 60_000): Promise<{ code: numb
   d.child.stdout?.on('data', (b: Buffer) => { stdout += b.toString(); });
   const t = setTimeout(() => d.child.kill('SIGKILL'), timeoutMs);
   return d.exited.then((code) => { clearTimeout(t); return { code, stdout, stderr: d.stderrTail() }; });
+}
+
+/** A TCP port free on 127.0.0.1 right now, for tests that restart a daemon on the same address. */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
 }
