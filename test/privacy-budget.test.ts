@@ -33,6 +33,7 @@ describe('privacy budget enforcement (real processes)', () => {
     expect(String(refusal.msg)).toMatch(/privacy budget exhausted/);
     expect(String(refusal.msg)).toMatch(/record-level/);
     expect(first.events.filter((e) => e.event === 'contributed')).toHaveLength(1);
+    await waitFor('the aggregator to record the refusal', async () => agg.events.find((e) => e.event === 'refusal'), 60_000);
     first.daemon.child.kill('SIGKILL');
     await first.daemon.exited;
 

@@ -334,10 +334,19 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     handler: async ({ peer, header }) => {
       requireMember(peer);
       await serial(async () => {
-        if (!open || open.round !== header.round) return; // a refusal for a closed round changes nothing
-        if (open.contributions.some((c) => c.peer === peer) || open.refusals?.some((r) => r.peer === peer)) return;
+        const current = open !== undefined && open.round === header.round;
+        if (current && (open!.contributions.some((c) => c.peer === peer) || open!.refusals?.some((r) => r.peer === peer))) return;
+        // Every refusal is audited and logged, also one that arrives after its round closed.
         if (audit) await audit.recordMemberEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'refusal', round: header.round });
-        const rec: RoundRecord = { ...open, refusals: [...(open.refusals ?? []), { peer, code: header.code, reason: header.reason, privacy: header.privacy, at: now() }] };
+        if (!current) {
+          log.warn({ event: 'refusal', round: header.round, peer, code: header.code, reason: header.reason, late: true }, `round ${header.round} (closed): ${peer.slice(-8)} declined: ${header.reason}`);
+          if (header.code === 'NODE_BUDGET_EXHAUSTED' && !state.exhausted?.includes(peer)) {
+            state = { ...state, exhausted: [...(state.exhausted ?? []), peer] };
+            await store.saveState(state);
+          }
+          return;
+        }
+        const rec: RoundRecord = { ...open!, refusals: [...(open!.refusals ?? []), { peer, code: header.code, reason: header.reason, privacy: header.privacy, at: now() }] };
         if (header.code === 'NODE_BUDGET_EXHAUSTED' && !state.exhausted?.includes(peer)) {
           state = { ...state, exhausted: [...(state.exhausted ?? []), peer] };
           await store.openRound(state, rec); // round record and state in one batch
