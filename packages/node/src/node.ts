@@ -292,7 +292,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         await persist();
         log.error({ event: 'budget-refusal', round: task.round, code: 'NODE_BUDGET_EXHAUSTED', reason, spent: spentSummary(budgets) }, `round ${task.round}: refusing to contribute: ${reason}`);
         const refusalEntry = witness
-          ? (await witness.sign({ type: 'refusal', v: 1, round: task.round, node: host.peerId, reason: reason.slice(0, 1000), epsilonRemaining: Math.max(0, (check.spends[0]?.budgetEpsilon ?? 0) - (check.spends[0]?.epsilonTotal ?? 0)), epsilonRequired: check.spends[0]?.epsilonRound ?? 0 } as never)).entry
+          ? (await witness.sign({ type: 'refusal', v: 1, round: task.round, node: host.peerId, reason: reason.slice(0, 1000), epsilonRemaining: Math.max(0, (check.spends[0]?.budgetEpsilon ?? 0) - (check.spends[0]?.epsilonTotal ?? 0)), epsilonRequired: check.spends[0]?.epsilonRound ?? 0 })).entry
           : '';
         await call(Protocols.refuse, { round: task.round, code: 'NODE_BUDGET_EXHAUSTED', reason, privacy: check.spends, entry: refusalEntry }, RefuseAck);
         continue;
@@ -324,7 +324,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
           ...(plan.site ? {} : { sampleCount: data.rows }),
           epsilon: main?.epsilonRound ?? 0, delta: main?.delta ?? 0, epsilonTotal: main?.epsilonTotal ?? 0, deltaTotal: main?.delta ?? 0,
           keyId: keyId ?? 'plaintext', globalVersion: state.hash,
-        } as never)
+        })
         : undefined;
       const header: UpdateHeader = {
         round: task.round, baseVersion: task.baseVersion, baseHash: state.hash, weight: update.weight,
