@@ -9,16 +9,9 @@ import {
   Accumulator, createHeContext, decryptSum, deserializeSecretKey, encryptVector, generateKeys, openSealedKey, publicInfo,
   sealKeyFor, sealedKeyDigest, sealedKeySigningBytes, serializeSecretKey, verifyOpenedKey, verifySealedKey, SEALED_KEY_MAX_CIPHERTEXT_BYTES,
 } from '../src/index.ts';
+import { code } from './helpers.ts';
 import type { HeContext, HeSecretKey, SealedKey } from '../src/index.ts';
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return isFedtwinError(e) ? e.code : `non-fedtwin: ${String(e)}`;
-  }
-  return undefined;
-}
 
 interface Member { key: PrivateKey; id: string }
 async function member(): Promise<Member> {

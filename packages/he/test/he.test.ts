@@ -3,22 +3,14 @@ import fc from 'fast-check';
 import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isFedtwinError } from '@fedtwin/errors';
 import {
   Accumulator, CHUNK_HEADER_BYTES, UPDATE_HEADER_BYTES, createHeContext, decryptSum, decryptSumIntegers, deserializeSecretKey,
   encryptVector, generateKeys, loadSecretKeyFile, quantize, saveSecretKeyFile, serializeSecretKey, validateCiphertext, chunkSize,
   KIND_FRESH, KIND_SUM,
 } from '../src/index.ts';
+import { code } from './helpers.ts';
 import type { HeContext, HeSecretKey } from '../src/index.ts';
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return isFedtwinError(e) ? e.code : `non-fedtwin: ${String(e)}`;
-  }
-  return undefined;
-}
 
 let ctx: HeContext;
 let key: HeSecretKey;

@@ -8,7 +8,7 @@ import {
 } from '@fedtwin/protocol';
 import { createStrategy, versionHash, type Strategy } from '@fedtwin/strategy';
 import {
-  createRng, createSecureRng, createTwinVae, decodeRows, encodeTable, fillNormal, parseCsv, tableFromCsv, toCsv,
+  createRng, createSecureRng, createTwinVae, decodeRows, encodeTable, fillNormal, readCsvFile, tableFromCsv, toCsv,
   type EncodedTable, type Table, type TableSchema, type TwinVae,
 } from '@fedtwin/models';
 import type { PrivateKey } from '@libp2p/interface';
@@ -121,12 +121,12 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
   };
 
   async function run(): Promise<NodeRunResult> {
-    const csvText = await readCsvFile(init.csvPath);
+    // Read and parse before contacting anyone: a missing or malformed export fails fast (size-capped read).
+    const { header: csvHeader, rows } = await readCsvFile(init.csvPath);
     const { header: join } = await call(Protocols.join, { nodeVersion: process.version, backend: init.backend }, JoinResponse);
     joinedOnce = true;
     log.info({ event: 'joined', consortium: join.consortium, strategy: join.strategy, modelValues: join.modelValues }, `joined consortium ${join.consortium}`);
     const schema = join.schema as TableSchema;
-    const { header: csvHeader, rows } = parseCsv(csvText);
     const table: Table = tableFromCsv(csvHeader, rows, schema);
     const data: EncodedTable = encodeTable(table);
     if (data.rows < 1) throw new FedtwinError('DATA_EMPTY', `${init.csvPath} has no records`);
@@ -398,13 +398,6 @@ function classProbabilities(data: EncodedTable, declared?: Record<string, number
   return counts.map((c) => c / data.rows);
 }
 
-async function readCsvFile(path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw new FedtwinError('DATA_NOT_FOUND', `cannot read records file ${path}: ${(err as Error).message}`, { hint: 'set data.csv in the node config to the site\'s CSV export', cause: err });
-  }
-}
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
