@@ -1,6 +1,6 @@
 import { FedtwinError } from '@fedtwin/errors';
 import {
-  AggregateRequest, JoinRequest, Protocols, RefuseRequest, TaskRequest, UpdateHeader, bytesToF32, f32ToBytes,
+  AggregateRequest, JoinRequest, Protocols, RefuseRequest, TaskRequest, UpdateHeader,
   KeyPublishHeader, KeyRequest, MAX_SEALED_KEYS_BYTES,
   type AggregateResponse, type JoinResponse, type KeyResponse, type ModelConfig, type PrivacyPolicy, type SecureAggregation,
   type TaskResponse, type TrainingConfig, type UpdateAck,
@@ -290,6 +290,14 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         const first = open.contributions[0];
         if (first && first.baseHash !== header.baseHash) {
           throw new FedtwinError('AGG_BASE_HASH_MISMATCH', `member ${peer} trained from global ${header.baseHash.slice(0, 12)}…, others from ${first.baseHash.slice(0, 12)}…`, { hint: 'the member\'s global model diverged: resync its state' });
+        }
+        for (const [on, mode] of [[siteDp, 'site'], [recordDp, 'record']] as const) {
+          if (on && !header.privacy.some((p) => p.mode === mode)) {
+            throw new FedtwinError('AGG_PRIVACY_MISSING', `the consortium requires ${mode}-level DP but the update reports no ${mode} spending`, { hint: 'run a fedtwin node that applies the consortium\'s privacy policy' });
+          }
+        }
+        if (siteDp && header.weight !== 1) {
+          throw new FedtwinError('AGG_BAD_UPDATE', `site-level DP needs unweighted updates (weight 1), got weight ${header.weight}`);
         }
         if (header.encoding !== scheme.encoding) {
           throw new FedtwinError('AGG_BAD_UPDATE', `update is ${header.encoding}, the consortium aggregates ${scheme.encoding}`, { hint: 'the member and the aggregator disagree on secure aggregation: check both configs' });

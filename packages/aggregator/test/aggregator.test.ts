@@ -22,7 +22,7 @@ describe('aggregator', () => {
   const cleanup: Array<() => Promise<void>> = [];
   afterEach(async () => { for (const f of cleanup.splice(0).reverse()) await f(); });
 
-  async function setup(opts: { members?: number; quorum?: number; min?: number; deadlineSeconds?: number; total?: number; dir?: string } = {}) {
+  async function setup(opts: { members?: number; quorum?: number; min?: number; deadlineSeconds?: number; total?: number; dir?: string; privacy?: import('@fedtwin/protocol').PrivacyPolicy } = {}) {
     const dir = opts.dir ?? await mkdtemp(join(tmpdir(), 'fedtwin-agg-'));
     if (!opts.dir) cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const memberKeys = await Promise.all(Array.from({ length: opts.members ?? 2 }, () => generateIdentity()));
@@ -33,6 +33,7 @@ describe('aggregator', () => {
       model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 }, modelValues: VALUES, strategy: 'fedavg',
       training: { epochs: 1, batchSize: 8, learningRate: 0.01 },
       rounds: { totalRounds: opts.total ?? 2, quorum: opts.quorum ?? 2, minParticipants: opts.min ?? 1, deadlineSeconds: opts.deadlineSeconds ?? 60 },
+      ...(opts.privacy ? { privacy: opts.privacy } : {}),
       logger: silent,
     });
     const members: WireHost[] = [];
@@ -91,6 +92,17 @@ describe('aggregator', () => {
     await reject(call(1, 'update', update(1, { baseHash: 'b'.repeat(64) }), UpdateAck, body(1)), 'AGG_BASE_HASH_MISMATCH');
     expect((await agg.rounds())[0]!.contributions.map((c) => c.peer)).toHaveLength(1);
     await reject(call(0, 'aggregate', { version: 1 }, AggregateResponse, undefined, VALUES * 4), 'AGG_NO_SUCH_VERSION');
+  });
+
+  it('requires the privacy spending the consortium policy asks for, and unweighted updates under site-level DP', async () => {
+    const { agg, call } = await setup({ privacy: { mode: 'both', epsilon: 8, delta: 1e-5, record: { clip: 1, noiseMultiplier: 1 }, site: { clip: 1, noiseMultiplier: 1, minParticipants: 1, sampleRate: 1 } } });
+    for (const m of [0, 1]) await call(m, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
+    const spend = (mode: 'record' | 'site') => ({ mode, epsilonRound: 1, epsilonTotal: 1, delta: 1e-5, budgetEpsilon: 8, noiseMultiplier: 1, sampleRate: 1, steps: 1, clip: 1 });
+    await expect(call(0, 'update', update(1, { weight: 1 }), UpdateAck, body(1))).rejects.toMatchObject({ code: 'AGG_PRIVACY_MISSING' });
+    await expect(call(0, 'update', update(1, { weight: 1, privacy: [spend('record')] }), UpdateAck, body(1))).rejects.toMatchObject({ code: 'AGG_PRIVACY_MISSING' });
+    await expect(call(0, 'update', update(1, { weight: 10, privacy: [spend('record'), spend('site')] }), UpdateAck, body(1))).rejects.toMatchObject({ code: 'AGG_BAD_UPDATE' });
+    await call(0, 'update', update(1, { weight: 1, privacy: [spend('record'), spend('site')] }), UpdateAck, body(1));
+    expect((await agg.rounds())[0]!.contributions).toHaveLength(1);
   });
 
   it('aggregates at the deadline with minParticipants, or fails the round and reopens', async () => {

@@ -1,4 +1,4 @@
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { writeFile, mkdir } from 'node:fs/promises';
 import type { z } from 'zod';
 import { dirname } from 'node:path';
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
