@@ -161,7 +161,7 @@ await big.close();
     process.exitCode = 1;
   } else {
     console.log(
-      `\nverifyLedgerDir on ${fmt(r.summary.entries)} entries: ${fmt(s, 1)} s (${fmt(r.summary.entries / s)} entries/s; ${r.summary.checkpoints} checkpoints, ${r.summary.rounds} rounds)  target < 60 s`,
+      `\nverifyLedgerDir on ${fmt(r.summary.entries)} entries: ${fmt(s, 1)} s (${fmt(r.summary.entries / s)} entries/s; ${r.summary.checkpoints} checkpoints, ${r.summary.rounds} rounds; Ed25519 by ${r.summary.signatureImpl})  target < 60 s`,
     );
   }
 }

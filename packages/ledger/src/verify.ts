@@ -7,8 +7,9 @@
 // the recomputed root at its size; consecutive checkpoints are checked with RFC 9162 consistency proofs.
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import { bytesEqual, readU64be, toHex, utf8 } from './bytes.ts';
-import { parseEntry, type EntryType, type LedgerEntry } from './entry.ts';
-import { createSignaturePool } from './sigpool.ts';
+import { ENTRY_TYPES, type EntryType } from './entry.ts';
+import { createAuditPool } from './audit-pool.ts';
+import { signatureImpl as sigImpl, type AuditChunkResult, type SignatureImpl } from './audit-chunk.ts';
 import { emptyRoot, pushLeaf, rootOfRange, verifyConsistency, type HashedNode } from './merkle.ts';
 import { parseCheckpoint, parseVerifierKey, verifyCheckpoint, type Checkpoint, type NoteVerifier } from './checkpoint.ts';
 import { ledgerInternals, openLedgerForAudit, parseNodeKey, type Ledger } from './ledger.ts';
@@ -34,6 +35,8 @@ export interface LedgerSummary {
   uncheckpointedEntries: number;
   /** verifier key used for checkpoint signatures */
   checkpointKey: string | null;
+  /** Ed25519 implementation that checked entry signatures (libsodium when installed; node:crypto decides every rejection) */
+  signatureImpl: SignatureImpl;
 }
 
 export type VerifyFailureCode =
@@ -103,33 +106,37 @@ class Tally {
     this.contributionRound = new Float64Array(size).fill(NaN);
   }
 
-  add(index: number, e: LedgerEntry): void {
-    const p = e.payload;
+  /** Adds entry `j` of a worker's chunk result, which is ledger entry `index`. */
+  add(index: number, r: AuditChunkResult, j: number): void {
+    const type = ENTRY_TYPES[r.type[j]];
     this.entries++;
-    this.byType[p.type]++;
-    switch (p.type) {
+    this.byType[type]++;
+    const round = r.round[j];
+    const who = r.who[j] >= 0 ? r.strings[r.who[j]] : '';
+    switch (type) {
       case 'membership':
-        if (p.action === 'admit') this.members.add(p.peerId);
-        else this.members.delete(p.peerId);
+        if (r.admit[j] === 1) this.members.add(who);
+        else this.members.delete(who);
         break;
       case 'round':
-        this.rounds.add(p.round);
+        this.rounds.add(round);
         break;
       case 'contribution':
-        this.contributions[p.node] = (this.contributions[p.node] ?? 0) + 1;
-        this.epsilon[p.node] = p.epsilonTotal;
-        this.delta[p.node] = p.deltaTotal;
-        this.contributionRound[index] = p.round;
+        this.contributions[who] = (this.contributions[who] ?? 0) + 1;
+        this.epsilon[who] = r.epsilonTotal[j];
+        this.delta[who] = r.deltaTotal[j];
+        this.contributionRound[index] = round;
         break;
       case 'aggregate':
-        for (const j of p.contributions) {
-          if (j >= index || this.contributionRound[j] !== p.round) {
-            throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: aggregate for round ${p.round} includes leaf ${j}, which is not an earlier contribution to that round`);
+        for (let k = r.aggOffsets[j]; k < r.aggOffsets[j + 1]; k++) {
+          const leaf = r.aggLeaves[k];
+          if (leaf >= index || this.contributionRound[leaf] !== round) {
+            throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: aggregate for round ${round} includes leaf ${leaf}, which is not an earlier contribution to that round`);
           }
         }
         break;
       case 'refusal':
-        this.refusals[p.node] = (this.refusals[p.node] ?? 0) + 1;
+        this.refusals[who] = (this.refusals[who] ?? 0) + 1;
         break;
       case 'key':
         break;
@@ -173,6 +180,7 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
         : null,
       uncheckpointedEntries: tally.entries - (latest?.size ?? 0),
       checkpointKey,
+      signatureImpl: sigImpl(),
     };
   };
   try {
@@ -244,89 +252,93 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
       }
       return nodeBuf[nodePos++];
     };
-    // Signatures are checked by worker threads, chunk by chunk, while the next chunks are read and hashed;
-    // results are consumed in order, so the first failure seen is the lowest bad index.
-    const pool = createSignaturePool(opts.threads);
-    const inflight: { first: number; entries: LedgerEntry[]; bad: Promise<number> }[] = [];
+    // Worker threads parse, hash and signature-check chunk after chunk while this thread reads the next
+    // ones; results are consumed in order, so the first failure seen is the lowest bad index.
+    const pool = createAuditPool(opts.threads);
+    const inflight: { first: number; result: Promise<AuditChunkResult> }[] = [];
     const maxInflight = 4;
-    const drainOne = async (): Promise<void> => {
+    let expected = 0;
+    const consume = async (): Promise<void> => {
       const c = inflight.shift() as (typeof inflight)[number];
-      const bad = await c.bad;
-      if (bad >= 0) {
-        const e = c.entries[bad];
-        throw new Failure('LEDGER_SIGNATURE_INVALID', c.first + bad, `entry ${c.first + bad}: signature does not verify against its author ${e.author} (forged or altered)`);
+      const r = await c.result;
+      for (let j = 0; j < r.count; j++) {
+        const index = c.first + j;
+        if (r.bad?.at === j && r.bad.kind === 'parse') throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: ${r.bad.message}`);
+        for (const node of pushLeaf(range, index, r.leafHashes.subarray(j * 32, j * 32 + 32))) {
+          const stored = nodePos < nodeBuf.length ? nodeBuf[nodePos++] : await nextNode();
+          // compare the key as numbers: (last leaf = this entry, level), no allocation per node
+          if (!stored || stored[0].byteLength !== P + 9 || stored[0][P + 8] !== node.level || readU64be(stored[0], P) !== index) {
+            const key = stored?.[0].subarray(P);
+            const what = key ? `found node (level ${parseNodeKey(key).level}, index ${parseNodeKey(key).index}) instead` : 'it is missing';
+            throw new Failure(
+              node.level === 0 ? 'LEDGER_LEAF_HASH_MISMATCH' : 'LEDGER_NODE_MISMATCH',
+              index,
+              node.level === 0 ? `entry ${index}: stored leaf hash is missing (${what})` : `tree node (level ${node.level}, index ${node.index}) ending at entry ${index}: ${what}`,
+            );
+          }
+          if (!bytesEqual(stored[1], node.hash)) {
+            throw new Failure(
+              node.level === 0 ? 'LEDGER_LEAF_HASH_MISMATCH' : 'LEDGER_NODE_MISMATCH',
+              index,
+              node.level === 0
+                ? `entry ${index}: leaf hash of the stored bytes ${toHex(node.hash)} does not match the stored leaf hash ${toHex(stored[1])} (entry bytes edited, reordered or replaced)`
+                : `tree node (level ${node.level}, index ${node.index}) ending at entry ${index}: stored ${toHex(stored[1])}, recomputed ${toHex(node.hash)}`,
+            );
+          }
+        }
+        if (r.bad?.at === j) throw new Failure('LEDGER_SIGNATURE_INVALID', index, `entry ${index}: ${r.bad.message}`);
+        tally.add(index, r, j);
+        expected++;
+        checkRoot(expected);
       }
     };
-    const submit = (first: number, entries: LedgerEntry[]): void => {
-      if (entries.length === 0) return;
-      const bad = pool.check(entries);
-      bad.catch(() => undefined);
-      inflight.push({ first, entries, bad });
-    };
-    let expected = 0;
     try {
+      let read = 0;
       for (;;) {
         const rows = await eit.nextv(chunk);
         if (rows.length === 0) break;
-        const batch: LedgerEntry[] = [];
-        const first = expected;
-        let syncFailure: Failure | undefined;
-        try {
-          for (const [k, v] of rows) {
-            const index = readU64be(k, P);
-            if (index !== expected) {
-              throw new Failure(
-                'LEDGER_ENTRY_MISSING',
-                expected,
-                index > expected ? `entry ${expected} is missing (the next stored entry is ${index})` : `entry key ${index} is out of order`,
-              );
-            }
-            if (index >= n) throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index} is beyond the recorded size ${n} (a write outside the ledger)`);
-            let e: LedgerEntry;
-            try {
-              e = parseEntry(v);
-            } catch (err) {
-              throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: ${(err as Error).message}`);
-            }
-            for (const node of pushLeaf(range, index, e.leafHash)) {
-              const stored = nodePos < nodeBuf.length ? nodeBuf[nodePos++] : await nextNode();
-              // compare the key as numbers: (last leaf = this entry, level), no allocation per node
-              if (!stored || stored[0].byteLength !== P + 9 || stored[0][P + 8] !== node.level || readU64be(stored[0], P) !== index) {
-                const key = stored?.[0].subarray(P);
-                const what = key ? `found node (level ${parseNodeKey(key).level}, index ${parseNodeKey(key).index}) instead` : 'it is missing';
-                throw new Failure(
-                  node.level === 0 ? 'LEDGER_LEAF_HASH_MISMATCH' : 'LEDGER_NODE_MISMATCH',
-                  index,
-                  node.level === 0 ? `entry ${index}: stored leaf hash is missing (${what})` : `tree node (level ${node.level}, index ${node.index}) ending at entry ${index}: ${what}`,
-                );
-              }
-              if (!bytesEqual(stored[1], node.hash)) {
-                throw new Failure(
-                  node.level === 0 ? 'LEDGER_LEAF_HASH_MISMATCH' : 'LEDGER_NODE_MISMATCH',
-                  index,
-                  node.level === 0
-                    ? `entry ${index}: leaf hash of the stored bytes ${toHex(node.hash)} does not match the stored leaf hash ${toHex(stored[1])} (entry bytes edited, reordered or replaced)`
-                    : `tree node (level ${node.level}, index ${node.index}) ending at entry ${index}: stored ${toHex(stored[1])}, recomputed ${toHex(node.hash)}`,
-                );
-              }
-            }
-            tally.add(index, e);
-            batch.push(e);
-            expected++;
-            checkRoot(expected);
+        // Key continuity is checked here, before the bytes leave for a worker; a gap or a stray key ends
+        // the read, and the entries before it are still examined (an earlier failure wins).
+        let keyFailure: Failure | undefined;
+        let take = 0;
+        let bytes = 0;
+        for (const [k, v] of rows) {
+          const index = readU64be(k, P);
+          if (index !== read) {
+            keyFailure = new Failure(
+              'LEDGER_ENTRY_MISSING',
+              read,
+              index > read ? `entry ${read} is missing (the next stored entry is ${index})` : `entry key ${index} is out of order`,
+            );
+            break;
           }
-        } catch (err) {
-          if (!(err instanceof Failure)) throw err;
-          syncFailure = err;
+          if (index >= n) {
+            keyFailure = new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index} is beyond the recorded size ${n} (a write outside the ledger)`);
+            break;
+          }
+          take++;
+          read++;
+          bytes += v.byteLength;
         }
-        submit(first, batch);
-        if (syncFailure) {
-          while (inflight.length) await drainOne();
-          throw syncFailure;
+        if (take > 0) {
+          const data = new Uint8Array(bytes);
+          const offsets = new Uint32Array(take + 1);
+          for (let j = 0, o = 0; j < take; j++) {
+            data.set(rows[j][1], o);
+            o += rows[j][1].byteLength;
+            offsets[j + 1] = o;
+          }
+          const result = pool.run(data, offsets);
+          result.catch(() => undefined);
+          inflight.push({ first: read - take, result });
         }
-        while (inflight.length > maxInflight) await drainOne();
+        if (keyFailure) {
+          while (inflight.length) await consume();
+          throw keyFailure;
+        }
+        while (inflight.length > maxInflight) await consume();
       }
-      while (inflight.length) await drainOne();
+      while (inflight.length) await consume();
       if (expected !== n) throw new Failure('LEDGER_ENTRY_MISSING', expected, `entry ${expected} is missing (the ledger records ${n} entries, ${expected} are present)`);
       const extra = await nextNode();
       if (extra) throw new Failure('LEDGER_NODE_MISMATCH', n, `the tree stores nodes beyond its ${n} entries (a truncated or rewritten log)`);

@@ -17,6 +17,11 @@ import {
 } from '../src/index.ts';
 import { nodeKey } from '../src/ledger.ts';
 import { u64be } from '../src/bytes.ts';
+import { auditChunk } from '../src/audit-chunk.ts';
+import { publicKeyFromRaw } from '@libp2p/crypto/keys';
+import { peerIdFromPublicKey } from '@libp2p/peer-id';
+
+const peerIdOfRawKey = (raw: Uint8Array): string => peerIdFromPublicKey(publicKeyFromRaw(raw)).toString();
 import { fillLedger, party, tempDir, ORIGIN, type Party } from './helpers.ts';
 
 const cleanups: (() => unknown)[] = [];
@@ -100,6 +105,7 @@ describe('verifyLedgerDir', () => {
     expect(s.checkpoints).toBe(3);
     expect(s.latestCheckpoint).toMatchObject({ size: 18, rootHash: s.rootHash, origin: ORIGIN });
     expect(s.uncheckpointedEntries).toBe(0);
+    expect(s.signatureImpl).toBe('libsodium'); // sodium-native is installed with the project
   });
 
   it('one flipped byte in a stored entry: leaf hash mismatch at that index', async () => {
@@ -205,6 +211,48 @@ describe('verifyLedgerDir', () => {
       return bs;
     });
     expect(await verifyLedgerDir(t.dir, { chunk: 128, threads: 2 })).toMatchObject({ ok: false, index: 433, code: 'LEDGER_SIGNATURE_INVALID' });
+  });
+
+  it('an entry that fails to parse in a later chunk is reported after earlier chunks are clean, and a gap before it wins', async () => {
+    const t = tempDir('parse-chunks');
+    cleanups.push(t.cleanup);
+    const l = await openLedger({ dir: t.dir });
+    await l.appendMany(Array.from({ length: 300 }, (_, k) => createEntrySync({ type: 'key', event: 'rotation', keyId: `k${k}` }, nodes[k % 3].entry)));
+    await l.close();
+    await rewrite(t.dir, (bs) => {
+      bs[250] = bytes(text(bs[250]).replace('"rotation"', '"rotation" '));
+      return bs;
+    });
+    expect(await verifyLedgerDir(t.dir, { chunk: 64, threads: 2 })).toMatchObject({ ok: false, index: 250, code: 'LEDGER_ENTRY_INVALID' });
+    await withLevel(t.dir, async ({ e }) => e.del(u64be(100)));
+    expect(await verifyLedgerDir(t.dir, { chunk: 64, threads: 2 })).toMatchObject({ ok: false, index: 100, code: 'LEDGER_ENTRY_MISSING' });
+  });
+
+  it('libsodium and node:crypto give the same verdict on every entry (node:crypto decides libsodium rejections)', async () => {
+    const mallory = await party(67);
+    const good = Array.from({ length: 6 }, (_, k) => createEntrySync({ type: 'key', event: 'rotation', keyId: `k${k}` }, nodes[k % 3].entry));
+    const forged = createEntrySync({ type: 'key', event: 'rotation', keyId: 'k3' }, mallory.entry);
+    const cases: Uint8Array[][] = [
+      good.map((e) => e.bytes),
+      // another key's signature on entry 3
+      good.map((e, i) => (i === 3 ? bytes(text(e.bytes).replace(/"sig":"[^"]+"/, `"sig":"${JSON.parse(text(forged.bytes)).sig}"`)) : e.bytes)),
+      // a payload edit under the original signature
+      good.map((e, i) => (i === 4 ? bytes(text(e.bytes).replace('"k4"', '"k5"')) : e.bytes)),
+      // an author whose key is the identity point (small order): refused by both
+      good.map((e, i) => (i === 1 ? bytes(text(e.bytes).replace(nodes[1].peerId, peerIdOfRawKey(Uint8Array.from({ length: 32 }, (_, j) => (j === 0 ? 1 : 0))))) : e.bytes)),
+    ];
+    const verdicts = (impl: 'libsodium' | 'node:crypto') =>
+      cases.map((bs) => {
+        const offsets = new Uint32Array(bs.length + 1);
+        bs.forEach((b, i) => (offsets[i + 1] = offsets[i] + b.byteLength));
+        const data = new Uint8Array(offsets[bs.length]);
+        bs.forEach((b, i) => data.set(b, offsets[i]));
+        const r = auditChunk({ id: 0, data, offsets }, impl);
+        return r.bad && { at: r.bad.at, kind: r.bad.kind };
+      });
+    const expected = [null, { at: 3, kind: 'signature' }, { at: 4, kind: 'signature' }, { at: 1, kind: 'signature' }];
+    expect(verdicts('node:crypto')).toEqual(expected);
+    expect(verdicts('libsodium')).toEqual(expected);
   });
 
   it('an edited internal tree node is found', async () => {
