@@ -7,10 +7,10 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { FedtwinError } from '@fedtwin/errors';
-import type { Rng } from './rng.ts';
+import type { NoiseSource } from './noise.ts';
 
 /** DP-SGD post-processing applied per coordinate before the update: g ← (g + std·N(0,1)) / divisor. */
-export interface GradientNoise { std: number; divisor: number; rng: Rng }
+export interface GradientNoise { std: number; divisor: number; source: NoiseSource }
 
 export interface FlatAdam {
   readonly learningRate: number;
@@ -26,7 +26,6 @@ export function createFlatAdam(vars: readonly tf.Variable[], learningRate: numbe
   const m = new Float32Array(total);
   const v2 = new Float32Array(total);
   let t = 0;
-  const noiseBuf = new Float32Array(vars.reduce((a, v) => Math.max(a, v.size), 0));
   return {
     learningRate,
     applyGradients(grads, noise) {
@@ -45,15 +44,17 @@ export function createFlatAdam(vars: readonly tf.Variable[], learningRate: numbe
       t++;
       const lrT = learningRate / (1 - beta1 ** t);
       const c2 = 1 / (1 - beta2 ** t);
+      // One draw of the whole step's noise, in variable order (a seeded source gives the same
+      // sequence as drawing variable by variable).
+      const zAll = std > 0 ? noise!.source.next(total) : undefined;
       let off = 0;
       for (const x of vars) {
         const gv = grads[x.name];
         const g = gv instanceof Float32Array ? gv : (gv.dataSync() as Float32Array);
         const p = (x.dataSync() as Float32Array).slice();
-        const z = std > 0 ? noise!.rng.normals(noiseBuf.subarray(0, g.length)) : noiseBuf;
         for (let i = 0; i < g.length; i++) {
           const k = off + i;
-          const gi = noise ? (std > 0 ? g[i] + std * z[i] : g[i]) * inv : g[i];
+          const gi = noise ? (zAll ? g[i] + std * zAll[k] : g[i]) * inv : g[i];
           const mi = (m[k] = beta1 * m[k] + (1 - beta1) * gi);
           const vi = (v2[k] = beta2 * v2[k] + (1 - beta2) * gi * gi);
           p[i] -= (lrT * mi) / (Math.sqrt(vi * c2) + epsilon);

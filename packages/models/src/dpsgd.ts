@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { VaeCore } from './vae.ts';
 import type { FlatAdam } from './adam.ts';
-import type { Rng } from './rng.ts';
+import type { NoiseSource } from './noise.ts';
 import { clippedParamGrads, forwardBackward, perExampleSqNorms } from './vae-grad.ts';
 
 export interface DpStepOptions {
@@ -17,8 +17,8 @@ export interface DpStepOptions {
   noiseMultiplier: number;
   /** Expected batch size q·N: the clipped, noised sum is divided by this (not the realised size). */
   expectedBatch: number;
-  /** Source of the Gaussian noise (seeded: runs are reproducible). */
-  rng: Rng;
+  /** Source of the Gaussian noise (seededNoise: reproducible; secureNoise: OS CSPRNG on a worker). */
+  noise: NoiseSource;
 }
 
 export interface DpBatch {
@@ -77,7 +77,7 @@ export function dpSgdStep(core: VaeCore, opt: FlatAdam, batch: DpBatch, o: DpSte
     return { tensors: Object.values(sums).filter((t): t is tf.Tensor => !(t instanceof Float32Array)), lossSum: fb.lossSum };
   });
   // Noise N(0, (zC)²) per coordinate and the division by q·N happen in the optimizer's JS pass.
-  opt.applyGradients(sums, { std: o.noiseMultiplier * o.clip, divisor: o.expectedBatch, rng: o.rng });
+  opt.applyGradients(sums, { std: o.noiseMultiplier * o.clip, divisor: o.expectedBatch, source: o.noise });
   tf.dispose(tensors);
   return lossSum;
 }

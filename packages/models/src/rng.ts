@@ -162,6 +162,41 @@ function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
 
+/**
+ * Fill `out` with N(0, 1) draws whose every random bit comes from `u32()` (the same ziggurat as
+ * Rng.normal). With a CSPRNG-backed `u32` the noise is as unpredictable as the OS generator.
+ */
+export function normalsFrom(u32: () => number, out: Float32Array): Float32Array {
+  const { kn, wn, fn } = ZIG;
+  const open01 = (): number => (u32() + 0.5) / 4294967296;
+  for (let i = 0; i < out.length; i++) {
+    for (;;) {
+      const u = u32();
+      const iz = u & 127;
+      const hz = (u & ~127) | 0;
+      if (Math.abs(hz) < kn[iz]) {
+        out[i] = hz * wn[iz];
+        break;
+      }
+      if (iz === 0) {
+        let x: number, y: number;
+        do {
+          x = -Math.log(open01()) / ZIG_R;
+          y = -Math.log(open01());
+        } while (y + y < x * x);
+        out[i] = hz > 0 ? ZIG_R + x : -ZIG_R - x;
+        break;
+      }
+      const x = hz * wn[iz];
+      if (fn[iz] + (u32() / 4294967296) * (fn[iz - 1] - fn[iz]) < Math.exp(-0.5 * x * x)) {
+        out[i] = x;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 /** Derive an independent seed from a base seed and integer tags (e.g. round, epoch, site). */
 export function deriveSeed(seed: number, ...tags: number[]): number {
   const st = { s: checkSeed(seed) };

@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { FedtwinError } from '@fedtwin/errors';
 import type { EncodedTable } from './types.ts';
 import type { VaeCore } from './vae.ts';
-import { createRng, createSecureRng, deriveSeed } from './rng.ts';
+import { createRng, deriveSeed } from './rng.ts';
+import { secureNoise, seededNoise } from './noise.ts';
 import type { Rng } from './rng.ts';
 import { dpSgdStep } from './dpsgd.ts';
 import { createFlatAdam } from './adam.ts';
@@ -124,7 +125,7 @@ export async function runTraining(core: VaeCore, data: EncodedTable, opts: Train
       // One "epoch" of DP-SGD = round(1/q) steps, each on an independent Poisson sample.
       const stepsPerEpoch = Math.max(1, Math.round(1 / q!));
       const picked = new Int32Array(N);
-      const noiseRng = dp.secureNoise === false ? rng : createSecureRng();
+      const noise = dp.secureNoise === false ? seededNoise(rng) : secureNoise(core.vars.reduce((a, v) => a + v.size, 0));
       for (let s = 0; s < stepsPerEpoch; s++) {
         let m = 0;
         for (let r = 0; r < N; r++) if (rng.uniform() < q!) picked[m++] = r;
@@ -135,7 +136,7 @@ export async function runTraining(core: VaeCore, data: EncodedTable, opts: Train
         fillBatch(core, data, picked, 0, m, rng, xb, yb, eb);
         const lossSum = dpSgdStep(core, opt, {
           x: xb.subarray(0, m * W), y: yb.subarray(0, m * C), eps: eb.subarray(0, m * Z), rows: m,
-        }, { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, expectedBatch: q! * N, rng: noiseRng });
+        }, { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, expectedBatch: q! * N, noise });
         costs.push(lossSum);
         steps++; epochExamples += m;
       }

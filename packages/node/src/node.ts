@@ -207,6 +207,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       if (state.version < target) await syncLedger();
       while (state.version < target) {
         const v = state.version + 1;
+        const tDownload = performance.now();
         const { header: agg, body } = await call(Protocols.aggregate, { version: v }, AggregateResponse, { maxBodyBytes: memberScheme.sumBytes(join.modelValues) });
         if (agg.version !== v || agg.values !== global.length || !body || agg.encoding !== memberScheme.encoding) {
           throw new FedtwinError('NODE_BAD_AGGREGATE', `aggregate for version ${v} has the wrong shape or encoding (${agg.encoding})`);
@@ -214,10 +215,13 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         if (agg.baseHash !== state.hash) {
           throw new FedtwinError('NODE_DIVERGED', `aggregate ${v} was built on global ${agg.baseHash.slice(0, 12)}…, this member holds ${state.hash.slice(0, 12)}…`, { hint: 'this member\'s state diverged from the consortium: remove its dataDir to resync' });
         }
+        const tDecode = performance.now();
         global = strategy.applyAggregate(global, await memberScheme.decode(body, global.length, agg.keyId), agg.totalWeight, agg.participants.length);
         state = { ...state, version: v, hash: versionHash(global) };
+        const tSave = performance.now();
         await store.save(state, f32ToBytes(global));
-        log.info({ event: 'global-updated', version: v, hash: state.hash, participants: agg.participants.length }, `applied aggregate → global version ${v}`);
+        const ms = { downloadMs: Math.round(tDecode - tDownload), decodeMs: Math.round(tSave - tDecode), saveMs: Math.round(performance.now() - tSave), bytes: body.length };
+        log.info({ event: 'global-updated', version: v, hash: state.hash, participants: agg.participants.length, ...ms }, `applied aggregate → global version ${v}`);
       }
     };
 
@@ -237,16 +241,18 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       await store.save(state, f32ToBytes(global), f32ToBytes(vae!.getPrivateWeights()), pending);
     };
 
-    const deliver = async (header: UpdateHeader, body: Uint8Array, losses: number[]) => {
+    const deliver = async (header: UpdateHeader, body: Uint8Array, losses: number[], phases: Record<string, number> = {}) => {
       try {
+        const tUpload = performance.now();
         const { header: ack } = await call(Protocols.update, header, UpdateAck, { body });
+        phases.uploadMs = Math.round(performance.now() - tUpload);
         state = {
           ...state, lastRound: header.round, pending: undefined, pendingLeaf: undefined,
           ledgerLeaves: state.pendingLeaf ? [...(state.ledgerLeaves ?? []), { leafHash: state.pendingLeaf, ...(ack.ledgerIndex !== undefined ? { index: ack.ledgerIndex } : {}) }] : state.ledgerLeaves,
           contributions: [...state.contributions, { round: header.round, baseVersion: header.baseVersion, loss: header.loss, weight: header.weight, trainSeconds: header.trainSeconds, at: Date.now(), privacy: header.privacy }],
           losses: [...state.losses, { round: header.round, losses }],
         };
-        log.info({ event: 'contributed', round: header.round, loss: header.loss, trainSeconds: header.trainSeconds, contributions: ack.contributions, privacy: header.privacy }, `round ${header.round}: update sent (loss ${header.loss.toFixed(4)}, trained ${header.trainSeconds.toFixed(1)} s)`);
+        log.info({ event: 'contributed', round: header.round, loss: header.loss, trainSeconds: header.trainSeconds, contributions: ack.contributions, privacy: header.privacy, phases }, `round ${header.round}: update sent (loss ${header.loss.toFixed(4)}, trained ${header.trainSeconds.toFixed(1)} s)`);
       } catch (err) {
         if (!isFedtwinError(err) || !err.code.startsWith('AGG_')) throw err;
         // The aggregator declined (round closed, version moved on, already has it): move on.
@@ -278,7 +284,9 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         }
         state = { ...state, pending: undefined };
       }
+      const tCatchUp = performance.now();
       await catchUp(task.baseVersion);
+      const catchUpMs = Math.round(performance.now() - tCatchUp);
       if (state.version !== task.baseVersion) {
         throw new FedtwinError('NODE_DIVERGED', `round ${task.round} is based on version ${task.baseVersion}, this member holds ${state.version}`);
       }
@@ -315,6 +323,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         : strategy.encodeUpdate(delta, data.rows);
       const loss = trained.losses.at(-1) ?? NaN;
       for (const mode of ['record', 'site'] as const) if (plan[mode]) budgets[mode]!.record(plan[mode]!);
+      const tEncode = performance.now();
       const body = await memberScheme.encode(update.values, init.seededNoise ? [init.seed ?? 1, task.round] : undefined, task.keyId);
       const keyId = task.keyId ?? memberScheme.keyId;
       const main = check.spends.find((p) => p.mode === 'record') ?? check.spends[0];
@@ -332,9 +341,11 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         loss: Number.isFinite(loss) ? loss : 0, trainSeconds, privacy: check.spends, entry: signed?.entry ?? '',
       };
       // Spending is durable before the update leaves: a crash now re-sends, never forgets or re-pays.
+      const tPersist = performance.now();
       state = { ...state, pending: { round: task.round, header }, pendingLeaf: signed?.leafHash };
       await persist(body);
-      await deliver(header, body, trained.losses);
+      const phases = { catchUpMs, trainMs: Math.round(trainSeconds * 1000), encodeMs: Math.round(tPersist - tEncode), persistMs: Math.round(performance.now() - tPersist) };
+      await deliver(header, body, trained.losses, phases);
     }
 
     let syntheticRows = 0;

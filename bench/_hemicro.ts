@@ -1,0 +1,26 @@
+import { createHeContext, generateKeys } from '@fedtwin/he';
+import { keyState } from '../packages/he/src/keys.ts';
+const ctx = await createHeContext();
+const key = generateKeys(ctx);
+const ks = keyState(ctx, key);
+const seal = ctx.seal;
+const n = ctx.slotCount;
+const R = 200;
+const big = new BigInt64Array(n).map((_, i) => BigInt(i % 1000 - 500));
+function time(name: string, f: () => void) { f(); const t = performance.now(); for (let i = 0; i < R; i++) f(); console.log(name.padEnd(34), ((performance.now() - t) / R).toFixed(3), 'ms/chunk'); }
+time('batch encode', () => ctx.encoder.encode(big, ctx.scratchPt));
+time('pt saveToArray', () => ctx.scratchPt.saveToArray(seal.ComprModeType.none));
+time('encryptSymmetricSerializable(0)+save', () => { const s = ks.encryptor.encryptSymmetricSerializable(ctx.zeroPlain); s.saveToArray(seal.ComprModeType.none); s.delete(); });
+time('encryptSymmetric(pt) full', () => { ks.encryptor.encryptSymmetric(ctx.scratchPt, ctx.scratchCt); });
+const ser = ks.encryptor.encryptSymmetricSerializable(ctx.zeroPlain);
+const seeded = ser.saveToArray(seal.ComprModeType.none) as Uint8Array;
+const ct = new seal.Ciphertext();
+time('loadFromArray seeded (expand c1)', () => ct.loadFromArray(ctx.sealContext, seeded));
+const full = ct.saveToArray(seal.ComprModeType.none) as Uint8Array;
+time('ct saveToArray full', () => ct.saveToArray(seal.ComprModeType.none));
+time('loadFromArray full', () => ct.loadFromArray(ctx.sealContext, full));
+const ct2 = ct.clone();
+time('addInplace', () => ctx.evaluator.addInplace(ct2, ct));
+time('decrypt', () => ks.decryptor.decrypt(ct, ctx.scratchPt));
+time('decodeBigInt64', () => ctx.encoder.decodeBigInt64(ctx.scratchPt));
+console.log('chunks per 1M values:', Math.ceil(1e6 / n));
