@@ -6,6 +6,8 @@
 // persistence, summing, ledger). With --secure both, BFV and plaintext aggregation run in the same
 // invocation and the non-training times are printed side by side with their ratio.
 // --hidden 1000 gives a ~1.1M-value shared model (the DESIGN §5 round-overhead case).
+// --warmup W (default 1) leaves the first W aggregated rounds out of the means: round 1 also carries
+// one-time costs (the HE key ceremony, worker JIT warm-up); every round's split is printed either way.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,11 +21,17 @@ const { values: args } = parseArgs({
     epochs: { type: 'string', default: '2' },
     hidden: { type: 'string', default: '64' },
     secure: { type: 'string', default: 'both' },
+    warmup: { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
   },
 });
 const schemes = args.secure === 'both' ? (['bfv', 'plaintext'] as const) : ([args.secure as 'bfv' | 'plaintext'] as const);
-interface Row { nodes: number; scheme: string; rounds: number; modelValues: number; bytesPerValue: number; roundWallSeconds: number; trainSeconds: number; otherSeconds: number }
+interface Row { nodes: number; scheme: string; rounds: number; modelValues: number; bytesPerValue: number; roundWallSeconds: number; trainSeconds: number; otherSeconds: number; perRound: { wall: number; train: number }[] }
+const warmup = Number(args.warmup);
+if (!Number.isInteger(warmup) || warmup < 0 || warmup >= Number(args.rounds)) {
+  console.error('--warmup must be an integer in [0, rounds)');
+  process.exit(2);
+}
 const rows: Row[] = [];
 for (const n of args.nodes.split(',').map(Number)) {
   for (const scheme of schemes) {
@@ -36,9 +44,10 @@ for (const n of args.nodes.split(',').map(Number)) {
       const walls = report.timing.roundSeconds;
       const trains = report.timing.trainSecondsPerRound;
       const k = Math.min(walls.length, trains.length);
-      const wall = mean(walls.slice(0, k));
-      const train = mean(trains.slice(0, k));
-      rows.push({ nodes: n, scheme, rounds: k, modelValues: report.training.modelValues, bytesPerValue: report.secureAggregation.bytesPerValue, roundWallSeconds: wall, trainSeconds: train, otherSeconds: wall - train });
+      const wall = mean(walls.slice(warmup, k));
+      const train = mean(trains.slice(warmup, k));
+      const perRound = walls.slice(0, k).map((w, i) => ({ wall: w, train: trains[i] }));
+      rows.push({ nodes: n, scheme, rounds: k - warmup, modelValues: report.training.modelValues, bytesPerValue: report.secureAggregation.bytesPerValue, roundWallSeconds: wall, trainSeconds: train, otherSeconds: wall - train, perRound });
     } finally {
       await rm(out, { recursive: true, force: true });
     }
@@ -46,10 +55,13 @@ for (const n of args.nodes.split(',').map(Number)) {
 }
 if (args.json) console.log(JSON.stringify(rows));
 else {
-  console.log('round time split (mean over aggregated rounds; training = slowest member of the round)');
+  console.log(`round time split (mean over aggregated rounds after ${warmup} warm-up round(s); training = slowest member of the round)`);
   console.log('nodes  scheme     values   B/value  round wall s  local training s  everything else s');
   for (const r of rows) {
     console.log(`${String(r.nodes).padStart(5)}  ${r.scheme.padEnd(9)}  ${String(r.modelValues).padStart(7)}  ${r.bytesPerValue.toFixed(2).padStart(7)}  ${r.roundWallSeconds.toFixed(3).padStart(12)}  ${r.trainSeconds.toFixed(3).padStart(16)}  ${r.otherSeconds.toFixed(3).padStart(17)}`);
+  }
+  for (const r of rows) {
+    console.log(`  ${r.nodes} nodes ${r.scheme}: per round (wall / training / else) ${r.perRound.map((p, i) => `${i + 1}: ${p.wall.toFixed(2)} / ${p.train.toFixed(2)} / ${(p.wall - p.train).toFixed(2)}${i < warmup ? ' (warm-up)' : ''}`).join(', ')}`);
   }
   for (const n of new Set(rows.map((r) => r.nodes))) {
     const b = rows.find((r) => r.nodes === n && r.scheme === 'bfv');

@@ -68,7 +68,7 @@ export async function createConsortium(opts: {
       daemons.push(daemon);
       const l = await waitFor('aggregator listening', async () => {
         if (daemon.child.exitCode !== null) throw new Error(`aggregator exited: ${daemon.stderrTail()}`);
-        return readFile(join(dir, 'agg-data', 'listening.json'), 'utf8').then((t) => JSON.parse(t) as { addrs: string[] }, () => undefined);
+        return readFile(join(dir, 'agg-data', 'listening.json'), 'utf8').then((t) => { try { return JSON.parse(t) as { addrs: string[] }; } catch { return undefined; } }, () => undefined);
       }, 60_000);
       address = l.addrs[0]!;
       return { daemon, events, address };

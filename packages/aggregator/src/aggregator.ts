@@ -159,10 +159,14 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     await audit?.record({ type: 'round', v: 1, action: 'open', round: rec.round, config: { ...init.training, baseVersion: rec.baseVersion, quorum: init.rounds.quorum, minParticipants: init.rounds.minParticipants, deadline: rec.deadline, privacy: privacy.mode, encoding: scheme.encoding } });
     open = rec;
     sum = scheme.createAccumulator(init.modelValues);
+    roundCpu = process.cpuUsage();
     log.info({ event: 'round-open', round: rec.round, baseVersion: rec.baseVersion, deadline: rec.deadline }, `round ${rec.round} open`);
     armDeadline();
     wakeWaiters();
   }
+
+  /** CPU of this process at the open of the current round (for the round's cost in the log). */
+  let roundCpu: NodeJS.CpuUsage | undefined;
 
   function armDeadline(): void {
     if (deadlineTimer) clearTimeout(deadlineTimer);
@@ -217,7 +221,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       await audit.record({ type: 'aggregate', v: 1, round: rec.round, contributions: leaves, aggregateHash, modelVersion });
       await audit.checkpoint();
     }
-    log.info({ event: 'round-aggregated', round: rec.round, version, participants: agg.participants.length, trigger },
+    const cpu = roundCpu ? process.cpuUsage(roundCpu) : undefined;
+    log.info({ event: 'round-aggregated', round: rec.round, version, participants: agg.participants.length, trigger, ...(cpu ? { cpuMs: Math.round((cpu.user + cpu.system) / 1000) } : {}) },
       `round ${rec.round} aggregated (${agg.participants.length} members, ${trigger}) → version ${version}`);
     open = undefined; sum.dispose(); sum = undefined;
     await openNextRound();

@@ -6,7 +6,7 @@ import type { SecureAggregation } from '@fedtwin/protocol';
 export interface SumAccumulator {
   /** Validates one update's bytes and adds it; throws (and leaves the sum unchanged) if malformed. */
   add(body: Uint8Array): void;
-  /** The published sum's bytes. */
+  /** The published sum's bytes (for BFV the compact, final form members decrypt). */
   result(): Uint8Array;
   dispose(): void;
 }
@@ -51,7 +51,7 @@ export async function bfvScheme(config: Extract<SecureAggregation, { scheme: 'bf
   return {
     encoding: 'bfv',
     updateBytes: (n) => he.updateSize(ctx, he.KIND_FRESH, n),
-    sumBytes: (n) => he.updateSize(ctx, he.KIND_SUM, n),
+    sumBytes: (n) => he.updateSize(ctx, he.KIND_SUM_COMPACT, n),
     createAccumulator(n) {
       const acc = new he.Accumulator(ctx);
       return {
@@ -70,7 +70,7 @@ export async function bfvScheme(config: Extract<SecureAggregation, { scheme: 'bf
             throw new FedtwinError('AGG_BAD_UPDATE', `ciphertext rejected: ${(err as Error).message}`, { cause: err });
           }
         },
-        result: () => acc.result(),
+        result: () => acc.result({ compact: true }),
         dispose: () => acc.dispose(),
       };
     },

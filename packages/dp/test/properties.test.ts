@@ -108,7 +108,8 @@ describe('RDP accountant properties', () => {
       fc.property(qTypical, zTypical, fc.double({ min: 1.05, max: 60, noNaN: true }), (q, z, a) => {
         const [abs] = computeRdp({ sampleRate: q, noiseMultiplier: z, steps: 1, orders: [a] });
         const [sig] = computeRdp({ sampleRate: q, noiseMultiplier: z, steps: 1, orders: [a], fractionalSeries: 'signed' });
-        expect(abs).toBeGreaterThanOrEqual(sig * (1 - 1e-12));
+        // equal up to float rounding where the signed terms vanish (seen: 1 − 1.0e-12 at q 0.0038, z 1.85, α 38.6)
+        expect(abs).toBeGreaterThanOrEqual(sig * (1 - 1e-9));
         const n = Math.round(a) < 2 ? 2 : Math.round(a);
         expect(computeRdp({ sampleRate: q, noiseMultiplier: z, steps: 1, orders: [n] })).toEqual(computeRdp({ sampleRate: q, noiseMultiplier: z, steps: 1, orders: [n], fractionalSeries: 'signed' }));
       }),

@@ -9,6 +9,7 @@ export function packedSize(count: number, bits: number): number {
 
 /** Packs `count` values (src[2i] = low 32 bits, src[2i+1] = high bits) into out[offset..]; returns the end offset. */
 export function packBits(src: Uint32Array, count: number, bits: number, out: Uint8Array, offset: number): number {
+  if ((bits & 7) === 0) return packBytes(src, count, bits >> 3, out, offset);
   const loBits = bits < 32 ? bits : 32;
   const hiBits = bits - loBits;
   const loMask = loBits === 32 ? -1 : (1 << loBits) - 1;
@@ -47,6 +48,7 @@ export function packBits(src: Uint32Array, count: number, bits: number, out: Uin
 export function unpackBits(src: Uint8Array, offset: number, count: number, bits: number, dst: Uint32Array): number {
   const end = offset + packedSize(count, bits);
   if (end > src.length) throw new RangeError('packed data runs past the buffer');
+  if ((bits & 7) === 0) return unpackBytes(src, offset, count, bits >> 3, dst);
   const loBits = bits < 32 ? bits : 32;
   const hiBits = bits - loBits;
   let acc = 0; // unread bits in the low `nb` bits
@@ -80,6 +82,43 @@ export function unpackBits(src: Uint8Array, offset: number, count: number, bits:
   return end;
 }
 
+// Whole-byte widths (a fresh c0 is 40 bits with the default parameters) are plain little-endian
+// byte fields: the same layout as the bit stream, read and written without shifting a word.
+function packBytes(src: Uint32Array, count: number, bytes: number, out: Uint8Array, offset: number): number {
+  let p = offset;
+  const hiBytes = bytes - 4;
+  for (let i = 0; i < count; i++) {
+    const lo = src[2 * i];
+    out[p] = lo;
+    if (bytes > 1) out[p + 1] = lo >>> 8;
+    if (bytes > 2) out[p + 2] = lo >>> 16;
+    if (bytes > 3) out[p + 3] = lo >>> 24;
+    if (hiBytes > 0) {
+      const hi = src[2 * i + 1];
+      for (let k = 0; k < hiBytes; k++) out[p + 4 + k] = hi >>> (8 * k);
+    }
+    p += bytes;
+  }
+  return p;
+}
+
+function unpackBytes(src: Uint8Array, offset: number, count: number, bytes: number, dst: Uint32Array): number {
+  let p = offset;
+  const hiBytes = bytes - 4;
+  for (let i = 0; i < count; i++) {
+    let lo = src[p];
+    if (bytes > 1) lo |= src[p + 1] << 8;
+    if (bytes > 2) lo |= src[p + 2] << 16;
+    if (bytes > 3) lo |= src[p + 3] << 24;
+    let hi = 0;
+    for (let k = 0; k < hiBytes; k++) hi |= src[p + 4 + k] << (8 * k);
+    dst[2 * i] = lo >>> 0;
+    dst[2 * i + 1] = hi >>> 0;
+    p += bytes;
+  }
+  return p;
+}
+
 function tail(src: Uint8Array, p: number, end: number): number {
   let w = 0;
   for (let j = 0; j < 4 && p + j < end; j++) w |= src[p + j] << (8 * j);
@@ -93,4 +132,60 @@ export function firstAtOrAbove(vals: Uint32Array, count: number, boundLo: number
     if (hi > boundHi || (hi === boundHi && vals[2 * i] >= boundLo)) return i;
   }
   return -1;
+}
+
+/** dst = floor(src / 2^b) for `count` (lo, hi) pairs, 0 ≤ b < 64 (src and dst may be the same array). */
+export function shiftRightPairs(src: Uint32Array, count: number, b: number, dst: Uint32Array): void {
+  if (b === 0) {
+    if (dst !== src) dst.set(src.subarray(0, 2 * count));
+    return;
+  }
+  for (let i = 0; i < count; i++) {
+    const lo = src[2 * i];
+    const hi = src[2 * i + 1];
+    if (b < 32) {
+      dst[2 * i] = ((lo >>> b) | (hi << (32 - b))) >>> 0;
+      dst[2 * i + 1] = hi >>> b;
+    } else {
+      dst[2 * i] = b === 32 ? hi : hi >>> (b - 32);
+      dst[2 * i + 1] = 0;
+    }
+  }
+}
+
+/**
+ * The inverse of dropping b low bits, at the midpoint: v = o·2^b + 2^(b−1) (v = o when b = 0), reduced
+ * once mod q (q as lo/hi words), in place on `count` (lo, hi) pairs. Needs o < 2^(64−b) and the result
+ * below 2q, which holds for o ≤ floor((q−1)/2^b) with q < 2^63.
+ */
+export function expandMidpointPairs(vals: Uint32Array, count: number, b: number, qLo: number, qHi: number): void {
+  if (b === 0) return;
+  const halfLo = b <= 32 ? 2 ** (b - 1) : 0; // 2^(b-1) split in words
+  const halfHi = b <= 32 ? 0 : 2 ** (b - 33);
+  for (let i = 0; i < count; i++) {
+    const olo = vals[2 * i];
+    const ohi = vals[2 * i + 1];
+    let lo: number;
+    let hi: number;
+    if (b < 32) {
+      lo = ((olo << b) >>> 0) + halfLo; // the low b bits are zero, so no carry
+      hi = ((olo >>> (32 - b)) | (ohi << b)) >>> 0;
+    } else if (b === 32) {
+      lo = halfLo;
+      hi = olo;
+    } else {
+      lo = 0;
+      hi = ((olo << (b - 32)) >>> 0) + halfHi;
+    }
+    if (hi > qHi || (hi === qHi && lo >= qLo)) {
+      lo -= qLo;
+      hi -= qHi;
+      if (lo < 0) {
+        lo += 4294967296;
+        hi -= 1;
+      }
+    }
+    vals[2 * i] = lo;
+    vals[2 * i + 1] = hi;
+  }
 }

@@ -4,7 +4,7 @@ import { FedtwinError } from '@fedtwin/errors';
 import type { BatchEncoder, Ciphertext, Evaluator, Plaintext, SEALContext } from 'node-seal';
 import { loadSeal, sealCall } from './seal.ts';
 import type { SealModule } from './seal.ts';
-import { bitLength, maxC0DropBits, quantMax, resolveParamsInit } from './params.ts';
+import { bitLength, compactSumDropBits, maxC0DropBits, quantMax, resolveParamsInit } from './params.ts';
 import type { HeParams, HeParamsInit } from './params.ts';
 
 /**
@@ -77,13 +77,25 @@ export class HeContext {
     this.scratchCt = new seal.Ciphertext();
     this.scratchPt = new seal.Plaintext();
     const canon = JSON.stringify({
-      v: 1, scheme: params.scheme, n: params.polyModulusDegree, q: q.toString(), t: t.toString(),
+      v: 2, scheme: params.scheme, encoding: 'coefficients', n: params.polyModulusDegree, q: q.toString(), t: t.toString(),
       quantBits: params.quantBits, clip: params.clip, maxParticipants: params.maxParticipants,
       c0DropBits: params.c0DropBits, maxValues: params.maxValues, seal: Buffer.from(init.sealParmsId).toString('hex'),
     });
     this.paramsId = new Uint8Array(createHash('sha256').update('fedtwin/he/params/v1\0').update(canon).digest());
     this.paramsIdHex = Buffer.from(this.paramsId).toString('hex');
   }
+
+  /** Low bits (c0, c1) a compact sum of `addends` updates drops on the wire (params.ts). */
+  compactDropBits(addends: number): { c0: number; c1: number } {
+    let d = this.#drops.get(addends);
+    if (!d) {
+      d = compactSumDropBits(this.q, this.t, this.slotCount, this.params.c0DropBits, addends);
+      this.#drops.set(addends, d);
+    }
+    return d;
+  }
+
+  #drops = new Map<number, { c0: number; c1: number }>();
 
   /** Frees the WASM memory of the cached SEAL objects (the context must not be used afterwards). */
   dispose(): void {

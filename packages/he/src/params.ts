@@ -108,3 +108,24 @@ export function maxC0DropBits(q: bigint, t: bigint, maxParticipants: number): nu
   while (b < 61 && 2 ** b <= budget) b++; // dropping b+1 bits costs 2^b per ciphertext
   return b;
 }
+
+/**
+ * Low bits dropped from a compact (final) sum of `addends` updates: (b0 for c0, b1 for c1). The sum's
+ * noise is at most addends·(E_fresh + E_encode + 2^(c0DropBits−1)); what is left of q/(2t)/2^SAFETY_BITS is
+ * split in half between the two roundings. Rounding c0 to a multiple of 2^b0 (midpoint re-inserted) adds at
+ * most 2^(b0−1) to the noise; rounding c1 adds δ·s with |δ_j| ≤ 2^(b1−1) and a ternary s, at most
+ * N·2^(b1−1). Worst-case bounds, like maxC0DropBits.
+ */
+export function compactSumDropBits(q: bigint, t: bigint, n: number, c0DropBits: number, addends: number): { c0: number; c1: number } {
+  const budget = Number(q / (2n * t)) / 2 ** SAFETY_BITS;
+  const used = addends * (SEAL_FRESH_NOISE_BOUND + ENCODE_ERROR_BOUND + 2 ** (c0DropBits - 1));
+  const half = (budget - used) / 2;
+  const qBits = bitLength(Number(q));
+  const largest = (room: number): number => {
+    if (!(room >= 1)) return 0;
+    let b = 0;
+    while (b < qBits - 1 && 2 ** b <= room) b++; // dropping b+1 bits costs 2^b
+    return b;
+  };
+  return { c0: largest(half), c1: largest(half / n) };
+}

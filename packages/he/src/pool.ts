@@ -12,7 +12,7 @@ import { keyState } from './keys.ts';
 import { assembleUpdate, checkAddable, freshRangeIsVacuous } from './scheme.ts';
 import type { DecryptedIntegers, EncryptOptions, EncryptResult } from './scheme.ts';
 import { randomSeed } from './quantize.ts';
-import { KIND_SUM, UPDATE_HEADER_BYTES, chunkSize, readUpdateHeader } from './wire.ts';
+import { KIND_SUM, KIND_SUM_COMPACT, UPDATE_HEADER_BYTES, chunkSize, readUpdateHeader } from './wire.ts';
 import type { ChunkKind } from './wire.ts';
 import type { WorkerReply, WorkerRequest } from './worker.ts';
 import type { CkksKeys } from './ckks.ts';
@@ -28,7 +28,8 @@ export interface PooledAccumulator {
   readonly addends: number;
   /** Validates then adds one update across the workers; on a validation error the sum is unchanged. */
   add(update: Uint8Array): Promise<void>;
-  result(): Promise<Uint8Array>;
+  /** The sum: full width, or compact (final, what members download); see Accumulator.result. */
+  result(opts?: { compact?: boolean }): Promise<Uint8Array>;
   dispose(): Promise<void>;
 }
 
@@ -43,6 +44,12 @@ export interface HePool {
   readonly ctx: HeContext;
   readonly threads: number;
   encrypt(key: HeSecretKey, values: Float32Array | Float64Array | Int32Array, opts?: EncryptOptions): Promise<EncryptResult>;
+  /**
+   * Offline phase: each worker makes the encryptions of zero its share of a `valueCount`-value update
+   * will need, so the next encrypt() under this key only adds and packs. Resolves to the number ready.
+   * Call it while the update is being computed (training leaves the workers idle).
+   */
+  prepare(key: HeSecretKey, valueCount: number): Promise<number>;
   decryptIntegers(key: HeSecretKey, sum: Uint8Array): Promise<DecryptedIntegers>;
   decrypt(key: HeSecretKey, sum: Uint8Array, count?: number): Promise<Float64Array>;
   createAccumulator(): PooledAccumulator;
@@ -123,9 +130,9 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
   }
 
   /** Slices the chunks of a validated update per worker (copies, so they can be transferred). */
-  const slices = (update: Uint8Array, kind: ChunkKind, chunkCount: number) =>
+  const slices = (update: Uint8Array, kind: ChunkKind, chunkCount: number, addends: number) =>
     ranges(chunkCount, threads).map((r) => {
-      const size = chunkSize(ctx, kind);
+      const size = chunkSize(ctx, kind, addends);
       const start = UPDATE_HEADER_BYTES + r.first * size;
       return { ...r, bytes: update.slice(start, start + r.count * size) };
     });
@@ -133,7 +140,7 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
   const decryptIntegers = async (key: HeSecretKey, sum: Uint8Array): Promise<DecryptedIntegers> => {
     keyState(ctx, key); // fail fast, on this thread, for a key of other parameters
     const h = readUpdateHeader(ctx, sum);
-    const parts = await Promise.all(slices(sum, h.kind, h.chunkCount).map((s) =>
+    const parts = await Promise.all(slices(sum, h.kind, h.chunkCount, h.addends).map((s) =>
       workers[s.w].call<Int32Array>({ op: 'decrypt', key, bytes: s.bytes, kind: h.kind, count: s.count, firstChunk: s.first, valueCount: h.valueCount, addends: h.addends }, [s.bytes.buffer as ArrayBuffer])
         .then((v) => ({ first: s.first, v }))));
     const values = new Int32Array(h.valueCount);
@@ -158,6 +165,15 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
         );
       }));
       return { update: assembleUpdate(ctx, n, parts.map((p) => p.bytes)), valueCount: n, clipped: parts.reduce((a, p) => a + p.clipped, 0) };
+    },
+    async prepare(key, valueCount) {
+      keyState(ctx, key);
+      if (!Number.isInteger(valueCount) || valueCount < 1 || valueCount > ctx.params.maxValues) {
+        throw new FedtwinError('HE_BAD_ARGUMENT', `valueCount must be an integer in [1, ${ctx.params.maxValues}], got ${valueCount}`, { hint: 'pass the model size' });
+      }
+      const ready = await Promise.all(ranges(Math.ceil(valueCount / ctx.slotCount), threads).map((r) =>
+        workers[r.w].call<number>({ op: 'prepare', key, count: r.count })));
+      return ready.reduce((a, b) => a + b, 0);
     },
     decryptIntegers,
     async decrypt(key, sum, count) {
@@ -189,12 +205,12 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
           return serial(async () => {
             if (broken) throw broken;
             const h = checkAddable(ctx, update, valueCount, addends);
-            const parts = slices(update, h.kind, h.chunkCount);
+            const parts = slices(update, h.kind, h.chunkCount, h.addends);
             if (h.kind === KIND_SUM || !freshRangeIsVacuous(ctx)) {
-              await Promise.all(parts.map((s) => workers[s.w].call({ op: 'validate', bytes: s.bytes, kind: h.kind, count: s.count })));
+              await Promise.all(parts.map((s) => workers[s.w].call({ op: 'validate', bytes: s.bytes, kind: h.kind, count: s.count, addends: h.addends })));
             }
             try {
-              await Promise.all(parts.map((s) => workers[s.w].call({ op: 'acc-add', acc, bytes: s.bytes, kind: h.kind, count: s.count }, [s.bytes.buffer as ArrayBuffer])));
+              await Promise.all(parts.map((s) => workers[s.w].call({ op: 'acc-add', acc, bytes: s.bytes, kind: h.kind, count: s.count, addends: h.addends }, [s.bytes.buffer as ArrayBuffer])));
             } catch (err) {
               broken = new FedtwinError('HE_POOL', 'a worker failed while adding a validated update; the running sum is lost', { hint: 'start a new accumulator', cause: err });
               throw broken;
@@ -203,14 +219,15 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
             addends += h.addends;
           });
         },
-        result() {
+        result(opts = {}) {
           return serial(async () => {
             if (broken) throw broken;
             if (valueCount === undefined) throw new FedtwinError('HE_EMPTY_SUM', 'no update has been added', { hint: 'add at least one update before taking the result' });
             const vc = valueCount;
+            const compact = opts.compact === true;
             const parts = await Promise.all(ranges(Math.ceil(vc / ctx.slotCount), threads).map((r) =>
-              workers[r.w].call<Uint8Array>({ op: 'acc-result', acc, firstChunk: r.first, valueCount: vc, addends })));
-            return assembleUpdate(ctx, vc, parts, KIND_SUM, addends);
+              workers[r.w].call<Uint8Array>({ op: 'acc-result', acc, firstChunk: r.first, valueCount: vc, addends, compact })));
+            return assembleUpdate(ctx, vc, parts, compact ? KIND_SUM_COMPACT : KIND_SUM, addends);
           });
         },
         dispose() {

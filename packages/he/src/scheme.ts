@@ -3,13 +3,13 @@ import { FedtwinError } from '@fedtwin/errors';
 import type { Ciphertext } from 'node-seal';
 import type { HeContext, KeyState } from './context.ts';
 import { SEAL_CT_DATA_OFFSET, SEAL_PT_DATA_OFFSET, SEAL_SEED_BYTES } from './context.ts';
-import { firstAtOrAbove, packBits, unpackBits } from './bits.ts';
+import { expandMidpointPairs, firstAtOrAbove, packBits, packedSize, shiftRightPairs, unpackBits } from './bits.ts';
 import { quantize } from './quantize.ts';
 import type { QuantSeed } from './quantize.ts';
 import { keyState } from './keys.ts';
 import type { HeSecretKey } from './keys.ts';
 import {
-  CHUNK_HEADER_BYTES, KIND_FRESH, KIND_SUM, PRNG_BLAKE2XB, UPDATE_HEADER_BYTES,
+  CHUNK_HEADER_BYTES, KIND_FRESH, KIND_SUM, KIND_SUM_COMPACT, PRNG_BLAKE2XB, UPDATE_HEADER_BYTES,
   chunkSize, readUpdateHeader, writeChunkHeader, writeUpdateHeader,
 } from './wire.ts';
 import type { ChunkKind, UpdateHeader } from './wire.ts';
@@ -55,8 +55,8 @@ function checkValueCount(ctx: HeContext, n: number): void {
 
 /** Reusable buffers for one thread's chunk work. */
 interface Scratch {
-  big: BigInt64Array;
-  bigWords: Int32Array;
+  /** plaintext coefficients m_i ∈ [0, t) */
+  coeffs: Uint32Array;
   pairs: Uint32Array;
   pairs2: Uint32Array;
 }
@@ -66,8 +66,7 @@ function scratch(ctx: HeContext): Scratch {
   let s = scratchFor.get(ctx);
   if (!s) {
     const n = ctx.slotCount;
-    const big = new BigInt64Array(n);
-    s = { big, bigWords: new Int32Array(big.buffer), pairs: new Uint32Array(2 * n), pairs2: new Uint32Array(4 * n) };
+    s = { coeffs: new Uint32Array(n), pairs: new Uint32Array(2 * n), pairs2: new Uint32Array(4 * n) };
     scratchFor.set(ctx, s);
   }
   return s;
@@ -79,39 +78,32 @@ function readU64Pairs(bytes: Uint8Array, off: number, count: number, dst: Uint32
 }
 
 /**
- * Encrypts ints[start, start+slots) as chunk `index` into out[off..]. SEAL encrypts zero under the secret
- * key with a seed for c1 (its fast path); we add round(q·m/t) to c0 in float64 and drop c0DropBits low
- * bits — both errors are within the noise bound used to choose c0DropBits.
+ * Encrypts ints[start, start+slots) as chunk `index` into out[off..]. Values are the plaintext polynomial's
+ * coefficients (m_i = v_i mod t): sums only ever add ciphertexts, and coefficient-wise addition is all
+ * they need, so SEAL's batching (an NTT mod t each way) is skipped. SEAL encrypts zero under the secret key
+ * with a seed for c1 (its fast path); we add round(q·m/t) to c0 in float64 and drop c0DropBits low bits —
+ * both errors are within the noise bound used to choose c0DropBits.
  */
-function encryptChunk(ctx: HeContext, ks: KeyState, ints: Int32Array, start: number, slots: number, index: number, out: Uint8Array, off: number): void {
+function encryptChunk(ctx: HeContext, keyId: string, ks: KeyState, ints: Int32Array, start: number, slots: number, index: number, out: Uint8Array, off: number): void {
   const { seal, slotCount: n } = ctx;
   const s = scratch(ctx);
-  const w = s.bigWords;
+  const m = s.coeffs;
+  const tNum = Number(ctx.t);
   for (let i = 0; i < slots; i++) {
     const v = ints[start + i];
-    w[2 * i] = v;
-    w[2 * i + 1] = v >> 31;
+    m[i] = v < 0 ? v + tNum : v;
   }
-  w.fill(0, 2 * slots);
-  ctx.encoder.encode(s.big, ctx.scratchPt);
-  const ptBytes = ctx.scratchPt.saveToArray(seal.ComprModeType.none) as Uint8Array;
-  const m = s.pairs2; // plaintext coefficients (< t < 2^31): low words only
-  readU64Pairs(ptBytes, SEAL_PT_DATA_OFFSET, n, m);
+  m.fill(0, slots);
 
-  const ser = ks.encryptor.encryptSymmetricSerializable(ctx.zeroPlain);
-  const ctBytes = ser.saveToArray(seal.ComprModeType.none) as Uint8Array;
-  ser.delete();
   const c0 = s.pairs;
-  readU64Pairs(ctBytes, SEAL_CT_DATA_OFFSET, n, c0);
-  const prngOff = SEAL_CT_DATA_OFFSET + n * 8 + 16;
-  if (ctBytes[prngOff] !== PRNG_BLAKE2XB) throw new FedtwinError('HE_SEAL_LAYOUT', `SEAL used PRNG type ${ctBytes[prngOff]}`, { hint: 'node-seal changed its default PRNG' });
+  const seed = takeZero(ctx, keyId, ks, c0);
 
   const qd = Number(ctx.q);
   const qOverT = qd / Number(ctx.t);
   const div = 2 ** ctx.params.c0DropBits;
   const maxOut = Number((ctx.q - 1n) >> BigInt(ctx.params.c0DropBits));
   for (let i = 0; i < n; i++) {
-    let x = c0[2 * i + 1] * TWO32 + c0[2 * i] + m[2 * i] * qOverT;
+    let x = c0[2 * i + 1] * TWO32 + c0[2 * i] + m[i] * qOverT;
     if (x >= qd) x -= qd;
     let o = Math.floor(x / div);
     if (o > maxOut) o = maxOut;
@@ -121,7 +113,65 @@ function encryptChunk(ctx: HeContext, ks: KeyState, ints: Int32Array, start: num
   writeChunkHeader(ctx, out, off, { kind: KIND_FRESH, index, slots, addends: 1 });
   let p = packBits(c0, n, ctx.c0Bits, out, off + CHUNK_HEADER_BYTES);
   out[p++] = PRNG_BLAKE2XB;
-  out.set(ctBytes.subarray(prngOff + 1, prngOff + 1 + SEAL_SEED_BYTES), p);
+  out.set(seed, p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offline phase. An encryption of zero does not depend on the data, so a member can make them
+// before its update exists (while it trains: tfjs-wasm uses one core, the HE workers the other)
+// and the online encryption is then only the float add and the bit packing. Each prepared
+// ciphertext is used once and only under the key that made it; they live in this thread's memory.
+
+interface PreparedZero {
+  /** c0 as (lo, hi) pairs */
+  c0: Uint32Array;
+  /** SEAL's 64-byte seed of c1 */
+  seed: Uint8Array;
+}
+
+const prepared = new WeakMap<HeContext, { keyId: string; zeros: PreparedZero[] }>();
+/** Upper bound on prepared ciphertexts per thread (33 KiB each): 2048 ≈ 68 MiB, 8M values. */
+export const MAX_PREPARED_ZEROS = 2048;
+
+/** A fresh seeded encryption of zero: c0 into `c0` (pairs), returns the seed. */
+function freshZero(ctx: HeContext, ks: KeyState, c0: Uint32Array): Uint8Array {
+  const { seal, slotCount: n } = ctx;
+  const ser = ks.encryptor.encryptSymmetricSerializable(ctx.zeroPlain);
+  const ctBytes = ser.saveToArray(seal.ComprModeType.none) as Uint8Array;
+  ser.delete();
+  readU64Pairs(ctBytes, SEAL_CT_DATA_OFFSET, n, c0);
+  const prngOff = SEAL_CT_DATA_OFFSET + n * 8 + 16;
+  if (ctBytes[prngOff] !== PRNG_BLAKE2XB) throw new FedtwinError('HE_SEAL_LAYOUT', `SEAL used PRNG type ${ctBytes[prngOff]}`, { hint: 'node-seal changed its default PRNG' });
+  return ctBytes.slice(prngOff + 1, prngOff + 1 + SEAL_SEED_BYTES);
+}
+
+/** Uses a prepared encryption of zero under this key if there is one (removing it), else makes one. */
+function takeZero(ctx: HeContext, keyId: string, ks: KeyState, c0: Uint32Array): Uint8Array {
+  const pool = prepared.get(ctx);
+  const z = pool?.keyId === keyId ? pool.zeros.pop() : undefined;
+  if (!z) return freshZero(ctx, ks, c0);
+  c0.set(z.c0);
+  z.c0.fill(0); // the c0 of a used encryption of zero is as sensitive as the update it hid
+  return z.seed;
+}
+
+/** Prepares up to `count` more encryptions of zero under `key` on this thread; returns how many are ready. */
+export function prepareZeros(ctx: HeContext, key: HeSecretKey, count: number): number {
+  const ks = keyState(ctx, key);
+  let pool = prepared.get(ctx);
+  if (!pool || pool.keyId !== key.keyId) {
+    for (const z of pool?.zeros ?? []) z.c0.fill(0);
+    pool = { keyId: key.keyId, zeros: [] };
+    prepared.set(ctx, pool);
+  }
+  const want = Math.min(MAX_PREPARED_ZEROS, Math.max(0, Math.floor(count)));
+  const n = ctx.slotCount;
+  while (pool.zeros.length < want) {
+    const c0 = new Uint32Array(2 * n);
+    const seed = freshZero(ctx, ks, c0);
+    pool.zeros.push({ c0, seed });
+  }
+  return pool.zeros.length;
 }
 
 /**
@@ -138,7 +188,7 @@ export function encryptChunkRange(ctx: HeContext, key: HeSecretKey, ints: Int32A
     const index = firstChunk + c;
     const slots = Math.min(n, totalValues - index * n);
     if (slots < 1 || c * n + slots > ints.length) badArg('chunk range does not match the vector length', 'internal: check the pool split');
-    encryptChunk(ctx, ks, ints, c * n, slots, index, out, c * size);
+    encryptChunk(ctx, key.keyId, ks, ints, c * n, slots, index, out, c * size);
   }
   return out;
 }
@@ -147,7 +197,7 @@ export function encryptChunkRange(ctx: HeContext, key: HeSecretKey, ints: Int32A
 export function assembleUpdate(ctx: HeContext, valueCount: number, parts: readonly Uint8Array[], kind: ChunkKind = KIND_FRESH, addends = 1): Uint8Array {
   const chunkCount = Math.ceil(valueCount / ctx.slotCount);
   const total = parts.reduce((a, p) => a + p.length, 0);
-  if (total !== chunkCount * chunkSize(ctx, kind)) badArg('chunk bytes do not add up to the update size', 'internal: check the pool split');
+  if (total !== chunkCount * chunkSize(ctx, kind, addends)) badArg('chunk bytes do not add up to the update size', 'internal: check the pool split');
   const out = new Uint8Array(UPDATE_HEADER_BYTES + total);
   writeUpdateHeader(ctx, out, { kind, valueCount, chunkCount, addends });
   let o = UPDATE_HEADER_BYTES;
@@ -166,42 +216,49 @@ export function encryptVector(ctx: HeContext, key: HeSecretKey, values: Float32A
   return { update: assembleUpdate(ctx, values.length, [body]), valueCount: values.length, clipped };
 }
 
+/** Bound (lo, hi) one past the largest valid value of `bits`-bit fields holding floor(c / 2^drop), c < q; null if every pattern is valid. */
+function dropBound(ctx: HeContext, drop: number, bits: number): [number, number] | null {
+  const maxOut = (ctx.q - 1n) >> BigInt(drop);
+  if (maxOut === (1n << BigInt(bits)) - 1n) return null;
+  const bound = maxOut + 1n;
+  return [Number(bound % 4294967296n), Number(bound >> 32n)];
+}
+
+/** Unpacks `n` values of `bits` bits at `at`, range-checks them (value index reported as base + i); returns the end offset. */
+function unpackChecked(ctx: HeContext, bytes: Uint8Array, at: number, bits: number, drop: number, dst: Uint32Array, base: number): number {
+  const n = ctx.slotCount;
+  const end = unpackBits(bytes, at, n, bits, dst);
+  const bound = dropBound(ctx, drop, bits);
+  if (bound) {
+    const bad = firstAtOrAbove(dst, n, bound[0], bound[1]);
+    if (bad >= 0) malformedCoeff(base + bad);
+  }
+  return end;
+}
+
+/** Bits per wire coefficient and low bits dropped, for c0 and c1 of a chunk of this kind. */
+function layout(ctx: HeContext, kind: ChunkKind, addends: number): { c0Bits: number; c0Drop: number; c1Bits: number; c1Drop: number } {
+  if (kind === KIND_FRESH) return { c0Bits: ctx.c0Bits, c0Drop: ctx.params.c0DropBits, c1Bits: 0, c1Drop: 0 };
+  if (kind === KIND_SUM) return { c0Bits: ctx.qBits, c0Drop: 0, c1Bits: ctx.qBits, c1Drop: 0 };
+  const d = ctx.compactDropBits(addends);
+  return { c0Bits: ctx.qBits - d.c0, c0Drop: d.c0, c1Bits: ctx.qBits - d.c1, c1Drop: d.c1 };
+}
+
 /**
  * Unpacks chunk i of a validated update into SEAL's byte layout and loads it into `target`.
- * Coefficients are range-checked here, before SEAL parses them.
+ * Coefficients are range-checked here, before SEAL parses them; dropped low bits come back at their midpoint.
  */
-function loadChunk(ctx: HeContext, bytes: Uint8Array, off: number, kind: ChunkKind, target: Ciphertext): void {
+function loadChunk(ctx: HeContext, bytes: Uint8Array, off: number, kind: ChunkKind, addends: number, target: Ciphertext): void {
   const n = ctx.slotCount;
   const s = scratch(ctx);
   const body = off + CHUNK_HEADER_BYTES;
+  const qLo = Number(ctx.q % 4294967296n);
+  const qHi = Number(ctx.q >> 32n);
+  const L = layout(ctx, kind, addends);
   if (kind === KIND_FRESH) {
     const c0 = s.pairs;
-    const end = unpackBits(bytes, body, n, ctx.c0Bits, c0);
-    const b = ctx.params.c0DropBits;
-    const maxOut = (ctx.q - 1n) >> BigInt(b);
-    if (maxOut !== (1n << BigInt(ctx.c0Bits)) - 1n) {
-      const bad = firstAtOrAbove(c0, n, Number((maxOut + 1n) % 4294967296n), Number((maxOut + 1n) >> 32n));
-      if (bad >= 0) malformedCoeff(bad);
-    }
-    // Re-insert the dropped bits at their midpoint: c0 = o·2^b + 2^(b-1) (8 ≤ b ≤ 32), reduced mod q exactly.
-    const half = 2 ** (b - 1);
-    const qLo = Number(ctx.q % 4294967296n);
-    const qHi = Number(ctx.q >> 32n);
-    for (let i = 0; i < n; i++) {
-      const olo = c0[2 * i];
-      let lo = b === 32 ? half : (((olo << b) >>> 0) + half);
-      let hi = b === 32 ? olo : ((olo >>> (32 - b)) | (c0[2 * i + 1] << b)) >>> 0;
-      if (hi > qHi || (hi === qHi && lo >= qLo)) {
-        lo -= qLo;
-        hi -= qHi;
-        if (lo < 0) {
-          lo += TWO32;
-          hi -= 1;
-        }
-      }
-      c0[2 * i] = lo;
-      c0[2 * i + 1] = hi;
-    }
+    const end = unpackChecked(ctx, bytes, body, L.c0Bits, L.c0Drop, c0, 0);
+    expandMidpointPairs(c0, n, L.c0Drop, qLo, qHi);
     if (bytes[end] !== PRNG_BLAKE2XB) malformedCoeff(-1, `unsupported PRNG type ${bytes[end]} in the seed`);
     const tpl = ctx.seededTemplate;
     tpl.set(new Uint8Array(c0.buffer, 0, n * 8), SEAL_CT_DATA_OFFSET);
@@ -211,14 +268,20 @@ function loadChunk(ctx: HeContext, bytes: Uint8Array, off: number, kind: ChunkKi
     sealCall('HE_MALFORMED_CIPHERTEXT', 'SEAL rejected a validated ciphertext', () => target.loadFromArray(ctx.sealContext, tpl));
   } else {
     const c = s.pairs2;
-    const mid = unpackBits(bytes, body, n, ctx.qBits, c);
-    unpackBits(bytes, mid, n, ctx.qBits, c.subarray(2 * n));
-    const bad = firstAtOrAbove(c, 2 * n, Number(ctx.q % 4294967296n), Number(ctx.q >> 32n));
-    if (bad >= 0) malformedCoeff(bad);
+    const mid = unpackChecked(ctx, bytes, body, L.c0Bits, L.c0Drop, c, 0);
+    unpackChecked(ctx, bytes, mid, L.c1Bits, L.c1Drop, c.subarray(2 * n), n);
+    expandMidpointPairs(c, n, L.c0Drop, qLo, qHi);
+    expandMidpointPairs(c.subarray(2 * n), n, L.c1Drop, qLo, qHi);
     const tpl = ctx.fullTemplate;
     tpl.set(new Uint8Array(c.buffer, 0, 2 * n * 8), SEAL_CT_DATA_OFFSET);
     sealCall('HE_MALFORMED_CIPHERTEXT', 'SEAL rejected a validated ciphertext', () => target.loadFromArray(ctx.sealContext, tpl));
   }
+}
+
+function notAddable(): never {
+  throw new FedtwinError('HE_SUM_FINAL', 'a compact sum cannot be added to: its rounding used up the noise budget of its addends', {
+    hint: 'add full-width sums (Accumulator.result() without compact) for tree aggregation; publish the compact one only to members',
+  });
 }
 
 function malformedCoeff(index: number, message?: string): never {
@@ -230,27 +293,28 @@ function malformedCoeff(index: number, message?: string): never {
 
 /** True when every packed c0 pattern is below the bound, so fresh chunks cannot carry an out-of-range coefficient. */
 export function freshRangeIsVacuous(ctx: HeContext): boolean {
-  return (ctx.q - 1n) >> BigInt(ctx.params.c0DropBits) === (1n << BigInt(ctx.c0Bits)) - 1n;
+  return dropBound(ctx, ctx.params.c0DropBits, ctx.c0Bits) === null;
 }
 
-/** Range-checks `count` chunks laid out back to back from `off` (headers already checked). */
-export function validateChunks(ctx: HeContext, bytes: Uint8Array, off: number, kind: ChunkKind, count: number): void {
+/**
+ * Range-checks `count` chunks laid out back to back from `off` (headers already checked). A field whose
+ * every bit pattern is valid (e.g. a fresh c0 under the default parameters) is not unpacked at all.
+ */
+export function validateChunks(ctx: HeContext, bytes: Uint8Array, off: number, kind: ChunkKind, count: number, addends = 1): void {
   const n = ctx.slotCount;
-  const size = chunkSize(ctx, kind);
+  const size = chunkSize(ctx, kind, addends);
   const s = scratch(ctx);
+  const L = layout(ctx, kind, addends);
+  const check0 = dropBound(ctx, L.c0Drop, L.c0Bits) !== null;
+  const check1 = kind !== KIND_FRESH && dropBound(ctx, L.c1Drop, L.c1Bits) !== null;
   for (let i = 0; i < count; i++) {
     const body = off + i * size + CHUNK_HEADER_BYTES;
+    const mid = body + packedSize(n, L.c0Bits);
+    if (check0) unpackChecked(ctx, bytes, body, L.c0Bits, L.c0Drop, s.pairs2, 0);
     if (kind === KIND_FRESH) {
-      const end = unpackBits(bytes, body, n, ctx.c0Bits, s.pairs);
-      const maxOut = (ctx.q - 1n) >> BigInt(ctx.params.c0DropBits);
-      const bad = firstAtOrAbove(s.pairs, n, Number((maxOut + 1n) % 4294967296n), Number((maxOut + 1n) >> 32n));
-      if (bad >= 0) malformedCoeff(bad);
-      if (bytes[end] !== PRNG_BLAKE2XB) malformedCoeff(-1, `unsupported PRNG type ${bytes[end]} in the seed`);
-    } else {
-      const mid = unpackBits(bytes, body, n, ctx.qBits, s.pairs2);
-      unpackBits(bytes, mid, n, ctx.qBits, s.pairs2.subarray(2 * n));
-      const bad = firstAtOrAbove(s.pairs2, 2 * n, Number(ctx.q % 4294967296n), Number(ctx.q >> 32n));
-      if (bad >= 0) malformedCoeff(bad);
+      if (bytes[mid] !== PRNG_BLAKE2XB) malformedCoeff(-1, `unsupported PRNG type ${bytes[mid]} in the seed`);
+    } else if (check1) {
+      unpackChecked(ctx, bytes, mid, L.c1Bits, L.c1Drop, s.pairs2.subarray(2 * n), n);
     }
   }
 }
@@ -258,7 +322,7 @@ export function validateChunks(ctx: HeContext, bytes: Uint8Array, off: number, k
 /** Checks a whole update (header, exact length, every chunk header and coefficient) without SEAL. */
 export function validateCiphertext(ctx: HeContext, bytes: Uint8Array): { kind: ChunkKind; valueCount: number; addends: number } {
   const h = readUpdateHeader(ctx, bytes);
-  validateChunks(ctx, bytes, UPDATE_HEADER_BYTES, h.kind, h.chunkCount);
+  validateChunks(ctx, bytes, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, h.addends);
   return { kind: h.kind, valueCount: h.valueCount, addends: h.addends };
 }
 
@@ -276,38 +340,44 @@ export class ChunkRangeSum {
     this.#tmp = new ctx.seal.Ciphertext();
   }
 
-  /** Adds `count` chunks laid out back to back from bytes[off]. */
-  add(bytes: Uint8Array, off: number, kind: ChunkKind, count: number): void {
+  /** Adds `count` chunks laid out back to back from bytes[off] (fresh, or full-width sums of `addends`). */
+  add(bytes: Uint8Array, off: number, kind: ChunkKind, count: number, addends = 1): void {
     const ctx = this.ctx;
-    const size = chunkSize(ctx, kind);
+    if (kind === KIND_SUM_COMPACT) notAddable();
+    const size = chunkSize(ctx, kind, addends);
     if (this.#sums.length !== 0 && this.#sums.length !== count) throw new FedtwinError('HE_SHAPE_MISMATCH', `got ${count} chunks, the sum has ${this.#sums.length}`, { hint: 'every member must send the same shared sub-model' });
     const first = this.#sums.length === 0;
     for (let i = 0; i < count; i++) {
       if (first) {
         const ct = new ctx.seal.Ciphertext();
-        loadChunk(ctx, bytes, off + i * size, kind, ct);
+        loadChunk(ctx, bytes, off + i * size, kind, addends, ct);
         this.#sums.push(ct);
       } else {
-        loadChunk(ctx, bytes, off + i * size, kind, this.#tmp);
+        loadChunk(ctx, bytes, off + i * size, kind, addends, this.#tmp);
         ctx.evaluator.addInplace(this.#sums[i], this.#tmp);
       }
     }
   }
 
-  /** Sum chunks (kind "sum") for this range, chunk indices from firstChunk. */
-  save(firstChunk: number, valueCount: number, addends: number): Uint8Array {
+  /** Sum chunks for this range, chunk indices from firstChunk: full width, or compact (final; see params.ts). */
+  save(firstChunk: number, valueCount: number, addends: number, compact = false): Uint8Array {
     const ctx = this.ctx;
     const n = ctx.slotCount;
-    const size = chunkSize(ctx, KIND_SUM);
+    const kind = compact ? KIND_SUM_COMPACT : KIND_SUM;
+    const size = chunkSize(ctx, kind, addends);
+    const L = layout(ctx, kind, addends);
     const out = new Uint8Array(this.#sums.length * size);
     const c = scratch(ctx).pairs2;
     for (let i = 0; i < this.#sums.length; i++) {
       const bytes = this.#sums[i].saveToArray(ctx.seal.ComprModeType.none) as Uint8Array;
       readU64Pairs(bytes, SEAL_CT_DATA_OFFSET, 2 * n, c);
       const index = firstChunk + i;
-      writeChunkHeader(ctx, out, i * size, { kind: KIND_SUM, index, slots: Math.min(n, valueCount - index * n), addends });
-      const mid = packBits(c, n, ctx.qBits, out, i * size + CHUNK_HEADER_BYTES);
-      packBits(c.subarray(2 * n), n, ctx.qBits, out, mid);
+      writeChunkHeader(ctx, out, i * size, { kind, index, slots: Math.min(n, valueCount - index * n), addends });
+      const c1 = c.subarray(2 * n);
+      shiftRightPairs(c, n, L.c0Drop, c);
+      shiftRightPairs(c1, n, L.c1Drop, c1);
+      const mid = packBits(c, n, L.c0Bits, out, i * size + CHUNK_HEADER_BYTES);
+      packBits(c1, n, L.c1Bits, out, mid);
     }
     return out;
   }
@@ -349,17 +419,22 @@ export class Accumulator {
     const ctx = this.ctx;
     const h = checkAddable(ctx, update, this.#valueCount, this.#addends);
     // Range checks must finish before the first addition so a bad chunk cannot leave a half-added sum.
-    if (h.kind === KIND_SUM || !freshRangeIsVacuous(ctx)) validateChunks(ctx, update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount);
-    this.#range.add(update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount);
+    if (h.kind === KIND_SUM || !freshRangeIsVacuous(ctx)) validateChunks(ctx, update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, h.addends);
+    this.#range.add(update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, h.addends);
     this.#valueCount = h.valueCount;
     this.#addends += h.addends;
   }
 
-  /** The encrypted sum as an update container of kind "sum" (both polynomials packed to ceil(log2 q) bits). */
-  result(): Uint8Array {
+  /**
+   * The encrypted sum as an update container: full width (kind "sum", both polynomials at ceil(log2 q)
+   * bits, can be added again) or, with `compact`, rounded within the noise budget its addends leave (what
+   * members download; final).
+   */
+  result(opts: { compact?: boolean } = {}): Uint8Array {
     if (this.#valueCount === undefined) throw new FedtwinError('HE_EMPTY_SUM', 'no update has been added', { hint: 'add at least one update before taking the result' });
-    const body = this.#range.save(0, this.#valueCount, this.#addends);
-    return assembleUpdate(this.ctx, this.#valueCount, [body], KIND_SUM, this.#addends);
+    const compact = opts.compact === true;
+    const body = this.#range.save(0, this.#valueCount, this.#addends, compact);
+    return assembleUpdate(this.ctx, this.#valueCount, [body], compact ? KIND_SUM_COMPACT : KIND_SUM, this.#addends);
   }
 
   /** Frees the WASM memory of the running sum. */
@@ -371,6 +446,7 @@ export class Accumulator {
 /** Header checks shared by both accumulators: shape, and headroom for maxParticipants. */
 export function checkAddable(ctx: HeContext, update: Uint8Array, valueCount: number | undefined, addends: number): UpdateHeader {
   const h = readUpdateHeader(ctx, update);
+  if (h.kind === KIND_SUM_COMPACT) notAddable();
   if (valueCount !== undefined && h.valueCount !== valueCount) {
     throw new FedtwinError('HE_SHAPE_MISMATCH', `update has ${h.valueCount} values, the sum has ${valueCount}`, { hint: 'every member must send the same shared sub-model' });
   }
@@ -396,19 +472,33 @@ export function decryptChunks(ctx: HeContext, key: HeSecretKey, bytes: Uint8Arra
   firstChunk: number, valueCount: number, addends: number, out: Int32Array, outOffset: number): void {
   const ks = keyState(ctx, key);
   const n = ctx.slotCount;
-  const size = chunkSize(ctx, kind);
+  const size = chunkSize(ctx, kind, addends);
   const limit = addends * ctx.quantMax;
+  const t = Number(ctx.t);
+  const halfT = (t - 1) / 2;
   const ct = ctx.scratchCt;
   const pt = ctx.scratchPt;
   for (let i = 0; i < count; i++) {
-    loadChunk(ctx, bytes, off + i * size, kind, ct);
+    loadChunk(ctx, bytes, off + i * size, kind, addends, ct);
     ks.decryptor.decrypt(ct, pt);
-    const words = new Int32Array((ctx.encoder.decodeBigInt64(pt) as BigInt64Array).buffer);
+    // The plaintext's coefficients are the values mod t (SEAL trims trailing zero coefficients).
+    const ptBytes = pt.saveToArray(ctx.seal.ComprModeType.none) as Uint8Array;
+    const dv = new DataView(ptBytes.buffer, ptBytes.byteOffset, ptBytes.byteLength);
+    const have = Number(dv.getBigUint64(SEAL_PT_DATA_OFFSET - 8, true));
+    if (have > n || ptBytes.length !== SEAL_PT_DATA_OFFSET + have * 8) {
+      throw new FedtwinError('HE_SEAL_LAYOUT', `decrypted plaintext has ${have} coefficients in ${ptBytes.length} bytes`, { hint: 'node-seal changed its plaintext serialization' });
+    }
+    // low 32-bit words of the coefficients (an aligned copy: the u64s sit at offset 88)
+    const words = new Uint32Array(ptBytes.buffer.slice(ptBytes.byteOffset + SEAL_PT_DATA_OFFSET, ptBytes.byteOffset + ptBytes.length));
     const index = firstChunk + i;
     const slots = Math.min(n, valueCount - index * n);
     const base = outOffset + i * n;
     for (let j = 0; j < slots; j++) {
-      const v = words[2 * j];
+      let v = 0;
+      if (j < have) {
+        const lo = words[2 * j];
+        v = lo > halfT ? lo - t : lo; // centred; coefficients are < t < 2^31, so the high word is 0
+      }
       // An honest sum lies in [-addends·qmax, addends·qmax]; anything else means a wrong key or a forged sum.
       if (v > limit || v < -limit) {
         throw new FedtwinError('HE_DECRYPT_FAILED', `decrypted value ${index * n + j} = ${v} is outside the possible range ±${limit}`, {

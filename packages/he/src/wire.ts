@@ -6,11 +6,17 @@ import type { HeContext } from './context.ts';
 import { packedSize } from './bits.ts';
 import { SEAL_SEED_BYTES } from './context.ts';
 
-export const WIRE_VERSION = 1;
-/** Chunk kinds: a fresh seeded ciphertext from a member, or a sum from the aggregator. */
+export const WIRE_VERSION = 2;
+/**
+ * Chunk kinds: a fresh seeded ciphertext from a member; a sum from the aggregator, full width (can be
+ * added again, for tree aggregation); or a compact sum, both polynomials rounded within the noise
+ * budget left by its addends (final: members decrypt it, nobody adds to it).
+ */
 export const KIND_FRESH = 1;
 export const KIND_SUM = 2;
-export type ChunkKind = typeof KIND_FRESH | typeof KIND_SUM;
+export const KIND_SUM_COMPACT = 3;
+export type ChunkKind = typeof KIND_FRESH | typeof KIND_SUM | typeof KIND_SUM_COMPACT;
+const isKind = (k: number): k is ChunkKind => k === KIND_FRESH || k === KIND_SUM || k === KIND_SUM_COMPACT;
 
 const CHUNK_MAGIC = 0x45485446; // "FTHE" little-endian
 const UPDATE_MAGIC = 0x55485446; // "FTHU"
@@ -42,12 +48,16 @@ function malformed(message: string, details?: Record<string, unknown>): never {
   });
 }
 
-/** Bytes of one chunk of this kind under ctx's parameters (fixed: the body does not depend on the data). */
-export function chunkSize(ctx: HeContext, kind: ChunkKind): number {
+/**
+ * Bytes of one chunk of this kind under ctx's parameters (the body never depends on the data; a compact
+ * sum's depends on its addends, and is largest at maxParticipants, the default).
+ */
+export function chunkSize(ctx: HeContext, kind: ChunkKind, addends = ctx.params.maxParticipants): number {
   const n = ctx.slotCount;
-  return kind === KIND_FRESH
-    ? CHUNK_HEADER_BYTES + packedSize(n, ctx.c0Bits) + 1 + SEAL_SEED_BYTES
-    : CHUNK_HEADER_BYTES + 2 * packedSize(n, ctx.qBits);
+  if (kind === KIND_FRESH) return CHUNK_HEADER_BYTES + packedSize(n, ctx.c0Bits) + 1 + SEAL_SEED_BYTES;
+  if (kind === KIND_SUM) return CHUNK_HEADER_BYTES + 2 * packedSize(n, ctx.qBits);
+  const drop = ctx.compactDropBits(addends);
+  return CHUNK_HEADER_BYTES + packedSize(n, ctx.qBits - drop.c0) + packedSize(n, ctx.qBits - drop.c1);
 }
 
 export function writeChunkHeader(ctx: HeContext, out: Uint8Array, off: number, h: ChunkHeader): void {
@@ -74,7 +84,7 @@ export function readChunkHeader(ctx: HeContext, bytes: Uint8Array, off: number):
   if (dv.getUint32(0, true) !== CHUNK_MAGIC) malformed('not a fedtwin HE chunk (bad magic)');
   if (dv.getUint8(4) !== WIRE_VERSION) malformed(`unsupported chunk version ${dv.getUint8(4)}`);
   const kind = dv.getUint8(5);
-  if (kind !== KIND_FRESH && kind !== KIND_SUM) malformed(`unknown chunk kind ${kind}`);
+  if (!isKind(kind)) malformed(`unknown chunk kind ${kind}`);
   if (dv.getUint16(6, true) !== 0) malformed('reserved chunk bits set');
   if (!samePrefix(bytes, off + 8, ctx.paramsId)) {
     malformed('chunk was made under other HE parameters (parameters id mismatch)', { expected: ctx.paramsIdHex });
@@ -100,9 +110,9 @@ export function writeUpdateHeader(ctx: HeContext, out: Uint8Array, h: UpdateHead
   dv.setUint32(48, h.addends, true);
 }
 
-/** Size of a whole update container; lets callers cap a download before reading it. */
-export function updateSize(ctx: HeContext, kind: ChunkKind, valueCount: number): number {
-  return UPDATE_HEADER_BYTES + Math.ceil(valueCount / ctx.slotCount) * chunkSize(ctx, kind);
+/** Size of a whole update container; lets callers cap a download before reading it (see chunkSize for `addends`). */
+export function updateSize(ctx: HeContext, kind: ChunkKind, valueCount: number, addends?: number): number {
+  return UPDATE_HEADER_BYTES + Math.ceil(valueCount / ctx.slotCount) * chunkSize(ctx, kind, addends);
 }
 
 /**
@@ -116,7 +126,7 @@ export function readUpdateHeader(ctx: HeContext, bytes: Uint8Array, expectKind?:
   if (dv.getUint32(0, true) !== UPDATE_MAGIC) malformed('not a fedtwin HE update (bad magic)');
   if (dv.getUint8(4) !== WIRE_VERSION) malformed(`unsupported update version ${dv.getUint8(4)}`);
   const kind = dv.getUint8(5);
-  if (kind !== KIND_FRESH && kind !== KIND_SUM) malformed(`unknown update kind ${kind}`);
+  if (!isKind(kind)) malformed(`unknown update kind ${kind}`);
   if (expectKind !== undefined && kind !== expectKind) malformed(`expected a ${expectKind === KIND_FRESH ? 'fresh update' : 'sum'}, got kind ${kind}`);
   if (dv.getUint16(6, true) !== 0) malformed('reserved update bits set');
   if (!samePrefix(bytes, 8, ctx.paramsId)) malformed('update was made under other HE parameters (parameters id mismatch)', { expected: ctx.paramsIdHex });
@@ -126,9 +136,9 @@ export function readUpdateHeader(ctx: HeContext, bytes: Uint8Array, expectKind?:
   if (valueCount < 1 || valueCount > ctx.params.maxValues) malformed(`update declares ${valueCount} values, outside [1, ${ctx.params.maxValues}]`);
   if (chunkCount !== Math.ceil(valueCount / ctx.slotCount)) malformed(`update declares ${chunkCount} chunks for ${valueCount} values`);
   if (addends < 1 || addends > ctx.params.maxParticipants) malformed(`update sums ${addends} updates, outside [1, ${ctx.params.maxParticipants}]`);
-  const expected = updateSize(ctx, kind as ChunkKind, valueCount);
+  const expected = updateSize(ctx, kind, valueCount, addends);
   if (bytes.length !== expected) malformed(`update is ${bytes.length} bytes, expected exactly ${expected}`, { expected, actual: bytes.length });
-  const size = chunkSize(ctx, kind as ChunkKind);
+  const size = chunkSize(ctx, kind, addends);
   for (let i = 0; i < chunkCount; i++) {
     const h = readChunkHeader(ctx, bytes, UPDATE_HEADER_BYTES + i * size);
     const slots = i === chunkCount - 1 ? valueCount - i * ctx.slotCount : ctx.slotCount;
@@ -136,13 +146,13 @@ export function readUpdateHeader(ctx: HeContext, bytes: Uint8Array, expectKind?:
       malformed(`chunk ${i} header disagrees with the update header`, { chunk: h });
     }
   }
-  return { kind: kind as ChunkKind, valueCount, chunkCount, addends };
+  return { kind, valueCount, chunkCount, addends };
 }
 
 /** Views of the chunks of a validated update (no copy). */
 export function splitUpdate(ctx: HeContext, bytes: Uint8Array): Uint8Array[] {
   const h = readUpdateHeader(ctx, bytes);
-  const size = chunkSize(ctx, h.kind);
+  const size = chunkSize(ctx, h.kind, h.addends);
   const out: Uint8Array[] = [];
   for (let i = 0; i < h.chunkCount; i++) out.push(bytes.subarray(UPDATE_HEADER_BYTES + i * size, UPDATE_HEADER_BYTES + (i + 1) * size));
   return out;

@@ -6,7 +6,7 @@ import { createHeContext } from './context.ts';
 import type { HeContext } from './context.ts';
 import type { HeParams } from './params.ts';
 import type { HeSecretKey } from './keys.ts';
-import { ChunkRangeSum, decryptChunks, encryptChunkRange, toIntegers, validateChunks } from './scheme.ts';
+import { ChunkRangeSum, decryptChunks, encryptChunkRange, prepareZeros, toIntegers, validateChunks } from './scheme.ts';
 import type { ChunkKind } from './wire.ts';
 import { loadCkksBaseline } from './ckks.ts';
 import type { CkksKeys } from './ckks.ts';
@@ -15,10 +15,11 @@ import type { QuantSeed } from './quantize.ts';
 export type WorkerRequest =
   | { op: 'init'; params: HeParams; paramsId: string }
   | { op: 'encrypt'; values: Float32Array | Float64Array | Int32Array; offset: number; firstChunk: number; totalValues: number; seed: QuantSeed; key: HeSecretKey }
+  | { op: 'prepare'; key: HeSecretKey; count: number }
   | { op: 'decrypt'; key: HeSecretKey; bytes: Uint8Array; kind: ChunkKind; count: number; firstChunk: number; valueCount: number; addends: number }
-  | { op: 'validate'; bytes: Uint8Array; kind: ChunkKind; count: number }
-  | { op: 'acc-add'; acc: number; bytes: Uint8Array; kind: ChunkKind; count: number }
-  | { op: 'acc-result'; acc: number; firstChunk: number; valueCount: number; addends: number }
+  | { op: 'validate'; bytes: Uint8Array; kind: ChunkKind; count: number; addends: number }
+  | { op: 'acc-add'; acc: number; bytes: Uint8Array; kind: ChunkKind; count: number; addends: number }
+  | { op: 'acc-result'; acc: number; firstChunk: number; valueCount: number; addends: number; compact: boolean }
   | { op: 'acc-free'; acc: number }
   | { op: 'ckks-keys'; keys: Partial<CkksKeys> }
   | { op: 'ckks-encrypt'; values: Float32Array | Float64Array }
@@ -50,6 +51,8 @@ async function handle(m: WorkerRequest): Promise<{ value: unknown; transfer?: Ar
       const bytes = encryptChunkRange(c, m.key, ints, m.firstChunk, m.totalValues);
       return { value: { bytes, clipped }, transfer: [bytes.buffer as ArrayBuffer] };
     }
+    case 'prepare':
+      return { value: prepareZeros(context(), m.key, m.count) };
     case 'decrypt': {
       const c = context();
       const out = new Int32Array(Math.min(m.count * c.slotCount, m.valueCount - m.firstChunk * c.slotCount));
@@ -57,18 +60,18 @@ async function handle(m: WorkerRequest): Promise<{ value: unknown; transfer?: Ar
       return { value: out, transfer: [out.buffer as ArrayBuffer] };
     }
     case 'validate':
-      validateChunks(context(), m.bytes, 0, m.kind, m.count);
+      validateChunks(context(), m.bytes, 0, m.kind, m.count, m.addends);
       return { value: null };
     case 'acc-add': {
       let s = sums.get(m.acc);
       if (!s) sums.set(m.acc, (s = new ChunkRangeSum(context())));
-      s.add(m.bytes, 0, m.kind, m.count);
+      s.add(m.bytes, 0, m.kind, m.count, m.addends);
       return { value: null };
     }
     case 'acc-result': {
       const s = sums.get(m.acc);
       if (!s) throw new FedtwinError('HE_EMPTY_SUM', 'no update has been added', { hint: 'add at least one update before taking the result' });
-      const bytes = s.save(m.firstChunk, m.valueCount, m.addends);
+      const bytes = s.save(m.firstChunk, m.valueCount, m.addends, m.compact);
       return { value: bytes, transfer: [bytes.buffer as ArrayBuffer] };
     }
     case 'acc-free':

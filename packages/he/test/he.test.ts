@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import {
   Accumulator, CHUNK_HEADER_BYTES, UPDATE_HEADER_BYTES, createHeContext, decryptSum, decryptSumIntegers, deserializeSecretKey,
   encryptVector, generateKeys, loadSecretKeyFile, quantize, saveSecretKeyFile, serializeSecretKey, validateCiphertext, chunkSize,
-  KIND_FRESH, KIND_SUM,
+  KIND_FRESH, KIND_SUM, KIND_SUM_COMPACT, updateSize, compactSumDropBits,
 } from '../src/index.ts';
 import { code } from './helpers.ts';
 import type { HeContext, HeSecretKey } from '../src/index.ts';
@@ -62,10 +62,14 @@ describe('exact sums', () => {
           for (let i = 0; i < length; i++) expected[i] += ints[i];
         }
         const sum = acc.result();
+        const compact = acc.result({ compact: true });
         acc.dispose();
-        const got = decryptSumIntegers(ctx, key, sum);
-        expect(got.addends).toBe(members);
-        expect(Array.from(got.values)).toEqual(Array.from(expected));
+        for (const s of [sum, compact]) {
+          const got = decryptSumIntegers(ctx, key, s);
+          expect(got.addends).toBe(members);
+          expect(Array.from(got.values)).toEqual(Array.from(expected));
+        }
+        expect(compact.length).toBeLessThan(sum.length);
       },
     ), { numRuns: 6 });
   });
@@ -79,11 +83,52 @@ describe('exact sums', () => {
     const acc = new Accumulator(ctx);
     for (let i = 0; i < 1024; i++) acc.add(i % 4 === 3 ? alt : pos);
     expect(acc.addends).toBe(1024);
-    const got = decryptSumIntegers(ctx, key, acc.result()).values;
-    expect(got[0]).toBe(768 * qmax + 256 * -qmax);
-    expect(got[1]).toBe(1024 * qmax);
+    for (const compact of [false, true]) {
+      const got = decryptSumIntegers(ctx, key, acc.result({ compact })).values;
+      expect(got[0]).toBe(768 * qmax + 256 * -qmax);
+      expect(got[1]).toBe(1024 * qmax);
+      expect(got[n - 1]).toBe(1024 * qmax);
+    }
     expect(code(() => acc.add(pos))).toBe('HE_HEADROOM_EXCEEDED');
     acc.dispose();
+  });
+
+  it('compact sums: rounded within the noise left by their addends, smaller, exact, and final', () => {
+    // 10 addends: 31-bit c0 and 43-bit c1 instead of 60 + 60 (docs/he.md §3)
+    expect(compactSumDropBits(ctx.q, ctx.t, ctx.slotCount, ctx.params.c0DropBits, 10)).toEqual({ c0: 29, c1: 17 });
+    expect(compactSumDropBits(ctx.q, ctx.t, ctx.slotCount, ctx.params.c0DropBits, 1024)).toEqual({ c0: 28, c1: 16 });
+    const perValue = (addends: number) => updateSize(ctx, KIND_SUM_COMPACT, 1_000_000, addends) / 1_000_000;
+    expect(updateSize(ctx, KIND_SUM_COMPACT, 1_000_000, 10)).toBe(52 + 245 * (52 + (4096 * (31 + 43)) / 8)); // 9.30 B/value
+    expect(updateSize(ctx, KIND_SUM, 1_000_000)).toBe(52 + 245 * (52 + (4096 * 120) / 8)); // 15.07 B/value
+    expect(updateSize(ctx, KIND_SUM_COMPACT, 1000)).toBe(updateSize(ctx, KIND_SUM_COMPACT, 1000, 1024)); // the cap: the largest
+    expect(perValue(1024)).toBeGreaterThanOrEqual(perValue(10));
+    // a tree: two full-width partial sums added, then published compact
+    const x = Int32Array.from({ length: 3000 }, (_, i) => ((i * 7919) % (2 * ctx.quantMax + 1)) - ctx.quantMax);
+    const left = new Accumulator(ctx);
+    const right = new Accumulator(ctx);
+    for (let k = 0; k < 3; k++) left.add(encryptVector(ctx, key, x).update);
+    for (let k = 0; k < 2; k++) right.add(encryptVector(ctx, key, x).update);
+    const root = new Accumulator(ctx);
+    root.add(left.result());
+    root.add(right.result());
+    const compact = root.result({ compact: true });
+    expect(validateCiphertext(ctx, compact)).toMatchObject({ kind: KIND_SUM_COMPACT, addends: 5 });
+    expect(Array.from(decryptSumIntegers(ctx, key, compact).values)).toEqual(Array.from(x, (v) => 5 * v));
+    // final: neither accumulator accepts it, and the running sum is unchanged
+    expect(code(() => root.add(compact))).toBe('HE_SUM_FINAL');
+    expect(root.addends).toBe(5);
+    for (const a of [left, right, root]) a.dispose();
+  });
+
+  it('rejects a malformed compact sum: truncated, or a size that disagrees with its addends', () => {
+    const a = new Accumulator(ctx);
+    a.add(encryptVector(ctx, key, new Int32Array(100).fill(3)).update);
+    const compact = a.result({ compact: true });
+    expect(code(() => validateCiphertext(ctx, compact.subarray(0, compact.length - 1)))).toBe('HE_MALFORMED_CIPHERTEXT');
+    const wrongAddends = compact.slice();
+    new DataView(wrongAddends.buffer).setUint32(48, 2, true); // the header's addends change the expected size
+    expect(code(() => validateCiphertext(ctx, wrongAddends))).toBe('HE_MALFORMED_CIPHERTEXT');
+    a.dispose();
   });
 
   it('decrypts real values within K / scale of the float sum, and a single fresh update too', () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHePool, decryptSumIntegers, encryptVector, generateKeys, quantize, Accumulator } from '../src/index.ts';
+import { createHePool, decryptSumIntegers, encryptVector, generateKeys, quantize, Accumulator, CHUNK_HEADER_BYTES, UPDATE_HEADER_BYTES, chunkSize, KIND_FRESH } from '../src/index.ts';
 import type { HePool, HeSecretKey } from '../src/index.ts';
 
 let pool: HePool;
@@ -46,6 +46,35 @@ describe('worker pool', () => {
     expect(both[n - 1]).toBe(expected[n - 1] + q0[n - 1]);
     local.dispose();
     await acc.dispose();
+  });
+
+  it('offline phase: prepared encryptions of zero are used once, only under their key, and sums stay exact', async () => {
+    const ctx = pool.ctx;
+    const n = 2 * ctx.slotCount + 77;
+    const chunks = 3;
+    expect(await pool.prepare(key, n)).toBe(chunks);
+    expect(await pool.prepare(key, n)).toBe(chunks); // idempotent: tops up to what one update needs
+    const x = Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 0.8);
+    const a = await pool.encrypt(key, x, { seed: 7 }); // uses the prepared ones
+    const b = await pool.encrypt(key, x, { seed: 7 }); // none left: fresh ones
+    const seedOf = (u: Uint8Array, c: number) => {
+      const end = UPDATE_HEADER_BYTES + (c + 1) * chunkSize(ctx, KIND_FRESH);
+      return Buffer.from(u.subarray(end - 64, end)).toString('hex');
+    };
+    const seeds = new Set([a.update, b.update].flatMap((u) => [0, 1, 2].map((c) => seedOf(u, c))));
+    expect(seeds.size).toBe(2 * chunks); // no encryption randomness reused
+    expect(Buffer.compare(a.update.subarray(UPDATE_HEADER_BYTES + CHUNK_HEADER_BYTES, UPDATE_HEADER_BYTES + CHUNK_HEADER_BYTES + 64), b.update.subarray(UPDATE_HEADER_BYTES + CHUNK_HEADER_BYTES, UPDATE_HEADER_BYTES + CHUNK_HEADER_BYTES + 64))).not.toBe(0);
+    // prepared under another key: discarded, never used for this one
+    const other = generateKeys(ctx);
+    await pool.prepare(other, n);
+    const c = await pool.encrypt(key, x, { seed: 7 }); // must not take the other key's: the exact sum below would break
+    const acc = pool.createAccumulator();
+    for (const u of [a, b, c]) await acc.add(u.update);
+    const q = quantize(x, { scale: ctx.scale, clip: ctx.params.clip, seed: 7 }).values;
+    const got = await pool.decryptIntegers(key, await acc.result({ compact: true }));
+    expect(Array.from(got.values)).toEqual(Array.from(q, (v) => 3 * v));
+    await acc.dispose();
+    await expect(pool.prepare(key, 0)).rejects.toMatchObject({ code: 'HE_BAD_ARGUMENT' });
   });
 
   it('rejects a malformed update in the pooled accumulator without changing the sum', async () => {

@@ -241,11 +241,16 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       await store.save(state, f32ToBytes(global), f32ToBytes(vae!.getPrivateWeights()), pending);
     };
 
-    const deliver = async (header: UpdateHeader, body: Uint8Array, losses: number[], phases: Record<string, number> = {}) => {
+    const deliver = async (header: UpdateHeader, body: Uint8Array, losses: number[], phases: Record<string, number> = {}, cpuAtStart?: NodeJS.CpuUsage) => {
       try {
         const tUpload = performance.now();
         const { header: ack } = await call(Protocols.update, header, UpdateAck, { body });
         phases.uploadMs = Math.round(performance.now() - tUpload);
+        if (cpuAtStart) {
+          // CPU of this process (HE worker threads included) from the task to the acknowledgement
+          const cpu = process.cpuUsage(cpuAtStart);
+          phases.cpuMs = Math.round((cpu.user + cpu.system) / 1000);
+        }
         state = {
           ...state, lastRound: header.round, pending: undefined, pendingLeaf: undefined,
           ledgerLeaves: state.pendingLeaf ? [...(state.ledgerLeaves ?? []), { leafHash: state.pendingLeaf, ...(ack.ledgerIndex !== undefined ? { index: ack.ledgerIndex } : {}) }] : state.ledgerLeaves,
@@ -284,6 +289,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         }
         state = { ...state, pending: undefined };
       }
+      const cpuAtStart = process.cpuUsage(); // this process, its HE worker threads included
       const tCatchUp = performance.now();
       await catchUp(task.baseVersion);
       const catchUpMs = Math.round(performance.now() - tCatchUp);
@@ -306,7 +312,12 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         continue;
       }
 
+      // HE's offline phase (encryptions of zero) runs on the HE workers while this thread trains.
+      memberScheme.prepare?.(global.length, task.keyId)?.catch((err: unknown) => {
+        log.warn({ event: 'he-prepare-failed', err: String(err) }, 'could not prepare encryptions ahead; the update will be encrypted from scratch');
+      });
       // Train from the current global weights; send only the shared sub-model's change.
+      const cpuTrain = process.cpuUsage();
       const t0 = performance.now();
       vae.setSharedWeights(global);
       const dp = plan.record ? { clip: plan.record.clip, noiseMultiplier: plan.record.noiseMultiplier, secureNoise: !init.seededNoise } : undefined;
@@ -315,6 +326,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         throw new FedtwinError('NODE_PRIVACY_MISMATCH', `trainer took ${trained.steps} steps at q=${trained.sampleRate}, the accountant planned ${plan.record.steps} at q=${plan.record.sampleRate}`);
       }
       const trainSeconds = (performance.now() - t0) / 1000;
+      const trainCpu = process.cpuUsage(cpuTrain);
       const local = vae.getSharedWeights();
       const delta = new Float32Array(local.length);
       for (let i = 0; i < local.length; i++) delta[i] = local[i]! - global[i]!;
@@ -344,8 +356,8 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       const tPersist = performance.now();
       state = { ...state, pending: { round: task.round, header }, pendingLeaf: signed?.leafHash };
       await persist(body);
-      const phases = { catchUpMs, trainMs: Math.round(trainSeconds * 1000), encodeMs: Math.round(tPersist - tEncode), persistMs: Math.round(performance.now() - tPersist) };
-      await deliver(header, body, trained.losses, phases);
+      const phases = { catchUpMs, trainMs: Math.round(trainSeconds * 1000), trainCpuMs: Math.round((trainCpu.user + trainCpu.system) / 1000), encodeMs: Math.round(tPersist - tEncode), persistMs: Math.round(performance.now() - tPersist) };
+      await deliver(header, body, trained.losses, phases, cpuAtStart);
     }
 
     let syntheticRows = 0;

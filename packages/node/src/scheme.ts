@@ -12,6 +12,8 @@ export interface MemberScheme {
   sumBytes(values: number): number;
   /** `seed` (simulations only) makes HE's stochastic rounding reproducible. */
   encode(values: Float32Array, seed?: readonly [number, number], keyId?: string): Promise<Uint8Array>;
+  /** Offline work for the next encode of `values` values (HE: encryptions of zero), run while training. */
+  prepare?(values: number, keyId?: string): Promise<void>;
   decode(sum: Uint8Array, values: number, keyId?: string): Promise<Float64Array>;
   close(): Promise<void>;
 }
@@ -91,13 +93,16 @@ export async function bfvMember(init: {
     return {
       encoding: 'bfv',
       get keyId() { return current.keyId; },
-      sumBytes: (n) => he.updateSize(pool.ctx, he.KIND_SUM, n),
+      sumBytes: (n) => he.updateSize(pool.ctx, he.KIND_SUM_COMPACT, n),
       async encode(values, seed, keyId) {
         const r = await pool.encrypt(await keyFor(keyId), values, seed ? { seed } : undefined);
         if (r.clipped > 0) {
           init.logger.warn({ event: 'he-clipped', clipped: r.clipped, values: values.length }, `${r.clipped} update values were outside the HE quantization range and were clipped; raise secureAggregation.clip`);
         }
         return r.update;
+      },
+      async prepare(n, keyId) {
+        await pool.prepare(await keyFor(keyId), n);
       },
       async decode(sum, n, keyId) {
         const key = await keyFor(keyId);

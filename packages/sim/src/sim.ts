@@ -153,7 +153,8 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     daemons.push(agg);
     const listening = await waitFor('the aggregator to listen', async () => {
       if (agg.child.exitCode !== null) throw daemonFailed(agg);
-      return readFile(join(aggDir, 'listening.json'), 'utf8').then((t) => JSON.parse(t) as { peerId: string; addrs: string[] }, () => undefined);
+      // not there yet, or (from an older writer) not complete yet: poll again
+      return readFile(join(aggDir, 'listening.json'), 'utf8').then((t) => { try { return JSON.parse(t) as { peerId: string; addrs: string[] }; } catch { return undefined; } }, () => undefined);
     }, 60_000);
     const address = listening.addrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) ?? listening.addrs[0]!;
     for (let i = 0; i < opts.nodes; i++) {

@@ -1,4 +1,4 @@
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, writeFile, mkdir, rename } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
 import type { TableSchema } from '@fedtwin/models';
@@ -47,7 +47,9 @@ async function startAggregator(configPath: string): Promise<void> {
     logger: log,
   });
   const addrs = host.addrs();
-  await writeFile(`${dataDir}/listening.json`, JSON.stringify({ peerId: host.peerId, addrs }, null, 2));
+  // tmp + rename: whoever polls for this file (fedtwin sim, scripts) never reads half of it
+  await writeFile(`${dataDir}/listening.json.tmp`, JSON.stringify({ peerId: host.peerId, addrs }, null, 2));
+  await rename(`${dataDir}/listening.json.tmp`, `${dataDir}/listening.json`);
   log.info({ event: 'listening', peerId: host.peerId, addrs, members: config.members.length, modelValues, secureAggregation: config.secureAggregation.scheme }, `aggregator ${host.peerId} listening on ${addrs.join(', ')}`);
   const stats = async () => ({
     peerId: host.peerId, bytes: host.bytes(), state: await aggregator.state(), rounds: await aggregator.rounds(),
