@@ -122,7 +122,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       for (const c of rec.contributions) {
         const body = ups.get(c.peer);
         if (!body) throw new FedtwinError('STATE_CORRUPT', `round ${rec.round}: update of ${c.peer} listed but missing`);
-        sum.add(body);
+        await sum.add(body);
       }
       log.info({ event: 'resume', round: rec.round, contributions: rec.contributions.length }, `resuming round ${rec.round}`);
       armDeadline();
@@ -188,7 +188,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     await store.closeRound(rec, state);
     await audit?.checkpoint();
     log.warn({ event: 'round-failed', round: rec.round, reason }, `round ${rec.round} failed: ${reason}`);
-    open = undefined; sum?.dispose(); sum = undefined;
+    open = undefined; await sum?.dispose(); sum = undefined;
     await openNextRound();
   }
 
@@ -203,7 +203,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     if (!open || !sum) return;
     const rec: RoundRecord = { ...open, status: 'aggregated' };
     const version = state.version + 1;
-    const body = sum.result();
+    const body = await sum.result();
     const agg: AggregateRecord = {
       version, round: rec.round,
       participants: rec.contributions.map((c) => c.peer),
@@ -224,7 +224,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     const cpu = roundCpu ? process.cpuUsage(roundCpu) : undefined;
     log.info({ event: 'round-aggregated', round: rec.round, version, participants: agg.participants.length, trigger, ...(cpu ? { cpuMs: Math.round((cpu.user + cpu.system) / 1000) } : {}) },
       `round ${rec.round} aggregated (${agg.participants.length} members, ${trigger}) → version ${version}`);
-    open = undefined; sum.dispose(); sum = undefined;
+    open = undefined; await sum.dispose(); sum = undefined;
     await openNextRound();
   }
 
@@ -314,7 +314,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (header.values !== init.modelValues || !body || body.length !== expected) {
           throw new FedtwinError('AGG_BAD_UPDATE', `update has ${body?.length ?? 0} bytes for ${header.values} values, expected ${expected} for ${init.modelValues}`);
         }
-        sum!.add(body); // validates (finite values / ciphertext structure) before anything is persisted
+        await sum!.add(body); // validates (finite values / ciphertext structure) before anything is persisted
         const rec: RoundRecord = {
           ...open,
           contributions: [...open.contributions, {
@@ -501,8 +501,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       if (deadlineTimer) clearTimeout(deadlineTimer);
       wakeWaiters();
       await queue.catch(() => undefined);
-      sum?.dispose();
-      scheme.dispose();
+      await sum?.dispose().catch(() => undefined);
+      await scheme.dispose().catch(() => undefined);
       await audit?.close();
       await store.close();
     },

@@ -4,11 +4,11 @@ import type { SecureAggregation } from '@fedtwin/protocol';
 
 /** A running sum of one round's updates. The aggregator holds only this, never all updates. */
 export interface SumAccumulator {
-  /** Validates one update's bytes and adds it; throws (and leaves the sum unchanged) if malformed. */
-  add(body: Uint8Array): void;
+  /** Validates one update's bytes and adds it; rejects (and leaves the sum unchanged) if malformed. */
+  add(body: Uint8Array): Promise<void>;
   /** The published sum's bytes (for BFV the compact, final form members decrypt). */
-  result(): Uint8Array;
-  dispose(): void;
+  result(): Promise<Uint8Array>;
+  dispose(): Promise<void>;
 }
 
 /** How updates travel and are summed: plaintext float32, or BFV ciphertexts the aggregator cannot read. */
@@ -19,7 +19,7 @@ export interface AggregationScheme {
   /** Largest aggregate body. */
   sumBytes(values: number): number;
   createAccumulator(values: number): SumAccumulator;
-  dispose(): void;
+  dispose(): Promise<void>;
 }
 
 export function plaintextScheme(): AggregationScheme {
@@ -30,42 +30,46 @@ export function plaintextScheme(): AggregationScheme {
     createAccumulator(n) {
       const sum = new Float64Array(n);
       return {
-        add(body) {
+        async add(body) {
           if (body.length !== n * 4) throw new FedtwinError('AGG_BAD_UPDATE', `update has ${body.length} bytes, expected ${n * 4} (${n} float32 values)`);
           const v = bytesToF32(body);
           for (let i = 0; i < n; i++) if (!Number.isFinite(v[i]!)) throw new FedtwinError('AGG_BAD_UPDATE', `update value ${i} is not finite`);
           for (let i = 0; i < n; i++) sum[i]! += v[i]!;
         },
-        result: () => f32ToBytes(Float32Array.from(sum)),
-        dispose() {},
+        result: async () => f32ToBytes(Float32Array.from(sum)),
+        async dispose() {},
       };
     },
-    dispose() {},
+    async dispose() {},
   };
 }
 
-/** BFV: the aggregator adds ciphertexts with the public parameters only; it holds no key. */
+/**
+ * BFV: the aggregator adds ciphertexts with the public parameters only; it holds no key. The additions
+ * run on HE worker threads, so this thread keeps receiving and serving while an update is summed.
+ */
 export async function bfvScheme(config: Extract<SecureAggregation, { scheme: 'bfv' }>): Promise<AggregationScheme> {
   const he = await import('@fedtwin/he');
-  const ctx = await he.createHeContext(config.params);
+  const pool = await he.createHePool({ threads: 2, params: config.params });
+  const ctx = pool.ctx;
   return {
     encoding: 'bfv',
     updateBytes: (n) => he.updateSize(ctx, he.KIND_FRESH, n),
     sumBytes: (n) => he.updateSize(ctx, he.KIND_SUM_COMPACT, n),
     createAccumulator(n) {
-      const acc = new he.Accumulator(ctx);
+      const acc = pool.createAccumulator();
       return {
-        add(body) {
+        async add(body) {
           let info: { kind: number; valueCount: number };
           try {
-            info = he.validateCiphertext(ctx, body);
+            info = he.readUpdateHeader(ctx, body); // structure and exact size; coefficients are checked by the pool before adding
           } catch (err) {
             throw new FedtwinError('AGG_BAD_UPDATE', `malformed ciphertext: ${(err as Error).message}`, { cause: err });
           }
           if (info.kind !== he.KIND_FRESH) throw new FedtwinError('AGG_BAD_UPDATE', 'an update must be a fresh member ciphertext, not a sum');
           if (info.valueCount !== n) throw new FedtwinError('AGG_BAD_UPDATE', `ciphertext holds ${info.valueCount} values, the model has ${n}`);
           try {
-            acc.add(body);
+            await acc.add(body);
           } catch (err) {
             throw new FedtwinError('AGG_BAD_UPDATE', `ciphertext rejected: ${(err as Error).message}`, { cause: err });
           }
@@ -74,6 +78,6 @@ export async function bfvScheme(config: Extract<SecureAggregation, { scheme: 'bf
         dispose: () => acc.dispose(),
       };
     },
-    dispose: () => ctx.dispose(),
+    dispose: () => pool.close(),
   };
 }

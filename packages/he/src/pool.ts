@@ -9,7 +9,7 @@ import type { HeContext } from './context.ts';
 import type { HeParamsInit } from './params.ts';
 import type { HeSecretKey } from './keys.ts';
 import { keyState } from './keys.ts';
-import { assembleUpdate, checkAddable, freshRangeIsVacuous } from './scheme.ts';
+import { assembleUpdate, checkAddable } from './scheme.ts';
 import type { DecryptedIntegers, EncryptOptions, EncryptResult } from './scheme.ts';
 import { randomSeed } from './quantize.ts';
 import { KIND_SUM, KIND_SUM_COMPACT, UPDATE_HEADER_BYTES, chunkSize, readUpdateHeader } from './wire.ts';
@@ -206,9 +206,9 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
             if (broken) throw broken;
             const h = checkAddable(ctx, update, valueCount, addends);
             const parts = slices(update, h.kind, h.chunkCount, h.addends);
-            if (h.kind === KIND_SUM || !freshRangeIsVacuous(ctx)) {
-              await Promise.all(parts.map((s) => workers[s.w].call({ op: 'validate', bytes: s.bytes, kind: h.kind, count: s.count, addends: h.addends })));
-            }
+            // Every chunk is checked (seed PRNG ids; coefficient ranges where some bit patterns are invalid)
+            // before the first addition, so a bad chunk cannot leave a half-added sum.
+            await Promise.all(parts.map((s) => workers[s.w].call({ op: 'validate', bytes: s.bytes, kind: h.kind, count: s.count, addends: h.addends })));
             try {
               await Promise.all(parts.map((s) => workers[s.w].call({ op: 'acc-add', acc, bytes: s.bytes, kind: h.kind, count: s.count, addends: h.addends }, [s.bytes.buffer as ArrayBuffer])));
             } catch (err) {

@@ -85,7 +85,7 @@ function readU64Pairs(bytes: Uint8Array, off: number, count: number, dst: Uint32
  * both errors are within the noise bound used to choose c0DropBits.
  */
 function encryptChunk(ctx: HeContext, keyId: string, ks: KeyState, ints: Int32Array, start: number, slots: number, index: number, out: Uint8Array, off: number): void {
-  const { seal, slotCount: n } = ctx;
+  const { slotCount: n } = ctx;
   const s = scratch(ctx);
   const m = s.coeffs;
   const tNum = Number(ctx.t);
@@ -291,11 +291,6 @@ function malformedCoeff(index: number, message?: string): never {
   });
 }
 
-/** True when every packed c0 pattern is below the bound, so fresh chunks cannot carry an out-of-range coefficient. */
-export function freshRangeIsVacuous(ctx: HeContext): boolean {
-  return dropBound(ctx, ctx.params.c0DropBits, ctx.c0Bits) === null;
-}
-
 /**
  * Range-checks `count` chunks laid out back to back from `off` (headers already checked). A field whose
  * every bit pattern is valid (e.g. a fresh c0 under the default parameters) is not unpacked at all.
@@ -419,7 +414,7 @@ export class Accumulator {
     const ctx = this.ctx;
     const h = checkAddable(ctx, update, this.#valueCount, this.#addends);
     // Range checks must finish before the first addition so a bad chunk cannot leave a half-added sum.
-    if (h.kind === KIND_SUM || !freshRangeIsVacuous(ctx)) validateChunks(ctx, update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, h.addends);
+    validateChunks(ctx, update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, h.addends);
     this.#range.add(update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, h.addends);
     this.#valueCount = h.valueCount;
     this.#addends += h.addends;

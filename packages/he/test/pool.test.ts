@@ -87,6 +87,11 @@ describe('worker pool', () => {
     forged.fill(0xff, forged.length - 8); // last c1 coefficient ≥ q, in the second worker's range
     await expect(acc.add(forged)).rejects.toMatchObject({ code: 'HE_MALFORMED_CIPHERTEXT' });
     await expect(acc.add(good.subarray(1))).rejects.toMatchObject({ code: 'HE_MALFORMED_CIPHERTEXT' });
+    // a fresh update whose last chunk names another seed PRNG: refused before any chunk is added
+    const badPrng = good.slice();
+    badPrng[badPrng.length - 65] = 2;
+    await expect(acc.add(badPrng)).rejects.toMatchObject({ code: 'HE_MALFORMED_CIPHERTEXT' });
+    expect(acc.addends).toBe(1);
     await acc.add(good);
     const v = (await pool.decryptIntegers(key, await acc.result())).values;
     expect(Math.abs(v[x.length - 1] - 0.5 * pool.ctx.scale)).toBeLessThanOrEqual(2);
