@@ -9,7 +9,7 @@ import type { HeContext } from './context.ts';
 import type { HeParamsInit } from './params.ts';
 import type { HeSecretKey } from './keys.ts';
 import { keyState } from './keys.ts';
-import { assembleUpdate, checkAddable } from './scheme.ts';
+import { assembleUpdate, checkAddable, validateChunks } from './scheme.ts';
 import type { DecryptedIntegers, EncryptOptions, EncryptResult } from './scheme.ts';
 import { randomSeed } from './quantize.ts';
 import { KIND_SUM, KIND_SUM_COMPACT, UPDATE_HEADER_BYTES, chunkSize, readUpdateHeader } from './wire.ts';
@@ -205,10 +205,11 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
           return serial(async () => {
             if (broken) throw broken;
             const h = checkAddable(ctx, update, valueCount, addends);
-            const parts = slices(update, h.kind, h.chunkCount, h.addends);
             // Every chunk is checked (seed PRNG ids; coefficient ranges where some bit patterns are invalid)
-            // before the first addition, so a bad chunk cannot leave a half-added sum.
-            await Promise.all(parts.map((s) => workers[s.w].call({ op: 'validate', bytes: s.bytes, kind: h.kind, count: s.count, addends: h.addends })));
+            // before the first addition, so a bad chunk cannot leave a half-added sum. On this thread: for
+            // fresh updates under the default parameters that reads one byte per chunk.
+            validateChunks(ctx, update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, h.addends);
+            const parts = slices(update, h.kind, h.chunkCount, h.addends);
             try {
               await Promise.all(parts.map((s) => workers[s.w].call({ op: 'acc-add', acc, bytes: s.bytes, kind: h.kind, count: s.count, addends: h.addends }, [s.bytes.buffer as ArrayBuffer])));
             } catch (err) {

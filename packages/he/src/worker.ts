@@ -6,7 +6,7 @@ import { createHeContext } from './context.ts';
 import type { HeContext } from './context.ts';
 import type { HeParams } from './params.ts';
 import type { HeSecretKey } from './keys.ts';
-import { ChunkRangeSum, decryptChunks, encryptChunkRange, prepareZeros, toIntegers, validateChunks } from './scheme.ts';
+import { ChunkRangeSum, decryptChunks, encryptChunkRange, prepareZeros, toIntegers } from './scheme.ts';
 import type { ChunkKind } from './wire.ts';
 import { loadCkksBaseline } from './ckks.ts';
 import type { CkksKeys } from './ckks.ts';
@@ -17,7 +17,6 @@ export type WorkerRequest =
   | { op: 'encrypt'; values: Float32Array | Float64Array | Int32Array; offset: number; firstChunk: number; totalValues: number; seed: QuantSeed; key: HeSecretKey }
   | { op: 'prepare'; key: HeSecretKey; count: number }
   | { op: 'decrypt'; key: HeSecretKey; bytes: Uint8Array; kind: ChunkKind; count: number; firstChunk: number; valueCount: number; addends: number }
-  | { op: 'validate'; bytes: Uint8Array; kind: ChunkKind; count: number; addends: number }
   | { op: 'acc-add'; acc: number; bytes: Uint8Array; kind: ChunkKind; count: number; addends: number }
   | { op: 'acc-result'; acc: number; firstChunk: number; valueCount: number; addends: number; compact: boolean }
   | { op: 'acc-free'; acc: number }
@@ -59,9 +58,6 @@ async function handle(m: WorkerRequest): Promise<{ value: unknown; transfer?: Ar
       decryptChunks(c, m.key, m.bytes, 0, m.kind, m.count, m.firstChunk, m.valueCount, m.addends, out, 0);
       return { value: out, transfer: [out.buffer as ArrayBuffer] };
     }
-    case 'validate':
-      validateChunks(context(), m.bytes, 0, m.kind, m.count, m.addends);
-      return { value: null };
     case 'acc-add': {
       let s = sums.get(m.acc);
       if (!s) sums.set(m.acc, (s = new ChunkRangeSum(context())));
