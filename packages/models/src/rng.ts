@@ -65,32 +65,10 @@ function fromState(a: number, b: number, c: number, d: number): Rng {
     return r;
   };
   const uniform = (): number => nextU32() / 4294967296;
-  // Open interval (0, 1), for logarithms.
-  const open01 = (): number => (nextU32() + 0.5) / 4294967296;
   // Ziggurat (Marsaglia & Tsang 2000): ~1 table compare per sample in 98.8% of draws. The layer
   // index takes the low 7 bits and the magnitude the high 25, so the two are independent.
   const normalZig = (): number => slowPath(nextU32());
-  // Full ziggurat step for a given first draw u (loops with fresh draws on rejection).
-  const slowPath = (first: number): number => {
-    let u = first;
-    for (let tries = 0; ; tries++) {
-      if (tries > 0) u = nextU32();
-      const iz = u & 127;
-      const hz = (u & ~127) | 0;
-      if (Math.abs(hz) < ZIG.kn[iz]) return hz * ZIG.wn[iz];
-      if (iz === 0) {
-        // Tail beyond r: Marsaglia's exponential rejection.
-        let x: number, y: number;
-        do {
-          x = -Math.log(open01()) / ZIG_R;
-          y = -Math.log(open01());
-        } while (y + y < x * x);
-        return hz > 0 ? ZIG_R + x : -ZIG_R - x;
-      }
-      const x = hz * ZIG.wn[iz];
-      if (ZIG.fn[iz] + uniform() * (ZIG.fn[iz - 1] - ZIG.fn[iz]) < Math.exp(-0.5 * x * x)) return x;
-    }
-  };
+  const slowPath = (first: number): number => zigguratFrom(first, nextU32);
   const rng: Rng = {
     nextU32,
     uniform,
@@ -162,38 +140,34 @@ function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
 
+/** Full ziggurat step for a first draw u (loops with fresh draws from u32 on rejection). */
+function zigguratFrom(first: number, u32: () => number): number {
+  let u = first;
+  for (let tries = 0; ; tries++) {
+    if (tries > 0) u = u32();
+    const iz = u & 127;
+    const hz = (u & ~127) | 0;
+    if (Math.abs(hz) < ZIG.kn[iz]) return hz * ZIG.wn[iz];
+    if (iz === 0) {
+      // Tail beyond r: Marsaglia's exponential rejection.
+      let x: number, y: number;
+      do {
+        x = -Math.log((u32() + 0.5) / 4294967296) / ZIG_R;
+        y = -Math.log((u32() + 0.5) / 4294967296);
+      } while (y + y < x * x);
+      return hz > 0 ? ZIG_R + x : -ZIG_R - x;
+    }
+    const x = hz * ZIG.wn[iz];
+    if (ZIG.fn[iz] + (u32() / 4294967296) * (ZIG.fn[iz - 1] - ZIG.fn[iz]) < Math.exp(-0.5 * x * x)) return x;
+  }
+}
+
 /**
  * Fill `out` with N(0, 1) draws whose every random bit comes from `u32()` (the same ziggurat as
  * Rng.normal). With a CSPRNG-backed `u32` the noise is as unpredictable as the OS generator.
  */
 export function normalsFrom(u32: () => number, out: Float32Array): Float32Array {
-  const { kn, wn, fn } = ZIG;
-  const open01 = (): number => (u32() + 0.5) / 4294967296;
-  for (let i = 0; i < out.length; i++) {
-    for (;;) {
-      const u = u32();
-      const iz = u & 127;
-      const hz = (u & ~127) | 0;
-      if (Math.abs(hz) < kn[iz]) {
-        out[i] = hz * wn[iz];
-        break;
-      }
-      if (iz === 0) {
-        let x: number, y: number;
-        do {
-          x = -Math.log(open01()) / ZIG_R;
-          y = -Math.log(open01());
-        } while (y + y < x * x);
-        out[i] = hz > 0 ? ZIG_R + x : -ZIG_R - x;
-        break;
-      }
-      const x = hz * wn[iz];
-      if (fn[iz] + (u32() / 4294967296) * (fn[iz - 1] - fn[iz]) < Math.exp(-0.5 * x * x)) {
-        out[i] = x;
-        break;
-      }
-    }
-  }
+  for (let i = 0; i < out.length; i++) out[i] = zigguratFrom(u32(), u32);
   return out;
 }
 
