@@ -317,7 +317,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         log.warn({ event: 'he-prepare-failed', err: String(err) }, 'could not prepare encryptions ahead; the update will be encrypted from scratch');
       });
       // Train from the current global weights; send only the shared sub-model's change.
-      const cpuTrain = process.cpuUsage();
+      const cpuTrain = process.cpuUsage(); // process-wide: the HE workers' offline phase counts here too
       const t0 = performance.now();
       vae.setSharedWeights(global);
       const dp = plan.record ? { clip: plan.record.clip, noiseMultiplier: plan.record.noiseMultiplier, secureNoise: !init.seededNoise } : undefined;

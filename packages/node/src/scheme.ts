@@ -67,10 +67,20 @@ export async function bfvMember(init: {
       const k = await he.loadSecretKeyFile(join(keyDir, f));
       keyring.set(k.keyId, k);
     }
-    const keyFor = async (keyId: string | undefined): Promise<HeKey> => {
-      if (keyId === undefined) return current;
+    // prepare() and encode() may both ask for a rotated key: one fetch serves both.
+    const fetching = new Map<string, Promise<HeKey>>();
+    const keyFor = (keyId: string | undefined): Promise<HeKey> => {
+      if (keyId === undefined) return Promise.resolve(current);
       const have = keyring.get(keyId);
-      if (have) return have;
+      if (have) return Promise.resolve(have);
+      let p = fetching.get(keyId);
+      if (!p) {
+        p = fetchRotated(keyId).finally(() => fetching.delete(keyId));
+        fetching.set(keyId, p);
+      }
+      return p;
+    };
+    const fetchRotated = async (keyId: string): Promise<HeKey> => {
       // A rotation: fetch this member's sealed copy of the new key.
       const until = Date.now() + init.giveUpMs;
       for (;;) {
