@@ -6,7 +6,8 @@ import {
   type TaskResponse, type TrainingConfig, type UpdateAck,
 } from '@fedtwin/protocol';
 import { bfvScheme, plaintextScheme, type AggregationScheme, type SumAccumulator } from './scheme.ts';
-import { openAuditLog, sha256Hex, type AuditLog } from './audit.ts';
+import { sha256Hex } from '@fedtwin/ledger';
+import { openAuditLog, type AuditLog } from './audit.ts';
 import type { PrivateKey } from '@libp2p/interface';
 import { CosignAck, CosignRequest, LedgerSyncRequest, MAX_LEDGER_SYNC_BYTES, type LedgerSyncResponse } from '@fedtwin/protocol';
 import type { z } from 'zod';

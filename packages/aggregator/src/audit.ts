@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { PrivateKey } from '@libp2p/interface';
 import { FedtwinError } from '@fedtwin/errors';
 import {
-  createEntry, createEntrySigner, createNoteSigner, decodeEntryAsync, noteVerifierFromPeerId, openLedger,
+  createEntry, createEntrySigner, createNoteSigner, decodeEntryAsync, noteVerifierFromPeerId, openLedger, sha256Hex,
   type EntryPayloadInput, type Ledger, type LedgerEntry,
 } from '@fedtwin/ledger';
 
@@ -28,7 +27,6 @@ export interface AuditLog {
   close(): Promise<void>;
 }
 
-export const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 export async function openAuditLog(init: { dir: string; identity: PrivateKey; consortium: string; members: string[] }): Promise<AuditLog> {
   const ledger = await openLedger({ dir: init.dir });

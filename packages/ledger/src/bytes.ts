@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { FedtwinError } from '@fedtwin/errors';
 
 // Small byte helpers. Strict decoders: a hex or base64 string that does not round-trip is rejected,
@@ -66,3 +67,8 @@ export function readU64be(b: Uint8Array, offset = 0): number {
 
 export const utf8 = new TextEncoder();
 export const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** SHA-256 of some bytes as lowercase hex: how entries name a ciphertext or an aggregate (authors and auditors must agree). */
+export function sha256Hex(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}

@@ -88,4 +88,4 @@ export {
 } from './ledger.ts';
 export { createReplica, Replica, type ReplicaInit, type SyncInput, type SyncResult, type InclusionExpectation } from './replica.ts';
 export { verifyLedgerDir, verifyOpenLedger, type VerifyResult, type VerifyOptions, type LedgerSummary, type VerifyFailureCode } from './verify.ts';
-export { toHex, fromHex, toBase64, fromBase64 } from './bytes.ts';
+export { toHex, fromHex, toBase64, fromBase64, sha256Hex } from './bytes.ts';

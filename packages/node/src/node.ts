@@ -14,7 +14,8 @@ import {
 import type { PrivateKey } from '@libp2p/interface';
 import { NodeStore, type NodeState } from './store.ts';
 import { bfvMember, plaintextMember, type MemberScheme } from './scheme.ts';
-import { openWitness, sha256Hex, type Witness } from './witness.ts';
+import { sha256Hex } from '@fedtwin/ledger';
+import { openWitness, type Witness } from './witness.ts';
 import { checkAffordable, openBudgets, planRound, privatizeSiteUpdate, type SiteBudget } from './privacy.ts';
 import type { PrivacyBudget } from '@fedtwin/dp';
 import type { Logger, NodeHost } from './types.ts';

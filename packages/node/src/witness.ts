@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { PrivateKey } from '@libp2p/interface';
 import {
   createEntry, createEntrySigner, createNoteSigner, createReplica, noteVerifierFromPeerId, openLedger,
@@ -42,4 +41,3 @@ export async function openWitness(init: { dir: string; identity: PrivateKey; agg
   };
 }
 
-export const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
