@@ -12,3 +12,5 @@ export { PrivacyBudget } from './budget.ts';
 export type { PrivacyBudgetState, PlannedSpend } from './budget.ts';
 export { erfc, logErfc, normalCdf, logNormalCdf, logGamma, logAdd } from './math.ts';
 export { MAX_ORDER, MAX_ORDERS } from './validate.ts';
+export { privatizeSiteUpdate } from './site.ts';
+export type { PrivatizedUpdate } from './site.ts';

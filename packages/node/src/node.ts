@@ -8,7 +8,7 @@ import {
 } from '@fedtwin/protocol';
 import { createStrategy, versionHash, type Strategy } from '@fedtwin/strategy';
 import {
-  createRng, createSecureRng, createTwinVae, decodeRows, encodeTable, fillNormal, readCsvFile, tableFromCsv, toCsv,
+  createRng, createTwinVae, decodeRows, encodeTable, fillNormal, osNoise, readCsvFile, tableFromCsv, toCsv,
   type EncodedTable, type Table, type TableSchema, type TwinVae,
 } from '@fedtwin/models';
 import type { PrivateKey } from '@libp2p/interface';
@@ -16,7 +16,8 @@ import { NodeStore, type NodeState } from './store.ts';
 import { bfvMember, plaintextMember, type MemberScheme } from './scheme.ts';
 import { sha256Hex } from '@fedtwin/ledger';
 import { openWitness, type Witness } from './witness.ts';
-import { checkAffordable, openBudgets, planRound, privatizeSiteUpdate, type SiteBudget } from './privacy.ts';
+import { privatizeSiteUpdate } from '@fedtwin/dp';
+import { checkAffordable, openBudgets, planRound, type SiteBudget } from './privacy.ts';
 import type { PrivacyBudget } from '@fedtwin/dp';
 import type { Logger, NodeHost } from './types.ts';
 
@@ -231,8 +232,17 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
     const budgets = openBudgets(state.privacy, policy, init.privacy ?? {});
     const budgetEps = init.privacy?.epsilon ?? policy.epsilon;
     const budgetDelta = init.privacy?.delta ?? policy.delta;
-    const noiseRng = init.seededNoise ? createRng((init.seed ?? 1) * 7919 + 17) : createSecureRng();
-    const normal = (out: Float32Array, std: number) => { fillNormal(noiseRng, out, 0, std); };
+    // Site-level DP noise: every bit from the OS CSPRNG, like DP-SGD's (seeded only in simulations).
+    const seededRng = init.seededNoise ? createRng((init.seed ?? 1) * 7919 + 17) : undefined;
+    const osNormals = seededRng ? undefined : osNoise();
+    const normal = (out: Float32Array, std: number) => {
+      if (seededRng) {
+        fillNormal(seededRng, out, 0, std);
+        return;
+      }
+      const z = osNormals!.next(out.length);
+      for (let i = 0; i < out.length; i++) out[i] = std * z[i]!;
+    };
     if (init.seededNoise) log.warn({ event: 'seeded-noise' }, 'DP noise and HE rounding are seeded (simulation mode): not private against anyone who knows the seed');
     if (policy.mode !== 'off') {
       log.info({ event: 'privacy', mode: policy.mode, epsilon: budgetEps, delta: budgetDelta, spent: spentSummary(budgets) }, `privacy: ${policy.mode}-level DP, budget ε = ${budgetEps}, δ = ${budgetDelta}`);

@@ -81,16 +81,3 @@ export function checkAffordable(budgets: { record?: PrivacyBudget; site?: Privac
 
 const fmt = (x: number) => (Number.isFinite(x) ? x.toPrecision(6) : String(x));
 
-/** Site-level DP-FedAvg: clip Δ to L2 norm C, then add this member's share of the noise so that
- *  the sum over at least `minParticipants` members carries N(0, (zC)²) per coordinate. */
-export function privatizeSiteUpdate(delta: Float32Array, clip: number, noiseMultiplier: number, minParticipants: number, normal: (out: Float32Array, std: number) => void): { values: Float32Array; norm: number; scaled: boolean } {
-  let sq = 0;
-  for (let i = 0; i < delta.length; i++) sq += delta[i]! * delta[i]!;
-  const norm = Math.sqrt(sq);
-  const scale = norm > clip ? clip / norm : 1;
-  const noise = new Float32Array(delta.length);
-  normal(noise, (noiseMultiplier * clip) / Math.sqrt(minParticipants));
-  const values = new Float32Array(delta.length);
-  for (let i = 0; i < delta.length; i++) values[i] = delta[i]! * scale + noise[i]!;
-  return { values, norm, scaled: scale < 1 };
-}
