@@ -87,27 +87,40 @@ function write(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-export function registerDpCommands(program: Command): void {
-  const dp = program.command('dp').description('Differential privacy accounting (RDP of the Poisson-sampled Gaussian mechanism)');
-
-  dp.command('epsilon')
-    .description('ε spent by `steps` applications of the sampled Gaussian mechanism')
-    .requiredOption('--sample-rate <q>', 'Poisson sampling rate q in (0, 1]')
-    .requiredOption('--noise-multiplier <z>', 'noise std / L2 sensitivity, > 0')
+/** The options both subcommands share, after their own (help lists them in this order). */
+function withAccountingOptions(cmd: Command): Command {
+  return cmd
     .requiredOption('--steps <T>', 'number of steps (integer >= 1)')
     .requiredOption('--delta <d>', 'target δ in (0, 1)')
     .option('--orders <list>', 'comma-separated RDP orders > 1 (default: 1.1..10.9, 11..63, 128, 256, 512, 1024)')
     .option('--conversion <kind>', 'improved | classic', 'improved')
     .option('--fractional-series <kind>', 'absolute (dp_accounting >= 0.5) | signed (TF Privacy / Opacus) series at fractional orders', 'absolute')
-    .option('--json', 'print one JSON object')
+    .option('--json', 'print one JSON object');
+}
+
+/** Parses the shared options in the order a bad one is reported. */
+function parseAccounting(opts: CommonOpts) {
+  return {
+    steps: parseSteps(opts.steps),
+    delta: parseDelta(opts.delta),
+    orders: parseOrders(opts.orders),
+    conversion: parseConversion(opts.conversion),
+    fractionalSeries: parseSeries(opts.fractionalSeries),
+  };
+}
+
+export function registerDpCommands(program: Command): void {
+  const dp = program.command('dp').description('Differential privacy accounting (RDP of the Poisson-sampled Gaussian mechanism)');
+
+  const epsilonCmd = dp.command('epsilon')
+    .description('ε spent by `steps` applications of the sampled Gaussian mechanism')
+    .requiredOption('--sample-rate <q>', 'Poisson sampling rate q in (0, 1]')
+    .requiredOption('--noise-multiplier <z>', 'noise std / L2 sensitivity, > 0');
+  withAccountingOptions(epsilonCmd)
     .action((opts: CommonOpts & { noiseMultiplier?: unknown }) => {
       const sampleRate = parseSampleRate(opts.sampleRate);
       const noiseMultiplier = parseNoise(opts.noiseMultiplier);
-      const steps = parseSteps(opts.steps);
-      const delta = parseDelta(opts.delta);
-      const orders = parseOrders(opts.orders);
-      const conversion = parseConversion(opts.conversion);
-      const fractionalSeries = parseSeries(opts.fractionalSeries);
+      const { steps, delta, orders, conversion, fractionalSeries } = parseAccounting(opts);
       const r = epsilonFor({ sampleRate, noiseMultiplier, steps, delta, orders, conversion, fractionalSeries });
       if (opts.json) {
         write(JSON.stringify({ epsilon: r.epsilon, order: r.order, conversion, delta, steps, sampleRate, noiseMultiplier }));
@@ -116,24 +129,15 @@ export function registerDpCommands(program: Command): void {
       }
     });
 
-  dp.command('noise')
+  const noiseCmd = dp.command('noise')
     .description('smallest noise multiplier meeting a target ε (bisection, relative tolerance 1e-12)')
     .requiredOption('--epsilon <e>', 'target ε > 0')
-    .requiredOption('--sample-rate <q>', 'Poisson sampling rate q in (0, 1]')
-    .requiredOption('--steps <T>', 'number of steps (integer >= 1)')
-    .requiredOption('--delta <d>', 'target δ in (0, 1)')
-    .option('--orders <list>', 'comma-separated RDP orders > 1 (default: 1.1..10.9, 11..63, 128, 256, 512, 1024)')
-    .option('--conversion <kind>', 'improved | classic', 'improved')
-    .option('--fractional-series <kind>', 'absolute (dp_accounting >= 0.5) | signed (TF Privacy / Opacus) series at fractional orders', 'absolute')
-    .option('--json', 'print one JSON object')
+    .requiredOption('--sample-rate <q>', 'Poisson sampling rate q in (0, 1]');
+  withAccountingOptions(noiseCmd)
     .action((opts: CommonOpts & { epsilon?: unknown }) => {
       const target = parseEpsilon(opts.epsilon);
       const sampleRate = parseSampleRate(opts.sampleRate);
-      const steps = parseSteps(opts.steps);
-      const delta = parseDelta(opts.delta);
-      const orders = parseOrders(opts.orders);
-      const conversion = parseConversion(opts.conversion);
-      const fractionalSeries = parseSeries(opts.fractionalSeries);
+      const { steps, delta, orders, conversion, fractionalSeries } = parseAccounting(opts);
       const r = noiseMultiplierFor({ epsilon: target, sampleRate, steps, delta, orders, conversion, fractionalSeries });
       if (opts.json) {
         write(JSON.stringify({ noiseMultiplier: r.noiseMultiplier, epsilon: r.epsilon, targetEpsilon: target, order: r.order, conversion, delta, steps, sampleRate }));
