@@ -4,7 +4,8 @@ import { createRng, createTwinVae, initBackend, VAE_LAYERS } from '../src/index.
 import type { EncodedTable, Segment } from '../src/index.ts';
 import { getVaeCore } from '../src/vae.ts';
 import type { VaeCore } from '../src/vae.ts';
-import { clippedGradSums, perExampleGradNorms } from '../src/dpsgd.ts';
+import { clippedGradSums, dpSgdStep, perExampleGradNorms } from '../src/dpsgd.ts';
+import type { NoiseSource } from '../src/noise.ts';
 import type { DpBatch } from '../src/dpsgd.ts';
 import { clippedParamGrads, forwardBackward, paramGrads, perExampleSqNorms, perExampleSqNormsJs } from '../src/vae-grad.ts';
 import { createFlatAdam } from '../src/adam.ts';
@@ -169,6 +170,40 @@ describe('DP-SGD (ghost clipping)', () => {
       expect(tf.memory().numTensors).toBe(n0);
     } finally {
       m.dispose();
+    }
+  });
+
+  it('a DP step asks for one draw of the whole step and hands the optimizer std z·C and divisor q·N', () => {
+    const m = tinyModel();
+    try {
+      const core = getVaeCore(m);
+      const total = core.vars.reduce((a, v) => a + v.size, 0);
+      const asked: number[] = [];
+      const src: NoiseSource = { kind: 'seeded', next: (n) => { asked.push(n); return new Float32Array(n); } };
+      const opt = createFlatAdam(core.vars, 1e-3);
+      const seen: unknown[] = [];
+      const spy = { ...opt, applyGradients: (g: Parameters<typeof opt.applyGradients>[0], noise?: Parameters<typeof opt.applyGradients>[1]) => { seen.push(noise); opt.applyGradients(g, noise); } };
+      dpSgdStep(core, spy, batch(3), { clip: 0.5, noiseMultiplier: 1.1, expectedBatch: 12.5, noise: src }).dispose();
+      expect(asked).toEqual([total]);
+      expect(seen).toHaveLength(1);
+      expect(seen[0]).toMatchObject({ std: 0.55, divisor: 12.5 });
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('the optimizer adds std·z per coordinate before dividing (sign flips exactly where std·|z| passes the gradient)', () => {
+    for (const [std, expectSign] of [[0.2, -1], [0.4, 1]] as const) {
+      const v = tf.variable(tf.zeros([4]), true, `noise-threshold-${std}`);
+      try {
+        const opt = createFlatAdam([v], 1e-2);
+        const z = Float32Array.from([-1, -1, -1, -1]);
+        // g = 0.3 everywhere; noised (0.3 − std)/8: positive below std 0.3 (Adam steps down), negative above
+        opt.applyGradients({ [v.name]: new Float32Array(4).fill(0.3) }, { std, divisor: 8, source: { kind: 'seeded', next: () => z } });
+        for (const p of v.dataSync()) expect(Math.sign(p)).toBe(expectSign);
+      } finally {
+        v.dispose();
+      }
     }
   });
 
