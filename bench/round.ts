@@ -8,7 +8,7 @@
 // --hidden 1000 gives a ~1.1M-value shared model (the DESIGN §5 round-overhead case).
 // --warmup W (default 1) leaves the first W aggregated rounds out of the means: round 1 also carries
 // one-time costs (the HE key ceremony, worker JIT warm-up); every round's split is printed either way.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,7 +26,9 @@ const { values: args } = parseArgs({
   },
 });
 const schemes = args.secure === 'both' ? (['bfv', 'plaintext'] as const) : ([args.secure as 'bfv' | 'plaintext'] as const);
-interface Row { nodes: number; scheme: string; rounds: number; modelValues: number; bytesPerValue: number; roundWallSeconds: number; trainSeconds: number; otherSeconds: number; perRound: { wall: number; train: number }[] }
+interface Row { nodes: number; scheme: string; rounds: number; modelValues: number; bytesPerValue: number; roundWallSeconds: number; trainSeconds: number; otherSeconds: number; perRound: { wall: number; train: number }[]; cpu: CpuSplit | null }
+/** Mean CPU seconds per round after the warm-up, from the daemons' logs: members' training, members' everything else, the aggregator. */
+interface CpuSplit { membersTrain: number; membersOther: number; aggregator: number }
 const warmup = Number(args.warmup);
 if (!Number.isInteger(warmup) || warmup < 0 || warmup >= Number(args.rounds)) {
   console.error('--warmup must be an integer in [0, rounds)');
@@ -47,7 +49,8 @@ for (const n of args.nodes.split(',').map(Number)) {
       const wall = mean(walls.slice(warmup, k));
       const train = mean(trains.slice(warmup, k));
       const perRound = walls.slice(0, k).map((w, i) => ({ wall: w, train: trains[i] }));
-      rows.push({ nodes: n, scheme, rounds: k - warmup, modelValues: report.training.modelValues, bytesPerValue: report.secureAggregation.bytesPerValue, roundWallSeconds: wall, trainSeconds: train, otherSeconds: wall - train, perRound });
+      const cpu = await cpuFromLogs(out, warmup);
+      rows.push({ nodes: n, scheme, rounds: k - warmup, modelValues: report.training.modelValues, bytesPerValue: report.secureAggregation.bytesPerValue, roundWallSeconds: wall, trainSeconds: train, otherSeconds: wall - train, perRound, cpu });
     } finally {
       await rm(out, { recursive: true, force: true });
     }
@@ -63,11 +66,43 @@ else {
   for (const r of rows) {
     console.log(`  ${r.nodes} nodes ${r.scheme}: per round (wall / training / else) ${r.perRound.map((p, i) => `${i + 1}: ${p.wall.toFixed(2)} / ${p.train.toFixed(2)} / ${(p.wall - p.train).toFixed(2)}${i < warmup ? ' (warm-up)' : ''}`).join(', ')}`);
   }
+  console.log('CPU seconds per round (mean after warm-up, from the daemons\' logs; on a machine whose cores all members share, wall ≈ total / cores)');
+  for (const r of rows) {
+    if (r.cpu) console.log(`  ${r.nodes} nodes ${r.scheme.padEnd(9)}: members training ${r.cpu.membersTrain.toFixed(1)}, members other ${r.cpu.membersOther.toFixed(1)}, aggregator ${r.cpu.aggregator.toFixed(1)}, total ${(r.cpu.membersTrain + r.cpu.membersOther + r.cpu.aggregator).toFixed(1)}`);
+  }
   for (const n of new Set(rows.map((r) => r.nodes))) {
     const b = rows.find((r) => r.nodes === n && r.scheme === 'bfv');
     const p = rows.find((r) => r.nodes === n && r.scheme === 'plaintext');
-    if (b && p) console.log(`${n} nodes: non-training time BFV / plaintext = ${(b.otherSeconds / p.otherSeconds).toFixed(2)}× (target ≤ 1.5×)`);
+    if (b && p) {
+      console.log(`${n} nodes: non-training time BFV / plaintext = ${(b.otherSeconds / p.otherSeconds).toFixed(2)}× (target ≤ 1.5×); whole round ${(b.roundWallSeconds / p.roundWallSeconds).toFixed(2)}×`);
+      if (b.cpu && p.cpu) console.log(`${n} nodes: non-training CPU (members other + aggregator) BFV / plaintext = ${((b.cpu.membersOther + b.cpu.aggregator) / (p.cpu.membersOther + p.cpu.aggregator)).toFixed(2)}×`);
+    }
   }
+}
+
+/** Reads the per-round CPU the node ('contributed': phases.cpuMs, phases.trainCpuMs) and aggregator ('round-aggregated': cpuMs) log. */
+async function cpuFromLogs(out: string, skip: number): Promise<CpuSplit | null> {
+  const events = async (file: string): Promise<Record<string, unknown>[]> => {
+    const text = await readFile(file, 'utf8').catch(() => '');
+    return text.split('\n').flatMap((l) => { try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; } });
+  };
+  const train = new Map<number, number>(), other = new Map<number, number>(), agg = new Map<number, number>();
+  for (const d of await readdir(join(out, 'nodes')).catch(() => [] as string[])) {
+    for (const e of await events(join(out, 'nodes', d, 'node.log'))) {
+      const ph = e.phases as { cpuMs?: number; trainCpuMs?: number } | undefined;
+      if (e.event !== 'contributed' || ph?.cpuMs === undefined || ph.trainCpuMs === undefined) continue;
+      const r = Number(e.round);
+      train.set(r, (train.get(r) ?? 0) + ph.trainCpuMs / 1000);
+      other.set(r, (other.get(r) ?? 0) + (ph.cpuMs - ph.trainCpuMs) / 1000);
+    }
+  }
+  for (const e of await events(join(out, 'aggregator', 'aggregator.log'))) {
+    if (e.event === 'round-aggregated' && typeof e.cpuMs === 'number') agg.set(Number(e.round), e.cpuMs / 1000);
+  }
+  const rounds = [...agg.keys()].filter((r) => r > skip && train.has(r));
+  if (rounds.length === 0) return null;
+  const m = (map: Map<number, number>) => mean(rounds.map((r) => map.get(r) ?? 0));
+  return { membersTrain: m(train), membersOther: m(other), aggregator: m(agg) };
 }
 
 function mean(xs: number[]): number {
