@@ -111,8 +111,13 @@ export async function bfvMember(init: {
         }
         return r.update;
       },
-      async prepare(n, keyId) {
-        await pool.prepare(await keyFor(keyId), n);
+      prepare(n, keyId) {
+        // Post the work now, synchronously: the caller starts training right after, and local training
+        // does not yield to the event loop until an epoch ends, so an await here would defer the whole
+        // offline phase past training.
+        const have = keyId === undefined ? current : keyring.get(keyId);
+        const ready = have ? pool.prepare(have, n) : keyFor(keyId).then((k) => pool.prepare(k, n));
+        return ready.then(() => undefined);
       },
       async decode(sum, n, keyId) {
         const key = await keyFor(keyId);
