@@ -16,6 +16,8 @@ import type { HeParams, HeParamsInit } from './params.ts';
  */
 export const SEAL_CT_DATA_OFFSET = 16 + 73 + 16 + 8;
 export const SEAL_PRNG_INFO_SIZE = 16 + 1 + 64;
+/** Offset of the PRNG type byte (the seed follows it) in a seeded ciphertext of N coefficients. */
+export const sealPrngTypeOffset = (n: number): number => SEAL_CT_DATA_OFFSET + n * 8 + 16;
 export const SEAL_SEED_BYTES = 64;
 /** Plaintext: SEALHeader | parms_id 32 | coeff_count u64 | scale f64 | DynArray(SEALHeader | u64 count | data). */
 export const SEAL_PT_DATA_OFFSET = 16 + 32 + 8 + 8 + 16 + 8;
@@ -35,6 +37,8 @@ export class HeContext {
   readonly q: bigint;
   readonly t: bigint;
   readonly qBits: number;
+  /** q as (lo, hi) 32-bit words, for arithmetic on (lo, hi) coefficient pairs. */
+  readonly qWords: readonly [number, number];
   /** Bits of one wire coefficient of a fresh ciphertext's c0 after dropping c0DropBits low bits. */
   readonly c0Bits: number;
   /** Largest quantized magnitude and the real→integer scale (qmax / clip). */
@@ -64,6 +68,7 @@ export class HeContext {
     this.q = q;
     this.t = t;
     this.qBits = bitLength(Number(q));
+    this.qWords = [Number(q % 4294967296n), Number(q >> 32n)];
     this.slotCount = params.polyModulusDegree;
     this.c0Bits = Number((q - 1n) >> BigInt(params.c0DropBits)).toString(2).length;
     this.quantMax = quantMax(params.quantBits);

@@ -2,7 +2,7 @@
 import { FedtwinError } from '@fedtwin/errors';
 import type { Ciphertext } from 'node-seal';
 import type { HeContext, KeyState } from './context.ts';
-import { SEAL_CT_DATA_OFFSET, SEAL_PT_DATA_OFFSET, SEAL_SEED_BYTES } from './context.ts';
+import { SEAL_CT_DATA_OFFSET, SEAL_PT_DATA_OFFSET, SEAL_SEED_BYTES, sealPrngTypeOffset } from './context.ts';
 import { expandMidpointPairs, firstAtOrAbove, packBits, packedSize, shiftRightPairs, unpackBits } from './bits.ts';
 import { quantize } from './quantize.ts';
 import type { QuantSeed } from './quantize.ts';
@@ -10,9 +10,9 @@ import { keyState } from './keys.ts';
 import type { HeSecretKey } from './keys.ts';
 import {
   CHUNK_HEADER_BYTES, KIND_FRESH, KIND_SUM, KIND_SUM_COMPACT, PRNG_BLAKE2XB, UPDATE_HEADER_BYTES,
-  chunkSize, readUpdateHeader, writeChunkHeader, writeUpdateHeader,
+  chunkLayout, chunkSize, readUpdateHeader, writeChunkHeader, writeUpdateHeader,
 } from './wire.ts';
-import type { ChunkKind, UpdateHeader } from './wire.ts';
+import type { ChunkKind, FieldLayout, UpdateHeader } from './wire.ts';
 import { sealCall } from './seal.ts';
 
 const TWO32 = 4294967296;
@@ -55,8 +55,6 @@ function checkValueCount(ctx: HeContext, n: number): void {
 
 /** Reusable buffers for one thread's chunk work. */
 interface Scratch {
-  /** plaintext coefficients m_i ∈ [0, t) */
-  coeffs: Uint32Array;
   pairs: Uint32Array;
   pairs2: Uint32Array;
 }
@@ -66,7 +64,7 @@ function scratch(ctx: HeContext): Scratch {
   let s = scratchFor.get(ctx);
   if (!s) {
     const n = ctx.slotCount;
-    s = { coeffs: new Uint32Array(n), pairs: new Uint32Array(2 * n), pairs2: new Uint32Array(4 * n) };
+    s = { pairs: new Uint32Array(2 * n), pairs2: new Uint32Array(4 * n) };
     scratchFor.set(ctx, s);
   }
   return s;
@@ -86,24 +84,18 @@ function readU64Pairs(bytes: Uint8Array, off: number, count: number, dst: Uint32
  */
 function encryptChunk(ctx: HeContext, keyId: string, ks: KeyState, ints: Int32Array, start: number, slots: number, index: number, out: Uint8Array, off: number): void {
   const { slotCount: n } = ctx;
-  const s = scratch(ctx);
-  const m = s.coeffs;
-  const tNum = Number(ctx.t);
-  for (let i = 0; i < slots; i++) {
-    const v = ints[start + i];
-    m[i] = v < 0 ? v + tNum : v;
-  }
-  m.fill(0, slots);
-
-  const c0 = s.pairs;
+  const c0 = scratch(ctx).pairs;
   const seed = takeZero(ctx, keyId, ks, c0);
 
   const qd = Number(ctx.q);
   const qOverT = qd / Number(ctx.t);
   const div = 2 ** ctx.params.c0DropBits;
   const maxOut = Number((ctx.q - 1n) >> BigInt(ctx.params.c0DropBits));
+  const t = Number(ctx.t);
   for (let i = 0; i < n; i++) {
-    let x = c0[2 * i + 1] * TWO32 + c0[2 * i] + m[i] * qOverT;
+    const v = i < slots ? ints[start + i] : 0;
+    const m = v < 0 ? v + t : v; // plaintext coefficient v mod t
+    let x = c0[2 * i + 1] * TWO32 + c0[2 * i] + m * qOverT;
     if (x >= qd) x -= qd;
     let o = Math.floor(x / div);
     if (o > maxOut) o = maxOut;
@@ -140,7 +132,7 @@ function freshZero(ctx: HeContext, ks: KeyState, c0: Uint32Array): Uint8Array {
   const ctBytes = ser.saveToArray(seal.ComprModeType.none) as Uint8Array;
   ser.delete();
   readU64Pairs(ctBytes, SEAL_CT_DATA_OFFSET, n, c0);
-  const prngOff = SEAL_CT_DATA_OFFSET + n * 8 + 16;
+  const prngOff = sealPrngTypeOffset(n);
   if (ctBytes[prngOff] !== PRNG_BLAKE2XB) throw new FedtwinError('HE_SEAL_LAYOUT', `SEAL used PRNG type ${ctBytes[prngOff]}`, { hint: 'node-seal changed its default PRNG' });
   return ctBytes.slice(prngOff + 1, prngOff + 1 + SEAL_SEED_BYTES);
 }
@@ -216,32 +208,15 @@ export function encryptVector(ctx: HeContext, key: HeSecretKey, values: Float32A
   return { update: assembleUpdate(ctx, values.length, [body]), valueCount: values.length, clipped };
 }
 
-/** Bound (lo, hi) one past the largest valid value of `bits`-bit fields holding floor(c / 2^drop), c < q; null if every pattern is valid. */
-function dropBound(ctx: HeContext, drop: number, bits: number): [number, number] | null {
-  const maxOut = (ctx.q - 1n) >> BigInt(drop);
-  if (maxOut === (1n << BigInt(bits)) - 1n) return null;
-  const bound = maxOut + 1n;
-  return [Number(bound % 4294967296n), Number(bound >> 32n)];
-}
-
-/** Unpacks `n` values of `bits` bits at `at`, range-checks them (value index reported as base + i); returns the end offset. */
-function unpackChecked(ctx: HeContext, bytes: Uint8Array, at: number, bits: number, drop: number, dst: Uint32Array, base: number): number {
+/** Unpacks `n` values of one field at `at`, range-checks them (value index reported as base + i); returns the end offset. */
+function unpackChecked(ctx: HeContext, bytes: Uint8Array, at: number, f: FieldLayout, dst: Uint32Array, base: number): number {
   const n = ctx.slotCount;
-  const end = unpackBits(bytes, at, n, bits, dst);
-  const bound = dropBound(ctx, drop, bits);
-  if (bound) {
-    const bad = firstAtOrAbove(dst, n, bound[0], bound[1]);
+  const end = unpackBits(bytes, at, n, f.bits, dst);
+  if (f.bound) {
+    const bad = firstAtOrAbove(dst, n, f.bound[0], f.bound[1]);
     if (bad >= 0) malformedCoeff(base + bad);
   }
   return end;
-}
-
-/** Bits per wire coefficient and low bits dropped, for c0 and c1 of a chunk of this kind. */
-function layout(ctx: HeContext, kind: ChunkKind, addends: number): { c0Bits: number; c0Drop: number; c1Bits: number; c1Drop: number } {
-  if (kind === KIND_FRESH) return { c0Bits: ctx.c0Bits, c0Drop: ctx.params.c0DropBits, c1Bits: 0, c1Drop: 0 };
-  if (kind === KIND_SUM) return { c0Bits: ctx.qBits, c0Drop: 0, c1Bits: ctx.qBits, c1Drop: 0 };
-  const d = ctx.compactDropBits(addends);
-  return { c0Bits: ctx.qBits - d.c0, c0Drop: d.c0, c1Bits: ctx.qBits - d.c1, c1Drop: d.c1 };
 }
 
 /**
@@ -252,26 +227,25 @@ function loadChunk(ctx: HeContext, bytes: Uint8Array, off: number, kind: ChunkKi
   const n = ctx.slotCount;
   const s = scratch(ctx);
   const body = off + CHUNK_HEADER_BYTES;
-  const qLo = Number(ctx.q % 4294967296n);
-  const qHi = Number(ctx.q >> 32n);
-  const L = layout(ctx, kind, addends);
-  if (kind === KIND_FRESH) {
+  const [qLo, qHi] = ctx.qWords;
+  const L = chunkLayout(ctx, kind, addends);
+  if (!L.c1) {
     const c0 = s.pairs;
-    const end = unpackChecked(ctx, bytes, body, L.c0Bits, L.c0Drop, c0, 0);
-    expandMidpointPairs(c0, n, L.c0Drop, qLo, qHi);
+    const end = unpackChecked(ctx, bytes, body, L.c0, c0, 0);
+    expandMidpointPairs(c0, n, L.c0.drop, qLo, qHi);
     if (bytes[end] !== PRNG_BLAKE2XB) malformedCoeff(-1, `unsupported PRNG type ${bytes[end]} in the seed`);
     const tpl = ctx.seededTemplate;
     tpl.set(new Uint8Array(c0.buffer, 0, n * 8), SEAL_CT_DATA_OFFSET);
-    const prngOff = SEAL_CT_DATA_OFFSET + n * 8 + 16;
+    const prngOff = sealPrngTypeOffset(n);
     tpl[prngOff] = PRNG_BLAKE2XB;
     tpl.set(bytes.subarray(end + 1, end + 1 + SEAL_SEED_BYTES), prngOff + 1);
     sealCall('HE_MALFORMED_CIPHERTEXT', 'SEAL rejected a validated ciphertext', () => target.loadFromArray(ctx.sealContext, tpl));
   } else {
     const c = s.pairs2;
-    const mid = unpackChecked(ctx, bytes, body, L.c0Bits, L.c0Drop, c, 0);
-    unpackChecked(ctx, bytes, mid, L.c1Bits, L.c1Drop, c.subarray(2 * n), n);
-    expandMidpointPairs(c, n, L.c0Drop, qLo, qHi);
-    expandMidpointPairs(c.subarray(2 * n), n, L.c1Drop, qLo, qHi);
+    const mid = unpackChecked(ctx, bytes, body, L.c0, c, 0);
+    unpackChecked(ctx, bytes, mid, L.c1, c.subarray(2 * n), n);
+    expandMidpointPairs(c, n, L.c0.drop, qLo, qHi);
+    expandMidpointPairs(c.subarray(2 * n), n, L.c1.drop, qLo, qHi);
     const tpl = ctx.fullTemplate;
     tpl.set(new Uint8Array(c.buffer, 0, 2 * n * 8), SEAL_CT_DATA_OFFSET);
     sealCall('HE_MALFORMED_CIPHERTEXT', 'SEAL rejected a validated ciphertext', () => target.loadFromArray(ctx.sealContext, tpl));
@@ -299,17 +273,15 @@ export function validateChunks(ctx: HeContext, bytes: Uint8Array, off: number, k
   const n = ctx.slotCount;
   const size = chunkSize(ctx, kind, addends);
   const s = scratch(ctx);
-  const L = layout(ctx, kind, addends);
-  const check0 = dropBound(ctx, L.c0Drop, L.c0Bits) !== null;
-  const check1 = kind !== KIND_FRESH && dropBound(ctx, L.c1Drop, L.c1Bits) !== null;
+  const L = chunkLayout(ctx, kind, addends);
   for (let i = 0; i < count; i++) {
     const body = off + i * size + CHUNK_HEADER_BYTES;
-    const mid = body + packedSize(n, L.c0Bits);
-    if (check0) unpackChecked(ctx, bytes, body, L.c0Bits, L.c0Drop, s.pairs2, 0);
-    if (kind === KIND_FRESH) {
+    const mid = body + packedSize(n, L.c0.bits);
+    if (L.c0.bound) unpackChecked(ctx, bytes, body, L.c0, s.pairs2, 0);
+    if (!L.c1) {
       if (bytes[mid] !== PRNG_BLAKE2XB) malformedCoeff(-1, `unsupported PRNG type ${bytes[mid]} in the seed`);
-    } else if (check1) {
-      unpackChecked(ctx, bytes, mid, L.c1Bits, L.c1Drop, s.pairs2.subarray(2 * n), n);
+    } else if (L.c1.bound) {
+      unpackChecked(ctx, bytes, mid, L.c1, s.pairs2.subarray(2 * n), n);
     }
   }
 }
@@ -360,7 +332,7 @@ export class ChunkRangeSum {
     const n = ctx.slotCount;
     const kind = compact ? KIND_SUM_COMPACT : KIND_SUM;
     const size = chunkSize(ctx, kind, addends);
-    const L = layout(ctx, kind, addends);
+    const { c0: f0, c1: f1 } = chunkLayout(ctx, kind, addends) as { c0: FieldLayout; c1: FieldLayout };
     const out = new Uint8Array(this.#sums.length * size);
     const c = scratch(ctx).pairs2;
     for (let i = 0; i < this.#sums.length; i++) {
@@ -369,10 +341,10 @@ export class ChunkRangeSum {
       const index = firstChunk + i;
       writeChunkHeader(ctx, out, i * size, { kind, index, slots: Math.min(n, valueCount - index * n), addends });
       const c1 = c.subarray(2 * n);
-      shiftRightPairs(c, n, L.c0Drop, c);
-      shiftRightPairs(c1, n, L.c1Drop, c1);
-      const mid = packBits(c, n, L.c0Bits, out, i * size + CHUNK_HEADER_BYTES);
-      packBits(c1, n, L.c1Bits, out, mid);
+      shiftRightPairs(c, n, f0.drop, c);
+      shiftRightPairs(c1, n, f1.drop, c1);
+      const mid = packBits(c, n, f0.bits, out, i * size + CHUNK_HEADER_BYTES);
+      packBits(c1, n, f1.bits, out, mid);
     }
     return out;
   }

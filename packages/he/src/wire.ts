@@ -48,16 +48,57 @@ function malformed(message: string, details?: Record<string, unknown>): never {
   });
 }
 
+/** One packed polynomial in a chunk body: `bits` bits per coefficient holding floor(c / 2^drop), c < q. */
+export interface FieldLayout {
+  bits: number;
+  drop: number;
+  /** One past the largest valid packed value as (lo, hi) words, or null when every bit pattern is valid. */
+  bound: readonly [number, number] | null;
+}
+
+/** The fields of a chunk body: c0, then c1 (null for a fresh chunk, whose c1 travels as a seed). */
+export interface ChunkLayout {
+  c0: FieldLayout;
+  c1: FieldLayout | null;
+}
+
+function field(ctx: HeContext, bits: number, drop: number): FieldLayout {
+  const maxOut = (ctx.q - 1n) >> BigInt(drop);
+  const bound = maxOut === (1n << BigInt(bits)) - 1n ? null : ([Number((maxOut + 1n) % 4294967296n), Number((maxOut + 1n) >> 32n)] as const);
+  return { bits, drop, bound };
+}
+
+const layouts = new WeakMap<HeContext, Map<string, ChunkLayout>>();
+
+/**
+ * Field widths of a chunk of this kind (cached per context): fresh c0 at c0Bits; full-width sums at
+ * ceil(log2 q); compact sums at ceil(log2 q) minus what compactSumDropBits(addends) drops.
+ */
+export function chunkLayout(ctx: HeContext, kind: ChunkKind, addends: number): ChunkLayout {
+  let byCtx = layouts.get(ctx);
+  if (!byCtx) layouts.set(ctx, (byCtx = new Map()));
+  const k = kind === KIND_SUM_COMPACT ? `${kind}:${addends}` : String(kind);
+  let L = byCtx.get(k);
+  if (!L) {
+    if (kind === KIND_FRESH) L = { c0: field(ctx, ctx.c0Bits, ctx.params.c0DropBits), c1: null };
+    else if (kind === KIND_SUM) L = { c0: field(ctx, ctx.qBits, 0), c1: field(ctx, ctx.qBits, 0) };
+    else {
+      const d = ctx.compactDropBits(addends);
+      L = { c0: field(ctx, ctx.qBits - d.c0, d.c0), c1: field(ctx, ctx.qBits - d.c1, d.c1) };
+    }
+    byCtx.set(k, L);
+  }
+  return L;
+}
+
 /**
  * Bytes of one chunk of this kind under ctx's parameters (the body never depends on the data; a compact
  * sum's depends on its addends, and is largest at maxParticipants, the default).
  */
 export function chunkSize(ctx: HeContext, kind: ChunkKind, addends = ctx.params.maxParticipants): number {
+  const L = chunkLayout(ctx, kind, addends);
   const n = ctx.slotCount;
-  if (kind === KIND_FRESH) return CHUNK_HEADER_BYTES + packedSize(n, ctx.c0Bits) + 1 + SEAL_SEED_BYTES;
-  if (kind === KIND_SUM) return CHUNK_HEADER_BYTES + 2 * packedSize(n, ctx.qBits);
-  const drop = ctx.compactDropBits(addends);
-  return CHUNK_HEADER_BYTES + packedSize(n, ctx.qBits - drop.c0) + packedSize(n, ctx.qBits - drop.c1);
+  return CHUNK_HEADER_BYTES + packedSize(n, L.c0.bits) + (L.c1 ? packedSize(n, L.c1.bits) : 1 + SEAL_SEED_BYTES);
 }
 
 export function writeChunkHeader(ctx: HeContext, out: Uint8Array, off: number, h: ChunkHeader): void {
