@@ -7,7 +7,7 @@ export { createTwinVae, VAE_LAYERS, DEFAULT_SHARED_LAYERS } from './vae.ts';
 export type { TwinVae, TwinVaeInit, GenerateOptions, VaeLayerName } from './vae.ts';
 export type { TrainOptions, TrainResult, DpTrainOptions } from './train.ts';
 export { registerModelGradients } from './gradients.ts';
-export { createRng, createSecureRng, deriveSeed, fillNormal, normalsFrom } from './rng.ts';
+export { createRng, deriveSeed, fillNormal, normalsFrom } from './rng.ts';
 export { osNoise, secureNoise, seededNoise } from './noise.ts';
 export type { NoiseSource } from './noise.ts';
 export type { Rng } from './rng.ts';

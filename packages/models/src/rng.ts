@@ -48,13 +48,6 @@ export function createRng(seed: number): Rng {
   return fromState(splitmix32(st), splitmix32(st), splitmix32(st), splitmix32(st));
 }
 
-/** A generator whose 128-bit state comes from the OS CSPRNG: for DP noise, which must not be
- *  predictable from a (possibly known) training seed. */
-export function createSecureRng(): Rng {
-  const s = crypto.getRandomValues(new Uint32Array(4));
-  return fromState(s[0], s[1], s[2], s[3]);
-}
-
 function fromState(a: number, b: number, c: number, d: number): Rng {
   if ((a | b | c | d) === 0) a = 1; // the all-zero state is a fixed point
 
