@@ -28,7 +28,7 @@ const { values: args } = parseArgs({
 const schemes = args.secure === 'both' ? (['bfv', 'plaintext'] as const) : ([args.secure as 'bfv' | 'plaintext'] as const);
 interface Row { nodes: number; scheme: string; rounds: number; modelValues: number; bytesPerValue: number; roundWallSeconds: number; trainSeconds: number; otherSeconds: number; perRound: { wall: number; train: number }[]; cpu: CpuSplit | null }
 /** Mean CPU seconds per round after the warm-up, from the daemons' logs: members' training, members' everything else, the aggregator. */
-interface CpuSplit { membersTrain: number; membersOther: number; aggregator: number }
+interface CpuSplit { membersTrain: number; membersOther: number; aggregator: number; phases: Record<string, number> }
 const warmup = Number(args.warmup);
 if (!Number.isInteger(warmup) || warmup < 0 || warmup >= Number(args.rounds)) {
   console.error('--warmup must be an integer in [0, rounds)');
@@ -70,6 +70,10 @@ else {
   for (const r of rows) {
     if (r.cpu) console.log(`  ${r.nodes} nodes ${r.scheme.padEnd(9)}: members training ${r.cpu.membersTrain.toFixed(1)}, members other ${r.cpu.membersOther.toFixed(1)}, aggregator ${r.cpu.aggregator.toFixed(1)}, total ${(r.cpu.membersTrain + r.cpu.membersOther + r.cpu.aggregator).toFixed(1)}`);
   }
+  console.log('member phases, wall ms per member per round (mean after warm-up; catch-up = download + decode + save of the previous aggregate)');
+  for (const r of rows) {
+    if (r.cpu) console.log(`  ${r.nodes} nodes ${r.scheme.padEnd(9)}: ${Object.entries(r.cpu.phases).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)}`).join(', ')}`);
+  }
   for (const n of new Set(rows.map((r) => r.nodes))) {
     const b = rows.find((r) => r.nodes === n && r.scheme === 'bfv');
     const p = rows.find((r) => r.nodes === n && r.scheme === 'plaintext');
@@ -87,8 +91,17 @@ async function cpuFromLogs(out: string, skip: number): Promise<CpuSplit | null> 
     return text.split('\n').flatMap((l) => { try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; } });
   };
   const train = new Map<number, number>(), other = new Map<number, number>(), agg = new Map<number, number>();
+  // wall ms of each member-side phase, summed over members and rounds after the warm-up
+  const phaseSums: Record<string, number> = {};
+  let phaseRounds = 0;
+  const addPhase = (k: string, v: unknown) => { if (typeof v === 'number') phaseSums[k] = (phaseSums[k] ?? 0) + v; };
   for (const d of await readdir(join(out, 'nodes')).catch(() => [] as string[])) {
     for (const e of await events(join(out, 'nodes', d, 'node.log'))) {
+      if (e.event === 'global-updated' && Number(e.version) > skip) for (const k of ['downloadMs', 'decodeMs', 'saveMs']) addPhase(k, e[k]);
+      if (e.event === 'contributed' && Number(e.round) > skip) {
+        phaseRounds++;
+        for (const k of ['catchUpMs', 'encodeMs', 'persistMs', 'uploadMs']) addPhase(k, (e.phases as Record<string, unknown> | undefined)?.[k]);
+      }
       const ph = e.phases as { cpuMs?: number; trainCpuMs?: number } | undefined;
       if (e.event !== 'contributed' || ph?.cpuMs === undefined || ph.trainCpuMs === undefined) continue;
       const r = Number(e.round);
@@ -102,7 +115,8 @@ async function cpuFromLogs(out: string, skip: number): Promise<CpuSplit | null> 
   const rounds = [...agg.keys()].filter((r) => r > skip && train.has(r));
   if (rounds.length === 0) return null;
   const m = (map: Map<number, number>) => mean(rounds.map((r) => map.get(r) ?? 0));
-  return { membersTrain: m(train), membersOther: m(other), aggregator: m(agg) };
+  const phases = Object.fromEntries(Object.entries(phaseSums).map(([k, v]) => [k, v / Math.max(1, phaseRounds)]));
+  return { membersTrain: m(train), membersOther: m(other), aggregator: m(agg), phases };
 }
 
 function mean(xs: number[]): number {

@@ -123,7 +123,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       for (const c of rec.contributions) {
         const body = ups.get(c.peer);
         if (!body) throw new FedtwinError('STATE_CORRUPT', `round ${rec.round}: update of ${c.peer} listed but missing`);
-        await sum.add(body);
+        await sum.add(body, { round: rec.round, baseHash: c.baseHash, ...(rec.keyId ? { keyId: rec.keyId } : {}) });
       }
       log.info({ event: 'resume', round: rec.round, contributions: rec.contributions.length }, `resuming round ${rec.round}`);
       armDeadline();
@@ -315,7 +315,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (header.values !== init.modelValues || !body || body.length !== expected) {
           throw new FedtwinError('AGG_BAD_UPDATE', `update has ${body?.length ?? 0} bytes for ${header.values} values, expected ${expected} for ${init.modelValues}`);
         }
-        await sum!.add(body); // validates (finite values / ciphertext structure) before anything is persisted
+        await sum!.add(body, { round: open.round, baseHash: header.baseHash, ...(header.keyId ? { keyId: header.keyId } : {}) }); // validates (finite values / ciphertext structure) before anything is persisted
         const rec: RoundRecord = {
           ...open,
           contributions: [...open.contributions, {

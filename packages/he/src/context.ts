@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { FedtwinError } from '@fedtwin/errors';
 import type { BatchEncoder, Ciphertext, Evaluator, Plaintext, SEALContext } from 'node-seal';
 import { loadSeal, sealCall } from './seal.ts';
+import { disposeMasks } from './mask.ts';
 import type { SealModule } from './seal.ts';
 import { bitLength, compactSumDropBits, maxC0DropBits, quantMax, resolveParamsInit } from './params.ts';
 import type { HeParams, HeParamsInit } from './params.ts';
@@ -22,9 +23,9 @@ export const SEAL_SEED_BYTES = 64;
 /** Plaintext: SEALHeader | parms_id 32 | coeff_count u64 | scale f64 | DynArray(SEALHeader | u64 count | data). */
 export const SEAL_PT_DATA_OFFSET = 16 + 32 + 8 + 8 + 16 + 8;
 
+/** A key checked against its id and this context (cached by key id). */
 export interface KeyState {
-  encryptor: import('node-seal').Encryptor;
-  decryptor: import('node-seal').Decryptor;
+  keyId: string;
 }
 
 export class HeContext {
@@ -82,7 +83,7 @@ export class HeContext {
     this.scratchCt = new seal.Ciphertext();
     this.scratchPt = new seal.Plaintext();
     const canon = JSON.stringify({
-      v: 2, scheme: params.scheme, encoding: 'coefficients', n: params.polyModulusDegree, q: q.toString(), t: t.toString(),
+      v: 3, scheme: params.scheme, encoding: 'coefficients', mask: 'round-common-a', members: 'derived-secrets', n: params.polyModulusDegree, q: q.toString(), t: t.toString(),
       quantBits: params.quantBits, clip: params.clip, maxParticipants: params.maxParticipants,
       c0DropBits: params.c0DropBits, maxValues: params.maxValues, seal: Buffer.from(init.sealParmsId).toString('hex'),
     });
@@ -91,23 +92,20 @@ export class HeContext {
   }
 
   /** Low bits (c0, c1) a compact sum of `addends` updates drops on the wire (params.ts). */
-  compactDropBits(addends: number): { c0: number; c1: number } {
+  compactDropBits(addends: number): number {
     let d = this.#drops.get(addends);
-    if (!d) {
-      d = compactSumDropBits(this.q, this.t, this.slotCount, this.params.c0DropBits, addends);
+    if (d === undefined) {
+      d = compactSumDropBits(this.q, this.t, this.params.c0DropBits, addends);
       this.#drops.set(addends, d);
     }
     return d;
   }
 
-  #drops = new Map<number, { c0: number; c1: number }>();
+  #drops = new Map<number, number>();
 
   /** Frees the WASM memory of the cached SEAL objects (the context must not be used afterwards). */
   dispose(): void {
-    for (const k of this.keys.values()) {
-      k.encryptor.delete();
-      k.decryptor.delete();
-    }
+    disposeMasks(this);
     this.keys.clear();
     this.scratchCt.delete();
     this.scratchPt.delete();

@@ -1,7 +1,7 @@
 // @fedtwin/he — homomorphically encrypted secure aggregation (BFV on Microsoft SEAL via node-seal).
 export { createHeContext, HeContext } from './context.ts';
 export type { HeParams, HeParamsInit } from './params.ts';
-export { DEFAULTS, plainModulusBitsFor, maxC0DropBits, compactSumDropBits, quantMax, SEAL_FRESH_NOISE_BOUND, ENCODE_ERROR_BOUND, SAFETY_BITS } from './params.ts';
+export { DEFAULTS, plainModulusBitsFor, maxC0DropBits, compactSumDropBits, quantMax, SEAL_FRESH_NOISE_BOUND, ENCODE_ERROR_BOUND, SUM_FLOAT_ERROR_BOUND, DECRYPT_FLOAT_ERROR_BOUND, SAFETY_BITS } from './params.ts';
 export { quantize, dequantize, randomSeed } from './quantize.ts';
 export type { QuantizeOptions, Quantized, QuantSeed } from './quantize.ts';
 export {
@@ -10,10 +10,11 @@ export {
 export type { HeSecretKey, HePublicInfo } from './keys.ts';
 export { encryptVector, Accumulator, decryptSum, decryptSumIntegers, validateCiphertext } from './scheme.ts';
 export type { EncryptOptions, EncryptResult, DecryptedIntegers } from './scheme.ts';
-export { splitUpdate, readUpdateHeader, updateSize, chunkSize, KIND_FRESH, KIND_SUM, KIND_SUM_COMPACT, CHUNK_HEADER_BYTES, UPDATE_HEADER_BYTES, WIRE_VERSION } from './wire.ts';
+export { splitUpdate, readUpdateHeader, updateSize, chunkSize, KIND_FRESH, KIND_SUM_COMPACT, CHUNK_HEADER_BYTES, UPDATE_HEADER_BYTES, WIRE_VERSION } from './wire.ts';
 export type { ChunkKind, UpdateHeader } from './wire.ts';
 export { createHePool } from './pool.ts';
-export type { HePool, HePoolInit, PooledAccumulator, CkksPoolBaseline } from './pool.ts';
+export type { HePool, HePoolInit, CkksPoolBaseline } from './pool.ts';
+export { roundTag, ROUND_TAG_BYTES, MAX_MEMBER_ID_BYTES } from './mask.ts';
 export { runHeBench } from './bench.ts';
 export type { HeBenchOptions, HeBenchResult, SchemeFigures } from './bench.ts';
 export { sealKeyFor, openSealedKey, verifySealedKey, verifyOpenedKey, sealedKeySigningBytes, sealedKeyDigest, SEALED_KEY_MAX_CIPHERTEXT_BYTES } from './ceremony.ts';

@@ -48,7 +48,7 @@ export function publicInfo(sk: HeSecretKey): HePublicInfo {
   return { params: { ...sk.params }, paramsId: sk.paramsId, keyId: sk.keyId };
 }
 
-/** SEAL encryptor/decryptor for the key, cached per context. Checks the key belongs to ctx. */
+/** Checks the key belongs to ctx and matches its id (SEAL parses it once); cached per context. */
 export function keyState(ctx: HeContext, key: HeSecretKey): KeyState {
   if (key.paramsId !== ctx.paramsIdHex) {
     throw new FedtwinError('HE_KEY_MISMATCH', 'secret key was generated for other HE parameters', {
@@ -67,12 +67,8 @@ export function keyState(ctx: HeContext, key: HeSecretKey): KeyState {
   const { seal, sealContext } = ctx;
   const sk = new seal.SecretKey();
   sealCall('HE_KEY_INVALID', 'SEAL rejected the secret key', () => sk.loadFromArray(sealContext, key.sealKey));
-  const kg = new seal.KeyGenerator(sealContext, sk);
-  const pk = kg.createPublicKey(); // SEAL's Encryptor constructor wants one; we only encrypt symmetrically
-  const state: KeyState = { encryptor: new seal.Encryptor(sealContext, pk, sk), decryptor: new seal.Decryptor(sealContext, sk) };
-  pk.delete();
-  kg.delete();
   sk.delete();
+  const state: KeyState = { keyId: key.keyId };
   ctx.keys.set(key.keyId, state);
   return state;
 }

@@ -97,12 +97,29 @@ export function resolveParamsInit(init: HeParamsInit = {}): Omit<HeParams, 'c0Dr
 }
 
 /**
+ * Float64 errors of the aggregator's sum (exact integer limbs, one rounded reduction mod q at the end) and of
+ * the member's decryption (mask added and reduced in float64): values below 2^61 carry at most 2^8 of
+ * rounding per operation. Charged per addend for the sum (its magnitude grows with the addends) and once for
+ * decryption, with room to spare.
+ */
+export const SUM_FLOAT_ERROR_BOUND = 2 ** 10;
+export const DECRYPT_FLOAT_ERROR_BOUND = 2 ** 10;
+
+/** q/(2t)/2^SAFETY_BITS less the decryption's own float error: what all noise of a sum must stay under. */
+function noiseBudget(q: bigint, t: bigint): number {
+  return Number(q / (2n * t)) / 2 ** SAFETY_BITS - DECRYPT_FLOAT_ERROR_BOUND;
+}
+
+/** Worst-case noise one fresh update brings to a sum, before its c0 is rounded. */
+const PER_ADDEND_FIXED = SEAL_FRESH_NOISE_BOUND + ENCODE_ERROR_BOUND + SUM_FLOAT_ERROR_BOUND;
+
+/**
  * Decryption of a sum of M fresh ciphertexts is exact while its noise stays below q/(2t). Each fresh
- * ciphertext contributes at most SEAL_FRESH_NOISE_BOUND + ENCODE_ERROR_BOUND + 2^(b-1) (dropping b low bits
- * of c0 and re-inserting the midpoint). Returns the largest b that keeps M times that under q/(2t)/2^SAFETY_BITS.
+ * ciphertext contributes at most E_fresh + E_encode + E_sum + 2^(b-1) (dropping b low bits of c0 and
+ * re-inserting the midpoint). Returns the largest b that keeps M times that under the budget.
  */
 export function maxC0DropBits(q: bigint, t: bigint, maxParticipants: number): number {
-  const budget = Number(q / (2n * t)) / 2 ** SAFETY_BITS / maxParticipants - SEAL_FRESH_NOISE_BOUND - ENCODE_ERROR_BOUND;
+  const budget = noiseBudget(q, t) / maxParticipants - PER_ADDEND_FIXED;
   if (budget < 0) return -1;
   let b = 0;
   while (b < 61 && 2 ** b <= budget) b++; // dropping b+1 bits costs 2^b per ciphertext
@@ -110,22 +127,17 @@ export function maxC0DropBits(q: bigint, t: bigint, maxParticipants: number): nu
 }
 
 /**
- * Low bits dropped from a compact (final) sum of `addends` updates: (b0 for c0, b1 for c1). The sum's
- * noise is at most addends·(E_fresh + E_encode + 2^(c0DropBits−1)); what is left of q/(2t)/2^SAFETY_BITS is
- * split in half between the two roundings. Rounding c0 to a multiple of 2^b0 (midpoint re-inserted) adds at
- * most 2^(b0−1) to the noise; rounding c1 adds δ·s with |δ_j| ≤ 2^(b1−1) and a ternary s, at most
- * N·2^(b1−1). Worst-case bounds, like maxC0DropBits.
+ * Low bits dropped from a compact (final) sum of `addends` updates. The sum's noise is at most
+ * addends·(E_fresh + E_encode + E_sum + 2^(c0DropBits−1)); rounding c0 to a multiple of 2^b (midpoint
+ * re-inserted) adds at most 2^(b−1), so b is the largest with that under what is left of the budget.
+ * There is no c1 to round: it is the round's common a, which every member derives from the round tag.
+ * Worst-case bounds, like maxC0DropBits.
  */
-export function compactSumDropBits(q: bigint, t: bigint, n: number, c0DropBits: number, addends: number): { c0: number; c1: number } {
-  const budget = Number(q / (2n * t)) / 2 ** SAFETY_BITS;
-  const used = addends * (SEAL_FRESH_NOISE_BOUND + ENCODE_ERROR_BOUND + 2 ** (c0DropBits - 1));
-  const half = (budget - used) / 2;
+export function compactSumDropBits(q: bigint, t: bigint, c0DropBits: number, addends: number): number {
+  const room = noiseBudget(q, t) - addends * (PER_ADDEND_FIXED + 2 ** (c0DropBits - 1));
   const qBits = bitLength(Number(q));
-  const largest = (room: number): number => {
-    if (!(room >= 1)) return 0;
-    let b = 0;
-    while (b < qBits - 1 && 2 ** b <= room) b++; // dropping b+1 bits costs 2^b
-    return b;
-  };
-  return { c0: largest(half), c1: largest(half / n) };
+  if (!(room >= 1)) return 0;
+  let b = 0;
+  while (b < qBits - 1 && 2 ** b <= room) b++; // dropping b+1 bits costs 2^b
+  return b;
 }

@@ -9,10 +9,11 @@ import type { HeContext } from './context.ts';
 import type { HeParamsInit } from './params.ts';
 import type { HeSecretKey } from './keys.ts';
 import { keyState } from './keys.ts';
-import { assembleUpdate, checkAddable, validateChunks } from './scheme.ts';
+import { MAX_PREPARED_CHUNKS, assembleUpdate } from './scheme.ts';
 import type { DecryptedIntegers, EncryptOptions, EncryptResult } from './scheme.ts';
 import { randomSeed } from './quantize.ts';
-import { KIND_SUM, KIND_SUM_COMPACT, UPDATE_HEADER_BYTES, chunkSize, readUpdateHeader } from './wire.ts';
+import { checkMember, checkTag } from './mask.ts';
+import { UPDATE_HEADER_BYTES, chunkSize, readUpdateHeader } from './wire.ts';
 import type { ChunkKind } from './wire.ts';
 import type { WorkerReply, WorkerRequest } from './worker.ts';
 import type { CkksKeys } from './ckks.ts';
@@ -22,15 +23,6 @@ export interface HePoolInit {
   /** Worker threads (default: available parallelism, at most 8). */
   threads?: number;
   params?: HeParamsInit;
-}
-
-export interface PooledAccumulator {
-  readonly addends: number;
-  /** Validates then adds one update across the workers; on a validation error the sum is unchanged. */
-  add(update: Uint8Array): Promise<void>;
-  /** The sum: full width, or compact (final, what members download); see Accumulator.result. */
-  result(opts?: { compact?: boolean }): Promise<Uint8Array>;
-  dispose(): Promise<void>;
 }
 
 export interface CkksPoolBaseline {
@@ -43,16 +35,17 @@ export interface CkksPoolBaseline {
 export interface HePool {
   readonly ctx: HeContext;
   readonly threads: number;
-  encrypt(key: HeSecretKey, values: Float32Array | Float64Array | Int32Array, opts?: EncryptOptions): Promise<EncryptResult>;
+  encrypt(key: HeSecretKey, values: Float32Array | Float64Array | Int32Array, opts: EncryptOptions): Promise<EncryptResult>;
   /**
-   * Offline phase: each worker makes the encryptions of zero its share of a `valueCount`-value update
-   * will need, so the next encrypt() under this key only adds and packs. Resolves to the number ready.
-   * Call it while the update is being computed (training leaves the workers idle).
+   * Offline phase: each worker makes the masks its share of a `valueCount`-value update will need, so the
+   * next encrypt() for (member, tag) only adds and packs; with `participants`, also the decryption masks
+   * of that round's sum over them. Resolves to the number of chunks ready to encrypt. Call it while the
+   * update is being computed (training leaves the workers idle).
    */
-  prepare(key: HeSecretKey, valueCount: number): Promise<number>;
-  decryptIntegers(key: HeSecretKey, sum: Uint8Array): Promise<DecryptedIntegers>;
-  decrypt(key: HeSecretKey, sum: Uint8Array, count?: number): Promise<Float64Array>;
-  createAccumulator(): PooledAccumulator;
+  prepare(key: HeSecretKey, valueCount: number, opts: { member: string; tag: Uint8Array; participants?: readonly string[] }): Promise<number>;
+  /** Decrypts a sum of the updates of `participants` (member ids, as they encrypted). */
+  decryptIntegers(key: HeSecretKey, sum: Uint8Array, participants: readonly string[]): Promise<DecryptedIntegers>;
+  decrypt(key: HeSecretKey, sum: Uint8Array, participants: readonly string[], count?: number): Promise<Float64Array>;
   /** CKKS with NVIDIA FLARE's defaults, for benchmarks only. */
   readonly ckks: CkksPoolBaseline;
   close(): Promise<void>;
@@ -137,11 +130,15 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
       return { ...r, bytes: update.slice(start, start + r.count * size) };
     });
 
-  const decryptIntegers = async (key: HeSecretKey, sum: Uint8Array): Promise<DecryptedIntegers> => {
+  const decryptIntegers = async (key: HeSecretKey, sum: Uint8Array, participants: readonly string[]): Promise<DecryptedIntegers> => {
     keyState(ctx, key); // fail fast, on this thread, for a key of other parameters
     const h = readUpdateHeader(ctx, sum);
+    if (!Array.isArray(participants) || participants.length !== h.addends) {
+      throw new FedtwinError('HE_BAD_ARGUMENT', `the sum has ${h.addends} addends, ${Array.isArray(participants) ? participants.length : 'no'} participants were named`, { hint: 'pass the members whose updates the sum holds' });
+    }
+    participants.forEach(checkMember);
     const parts = await Promise.all(slices(sum, h.kind, h.chunkCount, h.addends).map((s) =>
-      workers[s.w].call<Int32Array>({ op: 'decrypt', key, bytes: s.bytes, kind: h.kind, count: s.count, firstChunk: s.first, valueCount: h.valueCount, addends: h.addends }, [s.bytes.buffer as ArrayBuffer])
+      workers[s.w].call<Int32Array>({ op: 'decrypt', key, participants: [...participants], tag: h.tag, bytes: s.bytes, kind: h.kind, count: s.count, firstChunk: s.first, valueCount: h.valueCount, addends: h.addends }, [s.bytes.buffer as ArrayBuffer])
         .then((v) => ({ first: s.first, v }))));
     const values = new Int32Array(h.valueCount);
     for (const p of parts) values.set(p.v, p.first * ctx.slotCount);
@@ -151,8 +148,11 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
   const pool: HePool = {
     ctx,
     threads,
-    async encrypt(key, values, opts = {}) {
+    async encrypt(key, values, opts) {
       keyState(ctx, key);
+      if (opts === null || typeof opts !== 'object') throw new FedtwinError('HE_BAD_ARGUMENT', 'encryption needs { member, tag }', { hint: 'pass the member id and the round tag' });
+      const member = checkMember(opts.member);
+      const tag = checkTag(opts.tag);
       const n = values.length;
       if (n < 1 || n > ctx.params.maxValues) throw new FedtwinError('HE_BAD_ARGUMENT', `update has ${n} values, allowed [1, ${ctx.params.maxValues}]`, { hint: 'raise maxValues in the HE parameters or split the model' });
       const seed = opts.seed ?? randomSeed();
@@ -160,83 +160,36 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
       const parts = await Promise.all(ranges(chunkCount, threads).map((r) => {
         const slice = values.slice(r.first * ctx.slotCount, Math.min(n, (r.first + r.count) * ctx.slotCount));
         return workers[r.w].call<{ bytes: Uint8Array; clipped: number }>(
-          { op: 'encrypt', values: slice, offset: r.first * ctx.slotCount, firstChunk: r.first, totalValues: n, seed, key },
+          { op: 'encrypt', values: slice, offset: r.first * ctx.slotCount, firstChunk: r.first, totalValues: n, seed, key, member, tag },
           [slice.buffer as ArrayBuffer],
         );
       }));
-      return { update: assembleUpdate(ctx, n, parts.map((p) => p.bytes)), valueCount: n, clipped: parts.reduce((a, p) => a + p.clipped, 0) };
+      return { update: assembleUpdate(ctx, n, tag, parts.map((p) => p.bytes)), valueCount: n, clipped: parts.reduce((a, p) => a + p.clipped, 0) };
     },
-    async prepare(key, valueCount) {
+    async prepare(key, valueCount, opts) {
       keyState(ctx, key);
       if (!Number.isInteger(valueCount) || valueCount < 1 || valueCount > ctx.params.maxValues) {
         throw new FedtwinError('HE_BAD_ARGUMENT', `valueCount must be an integer in [1, ${ctx.params.maxValues}], got ${valueCount}`, { hint: 'pass the model size' });
       }
-      const ready = await Promise.all(ranges(Math.ceil(valueCount / ctx.slotCount), threads).map((r) =>
-        workers[r.w].call<number>({ op: 'prepare', key, count: r.count })));
+      const member = checkMember(opts?.member);
+      const tag = checkTag(opts?.tag);
+      const participants = opts.participants ? [...opts.participants] : undefined;
+      participants?.forEach(checkMember);
+      const rs = ranges(Math.ceil(valueCount / ctx.slotCount), threads);
+      if (rs.some((r) => r.count > MAX_PREPARED_CHUNKS)) throw new FedtwinError('HE_BAD_ARGUMENT', `at most ${MAX_PREPARED_CHUNKS} chunks per worker can be prepared`, { hint: 'prepare a smaller update or use more threads' });
+      const ready = await Promise.all(rs.map((r) =>
+        workers[r.w].call<number>({ op: 'prepare', key, member, tag, firstChunk: r.first, count: r.count, participants })));
       return ready.reduce((a, b) => a + b, 0);
     },
     decryptIntegers,
-    async decrypt(key, sum, count) {
-      const { values } = await decryptIntegers(key, sum);
+    async decrypt(key, sum, participants, count) {
+      const { values } = await decryptIntegers(key, sum, participants);
       if (count !== undefined && count !== values.length) {
         throw new FedtwinError('HE_SHAPE_MISMATCH', `sum holds ${values.length} values, expected ${count}`, { hint: 'the sum belongs to another model shape' });
       }
       const out = new Float64Array(values.length);
       for (let i = 0; i < values.length; i++) out[i] = values[i] / ctx.scale;
       return out;
-    },
-    createAccumulator() {
-      const acc = accIds++;
-      let valueCount: number | undefined;
-      let addends = 0;
-      let broken: Error | undefined;
-      let chain: Promise<unknown> = Promise.resolve();
-      // Adds run one after another so each is atomic with respect to the others.
-      const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-        const p = chain.then(fn);
-        chain = p.catch(() => {});
-        return p;
-      };
-      return {
-        get addends() {
-          return addends;
-        },
-        add(update) {
-          return serial(async () => {
-            if (broken) throw broken;
-            const h = checkAddable(ctx, update, valueCount, addends);
-            // Every chunk is checked (seed PRNG ids; coefficient ranges where some bit patterns are invalid)
-            // before the first addition, so a bad chunk cannot leave a half-added sum. On this thread: for
-            // fresh updates under the default parameters that reads one byte per chunk.
-            validateChunks(ctx, update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, h.addends);
-            const parts = slices(update, h.kind, h.chunkCount, h.addends);
-            try {
-              await Promise.all(parts.map((s) => workers[s.w].call({ op: 'acc-add', acc, bytes: s.bytes, kind: h.kind, count: s.count, addends: h.addends }, [s.bytes.buffer as ArrayBuffer])));
-            } catch (err) {
-              broken = new FedtwinError('HE_POOL', 'a worker failed while adding a validated update; the running sum is lost', { hint: 'start a new accumulator', cause: err });
-              throw broken;
-            }
-            valueCount = h.valueCount;
-            addends += h.addends;
-          });
-        },
-        result(opts = {}) {
-          return serial(async () => {
-            if (broken) throw broken;
-            if (valueCount === undefined) throw new FedtwinError('HE_EMPTY_SUM', 'no update has been added', { hint: 'add at least one update before taking the result' });
-            const vc = valueCount;
-            const compact = opts.compact === true;
-            const parts = await Promise.all(ranges(Math.ceil(vc / ctx.slotCount), threads).map((r) =>
-              workers[r.w].call<Uint8Array>({ op: 'acc-result', acc, firstChunk: r.first, valueCount: vc, addends, compact })));
-            return assembleUpdate(ctx, vc, parts, compact ? KIND_SUM_COMPACT : KIND_SUM, addends);
-          });
-        },
-        dispose() {
-          return serial(async () => {
-            await Promise.all(workers.map((w) => w.call({ op: 'acc-free', acc })));
-          });
-        },
-      };
     },
     ckks: {
       async setKeys(keys) {

@@ -4,28 +4,25 @@
 import { FedtwinError } from '@fedtwin/errors';
 import type { HeContext } from './context.ts';
 import { packedSize } from './bits.ts';
-import { SEAL_SEED_BYTES } from './context.ts';
+import { ROUND_TAG_BYTES } from './mask.ts';
 
-export const WIRE_VERSION = 2;
+export const WIRE_VERSION = 3;
 /**
- * Chunk kinds: a fresh seeded ciphertext from a member; a sum from the aggregator, full width (can be
- * added again, for tree aggregation); or a compact sum, both polynomials rounded within the noise
- * budget left by its addends (final: members decrypt it, nobody adds to it).
+ * Chunk kinds: a fresh ciphertext from a member (c0 only: c1 is the round's common a, derived from the round
+ * tag), or the aggregator's compact sum, c0 rounded within the noise budget left by its addends (final:
+ * members decrypt it, nobody adds to it). Kind 2 (a full-width re-addable sum) was retired with wire v3.
  */
 export const KIND_FRESH = 1;
-export const KIND_SUM = 2;
 export const KIND_SUM_COMPACT = 3;
-export type ChunkKind = typeof KIND_FRESH | typeof KIND_SUM | typeof KIND_SUM_COMPACT;
-const isKind = (k: number): k is ChunkKind => k === KIND_FRESH || k === KIND_SUM || k === KIND_SUM_COMPACT;
+export type ChunkKind = typeof KIND_FRESH | typeof KIND_SUM_COMPACT;
+const isKind = (k: number): k is ChunkKind => k === KIND_FRESH || k === KIND_SUM_COMPACT;
 
 const CHUNK_MAGIC = 0x45485446; // "FTHE" little-endian
 const UPDATE_MAGIC = 0x55485446; // "FTHU"
 /** magic 4 | version 1 | kind 1 | reserved 2 | paramsId 32 | index u32 | slots u32 | addends u32 */
 export const CHUNK_HEADER_BYTES = 52;
-/** magic 4 | version 1 | kind 1 | reserved 2 | paramsId 32 | valueCount u32 | chunkCount u32 | addends u32 */
-export const UPDATE_HEADER_BYTES = 52;
-/** SEAL's PRNG id for Blake2xb, the only generator we accept in a seed. */
-export const PRNG_BLAKE2XB = 1;
+/** magic 4 | version 1 | kind 1 | reserved 2 | paramsId 32 | valueCount u32 | chunkCount u32 | addends u32 | round tag 32 */
+export const UPDATE_HEADER_BYTES = 52 + ROUND_TAG_BYTES;
 
 export interface ChunkHeader {
   kind: ChunkKind;
@@ -39,6 +36,8 @@ export interface UpdateHeader {
   valueCount: number;
   chunkCount: number;
   addends: number;
+  /** The round tag naming the common polynomial a every addend used. */
+  tag: Uint8Array;
 }
 
 function malformed(message: string, details?: Record<string, unknown>): never {
@@ -56,10 +55,9 @@ export interface FieldLayout {
   bound: readonly [number, number] | null;
 }
 
-/** The fields of a chunk body: c0, then c1 (null for a fresh chunk, whose c1 travels as a seed). */
+/** The field of a chunk body: c0 (c1 never travels: it is the round's common a). */
 export interface ChunkLayout {
   c0: FieldLayout;
-  c1: FieldLayout | null;
 }
 
 function field(ctx: HeContext, bits: number, drop: number): FieldLayout {
@@ -71,8 +69,8 @@ function field(ctx: HeContext, bits: number, drop: number): FieldLayout {
 const layouts = new WeakMap<HeContext, Map<string, ChunkLayout>>();
 
 /**
- * Field widths of a chunk of this kind (cached per context): fresh c0 at c0Bits; full-width sums at
- * ceil(log2 q); compact sums at ceil(log2 q) minus what compactSumDropBits(addends) drops.
+ * Field width of a chunk of this kind (cached per context): fresh c0 at c0Bits; compact sums at
+ * ceil(log2 q) minus what compactSumDropBits(addends) drops.
  */
 export function chunkLayout(ctx: HeContext, kind: ChunkKind, addends: number): ChunkLayout {
   let byCtx = layouts.get(ctx);
@@ -80,11 +78,10 @@ export function chunkLayout(ctx: HeContext, kind: ChunkKind, addends: number): C
   const k = kind === KIND_SUM_COMPACT ? `${kind}:${addends}` : String(kind);
   let L = byCtx.get(k);
   if (!L) {
-    if (kind === KIND_FRESH) L = { c0: field(ctx, ctx.c0Bits, ctx.params.c0DropBits), c1: null };
-    else if (kind === KIND_SUM) L = { c0: field(ctx, ctx.qBits, 0), c1: field(ctx, ctx.qBits, 0) };
+    if (kind === KIND_FRESH) L = { c0: field(ctx, ctx.c0Bits, ctx.params.c0DropBits) };
     else {
       const d = ctx.compactDropBits(addends);
-      L = { c0: field(ctx, ctx.qBits - d.c0, d.c0), c1: field(ctx, ctx.qBits - d.c1, d.c1) };
+      L = { c0: field(ctx, ctx.qBits - d, d) };
     }
     byCtx.set(k, L);
   }
@@ -98,7 +95,7 @@ export function chunkLayout(ctx: HeContext, kind: ChunkKind, addends: number): C
 export function chunkSize(ctx: HeContext, kind: ChunkKind, addends = ctx.params.maxParticipants): number {
   const L = chunkLayout(ctx, kind, addends);
   const n = ctx.slotCount;
-  return CHUNK_HEADER_BYTES + packedSize(n, L.c0.bits) + (L.c1 ? packedSize(n, L.c1.bits) : 1 + SEAL_SEED_BYTES);
+  return CHUNK_HEADER_BYTES + packedSize(n, L.c0.bits);
 }
 
 export function writeChunkHeader(ctx: HeContext, out: Uint8Array, off: number, h: ChunkHeader): void {
@@ -149,6 +146,8 @@ export function writeUpdateHeader(ctx: HeContext, out: Uint8Array, h: UpdateHead
   dv.setUint32(40, h.valueCount, true);
   dv.setUint32(44, h.chunkCount, true);
   dv.setUint32(48, h.addends, true);
+  if (!(h.tag instanceof Uint8Array) || h.tag.length !== ROUND_TAG_BYTES) throw new FedtwinError('HE_BAD_ARGUMENT', 'round tag must be 32 bytes', { hint: 'derive it with roundTag()' });
+  out.set(h.tag, 52);
 }
 
 /** Size of a whole update container; lets callers cap a download before reading it (see chunkSize for `addends`). */
@@ -187,7 +186,7 @@ export function readUpdateHeader(ctx: HeContext, bytes: Uint8Array, expectKind?:
       malformed(`chunk ${i} header disagrees with the update header`, { chunk: h });
     }
   }
-  return { kind, valueCount, chunkCount, addends };
+  return { kind, valueCount, chunkCount, addends, tag: bytes.slice(52, 52 + ROUND_TAG_BYTES) };
 }
 
 /** Views of the chunks of a validated update (no copy). */

@@ -6,7 +6,7 @@ import { createHeContext } from './context.ts';
 import type { HeContext } from './context.ts';
 import type { HeParams } from './params.ts';
 import type { HeSecretKey } from './keys.ts';
-import { ChunkRangeSum, decryptChunks, encryptChunkRange, prepareZeros, toIntegers } from './scheme.ts';
+import { decryptChunks, encryptChunkRange, prepareMasks, toIntegers } from './scheme.ts';
 import type { ChunkKind } from './wire.ts';
 import { loadCkksBaseline } from './ckks.ts';
 import type { CkksKeys } from './ckks.ts';
@@ -14,11 +14,9 @@ import type { QuantSeed } from './quantize.ts';
 
 export type WorkerRequest =
   | { op: 'init'; params: HeParams; paramsId: string }
-  | { op: 'encrypt'; values: Float32Array | Float64Array | Int32Array; offset: number; firstChunk: number; totalValues: number; seed: QuantSeed; key: HeSecretKey }
-  | { op: 'prepare'; key: HeSecretKey; count: number }
-  | { op: 'decrypt'; key: HeSecretKey; bytes: Uint8Array; kind: ChunkKind; count: number; firstChunk: number; valueCount: number; addends: number }
-  | { op: 'acc-add'; acc: number; bytes: Uint8Array; kind: ChunkKind; count: number; addends: number }
-  | { op: 'acc-result'; acc: number; firstChunk: number; valueCount: number; addends: number; compact: boolean }
+  | { op: 'encrypt'; values: Float32Array | Float64Array | Int32Array; offset: number; firstChunk: number; totalValues: number; seed: QuantSeed; key: HeSecretKey; member: string; tag: Uint8Array }
+  | { op: 'prepare'; key: HeSecretKey; member: string; tag: Uint8Array; firstChunk: number; count: number; participants?: string[] }
+  | { op: 'decrypt'; key: HeSecretKey; participants: string[]; tag: Uint8Array; bytes: Uint8Array; kind: ChunkKind; count: number; firstChunk: number; valueCount: number; addends: number }
   | { op: 'acc-free'; acc: number }
   | { op: 'ckks-keys'; keys: Partial<CkksKeys> }
   | { op: 'ckks-encrypt'; values: Float32Array | Float64Array }
@@ -29,7 +27,6 @@ export type WorkerRequest =
 export type WorkerReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: { code?: string; message: string; hint?: string; details?: Record<string, unknown> } };
 
 let ctx: HeContext | undefined;
-const sums = new Map<number, ChunkRangeSum>();
 const ckksSums = new Map<number, Ciphertext[]>();
 
 function context(): HeContext {
@@ -47,32 +44,18 @@ async function handle(m: WorkerRequest): Promise<{ value: unknown; transfer?: Ar
     case 'encrypt': {
       const c = context();
       const { ints, clipped } = toIntegers(c, m.values, m.seed, m.offset);
-      const bytes = encryptChunkRange(c, m.key, ints, m.firstChunk, m.totalValues);
+      const bytes = encryptChunkRange(c, m.key, m.member, m.tag, ints, m.firstChunk, m.totalValues);
       return { value: { bytes, clipped }, transfer: [bytes.buffer as ArrayBuffer] };
     }
     case 'prepare':
-      return { value: prepareZeros(context(), m.key, m.count) };
+      return { value: prepareMasks(context(), m.key, { member: m.member, tag: m.tag, firstChunk: m.firstChunk, count: m.count, participants: m.participants }) };
     case 'decrypt': {
       const c = context();
       const out = new Int32Array(Math.min(m.count * c.slotCount, m.valueCount - m.firstChunk * c.slotCount));
-      decryptChunks(c, m.key, m.bytes, 0, m.kind, m.count, m.firstChunk, m.valueCount, m.addends, out, 0);
+      decryptChunks(c, m.key, m.participants, m.tag, m.bytes, 0, m.kind, m.count, m.firstChunk, m.valueCount, m.addends, out, 0);
       return { value: out, transfer: [out.buffer as ArrayBuffer] };
     }
-    case 'acc-add': {
-      let s = sums.get(m.acc);
-      if (!s) sums.set(m.acc, (s = new ChunkRangeSum(context())));
-      s.add(m.bytes, 0, m.kind, m.count, m.addends);
-      return { value: null };
-    }
-    case 'acc-result': {
-      const s = sums.get(m.acc);
-      if (!s) throw new FedtwinError('HE_EMPTY_SUM', 'no update has been added', { hint: 'add at least one update before taking the result' });
-      const bytes = s.save(m.firstChunk, m.valueCount, m.addends, m.compact);
-      return { value: bytes, transfer: [bytes.buffer as ArrayBuffer] };
-    }
     case 'acc-free':
-      sums.get(m.acc)?.dispose();
-      sums.delete(m.acc);
       for (const c of ckksSums.get(m.acc) ?? []) c.delete();
       ckksSums.delete(m.acc);
       return { value: null };

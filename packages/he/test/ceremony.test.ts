@@ -54,7 +54,7 @@ describe('sealKeyFor / openSealedKey', () => {
   it('every member opens its own box and gets the announced key, which decrypts what the holder encrypted', () => {
     const values = Float64Array.from({ length: 100 }, (_, i) => (i - 50) / 100);
     const acc = new Accumulator(ctx);
-    acc.add(encryptVector(ctx, heKey, values).update);
+    acc.add(encryptVector(ctx, heKey, values, { member: holder.id, tag: new Uint8Array(32).fill(7) }).update);
     const sum = acc.result();
     acc.dispose();
     for (const [i, m] of members.entries()) {
@@ -65,7 +65,7 @@ describe('sealKeyFor / openSealedKey', () => {
       expect(Buffer.from(opened.secretKey).equals(Buffer.from(serialized))).toBe(true);
       expect(deserializeSecretKey(opened.secretKey).keyId).toBe(heKey.keyId);
       const checked = verifyOpenedKey(ctx, opened.secretKey, publicInfo(heKey).keyId);
-      const out = decryptSum(ctx, checked, sum);
+      const out = decryptSum(ctx, checked, sum, [holder.id]);
       for (let j = 0; j < values.length; j++) expect(Math.abs(out[j]! - values[j]!)).toBeLessThan(1 / ctx.scale + 1e-12);
     }
   });

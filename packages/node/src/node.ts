@@ -218,7 +218,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
           throw new FedtwinError('NODE_DIVERGED', `aggregate ${v} was built on global ${agg.baseHash.slice(0, 12)}…, this member holds ${state.hash.slice(0, 12)}…`, { hint: 'this member\'s state diverged from the consortium: remove its dataDir to resync' });
         }
         const tDecode = performance.now();
-        global = strategy.applyAggregate(global, await memberScheme.decode(body, global.length, agg.keyId), agg.totalWeight, agg.participants.length);
+        global = strategy.applyAggregate(global, await memberScheme.decode(body, global.length, { keyId: agg.keyId, participants: agg.participants }), agg.totalWeight, agg.participants.length);
         state = { ...state, version: v, hash: versionHash(global) };
         const tSave = performance.now();
         await store.save(state, f32ToBytes(global));
@@ -324,8 +324,9 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       }
 
       // HE's offline phase (encryptions of zero) runs on the HE workers while this thread trains.
-      memberScheme.prepare?.(global.length, task.keyId)?.catch((err: unknown) => {
-        log.warn({ event: 'he-prepare-failed', err: String(err) }, 'could not prepare encryptions ahead; the update will be encrypted from scratch');
+      const roundRef = { round: task.round, baseHash: state.hash, ...(task.keyId ? { keyId: task.keyId } : {}) };
+      memberScheme.prepare?.(global.length, roundRef)?.catch((err: unknown) => {
+        log.warn({ event: 'he-prepare-failed', err: String(err) }, 'could not prepare HE masks ahead; they will be made when needed');
       });
       // Train from the current global weights; send only the shared sub-model's change.
       const cpuTrain = process.cpuUsage(); // process-wide: the HE workers' offline phase counts here too
@@ -347,7 +348,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       const loss = trained.losses.at(-1) ?? NaN;
       for (const mode of ['record', 'site'] as const) if (plan[mode]) budgets[mode]!.record(plan[mode]!);
       const tEncode = performance.now();
-      const body = await memberScheme.encode(update.values, init.seededNoise ? [init.seed ?? 1, task.round] : undefined, task.keyId);
+      const body = await memberScheme.encode(update.values, roundRef, init.seededNoise ? [init.seed ?? 1, task.round] : undefined);
       const keyId = task.keyId ?? memberScheme.keyId;
       const main = check.spends.find((p) => p.mode === 'record') ?? check.spends[0];
       const signed = witness

@@ -5,16 +5,26 @@ import { FedtwinError } from '@fedtwin/errors';
 import { bytesToF32, f32ToBytes, type SecureAggregation } from '@fedtwin/protocol';
 import type { Logger } from './types.ts';
 
+/** The round an update belongs to: under HE it names the round's common mask (he.roundTag). */
+export interface RoundRef {
+  round: number;
+  /** Hash of the global model the round trains from. */
+  baseHash: string;
+  /** The round's HE key id (undefined: the member's current key). */
+  keyId?: string;
+}
+
 /** How this member encodes its update and reads the published sum. */
 export interface MemberScheme {
   readonly encoding: 'f32le' | 'bfv';
   readonly keyId?: string;
   sumBytes(values: number): number;
   /** `seed` (simulations only) makes HE's stochastic rounding reproducible. */
-  encode(values: Float32Array, seed?: readonly [number, number], keyId?: string): Promise<Uint8Array>;
-  /** Offline work for the next encode of `values` values (HE: encryptions of zero), run while training. */
-  prepare?(values: number, keyId?: string): Promise<void>;
-  decode(sum: Uint8Array, values: number, keyId?: string): Promise<Float64Array>;
+  encode(values: Float32Array, round: RoundRef, seed?: readonly [number, number]): Promise<Uint8Array>;
+  /** Offline work for this round (HE: encryption masks, and decryption masks of the round's sum), run while training. */
+  prepare?(values: number, round: RoundRef): Promise<void>;
+  /** Reads the published sum of the updates of `participants` (member peer ids). */
+  decode(sum: Uint8Array, values: number, agg: { keyId?: string; participants: readonly string[] }): Promise<Float64Array>;
   close(): Promise<void>;
 }
 
@@ -104,25 +114,31 @@ export async function bfvMember(init: {
       encoding: 'bfv',
       get keyId() { return current.keyId; },
       sumBytes: (n) => he.updateSize(pool.ctx, he.KIND_SUM_COMPACT, n),
-      async encode(values, seed, keyId) {
-        const r = await pool.encrypt(await keyFor(keyId), values, seed ? { seed } : undefined);
+      async encode(values, round, seed) {
+        const key = await keyFor(round.keyId);
+        const tag = he.roundTag({ keyId: key.keyId, round: round.round, baseHash: round.baseHash });
+        const r = await pool.encrypt(key, values, { member: init.peerId, tag, ...(seed ? { seed } : {}) });
         if (r.clipped > 0) {
           init.logger.warn({ event: 'he-clipped', clipped: r.clipped, values: values.length }, `${r.clipped} update values were outside the HE quantization range and were clipped; raise secureAggregation.clip`);
         }
         return r.update;
       },
-      prepare(n, keyId) {
+      prepare(n, round) {
         // Post the work now, synchronously: the caller starts training right after, and local training
         // does not yield to the event loop until an epoch ends, so an await here would defer the whole
-        // offline phase past training.
-        const have = keyId === undefined ? current : keyring.get(keyId);
-        const ready = have ? pool.prepare(have, n) : keyFor(keyId).then((k) => pool.prepare(k, n));
+        // offline phase past training. The decryption masks assume every member contributes (the usual
+        // case); a sum over fewer members has its masks computed when it arrives.
+        const go = (k: HeKey) => pool.prepare(k, n, {
+          member: init.peerId, tag: he.roundTag({ keyId: k.keyId, round: round.round, baseHash: round.baseHash }), participants: init.config.members,
+        });
+        const have = round.keyId === undefined ? current : keyring.get(round.keyId);
+        const ready = have ? go(have) : keyFor(round.keyId).then(go);
         return ready.then(() => undefined);
       },
-      async decode(sum, n, keyId) {
-        const key = await keyFor(keyId);
+      async decode(sum, n, agg) {
+        const key = await keyFor(agg.keyId);
         try {
-          return await pool.decrypt(key, sum, n);
+          return await pool.decrypt(key, sum, agg.participants, n);
         } catch (err) {
           throw new FedtwinError('NODE_BAD_AGGREGATE', `cannot decrypt the aggregate: ${(err as Error).message}`, { cause: err });
         }

@@ -1,0 +1,247 @@
+// The RLWE masks of fedtwin's aggregation: a round-common uniform polynomial `a` per chunk, and per-member
+// secrets derived from the consortium key. A member's ciphertext is c0 = −a·s_i + e + Δm; the aggregator
+// adds c0s; a member decrypts with the mask a·Σ_{i∈P} s_i. The products a·s run in SEAL (NTT domain).
+import { createCipheriv, createHash, hkdfSync, randomFillSync } from 'node:crypto';
+import { FedtwinError } from '@fedtwin/errors';
+import type { Plaintext } from 'node-seal';
+import type { HeContext } from './context.ts';
+import { SEAL_CT_DATA_OFFSET, SEAL_PT_DATA_OFFSET } from './context.ts';
+import type { HeSecretKey } from './keys.ts';
+import { keyState } from './keys.ts';
+import { sealCall } from './seal.ts';
+
+const TWO32 = 4294967296;
+/** Byte offset of the ciphertext's is_ntt_form flag in SEAL's serialization (after header 16 and parms_id 32). */
+const SEAL_CT_NTT_FLAG_OFFSET = 48;
+export const ROUND_TAG_BYTES = 32;
+/** Largest member id accepted (UTF-8 bytes); libp2p peer ids are ~52 characters. */
+export const MAX_MEMBER_ID_BYTES = 256;
+
+function badArg(message: string, hint: string): never {
+  throw new FedtwinError('HE_BAD_ARGUMENT', message, { hint });
+}
+
+export function checkTag(tag: unknown): Uint8Array {
+  if (!(tag instanceof Uint8Array) || tag.length !== ROUND_TAG_BYTES) badArg(`the round tag must be ${ROUND_TAG_BYTES} bytes`, 'derive it with roundTag()');
+  return tag;
+}
+
+export function checkMember(member: unknown): string {
+  if (typeof member !== 'string' || member.length === 0 || Buffer.byteLength(member) > MAX_MEMBER_ID_BYTES) {
+    badArg(`member id must be a non-empty string of at most ${MAX_MEMBER_ID_BYTES} bytes`, 'use the member\'s peer id');
+  }
+  return member;
+}
+
+/**
+ * The round tag that names a round's common polynomial a: H(key id, round, base model hash). Every member of
+ * a round derives the same tag, and a member never encrypts two different updates under one tag (a round
+ * number and base are contributed to once; see docs/he.md §2 on reuse).
+ */
+export function roundTag(init: { keyId: string; round: number; baseHash: string }): Uint8Array {
+  if (!Number.isSafeInteger(init.round) || init.round < 0) badArg(`round must be a non-negative integer, got ${init.round}`, 'pass the task\'s round');
+  return new Uint8Array(createHash('sha256').update('fedtwin/he/round-tag/v1\0').update(init.keyId).update('\0').update(String(init.round)).update('\0').update(init.baseHash).digest());
+}
+
+/**
+ * Chunk `chunk`'s common polynomial a, uniform mod q in the NTT domain (a uniform polynomial is uniform in
+ * either domain), from AES-256-CTR keyed by H(params ‖ tag): 8 bytes per coefficient, masked to q's bit
+ * length and rejected at ≥ q. Writes (lo, hi) pairs into dst.
+ */
+export function expandA(ctx: HeContext, tag: Uint8Array, chunk: number, dst: Uint32Array, dstOff = 0): void {
+  const n = ctx.slotCount;
+  const aesKey = createHash('sha256').update('fedtwin/he/a/v1\0').update(ctx.paramsId).update(tag).digest();
+  const iv = Buffer.alloc(16);
+  iv.writeUInt32LE(chunk, 0); // counter space per chunk: 2^64 blocks
+  const aes = createCipheriv('aes-256-ctr', aesKey, iv);
+  const words = u32(aes.update(Buffer.alloc(n * 8)));
+  const [qLo, qHi] = ctx.qWords;
+  const hiMask = 2 ** (ctx.qBits - 32) - 1;
+  let spare: Uint32Array | undefined;
+  let sp = 0;
+  for (let i = 0; i < n; i++) {
+    let lo = words[2 * i];
+    let hi = words[2 * i + 1] & hiMask;
+    while (hi > qHi || (hi === qHi && lo >= qLo)) {
+      // Probability (2^bits − q)/2^bits per coefficient (~1e-14 for the default q): draw on from the stream.
+      if (!spare || sp >= spare.length) {
+        spare = u32(aes.update(Buffer.alloc(64)));
+        sp = 0;
+      }
+      lo = spare[sp];
+      hi = spare[sp + 1] & hiMask;
+      sp += 2;
+    }
+    dst[dstOff + 2 * i] = lo;
+    dst[dstOff + 2 * i + 1] = hi;
+  }
+}
+
+/** An aligned copy of a Buffer's bytes as 32-bit words (a Buffer may sit at any offset of a shared pool). */
+function u32(b: Buffer): Uint32Array {
+  return new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+}
+
+/**
+ * Member `member`'s ternary secret s_i (uniform in {−1, 0, 1}, like SEAL's keys), derived from the consortium
+ * key: HKDF-SHA256(secret key bytes, info = params ‖ member id) keys an AES-CTR stream, bytes ≥ 255 rejected.
+ * Only holders of the consortium key can compute it; to the aggregator the s_i are independent secrets.
+ */
+export function memberSecret(ctx: HeContext, key: HeSecretKey, member: string): Int8Array {
+  checkMember(member);
+  const n = ctx.slotCount;
+  const ikm = key.sealKey.subarray(SEAL_PT_DATA_OFFSET);
+  const okm = Buffer.from(hkdfSync('sha256', ikm, 'fedtwin/he/member-secret/v1', Buffer.concat([Buffer.from(ctx.paramsId), Buffer.from(member, 'utf8')]), 32));
+  const aes = createCipheriv('aes-256-ctr', okm, Buffer.alloc(16));
+  const out = new Int8Array(n);
+  let bytes = aes.update(Buffer.alloc(n + 64));
+  let p = 0;
+  for (let i = 0; i < n; ) {
+    if (p >= bytes.length) {
+      bytes = aes.update(Buffer.alloc(256));
+      p = 0;
+    }
+    const b = bytes[p++];
+    if (b < 255) out[i++] = (b % 3) - 1;
+  }
+  okm.fill(0);
+  return out;
+}
+
+/** Cached NTT-form plaintexts of Σ s_i for a member set (per context; SEAL objects, freed with the context). */
+const plainCache = new WeakMap<HeContext, Map<string, Plaintext>>();
+const PLAIN_CACHE_MAX = 8;
+
+/** Canonical id of a member set (sorted, so order does not matter). */
+export function membersDigest(members: readonly string[]): string {
+  const h = createHash('sha256').update('fedtwin/he/members/v1\0');
+  for (const m of [...members].sort()) h.update(m).update('\0');
+  return h.digest('hex');
+}
+
+/**
+ * Σ_{i∈members} s_i as an NTT-form SEAL plaintext: summed as small integers in the coefficient domain,
+ * then transformed once by SEAL (loaded as c0 of a coefficient-form ciphertext, transformed to NTT).
+ */
+export function secretSumPlain(ctx: HeContext, key: HeSecretKey, members: readonly string[]): Plaintext {
+  if (members.length < 1 || members.length > ctx.params.maxParticipants) badArg(`a member set must have 1..${ctx.params.maxParticipants} members, got ${members.length}`, 'pass the round\'s participants');
+  if (new Set(members).size !== members.length) badArg('member ids repeat', 'each participant counts once');
+  keyState(ctx, key); // checks the key belongs to ctx
+  const id = `${key.keyId}|${membersDigest(members)}`;
+  let cache = plainCache.get(ctx);
+  if (!cache) plainCache.set(ctx, (cache = new Map()));
+  const hit = cache.get(id);
+  if (hit) return hit;
+  const n = ctx.slotCount;
+  const sum = new Int32Array(n);
+  for (const m of members) {
+    const s = memberSecret(ctx, key, m);
+    for (let i = 0; i < n; i++) sum[i] += s[i];
+  }
+  // c0 = sum mod q as (lo, hi) pairs
+  const [qLo, qHi] = ctx.qWords;
+  const tpl = new Uint8Array(ctx.fullTemplate);
+  const data = new Uint32Array(4 * n);
+  for (let i = 0; i < n; i++) {
+    const v = sum[i];
+    if (v >= 0) {
+      data[2 * i] = v;
+    } else {
+      // q + v with |v| < 2^17: borrow from the high word when the low word is smaller
+      const lo = qLo + v;
+      data[2 * i] = lo < 0 ? lo + TWO32 : lo;
+      data[2 * i + 1] = lo < 0 ? qHi - 1 : qHi;
+    }
+  }
+  sum.fill(0);
+  data.copyWithin(2 * n, 0, 2 * n); // c1 = c0: SEAL refuses to transform a ciphertext with c1 = 0 (transparent)
+  tpl.set(new Uint8Array(data.buffer), SEAL_CT_DATA_OFFSET);
+  data.fill(0);
+  const ct = new ctx.seal.Ciphertext();
+  let ptBytes: Uint8Array;
+  try {
+    sealCall('HE_SEAL_LAYOUT', 'SEAL rejected a key-derived polynomial', () => ct.loadFromArray(ctx.sealContext, tpl));
+    ctx.evaluator.cipherTransformToNttInplace(ct);
+    const ntt = ct.saveToArray(ctx.seal.ComprModeType.none) as Uint8Array;
+    // The secret key's own serialization is an NTT-form plaintext of N coefficients: use it as the layout.
+    ptBytes = new Uint8Array(key.sealKey);
+    ptBytes.set(ntt.subarray(SEAL_CT_DATA_OFFSET, SEAL_CT_DATA_OFFSET + n * 8), SEAL_PT_DATA_OFFSET);
+    ntt.fill(0);
+  } finally {
+    ct.delete();
+    tpl.fill(0);
+  }
+  const pt = new ctx.seal.Plaintext();
+  sealCall('HE_SEAL_LAYOUT', 'SEAL rejected a key-derived plaintext', () => pt.loadFromArray(ctx.sealContext, ptBytes));
+  ptBytes.fill(0);
+  if (cache.size >= PLAIN_CACHE_MAX) {
+    const [oldest, old] = cache.entries().next().value as [string, Plaintext];
+    old.delete();
+    cache.delete(oldest);
+  }
+  cache.set(id, pt);
+  return pt;
+}
+
+/** Frees the cached plaintexts of ctx (called by HeContext.dispose through disposeMasks). */
+export function disposeMasks(ctx: HeContext): void {
+  for (const pt of plainCache.get(ctx)?.values() ?? []) pt.delete();
+  plainCache.delete(ctx);
+}
+
+/**
+ * a_c·S for chunks [first, first + count) under tag, in the coefficient domain, as float64 values in [0, q)
+ * (rounded to float: every use of a mask tolerates the bounded error, see params.ts). Two chunks per SEAL
+ * call: their a's fill c0 and c1 of one NTT-form ciphertext, which is multiplied by S and transformed back.
+ */
+export function maskProducts(ctx: HeContext, tag: Uint8Array, first: number, count: number, s: Plaintext, out: (chunk: number, values: Float64Array) => void): void {
+  const n = ctx.slotCount;
+  const tpl = new Uint8Array(ctx.fullTemplate);
+  tpl[SEAL_CT_NTT_FLAG_OFFSET] = 1;
+  const words = new Uint32Array(4 * n);
+  const ct = new ctx.seal.Ciphertext();
+  try {
+    for (let c = 0; c < count; c += 2) {
+      expandA(ctx, tag, first + c, words, 0);
+      if (c + 1 < count) expandA(ctx, tag, first + c + 1, words, 2 * n);
+      else words.copyWithin(2 * n, 0, 2 * n); // an odd chunk out: c1 must not be zero (SEAL refuses transparent results); discarded
+      tpl.set(new Uint8Array(words.buffer), SEAL_CT_DATA_OFFSET);
+      sealCall('HE_SEAL_LAYOUT', 'SEAL rejected a mask polynomial', () => ct.loadFromArray(ctx.sealContext, tpl));
+      ctx.evaluator.multiplyPlainInplace(ct, s);
+      ctx.evaluator.cipherTransformFromNttInplace(ct);
+      const bytes = ct.saveToArray(ctx.seal.ComprModeType.none) as Uint8Array;
+      const w = new Uint32Array(bytes.buffer.slice(bytes.byteOffset + SEAL_CT_DATA_OFFSET, bytes.byteOffset + SEAL_CT_DATA_OFFSET + 2 * n * 8));
+      bytes.fill(0);
+      for (let k = 0; k < 2 && c + k < count; k++) {
+        const v = new Float64Array(n);
+        for (let i = 0; i < n; i++) v[i] = w[2 * (k * n + i) + 1] * TWO32 + w[2 * (k * n + i)];
+        out(first + c + k, v);
+      }
+      w.fill(0);
+    }
+  } finally {
+    ct.delete();
+  }
+}
+
+/**
+ * SEAL's error distribution for fresh encryptions: centred binomial with 21 trials a side (σ ≈ 3.24,
+ * |e| ≤ 21), from the OS CSPRNG. Adds e to each of `count` values in place.
+ */
+export function addFreshNoise(values: Float64Array, count: number): void {
+  const bytes = new Uint8Array(count * 6);
+  randomFillSync(bytes);
+  for (let i = 0, p = 0; i < count; i++, p += 6) {
+    const x = (bytes[p] | (bytes[p + 1] << 8) | (bytes[p + 2] << 16) | (bytes[p + 3] << 24)) >>> 0;
+    const y = bytes[p + 4] | (bytes[p + 5] << 8);
+    const a = x & 0x1fffff;
+    const b = ((x >>> 21) | (y << 11)) & 0x1fffff;
+    values[i] += popcount(a) - popcount(b);
+  }
+}
+
+function popcount(v: number): number {
+  v = v - ((v >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
