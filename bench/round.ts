@@ -70,7 +70,7 @@ else {
   for (const r of rows) {
     if (r.cpu) console.log(`  ${r.nodes} nodes ${r.scheme.padEnd(9)}: members training ${r.cpu.membersTrain.toFixed(1)}, members other ${r.cpu.membersOther.toFixed(1)}, aggregator ${r.cpu.aggregator.toFixed(1)}, total ${(r.cpu.membersTrain + r.cpu.membersOther + r.cpu.aggregator).toFixed(1)}`);
   }
-  console.log('member phases, wall ms per member per round (mean after warm-up; catch-up = download + decode + save of the previous aggregate)');
+  console.log('member phases, ms per member per round, wall and CPU (process-wide, HE workers included; mean after warm-up; catch-up = download + decode + save of the previous aggregate)');
   for (const r of rows) {
     if (r.cpu) console.log(`  ${r.nodes} nodes ${r.scheme.padEnd(9)}: ${Object.entries(r.cpu.phases).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)}`).join(', ')}`);
   }
@@ -97,10 +97,15 @@ async function cpuFromLogs(out: string, skip: number): Promise<CpuSplit | null> 
   const addPhase = (k: string, v: unknown) => { if (typeof v === 'number') phaseSums[k] = (phaseSums[k] ?? 0) + v; };
   for (const d of await readdir(join(out, 'nodes')).catch(() => [] as string[])) {
     for (const e of await events(join(out, 'nodes', d, 'node.log'))) {
-      if (e.event === 'global-updated' && Number(e.version) > skip) for (const k of ['downloadMs', 'decodeMs', 'saveMs']) addPhase(k, e[k]);
+      if (e.event === 'global-updated' && Number(e.version) > skip) {
+        for (const k of ['downloadMs', 'decodeMs', 'saveMs']) {
+          addPhase(k, e[k]);
+          addPhase(`${k.replace(/Ms$/, '')}CpuMs`, (e.cpu as Record<string, unknown> | undefined)?.[k]);
+        }
+      }
       if (e.event === 'contributed' && Number(e.round) > skip) {
         phaseRounds++;
-        for (const k of ['catchUpMs', 'encodeMs', 'persistMs', 'uploadMs']) addPhase(k, (e.phases as Record<string, unknown> | undefined)?.[k]);
+        for (const k of ['catchUpMs', 'encodeMs', 'persistMs', 'uploadMs', 'encodeCpuMs', 'persistCpuMs', 'uploadCpuMs']) addPhase(k, (e.phases as Record<string, unknown> | undefined)?.[k]);
       }
       const ph = e.phases as { cpuMs?: number; trainCpuMs?: number } | undefined;
       if (e.event !== 'contributed' || ph?.cpuMs === undefined || ph.trainCpuMs === undefined) continue;

@@ -43,37 +43,57 @@ export function roundTag(init: { keyId: string; round: number; baseHash: string 
   return new Uint8Array(createHash('sha256').update('fedtwin/he/round-tag/v1\0').update(init.keyId).update('\0').update(String(init.round)).update('\0').update(init.baseHash).digest());
 }
 
+/** AES key of the round's a-stream: H(params ‖ tag). */
+export function aStreamKey(ctx: HeContext, tag: Uint8Array): Buffer {
+  return createHash('sha256').update('fedtwin/he/a/v1\0').update(ctx.paramsId).update(tag).digest();
+}
+
+const zeroBlocks = new Map<number, Buffer>();
+function zeros(bytes: number): Buffer {
+  let z = zeroBlocks.get(bytes);
+  if (!z) zeroBlocks.set(bytes, (z = Buffer.alloc(bytes)));
+  return z;
+}
+
 /**
- * Chunk `chunk`'s common polynomial a, uniform mod q in the NTT domain (a uniform polynomial is uniform in
- * either domain), from AES-256-CTR keyed by H(params ‖ tag): 8 bytes per coefficient, masked to q's bit
- * length and rejected at ≥ q. Writes (lo, hi) pairs into dst.
+ * The common polynomials a of chunks [first, first + count) (count 1 or 2), uniform mod q in the NTT domain
+ * (a uniform polynomial is uniform in either domain): AES-256-CTR under aStreamKey, chunk c's coefficients at
+ * counter c·N/2 onward, 8 bytes each masked to q's bit length; a value ≥ q is redrawn from chunk c's own spare
+ * stream (counter 2^127 + c·2^32). Writes (lo, hi) pairs into dst.
  */
-export function expandA(ctx: HeContext, tag: Uint8Array, chunk: number, dst: Uint32Array, dstOff = 0): void {
+export function expandA(ctx: HeContext, aesKey: Buffer, first: number, count: number, dst: Uint32Array): void {
   const n = ctx.slotCount;
-  const aesKey = createHash('sha256').update('fedtwin/he/a/v1\0').update(ctx.paramsId).update(tag).digest();
   const iv = Buffer.alloc(16);
-  iv.writeUInt32LE(chunk, 0); // counter space per chunk: 2^64 blocks
-  const aes = createCipheriv('aes-256-ctr', aesKey, iv);
-  const words = u32(aes.update(Buffer.alloc(n * 8)));
+  iv.writeUInt32BE(first * (n / 2), 12); // N·8 bytes = N/2 AES blocks per chunk; below 2^32 for maxValues ≤ 2^31
+  const bytes = createCipheriv('aes-256-ctr', aesKey, iv).update(zeros(count * n * 8));
+  new Uint8Array(dst.buffer, dst.byteOffset, count * n * 8).set(bytes);
+  bytes.fill(0);
   const [qLo, qHi] = ctx.qWords;
   const hiMask = 2 ** (ctx.qBits - 32) - 1;
-  let spare: Uint32Array | undefined;
-  let sp = 0;
-  for (let i = 0; i < n; i++) {
-    let lo = words[2 * i];
-    let hi = words[2 * i + 1] & hiMask;
-    while (hi > qHi || (hi === qHi && lo >= qLo)) {
-      // Probability (2^bits − q)/2^bits per coefficient (~1e-14 for the default q): draw on from the stream.
-      if (!spare || sp >= spare.length) {
-        spare = u32(aes.update(Buffer.alloc(64)));
-        sp = 0;
+  for (let i = 0; i < count * n; i++) {
+    const hi = dst[2 * i + 1] & hiMask;
+    dst[2 * i + 1] = hi;
+    if (hi > qHi || (hi === qHi && dst[2 * i] >= qLo)) redraw(ctx, aesKey, first + Math.floor(i / n), dst, i, hiMask);
+  }
+}
+
+/** Probability (2^bits − q)/2^bits per coefficient (~1e-14 for the default q): draw on from the chunk's spare stream. */
+function redraw(ctx: HeContext, aesKey: Buffer, chunk: number, dst: Uint32Array, i: number, hiMask: number): void {
+  const [qLo, qHi] = ctx.qWords;
+  const iv = Buffer.alloc(16);
+  iv[0] = 0x80;
+  iv.writeUInt32BE(chunk, 8);
+  const aes = createCipheriv('aes-256-ctr', aesKey, iv);
+  for (;;) {
+    const w = u32(aes.update(zeros(64)));
+    for (let k = 0; k < w.length; k += 2) {
+      const hi = w[k + 1] & hiMask;
+      if (hi < qHi || (hi === qHi && w[k] < qLo)) {
+        dst[2 * i] = w[k];
+        dst[2 * i + 1] = hi;
+        return;
       }
-      lo = spare[sp];
-      hi = spare[sp + 1] & hiMask;
-      sp += 2;
     }
-    dst[dstOff + 2 * i] = lo;
-    dst[dstOff + 2 * i + 1] = hi;
   }
 }
 
@@ -190,38 +210,64 @@ export function disposeMasks(ctx: HeContext): void {
 }
 
 /**
- * a_c·S for chunks [first, first + count) under tag, in the coefficient domain, as float64 values in [0, q)
- * (rounded to float: every use of a mask tolerates the bounded error, see params.ts). Two chunks per SEAL
- * call: their a's fill c0 and c1 of one NTT-form ciphertext, which is multiplied by S and transformed back.
+ * a_c·S_k for chunks [first, first + count) under tag and each plaintext S_k, in the coefficient domain, as
+ * float64 values in [0, q) (rounded to float: every use of a mask tolerates the bounded error, see params.ts).
+ * Two chunks per SEAL call: their a's fill c0 and c1 of one NTT-form ciphertext, which is multiplied by S_k
+ * and transformed back; each a is expanded once for all plaintexts.
  */
-export function maskProducts(ctx: HeContext, tag: Uint8Array, first: number, count: number, s: Plaintext, out: (chunk: number, values: Float64Array) => void): void {
+export function maskProducts(ctx: HeContext, tag: Uint8Array, first: number, count: number, plains: readonly Plaintext[], out: (k: number, chunk: number, values: Float64Array) => void): void {
   const n = ctx.slotCount;
+  const aesKey = aStreamKey(ctx, tag);
   const tpl = new Uint8Array(ctx.fullTemplate);
   tpl[SEAL_CT_NTT_FLAG_OFFSET] = 1;
   const words = new Uint32Array(4 * n);
+  const w = new Uint32Array(4 * n);
   const ct = new ctx.seal.Ciphertext();
   try {
     for (let c = 0; c < count; c += 2) {
-      expandA(ctx, tag, first + c, words, 0);
-      if (c + 1 < count) expandA(ctx, tag, first + c + 1, words, 2 * n);
-      else words.copyWithin(2 * n, 0, 2 * n); // an odd chunk out: c1 must not be zero (SEAL refuses transparent results); discarded
+      const two = c + 1 < count;
+      expandA(ctx, aesKey, first + c, two ? 2 : 1, words);
+      // an odd chunk out: c1 must not be zero (SEAL refuses transparent results); its product is discarded
+      if (!two) words.copyWithin(2 * n, 0, 2 * n);
       tpl.set(new Uint8Array(words.buffer), SEAL_CT_DATA_OFFSET);
-      sealCall('HE_SEAL_LAYOUT', 'SEAL rejected a mask polynomial', () => ct.loadFromArray(ctx.sealContext, tpl));
-      ctx.evaluator.multiplyPlainInplace(ct, s);
-      ctx.evaluator.cipherTransformFromNttInplace(ct);
-      const bytes = ct.saveToArray(ctx.seal.ComprModeType.none) as Uint8Array;
-      const w = new Uint32Array(bytes.buffer.slice(bytes.byteOffset + SEAL_CT_DATA_OFFSET, bytes.byteOffset + SEAL_CT_DATA_OFFSET + 2 * n * 8));
-      bytes.fill(0);
-      for (let k = 0; k < 2 && c + k < count; k++) {
-        const v = new Float64Array(n);
-        for (let i = 0; i < n; i++) v[i] = w[2 * (k * n + i) + 1] * TWO32 + w[2 * (k * n + i)];
-        out(first + c + k, v);
+      for (let k = 0; k < plains.length; k++) {
+        sealCall('HE_SEAL_LAYOUT', 'SEAL rejected a mask polynomial', () => ct.loadFromArray(ctx.sealContext, tpl));
+        ctx.evaluator.multiplyPlainInplace(ct, plains[k]);
+        ctx.evaluator.cipherTransformFromNttInplace(ct);
+        const bytes = ct.saveToArray(ctx.seal.ComprModeType.none) as Uint8Array;
+        new Uint8Array(w.buffer).set(bytes.subarray(SEAL_CT_DATA_OFFSET, SEAL_CT_DATA_OFFSET + 2 * n * 8));
+        bytes.fill(0);
+        for (let j = 0; j < (two ? 2 : 1); j++) {
+          const v = takeMaskArray(ctx);
+          for (let i = 0; i < n; i++) v[i] = w[2 * (j * n + i) + 1] * TWO32 + w[2 * (j * n + i)];
+          out(k, first + c + j, v);
+        }
       }
-      w.fill(0);
     }
   } finally {
     ct.delete();
+    w.fill(0);
+    words.fill(0);
+    tpl.fill(0);
   }
+}
+
+// Mask arrays (N float64 each) are recycled: a round makes hundreds of them per thread, and letting the GC
+// reclaim megabytes of typed arrays every round costs more than the masks themselves.
+const freeMasks = new WeakMap<HeContext, Float64Array[]>();
+/** Arrays kept for reuse per context (about 2 rounds of a 1M-value model per thread). */
+const MAX_FREE_MASKS = 1024;
+
+export function takeMaskArray(ctx: HeContext): Float64Array {
+  return freeMasks.get(ctx)?.pop() ?? new Float64Array(ctx.slotCount);
+}
+
+/** Wipes a used mask and keeps it for reuse. */
+export function recycleMaskArray(ctx: HeContext, v: Float64Array): void {
+  v.fill(0);
+  let free = freeMasks.get(ctx);
+  if (!free) freeMasks.set(ctx, (free = []));
+  if (free.length < MAX_FREE_MASKS && v.length === ctx.slotCount) free.push(v);
 }
 
 /**

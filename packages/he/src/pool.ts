@@ -130,19 +130,22 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
       return { ...r, bytes: update.slice(start, start + r.count * size) };
     });
 
-  const decryptIntegers = async (key: HeSecretKey, sum: Uint8Array, participants: readonly string[]): Promise<DecryptedIntegers> => {
+  /** Decrypts into a Float64Array over shared memory that the workers fill in place; `divisor` 1 gives the integers. */
+  const decryptInto = async (key: HeSecretKey, sum: Uint8Array, participants: readonly string[], divisor: number): Promise<{ out: Float64Array; addends: number }> => {
     keyState(ctx, key); // fail fast, on this thread, for a key of other parameters
     const h = readUpdateHeader(ctx, sum);
     if (!Array.isArray(participants) || participants.length !== h.addends) {
       throw new FedtwinError('HE_BAD_ARGUMENT', `the sum has ${h.addends} addends, ${Array.isArray(participants) ? participants.length : 'no'} participants were named`, { hint: 'pass the members whose updates the sum holds' });
     }
     participants.forEach(checkMember);
-    const parts = await Promise.all(slices(sum, h.kind, h.chunkCount, h.addends).map((s) =>
-      workers[s.w].call<Int32Array>({ op: 'decrypt', key, participants: [...participants], tag: h.tag, bytes: s.bytes, kind: h.kind, count: s.count, firstChunk: s.first, valueCount: h.valueCount, addends: h.addends }, [s.bytes.buffer as ArrayBuffer])
-        .then((v) => ({ first: s.first, v }))));
-    const values = new Int32Array(h.valueCount);
-    for (const p of parts) values.set(p.v, p.first * ctx.slotCount);
-    return { values, addends: h.addends };
+    const out = new Float64Array(new SharedArrayBuffer(h.valueCount * 8));
+    await Promise.all(slices(sum, h.kind, h.chunkCount, h.addends).map((s) =>
+      workers[s.w].call({ op: 'decrypt', key, participants: [...participants], tag: h.tag, bytes: s.bytes, kind: h.kind, count: s.count, firstChunk: s.first, valueCount: h.valueCount, addends: h.addends, out, divisor }, [s.bytes.buffer as ArrayBuffer])));
+    return { out, addends: h.addends };
+  };
+  const decryptIntegers = async (key: HeSecretKey, sum: Uint8Array, participants: readonly string[]): Promise<DecryptedIntegers> => {
+    const { out, addends } = await decryptInto(key, sum, participants, 1);
+    return { values: Int32Array.from(out), addends };
   };
 
   const pool: HePool = {
@@ -183,13 +186,11 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
     },
     decryptIntegers,
     async decrypt(key, sum, participants, count) {
-      const { values } = await decryptIntegers(key, sum, participants);
-      if (count !== undefined && count !== values.length) {
-        throw new FedtwinError('HE_SHAPE_MISMATCH', `sum holds ${values.length} values, expected ${count}`, { hint: 'the sum belongs to another model shape' });
+      if (count !== undefined) {
+        const h = readUpdateHeader(ctx, sum);
+        if (count !== h.valueCount) throw new FedtwinError('HE_SHAPE_MISMATCH', `sum holds ${h.valueCount} values, expected ${count}`, { hint: 'the sum belongs to another model shape' });
       }
-      const out = new Float64Array(values.length);
-      for (let i = 0; i < values.length; i++) out[i] = values[i] / ctx.scale;
-      return out;
+      return (await decryptInto(key, sum, participants, ctx.scale)).out;
     },
     ckks: {
       async setKeys(keys) {

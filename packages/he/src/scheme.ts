@@ -6,7 +6,7 @@ import { quantize } from './quantize.ts';
 import type { QuantSeed } from './quantize.ts';
 import { keyState } from './keys.ts';
 import type { HeSecretKey } from './keys.ts';
-import { addFreshNoise, checkMember, checkTag, maskProducts, membersDigest, secretSumPlain } from './mask.ts';
+import { addFreshNoise, checkMember, checkTag, maskProducts, membersDigest, recycleMaskArray, secretSumPlain } from './mask.ts';
 import {
   CHUNK_HEADER_BYTES, KIND_FRESH, KIND_SUM_COMPACT, UPDATE_HEADER_BYTES,
   chunkLayout, chunkSize, readUpdateHeader, writeChunkHeader, writeUpdateHeader,
@@ -103,12 +103,12 @@ function store(ctx: HeContext): MaskStore {
   return s;
 }
 
-function maskSet(map: Map<string, Map<number, Float64Array>>, id: string): Map<number, Float64Array> {
+function maskSet(ctx: HeContext, map: Map<string, Map<number, Float64Array>>, id: string): Map<number, Float64Array> {
   let m = map.get(id);
   if (!m) {
     while (map.size >= MAX_MASK_SETS) {
       const [oldId, old] = map.entries().next().value as [string, Map<number, Float64Array>];
-      for (const v of old.values()) v.fill(0);
+      for (const v of old.values()) recycleMaskArray(ctx, v);
       map.delete(oldId);
     }
     map.set(id, (m = new Map()));
@@ -125,28 +125,36 @@ function checkRange(firstChunk: number, count: number): void {
   }
 }
 
-/** Computes the missing masks for chunks [first, first+count) with `plain` and stores them (encryption masks negated, noised). */
-function fillMasks(ctx: HeContext, tag: Uint8Array, first: number, count: number, set: Map<number, Float64Array>, plain: ReturnType<typeof secretSumPlain>, forEncryption: boolean): void {
+/** What one mask computation fills: a set, the plaintext (Σ of secrets) behind it, and whether it is an encryption mask. */
+interface MaskJob {
+  set: Map<number, Float64Array>;
+  plain: ReturnType<typeof secretSumPlain>;
+  forEncryption: boolean;
+}
+
+/** Computes the masks missing from any job's set for chunks [first, first+count) and stores them (encryption masks negated, noised). */
+function fillMasks(ctx: HeContext, tag: Uint8Array, first: number, count: number, jobs: MaskJob[]): void {
   let lo = -1;
   let hi = -1;
   for (let c = first; c < first + count; c++) {
-    if (set.has(c)) continue;
+    if (jobs.every((j) => j.set.has(c))) continue;
     if (lo < 0) lo = c;
     hi = c;
   }
   if (lo < 0) return;
   const qd = Number(ctx.q);
   const n = ctx.slotCount;
-  maskProducts(ctx, tag, lo, hi - lo + 1, plain, (c, v) => {
-    if (set.has(c)) {
-      v.fill(0);
+  maskProducts(ctx, tag, lo, hi - lo + 1, jobs.map((j) => j.plain), (k, c, v) => {
+    const job = jobs[k];
+    if (job.set.has(c)) {
+      recycleMaskArray(ctx, v);
       return;
     }
-    if (forEncryption) {
+    if (job.forEncryption) {
       for (let i = 0; i < n; i++) v[i] = v[i] === 0 ? 0 : qd - v[i]; // −a·s mod q
       addFreshNoise(v, n);
     }
-    set.set(c, v);
+    job.set.set(c, v);
   });
 }
 
@@ -161,15 +169,24 @@ export function prepareMasks(ctx: HeContext, key: HeSecretKey, opts: { member: s
   checkRange(opts.firstChunk, opts.count);
   const st = store(ctx);
   const eid = encId(key, member, tag);
-  const enc = maskSet(st.enc, eid);
+  const enc = maskSet(ctx, st.enc, eid);
   // Chunks already encrypted under this tag must not get a second mask.
+  const usedBefore = (c: number) => st.used.has(`${eid}#${c}`);
   let first = opts.firstChunk;
   let count = opts.count;
-  while (count > 0 && st.used.has(`${eid}#${first}`)) { first++; count--; }
-  fillMasks(ctx, tag, first, count, enc, secretSumPlain(ctx, key, [member]), true);
+  while (count > 0 && usedBefore(first)) { first++; count--; }
+  const jobs: MaskJob[] = [];
+  if (count > 0) jobs.push({ set: enc, plain: secretSumPlain(ctx, key, [member]), forEncryption: true });
   if (opts.participants) {
-    const dec = maskSet(st.dec, decId(key, tag, opts.participants));
-    fillMasks(ctx, tag, opts.firstChunk, opts.count, dec, secretSumPlain(ctx, key, opts.participants), false);
+    jobs.push({ set: maskSet(ctx, st.dec, decId(key, tag, opts.participants)), plain: secretSumPlain(ctx, key, opts.participants), forEncryption: false });
+  }
+  if (jobs.length > 0) fillMasks(ctx, tag, opts.firstChunk, opts.count, jobs);
+  for (let c = opts.firstChunk; c < opts.firstChunk + opts.count; c++) {
+    const stale = enc.get(c);
+    if (stale && usedBefore(c)) { // never keep an encryption mask for a chunk already encrypted under this tag
+      recycleMaskArray(ctx, stale);
+      enc.delete(c);
+    }
   }
   let ready = 0;
   for (let c = opts.firstChunk; c < opts.firstChunk + opts.count; c++) if (enc.has(c)) ready++;
@@ -201,7 +218,7 @@ function encryptChunk(ctx: HeContext, x0: Float64Array, ints: Int32Array, start:
     c0[2 * i] = o >>> 0; // ToUint32 is o mod 2^32, exact for integers below 2^53
     c0[2 * i + 1] = (o / TWO32) >>> 0;
   }
-  x0.fill(0); // a used mask is as sensitive as the update it hid
+  recycleMaskArray(ctx, x0); // wiped: a used mask is as sensitive as the update it hid
   writeChunkHeader(ctx, out, off, { kind: KIND_FRESH, index, slots, addends: 1 });
   packBits(c0, n, ctx.c0Bits, out, off + CHUNK_HEADER_BYTES);
 }
@@ -226,8 +243,8 @@ export function encryptChunkRange(ctx: HeContext, key: HeSecretKey, member: stri
       });
     }
   }
-  const enc = maskSet(st.enc, eid);
-  fillMasks(ctx, tag, firstChunk, chunks, enc, secretSumPlain(ctx, key, [member]), true);
+  const enc = maskSet(ctx, st.enc, eid);
+  fillMasks(ctx, tag, firstChunk, chunks, [{ set: enc, plain: secretSumPlain(ctx, key, [member]), forEncryption: true }]);
   const size = chunkSize(ctx, KIND_FRESH);
   const out = new Uint8Array(chunks * size);
   for (let c = 0; c < chunks; c++) {
@@ -444,7 +461,7 @@ export interface DecryptedIntegers {
  * centred. Chunk i of the range is chunk firstChunk + i of a vector of valueCount values summing `addends` updates.
  */
 export function decryptChunks(ctx: HeContext, key: HeSecretKey, participants: readonly string[], tag: Uint8Array, bytes: Uint8Array, off: number, kind: ChunkKind, count: number,
-  firstChunk: number, valueCount: number, addends: number, out: Int32Array, outOffset: number): void {
+  firstChunk: number, valueCount: number, addends: number, out: Float64Array, outOffset: number, divisor = 1): void {
   keyState(ctx, key);
   checkTag(tag);
   if (!Array.isArray(participants) || participants.length !== addends) {
@@ -461,8 +478,8 @@ export function decryptChunks(ctx: HeContext, key: HeSecretKey, participants: re
   const halfT = (t - 1) / 2;
   const div = 2 ** f.drop;
   const half = f.drop === 0 ? 0 : div / 2;
-  const dec = maskSet(store(ctx).dec, decId(key, tag, participants));
-  fillMasks(ctx, tag, firstChunk, count, dec, secretSumPlain(ctx, key, participants), false);
+  const dec = maskSet(ctx, store(ctx).dec, decId(key, tag, participants));
+  fillMasks(ctx, tag, firstChunk, count, [{ set: dec, plain: secretSumPlain(ctx, key, participants), forEncryption: false }]);
   const pairs = scratch(ctx).pairs;
   for (let i = 0; i < count; i++) {
     const index = firstChunk + i;
@@ -483,27 +500,27 @@ export function decryptChunks(ctx: HeContext, key: HeSecretKey, participants: re
           hint: 'the sum was made under another key or round, names the wrong participants, or was corrupted or forged by the aggregator',
         });
       }
-      out[base + j] = v;
+      out[base + j] = v / divisor;
     }
-    mask.fill(0);
+    recycleMaskArray(ctx, mask);
   }
 }
 
 /** Decrypts a sum (or a single update: participants = [its member]) to the exact integer sum. */
 export function decryptSumIntegers(ctx: HeContext, key: HeSecretKey, update: Uint8Array, participants: readonly string[]): DecryptedIntegers {
   const h = readUpdateHeader(ctx, update);
-  const out = new Int32Array(h.valueCount);
+  const out = new Float64Array(h.valueCount);
   decryptChunks(ctx, key, participants, h.tag, update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, 0, h.valueCount, h.addends, out, 0);
-  return { values: out, addends: h.addends };
+  return { values: Int32Array.from(out), addends: h.addends };
 }
 
 /** Decrypts a sum to real values (sum of the dequantized updates). `count`, if given, must match. */
 export function decryptSum(ctx: HeContext, key: HeSecretKey, update: Uint8Array, participants: readonly string[], count?: number): Float64Array {
-  const { values } = decryptSumIntegers(ctx, key, update, participants);
-  if (count !== undefined && count !== values.length) {
-    throw new FedtwinError('HE_SHAPE_MISMATCH', `sum holds ${values.length} values, expected ${count}`, { hint: 'the sum belongs to another model shape' });
+  const h = readUpdateHeader(ctx, update);
+  if (count !== undefined && count !== h.valueCount) {
+    throw new FedtwinError('HE_SHAPE_MISMATCH', `sum holds ${h.valueCount} values, expected ${count}`, { hint: 'the sum belongs to another model shape' });
   }
-  const out = new Float64Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = values[i] / ctx.scale;
+  const out = new Float64Array(h.valueCount);
+  decryptChunks(ctx, key, participants, h.tag, update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, 0, h.valueCount, h.addends, out, 0, ctx.scale);
   return out;
 }

@@ -6,7 +6,9 @@ import { createHeContext } from './context.ts';
 import type { HeContext } from './context.ts';
 import type { HeParams } from './params.ts';
 import type { HeSecretKey } from './keys.ts';
-import { decryptChunks, encryptChunkRange, prepareMasks, toIntegers } from './scheme.ts';
+import { Accumulator, assembleUpdate, decryptChunks, encryptChunkRange, prepareMasks, toIntegers } from './scheme.ts';
+import { generateKeys } from './keys.ts';
+import { UPDATE_HEADER_BYTES, KIND_SUM_COMPACT } from './wire.ts';
 import type { ChunkKind } from './wire.ts';
 import { loadCkksBaseline } from './ckks.ts';
 import type { CkksKeys } from './ckks.ts';
@@ -16,7 +18,7 @@ export type WorkerRequest =
   | { op: 'init'; params: HeParams; paramsId: string }
   | { op: 'encrypt'; values: Float32Array | Float64Array | Int32Array; offset: number; firstChunk: number; totalValues: number; seed: QuantSeed; key: HeSecretKey; member: string; tag: Uint8Array }
   | { op: 'prepare'; key: HeSecretKey; member: string; tag: Uint8Array; firstChunk: number; count: number; participants?: string[] }
-  | { op: 'decrypt'; key: HeSecretKey; participants: string[]; tag: Uint8Array; bytes: Uint8Array; kind: ChunkKind; count: number; firstChunk: number; valueCount: number; addends: number }
+  | { op: 'decrypt'; key: HeSecretKey; participants: string[]; tag: Uint8Array; bytes: Uint8Array; kind: ChunkKind; count: number; firstChunk: number; valueCount: number; addends: number; out: Float64Array; divisor: number }
   | { op: 'acc-free'; acc: number }
   | { op: 'ckks-keys'; keys: Partial<CkksKeys> }
   | { op: 'ckks-encrypt'; values: Float32Array | Float64Array }
@@ -29,6 +31,32 @@ export type WorkerReply = { id: number; ok: true; value: unknown } | { id: numbe
 let ctx: HeContext | undefined;
 const ckksSums = new Map<number, Ciphertext[]>();
 
+/**
+ * Runs the hot paths (masks, quantization, encryption, summing, decryption) on a few chunks of throwaway data
+ * under a throwaway key, so the first real round does not run them in V8's interpreter: a daemon's worker
+ * sees only a handful of calls per round, and each thread has its own JIT.
+ */
+function warmUp(c: HeContext): void {
+  const key = generateKeys(c);
+  const n = c.slotCount;
+  const chunks = 8;
+  const members = ['warm-up-a', 'warm-up-b'];
+  const values = Float32Array.from({ length: chunks * n }, (_, i) => Math.sin(i) * 0.5);
+  // V8 optimizes a function after enough calls and loop iterations: three small rounds get there (~0.1 s, once).
+  for (let round = 0; round < 3; round++) {
+    const tag = new Uint8Array(32).fill(round + 1);
+    for (const member of members) prepareMasks(c, key, { member, tag, firstChunk: 0, count: chunks, participants: members });
+    const acc = new Accumulator(c);
+    for (const member of members) {
+      const { ints } = toIntegers(c, values, [1, round]);
+      acc.add(assembleUpdate(c, values.length, tag, [encryptChunkRange(c, key, member, tag, ints, 0, values.length)]));
+    }
+    const sum = acc.result();
+    acc.dispose();
+    decryptChunks(c, key, members, tag, sum, UPDATE_HEADER_BYTES, KIND_SUM_COMPACT, chunks, 0, values.length, 2, new Float64Array(values.length), 0, c.scale);
+  }
+}
+
 function context(): HeContext {
   if (!ctx) throw new FedtwinError('HE_POOL', 'worker used before init', { hint: 'internal: createHePool initializes workers' });
   return ctx;
@@ -39,6 +67,7 @@ async function handle(m: WorkerRequest): Promise<{ value: unknown; transfer?: Ar
     case 'init': {
       ctx = await createHeContext(m.params);
       if (ctx.paramsIdHex !== m.paramsId) throw new FedtwinError('HE_POOL', 'worker derived another parameters id', { hint: 'internal: SEAL differs between threads' });
+      warmUp(ctx);
       return { value: null };
     }
     case 'encrypt': {
@@ -51,9 +80,9 @@ async function handle(m: WorkerRequest): Promise<{ value: unknown; transfer?: Ar
       return { value: prepareMasks(context(), m.key, { member: m.member, tag: m.tag, firstChunk: m.firstChunk, count: m.count, participants: m.participants }) };
     case 'decrypt': {
       const c = context();
-      const out = new Int32Array(Math.min(m.count * c.slotCount, m.valueCount - m.firstChunk * c.slotCount));
-      decryptChunks(c, m.key, m.participants, m.tag, m.bytes, 0, m.kind, m.count, m.firstChunk, m.valueCount, m.addends, out, 0);
-      return { value: out, transfer: [out.buffer as ArrayBuffer] };
+      // Writes straight into the caller's shared output (no copy back).
+      decryptChunks(c, m.key, m.participants, m.tag, m.bytes, 0, m.kind, m.count, m.firstChunk, m.valueCount, m.addends, m.out, m.firstChunk * c.slotCount, m.divisor);
+      return { value: null };
     }
     case 'acc-free':
       for (const c of ckksSums.get(m.acc) ?? []) c.delete();

@@ -210,6 +210,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       while (state.version < target) {
         const v = state.version + 1;
         const tDownload = performance.now();
+        const cDownload = process.cpuUsage();
         const { header: agg, body } = await call(Protocols.aggregate, { version: v }, AggregateResponse, { maxBodyBytes: memberScheme.sumBytes(join.modelValues) });
         if (agg.version !== v || agg.values !== global.length || !body || agg.encoding !== memberScheme.encoding) {
           throw new FedtwinError('NODE_BAD_AGGREGATE', `aggregate for version ${v} has the wrong shape or encoding (${agg.encoding})`);
@@ -218,11 +219,16 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
           throw new FedtwinError('NODE_DIVERGED', `aggregate ${v} was built on global ${agg.baseHash.slice(0, 12)}…, this member holds ${state.hash.slice(0, 12)}…`, { hint: 'this member\'s state diverged from the consortium: remove its dataDir to resync' });
         }
         const tDecode = performance.now();
+        const cDecode = process.cpuUsage();
         global = strategy.applyAggregate(global, await memberScheme.decode(body, global.length, { keyId: agg.keyId, participants: agg.participants }), agg.totalWeight, agg.participants.length);
         state = { ...state, version: v, hash: versionHash(global) };
         const tSave = performance.now();
+        const cSave = process.cpuUsage();
         await store.save(state, f32ToBytes(global));
-        const ms = { downloadMs: Math.round(tDecode - tDownload), decodeMs: Math.round(tSave - tDecode), saveMs: Math.round(performance.now() - tSave), bytes: body.length };
+        const ms = {
+          downloadMs: Math.round(tDecode - tDownload), decodeMs: Math.round(tSave - tDecode), saveMs: Math.round(performance.now() - tSave), bytes: body.length,
+          cpu: { downloadMs: cpuMsBetween(cDownload, cDecode), decodeMs: cpuMsBetween(cDecode, cSave), saveMs: cpuMsBetween(cSave) },
+        };
         log.info({ event: 'global-updated', version: v, hash: state.hash, participants: agg.participants.length, ...ms }, `applied aggregate → global version ${v}`);
       }
     };
@@ -255,8 +261,10 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
     const deliver = async (header: UpdateHeader, body: Uint8Array, losses: number[], phases: Record<string, number> = {}, cpuAtStart?: NodeJS.CpuUsage) => {
       try {
         const tUpload = performance.now();
+        const cUpload = process.cpuUsage();
         const { header: ack } = await call(Protocols.update, header, UpdateAck, { body });
         phases.uploadMs = Math.round(performance.now() - tUpload);
+        phases.uploadCpuMs = cpuMsBetween(cUpload);
         if (cpuAtStart) {
           // CPU of this process (HE worker threads included) from the task to the acknowledgement
           const cpu = process.cpuUsage(cpuAtStart);
@@ -348,6 +356,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       const loss = trained.losses.at(-1) ?? NaN;
       for (const mode of ['record', 'site'] as const) if (plan[mode]) budgets[mode]!.record(plan[mode]!);
       const tEncode = performance.now();
+      const cEncode = process.cpuUsage();
       const body = await memberScheme.encode(update.values, roundRef, init.seededNoise ? [init.seed ?? 1, task.round] : undefined);
       const keyId = task.keyId ?? memberScheme.keyId;
       const main = check.spends.find((p) => p.mode === 'record') ?? check.spends[0];
@@ -366,9 +375,11 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       };
       // Spending is durable before the update leaves: a crash now re-sends, never forgets or re-pays.
       const tPersist = performance.now();
+      const cPersist = process.cpuUsage();
       state = { ...state, pending: { round: task.round, header }, pendingLeaf: signed?.leafHash };
       await persist(body);
-      const phases = { catchUpMs, trainMs: Math.round(trainSeconds * 1000), trainCpuMs: Math.round((trainCpu.user + trainCpu.system) / 1000), encodeMs: Math.round(tPersist - tEncode), persistMs: Math.round(performance.now() - tPersist) };
+      const phases = { catchUpMs, trainMs: Math.round(trainSeconds * 1000), trainCpuMs: Math.round((trainCpu.user + trainCpu.system) / 1000), encodeMs: Math.round(tPersist - tEncode), persistMs: Math.round(performance.now() - tPersist),
+        encodeCpuMs: cpuMsBetween(cEncode, cPersist), persistCpuMs: cpuMsBetween(cPersist) };
       await deliver(header, body, trained.losses, phases, cpuAtStart);
     }
 
@@ -404,6 +415,11 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       await store.close();
     },
   };
+}
+
+/** CPU milliseconds of this process (worker threads included) between two process.cpuUsage() readings (`to` omitted: now). */
+function cpuMsBetween(from: NodeJS.CpuUsage, to: NodeJS.CpuUsage = process.cpuUsage()): number {
+  return Math.round((to.user - from.user + to.system - from.system) / 1000);
 }
 
 /** The aggregator's peer ID from its address (`…/p2p/<id>`) or the bare ID. */
