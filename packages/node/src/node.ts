@@ -331,8 +331,16 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         continue;
       }
 
-      // HE's offline phase (encryptions of zero) runs on the HE workers while this thread trains.
       const roundRef = { round: task.round, baseHash: state.hash, ...(task.keyId ? { keyId: task.keyId } : {}) };
+      if (memberScheme.canContribute && !(await memberScheme.canContribute(roundRef))) {
+        // The state was lost after this round's update was encrypted (it may have been sent): a second one
+        // would share the round's mask. Sit the round out; nothing is spent.
+        log.warn({ event: 'round-skipped', round: task.round, code: 'NODE_ROUND_ALREADY_ENCRYPTED' }, `round ${task.round}: this member already encrypted an update for this round before a restart; sitting it out`);
+        state = { ...state, lastRound: task.round };
+        await persist();
+        continue;
+      }
+      // HE's offline phase (masks for this round) runs on the HE workers while this thread trains.
       memberScheme.prepare?.(global.length, roundRef)?.catch((err: unknown) => {
         log.warn({ event: 'he-prepare-failed', err: String(err) }, 'could not prepare HE masks ahead; they will be made when needed');
       });

@@ -4,6 +4,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { FedtwinError } from '@fedtwin/errors';
 import { bytesToF32, f32ToBytes, type SecureAggregation } from '@fedtwin/protocol';
 import type { Logger } from './types.ts';
+import { openRoundClaims, type RoundClaims } from './round-claims.ts';
 
 /** The round an update belongs to: under HE it names the round's common mask (he.roundTag). */
 export interface RoundRef {
@@ -23,6 +24,11 @@ export interface MemberScheme {
   encode(values: Float32Array, round: RoundRef, seed?: readonly [number, number]): Promise<Uint8Array>;
   /** Offline work for this round (HE: encryption masks, and decryption masks of the round's sum), run while training. */
   prepare?(values: number, round: RoundRef): Promise<void>;
+  /**
+   * False if this member has already encrypted an update for this round (under HE, a second one would share
+   * the round's mask with the first; the node sits the round out).
+   */
+  canContribute?(round: RoundRef): Promise<boolean>;
   /** Reads the published sum of the updates of `participants` (member peer ids). */
   decode(sum: Uint8Array, values: number, agg: { keyId?: string; participants: readonly string[] }): Promise<Float64Array>;
   close(): Promise<void>;
@@ -110,14 +116,39 @@ export async function bfvMember(init: {
       }
     };
     init.logger.info({ event: 'he-ready', keyId: current.keyId, threads: pool.threads }, `secure aggregation: BFV, key ${current.keyId.slice(0, 16)}…`);
+    // Round tags this member has encrypted under, per key, beside the key files (they outlive a wiped state).
+    const claims = new Map<string, RoundClaims>();
+    const claimsFor = async (keyId: string): Promise<RoundClaims> => {
+      let c = claims.get(keyId);
+      if (!c) {
+        await mkdir(keyDir, { recursive: true });
+        c = await openRoundClaims(join(keyDir, `${keyId}.rounds`));
+        claims.set(keyId, c);
+      }
+      return c;
+    };
+    const tagOf = (k: HeKey, round: RoundRef) => he.roundTag({ keyId: k.keyId, round: round.round, baseHash: round.baseHash });
+    const hexOf = (tag: Uint8Array) => Buffer.from(tag).toString('hex');
     return {
       encoding: 'bfv',
       get keyId() { return current.keyId; },
       sumBytes: (n) => he.updateSize(pool.ctx, he.KIND_SUM_COMPACT, n),
+      async canContribute(round) {
+        const key = await keyFor(round.keyId);
+        return !(await claimsFor(key.keyId)).has(hexOf(tagOf(key, round)));
+      },
       async encode(values, round, seed) {
         const key = await keyFor(round.keyId);
-        const tag = he.roundTag({ keyId: key.keyId, round: round.round, baseHash: round.baseHash });
+        const tag = tagOf(key, round);
+        const roundClaims = await claimsFor(key.keyId);
+        if (roundClaims.has(hexOf(tag))) {
+          throw new FedtwinError('NODE_ROUND_ALREADY_ENCRYPTED', `this member already encrypted an update for round ${round.round} under key ${key.keyId.slice(0, 16)}…`, {
+            hint: 'a second update under the round\'s mask would reveal the difference of the two; the member sits this round out',
+          });
+        }
         const r = await pool.encrypt(key, values, { member: init.peerId, tag, ...(seed ? { seed } : {}) });
+        // Durable before the ciphertext can leave (the caller persists and sends it after this returns).
+        await roundClaims.claim(hexOf(tag));
         if (r.clipped > 0) {
           init.logger.warn({ event: 'he-clipped', clipped: r.clipped, values: values.length }, `${r.clipped} update values were outside the HE quantization range and were clipped; raise secureAggregation.clip`);
         }
@@ -129,7 +160,7 @@ export async function bfvMember(init: {
         // offline phase past training. The decryption masks assume every member contributes (the usual
         // case); a sum over fewer members has its masks computed when it arrives.
         const go = (k: HeKey) => pool.prepare(k, n, {
-          member: init.peerId, tag: he.roundTag({ keyId: k.keyId, round: round.round, baseHash: round.baseHash }), participants: init.config.members,
+          member: init.peerId, tag: tagOf(k, round), participants: init.config.members,
         });
         const have = round.keyId === undefined ? current : keyring.get(round.keyId);
         const ready = have ? go(have) : keyFor(round.keyId).then(go);
