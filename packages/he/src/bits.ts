@@ -189,3 +189,52 @@ export function expandMidpointPairs(vals: Uint32Array, count: number, b: number,
     vals[2 * i + 1] = hi;
   }
 }
+
+/**
+ * Reads `count` values of `bits` bits (1..53) at `offset` as numbers: into dst[dstOff + i], or added to it
+ * with `accumulate` (the aggregator's running sum). Same layout as packBits. Returns the end offset.
+ */
+export function unpackNumbers(src: Uint8Array, offset: number, count: number, bits: number, dst: Float64Array, dstOff: number, accumulate: boolean): number {
+  const end = offset + packedSize(count, bits);
+  if (end > src.length) throw new RangeError('packed data runs past the buffer');
+  if (bits > 53 || bits < 1) throw new RangeError(`cannot read ${bits}-bit values as numbers`);
+  if ((bits & 7) === 0 && bits >= 32) {
+    // whole bytes: 4 low bytes as one word, the rest as a small high part
+    const bytes = bits >> 3;
+    let p = offset;
+    for (let i = 0; i < count; i++) {
+      let hi = 0;
+      for (let k = bytes - 1; k >= 4; k--) hi = hi * 256 + src[p + k];
+      const v = ((src[p] | (src[p + 1] << 8) | (src[p + 2] << 16) | (src[p + 3] << 24)) >>> 0) + hi * 4294967296;
+      if (accumulate) dst[dstOff + i] += v;
+      else dst[dstOff + i] = v;
+      p += bytes;
+    }
+    return end;
+  }
+  if (bits < 32) {
+    // a value spans at most 5 bytes from its first: read a 32-bit window and the next byte
+    const mask = 2 ** bits - 1;
+    let bitPos = 0;
+    for (let i = 0; i < count; i++) {
+      const b = offset + (bitPos >>> 3);
+      const sh = bitPos & 7;
+      let v = (src[b] | (src[b + 1] << 8) | (src[b + 2] << 16) | (src[b + 3] << 24)) >>> sh;
+      if (sh + bits > 32) v |= src[b + 4] << (32 - sh); // bytes past the buffer read as 0 and are masked off anyway
+      v &= mask;
+      if (accumulate) dst[dstOff + i] += v;
+      else dst[dstOff + i] = v;
+      bitPos += bits;
+    }
+    return end;
+  }
+  // other widths: through (lo, hi) pairs
+  const pairs = new Uint32Array(2 * count);
+  unpackBits(src, offset, count, bits, pairs);
+  for (let i = 0; i < count; i++) {
+    const v = pairs[2 * i + 1] * 4294967296 + pairs[2 * i];
+    if (accumulate) dst[dstOff + i] += v;
+    else dst[dstOff + i] = v;
+  }
+  return end;
+}

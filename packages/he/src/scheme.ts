@@ -1,7 +1,7 @@
 // Encrypt (members), add (aggregator, keyless), decrypt (members): the vector-level API.
 import { FedtwinError } from '@fedtwin/errors';
 import type { HeContext } from './context.ts';
-import { firstAtOrAbove, packBits, unpackBits } from './bits.ts';
+import { firstAtOrAbove, packBits, unpackBits, unpackNumbers } from './bits.ts';
 import { quantize } from './quantize.ts';
 import type { QuantSeed } from './quantize.ts';
 import { keyState } from './keys.ts';
@@ -58,13 +58,14 @@ function checkValueCount(ctx: HeContext, n: number): void {
 /** Reusable buffers for one thread's chunk work. */
 interface Scratch {
   pairs: Uint32Array;
+  numbers: Float64Array;
 }
 
 const scratchFor = new WeakMap<HeContext, Scratch>();
 function scratch(ctx: HeContext): Scratch {
   let s = scratchFor.get(ctx);
   if (!s) {
-    s = { pairs: new Uint32Array(2 * ctx.slotCount) };
+    s = { pairs: new Uint32Array(2 * ctx.slotCount), numbers: new Float64Array(ctx.slotCount) };
     scratchFor.set(ctx, s);
   }
   return s;
@@ -204,7 +205,7 @@ function encryptChunk(ctx: HeContext, x0: Float64Array, ints: Int32Array, start:
   const c0 = scratch(ctx).pairs;
   const qd = Number(ctx.q);
   const qOverT = qd / Number(ctx.t);
-  const div = 2 ** ctx.params.c0DropBits;
+  const invDiv = 2 ** -ctx.params.c0DropBits; // exact: a power of two
   const maxOut = Number((ctx.q - 1n) >> BigInt(ctx.params.c0DropBits));
   const t = Number(ctx.t);
   for (let i = 0; i < n; i++) {
@@ -213,7 +214,7 @@ function encryptChunk(ctx: HeContext, x0: Float64Array, ints: Int32Array, start:
     let x = x0[i] + m * qOverT;
     while (x >= qd) x -= qd;
     if (x < 0) x += qd;
-    let o = Math.floor(x / div);
+    let o = Math.floor(x * invDiv);
     if (o > maxOut) o = maxOut;
     c0[2 * i] = o >>> 0; // ToUint32 is o mod 2^32, exact for integers below 2^53
     c0[2 * i + 1] = (o / TWO32) >>> 0;
@@ -328,21 +329,26 @@ export function validateCiphertext(ctx: HeContext, bytes: Uint8Array): { kind: C
 }
 
 /**
- * The aggregator's running sum. Holds two float64 limbs per coefficient and no key: the sum of the members'
- * c0s needs no key and no SEAL (c1 is the round's common a, never sent). Limb sums are exact integers
- * (each below addends·2^32); the one rounding happens when the result is reduced mod q (SUM_FLOAT_ERROR_BOUND).
+ * The aggregator's running sum. Holds float64 sums of the members' packed c0 values and no key: the sum of
+ * the c0s needs no key and no SEAL (c1 is the round's common a, never sent). The sums are exact integers:
+ * one float64 per coefficient while maxParticipants·2^c0Bits ≤ 2^53 (the default: 2^50), else two limbs
+ * (low 32 bits and the rest). The one rounding happens when the result is reduced mod q (SUM_FLOAT_ERROR_BOUND).
  * Accepts fresh updates of one round tag only.
  */
 export class Accumulator {
   readonly ctx: HeContext;
+  /** Σ of the packed values (one limb), or of their low 32 bits (two limbs). */
   #lo: Float64Array | undefined;
+  /** Σ of the bits above 32 (two limbs only). */
   #hi: Float64Array | undefined;
+  readonly #oneLimb: boolean;
   #valueCount: number | undefined;
   #tag: Uint8Array | undefined;
   #addends = 0;
 
   constructor(ctx: HeContext) {
     this.ctx = ctx;
+    this.#oneLimb = ctx.params.maxParticipants * 2 ** ctx.c0Bits <= 2 ** 53;
   }
 
   /** Updates summed so far. */
@@ -368,15 +374,20 @@ export class Accumulator {
     const n = ctx.slotCount;
     const len = h.chunkCount * n;
     const lo = (this.#lo ??= new Float64Array(len));
-    const hi = (this.#hi ??= new Float64Array(len));
     const size = chunkSize(ctx, KIND_FRESH);
-    const pairs = scratch(ctx).pairs;
-    for (let c = 0; c < h.chunkCount; c++) {
-      unpackBits(update, UPDATE_HEADER_BYTES + c * size + CHUNK_HEADER_BYTES, n, ctx.c0Bits, pairs);
-      const base = c * n;
-      for (let i = 0; i < n; i++) {
-        lo[base + i] += pairs[2 * i];
-        hi[base + i] += pairs[2 * i + 1];
+    if (this.#oneLimb) {
+      // unpack and add in one pass, straight from the wire bytes
+      for (let c = 0; c < h.chunkCount; c++) unpackNumbers(update, UPDATE_HEADER_BYTES + c * size + CHUNK_HEADER_BYTES, n, ctx.c0Bits, lo, c * n, true);
+    } else {
+      const hi = (this.#hi ??= new Float64Array(len));
+      const pairs = scratch(ctx).pairs;
+      for (let c = 0; c < h.chunkCount; c++) {
+        unpackBits(update, UPDATE_HEADER_BYTES + c * size + CHUNK_HEADER_BYTES, n, ctx.c0Bits, pairs);
+        const base = c * n;
+        for (let i = 0; i < n; i++) {
+          lo[base + i] += pairs[2 * i];
+          hi[base + i] += pairs[2 * i + 1];
+        }
       }
     }
     this.#valueCount = h.valueCount;
@@ -396,22 +407,23 @@ export class Accumulator {
     const f = chunkLayout(ctx, KIND_SUM_COMPACT, k).c0;
     const out = new Uint8Array(chunkCount * size);
     const lo = this.#lo!;
-    const hi = this.#hi!;
+    const hi = this.#hi;
     const qd = Number(ctx.q);
     const d = 2 ** ctx.params.c0DropBits;
     const mid = k * (d / 2); // each addend's dropped bits come back at their midpoint
-    const div = 2 ** f.drop;
+    const invDiv = 2 ** -f.drop; // exact: a power of two
+    const invQ = 1 / qd;
     const maxOut = Number((ctx.q - 1n) >> BigInt(f.drop));
     const pairs = scratch(ctx).pairs;
     for (let c = 0; c < chunkCount; c++) {
       const base = c * n;
       for (let i = 0; i < n; i++) {
         // z = 2^d·Σu + k·2^(d−1) is exact in float64 (its significand is below 2^53); the reduction rounds
-        const z = (hi[base + i] * TWO32 + lo[base + i]) * d + mid;
-        let r = z - Math.floor(z / qd) * qd;
+        const z = ((hi ? hi[base + i] * TWO32 : 0) + lo[base + i]) * d + mid;
+        let r = z - Math.floor(z * invQ) * qd; // the quotient may be off by one: corrected below
         if (r < 0) r += qd;
         else if (r >= qd) r -= qd;
-        let o = Math.floor(r / div);
+        let o = Math.floor(r * invDiv);
         if (o > maxOut) o = maxOut;
         else if (o < 0) o = 0;
         pairs[2 * i] = o >>> 0;
@@ -480,18 +492,20 @@ export function decryptChunks(ctx: HeContext, key: HeSecretKey, participants: re
   const half = f.drop === 0 ? 0 : div / 2;
   const dec = maskSet(ctx, store(ctx).dec, decId(key, tag, participants));
   fillMasks(ctx, tag, firstChunk, count, [{ set: dec, plain: secretSumPlain(ctx, key, participants), forEncryption: false }]);
-  const pairs = scratch(ctx).pairs;
+  const vals = scratch(ctx).numbers;
+  const bound = f.bound ? f.bound[1] * TWO32 + f.bound[0] : Infinity;
   for (let i = 0; i < count; i++) {
     const index = firstChunk + i;
-    unpackChecked(ctx, bytes, off + i * size + CHUNK_HEADER_BYTES, f, pairs, i * n);
+    unpackNumbers(bytes, off + i * size + CHUNK_HEADER_BYTES, n, f.bits, vals, 0, false);
+    if (f.bound) for (let j = 0; j < n; j++) if (vals[j] >= bound) malformedCoeff(i * n + j);
     const mask = dec.get(index)!;
     dec.delete(index);
     const slots = Math.min(n, valueCount - index * n);
     const base = outOffset + i * n;
     for (let j = 0; j < slots; j++) {
-      let y = (pairs[2 * j + 1] * TWO32 + pairs[2 * j]) * div + half + mask[j];
+      let y = vals[j] * div + half + mask[j];
       while (y >= qd) y -= qd;
-      let v = Math.round(y * tOverQ);
+      let v = Math.floor(y * tOverQ + 0.5); // round half up (faster than Math.round in V8 here)
       if (v >= t) v -= t;
       if (v > halfT) v -= t;
       // An honest sum lies in [-addends·qmax, addends·qmax]; anything else means a wrong key, tag or member set, or a forged sum.

@@ -87,3 +87,23 @@ describe('bit packing', () => {
     expect(firstAtOrAbove(v, 3, 0, 0)).toBe(0);
   });
 });
+
+describe('unpackNumbers', () => {
+  it('reads what packBits wrote, as numbers, for every width up to 53 bits, and can accumulate', async () => {
+    const { packBits, packedSize, unpackNumbers } = await import('../src/bits.ts');
+    for (let bits = 1; bits <= 53; bits++) {
+      const count = 37;
+      const vals = Array.from({ length: count }, (_, i) => Math.floor(((i * 2654435761) % 1000003) / 1000003 * 2 ** bits) % 2 ** bits);
+      vals[0] = 2 ** bits - 1; // all ones
+      const pairs = new Uint32Array(2 * count);
+      vals.forEach((v, i) => { pairs[2 * i] = v % 4294967296; pairs[2 * i + 1] = Math.floor(v / 4294967296); });
+      const buf = new Uint8Array(3 + packedSize(count, bits) + 2).fill(0xff); // neighbouring bytes must not leak in
+      packBits(pairs, count, bits, buf, 3);
+      const out = new Float64Array(count + 1);
+      expect(unpackNumbers(buf.subarray(0, 3 + packedSize(count, bits)), 3, count, bits, out, 1, false)).toBe(3 + packedSize(count, bits));
+      expect([bits, Array.from(out.subarray(1))]).toEqual([bits, vals]);
+      unpackNumbers(buf, 3, count, bits, out, 1, true);
+      expect([bits, Array.from(out.subarray(1))]).toEqual([bits, vals.map((v) => 2 * v)]);
+    }
+  });
+});
