@@ -178,10 +178,10 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
       const tag = checkTag(opts?.tag);
       const participants = opts.participants ? [...opts.participants] : undefined;
       participants?.forEach(checkMember);
+      // Beyond MAX_PREPARED_CHUNKS per worker (8M values) the rest is made when used, in bounded batches.
       const rs = ranges(Math.ceil(valueCount / ctx.slotCount), threads);
-      if (rs.some((r) => r.count > MAX_PREPARED_CHUNKS)) throw new FedtwinError('HE_BAD_ARGUMENT', `at most ${MAX_PREPARED_CHUNKS} chunks per worker can be prepared`, { hint: 'prepare a smaller update or use more threads' });
       const ready = await Promise.all(rs.map((r) =>
-        workers[r.w].call<number>({ op: 'prepare', key, member, tag, firstChunk: r.first, count: r.count, participants })));
+        workers[r.w].call<number>({ op: 'prepare', key, member, tag, firstChunk: r.first, count: Math.min(r.count, MAX_PREPARED_CHUNKS), participants })));
       return ready.reduce((a, b) => a + b, 0);
     },
     decryptIntegers,

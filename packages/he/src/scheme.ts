@@ -120,11 +120,14 @@ function maskSet(ctx: HeContext, map: Map<string, Map<number, Float64Array>>, id
 const encId = (key: HeSecretKey, member: string, tag: Uint8Array): string => `${key.keyId}|${member}|${hex(tag)}`;
 const decId = (key: HeSecretKey, tag: Uint8Array, members: readonly string[]): string => `${key.keyId}|${hex(tag)}|${membersDigest(members)}`;
 
-function checkRange(firstChunk: number, count: number): void {
-  if (!Number.isInteger(firstChunk) || firstChunk < 0 || !Number.isInteger(count) || count < 0 || count > MAX_PREPARED_CHUNKS) {
-    badArg(`chunk range [${firstChunk}, +${count}) is invalid (at most ${MAX_PREPARED_CHUNKS} chunks a call)`, 'pass the update\'s chunk range');
+function checkRange(firstChunk: number, count: number, limit = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isInteger(firstChunk) || firstChunk < 0 || !Number.isInteger(count) || count < 0 || count > limit) {
+    badArg(`chunk range [${firstChunk}, +${count}) is invalid${limit < Number.MAX_SAFE_INTEGER ? ` (at most ${limit} chunks a call)` : ''}`, 'pass the update\'s chunk range');
   }
 }
+
+/** Masks missing at use are made this many chunks at a time (bounded memory for any model size). */
+const MASK_BATCH_CHUNKS = 64;
 
 /** What one mask computation fills: a set, the plaintext (Σ of secrets) behind it, and whether it is an encryption mask. */
 interface MaskJob {
@@ -167,7 +170,7 @@ function fillMasks(ctx: HeContext, tag: Uint8Array, first: number, count: number
 export function prepareMasks(ctx: HeContext, key: HeSecretKey, opts: { member: string; tag: Uint8Array; firstChunk: number; count: number; participants?: readonly string[] }): number {
   const member = checkMember(opts.member);
   const tag = checkTag(opts.tag);
-  checkRange(opts.firstChunk, opts.count);
+  checkRange(opts.firstChunk, opts.count, MAX_PREPARED_CHUNKS);
   const st = store(ctx);
   const eid = encId(key, member, tag);
   const enc = maskSet(ctx, st.enc, eid);
@@ -245,13 +248,15 @@ export function encryptChunkRange(ctx: HeContext, key: HeSecretKey, member: stri
     }
   }
   const enc = maskSet(ctx, st.enc, eid);
-  fillMasks(ctx, tag, firstChunk, chunks, [{ set: enc, plain: secretSumPlain(ctx, key, [member]), forEncryption: true }]);
+  const jobs = [{ set: enc, plain: secretSumPlain(ctx, key, [member]), forEncryption: true }];
+  const end = firstChunk + chunks;
   const size = chunkSize(ctx, KIND_FRESH);
   const out = new Uint8Array(chunks * size);
   for (let c = 0; c < chunks; c++) {
     const index = firstChunk + c;
     const slots = Math.min(n, totalValues - index * n);
     if (slots < 1 || c * n + slots > ints.length) badArg('chunk range does not match the vector length', 'internal: check the pool split');
+    if (!enc.has(index)) fillMasks(ctx, tag, index, Math.min(MASK_BATCH_CHUNKS, end - index), jobs);
     const x0 = enc.get(index)!;
     enc.delete(index);
     if (st.used.size >= MAX_USED) st.used.delete(st.used.values().next().value as string);
@@ -491,13 +496,14 @@ export function decryptChunks(ctx: HeContext, key: HeSecretKey, participants: re
   const div = 2 ** f.drop;
   const half = f.drop === 0 ? 0 : div / 2;
   const dec = maskSet(ctx, store(ctx).dec, decId(key, tag, participants));
-  fillMasks(ctx, tag, firstChunk, count, [{ set: dec, plain: secretSumPlain(ctx, key, participants), forEncryption: false }]);
+  const jobs = [{ set: dec, plain: secretSumPlain(ctx, key, participants), forEncryption: false }];
   const vals = scratch(ctx).numbers;
   const bound = f.bound ? f.bound[1] * TWO32 + f.bound[0] : Infinity;
   for (let i = 0; i < count; i++) {
     const index = firstChunk + i;
     unpackNumbers(bytes, off + i * size + CHUNK_HEADER_BYTES, n, f.bits, vals, 0, false);
     if (f.bound) for (let j = 0; j < n; j++) if (vals[j] >= bound) malformedCoeff(i * n + j);
+    if (!dec.has(index)) fillMasks(ctx, tag, index, Math.min(MASK_BATCH_CHUNKS, firstChunk + count - index), jobs);
     const mask = dec.get(index)!;
     dec.delete(index);
     const slots = Math.min(n, valueCount - index * n);

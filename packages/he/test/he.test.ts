@@ -144,6 +144,20 @@ describe('exact sums', () => {
 });
 
 describe('round-common mask', () => {
+  it('makes missing masks in bounded batches: a 70-chunk vector (past one batch) sums and decrypts exactly', () => {
+    const n = 70 * ctx.slotCount - 5;
+    const tag = freshTag();
+    const x = Int32Array.from({ length: n }, (_, i) => (i % 2001) - 1000);
+    const acc = new Accumulator(ctx);
+    acc.add(enc(ctx, key, x, 'big-a', tag).update);
+    acc.add(enc(ctx, key, x, 'big-b', tag).update);
+    const got = decryptSumIntegers(ctx, key, acc.result(), ['big-a', 'big-b']).values;
+    acc.dispose();
+    expect(got.length).toBe(n);
+    for (const i of [0, 64 * ctx.slotCount - 1, 64 * ctx.slotCount, n - 1]) expect(got[i]).toBe(2 * x[i]);
+    expect(got.every((v, i) => v === 2 * x[i])).toBe(true);
+  });
+
   it('refuses a second encryption by one member under one round tag (it would reveal the difference)', () => {
     const tag = freshTag();
     enc(ctx, key, new Int32Array(10).fill(1), 'once', tag);
