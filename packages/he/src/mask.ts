@@ -61,11 +61,9 @@ function zeros(bytes: number): Buffer {
  * counter c·N/2 onward, 8 bytes each masked to q's bit length; a value ≥ q is redrawn from chunk c's own spare
  * stream (counter 2^127 + c·2^32). Writes (lo, hi) pairs into dst.
  */
-export function expandA(ctx: HeContext, aesKey: Buffer, first: number, count: number, dst: Uint32Array): void {
+export function expandA(ctx: HeContext, aesKey: Buffer, first: number, count: number, dst: Uint32Array, stream?: AStream): void {
   const n = ctx.slotCount;
-  const iv = Buffer.alloc(16);
-  iv.writeUInt32BE(first * (n / 2), 12); // N·8 bytes = N/2 AES blocks per chunk; below 2^32 for maxValues ≤ 2^31
-  const bytes = createCipheriv('aes-256-ctr', aesKey, iv).update(zeros(count * n * 8));
+  const bytes = (stream ?? aStream(ctx, aesKey, first)).next(first, count);
   new Uint8Array(dst.buffer, dst.byteOffset, count * n * 8).set(bytes);
   bytes.fill(0);
   const [qLo, qHi] = ctx.qWords;
@@ -75,6 +73,29 @@ export function expandA(ctx: HeContext, aesKey: Buffer, first: number, count: nu
     dst[2 * i + 1] = hi;
     if (hi > qHi || (hi === qHi && dst[2 * i] >= qLo)) redraw(ctx, aesKey, first + Math.floor(i / n), dst, i, hiMask);
   }
+}
+
+/**
+ * The a-stream from chunk `first` on: one AES-CTR cipher serves consecutive chunks (chunk c's bytes start at
+ * counter c·N/2), so a run of chunks pays for one key schedule. Asking for a chunk out of order is an error.
+ */
+export interface AStream {
+  next(first: number, count: number): Buffer;
+}
+
+export function aStream(ctx: HeContext, aesKey: Buffer, first: number): AStream {
+  const n = ctx.slotCount;
+  const iv = Buffer.alloc(16);
+  iv.writeUInt32BE(first * (n / 2), 12); // N·8 bytes = N/2 AES blocks per chunk; below 2^32 for maxValues ≤ 2^31
+  const aes = createCipheriv('aes-256-ctr', aesKey, iv);
+  let at = first;
+  return {
+    next(chunk, count) {
+      if (chunk !== at) throw new FedtwinError('HE_INTERNAL', `a-stream asked for chunk ${chunk}, it is at ${at}`);
+      at += count;
+      return aes.update(zeros(count * n * 8));
+    },
+  };
 }
 
 /** Probability (2^bits − q)/2^bits per coefficient (~1e-14 for the default q): draw on from the chunk's spare stream. */
@@ -223,10 +244,11 @@ export function maskProducts(ctx: HeContext, tag: Uint8Array, first: number, cou
   const words = new Uint32Array(4 * n);
   const w = new Uint32Array(4 * n);
   const ct = new ctx.seal.Ciphertext();
+  const stream = aStream(ctx, aesKey, first);
   try {
     for (let c = 0; c < count; c += 2) {
       const two = c + 1 < count;
-      expandA(ctx, aesKey, first + c, two ? 2 : 1, words);
+      expandA(ctx, aesKey, first + c, two ? 2 : 1, words, stream);
       // an odd chunk out: c1 must not be zero (SEAL refuses transparent results); its product is discarded
       if (!two) words.copyWithin(2 * n, 0, 2 * n);
       tpl.set(new Uint8Array(words.buffer), SEAL_CT_DATA_OFFSET);
