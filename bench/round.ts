@@ -1,4 +1,4 @@
-// Round-time benchmark: `node bench/round.ts [--nodes 3,10] [--rounds 3] [--epochs 2] [--hidden 64] [--secure both|bfv|plaintext]`
+// Round-time benchmark: `node bench/round.ts [--nodes 3,10] [--rounds 3] [--epochs 2] [--hidden 64] [--secure both|bfv|plaintext] [--max-participants M]`
 //
 // Runs real federations (aggregator + N node processes on 127.0.0.1) and splits each aggregated
 // round's wall time (open → aggregate) into local training (the slowest member's, since the round
@@ -22,6 +22,8 @@ const { values: args } = parseArgs({
     hidden: { type: 'string', default: '64' },
     secure: { type: 'string', default: 'both' },
     warmup: { type: 'string', default: '1' },
+    // BFV's headroom: the largest consortium the parameters allow (bytes per value grow with its log)
+    'max-participants': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -42,6 +44,7 @@ for (const n of args.nodes.split(',').map(Number)) {
       const { report } = await runSimulation({
         ...DEFAULT_SIM_OPTIONS, nodes: n, rounds: Number(args.rounds), epochs: Number(args.epochs), hidden: Number(args.hidden),
         out, progress: 'none', alpha: 1, dp: 'off', secureAggregation: scheme,
+        ...(args['max-participants'] !== undefined ? { heMaxParticipants: Number(args['max-participants']) } : {}),
       });
       const walls = report.timing.roundSeconds;
       const trains = report.timing.trainSecondsPerRound;

@@ -29,6 +29,8 @@ export interface SimOptions {
   siteClip: number;
   /** Secure aggregation: BFV (default) or plaintext, the explicit baseline. */
   secureAggregation: 'bfv' | 'plaintext';
+  /** BFV only: the largest consortium the plaintext modulus has headroom for (default: the config's, 1024). */
+  heMaxParticipants?: number;
   /** Draw DP noise from the OS CSPRNG (true) or from the seed, for a reproducible simulation (false). */
   secureNoise: boolean;
 }

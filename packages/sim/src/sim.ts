@@ -128,7 +128,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     strategy: 'fedavg', training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate },
     rounds: { total: opts.rounds, quorum, minParticipants: Math.max(1, Math.ceil(opts.nodes / 2)), deadlineSeconds: opts.deadlineSeconds },
     privacy: privacyConfig(opts),
-    secureAggregation: { scheme: opts.secureAggregation },
+    secureAggregation: { scheme: opts.secureAggregation, ...(opts.heMaxParticipants !== undefined ? { maxParticipants: opts.heMaxParticipants } : {}) },
     log: { level: 'info' },
   };
   await writeFile(join(aggDir, 'config.json'), JSON.stringify(aggConfig, null, 2));
