@@ -1,7 +1,7 @@
 // The HE context: SEAL objects for one parameter set, the derived constants, and SEAL's byte layout.
 import { createHash } from 'node:crypto';
 import { FedtwinError } from '@fedtwin/errors';
-import type { BatchEncoder, Ciphertext, Evaluator, Plaintext, SEALContext } from 'node-seal';
+import type { Evaluator, SEALContext } from 'node-seal';
 import { loadSeal, sealCall } from './seal.ts';
 import { disposeMasks } from './mask.ts';
 import type { SealModule } from './seal.ts';
@@ -17,9 +17,6 @@ import type { HeParams, HeParamsInit } from './params.ts';
  */
 export const SEAL_CT_DATA_OFFSET = 16 + 73 + 16 + 8;
 export const SEAL_PRNG_INFO_SIZE = 16 + 1 + 64;
-/** Offset of the PRNG type byte (the seed follows it) in a seeded ciphertext of N coefficients. */
-export const sealPrngTypeOffset = (n: number): number => SEAL_CT_DATA_OFFSET + n * 8 + 16;
-export const SEAL_SEED_BYTES = 64;
 /** Plaintext: SEALHeader | parms_id 32 | coeff_count u64 | scale f64 | DynArray(SEALHeader | u64 count | data). */
 export const SEAL_PT_DATA_OFFSET = 16 + 32 + 8 + 8 + 16 + 8;
 
@@ -49,18 +46,13 @@ export class HeContext {
   /** @internal SEAL objects; not part of the stable API. */
   readonly seal: SealModule;
   readonly sealContext: SEALContext;
-  readonly encoder: BatchEncoder;
   readonly evaluator: Evaluator;
-  readonly zeroPlain: Plaintext;
-  readonly seededTemplate: Uint8Array;
   readonly fullTemplate: Uint8Array;
   readonly keys = new Map<string, KeyState>();
-  readonly scratchCt: Ciphertext;
-  readonly scratchPt: Plaintext;
 
   constructor(init: {
     params: HeParams; seal: SealModule; sealContext: SEALContext; q: bigint; t: bigint;
-    seededTemplate: Uint8Array; fullTemplate: Uint8Array; sealParmsId: Uint8Array;
+    fullTemplate: Uint8Array; sealParmsId: Uint8Array;
   }) {
     const { params, seal, sealContext, q, t } = init;
     this.params = params;
@@ -74,14 +66,8 @@ export class HeContext {
     this.c0Bits = Number((q - 1n) >> BigInt(params.c0DropBits)).toString(2).length;
     this.quantMax = quantMax(params.quantBits);
     this.scale = this.quantMax / params.clip;
-    this.encoder = new seal.BatchEncoder(sealContext);
     this.evaluator = new seal.Evaluator(sealContext);
-    this.zeroPlain = new seal.Plaintext();
-    this.encoder.encode(new BigInt64Array(this.slotCount), this.zeroPlain);
-    this.seededTemplate = init.seededTemplate;
     this.fullTemplate = init.fullTemplate;
-    this.scratchCt = new seal.Ciphertext();
-    this.scratchPt = new seal.Plaintext();
     const canon = JSON.stringify({
       v: 3, scheme: params.scheme, encoding: 'coefficients', mask: 'round-common-a', members: 'derived-secrets', n: params.polyModulusDegree, q: q.toString(), t: t.toString(),
       quantBits: params.quantBits, clip: params.clip, maxParticipants: params.maxParticipants,
@@ -107,10 +93,6 @@ export class HeContext {
   dispose(): void {
     disposeMasks(this);
     this.keys.clear();
-    this.scratchCt.delete();
-    this.scratchPt.delete();
-    this.zeroPlain.delete();
-    this.encoder.delete();
     this.evaluator.delete();
     this.sealContext.delete();
   }
@@ -198,5 +180,5 @@ export async function createHeContext(init: HeParamsInit = {}): Promise<HeContex
   const ptBytes = zero.saveToArray(seal.ComprModeType.none) as Uint8Array;
   if (ptBytes.length !== SEAL_PT_DATA_OFFSET + n * 8) layoutError('plaintext size');
   for (const o of [ser, ct, enc, zero, encoder, pk, sk, kg]) o.delete();
-  return new HeContext({ params, seal, sealContext, q, t, seededTemplate, fullTemplate, sealParmsId });
+  return new HeContext({ params, seal, sealContext, q, t, fullTemplate, sealParmsId });
 }
