@@ -134,62 +134,6 @@ export function firstAtOrAbove(vals: Uint32Array, count: number, boundLo: number
   return -1;
 }
 
-/** dst = floor(src / 2^b) for `count` (lo, hi) pairs, 0 ≤ b < 64 (src and dst may be the same array). */
-export function shiftRightPairs(src: Uint32Array, count: number, b: number, dst: Uint32Array): void {
-  if (b === 0) {
-    if (dst !== src) dst.set(src.subarray(0, 2 * count));
-    return;
-  }
-  for (let i = 0; i < count; i++) {
-    const lo = src[2 * i];
-    const hi = src[2 * i + 1];
-    if (b < 32) {
-      dst[2 * i] = ((lo >>> b) | (hi << (32 - b))) >>> 0;
-      dst[2 * i + 1] = hi >>> b;
-    } else {
-      dst[2 * i] = b === 32 ? hi : hi >>> (b - 32);
-      dst[2 * i + 1] = 0;
-    }
-  }
-}
-
-/**
- * The inverse of dropping b low bits, at the midpoint: v = o·2^b + 2^(b−1) (v = o when b = 0), reduced
- * once mod q (q as lo/hi words), in place on `count` (lo, hi) pairs. Needs o < 2^(64−b) and the result
- * below 2q, which holds for o ≤ floor((q−1)/2^b) with q < 2^63.
- */
-export function expandMidpointPairs(vals: Uint32Array, count: number, b: number, qLo: number, qHi: number): void {
-  if (b === 0) return;
-  const halfLo = b <= 32 ? 2 ** (b - 1) : 0; // 2^(b-1) split in words
-  const halfHi = b <= 32 ? 0 : 2 ** (b - 33);
-  for (let i = 0; i < count; i++) {
-    const olo = vals[2 * i];
-    const ohi = vals[2 * i + 1];
-    let lo: number;
-    let hi: number;
-    if (b < 32) {
-      lo = ((olo << b) >>> 0) + halfLo; // the low b bits are zero, so no carry
-      hi = ((olo >>> (32 - b)) | (ohi << b)) >>> 0;
-    } else if (b === 32) {
-      lo = halfLo;
-      hi = olo;
-    } else {
-      lo = 0;
-      hi = ((olo << (b - 32)) >>> 0) + halfHi;
-    }
-    if (hi > qHi || (hi === qHi && lo >= qLo)) {
-      lo -= qLo;
-      hi -= qHi;
-      if (lo < 0) {
-        lo += 4294967296;
-        hi -= 1;
-      }
-    }
-    vals[2 * i] = lo;
-    vals[2 * i + 1] = hi;
-  }
-}
-
 /**
  * Reads `count` values of `bits` bits (1..53) at `offset` as numbers: into dst[dstOff + i], or added to it
  * with `accumulate` (the aggregator's running sum). Same layout as packBits. Returns the end offset.
