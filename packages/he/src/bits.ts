@@ -135,13 +135,14 @@ export function firstAtOrAbove(vals: Uint32Array, count: number, boundLo: number
 }
 
 /**
- * Reads `count` values of `bits` bits (1..53) at `offset` as numbers: into dst[dstOff + i], or added to it
- * with `accumulate` (the aggregator's running sum). Same layout as packBits. Returns the end offset.
+ * Reads `count` values of `bits` bits (1..64) at `offset` as numbers: into dst[dstOff + i], or added to it
+ * with `accumulate` (the aggregator's running sum). Same layout as packBits. Exact up to 53 bits; wider
+ * values are rounded to the nearest float64 (a compact sum can keep up to ceil(log2 q) bits). Returns the end offset.
  */
 export function unpackNumbers(src: Uint8Array, offset: number, count: number, bits: number, dst: Float64Array, dstOff: number, accumulate: boolean): number {
   const end = offset + packedSize(count, bits);
   if (end > src.length) throw new RangeError('packed data runs past the buffer');
-  if (bits > 53 || bits < 1) throw new RangeError(`cannot read ${bits}-bit values as numbers`);
+  if (bits > 64 || bits < 1) throw new RangeError(`cannot read ${bits}-bit values`);
   if ((bits & 7) === 0 && bits >= 32) {
     // whole bytes: 4 low bytes as one word, the rest as a small high part
     const bytes = bits >> 3;
@@ -172,7 +173,7 @@ export function unpackNumbers(src: Uint8Array, offset: number, count: number, bi
     }
     return end;
   }
-  // other widths: through (lo, hi) pairs
+  // other widths: through (lo, hi) pairs (one correctly rounded addition beyond 53 bits)
   const pairs = new Uint32Array(2 * count);
   unpackBits(src, offset, count, bits, pairs);
   for (let i = 0; i < count; i++) {

@@ -98,8 +98,8 @@ export function resolveParamsInit(init: HeParamsInit = {}): Omit<HeParams, 'c0Dr
 
 /**
  * Float64 errors of the aggregator's sum (exact integer limbs, one rounded reduction mod q at the end) and of
- * the member's decryption (mask added and reduced in float64): values below 2^61 carry at most 2^8 of
- * rounding per operation. Charged per addend for the sum (its magnitude grows with the addends) and once for
+ * the member's decryption (mask added and reduced in float64; a compact sum wider than 53 bits is read
+ * rounded, ≤ 2^6): values below 2^61 carry at most 2^8 of rounding per operation. Charged per addend for the sum (its magnitude grows with the addends) and once for
  * decryption, with room to spare.
  */
 export const SUM_FLOAT_ERROR_BOUND = 2 ** 10;

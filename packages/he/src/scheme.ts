@@ -495,14 +495,14 @@ export function decryptChunks(ctx: HeContext, key: HeSecretKey, participants: re
   const halfT = (t - 1) / 2;
   const div = 2 ** f.drop;
   const half = f.drop === 0 ? 0 : div / 2;
+  // Coefficient ranges first (exact, on the packed words), so a malformed sum consumes no prepared mask.
+  validateChunks(ctx, bytes, off, kind, count, addends);
   const dec = maskSet(ctx, store(ctx).dec, decId(key, tag, participants));
   const jobs = [{ set: dec, plain: secretSumPlain(ctx, key, participants), forEncryption: false }];
   const vals = scratch(ctx).numbers;
-  const bound = f.bound ? f.bound[1] * TWO32 + f.bound[0] : Infinity;
   for (let i = 0; i < count; i++) {
     const index = firstChunk + i;
     unpackNumbers(bytes, off + i * size + CHUNK_HEADER_BYTES, n, f.bits, vals, 0, false);
-    if (f.bound) for (let j = 0; j < n; j++) if (vals[j] >= bound) malformedCoeff(i * n + j);
     if (!dec.has(index)) fillMasks(ctx, tag, index, Math.min(MASK_BATCH_CHUNKS, firstChunk + count - index), jobs);
     const mask = dec.get(index)!;
     dec.delete(index);

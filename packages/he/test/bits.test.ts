@@ -63,8 +63,18 @@ describe('bit packing', () => {
 });
 
 describe('unpackNumbers', () => {
-  it('reads what packBits wrote, as numbers, for every width up to 53 bits, and can accumulate', async () => {
+  it('reads what packBits wrote, as numbers, for every width up to 64 bits (rounded beyond 53), and can accumulate', async () => {
     const { packBits, packedSize, unpackNumbers } = await import('../src/bits.ts');
+    for (let bits = 54; bits <= 64; bits++) {
+      const vals = [(1n << BigInt(bits)) - 1n, (1n << BigInt(bits - 1)) + 12345n, 987654321987n, 0n];
+      const pairs = new Uint32Array(2 * vals.length);
+      vals.forEach((v, i) => { pairs[2 * i] = Number(v & 0xffffffffn); pairs[2 * i + 1] = Number(v >> 32n); });
+      const buf = new Uint8Array(packedSize(vals.length, bits));
+      packBits(pairs, vals.length, bits, buf, 0);
+      const out = new Float64Array(vals.length);
+      unpackNumbers(buf, 0, vals.length, bits, out, 0, false);
+      expect([bits, Array.from(out)]).toEqual([bits, vals.map((v) => Number(v))]); // Number(bigint) rounds to nearest
+    }
     for (let bits = 1; bits <= 53; bits++) {
       const count = 37;
       const vals = Array.from({ length: count }, (_, i) => Math.floor(((i * 2654435761) % 1000003) / 1000003 * 2 ** bits) % 2 ** bits);
