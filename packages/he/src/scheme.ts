@@ -174,13 +174,12 @@ export function prepareMasks(ctx: HeContext, key: HeSecretKey, opts: { member: s
   const st = store(ctx);
   const eid = encId(key, member, tag);
   const enc = maskSet(ctx, st.enc, eid);
-  // Chunks already encrypted under this tag must not get a second mask.
+  // Chunks already encrypted under this tag must not get a second mask (any made alongside are dropped below).
   const usedBefore = (c: number) => st.used.has(`${eid}#${c}`);
-  let first = opts.firstChunk;
-  let count = opts.count;
-  while (count > 0 && usedBefore(first)) { first++; count--; }
   const jobs: MaskJob[] = [];
-  if (count > 0) jobs.push({ set: enc, plain: secretSumPlain(ctx, key, [member]), forEncryption: true });
+  let anyUnused = false;
+  for (let c = opts.firstChunk; c < opts.firstChunk + opts.count && !anyUnused; c++) anyUnused = !usedBefore(c);
+  if (anyUnused) jobs.push({ set: enc, plain: secretSumPlain(ctx, key, [member]), forEncryption: true });
   if (opts.participants) {
     jobs.push({ set: maskSet(ctx, st.dec, decId(key, tag, opts.participants)), plain: secretSumPlain(ctx, key, opts.participants), forEncryption: false });
   }
