@@ -267,8 +267,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         phases.uploadCpuMs = cpuMsBetween(cUpload);
         if (cpuAtStart) {
           // CPU of this process (HE worker threads included) from the task to the acknowledgement
-          const cpu = process.cpuUsage(cpuAtStart);
-          phases.cpuMs = Math.round((cpu.user + cpu.system) / 1000);
+          phases.cpuMs = cpuMsBetween(cpuAtStart);
         }
         state = {
           ...state, lastRound: header.round, pending: undefined, pendingLeaf: undefined,
@@ -354,7 +353,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         throw new FedtwinError('NODE_PRIVACY_MISMATCH', `trainer took ${trained.steps} steps at q=${trained.sampleRate}, the accountant planned ${plan.record.steps} at q=${plan.record.sampleRate}`);
       }
       const trainSeconds = (performance.now() - t0) / 1000;
-      const trainCpu = process.cpuUsage(cpuTrain);
+      const trainCpuMs = cpuMsBetween(cpuTrain);
       const local = vae.getSharedWeights();
       const delta = new Float32Array(local.length);
       for (let i = 0; i < local.length; i++) delta[i] = local[i]! - global[i]!;
@@ -386,7 +385,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       const cPersist = process.cpuUsage();
       state = { ...state, pending: { round: task.round, header }, pendingLeaf: signed?.leafHash };
       await persist(body);
-      const phases = { catchUpMs, trainMs: Math.round(trainSeconds * 1000), trainCpuMs: Math.round((trainCpu.user + trainCpu.system) / 1000), encodeMs: Math.round(tPersist - tEncode), persistMs: Math.round(performance.now() - tPersist),
+      const phases = { catchUpMs, trainMs: Math.round(trainSeconds * 1000), trainCpuMs, encodeMs: Math.round(tPersist - tEncode), persistMs: Math.round(performance.now() - tPersist),
         encodeCpuMs: cpuMsBetween(cEncode, cPersist), persistCpuMs: cpuMsBetween(cPersist) };
       await deliver(header, body, trained.losses, phases, cpuAtStart);
     }
