@@ -233,6 +233,13 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     if (state.status === 'waiting' && keyReady() && joined.size >= (init.rounds.startAfterJoined ?? init.rounds.quorum)) await openNextRound();
   }
 
+  // A crash between closing a round and opening the next leaves a running federation with no open
+  // round: nothing would ever open one (members only poll), so open it now.
+  if (state.status === 'running' && !open) {
+    log.warn({ event: 'resume-reopen', round: state.round, version: state.version }, `round ${state.round} was closed but the next one not opened before a restart; opening it`);
+    await serial(openNextRound);
+  }
+
   const host = init.host;
   const requireMember = (peer: string) => {
     if (!members.has(peer)) throw new FedtwinError('AGG_NOT_MEMBER', `peer ${peer} is not a consortium member`, { hint: 'add its peer ID to the aggregator\'s members list' });

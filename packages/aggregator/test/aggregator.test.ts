@@ -149,6 +149,35 @@ describe('aggregator', () => {
     expect(Array.from(bytesToF32(res.body!))).toEqual(new Array(VALUES).fill(8));
   });
 
+  it('opens the next round after a restart that came between closing a round and opening the next', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fedtwin-agg-'));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const first = await setup({ dir, total: 3, quorum: 2 });
+    for (const m of [0, 1]) await first.call(m, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
+    for (const m of [0, 1]) await first.call(m, 'update', update(1), UpdateAck, body(1));
+    await first.agg.stop();
+    await first.aggHost.stop();
+    // Rewind to the crash window: round 1 aggregated and persisted, round 2 not yet written.
+    const { AggregatorStore } = await import('../src/store.ts');
+    const store = await AggregatorStore.open(join(dir, 'state'));
+    const st = await store.state();
+    expect(st).toMatchObject({ round: 2, version: 1, status: 'running' });
+    await store.saveState({ ...st, round: 1 });
+    await store.close();
+    const { createAggregator: create } = await import('../src/index.ts');
+    const host2 = await createWireHost({ privateKey: await generateIdentity(), allow: first.ids });
+    const again: Aggregator = await create({
+      host: host2, dataDir: join(dir, 'state'), consortium: 't', members: first.ids, schema,
+      model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 }, modelValues: VALUES, strategy: 'fedavg',
+      training: { epochs: 1, batchSize: 8, learningRate: 0.01 },
+      rounds: { totalRounds: 3, quorum: 2, minParticipants: 1, deadlineSeconds: 60 }, logger: silent,
+    });
+    cleanup.push(async () => { await again.stop(); await host2.stop(); });
+    for (const m of first.members) m.allowPeer(host2.peerId);
+    const task = await first.members[0]!.request(host2.addrs()[0]!, 'task', { header: { afterRound: 1, waitMs: 0 } }, { response: TaskResponse, maxBodyBytes: 0, timeoutMs: 20_000 });
+    expect(task.header).toMatchObject({ status: 'open', round: 2, baseVersion: 1 });
+  });
+
   it('refuses a state directory another aggregator holds', async () => {
     const { dir } = await setup();
     const host = await createWireHost({ privateKey: await generateIdentity(), allow: [] });

@@ -206,7 +206,9 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
     };
 
     const catchUp = async (target: number): Promise<void> => {
-      if (state.version < target) await syncLedger();
+      // Before every round, not only when aggregates are missing: a log rolled back or rewritten while
+      // the aggregator restarted is caught before this member contributes to it (one small request).
+      await syncLedger();
       while (state.version < target) {
         const v = state.version + 1;
         const tDownload = performance.now();
