@@ -9,6 +9,12 @@ export function packedSize(count: number, bits: number): number {
 
 /** Packs `count` values (src[2i] = low 32 bits, src[2i+1] = high bits) into out[offset..]; returns the end offset. */
 export function packBits(src: Uint32Array, count: number, bits: number, out: Uint8Array, offset: number): number {
+  const end = offset + packedSize(count, bits);
+  const words = wordView(out, offset, end);
+  if (words && bits <= 64) {
+    packWords(src, count, bits, words);
+    return end;
+  }
   if ((bits & 7) === 0) return packBytes(src, count, bits >> 3, out, offset);
   const loBits = bits < 32 ? bits : 32;
   const hiBits = bits - loBits;
@@ -143,6 +149,19 @@ export function unpackNumbers(src: Uint8Array, offset: number, count: number, bi
   const end = offset + packedSize(count, bits);
   if (end > src.length) throw new RangeError('packed data runs past the buffer');
   if (bits > 64 || bits < 1) throw new RangeError(`cannot read ${bits}-bit values`);
+  const words = wordView(src, offset, end);
+  if (words && bits <= 53) {
+    // whole 32-bit words (chunk bodies are 4-byte aligned): one or two loads a value instead of five
+    if (bits <= 32) {
+      if (accumulate) addWords32(words, count, bits, dst, dstOff);
+      else readWords32(words, count, bits, dst, dstOff);
+    } else if (accumulate) {
+      addWords53(words, count, bits, dst, dstOff);
+    } else {
+      readWords53(words, count, bits, dst, dstOff);
+    }
+    return end;
+  }
   if ((bits & 7) === 0 && bits >= 32) {
     // whole bytes: 4 low bytes as one word, the rest as a small high part
     const bytes = bits >> 3;
@@ -182,4 +201,109 @@ export function unpackNumbers(src: Uint8Array, offset: number, count: number, bi
     else dst[dstOff + i] = v;
   }
   return end;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** src[offset, end) as 32-bit words, when it is 4-byte aligned and whole words long (little-endian hosts). */
+function wordView(src: Uint8Array, offset: number, end: number): Uint32Array | undefined {
+  const at = src.byteOffset + offset;
+  if (!LITTLE_ENDIAN || (at & 3) !== 0 || ((end - offset) & 3) !== 0) return undefined;
+  return new Uint32Array(src.buffer, at, (end - offset) >> 2);
+}
+
+// One function per case keeps each loop monomorphic (a shared loop with flags ran several times slower).
+// A value at bit p lies in word p>>>5 from bit p&31; the next word is read only when the value reaches into it.
+
+function readWords32(w: Uint32Array, count: number, bits: number, dst: Float64Array, dstOff: number): void {
+  const mask = bits === 32 ? -1 : (1 << bits) - 1;
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    const k = p >>> 5;
+    const sh = p & 31;
+    let v = w[k] >>> sh;
+    if (sh + bits > 32) v |= w[k + 1] << (32 - sh);
+    dst[dstOff + i] = (v & mask) >>> 0;
+    p += bits;
+  }
+}
+
+function addWords32(w: Uint32Array, count: number, bits: number, dst: Float64Array, dstOff: number): void {
+  const mask = bits === 32 ? -1 : (1 << bits) - 1;
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    const k = p >>> 5;
+    const sh = p & 31;
+    let v = w[k] >>> sh;
+    if (sh + bits > 32) v |= w[k + 1] << (32 - sh);
+    dst[dstOff + i] += (v & mask) >>> 0;
+    p += bits;
+  }
+}
+
+/** 33..53 bits: a low word (32 bits from p) and a high part (bits − 32 from p + 32). */
+function readWords53(w: Uint32Array, count: number, bits: number, dst: Float64Array, dstOff: number): void {
+  const hiBits = bits - 32;
+  const hiMask = (1 << hiBits) - 1;
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    const k = p >>> 5;
+    const sh = p & 31;
+    const next = w[k + 1];
+    const lo = sh === 0 ? w[k] : (w[k] >>> sh) | (next << (32 - sh));
+    let hi = next >>> sh;
+    if (sh + hiBits > 32) hi |= w[k + 2] << (32 - sh);
+    dst[dstOff + i] = (hi & hiMask) * 4294967296 + (lo >>> 0);
+    p += bits;
+  }
+}
+
+function addWords53(w: Uint32Array, count: number, bits: number, dst: Float64Array, dstOff: number): void {
+  const hiBits = bits - 32;
+  const hiMask = (1 << hiBits) - 1;
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    const k = p >>> 5;
+    const sh = p & 31;
+    const next = w[k + 1];
+    const lo = sh === 0 ? w[k] : (w[k] >>> sh) | (next << (32 - sh));
+    let hi = next >>> sh;
+    if (sh + hiBits > 32) hi |= w[k + 2] << (32 - sh);
+    dst[dstOff + i] += (hi & hiMask) * 4294967296 + (lo >>> 0);
+    p += bits;
+  }
+}
+
+/** packBits into whole 32-bit words: the same bit stream, one store per 32 bits. */
+function packWords(src: Uint32Array, count: number, bits: number, w: Uint32Array): void {
+  const loBits = bits < 32 ? bits : 32;
+  const hiBits = bits - loBits;
+  const loMask = loBits === 32 ? -1 : (1 << loBits) - 1;
+  const hiMask = hiBits === 32 ? -1 : (1 << hiBits) - 1;
+  let acc = 0; // pending bits in the low `nb` bits
+  let nb = 0;
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    const lo = src[2 * i] & loMask;
+    acc |= lo << nb;
+    if (nb + loBits >= 32) {
+      w[p++] = acc;
+      acc = nb === 0 ? 0 : lo >>> (32 - nb);
+      nb = nb + loBits - 32;
+    } else {
+      nb += loBits;
+    }
+    if (hiBits > 0) {
+      const hi = src[2 * i + 1] & hiMask;
+      acc |= hi << nb;
+      if (nb + hiBits >= 32) {
+        w[p++] = acc;
+        acc = nb === 0 ? 0 : hi >>> (32 - nb);
+        nb = nb + hiBits - 32;
+      } else {
+        nb += hiBits;
+      }
+    }
+  }
+  if (nb > 0) w[p] = acc; // whole words: the last one is only partly filled when count·bits is not a multiple of 32
 }

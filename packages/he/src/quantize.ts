@@ -63,30 +63,43 @@ export function quantize(values: ArrayLike<number>, opts: QuantizeOptions): Quan
   const [k0, k1] = seedKeys(opts.seed ?? randomSeed());
   const offset = opts.offset ?? 0;
   const limit = Math.floor(clip * scale * (1 + 1e-12));
-  const n = values.length;
-  const out = new Int32Array(n);
+  const out = new Int32Array(values.length);
+  const outside = roundStochastic(values, out, k0, k1, scale, clip, limit, offset);
+  if (outside === 0) return { values: out, clipped: 0 };
+  // Rare: say which value was not finite, or count the clipped ones.
   let clipped = 0;
-  for (let i = 0; i < n; i++) {
-    let v = values[i];
-    if (v > clip) {
-      if (v === Infinity) throw new FedtwinError('HE_BAD_ARGUMENT', `value ${offset + i} is Infinity`, { hint: 'check the update for overflow before encrypting', details: { index: offset + i } });
-      v = clip;
-      clipped++;
-    } else if (v < -clip) {
-      if (v === -Infinity) throw new FedtwinError('HE_BAD_ARGUMENT', `value ${offset + i} is -Infinity`, { hint: 'check the update for overflow before encrypting', details: { index: offset + i } });
-      v = -clip;
-      clipped++;
-    } else if (v !== v) {
-      throw new FedtwinError('HE_BAD_ARGUMENT', `value ${offset + i} is NaN`, { hint: 'check the update for NaN before encrypting (diverged training?)', details: { index: offset + i } });
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v !== v || v === Infinity || v === -Infinity) {
+      const what = v !== v ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
+      throw new FedtwinError('HE_BAD_ARGUMENT', `value ${offset + i} is ${what}`, {
+        hint: v !== v ? 'check the update for NaN before encrypting (diverged training?)' : 'check the update for overflow before encrypting',
+        details: { index: offset + i },
+      });
     }
-    const y = v * scale;
-    const f = Math.floor(y);
-    const frac = y - f;
-    const r = mix(offset + i, k0, k1) < frac * 4294967296 ? f + 1 : f;
-    // clip·scale can exceed the integer limit by one ulp; keep the result inside [-limit, limit].
-    out[i] = r > limit ? limit : r < -limit ? -limit : r;
+    if (v > clip || v < -clip) clipped++;
   }
   return { values: out, clipped };
+}
+
+/**
+ * The hot loop of quantize, without a data-dependent branch (the rounding direction is a coin flip, and a
+ * mispredicted branch per value cost more than the arithmetic): r = floor(y) + floor(frac(y) + u) with u the
+ * value's uniform draw in [0, 1), which is floor(y) + 1 exactly when u ≥ 1 − frac(y). Returns how many
+ * inputs were outside [-clip, clip] or NaN (their outputs are then sorted out by the caller).
+ */
+function roundStochastic(values: ArrayLike<number>, out: Int32Array, k0: number, k1: number, scale: number, clip: number, limit: number, offset: number): number {
+  let outside = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    outside += v > clip || v < -clip || v !== v ? 1 : 0;
+    const y = Math.min(clip, Math.max(-clip, v)) * scale;
+    const f = Math.floor(y);
+    const r = f + Math.floor(y - f + mix(offset + i, k0, k1) * 2.3283064365386963e-10);
+    // clip·scale can exceed the integer limit by one ulp; keep the result inside [-limit, limit].
+    out[i] = Math.min(limit, Math.max(-limit, r));
+  }
+  return outside;
 }
 
 /** Real values from quantized integers (or their sums). */

@@ -148,8 +148,18 @@ function fillMasks(ctx: HeContext, tag: Uint8Array, first: number, count: number
   if (lo < 0) return;
   const qd = Number(ctx.q);
   const n = ctx.slotCount;
-  maskProducts(ctx, tag, lo, hi - lo + 1, jobs.map((j) => j.plain), (k, c, v) => {
-    const job = jobs[k];
+  // a job whose masks are all there costs nothing (each plaintext is one SEAL product per chunk pair)
+  const todo: MaskJob[] = [];
+  for (const j of jobs) {
+    for (let c = lo; c <= hi; c++) {
+      if (!j.set.has(c)) {
+        todo.push(j);
+        break;
+      }
+    }
+  }
+  maskProducts(ctx, tag, lo, hi - lo + 1, todo.map((j) => j.plain), (k, c, v) => {
+    const job = todo[k];
     if (job.set.has(c)) {
       recycleMaskArray(ctx, v);
       return;
@@ -210,12 +220,15 @@ function encryptChunk(ctx: HeContext, x0: Float64Array, ints: Int32Array, start:
   const invDiv = 2 ** -ctx.params.c0DropBits; // exact: a power of two
   const maxOut = Number((ctx.q - 1n) >> BigInt(ctx.params.c0DropBits));
   const t = Number(ctx.t);
+  const invQ = 1 / qd;
   for (let i = 0; i < n; i++) {
     const v = i < slots ? ints[start + i] : 0;
-    const m = v < 0 ? v + t : v; // plaintext coefficient v mod t
+    const m = v + t * (v >>> 31); // plaintext coefficient v mod t (no data-dependent branch: signs are coin flips)
+    // x in [0, 2q): subtract q by a rounded quotient, then fix the rare misjudged case next to q
     let x = x0[i] + m * qOverT;
-    while (x >= qd) x -= qd;
+    x -= qd * Math.floor(x * invQ);
     if (x < 0) x += qd;
+    else if (x >= qd) x -= qd;
     let o = Math.floor(x * invDiv);
     if (o > maxOut) o = maxOut;
     c0[2 * i] = o >>> 0; // ToUint32 is o mod 2^32, exact for integers below 2^53
@@ -490,39 +503,64 @@ export function decryptChunks(ctx: HeContext, key: HeSecretKey, participants: re
   const limit = addends * ctx.quantMax;
   const t = Number(ctx.t);
   const qd = Number(ctx.q);
-  const tOverQ = t / qd;
-  const halfT = (t - 1) / 2;
   const div = 2 ** f.drop;
   const half = f.drop === 0 ? 0 : div / 2;
-  // Coefficient ranges first (exact, on the packed words), so a malformed sum consumes no prepared mask.
-  validateChunks(ctx, bytes, off, kind, count, addends);
+  // Coefficient ranges: up to 53 bits, checked exactly on the numbers this loop unpacks anyway (one pass
+  // over the bytes); wider fields on the packed words first. Masks are released only once every chunk
+  // decrypted, so a malformed or forged sum leaves the prepared ones for the right sum.
+  const checkInLoop = f.bound !== null && f.bits <= 53;
+  if (!checkInLoop) validateChunks(ctx, bytes, off, kind, count, addends);
+  const fieldEnd = checkInLoop ? f.bound![1] * TWO32 + f.bound![0] : Infinity;
   const dec = maskSet(ctx, store(ctx).dec, decId(key, tag, participants));
   const jobs = [{ set: dec, plain: secretSumPlain(ctx, key, participants), forEncryption: false }];
   const vals = scratch(ctx).numbers;
   for (let i = 0; i < count; i++) {
     const index = firstChunk + i;
     unpackNumbers(bytes, off + i * size + CHUNK_HEADER_BYTES, n, f.bits, vals, 0, false);
+    if (checkInLoop) {
+      for (let j = 0; j < n; j++) if (vals[j] >= fieldEnd) malformedCoeff(i * n + j);
+    }
     if (!dec.has(index)) fillMasks(ctx, tag, index, Math.min(MASK_BATCH_CHUNKS, firstChunk + count - index), jobs);
     const mask = dec.get(index)!;
-    dec.delete(index);
     const slots = Math.min(n, valueCount - index * n);
-    const base = outOffset + i * n;
-    for (let j = 0; j < slots; j++) {
-      let y = vals[j] * div + half + mask[j];
-      while (y >= qd) y -= qd;
-      let v = Math.floor(y * tOverQ + 0.5); // round half up (faster than Math.round in V8 here)
-      if (v >= t) v -= t;
-      if (v > halfT) v -= t;
+    const bad = unmaskChunk(vals, mask, slots, div, half, qd, t, limit, divisor, out, outOffset + i * n);
+    if (bad >= 0) {
       // An honest sum lies in [-addends·qmax, addends·qmax]; anything else means a wrong key, tag or member set, or a forged sum.
-      if (v > limit || v < -limit) {
-        throw new FedtwinError('HE_DECRYPT_FAILED', `decrypted value ${index * n + j} = ${v} is outside the possible range ±${limit}`, {
-          hint: 'the sum was made under another key or round, names the wrong participants, or was corrupted or forged by the aggregator',
-        });
-      }
-      out[base + j] = v / divisor;
+      throw new FedtwinError('HE_DECRYPT_FAILED', `decrypted value ${index * n + bad} = ${Math.round(out[outOffset + i * n + bad] * divisor)} is outside the possible range ±${limit}`, {
+        hint: 'the sum was made under another key or round, names the wrong participants, or was corrupted or forged by the aggregator',
+      });
     }
-    recycleMaskArray(ctx, mask);
   }
+  for (let i = 0; i < count; i++) {
+    const mask = dec.get(firstChunk + i);
+    if (mask) recycleMaskArray(ctx, mask);
+    dec.delete(firstChunk + i);
+  }
+}
+
+/**
+ * out[base + j] = round(t/q · (c0_j·div + half + mask_j)) centred mod t, / divisor, for j < slots; returns the
+ * first j whose value lies outside ±limit (written, then the caller throws), or −1. Branch-free arithmetic
+ * (the signs of the values are coin flips, and a mispredicted branch per value cost more than the rest):
+ * y in [0, 2q) less q·floor(y/q) is exact; a quotient misjudged next to q leaves y just below 0 or at q,
+ * which the reduction mod t of the rounded value absorbs.
+ */
+function unmaskChunk(c0: Float64Array, mask: Float64Array, slots: number, div: number, half: number, qd: number, t: number, limit: number, divisor: number, out: Float64Array, base: number): number {
+  const invQ = 1 / qd;
+  const tOverQ = t / qd;
+  const invT = 1 / t;
+  let bad = 0; // counted, not branched on (an || of two comparisons per value cost a third of the loop)
+  for (let j = 0; j < slots; j++) {
+    let y = c0[j] * div + half + mask[j];
+    y -= qd * Math.floor(y * invQ);
+    let v = Math.floor(y * tOverQ + 0.5);
+    v -= t * Math.floor(v * invT + 0.5);
+    bad += Math.abs(v) > limit ? 1 : 0;
+    out[base + j] = v / divisor;
+  }
+  if (bad === 0) return -1;
+  for (let j = 0; j < slots; j++) if (Math.abs(out[base + j] * divisor) > limit + 0.5) return j;
+  return 0;
 }
 
 /** Decrypts a sum (or a single update: participants = [its member]) to the exact integer sum. */

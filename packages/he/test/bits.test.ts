@@ -90,4 +90,53 @@ describe('unpackNumbers', () => {
       expect([bits, Array.from(out.subarray(1))]).toEqual([bits, vals.map((v) => 2 * v)]);
     }
   });
+
+  it('writes 4-byte-aligned whole-word bodies (the word path) byte for byte like the byte path, for every width up to 64', async () => {
+    const { packBits, packedSize } = await import('../src/bits.ts');
+    for (let bits = 1; bits <= 64; bits++) {
+      for (const count of [128, 125]) { // whole words, and a body whose last word is partly filled
+        const size = packedSize(count, bits);
+        if (size % 4 !== 0) continue;
+        const pairs = new Uint32Array(2 * count);
+        for (let i = 0; i < count; i++) {
+          const lo = bits >= 32 ? (Math.imul(i + 1, 2654435761) >>> 0) : (Math.imul(i + 1, 2654435761) >>> 0) % 2 ** bits;
+          pairs[2 * i] = i === 0 ? (bits >= 32 ? 0xffffffff : 2 ** bits - 1) : lo;
+          pairs[2 * i + 1] = bits > 32 ? (i === 0 ? 2 ** (bits - 32) - 1 : (Math.imul(i, 40503) >>> 0) % 2 ** (bits - 32)) : 0;
+        }
+        const aligned = new Uint8Array(8 + size + 8).fill(0xab);
+        expect(packBits(pairs, count, bits, aligned, 8)).toBe(8 + size);
+        const viaBytes = new Uint8Array(1 + size + 8).fill(0xab);
+        packBits(pairs, count, bits, viaBytes, 1);
+        expect([bits, count, Buffer.from(aligned.subarray(8, 8 + size)).toString('hex')]).toEqual([bits, count, Buffer.from(viaBytes.subarray(1, 1 + size)).toString('hex')]);
+        expect(Array.from(aligned.subarray(0, 8)).concat(Array.from(aligned.subarray(8 + size)))).toEqual(new Array(16).fill(0xab));
+      }
+    }
+  });
+
+  it('reads 4-byte-aligned whole-word bodies (the word path) exactly like the byte path, for every width up to 53', async () => {
+    const { packBits, packedSize, unpackNumbers } = await import('../src/bits.ts');
+    for (let bits = 1; bits <= 53; bits++) {
+      const count = 128; // 16·bits bytes: whole words
+      const vals = Array.from({ length: count }, (_, i) => Math.floor(((i * 2654435761 + bits) % 1000003) / 1000003 * 2 ** bits) % 2 ** bits);
+      vals[0] = 2 ** bits - 1;
+      vals[count - 1] = 2 ** bits - 1;
+      vals[5] = 0;
+      const pairs = new Uint32Array(2 * count);
+      vals.forEach((v, i) => { pairs[2 * i] = v % 4294967296; pairs[2 * i + 1] = Math.floor(v / 4294967296); });
+      const size = packedSize(count, bits);
+      const buf = new Uint8Array(8 + size + 8).fill(0xff); // neighbouring words must not leak in
+      packBits(pairs, count, bits, buf, 8);
+      const body = buf.subarray(0, 8 + size + 4); // the word after the body is there, and all ones
+      const aligned = new Float64Array(count);
+      expect(unpackNumbers(body, 8, count, bits, aligned, 0, false)).toBe(8 + size);
+      const unaligned = new Uint8Array(1 + size);
+      unaligned.set(buf.subarray(8, 8 + size), 1);
+      const viaBytes = new Float64Array(count);
+      unpackNumbers(unaligned, 1, count, bits, viaBytes, 0, false);
+      expect([bits, Array.from(aligned)]).toEqual([bits, vals]);
+      expect([bits, Array.from(viaBytes)]).toEqual([bits, vals]);
+      unpackNumbers(body, 8, count, bits, aligned, 0, true);
+      expect([bits, Array.from(aligned)]).toEqual([bits, vals.map((v) => 2 * v)]);
+    }
+  });
 });
