@@ -341,7 +341,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         await persist();
         continue;
       }
-      // HE's offline phase (masks for this round) runs on the HE workers while this thread trains.
+      // HE's offline phase (this update's encryption masks) runs on the HE workers while this thread trains.
       memberScheme.prepare?.(global.length, roundRef)?.catch((err: unknown) => {
         log.warn({ event: 'he-prepare-failed', err: String(err) }, 'could not prepare HE masks ahead; they will be made when needed');
       });
@@ -367,6 +367,10 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       const tEncode = performance.now();
       const cEncode = process.cpuUsage();
       const body = await memberScheme.encode(update.values, roundRef, init.seededNoise ? [init.seed ?? 1, task.round] : undefined);
+      // The round sum's decryption masks, on the HE workers while this thread persists and uploads.
+      memberScheme.prepareSum?.(global.length, roundRef)?.catch((err: unknown) => {
+        log.warn({ event: 'he-prepare-failed', err: String(err) }, 'could not prepare HE decryption masks ahead; they will be made when the sum arrives');
+      });
       const keyId = task.keyId ?? memberScheme.keyId;
       const main = check.spends.find((p) => p.mode === 'record') ?? check.spends[0];
       const signed = witness

@@ -22,8 +22,13 @@ export interface MemberScheme {
   sumBytes(values: number): number;
   /** `seed` (simulations only) makes HE's stochastic rounding reproducible. */
   encode(values: Float32Array, round: RoundRef, seed?: readonly [number, number]): Promise<Uint8Array>;
-  /** Offline work for this round (HE: encryption masks, and decryption masks of the round's sum), run while training. */
+  /** Offline work for this round's update (HE: the encryption masks), run while training. */
   prepare?(values: number, round: RoundRef): Promise<void>;
+  /**
+   * Offline work for this round's sum (HE: its decryption masks), run once the update is encrypted: while it
+   * uploads and waits for the others, off the path from training to upload.
+   */
+  prepareSum?(values: number, round: RoundRef): Promise<void>;
   /**
    * False if this member has already encrypted an update for this round (under HE, a second one would share
    * the round's mask with the first; the node sits the round out).
@@ -157,14 +162,18 @@ export async function bfvMember(init: {
       prepare(n, round) {
         // Post the work now, synchronously: the caller starts training right after, and local training
         // does not yield to the event loop until an epoch ends, so an await here would defer the whole
-        // offline phase past training. The decryption masks assume every member contributes (the usual
-        // case); a sum over fewer members has its masks computed when it arrives.
-        const go = (k: HeKey) => pool.prepare(k, n, {
-          member: init.peerId, tag: tagOf(k, round), participants: init.config.members,
-        });
+        // offline phase past training.
+        const go = (k: HeKey) => pool.prepare(k, n, { member: init.peerId, tag: tagOf(k, round) });
         const have = round.keyId === undefined ? current : keyring.get(round.keyId);
         const ready = have ? go(have) : keyFor(round.keyId).then(go);
         return ready.then(() => undefined);
+      },
+      async prepareSum(n, round) {
+        // After encrypt(): every chunk of this member's update is used, so only the decryption masks are
+        // made. They assume every member contributes (the usual case); a sum over fewer members has its
+        // masks computed when it arrives.
+        const k = await keyFor(round.keyId);
+        await pool.prepare(k, n, { member: init.peerId, tag: tagOf(k, round), participants: init.config.members });
       },
       async decode(sum, n, agg) {
         const key = await keyFor(agg.keyId);
