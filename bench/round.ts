@@ -108,7 +108,7 @@ async function cpuFromLogs(out: string, skip: number): Promise<CpuSplit | null> 
       }
       if (e.event === 'contributed' && Number(e.round) > skip) {
         phaseRounds++;
-        for (const k of ['catchUpMs', 'encodeMs', 'persistMs', 'uploadMs', 'encodeCpuMs', 'persistCpuMs', 'uploadCpuMs']) addPhase(k, (e.phases as Record<string, unknown> | undefined)?.[k]);
+        for (const k of ['catchUpMs', 'encodeMs', 'maskWaitMs', 'persistMs', 'uploadMs', 'encodeCpuMs', 'persistCpuMs', 'uploadCpuMs']) addPhase(k, (e.phases as Record<string, unknown> | undefined)?.[k]);
       }
       const ph = e.phases as { cpuMs?: number; trainCpuMs?: number } | undefined;
       if (e.event !== 'contributed' || ph?.cpuMs === undefined || ph.trainCpuMs === undefined) continue;

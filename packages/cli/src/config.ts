@@ -73,6 +73,8 @@ export const NodeConfigSchema = z.object({
   exitWhenDone: z.boolean().default(false),
   /** Simulations only: seed DP noise and HE rounding for reproducible runs (not private). */
   seededNoise: z.boolean().default(false),
+  /** HE worker threads (default: 2, or 1 on a one-core machine); a simulation that runs many members on one machine uses 1. */
+  heThreads: z.number().int().min(1).max(16).optional(),
   seed: z.number().int().min(0).default(1),
   result: z.string().optional(),
   /** This site's own privacy budget; defaults to the consortium's. */

@@ -1,6 +1,7 @@
 import { writeFile, mkdir } from 'node:fs/promises';
 import type { z } from 'zod';
 import { dirname } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import {
   AggregateResponse, CosignAck, JoinResponse, KeyPublishAck, LedgerSyncResponse, MAX_LEDGER_SYNC_BYTES, KeyResponse, MAX_TASK_WAIT_MS, Protocols, RefuseAck, TaskResponse, UpdateAck, bytesToF32, f32ToBytes,
@@ -54,6 +55,8 @@ export interface NodeInit {
   /** Simulations only: draw DP noise and HE rounding from `seed` so a run can be reproduced. Anyone who
    *  knows the seed can subtract the noise, so a real site never sets this. */
   seededNoise?: boolean;
+  /** HE worker threads (default: 2, or 1 on a one-core machine). */
+  heThreads?: number;
   /** This member's libp2p identity: opens the HE key sealed for it in the key ceremony. */
   identity?: PrivateKey;
   /** Where the HE secret key is kept (mode 0600); default `<dataDir>/../he-secret.key` (beside, not inside, the Level directory). */
@@ -150,6 +153,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       scheme = await bfvMember({
         config: sa, announcedKeyId: join.keyId, identity: init.identity, peerId: host.peerId,
         keyFile: init.heKeyFile ?? `${dirname(init.dataDir)}/he-secret.key`, logger: log, giveUpMs,
+        threads: init.heThreads ?? Math.min(2, availableParallelism()),
         io: {
           fetchKey: async () => (await call(Protocols.key, { waitMs: MAX_TASK_WAIT_MS }, KeyResponse, { timeoutMs: MAX_TASK_WAIT_MS + 30_000 })).header as KeyResponseT,
           publish: async (keyId, epoch, boxes) => {
@@ -392,7 +396,8 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       state = { ...state, pending: { round: task.round, header }, pendingLeaf: signed?.leafHash };
       await persist(body);
       const phases = { catchUpMs, trainMs: Math.round(trainSeconds * 1000), trainCpuMs, encodeMs: Math.round(tPersist - tEncode), persistMs: Math.round(performance.now() - tPersist),
-        encodeCpuMs: cpuMsBetween(cEncode, cPersist), persistCpuMs: cpuMsBetween(cPersist) };
+        encodeCpuMs: cpuMsBetween(cEncode, cPersist), persistCpuMs: cpuMsBetween(cPersist),
+        ...(memberScheme.lastMaskWaitMs !== undefined ? { maskWaitMs: memberScheme.lastMaskWaitMs } : {}) };
       await deliver(header, body, trained.losses, phases, cpuAtStart);
     }
 

@@ -34,6 +34,8 @@ export interface MemberScheme {
    * the round's mask with the first; the node sits the round out).
    */
   canContribute?(round: RoundRef): Promise<boolean>;
+  /** How long the last encode() waited for this round's offline phase to finish (ms; 0 if it was done). */
+  readonly lastMaskWaitMs?: number;
   /** Reads the published sum of the updates of `participants` (member peer ids). */
   decode(sum: Uint8Array, values: number, agg: { keyId?: string; participants: readonly string[] }): Promise<Float64Array>;
   close(): Promise<void>;
@@ -60,7 +62,7 @@ export interface KeyCeremonyIo {
 }
 
 /**
- * BFV member: encryption and decryption run in worker threads (both cores). The consortium's HE
+ * BFV member: encryption and decryption run in worker threads (both cores of a site's machine by default). The consortium's HE
  * secret key comes from the key ceremony: the key holder generates it and seals a copy for each
  * member (only that member can open it); everyone keeps it in a 0600 file beside its state.
  */
@@ -73,9 +75,11 @@ export async function bfvMember(init: {
   io: KeyCeremonyIo;
   logger: Logger;
   giveUpMs: number;
+  /** HE worker threads. */
+  threads: number;
 }): Promise<MemberScheme> {
   const he = await import('@fedtwin/he');
-  const pool = await he.createHePool({ threads: 2, params: init.config.params });
+  const pool = await he.createHePool({ threads: init.threads, params: init.config.params });
   try {
     // A keyring: rounds name the key they use, and a rotation applies from the next round, so
     // a member may need the previous key to decrypt an aggregate while already using the new one.
@@ -132,11 +136,15 @@ export async function bfvMember(init: {
       }
       return c;
     };
+    // The offline phase of the round being trained, so encode() can tell how long it waited for it.
+    let preparing: Promise<unknown> = Promise.resolve();
+    let maskWaitMs = 0;
     const tagOf = (k: HeKey, round: RoundRef) => he.roundTag({ keyId: k.keyId, round: round.round, baseHash: round.baseHash });
     const hexOf = (tag: Uint8Array) => Buffer.from(tag).toString('hex');
     return {
       encoding: 'bfv',
       get keyId() { return current.keyId; },
+      get lastMaskWaitMs() { return maskWaitMs; },
       sumBytes: (n) => he.updateSize(pool.ctx, he.KIND_SUM_COMPACT, n),
       async canContribute(round) {
         const key = await keyFor(round.keyId);
@@ -151,6 +159,10 @@ export async function bfvMember(init: {
             hint: 'a second update under the round\'s mask would reveal the difference of the two; the member sits this round out',
           });
         }
+        // The workers run the offline phase first anyway (one queue each): waiting here only measures it.
+        const tWait = performance.now();
+        await preparing.catch(() => undefined);
+        maskWaitMs = Math.round(performance.now() - tWait);
         const r = await pool.encrypt(key, values, { member: init.peerId, tag, ...(seed ? { seed } : {}) });
         // Durable before the ciphertext can leave (the caller persists and sends it after this returns).
         await roundClaims.claim(hexOf(tag));
@@ -166,6 +178,7 @@ export async function bfvMember(init: {
         const go = (k: HeKey) => pool.prepare(k, n, { member: init.peerId, tag: tagOf(k, round) });
         const have = round.keyId === undefined ? current : keyring.get(round.keyId);
         const ready = have ? go(have) : keyFor(round.keyId).then(go);
+        preparing = ready;
         return ready.then(() => undefined);
       },
       async prepareSum(n, round) {

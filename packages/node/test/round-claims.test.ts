@@ -53,7 +53,7 @@ describe('round claims (mask reuse guard)', () => {
       announcedKeyId: key.keyId, identity, peerId, keyFile,
       io: { fetchKey: async () => ({ status: 'pending' }), publish: async () => undefined },
       logger: { info: (o: { event?: string }) => logged.push(String(o.event)), warn: () => undefined, error: () => undefined } as never,
-      giveUpMs: 1000,
+      giveUpMs: 1000, threads: 2,
     });
     const round = { round: 3, baseHash: 'ab'.repeat(32), keyId: key.keyId };
     const m = await start();

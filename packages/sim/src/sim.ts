@@ -1,6 +1,7 @@
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { FedtwinError } from '@fedtwin/errors';
 import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
 import {
@@ -166,6 +167,8 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
         // together they follow the pooled distribution.
         synthetic: { rows: shardRows[i]!.length, out: 'synthetic.csv' },
         exitWhenDone: true, seed: opts.seed * 100 + i, seededNoise: !opts.secureNoise, result: 'result.json', log: { level: 'info' },
+        // The members share this machine: two HE threads each only oversubscribe its cores.
+        heThreads: Math.max(1, Math.min(2, Math.floor(availableParallelism() / opts.nodes))),
       };
       await writeFile(join(dir, 'config.json'), JSON.stringify(nodeConfig, null, 2));
       daemons.push(startDaemon(`node ${i}`, ['node', 'start', '--config', join(dir, 'config.json')], () => undefined, createWriteStream(join(dir, 'node.log'))));

@@ -94,7 +94,7 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     host, aggregator: address, dataDir: `${dataDir}/state`, csvPath: resolveFrom(baseDir, config.data.csv), backend: backend.name, logger: log,
     synthetic: config.synthetic && { ...config.synthetic, out: resolveFrom(baseDir, config.synthetic.out) },
     resultPath: config.result ? resolveFrom(baseDir, config.result) : `${dataDir}/result.json`,
-    bytes: () => host.bytes(), seed: config.seed, privacy: config.privacy, identity: privateKey, seededNoise: config.seededNoise,
+    bytes: () => host.bytes(), seed: config.seed, privacy: config.privacy, identity: privateKey, seededNoise: config.seededNoise, ...(config.heThreads !== undefined ? { heThreads: config.heThreads } : {}),
     ledgerDir: config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`,
     heKeyFile: `${dataDir}/he-secret.key`,
   });
