@@ -1,4 +1,4 @@
-// Round-time benchmark: `node bench/round.ts [--nodes 3,10] [--rounds 3] [--epochs 2] [--hidden 64] [--secure both|bfv|plaintext] [--max-participants M]`
+// Round-time benchmark: `node bench/round.ts [--nodes 3,10] [--rounds 3] [--epochs 2] [--hidden 64] [--secure both|bfv|plaintext] [--max-participants M] [--repeat K]`
 //
 // Runs real federations (aggregator + N node processes on 127.0.0.1) and splits each aggregated
 // round's wall time (open → aggregate) into local training (the slowest member's, since the round
@@ -22,13 +22,16 @@ const { values: args } = parseArgs({
     hidden: { type: 'string', default: '64' },
     secure: { type: 'string', default: 'both' },
     warmup: { type: 'string', default: '1' },
+    // Interleaved repetitions (bfv, plaintext, bfv, …): the machine's speed drifts between runs, so the
+    // ratio is taken per adjacent pair and the median of the pairs is reported.
+    repeat: { type: 'string', default: '1' },
     // BFV's headroom: the largest consortium the parameters allow (bytes per value grow with its log)
     'max-participants': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
 const schemes = args.secure === 'both' ? (['bfv', 'plaintext'] as const) : ([args.secure as 'bfv' | 'plaintext'] as const);
-interface Row { nodes: number; scheme: string; rounds: number; modelValues: number; bytesPerValue: number; roundWallSeconds: number; trainSeconds: number; otherSeconds: number; perRound: { wall: number; train: number }[]; cpu: CpuSplit | null }
+interface Row { rep: number; nodes: number; scheme: string; rounds: number; modelValues: number; bytesPerValue: number; roundWallSeconds: number; trainSeconds: number; otherSeconds: number; perRound: { wall: number; train: number }[]; cpu: CpuSplit | null }
 /** Mean CPU seconds per round after the warm-up, from the daemons' logs: members' training, members' everything else, the aggregator. */
 interface CpuSplit { membersTrain: number; membersOther: number; aggregator: number; phases: Record<string, number> }
 const warmup = Number(args.warmup);
@@ -36,8 +39,13 @@ if (!Number.isInteger(warmup) || warmup < 0 || warmup >= Number(args.rounds)) {
   console.error('--warmup must be an integer in [0, rounds)');
   process.exit(2);
 }
+const repeat = Number(args.repeat);
+if (!Number.isInteger(repeat) || repeat < 1 || repeat > 50) {
+  console.error('--repeat must be an integer in [1, 50]');
+  process.exit(2);
+}
 const rows: Row[] = [];
-for (const n of args.nodes.split(',').map(Number)) {
+for (let rep = 1; rep <= repeat; rep++) for (const n of args.nodes.split(',').map(Number)) {
   for (const scheme of schemes) {
     const out = await mkdtemp(join(tmpdir(), 'fedtwin-bench-round-'));
     try {
@@ -53,7 +61,7 @@ for (const n of args.nodes.split(',').map(Number)) {
       const train = mean(trains.slice(warmup, k));
       const perRound = walls.slice(0, k).map((w, i) => ({ wall: w, train: trains[i] }));
       const cpu = await cpuFromLogs(out, warmup);
-      rows.push({ nodes: n, scheme, rounds: k - warmup, modelValues: report.training.modelValues, bytesPerValue: report.secureAggregation.bytesPerValue, roundWallSeconds: wall, trainSeconds: train, otherSeconds: wall - train, perRound, cpu });
+      rows.push({ rep, nodes: n, scheme, rounds: k - warmup, modelValues: report.training.modelValues, bytesPerValue: report.secureAggregation.bytesPerValue, roundWallSeconds: wall, trainSeconds: train, otherSeconds: wall - train, perRound, cpu });
     } finally {
       await rm(out, { recursive: true, force: true });
     }
@@ -64,7 +72,7 @@ else {
   console.log(`round time split (mean over aggregated rounds after ${warmup} warm-up round(s); training = slowest member of the round)`);
   console.log('nodes  scheme     values   B/value  round wall s  local training s  everything else s');
   for (const r of rows) {
-    console.log(`${String(r.nodes).padStart(5)}  ${r.scheme.padEnd(9)}  ${String(r.modelValues).padStart(7)}  ${r.bytesPerValue.toFixed(2).padStart(7)}  ${r.roundWallSeconds.toFixed(3).padStart(12)}  ${r.trainSeconds.toFixed(3).padStart(16)}  ${r.otherSeconds.toFixed(3).padStart(17)}`);
+    console.log(`${repeat > 1 ? `#${r.rep} ` : ''}${String(r.nodes).padStart(5)}  ${r.scheme.padEnd(9)}  ${String(r.modelValues).padStart(7)}  ${r.bytesPerValue.toFixed(2).padStart(7)}  ${r.roundWallSeconds.toFixed(3).padStart(12)}  ${r.trainSeconds.toFixed(3).padStart(16)}  ${r.otherSeconds.toFixed(3).padStart(17)}`);
   }
   for (const r of rows) {
     console.log(`  ${r.nodes} nodes ${r.scheme}: per round (wall / training / else) ${r.perRound.map((p, i) => `${i + 1}: ${p.wall.toFixed(2)} / ${p.train.toFixed(2)} / ${(p.wall - p.train).toFixed(2)}${i < warmup ? ' (warm-up)' : ''}`).join(', ')}`);
@@ -78,11 +86,20 @@ else {
     if (r.cpu) console.log(`  ${r.nodes} nodes ${r.scheme.padEnd(9)}: ${Object.entries(r.cpu.phases).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)}`).join(', ')}`);
   }
   for (const n of new Set(rows.map((r) => r.nodes))) {
-    const b = rows.find((r) => r.nodes === n && r.scheme === 'bfv');
-    const p = rows.find((r) => r.nodes === n && r.scheme === 'plaintext');
-    if (b && p) {
-      console.log(`${n} nodes: non-training time BFV / plaintext = ${(b.otherSeconds / p.otherSeconds).toFixed(2)}× (target ≤ 1.5×); whole round ${(b.roundWallSeconds / p.roundWallSeconds).toFixed(2)}×`);
-      if (b.cpu && p.cpu) console.log(`${n} nodes: non-training CPU (members other + aggregator) BFV / plaintext = ${((b.cpu.membersOther + b.cpu.aggregator) / (p.cpu.membersOther + p.cpu.aggregator)).toFixed(2)}×`);
+    const other: number[] = [];
+    const whole: number[] = [];
+    for (let rep = 1; rep <= repeat; rep++) {
+      const b = rows.find((r) => r.rep === rep && r.nodes === n && r.scheme === 'bfv');
+      const p = rows.find((r) => r.rep === rep && r.nodes === n && r.scheme === 'plaintext');
+      if (!b || !p) continue;
+      other.push(b.otherSeconds / p.otherSeconds);
+      whole.push(b.roundWallSeconds / p.roundWallSeconds);
+      const tag = repeat > 1 ? ` (pair ${rep})` : '';
+      console.log(`${n} nodes${tag}: non-training time BFV / plaintext = ${(b.otherSeconds / p.otherSeconds).toFixed(2)}× (target ≤ 1.5×); whole round ${(b.roundWallSeconds / p.roundWallSeconds).toFixed(2)}×`);
+      if (b.cpu && p.cpu) console.log(`${n} nodes${tag}: non-training CPU (members other + aggregator) BFV / plaintext = ${((b.cpu.membersOther + b.cpu.aggregator) / (p.cpu.membersOther + p.cpu.aggregator)).toFixed(2)}×`);
+    }
+    if (other.length > 1) {
+      console.log(`${n} nodes: median over ${other.length} interleaved pairs: non-training time BFV / plaintext = ${median(other).toFixed(2)}× (target ≤ 1.5×; pairs ${other.map((x) => x.toFixed(2)).join(', ')}); whole round ${median(whole).toFixed(2)}×`);
     }
   }
 }
@@ -129,4 +146,10 @@ async function cpuFromLogs(out: string, skip: number): Promise<CpuSplit | null> 
 
 function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+}
+
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
 }
