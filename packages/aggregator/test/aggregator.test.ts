@@ -45,6 +45,20 @@ describe('aggregator', () => {
     return { dir, agg, aggHost, members, ids, addr, call };
   }
 
+  /** A new aggregator (new host, same state dir: a restarted process) that the members of `first` accept. */
+  async function restart(dir: string, first: { ids: string[]; members: WireHost[] }, totalRounds: number): Promise<{ host: WireHost; agg: Aggregator }> {
+    const host = await createWireHost({ privateKey: await generateIdentity(), allow: first.ids });
+    const agg = await createAggregator({
+      host, dataDir: join(dir, 'state'), consortium: 't', members: first.ids, schema,
+      model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 }, modelValues: VALUES, strategy: 'fedavg',
+      training: { epochs: 1, batchSize: 8, learningRate: 0.01 },
+      rounds: { totalRounds, quorum: 2, minParticipants: 1, deadlineSeconds: 60 }, logger: silent,
+    });
+    cleanup.push(async () => { await agg.stop(); await host.stop(); });
+    for (const m of first.members) m.allowPeer(host.peerId);
+    return { host, agg };
+  }
+
   const update = (round: number, over: Partial<UpdateHeader> = {}): UpdateHeader => ({
     round, baseVersion: 0, baseHash: HASH, weight: 10, values: VALUES, encoding: 'f32le', loss: 1, trainSeconds: 0.1, privacy: [], entry: '', ...over,
   });
@@ -130,17 +144,8 @@ describe('aggregator', () => {
     await first.agg.stop();
     await first.aggHost.stop();
     // Same state dir, new process-equivalent: the round is still open with member 0's update in the sum.
-    const { createAggregator: create } = await import('../src/index.ts');
-    const host2 = await createWireHost({ privateKey: await generateIdentity(), allow: first.ids });
-    const again: Aggregator = await create({
-      host: host2, dataDir: join(dir, 'state'), consortium: 't', members: first.ids, schema,
-      model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 }, modelValues: VALUES, strategy: 'fedavg',
-      training: { epochs: 1, batchSize: 8, learningRate: 0.01 },
-      rounds: { totalRounds: 1, quorum: 2, minParticipants: 1, deadlineSeconds: 60 }, logger: silent,
-    });
-    cleanup.push(async () => { await again.stop(); await host2.stop(); });
+    const { host: host2 } = await restart(dir, first, 1);
     const addr2 = host2.addrs()[0]!;
-    for (const m of first.members) m.allowPeer(host2.peerId);
     const m1 = first.members[1]!;
     await expect(m1.request(addr2, 'update', { header: update(1), body: body(4) }, { response: UpdateAck, maxBodyBytes: 0, timeoutMs: 20_000 })).resolves.toBeTruthy();
     await expect(first.members[0]!.request(addr2, 'update', { header: update(1), body: body(4) }, { response: UpdateAck, maxBodyBytes: 0, timeoutMs: 20_000 })).rejects.toMatchObject({ code: 'AGG_ROUND_CLOSED' });
@@ -164,16 +169,7 @@ describe('aggregator', () => {
     expect(st).toMatchObject({ round: 2, version: 1, status: 'running' });
     await store.saveState({ ...st, round: 1 });
     await store.close();
-    const { createAggregator: create } = await import('../src/index.ts');
-    const host2 = await createWireHost({ privateKey: await generateIdentity(), allow: first.ids });
-    const again: Aggregator = await create({
-      host: host2, dataDir: join(dir, 'state'), consortium: 't', members: first.ids, schema,
-      model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 }, modelValues: VALUES, strategy: 'fedavg',
-      training: { epochs: 1, batchSize: 8, learningRate: 0.01 },
-      rounds: { totalRounds: 3, quorum: 2, minParticipants: 1, deadlineSeconds: 60 }, logger: silent,
-    });
-    cleanup.push(async () => { await again.stop(); await host2.stop(); });
-    for (const m of first.members) m.allowPeer(host2.peerId);
+    const { host: host2 } = await restart(dir, first, 3);
     const task = await first.members[0]!.request(host2.addrs()[0]!, 'task', { header: { afterRound: 1, waitMs: 0 } }, { response: TaskResponse, maxBodyBytes: 0, timeoutMs: 20_000 });
     expect(task.header).toMatchObject({ status: 'open', round: 2, baseVersion: 1 });
   });
