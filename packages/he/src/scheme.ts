@@ -332,10 +332,20 @@ function malformedCoeff(index: number, message?: string): never {
  */
 export function validateChunks(ctx: HeContext, bytes: Uint8Array, off: number, kind: ChunkKind, count: number, addends = 1): void {
   const size = chunkSize(ctx, kind, addends);
-  const L = chunkLayout(ctx, kind, addends);
-  if (!L.c0.bound) return;
+  const f = chunkLayout(ctx, kind, addends).c0;
+  if (!f.bound) return;
   const s = scratch(ctx);
-  for (let i = 0; i < count; i++) unpackChecked(ctx, bytes, off + i * size + CHUNK_HEADER_BYTES, L.c0, s.pairs, i * ctx.slotCount);
+  const n = ctx.slotCount;
+  if (f.bits > 53) {
+    for (let i = 0; i < count; i++) unpackChecked(ctx, bytes, off + i * size + CHUNK_HEADER_BYTES, f, s.pairs, i * n);
+    return;
+  }
+  // up to 53 bits the values are exact as numbers, and unpackNumbers reads aligned bodies a word at a time
+  const fieldEnd = f.bound[1] * TWO32 + f.bound[0];
+  for (let i = 0; i < count; i++) {
+    unpackNumbers(bytes, off + i * size + CHUNK_HEADER_BYTES, n, f.bits, s.numbers, 0, false);
+    for (let j = 0; j < n; j++) if (s.numbers[j] >= fieldEnd) malformedCoeff(i * n + j);
+  }
 }
 
 /** Checks a whole update (header, exact length, every chunk header and coefficient) without SEAL. */
@@ -505,36 +515,26 @@ export function decryptChunks(ctx: HeContext, key: HeSecretKey, participants: re
   const qd = Number(ctx.q);
   const div = 2 ** f.drop;
   const half = f.drop === 0 ? 0 : div / 2;
-  // Coefficient ranges: up to 53 bits, checked exactly on the numbers this loop unpacks anyway (one pass
-  // over the bytes); wider fields on the packed words first. Masks are released only once every chunk
-  // decrypted, so a malformed or forged sum leaves the prepared ones for the right sum.
-  const checkInLoop = f.bound !== null && f.bits <= 53;
-  if (!checkInLoop) validateChunks(ctx, bytes, off, kind, count, addends);
-  const fieldEnd = checkInLoop ? f.bound![1] * TWO32 + f.bound![0] : Infinity;
+  // Coefficient ranges first (exact), so a malformed sum consumes no prepared mask.
+  validateChunks(ctx, bytes, off, kind, count, addends);
   const dec = maskSet(ctx, store(ctx).dec, decId(key, tag, participants));
   const jobs = [{ set: dec, plain: secretSumPlain(ctx, key, participants), forEncryption: false }];
   const vals = scratch(ctx).numbers;
   for (let i = 0; i < count; i++) {
     const index = firstChunk + i;
     unpackNumbers(bytes, off + i * size + CHUNK_HEADER_BYTES, n, f.bits, vals, 0, false);
-    if (checkInLoop) {
-      for (let j = 0; j < n; j++) if (vals[j] >= fieldEnd) malformedCoeff(i * n + j);
-    }
     if (!dec.has(index)) fillMasks(ctx, tag, index, Math.min(MASK_BATCH_CHUNKS, firstChunk + count - index), jobs);
     const mask = dec.get(index)!;
+    dec.delete(index); // released as used: masks made here, in batches, stay bounded for any model size
     const slots = Math.min(n, valueCount - index * n);
     const bad = unmaskChunk(vals, mask, slots, div, half, qd, t, limit, divisor, out, outOffset + i * n);
+    recycleMaskArray(ctx, mask);
     if (bad >= 0) {
       // An honest sum lies in [-addends·qmax, addends·qmax]; anything else means a wrong key, tag or member set, or a forged sum.
       throw new FedtwinError('HE_DECRYPT_FAILED', `decrypted value ${index * n + bad} = ${Math.round(out[outOffset + i * n + bad] * divisor)} is outside the possible range ±${limit}`, {
         hint: 'the sum was made under another key or round, names the wrong participants, or was corrupted or forged by the aggregator',
       });
     }
-  }
-  for (let i = 0; i < count; i++) {
-    const mask = dec.get(firstChunk + i);
-    if (mask) recycleMaskArray(ctx, mask);
-    dec.delete(firstChunk + i);
   }
 }
 
