@@ -298,8 +298,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       if (stopped) break;
       if (task.status === 'idle') continue;
       if (task.status === 'finished') {
-        await catchUp(task.version);
-        await syncLedger();
+        await catchUp(task.version); // syncs and co-signs the final checkpoint first
         log.info({ event: 'federation-finished', version: state.version, hash: state.hash }, `federation finished at global version ${state.version}`);
         break;
       }
