@@ -3,7 +3,7 @@ import {
   AggregateRequest, JoinRequest, Protocols, RefuseRequest, TaskRequest, UpdateHeader,
   KeyPublishHeader, KeyRequest, MAX_SEALED_KEYS_BYTES,
   type AggregateResponse, type JoinResponse, type KeyResponse, type ModelConfig, type PrivacyPolicy, type SecureAggregation,
-  type TaskResponse, type TrainingConfig, type UpdateAck,
+  type TaskResponse, type TrainingConfig, type UpdateAck, genesisModelVersion, nextModelVersion,
 } from '@fedtwin/protocol';
 import { bfvScheme, plaintextScheme, type AggregationScheme, type SumAccumulator } from './scheme.ts';
 import { sha256Hex } from '@fedtwin/ledger';
@@ -14,6 +14,7 @@ import type { z } from 'zod';
 import type { TableSchema } from '@fedtwin/models';
 import { AggregatorStore, type AggregateRecord, type AggregatorState, type KeyRecord, type RoundRecord } from './store.ts';
 import type { AggregatorHost, Logger } from './types.ts';
+import { crashPoint } from './crash-points.ts';
 
 export interface RoundPolicy {
   /** Aggregates wanted; the federation finishes after this many. */
@@ -44,6 +45,11 @@ export interface AggregatorInit {
   privacy?: PrivacyPolicy;
   /** How updates travel: BFV ciphertexts (the default of the daemons) or plaintext (a baseline). */
   secureAggregation?: SecureAggregation;
+  /**
+   * Largest FedAvg weight (its record count) a member may declare, per member peer ID or one bound for all
+   * (default 1,000,000): an unbounded self-declared weight lets one member dilute everyone else.
+   */
+  maxWeight?: number | Record<string, number>;
   /** The audit log: where it lives and the aggregator's identity that signs entries and checkpoints. */
   ledger?: { dir: string; identity: PrivateKey };
   logger: Logger;
@@ -90,6 +96,18 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   const members = new Set(init.members);
   const joined = new Set<string>();
   let state = await store.state();
+  const maxWeightOf = (peer: string): number =>
+    typeof init.maxWeight === 'number' ? init.maxWeight : (init.maxWeight?.[peer] ?? DEFAULT_MAX_WEIGHT);
+  // The base of every round is this chain's head, fixed by the aggregator (never by an upload).
+  if (state.modelVersion === undefined) {
+    let mv = genesisModelVersion({ consortium: init.consortium, modelValues: init.modelValues, strategy: init.strategy, model: init.model });
+    for (let v = 1; v <= state.version; v++) {
+      const a = await store.getAggregate(v);
+      if (!a) throw new FedtwinError('STATE_CORRUPT', `aggregate ${v} is missing from the aggregator's state`, { hint: 'restore the aggregator\'s dataDir from a backup' });
+      mv = nextModelVersion(mv, sha256Hex(a.body));
+    }
+    state = { ...state, modelVersion: mv };
+  }
   let open: RoundRecord | undefined;
   let sum: SumAccumulator | undefined;
   let deadlineTimer: NodeJS.Timeout | undefined;
@@ -114,17 +132,23 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   });
 
   // Resume: an open round continues with the contributions persisted before a crash.
+  /** A new running sum of `rec`'s persisted contributions (resume, or after a failure that may have left the old one half-updated). */
+  async function rebuildSum(rec: RoundRecord): Promise<SumAccumulator> {
+    const fresh = scheme.createAccumulator(init.modelValues);
+    const ups = await store.updatesOf(rec.round);
+    for (const c of rec.contributions) {
+      const body = ups.get(c.peer);
+      if (!body) throw new FedtwinError('STATE_CORRUPT', `round ${rec.round}: update of ${c.peer} listed but missing`);
+      await fresh.add(body, { round: rec.round, baseHash: rec.baseHash ?? c.baseHash, ...(rec.keyId ? { keyId: rec.keyId } : {}) });
+    }
+    return fresh;
+  }
+
   if (state.round > 0) {
     const rec = await store.getRound(state.round);
     if (rec?.status === 'open') {
-      open = rec;
-      sum = scheme.createAccumulator(init.modelValues);
-      const ups = await store.updatesOf(rec.round);
-      for (const c of rec.contributions) {
-        const body = ups.get(c.peer);
-        if (!body) throw new FedtwinError('STATE_CORRUPT', `round ${rec.round}: update of ${c.peer} listed but missing`);
-        await sum.add(body, { round: rec.round, baseHash: c.baseHash, ...(rec.keyId ? { keyId: rec.keyId } : {}) });
-      }
+      open = { ...rec, baseHash: rec.baseHash ?? state.modelVersion };
+      sum = await rebuildSum(open);
       log.info({ event: 'resume', round: rec.round, contributions: rec.contributions.length }, `resuming round ${rec.round}`);
       armDeadline();
     }
@@ -151,13 +175,14 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     }
     const t = now();
     const rec: RoundRecord = {
-      round: state.round + 1, baseVersion: state.version, openedAt: t,
+      round: state.round + 1, baseVersion: state.version, baseHash: state.modelVersion!, openedAt: t,
       deadline: t + init.rounds.deadlineSeconds * 1000, status: 'open', contributions: [],
       ...(keyState ? { keyId: keyState.keyId } : {}),
     };
     state = { ...state, round: rec.round, version: state.version, status: 'running' };
     await store.openRound(state, rec);
-    await audit?.record({ type: 'round', v: 1, action: 'open', round: rec.round, config: { ...init.training, baseVersion: rec.baseVersion, quorum: init.rounds.quorum, minParticipants: init.rounds.minParticipants, deadline: rec.deadline, privacy: privacy.mode, encoding: scheme.encoding } });
+    crashPoint('after-round-store');
+    await audit?.record({ type: 'round', v: 1, action: 'open', round: rec.round, globalVersion: rec.baseHash!, config: { ...init.training, baseVersion: rec.baseVersion, quorum: init.rounds.quorum, minParticipants: init.rounds.minParticipants, deadline: rec.deadline, privacy: privacy.mode, encoding: scheme.encoding } });
     open = rec;
     sum = scheme.createAccumulator(init.modelValues);
     roundCpu = process.cpuUsage();
@@ -203,22 +228,33 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   async function aggregate(trigger: 'quorum' | 'deadline' | 'all-answered'): Promise<void> {
     if (!open || !sum) return;
     const rec: RoundRecord = { ...open, status: 'aggregated' };
+    // What is published must be exactly the accepted contributions: one update summed per contribution,
+    // one ledger leaf per contribution. A mismatch means the running sum saw something it should not have.
+    const leaves = rec.contributions.map((c) => c.ledgerIndex).filter((i): i is number => i !== undefined).sort((a, b) => a - b);
+    if (sum.count !== rec.contributions.length) {
+      log.error({ event: 'sum-mismatch', round: rec.round, summed: sum.count, contributions: rec.contributions.length }, `round ${rec.round}: the running sum holds ${sum.count} updates for ${rec.contributions.length} contributions; rebuilding it from the persisted updates`);
+      await sum.dispose();
+      sum = await rebuildSum(rec);
+    }
+    if (sum.count !== rec.contributions.length || (audit && leaves.length !== rec.contributions.length)) {
+      throw new FedtwinError('STATE_CORRUPT', `round ${rec.round}: ${sum.count} updates summed, ${rec.contributions.length} contributions, ${leaves.length} ledger leaves`);
+    }
     const version = state.version + 1;
     const body = await sum.result();
     const agg: AggregateRecord = {
       version, round: rec.round,
       participants: rec.contributions.map((c) => c.peer),
       totalWeight: rec.contributions.reduce((a, c) => a + c.weight, 0),
-      values: init.modelValues, baseHash: rec.contributions[0]!.baseHash, createdAt: now(),
+      values: init.modelValues, baseHash: rec.baseHash!, createdAt: now(),
       encoding: scheme.encoding, ...(rec.keyId ? { keyId: rec.keyId } : {}),
     };
-    state = { ...state, version };
+    const aggregateHash = sha256Hex(body);
+    // Under HE the aggregator cannot hash the new weights; the version is named by what defines it.
+    const modelVersion = nextModelVersion(agg.baseHash, aggregateHash);
+    state = { ...state, version, modelVersion };
     await store.closeRound(rec, state, { record: agg, body });
+    crashPoint('after-close-store');
     if (audit) {
-      const aggregateHash = sha256Hex(body);
-      // Under HE the aggregator cannot hash the new weights; the version is named by what defines it.
-      const modelVersion = sha256Hex(new TextEncoder().encode(`fedtwin-model-version/v1\n${agg.baseHash}\n${aggregateHash}`));
-      const leaves = rec.contributions.map((c) => c.ledgerIndex).filter((i): i is number => i !== undefined).sort((a, b) => a - b);
       await audit.record({ type: 'aggregate', v: 1, round: rec.round, contributions: leaves, aggregateHash, modelVersion });
       await audit.checkpoint();
     }
@@ -272,7 +308,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       const answer = (): TaskResponse | undefined => {
         if (state.status === 'finished') return { status: 'finished', version: state.version };
         if (open && open.round > header.afterRound && !open.contributions.some((c) => c.peer === peer)) {
-          return { status: 'open', round: open.round, baseVersion: open.baseVersion, training: init.training, deadline: open.deadline, ...(open.keyId ? { keyId: open.keyId } : {}) };
+          return { status: 'open', round: open.round, baseVersion: open.baseVersion, baseHash: open.baseHash!, training: init.training, deadline: open.deadline, ...(open.keyId ? { keyId: open.keyId } : {}) };
         }
         return undefined;
       };
@@ -300,9 +336,12 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (open.contributions.some((c) => c.peer === peer)) {
           throw new FedtwinError('AGG_DUPLICATE', `member ${peer} already contributed to round ${open.round}`);
         }
-        const first = open.contributions[0];
-        if (first && first.baseHash !== header.baseHash) {
-          throw new FedtwinError('AGG_BASE_HASH_MISMATCH', `member ${peer} trained from global ${header.baseHash.slice(0, 12)}…, others from ${first.baseHash.slice(0, 12)}…`, { hint: 'the member\'s global model diverged: resync its state' });
+        if (open.refusals?.some((r) => r.peer === peer)) {
+          throw new FedtwinError('AGG_ALREADY_REFUSED', `member ${peer} declined round ${open.round}; it cannot also contribute to it`, { hint: 'poll for the next round' });
+        }
+        // The base was fixed when the round opened; an upload never moves it.
+        if (header.baseHash !== open.baseHash) {
+          throw new FedtwinError('AGG_BASE_HASH_MISMATCH', `member ${peer} trained from model version ${header.baseHash.slice(0, 12)}…, round ${open.round} is based on ${open.baseHash!.slice(0, 12)}…`, { hint: 'the member\'s global model diverged: let it catch up on the published aggregates' });
         }
         for (const [on, mode] of [[siteDp, 'site'], [recordDp, 'record']] as const) {
           if (on && !header.privacy.some((p) => p.mode === mode)) {
@@ -311,6 +350,10 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         }
         if (siteDp && header.weight !== 1) {
           throw new FedtwinError('AGG_BAD_UPDATE', `site-level DP needs unweighted updates (weight 1), got weight ${header.weight}`);
+        }
+        const maxWeight = maxWeightOf(peer);
+        if (!siteDp && (!Number.isInteger(header.weight) || header.weight > maxWeight)) {
+          throw new FedtwinError('AGG_BAD_WEIGHT', `weight ${header.weight} is not a record count between 1 and this member's maximum ${maxWeight}`, { hint: 'the consortium bounds each member\'s declared record count (aggregator config maxWeight)' });
         }
         if (header.encoding !== scheme.encoding) {
           throw new FedtwinError('AGG_BAD_UPDATE', `update is ${header.encoding}, the consortium aggregates ${scheme.encoding}`, { hint: 'the member and the aggregator disagree on secure aggregation: check both configs' });
@@ -322,7 +365,12 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (header.values !== init.modelValues || !body || body.length !== expected) {
           throw new FedtwinError('AGG_BAD_UPDATE', `update has ${body?.length ?? 0} bytes for ${header.values} values, expected ${expected} for ${init.modelValues}`);
         }
-        await sum!.add(body, { round: open.round, baseHash: header.baseHash, ...(header.keyId ? { keyId: header.keyId } : {}) }); // validates (finite values / ciphertext structure) before anything is persisted
+        // Everything that can reject is checked before the update touches the sum: the signed entry first,
+        // then the ciphertext (the accumulator validates before it adds and leaves the sum unchanged on reject).
+        const entry = audit
+          ? await audit.checkMemberEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'contribution', round: header.round, body, keyId: open.keyId ?? 'plaintext', base: open.baseHash! })
+          : undefined;
+        await sum!.add(body, { round: open.round, baseHash: open.baseHash!, ...(header.keyId ? { keyId: header.keyId } : {}) });
         const rec: RoundRecord = {
           ...open,
           contributions: [...open.contributions, {
@@ -330,12 +378,17 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
             trainSeconds: header.trainSeconds, receivedAt: now(), privacy: header.privacy,
           }],
         };
-        if (audit) {
-          const entryBytes = Buffer.from(header.entry, 'base64');
-          const { index } = await audit.recordMemberEntry(entryBytes, { author: peer, type: 'contribution', round: header.round, body, keyId: open.keyId ?? 'plaintext' });
-          rec.contributions[rec.contributions.length - 1]!.ledgerIndex = index;
+        try {
+          if (audit && entry) rec.contributions[rec.contributions.length - 1]!.ledgerIndex = (await audit.appendChecked(entry)).index;
+          crashPoint('after-contribution-ledger');
+          await store.addContribution(rec, peer, body);
+        } catch (err) {
+          // The sum already holds this update but it was not accepted: rebuild the sum from what is persisted.
+          const persisted = open;
+          await sum!.dispose();
+          sum = await rebuildSum(persisted);
+          throw err;
         }
-        await store.addContribution(rec, peer, body);
         open = rec;
         log.info({ event: 'contribution', round: rec.round, peer, weight: header.weight, loss: header.loss, count: rec.contributions.length },
           `round ${rec.round}: contribution ${rec.contributions.length}/${init.rounds.quorum} from ${peer.slice(-8)}`);
@@ -355,18 +408,16 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     handler: async ({ peer, header }) => {
       requireMember(peer);
       await serial(async () => {
-        const current = open !== undefined && open.round === header.round;
-        if (current && (open!.contributions.some((c) => c.peer === peer) || open!.refusals?.some((r) => r.peer === peer))) return;
-        // Every refusal is audited and logged, also one that arrives after its round closed.
-        if (audit) await audit.recordMemberEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'refusal', round: header.round });
-        if (!current) {
-          log.warn({ event: 'refusal', round: header.round, peer, code: header.code, reason: header.reason, late: true }, `round ${header.round} (closed): ${peer.slice(-8)} declined: ${header.reason}`);
-          if (header.code === 'NODE_BUDGET_EXHAUSTED' && !state.exhausted?.includes(peer)) {
-            state = { ...state, exhausted: [...(state.exhausted ?? []), peer] };
-            await store.saveState(state);
-          }
-          return;
+        // A refusal is for the open round only, once, and never besides a contribution to it: anything
+        // else would let a member write permanent replicated entries for rounds that never existed.
+        if (!open || open.round !== header.round) {
+          throw new FedtwinError('AGG_ROUND_CLOSED', `round ${header.round} is not open (open: ${open?.round ?? 'none'}); a refusal is only recorded for the open round`, { hint: 'poll for the next task and decline that one if the budget is still short' });
         }
+        if (open.refusals?.some((r) => r.peer === peer)) return; // a retry of the same refusal
+        if (open.contributions.some((c) => c.peer === peer)) {
+          throw new FedtwinError('AGG_ALREADY_CONTRIBUTED', `member ${peer} already contributed to round ${open.round}; it cannot also decline it`);
+        }
+        if (audit) await audit.recordMemberEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'refusal', round: header.round });
         const rec: RoundRecord = { ...open!, refusals: [...(open!.refusals ?? []), { peer, code: header.code, reason: header.reason, privacy: header.privacy, at: now() }] };
         if (header.code === 'NODE_BUDGET_EXHAUSTED' && !state.exhausted?.includes(peer)) {
           state = { ...state, exhausted: [...(state.exhausted ?? []), peer] };
@@ -517,6 +568,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   };
 }
 
+
+const DEFAULT_MAX_WEIGHT = 1_000_000;
 
 function validatePolicy(p: RoundPolicy, memberCount: number): void {
   const bad = (field: string, msg: string) => new FedtwinError('CONFIG_INVALID', `rounds.${field}: ${msg}`, { hint: 'fix the aggregator config' });

@@ -16,7 +16,11 @@ export interface AuditLog {
   /** Appends an entry the aggregator authors (membership, round, aggregate, key). */
   record(payload: EntryPayloadInput): Promise<{ index: number }>;
   /** Appends an entry a member signed (contribution, refusal) after checking who signed what. */
-  recordMemberEntry(bytes: Uint8Array, expect: { author: string; type: 'contribution' | 'refusal'; round: number; body?: Uint8Array; keyId?: string }): Promise<{ index: number }>;
+  recordMemberEntry(bytes: Uint8Array, expect: MemberEntryExpectation): Promise<{ index: number }>;
+  /** Decodes and checks a member-signed entry without appending it (so a request can be refused before anything changes). */
+  checkMemberEntry(bytes: Uint8Array, expect: MemberEntryExpectation): Promise<LedgerEntry>;
+  /** Appends an entry checkMemberEntry accepted. */
+  appendChecked(entry: LedgerEntry): Promise<{ index: number }>;
   /** Signs a checkpoint of the current tree (after each round). */
   checkpoint(): Promise<string>;
   syncBundle(fromSize: number): ReturnType<Ledger['syncBundle']>;
@@ -27,6 +31,16 @@ export interface AuditLog {
   close(): Promise<void>;
 }
 
+
+export interface MemberEntryExpectation {
+  author: string;
+  type: 'contribution' | 'refusal';
+  round: number;
+  body?: Uint8Array;
+  keyId?: string;
+  /** The round's base (model version id) a contribution must name. */
+  base?: string;
+}
 
 export async function openAuditLog(init: { dir: string; identity: PrivateKey; consortium: string; members: string[] }): Promise<AuditLog> {
   const ledger = await openLedger({ dir: init.dir });
@@ -42,6 +56,25 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
     await ledger.appendMany(admits);
     await ledger.signCheckpoint(note);
   }
+  async function checkMemberEntry(bytes: Uint8Array, expect: MemberEntryExpectation): Promise<LedgerEntry> {
+    let entry: LedgerEntry;
+    try {
+      entry = await decodeEntryAsync(bytes);
+    } catch (err) {
+      throw new FedtwinError('AGG_BAD_ENTRY', `the ledger entry does not verify: ${(err as Error).message}`, { cause: err });
+    }
+    const p = entry.payload;
+    const bad = (why: string) => new FedtwinError('AGG_BAD_ENTRY', `ledger entry rejected: ${why}`);
+    if (entry.author !== expect.author) throw bad(`signed by ${entry.author}, sent by ${expect.author}`);
+    if (p.type !== expect.type) throw bad(`a ${p.type} entry where a ${expect.type} entry was expected`);
+    if (p.round !== expect.round || p.node !== expect.author) throw bad('round or node does not match the message');
+    if (p.type === 'contribution' && expect.body) {
+      if (p.ciphertextHash !== sha256Hex(expect.body) || p.ciphertextSize !== expect.body.length) throw bad('ciphertext hash or size does not match the update');
+      if (expect.keyId !== undefined && p.keyId !== expect.keyId) throw bad(`key id ${p.keyId} is not ${expect.keyId}`);
+      if (expect.base !== undefined && p.globalVersion !== expect.base) throw bad(`it names base ${p.globalVersion ?? '(none)'}, the round's base is ${expect.base}`);
+    }
+    return entry;
+  }
   return {
     origin,
     get size() { return ledger.size; },
@@ -50,24 +83,14 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
       return { index };
     },
     async recordMemberEntry(bytes, expect) {
-      let entry: LedgerEntry;
-      try {
-        entry = await decodeEntryAsync(bytes);
-      } catch (err) {
-        throw new FedtwinError('AGG_BAD_ENTRY', `the ledger entry does not verify: ${(err as Error).message}`, { cause: err });
-      }
-      const p = entry.payload;
-      const bad = (why: string) => new FedtwinError('AGG_BAD_ENTRY', `ledger entry rejected: ${why}`);
-      if (entry.author !== expect.author) throw bad(`signed by ${entry.author}, sent by ${expect.author}`);
-      if (p.type !== expect.type) throw bad(`a ${p.type} entry where a ${expect.type} entry was expected`);
-      if (p.round !== expect.round || p.node !== expect.author) throw bad('round or node does not match the message');
-      if (p.type === 'contribution' && expect.body) {
-        if (p.ciphertextHash !== sha256Hex(expect.body) || p.ciphertextSize !== expect.body.length) throw bad('ciphertext hash or size does not match the update');
-        if (expect.keyId !== undefined && p.keyId !== expect.keyId) throw bad(`key id ${p.keyId} is not ${expect.keyId}`);
-      }
+      const { index } = await ledger.append(await checkMemberEntry(bytes, expect));
+      return { index };
+    },
+    async appendChecked(entry) {
       const { index } = await ledger.append(entry);
       return { index };
     },
+    checkMemberEntry,
     async checkpoint() {
       return ledger.signCheckpoint(note);
     },

@@ -9,6 +9,8 @@ export interface SumAccumulator {
    * names what the update claims to be for (under HE: its ciphertext must carry that round's tag).
    */
   add(body: Uint8Array, round: { round: number; baseHash: string; keyId?: string }): Promise<void>;
+  /** Updates added so far (checked against the accepted contributions before a sum is published). */
+  readonly count: number;
   /** The published sum's bytes (for BFV the compact, final form members decrypt). */
   result(): Promise<Uint8Array>;
   dispose(): Promise<void>;
@@ -32,12 +34,15 @@ export function plaintextScheme(): AggregationScheme {
     sumBytes: (n) => n * 4,
     createAccumulator(n) {
       const sum = new Float64Array(n);
+      let count = 0;
       return {
-        async add(body, round) {
+        get count() { return count; },
+        async add(body, _round) {
           if (body.length !== n * 4) throw new FedtwinError('AGG_BAD_UPDATE', `update has ${body.length} bytes, expected ${n * 4} (${n} float32 values)`);
           const v = bytesToF32(body);
           for (let i = 0; i < n; i++) if (!Number.isFinite(v[i]!)) throw new FedtwinError('AGG_BAD_UPDATE', `update value ${i} is not finite`);
           for (let i = 0; i < n; i++) sum[i]! += v[i]!;
+          count++;
         },
         result: async () => f32ToBytes(Float32Array.from(sum)),
         async dispose() {},
@@ -61,7 +66,9 @@ export async function bfvScheme(config: Extract<SecureAggregation, { scheme: 'bf
     sumBytes: (n) => he.updateSize(ctx, he.KIND_SUM_COMPACT, n),
     createAccumulator(n) {
       const acc = new he.Accumulator(ctx);
+      let count = 0;
       return {
+        get count() { return count; },
         async add(body, round) {
           let info: { kind: number; valueCount: number; tag: Uint8Array };
           try {
@@ -81,6 +88,7 @@ export async function bfvScheme(config: Extract<SecureAggregation, { scheme: 'bf
           } catch (err) {
             throw new FedtwinError('AGG_BAD_UPDATE', `ciphertext rejected: ${(err as Error).message}`, { cause: err });
           }
+          count++;
         },
         result: async () => acc.result(),
         dispose: async () => acc.dispose(),

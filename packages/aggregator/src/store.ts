@@ -18,6 +18,8 @@ export interface RoundRecord {
   refusals?: RefusalRecord[];
   /** With BFV: the HE key id in force when the round opened (a rotation applies from the next round). */
   keyId?: string;
+  /** Model version id of the round's base (protocol's model-version chain), fixed at open: never taken from an upload. */
+  baseHash?: string;
 }
 
 export interface RefusalRecord {
@@ -71,6 +73,8 @@ export interface AggregatorState {
   exhausted?: string[];
   /** Why the federation finished before `totalRounds`, if it did. */
   finishedEarly?: string;
+  /** Model version id of global version `version` (the next round's base). */
+  modelVersion?: string;
 }
 
 /** Keys sort bytewise: fixed-width big-endian-ish decimal keeps rounds in order. */

@@ -3,7 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createWireHost, generateIdentity, peerIdOf, type WireHost } from '@fedtwin/wire';
-import { AggregateResponse, JoinResponse, TaskResponse, UpdateAck, bytesToF32, f32ToBytes, type UpdateHeader } from '@fedtwin/protocol';
+import { AggregateResponse, JoinResponse, RefuseAck, TaskResponse, UpdateAck, bytesToF32, f32ToBytes, genesisModelVersion, nextModelVersion, type UpdateHeader } from '@fedtwin/protocol';
+import { createEntry, createEntrySigner, sha256Hex, verifyLedgerDir } from '@fedtwin/ledger';
+import type { PrivateKey } from '@libp2p/interface';
 import { createAggregator, type Aggregator } from '../src/index.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
@@ -15,25 +17,29 @@ const schema = {
   ],
 };
 const VALUES = 8;
-const HASH = 'a'.repeat(64);
+// The base of round 1: the model version id every member derives from the consortium's configuration.
+const HASH = genesisModelVersion({ consortium: 't', modelValues: VALUES, strategy: 'fedavg', model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 } });
 
 // The aggregator on a real libp2p host, driven by real member hosts over 127.0.0.1.
 describe('aggregator', () => {
   const cleanup: Array<() => Promise<void>> = [];
   afterEach(async () => { for (const f of cleanup.splice(0).reverse()) await f(); });
 
-  async function setup(opts: { members?: number; quorum?: number; min?: number; deadlineSeconds?: number; total?: number; dir?: string; privacy?: import('@fedtwin/protocol').PrivacyPolicy } = {}) {
+  async function setup(opts: { members?: number; quorum?: number; min?: number; deadlineSeconds?: number; total?: number; dir?: string; privacy?: import('@fedtwin/protocol').PrivacyPolicy; ledger?: boolean; maxWeight?: number } = {}) {
     const dir = opts.dir ?? await mkdtemp(join(tmpdir(), 'fedtwin-agg-'));
     if (!opts.dir) cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const memberKeys = await Promise.all(Array.from({ length: opts.members ?? 2 }, () => generateIdentity()));
     const ids = memberKeys.map(peerIdOf);
-    const aggHost = await createWireHost({ privateKey: await generateIdentity(), allow: ids });
+    const aggKey = await generateIdentity();
+    const aggHost = await createWireHost({ privateKey: aggKey, allow: ids });
     const agg = await createAggregator({
       host: aggHost, dataDir: join(dir, 'state'), consortium: 't', members: ids, schema,
       model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 }, modelValues: VALUES, strategy: 'fedavg',
       training: { epochs: 1, batchSize: 8, learningRate: 0.01 },
       rounds: { totalRounds: opts.total ?? 2, quorum: opts.quorum ?? 2, minParticipants: opts.min ?? 1, deadlineSeconds: opts.deadlineSeconds ?? 60 },
       ...(opts.privacy ? { privacy: opts.privacy } : {}),
+      ...(opts.ledger ? { ledger: { dir: join(dir, 'ledger'), identity: aggKey } } : {}),
+      ...(opts.maxWeight !== undefined ? { maxWeight: opts.maxWeight } : {}),
       logger: silent,
     });
     const members: WireHost[] = [];
@@ -42,7 +48,7 @@ describe('aggregator', () => {
     const addr = aggHost.addrs()[0]!;
     const call = <R>(m: number, name: string, header: unknown, response: import('zod').ZodType<R>, body?: Uint8Array, maxBodyBytes = 0) =>
       members[m]!.request(addr, name, { header, body }, { response, maxBodyBytes, timeoutMs: 20_000 });
-    return { dir, agg, aggHost, members, ids, addr, call };
+    return { dir, agg, aggHost, members, memberKeys, ids, addr, call };
   }
 
   /** A new aggregator (new host, same state dir: a restarted process) that the members of `first` accept. */
@@ -79,9 +85,11 @@ describe('aggregator', () => {
     expect(aggRes.header).toMatchObject({ version: 1, round: 1, totalWeight: 40, baseHash: HASH });
     expect(Array.from(bytesToF32(aggRes.body!))).toEqual(new Array(VALUES).fill(3));
     expect((await agg.state()).version).toBe(1);
-    // Round 2, then finished.
-    await call(0, 'update', update(2, { baseVersion: 1 }), UpdateAck, body(1));
-    await call(1, 'update', update(2, { baseVersion: 1 }), UpdateAck, body(1));
+    // Round 2 is based on version 1, whose id chains aggregate 1's bytes onto the genesis id; then finished.
+    const base1 = nextModelVersion(HASH, sha256Hex(aggRes.body!));
+    expect((await call(0, 'task', { afterRound: 1, waitMs: 1000 }, TaskResponse)).header).toMatchObject({ status: 'open', round: 2, baseVersion: 1, baseHash: base1 });
+    await call(0, 'update', update(2, { baseVersion: 1, baseHash: base1 }), UpdateAck, body(1));
+    await call(1, 'update', update(2, { baseVersion: 1, baseHash: base1 }), UpdateAck, body(1));
     await agg.finished();
     expect((await call(0, 'task', { afterRound: 2, waitMs: 0 }, TaskResponse)).header).toEqual({ status: 'finished', version: 2 });
   });
@@ -183,5 +191,92 @@ describe('aggregator', () => {
       model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 }, modelValues: VALUES, strategy: 'fedavg',
       training: { epochs: 1, batchSize: 8, learningRate: 0.01 }, rounds: { totalRounds: 1, quorum: 1, minParticipants: 1, deadlineSeconds: 60 }, logger: silent,
     })).rejects.toMatchObject({ code: 'STATE_LOCKED' });
+  });
+  /** A member's signed ledger entry for an update (what a real node attaches). */
+  async function signedEntry(key: PrivateKey, round: number, b: Uint8Array, over: Record<string, unknown> = {}): Promise<string> {
+    const signer = createEntrySigner(key);
+    const e = await createEntry({
+      type: 'contribution', round, node: signer.peerId, ciphertextHash: sha256Hex(b), ciphertextSize: b.length,
+      epsilon: 0, delta: 0, epsilonTotal: 0, deltaTotal: 0, keyId: 'plaintext', globalVersion: HASH, ...over,
+    } as Parameters<typeof createEntry>[0], signer);
+    return Buffer.from(e.bytes).toString('base64');
+  }
+  async function refusalEntry(key: PrivateKey, round: number): Promise<string> {
+    const signer = createEntrySigner(key);
+    const e = await createEntry({ type: 'refusal', round, node: signer.peerId, reason: 'budget' }, signer);
+    return Buffer.from(e.bytes).toString('base64');
+  }
+  const refusal = (round: number, entry: string) => ({ round, code: 'NODE_BUDGET_EXHAUSTED', reason: 'budget', privacy: [], entry });
+
+  it('a rejected then accepted update leaves a correct sum (nothing is summed before every check passed)', async () => {
+    const { agg, call, memberKeys, dir } = await setup({ ledger: true, total: 1 });
+    for (const m of [0, 1]) await call(m, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
+    // Three updates whose signed entries do not match (another ciphertext, another round, another base): refused.
+    const bad = [
+      await signedEntry(memberKeys[0]!, 1, body(7)),
+      await signedEntry(memberKeys[0]!, 2, body(1)),
+      await signedEntry(memberKeys[0]!, 1, body(1), { globalVersion: 'c'.repeat(64) }),
+    ];
+    for (const entry of bad) await expect(call(0, 'update', update(1, { entry }), UpdateAck, body(1000))).rejects.toMatchObject({ code: 'AGG_BAD_ENTRY' });
+    // The honest retry and the other member: the sum is exactly theirs.
+    await call(0, 'update', update(1, { entry: await signedEntry(memberKeys[0]!, 1, body(1)) }), UpdateAck, body(1));
+    await call(1, 'update', update(1, { entry: await signedEntry(memberKeys[1]!, 1, body(2)) }), UpdateAck, body(2));
+    await agg.finished();
+    const res = await call(0, 'aggregate', { version: 1 }, AggregateResponse, undefined, VALUES * 4);
+    expect(res.header.participants).toHaveLength(2);
+    expect(Array.from(bytesToF32(res.body!))).toEqual(new Array(VALUES).fill(3));
+    await agg.stop();
+    const v = await verifyLedgerDir(join(dir, 'ledger'));
+    expect(v.ok).toBe(true);
+    expect(Object.values(v.summary.contributionsPerNode)).toEqual([1, 1]);
+  });
+
+  it('a bogus base hash uploaded first changes nothing: the base is fixed when the round opens', async () => {
+    const { agg, call } = await setup({ total: 1 });
+    for (const m of [0, 1]) await call(m, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
+    const task = (await call(0, 'task', { afterRound: 0, waitMs: 1000 }, TaskResponse)).header;
+    expect(task).toMatchObject({ status: 'open', baseHash: HASH });
+    await expect(call(0, 'update', update(1, { baseHash: 'b'.repeat(64) }), UpdateAck, body(1))).rejects.toMatchObject({ code: 'AGG_BASE_HASH_MISMATCH' });
+    await call(1, 'update', update(1), UpdateAck, body(2));
+    await call(0, 'update', update(1), UpdateAck, body(1));
+    await agg.finished();
+    expect((await agg.aggregates())[0]).toMatchObject({ baseHash: HASH, participants: expect.any(Array) });
+  });
+
+  it('bounds the FedAvg weight a member declares', async () => {
+    const { agg, call } = await setup({ maxWeight: 5000 });
+    for (const m of [0, 1]) await call(m, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
+    await expect(call(0, 'update', update(1, { weight: 1e12 }), UpdateAck, body(1))).rejects.toMatchObject({ code: 'AGG_BAD_WEIGHT' });
+    await expect(call(0, 'update', update(1, { weight: 5001 }), UpdateAck, body(1))).rejects.toMatchObject({ code: 'AGG_BAD_WEIGHT' });
+    await expect(call(0, 'update', update(1, { weight: 2.5 }), UpdateAck, body(1))).rejects.toMatchObject({ code: 'AGG_BAD_WEIGHT' });
+    await call(0, 'update', update(1, { weight: 5000 }), UpdateAck, body(1));
+    expect((await agg.rounds())[0]!.contributions.map((c) => c.weight)).toEqual([5000]);
+  });
+
+  it('records a refusal only for the open round, once, and never together with a contribution', async () => {
+    const { agg, call, memberKeys, dir } = await setup({ ledger: true, members: 3, quorum: 3, total: 1 });
+    for (const m of [0, 1, 2]) await call(m, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
+    const size0 = (await agg.ledger())!.size;
+    // Rounds that never existed (or are not open): refused, nothing written, nobody marked exhausted.
+    for (const r of [2, 99, 1000]) {
+      await expect(call(0, 'refuse', refusal(r, await refusalEntry(memberKeys[0]!, r)), RefuseAck)).rejects.toMatchObject({ code: 'AGG_ROUND_CLOSED' });
+    }
+    expect((await agg.ledger())!.size).toBe(size0);
+    expect((await agg.state()).exhausted ?? []).toEqual([]);
+    // Refuse, then try to contribute: refused. A repeated refusal writes nothing new.
+    const e1 = await refusalEntry(memberKeys[0]!, 1);
+    await call(0, 'refuse', refusal(1, e1), RefuseAck);
+    await call(0, 'refuse', refusal(1, e1), RefuseAck);
+    expect((await agg.ledger())!.size).toBe(size0 + 1);
+    await expect(call(0, 'update', update(1, { entry: await signedEntry(memberKeys[0]!, 1, body(1)) }), UpdateAck, body(1))).rejects.toMatchObject({ code: 'AGG_ALREADY_REFUSED' });
+    // Contribute, then try to refuse: refused.
+    await call(1, 'update', update(1, { entry: await signedEntry(memberKeys[1]!, 1, body(1)) }), UpdateAck, body(1));
+    await expect(call(1, 'refuse', refusal(1, await refusalEntry(memberKeys[1]!, 1)), RefuseAck)).rejects.toMatchObject({ code: 'AGG_ALREADY_CONTRIBUTED' });
+    await call(2, 'update', update(1, { entry: await signedEntry(memberKeys[2]!, 1, body(1)) }), UpdateAck, body(1));
+    await agg.finished();
+    await agg.stop();
+    const v = await verifyLedgerDir(join(dir, 'ledger'));
+    expect(v.ok).toBe(true);
+    expect(v.summary.refusalsPerNode).toEqual({ [peerIdOf(memberKeys[0]!)]: 1 });
   });
 });

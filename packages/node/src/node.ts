@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import {
   AggregateResponse, CosignAck, JoinResponse, KeyPublishAck, LedgerSyncResponse, MAX_LEDGER_SYNC_BYTES, KeyResponse, MAX_TASK_WAIT_MS, Protocols, RefuseAck, TaskResponse, UpdateAck, bytesToF32, f32ToBytes,
-  type UpdateHeader,
+  type UpdateHeader, genesisModelVersion, nextModelVersion,
 } from '@fedtwin/protocol';
 import { createStrategy, versionHash, type Strategy } from '@fedtwin/strategy';
 import {
@@ -175,14 +175,19 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
     let global: Float32Array;
     let state: NodeState;
     const saved = await store.load();
+    const genesis = genesisModelVersion({ consortium: join.consortium, modelValues: join.modelValues, strategy: join.strategy, model: join.model });
     if (saved) {
       global = bytesToF32(saved.global);
       state = saved.state;
+      if (state.base === undefined) {
+        if (state.version !== 0) throw new FedtwinError('STATE_CORRUPT', `the saved state at version ${state.version} has no model version id`, { hint: 'this dataDir was written by an older fedtwin; start this member from a fresh dataDir' });
+        state = { ...state, base: genesis };
+      }
       if (saved.private) vae.setPrivateWeights(bytesToF32(saved.private));
       log.info({ event: 'resume', version: state.version, lastRound: state.lastRound }, `resuming at global version ${state.version}`);
     } else {
       global = vae.getSharedWeights();
-      state = { version: 0, hash: versionHash(global), lastRound: 0, contributions: [], losses: [] };
+      state = { version: 0, hash: versionHash(global), base: genesis, lastRound: 0, contributions: [], losses: [] };
       await store.save(state, f32ToBytes(global), f32ToBytes(vae.getPrivateWeights()));
     }
 
@@ -221,13 +226,13 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         if (agg.version !== v || agg.values !== global.length || !body || agg.encoding !== memberScheme.encoding) {
           throw new FedtwinError('NODE_BAD_AGGREGATE', `aggregate for version ${v} has the wrong shape or encoding (${agg.encoding})`);
         }
-        if (agg.baseHash !== state.hash) {
-          throw new FedtwinError('NODE_DIVERGED', `aggregate ${v} was built on global ${agg.baseHash.slice(0, 12)}…, this member holds ${state.hash.slice(0, 12)}…`, { hint: 'this member\'s state diverged from the consortium: remove its dataDir to resync' });
+        if (agg.baseHash !== state.base) {
+          throw new FedtwinError('NODE_DIVERGED', `aggregate ${v} applies to model version ${agg.baseHash.slice(0, 12)}…, this member holds ${state.base!.slice(0, 12)}…`, { hint: 'this member\'s state diverged from the consortium: remove its dataDir to resync' });
         }
         const tDecode = performance.now();
         const cDecode = process.cpuUsage();
         global = strategy.applyAggregate(global, await memberScheme.decode(body, global.length, { keyId: agg.keyId, participants: agg.participants }), agg.totalWeight, agg.participants.length);
-        state = { ...state, version: v, hash: versionHash(global) };
+        state = { ...state, version: v, hash: versionHash(global), base: nextModelVersion(state.base!, sha256Hex(body)) };
         const tSave = performance.now();
         const cSave = process.cpuUsage();
         await store.save(state, f32ToBytes(global));
@@ -319,6 +324,9 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       if (state.version !== task.baseVersion) {
         throw new FedtwinError('NODE_DIVERGED', `round ${task.round} is based on version ${task.baseVersion}, this member holds ${state.version}`);
       }
+      if (task.baseHash !== state.base) {
+        throw new FedtwinError('NODE_DIVERGED', `round ${task.round} is based on model version ${task.baseHash.slice(0, 12)}…, but the aggregates this member applied lead to ${state.base!.slice(0, 12)}…`, { hint: 'the aggregator announces a base its own published aggregates do not lead to; keep this member\'s ledger as evidence and alert the consortium' });
+      }
 
       // Budget check before any training: refuse (and say why) rather than overspend.
       const plan = planRound(policy, data.rows, task.training, join.totalRounds, budgetDelta, budgetEps);
@@ -331,11 +339,17 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         const refusalEntry = witness
           ? (await witness.sign({ type: 'refusal', v: 1, round: task.round, node: host.peerId, reason: reason.slice(0, 1000), epsilonRemaining: Math.max(0, (check.spends[0]?.budgetEpsilon ?? 0) - (check.spends[0]?.epsilonTotal ?? 0)), epsilonRequired: check.spends[0]?.epsilonRound ?? 0 })).entry
           : '';
-        await call(Protocols.refuse, { round: task.round, code: 'NODE_BUDGET_EXHAUSTED', reason, privacy: check.spends, entry: refusalEntry }, RefuseAck);
+        try {
+          await call(Protocols.refuse, { round: task.round, code: 'NODE_BUDGET_EXHAUSTED', reason, privacy: check.spends, entry: refusalEntry }, RefuseAck);
+        } catch (err) {
+          // The round closed meanwhile: the refusal stands and is sent again with the next round.
+          if (!isFedtwinError(err) || !err.code.startsWith('AGG_')) throw err;
+          log.warn({ event: 'refusal-declined', round: task.round, code: err.code, reason: err.message }, `round ${task.round}: the aggregator did not record the refusal: ${err.message}`);
+        }
         continue;
       }
 
-      const roundRef = { round: task.round, baseHash: state.hash, ...(task.keyId ? { keyId: task.keyId } : {}) };
+      const roundRef = { round: task.round, baseHash: state.base!, ...(task.keyId ? { keyId: task.keyId } : {}) };
       if (memberScheme.canContribute && !(await memberScheme.canContribute(roundRef))) {
         // The state was lost after this round's update was encrypted (it may have been sent): a second one
         // would share the round's mask. Sit the round out; nothing is spent.
@@ -381,11 +395,11 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
           type: 'contribution', v: 1, round: task.round, node: host.peerId, ciphertextHash: sha256Hex(body), ciphertextSize: body.length,
           ...(plan.site ? {} : { sampleCount: data.rows }),
           epsilon: main?.epsilonRound ?? 0, delta: main?.delta ?? 0, epsilonTotal: main?.epsilonTotal ?? 0, deltaTotal: main?.delta ?? 0,
-          keyId: keyId ?? 'plaintext', globalVersion: state.hash,
+          keyId: keyId ?? 'plaintext', globalVersion: state.base!,
         })
         : undefined;
       const header: UpdateHeader = {
-        round: task.round, baseVersion: task.baseVersion, baseHash: state.hash, weight: update.weight,
+        round: task.round, baseVersion: task.baseVersion, baseHash: state.base!, weight: update.weight,
         values: update.values.length, encoding: memberScheme.encoding, ...(keyId ? { keyId } : {}),
         loss: Number.isFinite(loss) ? loss : 0, trainSeconds, privacy: check.spends, entry: signed?.entry ?? '',
       };

@@ -10,6 +10,8 @@ export interface NodeState {
   version: number;
   /** Version hash of those global weights. */
   hash: string;
+  /** Model version id of that version (protocol's model-version chain: what rounds and aggregates name as their base). */
+  base?: string;
   /** Highest round this member has handled (contributed to or skipped). */
   lastRound: number;
   /** Rounds this member contributed to, with what it reported. */

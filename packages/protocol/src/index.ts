@@ -176,6 +176,8 @@ export const TaskResponse = z.discriminatedUnion('status', [
     round: z.number().int().min(1),
     /** Number of aggregates applied to the initial model: train from global version `baseVersion`. */
     baseVersion: z.number().int().min(0),
+    /** The model version id (model-version.ts) of that base, fixed when the round opened. */
+    baseHash: hex64,
     training: TrainingConfigMessage,
     deadline: z.number().int(),
     /** With BFV: the key id this round's updates must be encrypted under (rotations take effect per round). */
@@ -190,7 +192,7 @@ export type TaskResponse = z.infer<typeof TaskResponse>;
 export const UpdateHeader = z.object({
   round: z.number().int().min(1),
   baseVersion: z.number().int().min(0),
-  /** Version hash of the global weights the member trained from (all members must agree). */
+  /** Model version id of the round's base (the task's baseHash; the aggregator fixed it at round open). */
   baseHash: hex64,
   /** Weight of this update in the strategy (FedAvg: sample count). */
   weight: z.number().positive().max(1e12),
@@ -239,11 +241,12 @@ export const AggregateResponse = z.object({
   values: z.number().int().min(1).max(MAX_MODEL_VALUES),
   encoding: z.enum(['f32le', 'bfv']),
   keyId: z.string().max(128).optional(),
-  /** Hash every participant reported for the base it trained from. */
+  /** Model version id of the base this sum applies to (fixed when its round opened). */
   baseHash: hex64,
 }).strict();
 export type AggregateResponse = z.infer<typeof AggregateResponse>;
 
+export { genesisModelVersion, nextModelVersion } from './model-version.ts';
 export { peerId as PeerIdString, hex64 as Hex64 };
 
 /** Float32 values ↔ little-endian bytes, the body encoding of updates and aggregates. */
