@@ -21,6 +21,14 @@ export const WIRE_CODES = {
   BAD_MESSAGE: 'WIRE_BAD_MESSAGE',
   /** A header or body exceeded its cap; rejected before it was read or allocated. */
   TOO_LARGE: 'WIRE_TOO_LARGE',
+  /** The requester closed its side before sending the whole request (header or body cut short). */
+  TRUNCATED: 'WIRE_TRUNCATED',
+  /** Bytes followed the declared request (after the header, or after the declared body). */
+  TRAILING_BYTES: 'WIRE_TRAILING_BYTES',
+  /** The peer already has too many body bytes in flight on this host (limits.maxInflightBodyBytesPerPeer). */
+  INFLIGHT_LIMIT: 'WIRE_INFLIGHT_LIMIT',
+  /** The peer already has too many fedtwin streams open on this host (limits.maxInboundStreamsPerPeer). */
+  STREAM_LIMIT: 'WIRE_STREAM_LIMIT',
   /** A deadline passed (request, handler, read or write). */
   TIMEOUT: 'WIRE_TIMEOUT',
   /** The caller's AbortSignal fired. */

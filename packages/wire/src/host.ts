@@ -8,7 +8,7 @@ import { ping } from '@libp2p/ping';
 import type { Identify } from '@libp2p/identify';
 import type { Ping } from '@libp2p/ping';
 import { peerIdFromString } from '@libp2p/peer-id';
-import type { Connection, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface';
+import type { Connection, Libp2p, MultiaddrConnection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import type { z } from 'zod';
@@ -27,7 +27,8 @@ import {
   writeBody,
   writeFrame,
 } from './frames.ts';
-import { StreamReader } from './reader.ts';
+import { EndOfStreamError, StreamReader } from './reader.ts';
+import { PendingInbound, RefusalLog, parseIpAllowlist, remoteIp } from './guard.ts';
 
 /** pino-compatible subset: `(obj, msg)`. The default logger is silent; the library never prints. */
 export interface WireLogger {
@@ -65,6 +66,24 @@ export interface WireLimits {
   inboundConnectionThreshold: number;
   /** Concurrent inbound streams per protocol per connection (long-polls hold one each). */
   maxInboundStreams: number;
+  /** Concurrent inbound fedtwin streams per peer, over all protocols and connections (`WIRE_STREAM_LIMIT` beyond). */
+  maxInboundStreamsPerPeer: number;
+  /**
+   * Request body bytes one peer may have in flight on this host (being received or held by a running
+   * handler), checked against the declared length before allocating (`WIRE_INFLIGHT_LIMIT` beyond).
+   * A peer with nothing in flight is always admitted up to the handler's own maxBodyBytes.
+   */
+  maxInflightBodyBytesPerPeer: number;
+  /** Time an inbound connection has to finish Noise + yamux; idle or slow sockets are closed after it. */
+  inboundUpgradeTimeoutMs: number;
+  /** Inbound connections still in the handshake; beyond it the oldest pending one is dropped. */
+  maxPendingInbound: number;
+  /** Pending inbound connections per remote IP; beyond it that IP's oldest pending one is dropped. */
+  maxPendingInboundPerIp: number;
+  /** Open connections per peer ID; an inbound connection beyond it is refused after the handshake. */
+  maxConnectionsPerPeer: number;
+  /** Refused connections/streams are logged first-per-peer, then as one counted summary at most this often. */
+  refusalLogIntervalMs: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<WireLimits> = Object.freeze({
@@ -79,6 +98,13 @@ export const DEFAULT_LIMITS: Readonly<WireLimits> = Object.freeze({
   maxConnections: 512,
   inboundConnectionThreshold: 1000,
   maxInboundStreams: 64,
+  maxInboundStreamsPerPeer: 32,
+  maxInflightBodyBytesPerPeer: 80 * 1024 * 1024,
+  inboundUpgradeTimeoutMs: 3_000,
+  maxPendingInbound: 256,
+  maxPendingInboundPerIp: 64,
+  maxConnectionsPerPeer: 8,
+  refusalLogIntervalMs: 60_000,
 });
 
 export interface WireHostInit {
@@ -91,6 +117,11 @@ export interface WireHostInit {
    * allowPeer/removePeer). A peer is allowed if it is in the list OR the predicate says so.
    */
   allow: ((peerId: string) => boolean) | Iterable<string>;
+  /**
+   * Optional IP allowlist (exact addresses or CIDR ranges, IPv4/IPv6). An inbound connection from any
+   * other IP is closed before the handshake, without using a pending slot. Default: any IP.
+   */
+  allowIps?: string[];
   limits?: Partial<WireLimits>;
   logger?: WireLogger;
   /** Extra libp2p services (e.g. gossipsub for round announcements); identify and ping are always on. */
@@ -113,6 +144,15 @@ export interface HandlerContext<Req> {
   signal: AbortSignal;
 }
 
+export interface AuthorizeContext<Req> {
+  /** Authenticated remote peer ID. */
+  peer: string;
+  /** The request header, already validated by the handler's schema. */
+  header: Req;
+  /** Aborts on the responder's read deadline or host stop. */
+  signal: AbortSignal;
+}
+
 export interface HandlerSpec<Req, Res> {
   /** Schema for the request header; the handler never sees a header that fails it. */
   request: z.ZodType<Req>;
@@ -125,6 +165,13 @@ export interface HandlerSpec<Req, Res> {
   timeoutMs?: number;
   /** Concurrent streams of this protocol per connection; default limits.maxInboundStreams. */
   maxInboundStreams?: number;
+  /**
+   * Runs once the header has parsed and passed `request`, BEFORE a byte of the body is read or
+   * allocated (and before it counts against the peer's in-flight budget). Throw a FedtwinError to
+   * refuse: the requester gets that code and message, the body is never read and the stream is
+   * reset. Any other exception is answered as WIRE_REMOTE_INTERNAL. Runs under the read deadline.
+   */
+  authorize?: (ctx: AuthorizeContext<Req>) => void | Promise<void>;
   handler: (ctx: HandlerContext<Req>) => Promise<WireMessage<Res>> | WireMessage<Res>;
 }
 
@@ -169,6 +216,9 @@ export interface WireHost {
  * reset the connection with ReceiveWindowExceeded).
  */
 export const INITIAL_STREAM_WINDOW = 4 * 1024 * 1024;
+
+/** Responder read buffer before a request's body is admitted (header read, authorize, budgets). */
+const PRE_ADMISSION_HIGH_WATER = 64 * 1024;
 
 const NAME_RE = /^[a-z][a-z0-9-]{0,63}$/;
 
@@ -311,10 +361,35 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       return false;
     }
   };
+  const ipAllow = init.allowIps === undefined ? undefined : parseIpAllowlist(init.allowIps);
+  const refusals = new RefusalLog(log, limits.refusalLogIntervalMs);
+  const pending = new PendingInbound(limits.maxPendingInbound, limits.maxPendingInboundPerIp);
   const deny = (direction: string) => (peer: PeerId, maConn?: { remoteAddr?: Multiaddr }): boolean => {
     const id = peer.toString();
     if (isAllowed(id)) return false;
-    log.warn({ peer: id, direction, addr: maConn?.remoteAddr?.toString() }, `refused ${direction} connection: peer ${id} is not on the allowlist`);
+    refusals.note(id, 'not-member', { peer: id, direction, addr: maConn?.remoteAddr?.toString() }, `refused ${direction} connection: peer ${id} is not on the allowlist`);
+    return true;
+  };
+  // Before any byte is read: the IP allowlist, then a slot in the pending pool (evicting the oldest).
+  const denyInboundConnection = (maConn: MultiaddrConnection): boolean => {
+    const ip = remoteIp(maConn) ?? 'unknown';
+    if (ipAllow !== undefined && !ipAllow.allows(ip)) {
+      refusals.note(`ip:${ip}`, 'ip-not-allowed', { ip, addr: maConn.remoteAddr.toString() }, `refused inbound connection from ${ip}: not in allowIps`);
+      return true;
+    }
+    for (const victim of pending.add(maConn, ip)) {
+      const vip = remoteIp(victim) ?? 'unknown';
+      refusals.note(`ip:${vip}`, 'pending-evicted', { ip: vip, pending: pending.size }, `refused (dropped) an unauthenticated pending connection from ${vip}: too many handshakes in progress from ${vip === ip ? 'that IP' : 'all IPs'}`);
+      victim.abort(new Error('too many pending inbound connections'));
+    }
+    maConn.addEventListener('close', () => pending.remove(maConn), { once: true });
+    return false;
+  };
+  const denyInboundUpgradedConnection = (peer: PeerId, maConn: MultiaddrConnection): boolean => {
+    const open = node.getConnections(peer).filter((c) => c.status === 'open').length;
+    if (open < limits.maxConnectionsPerPeer) return false;
+    const id = peer.toString();
+    refusals.note(`conns:${id}`, 'connection-limit', { peer: id, open, addr: maConn.remoteAddr.toString() }, `refused inbound connection: peer ${id} already has ${open} open connections (maxConnectionsPerPeer)`);
     return true;
   };
 
@@ -339,13 +414,21 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       ],
       connectionGater: {
         denyDialPeer: deny('outbound-dial'),
-        denyInboundEncryptedConnection: deny('inbound'),
+        denyInboundConnection,
+        denyInboundEncryptedConnection: (peer, maConn) => {
+          // The remote proved its peer ID: it no longer holds a pending slot, whatever we decide.
+          pending.remove(maConn);
+          return deny('inbound')(peer, maConn);
+        },
         denyOutboundEncryptedConnection: deny('outbound'),
+        denyInboundUpgradedConnection,
       },
       connectionManager: {
         maxConnections: limits.maxConnections,
         inboundConnectionThreshold: limits.inboundConnectionThreshold,
-        maxIncomingPendingConnections: Math.max(10, Math.min(limits.maxConnections, 256)),
+        // Our pending pool evicts before libp2p's would refuse; the margin covers evictions still closing.
+        maxIncomingPendingConnections: limits.maxPendingInbound + Math.max(16, limits.maxPendingInbound >> 2),
+        inboundUpgradeTimeout: limits.inboundUpgradeTimeoutMs,
         dialTimeout: limits.dialTimeoutMs,
       },
       services: { ...(init.services ?? {}), identify: identify(), ping: ping() },
@@ -500,21 +583,80 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
     if (resetAfter && stream.remoteWriteStatus === 'writable') abortQuietly(stream, `request refused: ${code}`);
   };
 
+  /** Run a handler's authorize hook under `signal`; only a FedtwinError travels back as itself. */
+  const runAuthorize = async <Req>(authorize: NonNullable<HandlerSpec<Req, unknown>['authorize']>, ctx: AuthorizeContext<Req>, protocol: string): Promise<void> => {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => reject(ctx.signal.reason);
+        ctx.signal.addEventListener('abort', onAbort, { once: true });
+        Promise.resolve()
+          .then(() => authorize(ctx))
+          .then(() => resolve(), reject)
+          .finally(() => ctx.signal.removeEventListener('abort', onAbort));
+      });
+    } catch (e) {
+      if (isFedtwinError(e) || ctx.signal.aborted) throw e;
+      log.error({ peer: ctx.peer, protocol, err: `${errName(e)}: ${errMessage(e)}` }, 'authorize hook failed');
+      throw new FedtwinError(WIRE_CODES.REMOTE_INTERNAL, `authorization for ${protocol} failed; see the remote's log`);
+    }
+  };
+
+  const streamsByPeer = new Map<string, number>();
+  const inflightByPeer = new Map<string, number>();
+  const adjust = (map: Map<string, number>, peer: string, delta: number): void => {
+    const n = (map.get(peer) ?? 0) + delta;
+    if (n <= 0) map.delete(peer);
+    else map.set(peer, n);
+  };
+
   const serve = async <Req, Res>(stream: Stream, connection: Connection, spec: HandlerSpec<Req, Res>, maxHeaderBytes: number, handlerTimeoutMs: number): Promise<void> => {
     const peer = connection.remotePeer.toString();
     const protocol = stream.protocol;
     if (!isAllowed(peer)) {
       // The gater runs per connection; a peer removed since then must not keep using it.
-      log.warn({ peer, protocol }, `refused stream: peer ${peer} is not on the allowlist`);
+      refusals.note(peer, 'not-member-stream', { peer, protocol }, `refused stream: peer ${peer} is not on the allowlist`);
       abortQuietly(stream, 'not a member');
       return;
     }
-    const reader = new StreamReader(stream, { highWaterMark: 2 * MAX_FRAME_BYTES, onBytes: counter(peer, 'received') });
+    // Over the cap, the stream is still answered like any refusal: after its header, with an error envelope.
+    const active = streamsByPeer.get(peer) ?? 0;
+    const overLimit = active >= limits.maxInboundStreamsPerPeer;
+    if (overLimit) refusals.note(`streams:${peer}`, 'stream-limit', { peer, protocol, active }, `refused stream: peer ${peer} already has ${active} streams open (maxInboundStreamsPerPeer)`);
+    adjust(streamsByPeer, peer, 1);
+    let reserved = 0;
+    try {
+      await serveStream(stream, peer, protocol, spec, maxHeaderBytes, handlerTimeoutMs, overLimit ? active : undefined, (n) => {
+        reserved = n;
+      });
+    } finally {
+      adjust(streamsByPeer, peer, -1);
+      if (reserved > 0) adjust(inflightByPeer, peer, -reserved);
+    }
+  };
+
+  const serveStream = async <Req, Res>(
+    stream: Stream,
+    peer: string,
+    protocol: string,
+    spec: HandlerSpec<Req, Res>,
+    maxHeaderBytes: number,
+    handlerTimeoutMs: number,
+    overLimit: number | undefined,
+    onReserve: (n: number) => void,
+  ): Promise<void> => {
+    // Until the body is admitted, pause (stop granting yamux credit) past 64 KiB: a refused requester
+    // can then make us hold at most the initial stream window, never a growing buffer.
+    const reader = new StreamReader(stream, { highWaterMark: PRE_ADMISSION_HIGH_WATER, onBytes: counter(peer, 'received') });
     const readSignal = AbortSignal.any([AbortSignal.timeout(limits.readTimeoutMs), stopController.signal]);
     let header: Req;
     let body: Uint8Array | undefined;
     try {
       const raw = await readJsonFrame(reader, maxHeaderBytes, readSignal, 'request header');
+      if (overLimit !== undefined) {
+        throw new FedtwinError(WIRE_CODES.STREAM_LIMIT, `peer ${peer} already has ${overLimit} requests in progress on this host (limit ${limits.maxInboundStreamsPerPeer}); retry when one finishes`, {
+          details: { active: overLimit, cap: limits.maxInboundStreamsPerPeer },
+        });
+      }
       const env = requestEnvelopeSchema.safeParse(raw);
       if (!env.success) throw new FedtwinError(WIRE_CODES.BAD_MESSAGE, `request envelope invalid: ${summarizeIssues(env.error)}`);
       const declared = env.data.bodyLength;
@@ -526,12 +668,45 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       const parsed = spec.request.safeParse(env.data.header);
       if (!parsed.success) throw new FedtwinError(WIRE_CODES.BAD_MESSAGE, `request header invalid for ${protocol}: ${summarizeIssues(parsed.error)}`);
       header = parsed.data;
+      if (spec.authorize !== undefined) await runAuthorize(spec.authorize, { peer, header, signal: readSignal }, protocol);
+      if (declared !== undefined && declared > 0) {
+        // Reserve before allocating; one body is always admitted so a handler cap above the budget still works.
+        const inflight = inflightByPeer.get(peer) ?? 0;
+        if (inflight > 0 && inflight + declared > limits.maxInflightBodyBytesPerPeer) {
+          throw new FedtwinError(WIRE_CODES.INFLIGHT_LIMIT, `peer ${peer} already has ${inflight} body bytes in flight on this host; ${declared} more would exceed the ${limits.maxInflightBodyBytesPerPeer}-byte budget`, {
+            hint: 'Send large bodies one at a time; retry when an earlier request has finished.',
+            details: { inflight, size: declared, cap: limits.maxInflightBodyBytesPerPeer },
+          });
+        }
+        adjust(inflightByPeer, peer, declared);
+        onReserve(declared);
+      }
+      reader.setHighWaterMark(2 * MAX_FRAME_BYTES);
       body = declared === undefined ? undefined : await readBody(reader, declared, readSignal, 'request body');
+      // A request ends with the requester closing its side; anything else after the declared frames is garbage.
+      const trailing = await reader.expectEnd(readSignal);
+      if (trailing > 0) {
+        throw new FedtwinError(WIRE_CODES.TRAILING_BYTES, `request to ${protocol} has ${trailing}+ byte(s) after the declared ${declared === undefined ? 'header' : `${declared}-byte body`}`, {
+          hint: 'Send exactly one header frame, the declared body frames, then close the stream.',
+        });
+      }
     } catch (e) {
+      // Stop granting yamux credit before we stop listening: a refused body must not keep flowing in.
+      if (stream.readStatus === 'readable') {
+        try {
+          stream.pause();
+        } catch {
+          // already closing
+        }
+      }
       reader.detach();
+      const remoteClosedEarly = (e instanceof EndOfStreamError || errName(e) === 'EndOfStreamError') && !readSignal.aborted;
       if (isFedtwinError(e)) {
         log.warn({ peer, protocol, code: e.code, err: e.message }, 'rejected request; handler not called');
         await sendError(stream, peer, e.code, e.message, true);
+      } else if (remoteClosedEarly && stream.writeStatus === 'writable') {
+        log.warn({ peer, protocol, code: WIRE_CODES.TRUNCATED, err: errMessage(e) }, 'request cut short; handler not called');
+        await sendError(stream, peer, WIRE_CODES.TRUNCATED, `request to ${protocol} is truncated: the requester closed its side early (${errMessage(e)})`, false);
       } else if (readSignal.aborted && !stopController.signal.aborted) {
         log.warn({ peer, protocol, timeoutMs: limits.readTimeoutMs }, 'request not received in time; handler not called');
         await sendError(stream, peer, WIRE_CODES.TIMEOUT, `request not received within ${limits.readTimeoutMs} ms`, true);
@@ -765,6 +940,7 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       if (stopped) return;
       stopped = true;
       stopController.abort(new FedtwinError(WIRE_CODES.STOPPED, 'wire host stopped'));
+      refusals.flush();
       await node.stop();
     },
   };

@@ -10,6 +10,7 @@ export type {
   WireMessage,
   HandlerSpec,
   HandlerContext,
+  AuthorizeContext,
   RequestOptions,
   ByteCounts,
   WireServices,

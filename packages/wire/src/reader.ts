@@ -23,7 +23,7 @@ export interface StreamReaderInit {
  */
 export class StreamReader {
   readonly #stream: Stream;
-  readonly #highWaterMark: number;
+  #highWaterMark: number;
   readonly #onBytes: ((n: number) => void) | undefined;
   #chunks: Uint8Array[] = [];
   #head = 0;
@@ -46,6 +46,25 @@ export class StreamReader {
     return this.#buffered;
   }
 
+  /**
+   * Change the pause threshold. A responder reads the header with a small one, so a requester
+   * gets no yamux credit beyond the initial window until its body has been admitted.
+   */
+  setHighWaterMark(n: number): void {
+    this.#highWaterMark = n;
+    this.#maybePause();
+  }
+
+  #maybePause(): void {
+    if (this.#buffered >= this.#highWaterMark && this.#stream.readStatus === 'readable') {
+      try {
+        this.#stream.pause();
+      } catch {
+        // closing streams refuse pause(); nothing left to throttle then
+      }
+    }
+  }
+
   /** Stop listening; anything the remote sends afterwards stays in libp2p's capped read buffer. */
   detach(): void {
     if (this.#detached) return;
@@ -62,13 +81,7 @@ export class StreamReader {
     const data = evt.data;
     if (data instanceof Uint8Array) this.#push(data);
     else for (const chunk of data) this.#push(chunk);
-    if (this.#buffered >= this.#highWaterMark && this.#stream.readStatus === 'readable') {
-      try {
-        this.#stream.pause();
-      } catch {
-        // closing streams refuse pause(); nothing left to throttle then
-      }
-    }
+    this.#maybePause();
     this.#notify();
   };
 
@@ -114,17 +127,43 @@ export class StreamReader {
       if (this.#remoteEnded && this.#stream.readBufferLength === 0) {
         throw new EndOfStreamError(`stream ended with ${this.#buffered} of ${n} expected bytes`);
       }
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void => {
-          this.#wake = undefined;
-          reject(signal.reason);
-        };
-        this.#wake = () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
+      await this.#wait(signal);
+    }
+  }
+
+  #wait(signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#wake = undefined;
+        reject(signal.reason);
+      };
+      this.#wake = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * Wait until the remote closes its writable end. Returns 0 on a clean end, or the number of
+   * bytes that arrived instead (at least 1; the caller treats them as trailing garbage).
+   */
+  async expectEnd(signal: AbortSignal): Promise<number> {
+    for (;;) {
+      signal.throwIfAborted();
+      if (this.#detached) throw new EndOfStreamError('reader detached');
+      if (this.#stream.readStatus === 'paused') {
+        try {
+          this.#stream.resume();
+        } catch {
+          // already closed
+        }
+      }
+      if (this.#buffered > 0) return this.#buffered;
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#remoteEnded && this.#stream.readBufferLength === 0) return 0;
+      await this.#wait(signal);
     }
   }
 

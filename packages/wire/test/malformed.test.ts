@@ -105,18 +105,44 @@ describe('malformed and oversized requests', () => {
     await stillServes();
   });
 
-  it('drops a request whose body is cut short without calling the handler', async () => {
-    const stream = await client.libp2p.dialProtocol(multiaddr(server.addrs()[0]), protocolId('upload'));
-    stream.send(concat(jsonFrame({ v: 1, header: { round: 1 }, bodyLength: 100 }), frame(new Uint8Array(40))));
-    await stream.close();
-    // Wait until the server has logged the failed stream, then prove it still works.
-    for (let i = 0; i < 200 && !log.lines.some((l) => l.msg?.includes('before the handler ran') || l.obj.code !== undefined); i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    stream.abort(new Error('done'));
+  it.each([
+    ['a body cut short', concat(jsonFrame({ v: 1, header: { round: 1 }, bodyLength: 100 }), frame(new Uint8Array(40)))],
+    ['a body frame cut short', concat(jsonFrame({ v: 1, header: { round: 1 }, bodyLength: 100 }), encodeVarint(100), new Uint8Array(30))],
+    ['a header cut short', concat(encodeVarint(100), enc.encode('{"v":1,'))],
+    ['a header length prefix cut short', Uint8Array.of(0x80)],
+    ['nothing at all', new Uint8Array(0)],
+  ])('answers %s (remote closed its write side early) with WIRE_TRUNCATED', async (_name, bytes) => {
+    const reply = await raw(bytes);
+    expect(reply).toMatchObject({ v: 1, error: { code: WIRE_CODES.TRUNCATED } });
     expect(calls).toBe(0);
-    expect(log.lines.length).toBeGreaterThan(0);
     await stillServes();
+  });
+
+  it.each([
+    ['bytes after a bodiless request', concat(jsonFrame({ v: 1, header: { round: 1 } }), Uint8Array.of(1, 2, 3))],
+    ['a frame after the declared body', concat(jsonFrame({ v: 1, header: { round: 1 }, bodyLength: 4 }), frame(new Uint8Array(4)), frame(new Uint8Array(4)))],
+    ['a second request envelope', concat(jsonFrame({ v: 1, header: { round: 1 } }), jsonFrame({ v: 1, header: { round: 2 } }))],
+  ])('answers %s with WIRE_TRAILING_BYTES', async (_name, bytes) => {
+    const reply = await raw(bytes);
+    expect(reply).toMatchObject({ v: 1, error: { code: WIRE_CODES.TRAILING_BYTES } });
+    expect(calls).toBe(0);
+    await stillServes();
+  });
+
+  it('answers trailing bytes that arrive after a pause with WIRE_TRAILING_BYTES', async () => {
+    const stream: Stream = await client.libp2p.dialProtocol(multiaddr(server.addrs()[0]), protocolId('upload'));
+    const reader = new StreamReader(stream, { highWaterMark: 1 << 20 });
+    stream.send(jsonFrame({ v: 1, header: { round: 1 } }));
+    await new Promise((r) => setTimeout(r, 100));
+    stream.send(Uint8Array.of(9));
+    await stream.close();
+    try {
+      expect(await readJsonFrame(reader, 64 * 1024, AbortSignal.timeout(5000), 'reply')).toMatchObject({ error: { code: WIRE_CODES.TRAILING_BYTES } });
+    } finally {
+      reader.detach();
+      stream.abort(new Error('test done'));
+    }
+    expect(calls).toBe(0);
   });
 
   it('times a silent requester out on the responder side', async () => {
