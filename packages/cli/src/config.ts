@@ -60,7 +60,8 @@ export type AggregatorConfig = z.infer<typeof AggregatorConfigSchema>;
 export const NodeConfigSchema = z.object({
   dataDir: z.string().min(1),
   identity: z.string().min(1),
-  listen: z.array(multiaddr).default(['/ip4/127.0.0.1/tcp/0']),
+  /** A node only dials out (the aggregator never dials nodes), so by default it opens no listener. */
+  listen: z.array(multiaddr).default([]),
   aggregator: z.object({ peerId, address: multiaddr }).strict(),
   data: z.object({ csv: z.string().min(1) }).strict(),
   /** This member's replica of the audit log (default: <dataDir>/ledger). */

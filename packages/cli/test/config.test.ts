@@ -12,7 +12,7 @@ const node = {
 describe('config validation', () => {
   it('accepts a minimal node config and fills defaults', () => {
     const c = validateConfig(node, NodeConfigSchema, 'node.yaml');
-    expect(c.listen).toEqual(['/ip4/127.0.0.1/tcp/0']);
+    expect(c.listen).toEqual([]); // nodes only dial out: no listener unless configured
     expect(c.log.level).toBe('info');
   });
 
