@@ -1,7 +1,8 @@
 import { FedtwinError } from '@fedtwin/errors';
 import {
   AggregateRequest, JoinRequest, Protocols, RefuseRequest, TaskRequest, UpdateHeader,
-  KeyPublishHeader, KeyRequest, MAX_SEALED_KEYS_BYTES,
+  KeyPublishHeader, KeyRequest, MAX_SEALED_KEYS_BYTES, ProbeRequest, VerdictRequest,
+  type ProbeResponse,
   type AggregateResponse, type JoinResponse, type KeyResponse, type ModelConfig, type PrivacyPolicy, type SecureAggregation,
   type TaskResponse, type TrainingConfig, type UpdateAck, genesisModelVersion, nextModelVersion,
 } from '@fedtwin/protocol';
@@ -156,7 +157,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   if (state.status === 'finished') resolveFinished();
 
   async function openNextRound(): Promise<void> {
-    const able = members.size - (state.exhausted?.length ?? 0);
+    if (state.investigating) return; // no new round while the base it would train from is in doubt
+    const able = members.size - new Set([...(state.exhausted ?? []), ...(state.excluded ?? [])]).size;
     if (state.version < init.rounds.totalRounds && able < init.rounds.minParticipants) {
       state = { ...state, status: 'finished', finishedEarly: `only ${able} member(s) have privacy budget left, fewer than minParticipants ${init.rounds.minParticipants}` };
       await store.saveState(state);
@@ -208,20 +210,20 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     deadlineTimer.unref?.();
   }
 
-  async function failRound(reason: string): Promise<void> {
+  async function failRound(reason: string, opts: { reopen?: boolean } = {}): Promise<void> {
     if (!open) return;
     const rec: RoundRecord = { ...open, status: 'failed', reason };
     await store.closeRound(rec, state);
     await audit?.checkpoint();
     log.warn({ event: 'round-failed', round: rec.round, reason }, `round ${rec.round} failed: ${reason}`);
     open = undefined; await sum?.dispose(); sum = undefined;
-    await openNextRound();
+    if (opts.reopen !== false) await openNextRound();
   }
 
   // Every member either contributed or declined: waiting for the deadline would change nothing.
   // Members known to have no budget left count as having answered.
   function everyoneAnswered(rec: RoundRecord): boolean {
-    const answered = new Set([...rec.contributions.map((c) => c.peer), ...(rec.refusals ?? []).map((r) => r.peer), ...(state.exhausted ?? [])]);
+    const answered = new Set([...rec.contributions.map((c) => c.peer), ...(rec.refusals ?? []).map((r) => r.peer), ...(state.exhausted ?? []), ...(state.excluded ?? [])]);
     return answered.size >= members.size;
   }
 
@@ -271,14 +273,183 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
 
   // A crash between closing a round and opening the next leaves a running federation with no open
   // round: nothing would ever open one (members only poll), so open it now.
-  if (state.status === 'running' && !open) {
+  if (state.status === 'running' && !open && !state.investigating) {
     log.warn({ event: 'resume-reopen', round: state.round, version: state.version }, `round ${state.round} was closed but the next one not opened before a restart; opening it`);
     await serial(openNextRound);
   }
 
+  // ---- Liveness under a bad contribution (docs/threat-model.md) --------------------------------------
+  // A member that cannot use a published aggregate says so (a signed verdict). Every active member then
+  // judges probes: subset sums of the round's stored updates, which members can decrypt and the aggregator
+  // cannot. Decryption is deterministic, so honest members agree and the majority of answers decides.
+  // If the full sum is fine, the reporters lied and are excluded. Otherwise bisection finds the
+  // contributions that break it; their authors are excluded, the aggregate is replaced by the sum of the
+  // others (or withdrawn if too few remain) and the federation goes on.
+  interface Probe {
+    id: string; round: number; set: string[]; body: Uint8Array; sumHash: string; deadline: number;
+    votes: Map<string, { valid: boolean; leaf?: number }>; done: () => void;
+  }
+  let probe: Probe | undefined;
+  let investigation: Promise<void> | undefined;
+  const excluded = () => new Set(state.excluded ?? []);
+  const activeMembers = () => [...members].filter((m) => !excluded().has(m));
+  const probeSeconds = Math.max(5, Math.min(init.rounds.deadlineSeconds, 120));
+  let probeCount = 0;
+
+  async function runProbe(round: number, set: string[], body: Uint8Array, seed?: Map<string, { valid: boolean; leaf?: number }>): Promise<{ valid: boolean; votes: Map<string, { valid: boolean; leaf?: number }> }> {
+    for (let attempt = 0; ; attempt++) {
+      const p: Probe = {
+        id: `${round}-${++probeCount}-${Date.now().toString(36)}`, round, set, body, sumHash: sha256Hex(body),
+        deadline: now() + probeSeconds * 1000, votes: new Map(seed), done: () => undefined,
+      };
+      const finished = new Promise<void>((resolve) => { p.done = resolve; });
+      probe = p;
+      wakeWaiters();
+      log.info({ event: 'probe-open', round, probe: p.id, participants: set.length }, `round ${round}: probe ${p.id} over ${set.length} contribution(s)`);
+      const everyone = () => activeMembers().every((m) => p.votes.has(m));
+      if (!everyone()) {
+        const timer = setTimeout(p.done, probeSeconds * 1000);
+        timer.unref?.();
+        await finished;
+        clearTimeout(timer);
+      }
+      probe = undefined;
+      if (stopped) throw new FedtwinError('AGG_STOPPED', 'the aggregator stopped during an investigation');
+      const votes = [...p.votes.values()];
+      if (votes.length === 0 && attempt < 2) continue; // nobody answered: ask again, a few times
+      const valid = votes.filter((v) => v.valid).length > votes.filter((v) => !v.valid).length;
+      log.info({ event: 'probe-closed', round, probe: p.id, participants: set.length, valid, votes: votes.length }, `round ${round}: probe ${p.id}: ${valid ? 'valid' : 'invalid'} (${votes.length} verdicts)`);
+      return { valid, votes: p.votes };
+    }
+  }
+
+  /** The sum of `set`'s stored updates of round `rec` (a probe, or the replacement aggregate). */
+  async function subsetSum(rec: RoundRecord, set: string[]): Promise<Uint8Array> {
+    const acc = scheme.createAccumulator(init.modelValues);
+    try {
+      const ups = await store.updatesOf(rec.round);
+      for (const peer of set) {
+        const b = ups.get(peer);
+        if (!b) throw new FedtwinError('STATE_CORRUPT', `round ${rec.round}: the update of ${peer} is no longer stored`);
+        await acc.add(b, { round: rec.round, baseHash: rec.baseHash!, ...(rec.keyId ? { keyId: rec.keyId } : {}) });
+      }
+      return await acc.result();
+    } finally {
+      await acc.dispose();
+    }
+  }
+
+  const evidenceOf = (votes: Map<string, { leaf?: number }>) => [...votes.values()].map((v) => v.leaf).filter((i): i is number => i !== undefined).sort((a, b) => a - b);
+
+  async function exclude(peer: string, round: number, reason: string, evidence: number[]): Promise<void> {
+    if (excluded().has(peer)) return;
+    state = { ...state, excluded: [...(state.excluded ?? []), peer] };
+    await store.saveState(state);
+    await audit?.record({ type: 'exclusion', v: 1, round, action: 'exclude', peerId: peer, reason: reason.slice(0, 1000), evidence });
+    log.warn({ event: 'member-excluded', round, peer, reason }, `member ${peer} excluded: ${reason}`);
+  }
+
+  async function investigate(version: number, reports: Map<string, { valid: boolean; leaf?: number }>): Promise<void> {
+    const agg = await store.getAggregate(version);
+    const rec = agg ? await store.getRound(agg.record.round) : undefined;
+    if (!agg || !rec) throw new FedtwinError('STATE_CORRUPT', `aggregate ${version} or its round is missing`);
+    await serial(async () => {
+      state = { ...state, investigating: { version, round: rec.round } };
+      await store.saveState(state);
+      if (open) await failRound(`aggregate ${version} (round ${rec.round}) is under investigation: members reported it unusable`, { reopen: false });
+    });
+    log.warn({ event: 'investigation-open', version, round: rec.round, reporters: reports.size }, `aggregate ${version} reported unusable; checking it with the members`);
+    const all = agg.record.participants;
+    const full = await runProbe(rec.round, all, agg.body, reports);
+    await serial(async () => {
+      if (full.valid) {
+        // The published sum decrypts for the majority: whoever said otherwise reported falsely.
+        for (const [peer, v] of full.votes) if (!v.valid) await exclude(peer, rec.round, `reported aggregate ${version} unusable; the other members decrypted it`, evidenceOf(full.votes));
+        state = { ...state, investigating: undefined };
+        await store.saveState(state);
+        await audit?.checkpoint();
+        log.info({ event: 'investigation-closed', version, outcome: 'aggregate-valid' }, `aggregate ${version} is valid; the federation continues`);
+        await openNextRound();
+        return;
+      }
+    });
+    if (full.valid) return;
+    // Bisection over subset sums: a set that does not decrypt holds a culprit.
+    const culprits: string[] = [];
+    const evidence: number[] = [...evidenceOf(full.votes)];
+    const bisect = async (set: string[]): Promise<void> => {
+      if (set.length === 1) { culprits.push(set[0]!); return; }
+      const half = Math.ceil(set.length / 2);
+      const parts = [set.slice(0, half), set.slice(half)];
+      const outcomes = [];
+      for (const part of parts) {
+        const r = await runProbe(rec.round, part, await subsetSum(rec, part));
+        evidence.push(...evidenceOf(r.votes));
+        outcomes.push(r.valid);
+      }
+      for (let i = 0; i < 2; i++) if (!outcomes[i]) await bisect(parts[i]!);
+    };
+    await bisect(all);
+    await serial(async () => {
+      const ev = [...new Set(evidence)].sort((a, b) => a - b);
+      for (const c of culprits) await exclude(c, rec.round, `its contribution to round ${rec.round} made the aggregate undecryptable (bisection over subset sums)`, ev);
+      await audit?.record({ type: 'exclusion', v: 1, round: rec.round, action: 'withdraw', aggregateHash: sha256Hex(agg.body), reason: `aggregate ${version} could not be decrypted by the members${culprits.length ? `; culprit(s) ${culprits.join(', ')}` : '; no single culprit found'}`.slice(0, 1000), evidence: ev });
+      const honest = rec.contributions.filter((c) => !culprits.includes(c.peer));
+      const withdrawnRec: RoundRecord = { ...rec, contributions: honest, withdrawn: [...(rec.withdrawn ?? []), ...rec.contributions.filter((c) => culprits.includes(c.peer))] };
+      if (culprits.length > 0 && honest.length >= init.rounds.minParticipants) {
+        const body = await subsetSum(rec, honest.map((c) => c.peer));
+        const record: AggregateRecord = { ...agg.record, participants: honest.map((c) => c.peer), totalWeight: honest.reduce((a, c) => a + c.weight, 0), createdAt: now() };
+        const aggregateHash = sha256Hex(body);
+        const modelVersion = nextModelVersion(rec.baseHash!, aggregateHash);
+        state = { ...state, version, modelVersion, investigating: undefined, status: 'running' };
+        await store.replaceAggregate(withdrawnRec, state, version, { record, body });
+        const leaves = honest.map((c) => c.ledgerIndex).filter((i): i is number => i !== undefined).sort((a, b) => a - b);
+        await audit?.record({ type: 'aggregate', v: 1, round: rec.round, contributions: leaves, aggregateHash, modelVersion });
+        log.warn({ event: 'aggregate-replaced', version, round: rec.round, participants: honest.length, excluded: culprits }, `aggregate ${version} replaced by the sum of the ${honest.length} other contribution(s)`);
+      } else {
+        state = { ...state, version: version - 1, modelVersion: rec.baseHash!, investigating: undefined, status: 'running' };
+        await store.replaceAggregate({ ...withdrawnRec, status: 'failed', reason: `aggregate withdrawn: ${culprits.length ? 'too few contributions left after excluding the culprit(s)' : 'no single culprit found'}` }, state, version, undefined);
+        log.warn({ event: 'aggregate-withdrawn', version, round: rec.round, excluded: culprits }, `aggregate ${version} withdrawn; round ${rec.round} failed`);
+      }
+      await audit?.checkpoint();
+      log.info({ event: 'investigation-closed', version, outcome: 'aggregate-invalid', culprits }, `investigation of aggregate ${version} closed`);
+      await openNextRound();
+    });
+  }
+
+  /** Liveness when the investigation itself fails (e.g. the round's updates are gone): withdraw the aggregate, exclude nobody. */
+  async function withdrawWithoutCulprit(version: number, why: string): Promise<void> {
+    const agg = await store.getAggregate(version);
+    const rec = agg ? await store.getRound(agg.record.round) : undefined;
+    if (!agg || !rec || state.investigating?.version !== version) return;
+    state = { ...state, version: version - 1, modelVersion: rec.baseHash!, investigating: undefined, status: 'running' };
+    await store.replaceAggregate({ ...rec, status: 'failed', reason: `aggregate withdrawn: ${why}` }, state, version, undefined);
+    await audit?.record({ type: 'exclusion', v: 1, round: rec.round, action: 'withdraw', aggregateHash: sha256Hex(agg.body), reason: `aggregate ${version} could not be decrypted by the members; ${why}`.slice(0, 1000), evidence: [] });
+    await audit?.checkpoint();
+    log.warn({ event: 'aggregate-withdrawn', version, round: rec.round, excluded: [] }, `aggregate ${version} withdrawn; round ${rec.round} failed (${why})`);
+    await openNextRound();
+  }
+
+  function startInvestigation(version: number, reports: Map<string, { valid: boolean; leaf?: number }>): void {
+    if (investigation) return;
+    investigation = investigate(version, reports)
+      .catch(async (err) => {
+        if (stopped) return;
+        log.error({ event: 'investigation-error', err: String(err) }, `investigation of aggregate ${version} failed: ${(err as Error).message}`);
+        await serial(() => withdrawWithoutCulprit(version, `the investigation failed: ${(err as Error).message}`))
+          .catch((e) => log.error({ event: 'investigation-error', err: String(e) }, `could not withdraw aggregate ${version}: ${(e as Error).message}`));
+      })
+      .finally(() => { investigation = undefined; pendingReports.clear(); wakeWaiters(); });
+  }
+  const pendingReports = new Map<string, { valid: boolean; leaf?: number }>();
+
   const host = init.host;
   const requireMember = (peer: string) => {
     if (!members.has(peer)) throw new FedtwinError('AGG_NOT_MEMBER', `peer ${peer} is not a consortium member`, { hint: 'add its peer ID to the aggregator\'s members list' });
+  };
+  const requireActive = (peer: string) => {
+    requireMember(peer);
+    if (excluded().has(peer)) throw new FedtwinError('AGG_EXCLUDED', `member ${peer} was excluded from this federation (see its exclusion entry in the ledger)`, { hint: 'fedtwin ledger verify --dir <ledger> lists exclusions; the consortium must re-admit it with a new manifest' });
   };
 
   await host.handle(Protocols.join, {
@@ -304,8 +475,10 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     request: TaskRequest,
     maxBodyBytes: 0,
     handler: async ({ peer, header }) => {
-      requireMember(peer);
+      requireActive(peer);
       const answer = (): TaskResponse | undefined => {
+        if (probe && !probe.votes.has(peer)) return { status: 'probe', id: probe.id, round: probe.round };
+        if (state.investigating) return undefined;
         if (state.status === 'finished') return { status: 'finished', version: state.version };
         if (open && open.round > header.afterRound && !open.contributions.some((c) => c.peer === peer)) {
           return { status: 'open', round: open.round, baseVersion: open.baseVersion, baseHash: open.baseHash!, training: init.training, deadline: open.deadline, ...(open.keyId ? { keyId: open.keyId } : {}) };
@@ -321,11 +494,82 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     },
   });
 
+  await host.handle(Protocols.probe, {
+    request: ProbeRequest,
+    maxBodyBytes: 0,
+    handler: async ({ peer, header }) => {
+      requireActive(peer);
+      const p = probe;
+      if (!p || p.id !== header.id) throw new FedtwinError('AGG_NO_SUCH_PROBE', `probe ${header.id} is not open`, { hint: 'poll for the next task' });
+      const rec = await store.getRound(p.round);
+      const res: ProbeResponse = {
+        id: p.id, round: p.round, participants: p.set, values: init.modelValues, encoding: scheme.encoding, baseHash: rec!.baseHash!,
+        ...(rec?.keyId ? { keyId: rec.keyId } : {}),
+      };
+      return { header: res, body: p.body };
+    },
+  });
+
+  await host.handle(Protocols.verdict, {
+    request: VerdictRequest,
+    maxBodyBytes: 0,
+    handler: async ({ peer, header }) => {
+      requireActive(peer);
+      await serial(async () => {
+        const bad = (why: string) => new FedtwinError('AGG_BAD_VERDICT', `verdict rejected: ${why}`);
+        let subject: { sumHash: string; participants: number };
+        if (header.probe !== undefined) {
+          if (!probe || probe.id !== header.probe) throw new FedtwinError('AGG_NO_SUCH_PROBE', `probe ${header.probe} is not open`, { hint: 'poll for the next task' });
+          if (probe.votes.has(peer)) return;
+          subject = { sumHash: probe.sumHash, participants: probe.set.length };
+        } else {
+          // Only the latest aggregate can be reported (a member that used an earlier one has moved past it).
+          if (header.valid) throw bad('a published aggregate is only reported when it cannot be used');
+          if (header.version !== state.version && !(state.investigating && state.investigating.version === header.version)) {
+            throw new FedtwinError('AGG_NO_SUCH_VERSION', `aggregate ${header.version} is not the latest (latest ${state.version})`);
+          }
+          if (pendingReports.has(peer) || (probe && probe.votes.has(peer))) return;
+          const agg = await store.getAggregate(header.version!);
+          if (!agg) throw new FedtwinError('AGG_NO_SUCH_VERSION', `no aggregate for version ${header.version}`);
+          if (agg.record.round !== header.round) throw bad(`aggregate ${header.version} is round ${agg.record.round}, not ${header.round}`);
+          subject = { sumHash: sha256Hex(agg.body), participants: agg.record.participants.length };
+        }
+        if (header.sumHash !== subject.sumHash) throw bad(`it judges a sum with hash ${header.sumHash.slice(0, 12)}…, not the one served (${subject.sumHash.slice(0, 12)}…)`);
+        let leaf: number | undefined;
+        if (audit) {
+          const entry = await audit.checkVerdictEntry(Buffer.from(header.entry, 'base64'), {
+            author: peer, round: header.round, sumHash: header.sumHash, participants: subject.participants, valid: header.valid,
+            ...(header.version !== undefined ? { version: header.version } : {}), ...(header.probe !== undefined ? { probe: header.probe } : {}),
+          });
+          leaf = (await audit.appendChecked(entry)).index;
+        }
+        log.warn({ event: 'verdict', round: header.round, peer, version: header.version, probe: header.probe, valid: header.valid, reason: header.reason }, `round ${header.round}: ${peer.slice(-8)} judged ${header.probe ? `probe ${header.probe}` : `aggregate ${header.version}`} ${header.valid ? 'valid' : 'unusable'}${header.reason ? `: ${header.reason}` : ''}`);
+        if (header.probe !== undefined) {
+          probe!.votes.set(peer, { valid: header.valid, ...(leaf !== undefined ? { leaf } : {}) });
+          if (activeMembers().every((m) => probe!.votes.has(m))) probe!.done();
+          return;
+        }
+        if (probe && state.investigating?.version === header.version && probe.sumHash === header.sumHash) {
+          probe.votes.set(peer, { valid: false, ...(leaf !== undefined ? { leaf } : {}) });
+          if (activeMembers().every((m) => probe!.votes.has(m))) probe.done();
+          return;
+        }
+        pendingReports.set(peer, { valid: false, ...(leaf !== undefined ? { leaf } : {}) });
+        if (!investigation) {
+          const reports = new Map(pendingReports);
+          pendingReports.clear();
+          startInvestigation(header.version!, reports);
+        }
+      });
+      return { header: { recorded: true as const } };
+    },
+  });
+
   await host.handle(Protocols.update, {
     request: UpdateHeader,
     maxBodyBytes: scheme.updateBytes(init.modelValues),
     handler: async ({ peer, header, body }) => {
-      requireMember(peer);
+      requireActive(peer);
       const ack = await serial(async (): Promise<UpdateAck> => {
         if (!open || open.round !== header.round) {
           throw new FedtwinError('AGG_ROUND_CLOSED', `round ${header.round} is not open (open: ${open?.round ?? 'none'})`, { hint: 'poll for the next task' });
@@ -406,7 +650,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     request: RefuseRequest,
     maxBodyBytes: 0,
     handler: async ({ peer, header }) => {
-      requireMember(peer);
+      requireActive(peer);
       await serial(async () => {
         // A refusal is for the open round only, once, and never besides a contribution to it: anything
         // else would let a member write permanent replicated entries for rounds that never existed.
@@ -545,6 +789,9 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     },
   });
 
+  // A restart during an investigation starts it again (votes were in memory; the verdicts stay in the ledger).
+  if (state.investigating) startInvestigation(state.investigating.version, new Map());
+
   return {
     peerId: host.peerId,
     state: async () => state,
@@ -559,6 +806,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       stopped = true;
       if (deadlineTimer) clearTimeout(deadlineTimer);
       wakeWaiters();
+      probe?.done();
+      await investigation;
       await queue.catch(() => undefined);
       await sum?.dispose().catch(() => undefined);
       await scheme.dispose().catch(() => undefined);

@@ -19,6 +19,8 @@ export interface AuditLog {
   recordMemberEntry(bytes: Uint8Array, expect: MemberEntryExpectation): Promise<{ index: number }>;
   /** Decodes and checks a member-signed entry without appending it (so a request can be refused before anything changes). */
   checkMemberEntry(bytes: Uint8Array, expect: MemberEntryExpectation): Promise<LedgerEntry>;
+  /** Decodes and checks a member's signed verdict on a sum without appending it. */
+  checkVerdictEntry(bytes: Uint8Array, expect: { author: string; round: number; sumHash: string; participants: number; valid: boolean; version?: number; probe?: string }): Promise<LedgerEntry>;
   /** Appends an entry checkMemberEntry accepted. */
   appendChecked(entry: LedgerEntry): Promise<{ index: number }>;
   /** Signs a checkpoint of the current tree (after each round). */
@@ -75,9 +77,25 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
     }
     return entry;
   }
+  async function checkVerdictEntry(bytes: Uint8Array, expect: { author: string; round: number; sumHash: string; participants: number; valid: boolean; version?: number; probe?: string }): Promise<LedgerEntry> {
+    let entry: LedgerEntry;
+    try {
+      entry = await decodeEntryAsync(bytes);
+    } catch (err) {
+      throw new FedtwinError('AGG_BAD_ENTRY', `the ledger entry does not verify: ${(err as Error).message}`, { cause: err });
+    }
+    const p = entry.payload;
+    const bad = (why: string) => new FedtwinError('AGG_BAD_ENTRY', `verdict entry rejected: ${why}`);
+    if (entry.author !== expect.author) throw bad(`signed by ${entry.author}, sent by ${expect.author}`);
+    if (p.type !== 'verdict') throw bad(`a ${p.type} entry where a verdict entry was expected`);
+    if (p.node !== expect.author || p.round !== expect.round || p.sumHash !== expect.sumHash || p.participants !== expect.participants || p.valid !== expect.valid
+      || p.version !== expect.version || p.probe !== expect.probe) throw bad('it does not match the message (node, round, sum hash, participants, verdict, version or probe)');
+    return entry;
+  }
   return {
     origin,
     get size() { return ledger.size; },
+    checkVerdictEntry,
     async record(payload) {
       const { index } = await ledger.append(await createEntry({ ...payload, time: now() } as EntryPayloadInput, signer));
       return { index };

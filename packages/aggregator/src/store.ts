@@ -16,6 +16,8 @@ export interface RoundRecord {
   reason?: string;
   /** Members that declined this round (privacy budget), with their reason. */
   refusals?: RefusalRecord[];
+  /** Contributions taken out of the round's aggregate after they broke it (their authors were excluded). */
+  withdrawn?: ContributionRecord[];
   /** With BFV: the HE key id in force when the round opened (a rotation applies from the next round). */
   keyId?: string;
   /** Model version id of the round's base (protocol's model-version chain), fixed at open: never taken from an upload. */
@@ -73,6 +75,10 @@ export interface AggregatorState {
   exhausted?: string[];
   /** Why the federation finished before `totalRounds`, if it did. */
   finishedEarly?: string;
+  /** Members excluded for the rest of the federation (their contribution broke an aggregate, or they reported one falsely). */
+  excluded?: string[];
+  /** The published aggregate members reported unusable, while its culprit is searched for (restarts resume it). */
+  investigating?: { version: number; round: number };
   /** Model version id of global version `version` (the next round's base). */
   modelVersion?: string;
 }
@@ -160,6 +166,25 @@ export class AggregatorStore {
     ] as Ops, { sync: true });
   }
 
+  /**
+   * Replaces (a culprit excluded: the honest members' sum) or withdraws (none left) the aggregate of a round
+   * members could not use; round record and state move with it in one batch.
+   */
+  async replaceAggregate(record: RoundRecord, state: AggregatorState, version: number, aggregate: { record: AggregateRecord; body: Uint8Array } | undefined): Promise<void> {
+    const ops: Ops = [
+      { type: 'put', sublevel: this.rounds, key: roundKey(record.round), value: record },
+      { type: 'put', sublevel: this.meta, key: 'state', value: state },
+    ];
+    if (aggregate) {
+      ops.push({ type: 'put', sublevel: this.aggregates, key: roundKey(version), value: aggregate.record });
+      ops.push({ type: 'put', sublevel: this.aggbody, key: roundKey(version), value: aggregate.body });
+    } else {
+      ops.push({ type: 'del', sublevel: this.aggregates, key: roundKey(version) });
+      ops.push({ type: 'del', sublevel: this.aggbody, key: roundKey(version) });
+    }
+    await this.db.batch(ops, { sync: true });
+  }
+
   async saveState(state: AggregatorState): Promise<void> {
     await this.db.batch([{ type: 'put', sublevel: this.meta, key: 'state', value: state }] as Ops, { sync: true });
   }
@@ -176,13 +201,20 @@ export class AggregatorStore {
     ] as Ops, { sync: true });
   }
 
-  /** Closes a round: publishes its aggregate (or marks it failed), drops its raw updates, moves state. */
+  /**
+   * Closes a round: publishes its aggregate (or marks it failed), moves state. The raw updates of an
+   * aggregated round are kept until the next round closes (members may report its sum unusable, and the
+   * culprit is found from subset sums of them); older rounds' updates are dropped.
+   */
   async closeRound(record: RoundRecord, state: AggregatorState, aggregate?: { record: AggregateRecord; body: Uint8Array }): Promise<void> {
     const ops: Ops = [
       { type: 'put', sublevel: this.rounds, key: roundKey(record.round), value: record },
       { type: 'put', sublevel: this.meta, key: 'state', value: state },
     ];
-    for (const c of record.contributions) ops.push({ type: 'del', sublevel: this.updates, key: `${roundKey(record.round)}/${c.peer}` });
+    // Keep the updates of the latest aggregated round (this one, or the one the current version came from).
+    const keepFrom = aggregate ? record.round : ((await this.getAggregate(state.version))?.record.round ?? record.round);
+    for await (const k of this.updates.keys({ lt: roundKey(keepFrom) })) ops.push({ type: 'del', sublevel: this.updates, key: k });
+    if (!aggregate) for (const c of record.contributions) ops.push({ type: 'del', sublevel: this.updates, key: `${roundKey(record.round)}/${c.peer}` });
     if (aggregate) {
       ops.push({ type: 'put', sublevel: this.aggregates, key: roundKey(aggregate.record.version), value: aggregate.record });
       ops.push({ type: 'put', sublevel: this.aggbody, key: roundKey(aggregate.record.version), value: aggregate.body });

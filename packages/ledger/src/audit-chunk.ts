@@ -132,6 +132,14 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
         round[i] = p.round;
         who[i] = intern(p.node);
         break;
+      case 'verdict':
+        round[i] = p.round;
+        who[i] = intern(p.node);
+        break;
+      case 'exclusion':
+        round[i] = p.round;
+        if (p.peerId !== undefined) who[i] = intern(p.peerId);
+        break;
       case 'key':
         break;
     }

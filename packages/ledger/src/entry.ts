@@ -132,6 +132,45 @@ export const refusalPayloadSchema = z.strictObject({
   time,
 });
 
+/**
+ * A member's verdict on a sum it was given to decrypt: a published aggregate (`version`) or a probe (a
+ * subset sum the aggregator builds to find a contribution that breaks decryption). Member-signed.
+ */
+export const verdictPayloadSchema = z.strictObject({
+  type: z.literal('verdict'),
+  v: z.literal(1),
+  round: roundNo,
+  node: peerIdText,
+  /** SHA-256 of the sum's exact bytes */
+  sumHash: hex32,
+  /** how many contributions the sum holds */
+  participants: count,
+  /** the aggregate version, when the sum is a published aggregate */
+  version: count.optional(),
+  /** the probe id, when the sum is a probe */
+  probe: z.string().min(1).max(64).optional(),
+  valid: z.boolean(),
+  reason: shortText.optional(),
+  time,
+});
+
+/**
+ * What the aggregator decided from members' verdicts: `withdraw` an aggregate that members cannot use,
+ * `exclude` a member whose contribution broke it (or who reported falsely) for the rest of the federation.
+ * `evidence`: leaf indices of the verdict entries the decision rests on. Aggregator-signed.
+ */
+export const exclusionPayloadSchema = z.strictObject({
+  type: z.literal('exclusion'),
+  v: z.literal(1),
+  round: roundNo,
+  action: z.enum(['withdraw', 'exclude']),
+  peerId: peerIdText.optional(),
+  aggregateHash: hex32.optional(),
+  reason: shortText,
+  evidence: z.array(count).max(100_000),
+  time,
+});
+
 export const entryPayloadSchema = z.discriminatedUnion('type', [
   membershipPayloadSchema,
   roundPayloadSchema,
@@ -139,6 +178,8 @@ export const entryPayloadSchema = z.discriminatedUnion('type', [
   aggregatePayloadSchema,
   keyPayloadSchema,
   refusalPayloadSchema,
+  verdictPayloadSchema,
+  exclusionPayloadSchema,
 ]);
 
 export type EntryPayload = z.infer<typeof entryPayloadSchema>;
@@ -149,10 +190,12 @@ export type ContributionPayload = z.infer<typeof contributionPayloadSchema>;
 export type AggregatePayload = z.infer<typeof aggregatePayloadSchema>;
 export type KeyPayload = z.infer<typeof keyPayloadSchema>;
 export type RefusalPayload = z.infer<typeof refusalPayloadSchema>;
+export type VerdictPayload = z.infer<typeof verdictPayloadSchema>;
+export type ExclusionPayload = z.infer<typeof exclusionPayloadSchema>;
 /** A payload as the caller writes it: `v` defaults to the current version. */
 export type EntryPayloadInput = EntryPayload extends infer P ? (P extends { v: 1 } ? Omit<P, 'v'> & { v?: 1 } : never) : never;
 
-export const ENTRY_TYPES: readonly EntryType[] = ['membership', 'round', 'contribution', 'aggregate', 'key', 'refusal'];
+export const ENTRY_TYPES: readonly EntryType[] = ['membership', 'round', 'contribution', 'aggregate', 'key', 'refusal', 'verdict', 'exclusion'];
 
 function formatIssues(err: z.ZodError): string {
   return err.issues

@@ -46,6 +46,8 @@ export {
   type AggregatePayload,
   type KeyPayload,
   type RefusalPayload,
+  type VerdictPayload,
+  type ExclusionPayload,
   type JsonValue,
 } from './entry.ts';
 export {

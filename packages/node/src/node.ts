@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import {
-  AggregateResponse, CosignAck, JoinResponse, KeyPublishAck, LedgerSyncResponse, MAX_LEDGER_SYNC_BYTES, KeyResponse, MAX_TASK_WAIT_MS, Protocols, RefuseAck, TaskResponse, UpdateAck, bytesToF32, f32ToBytes,
+  AggregateResponse, CosignAck, JoinResponse, ProbeResponse, VerdictAck, KeyPublishAck, LedgerSyncResponse, MAX_LEDGER_SYNC_BYTES, KeyResponse, MAX_TASK_WAIT_MS, Protocols, RefuseAck, TaskResponse, UpdateAck, bytesToF32, f32ToBytes,
   type UpdateHeader, genesisModelVersion, nextModelVersion,
 } from '@fedtwin/protocol';
 import { createStrategy, versionHash, type Strategy } from '@fedtwin/strategy';
@@ -214,6 +214,48 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       log.info({ event: 'ledger-cosigned', size: accepted.size, root: accepted.rootHash, cosignatures: ack.cosignatures }, `ledger checkpoint ${accepted.size} verified and co-signed`);
     };
 
+    const sendVerdict = async (v: { round: number; version?: number; probe?: string; body: Uint8Array; participants: number; valid: boolean; reason: string }): Promise<void> => {
+      const sumHash = sha256Hex(v.body);
+      const reason = v.reason.slice(0, 1000);
+      const signed = witness
+        ? await witness.sign({ type: 'verdict', v: 1, round: v.round, node: host.peerId, sumHash, participants: v.participants, valid: v.valid,
+          ...(v.version !== undefined ? { version: v.version } : {}), ...(v.probe !== undefined ? { probe: v.probe } : {}), ...(reason ? { reason } : {}) })
+        : undefined;
+      try {
+        await call(Protocols.verdict, { round: v.round, ...(v.version !== undefined ? { version: v.version } : {}), ...(v.probe !== undefined ? { probe: v.probe } : {}), sumHash, valid: v.valid, reason, entry: signed?.entry ?? '' }, VerdictAck);
+      } catch (err) {
+        // The probe closed or the aggregate moved on meanwhile: nothing to add.
+        if (!isFedtwinError(err) || !err.code.startsWith('AGG_')) throw err;
+        log.warn({ event: 'verdict-declined', round: v.round, code: err.code, reason: err.message }, `verdict not recorded: ${err.message}`);
+      }
+      log.warn({ event: 'verdict-sent', round: v.round, version: v.version, probe: v.probe, valid: v.valid, reason }, `round ${v.round}: ${v.probe ? `probe ${v.probe}` : `aggregate ${v.version}`} judged ${v.valid ? 'valid' : 'unusable'}`);
+    };
+
+    /** A probe: a subset sum of a round whose aggregate was reported unusable. Decrypt it and say whether it works. */
+    const answerProbe = async (id: string): Promise<void> => {
+      let res: { header: ProbeResponse; body?: Uint8Array };
+      try {
+        res = await call(Protocols.probe, { id }, ProbeResponse, { maxBodyBytes: memberScheme.sumBytes(join.modelValues) });
+      } catch (err) {
+        if (isFedtwinError(err) && err.code === 'AGG_NO_SUCH_PROBE') return;
+        throw err;
+      }
+      const { header: p, body } = res;
+      let valid = true;
+      let reason = '';
+      if (!body || p.values !== global.length || p.encoding !== memberScheme.encoding) {
+        valid = false; reason = 'the probe has the wrong shape or encoding';
+      } else {
+        try {
+          await memberScheme.decode(body, global.length, { keyId: p.keyId, participants: p.participants });
+        } catch (err) {
+          if (!isFedtwinError(err) || err.code !== 'NODE_BAD_AGGREGATE') throw err;
+          valid = false; reason = err.message;
+        }
+      }
+      await sendVerdict({ round: p.round, probe: p.id, body: body ?? new Uint8Array(), participants: p.participants.length, valid, reason });
+    };
+
     const catchUp = async (target: number): Promise<void> => {
       // Before every round, not only when aggregates are missing: a log rolled back or rewritten while
       // the aggregator restarted is caught before this member contributes to it (one small request).
@@ -231,7 +273,17 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
         }
         const tDecode = performance.now();
         const cDecode = process.cpuUsage();
-        global = strategy.applyAggregate(global, await memberScheme.decode(body, global.length, { keyId: agg.keyId, participants: agg.participants }), agg.totalWeight, agg.participants.length);
+        let decoded: Float64Array;
+        try {
+          decoded = await memberScheme.decode(body, global.length, { keyId: agg.keyId, participants: agg.participants });
+        } catch (err) {
+          if (!isFedtwinError(err) || err.code !== 'NODE_BAD_AGGREGATE') throw err;
+          // Not the end of this member: say so (signed, into the ledger) and wait for the consortium to
+          // find the contribution that broke the sum; the aggregate is then replaced or withdrawn.
+          await sendVerdict({ round: agg.round, version: v, body, participants: agg.participants.length, valid: false, reason: err.message });
+          throw new AggregateUnusable(v, err.message);
+        }
+        global = strategy.applyAggregate(global, decoded, agg.totalWeight, agg.participants.length);
         state = { ...state, version: v, hash: versionHash(global), base: nextModelVersion(state.base!, sha256Hex(body)) };
         const tSave = performance.now();
         const cSave = process.cpuUsage();
@@ -302,8 +354,18 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       const { header: task } = await call(Protocols.task, { afterRound: state.lastRound, waitMs: MAX_TASK_WAIT_MS }, TaskResponse, { timeoutMs: MAX_TASK_WAIT_MS + 30_000 });
       if (stopped) break;
       if (task.status === 'idle') continue;
+      if (task.status === 'probe') {
+        await answerProbe(task.id);
+        continue;
+      }
       if (task.status === 'finished') {
-        await catchUp(task.version); // syncs and co-signs the final checkpoint first
+        try {
+          await catchUp(task.version); // syncs and co-signs the final checkpoint first
+        } catch (err) {
+          if (!(err instanceof AggregateUnusable)) throw err;
+          await sleep(1000, abort.signal);
+          continue;
+        }
         log.info({ event: 'federation-finished', version: state.version, hash: state.hash }, `federation finished at global version ${state.version}`);
         break;
       }
@@ -319,7 +381,13 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       }
       const cpuAtStart = process.cpuUsage(); // this process, its HE worker threads included
       const tCatchUp = performance.now();
-      await catchUp(task.baseVersion);
+      try {
+        await catchUp(task.baseVersion);
+      } catch (err) {
+        if (!(err instanceof AggregateUnusable)) throw err;
+        await sleep(1000, abort.signal); // the report is in; the aggregator opens probes next
+        continue;
+      }
       const catchUpMs = Math.round(performance.now() - tCatchUp);
       if (state.version !== task.baseVersion) {
         throw new FedtwinError('NODE_DIVERGED', `round ${task.round} is based on version ${task.baseVersion}, this member holds ${state.version}`);
@@ -480,6 +548,15 @@ function classProbabilities(data: EncodedTable, declared?: Record<string, number
   return counts.map((c) => c / data.rows);
 }
 
+
+/** A published aggregate this member cannot use (reported with a signed verdict); the node waits for the consortium's decision. */
+class AggregateUnusable extends Error {
+  readonly version: number;
+  constructor(version: number, reason: string) {
+    super(`aggregate ${version} is unusable: ${reason}`);
+    this.version = version;
+  }
+}
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

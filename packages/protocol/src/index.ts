@@ -18,6 +18,8 @@ export const Protocols = {
   keyPublish: 'key-publish',
   ledger: 'ledger',
   cosign: 'cosign',
+  verdict: 'verdict',
+  probe: 'probe',
 } as const;
 
 /** The largest shared model an aggregator accepts, in values (float32). 64M values = 256 MiB. */
@@ -185,6 +187,8 @@ export const TaskResponse = z.discriminatedUnion('status', [
   }).strict(),
   z.object({ status: z.literal('idle'), version: z.number().int().min(0) }).strict(),
   z.object({ status: z.literal('finished'), version: z.number().int().min(0) }).strict(),
+  /** An aggregate broke decryption: decrypt this probe (a subset sum of the round) and send a verdict. */
+  z.object({ status: z.literal('probe'), id: z.string().min(1).max(64), round: z.number().int().min(1) }).strict(),
 ]);
 export type TaskResponse = z.infer<typeof TaskResponse>;
 
@@ -245,6 +249,36 @@ export const AggregateResponse = z.object({
   baseHash: hex64,
 }).strict();
 export type AggregateResponse = z.infer<typeof AggregateResponse>;
+
+// --- verdict and probe: members judge sums they cannot use; the aggregator finds the culprit ------
+/**
+ * A member's verdict on a sum it decrypted: the published aggregate `version` (sent when it cannot be
+ * used) or probe `probe` (always sent). `entry` is the member's signed `verdict` ledger entry.
+ */
+export const VerdictRequest = z.object({
+  round: z.number().int().min(1),
+  version: z.number().int().min(1).optional(),
+  probe: z.string().min(1).max(64).optional(),
+  sumHash: hex64,
+  valid: z.boolean(),
+  reason: z.string().max(1000),
+  entry: z.string().max(16_384),
+}).strict().refine((v) => (v.version === undefined) !== (v.probe === undefined), 'name exactly one of version or probe');
+export type VerdictRequest = z.infer<typeof VerdictRequest>;
+export const VerdictAck = z.object({ recorded: z.literal(true) }).strict();
+
+export const ProbeRequest = z.object({ id: z.string().min(1).max(64) }).strict();
+/** Body: the probe's sum, encoded like an aggregate. */
+export const ProbeResponse = z.object({
+  id: z.string().min(1).max(64),
+  round: z.number().int().min(1),
+  participants: z.array(peerId).min(1),
+  values: z.number().int().min(1).max(MAX_MODEL_VALUES),
+  encoding: z.enum(['f32le', 'bfv']),
+  keyId: z.string().max(128).optional(),
+  baseHash: hex64,
+}).strict();
+export type ProbeResponse = z.infer<typeof ProbeResponse>;
 
 export { genesisModelVersion, nextModelVersion } from './model-version.ts';
 export { peerId as PeerIdString, hex64 as Hex64 };
