@@ -5,7 +5,10 @@
 //   n!<u64 last leaf><u8 level>   -> 32-byte hash of the perfect subtree of 2^level leaves ending at that leaf
 //                                    (level 0 = the leaf hashes)
 //   c!<u64 tree size>             -> checkpoint note (UTF-8), with every cosignature collected so far
-//   m!format | m!size | m!origin | m!checkpointKey
+//   k!<type>\0<u64 round><author>\0<u64 index> -> empty: every entry whose payload names a round, keyed by
+//                                    (type, round, author), so "does X already have a contribution for round r"
+//                                    is one short range read (findByKey); written in the append's batch
+//   m!format | m!size | m!origin | m!checkpointKey | m!indexed (entries [0, indexed) are in k!)
 // Keying nodes by their last leaf puts the nodes one append creates next to each other, so a full scan
 // (verify) reads them in the same order it recomputes them. An append is one atomic, synced batch.
 // Proofs and old roots read only perfect-subtree nodes: O(log n) point reads (see docs/ledger.md).
@@ -24,7 +27,7 @@ import {
   type LeafRange,
   type PerfectNode,
 } from './merkle.ts';
-import { entrySignatureError, isVerifiedEntry, parseEntry, verifyEntrySignatureAsync, type LedgerEntry } from './entry.ts';
+import { entrySignatureError, isVerifiedEntry, parseEntry, verifyEntrySignatureAsync, type EntryType, type LedgerEntry } from './entry.ts';
 import {
   formatVerifierKey,
   mergeNotes,
@@ -107,7 +110,33 @@ interface Internals {
   nodes: Sub;
   checkpoints: Sub;
   meta: Sub;
+  /** (type, round, author) -> leaf index; see the layout above */
+  byKey: Sub;
 }
+
+/** Prefix of the byKey rows of (type, round, author): the leaf indices follow it. */
+function byKeyPrefix(type: string, round: number, author: string): Uint8Array {
+  const t = utf8.encode(type);
+  const a = utf8.encode(author);
+  const k = new Uint8Array(t.length + 1 + 8 + a.length + 1);
+  k.set(t, 0);
+  k.set(u64be(round), t.length + 1);
+  k.set(a, t.length + 9);
+  return k;
+}
+
+/** The byKey row of an entry, or undefined for entries that name no round (membership, key). */
+function byKeyRow(e: Pick<LedgerEntry, 'author' | 'payload'>, index: number): Uint8Array | undefined {
+  const p = e.payload as { type: string; round?: unknown };
+  if (typeof p.round !== 'number' || !Number.isSafeInteger(p.round) || p.round < 0) return undefined;
+  const prefix = byKeyPrefix(p.type, p.round, e.author);
+  const k = new Uint8Array(prefix.length + 8);
+  k.set(prefix, 0);
+  k.set(u64be(index), prefix.length);
+  return k;
+}
+const EMPTY = new Uint8Array(0);
+const INDEXED = utf8.encode('indexed');
 const internalsOf = new WeakMap<Ledger, Internals>();
 
 /** Raw sublevels, for the offline verifier in this package. Not part of the public API. */
@@ -139,7 +168,7 @@ async function openLedgerImpl(init: OpenLedgerInit, tolerateDamage: boolean): Pr
   } catch (err) {
     throw levelError(err, init.dir);
   }
-  const i: Internals = { db, entries: makeSub(db, 'e'), nodes: makeSub(db, 'n'), checkpoints: makeSub(db, 'c'), meta: makeSub(db, 'm') };
+  const i: Internals = { db, entries: makeSub(db, 'e'), nodes: makeSub(db, 'n'), checkpoints: makeSub(db, 'c'), meta: makeSub(db, 'm'), byKey: makeSub(db, 'k') };
   try {
     const format = await i.meta.get(utf8.encode('format'));
     if (format === undefined) {
@@ -151,6 +180,7 @@ async function openLedgerImpl(init: OpenLedgerInit, tolerateDamage: boolean): Pr
         [
           { type: 'put', sublevel: i.meta, key: utf8.encode('format'), value: utf8.encode(LEDGER_FORMAT) },
           { type: 'put', sublevel: i.meta, key: utf8.encode('size'), value: u64be(0) },
+          { type: 'put', sublevel: i.meta, key: INDEXED, value: u64be(0) },
         ],
         { sync: true },
       );
@@ -174,6 +204,10 @@ async function openLedgerImpl(init: OpenLedgerInit, tolerateDamage: boolean): Pr
     });
     const ledger = new Ledger(init.dir, readOnly, size, range);
     internalsOf.set(ledger, i);
+    // A ledger written before the byKey index existed (or by a build without it): index it now, once.
+    const indexedBytes = await i.meta.get(INDEXED);
+    const indexed = indexedBytes === undefined ? 0 : readU64be(indexedBytes);
+    if (indexed < size && !readOnly) await buildByKey(i, indexed, size, init.dir);
     return ledger;
   } catch (err) {
     await db.close().catch(() => undefined);
@@ -190,6 +224,10 @@ export class Ledger {
   #range: HashedNode[];
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
+  /** entries [0, #indexed) are in the byKey index (== size except on a read-only ledger written without it) */
+  #indexed: number;
+  /** read-only ledger with an incomplete index: the rows of the missing part, built in memory on first use */
+  #memIndex: Promise<Map<string, number[]>> | undefined;
 
   /** Use openLedger(). */
   constructor(dir: string, readOnly: boolean, size: number, range: HashedNode[]) {
@@ -197,6 +235,7 @@ export class Ledger {
     this.readOnly = readOnly;
     this.#size = size;
     this.#range = range;
+    this.#indexed = readOnly ? -1 : size; // a read-only ledger learns its indexed size on first findByKey
   }
 
   get #i(): Internals {
@@ -262,11 +301,17 @@ export class Ledger {
       const index = start + k;
       ops.push({ type: 'put', sublevel: i.entries, key: u64be(index), value: e.bytes });
       for (const n of pushLeaf(range, index, e.leafHash)) ops.push({ type: 'put', sublevel: i.nodes, key: nodeKey(n), value: n.hash });
+      const row = byKeyRow(e, index);
+      if (row) ops.push({ type: 'put', sublevel: i.byKey, key: row, value: EMPTY });
     });
     const size = start + entries.length;
     ops.push({ type: 'put', sublevel: i.meta, key: utf8.encode('size'), value: u64be(size) });
+    if (this.#indexed === start) {
+      ops.push({ type: 'put', sublevel: i.meta, key: INDEXED, value: u64be(size) });
+    }
     for (const x of extra) ops.push({ type: 'put', sublevel: x.sublevel === 'checkpoints' ? i.checkpoints : i.meta, key: x.key, value: x.value });
     await i.db.batch(ops, { sync: true });
+    if (this.#indexed === start) this.#indexed = size;
     this.#size = size;
     this.#range = range;
     return { start, count: entries.length, leafHashes: entries.map((e) => e.leafHash) };
@@ -395,6 +440,53 @@ export class Ledger {
     }
   }
 
+  // --- lookup by (type, round, author) ----------------------------------------------------------
+
+  /**
+   * Leaf indices (ascending) of the entries of `type` for `round` signed by `author`. Every entry type whose
+   * payload names a round is indexed (round, contribution, aggregate, refusal, verdict, exclusion); the rows
+   * are written in the append's own batch, so the index never disagrees with the log after a crash.
+   * Waits for appends already queued. Read-only ledgers without a complete index scan the rest once.
+   */
+  async findAllByKey(type: EntryType, round: number, author: string): Promise<number[]> {
+    if (!Number.isSafeInteger(round) || round < 0) throw new FedtwinError('LEDGER_BAD_ARGUMENT', `round ${String(round)} is not a round number`);
+    await this.#queue;
+    const i = this.#i;
+    const prefix = byKeyPrefix(type, round, author);
+    const upper = prefix.slice();
+    upper[upper.length - 1] = 1;
+    const keys = await i.byKey.keys({ gte: prefix, lt: upper }).all();
+    const out = keys.map((k) => readU64be(k, prefix.length)).filter((x) => x < this.#size);
+    if (this.#indexed < 0) {
+      const v = await i.meta.get(INDEXED);
+      this.#indexed = v === undefined ? 0 : readU64be(v);
+    }
+    if (this.#indexed < this.#size) {
+      this.#memIndex ??= this.#scanIndex(this.#indexed, this.#size);
+      const extra = (await this.#memIndex).get(`${type}\0${round}\0${author}`) ?? [];
+      for (const x of extra) if (!out.includes(x)) out.push(x);
+      out.sort((a, b) => a - b);
+    }
+    return out;
+  }
+
+  /** First (lowest) leaf index of `type` for `round` by `author`, or undefined; see findAllByKey. */
+  async findByKey(type: EntryType, round: number, author: string): Promise<number | undefined> {
+    return (await this.findAllByKey(type, round, author))[0];
+  }
+
+  async #scanIndex(from: number, to: number): Promise<Map<string, number[]>> {
+    const m = new Map<string, number[]>();
+    for await (const { index, bytes } of this.iterateEntries(from, to)) {
+      const e = parseEntry(bytes);
+      const p = e.payload as { type: string; round?: unknown };
+      if (typeof p.round !== 'number') continue;
+      const k = `${p.type}\0${p.round}\0${e.author}`;
+      m.set(k, [...(m.get(k) ?? []), index]);
+    }
+    return m;
+  }
+
   // --- checkpoints -----------------------------------------------------------------------------
 
   /** C2SP verifier key of whoever signs this log's checkpoints (set by the first signCheckpoint or by a replica). */
@@ -512,6 +604,32 @@ export class Ledger {
     const i = ledgerInternals(this);
     this.#closed = true;
     await i.db.close();
+  }
+}
+
+/** Indexes entries [from, to) of a ledger that has none for them (written before the index existed). */
+async function buildByKey(i: Internals, from: number, to: number, dir: string): Promise<void> {
+  const step = 10_000;
+  for (let start = from; start < to; start += step) {
+    const end = Math.min(to, start + step);
+    const rows = await i.entries.iterator({ gte: u64be(start), lt: u64be(end) }).all();
+    if (rows.length !== end - start) {
+      throw new FedtwinError('LEDGER_CORRUPT', `ledger ${dir}: entries ${start}..${end - 1} are not all present`, { hint: 'run `fedtwin ledger verify` on a copy to locate the damage' });
+    }
+    type Op = { type: 'put'; sublevel: Sub; key: Uint8Array; value: Uint8Array };
+    const ops: Op[] = [];
+    for (const [k, v] of rows) {
+      let e: LedgerEntry;
+      try {
+        e = parseEntry(v);
+      } catch (err) {
+        throw new FedtwinError('LEDGER_CORRUPT', `ledger ${dir}: entry ${readU64be(k)} does not parse: ${(err as Error).message}`, { hint: 'run `fedtwin ledger verify` on a copy', cause: err });
+      }
+      const row = byKeyRow(e, readU64be(k));
+      if (row) ops.push({ type: 'put', sublevel: i.byKey, key: row, value: EMPTY });
+    }
+    ops.push({ type: 'put', sublevel: i.meta, key: INDEXED, value: u64be(end) });
+    await i.db.batch(ops, { sync: true });
   }
 }
 

@@ -101,9 +101,25 @@ class Tally {
   members = new Set<string>();
   /** round of the contribution at each index; NaN for other entry types */
   contributionRound: Float64Array;
+  /** `<round> <node>` -> index of that node's contribution or refusal entry for that round (one of them, once) */
+  answered = new Map<string, { index: number; type: 'contribution' | 'refusal' }>();
 
   constructor(size: number) {
     this.contributionRound = new Float64Array(size).fill(NaN);
+  }
+
+  /**
+   * A node answers a round once: one contribution (its ε is counted once) or one refusal, never both. A
+   * second one is what a crash between the aggregator's two stores used to leave (issue 11).
+   */
+  once(index: number, type: 'contribution' | 'refusal', round: number, who: string): void {
+    const key = `${round} ${who}`;
+    const prior = this.answered.get(key);
+    if (prior) {
+      const what = prior.type === type ? `a second ${type}` : `a ${type} besides its ${prior.type}`;
+      throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: ${what} of node ${who} for round ${round} (the first is entry ${prior.index}); a node answers a round once`);
+    }
+    this.answered.set(key, { index, type });
   }
 
   /** Adds entry `j` of a worker's chunk result, which is ledger entry `index`. */
@@ -122,6 +138,7 @@ class Tally {
         this.rounds.add(round);
         break;
       case 'contribution':
+        this.once(index, 'contribution', round, who);
         this.contributions[who] = (this.contributions[who] ?? 0) + 1;
         this.epsilon[who] = r.epsilonTotal[j];
         this.delta[who] = r.deltaTotal[j];
@@ -136,6 +153,7 @@ class Tally {
         }
         break;
       case 'refusal':
+        this.once(index, 'refusal', round, who);
         this.refusals[who] = (this.refusals[who] ?? 0) + 1;
         break;
       case 'key':
