@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { multiaddr } from '@multiformats/multiaddr';
 import { WIRE_CODES } from '../src/index.ts';
 import type { WireHost } from '../src/index.ts';
 import { hostPool, memoryLogger } from './helpers.ts';
@@ -78,6 +79,26 @@ describe('pre-auth lock-out', () => {
     await expect(client.request(outsider.addrs()[0]!, 'echo', { header: { n: 1 } }, { response: Echo, maxBodyBytes: 0, timeoutMs: 5000 })).rejects.toBeInstanceOf(Error);
   }, 20_000);
 
+  it('refuses connections of one peer beyond maxConnectionsPerPeer', async () => {
+    const log = memoryLogger();
+    const srv = await echoServer({ logger: log, limits: { maxConnectionsPerPeer: 2 } });
+    const client = await pool.make();
+    const addr = multiaddr(srv.addrs()[0]!);
+    const results = [];
+    for (let i = 0; i < 4; i++) {
+      results.push(await client.libp2p.dial(addr, { force: true }).then(
+        async (c) => {
+          // The refusal comes after the muxer; a refused connection dies on its first stream.
+          await c.newStream('/ipfs/ping/1.0.0', { signal: AbortSignal.timeout(3000) }).then((st) => st.abort(new Error('done')));
+          return 'open';
+        },
+        () => 'refused',
+      ).catch(() => 'refused'));
+    }
+    expect(results.filter((r) => r === 'open')).toHaveLength(2);
+    expect(srv.libp2p.getConnections(client.libp2p.peerId).length).toBeLessThanOrEqual(2);
+  }, 20_000);
+
   it('rejects a malformed allowIps entry', async () => {
     await expect(pool.make({ allowIps: ['not-an-ip'] })).rejects.toMatchObject({ code: WIRE_CODES.BAD_ARGUMENT });
   });
@@ -86,15 +107,17 @@ describe('pre-auth lock-out', () => {
 describe('refused-peer logging', () => {
   it('logs 50 refused dials from one stranger as the first line plus one counted summary', async () => {
     const log = memoryLogger();
-    const srv = await echoServer({ allow: [], logger: log, limits: { refusalLogIntervalMs: 3000 } });
+    const srv = await echoServer({ allow: [], logger: log, limits: { refusalLogIntervalMs: 5000 } });
     const stranger = await pool.make();
     for (let i = 0; i < 50; i++) {
       await expect(stranger.dial(srv.addrs()[0]!)).rejects.toMatchObject({ code: WIRE_CODES.NOT_MEMBER });
       await stranger.libp2p.hangUp(srv.libp2p.peerId).catch(() => undefined);
     }
-    // The summary comes from a timer at the end of the interval.
-    for (let i = 0; i < 100 && !log.lines.some((l) => l.obj.event === 'refused-summary'); i++) await new Promise((r) => setTimeout(r, 50));
-    const refused = log.lines.filter((l) => /refus/i.test(l.msg ?? ''));
+    // The summary comes from a timer at the end of the interval (5 s after the first refusal).
+    const refusedLines = () => log.lines.filter((l) => /refus/i.test(l.msg ?? ''));
+    const total = () => refusedLines().reduce((n, l) => n + (typeof l.obj.count === 'number' ? l.obj.count : 1), 0);
+    for (let i = 0; i < 200 && total() < 50; i++) await new Promise((r) => setTimeout(r, 50));
+    const refused = refusedLines();
     console.log(`[log] 50 refused dials -> ${refused.length} log lines:`, refused.map((l) => l.msg));
     expect(refused.length).toBeLessThanOrEqual(3);
     const counted = refused.reduce((n, l) => n + (typeof l.obj.count === 'number' ? l.obj.count : 1), 0);
