@@ -2,6 +2,13 @@
 // Entry point of the `fedtwin` command. Thin: parsing and exit codes here, work in the packages.
 import { runCli } from './index.ts';
 
+// `fedtwin ledger export | head`: the reader leaving is not a failure. Stop quietly with 0, as
+// coreutils do; any other stdout error is still fatal (rethrown, so it is not swallowed).
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const code = await runCli(process.argv);
 // A failed command exits now: a half-started daemon (libp2p sockets, timers) must not keep the
 // process alive after its error has been printed. Success drains normally.

@@ -7,7 +7,8 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-const USAGE_CODES = new Set(['CLI_BAD_ARGUMENT', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'CONFIG_PARSE']);
+// A key file others can read is a set-up error the operator fixes (chmod 600), like a bad config.
+const USAGE_CODES = new Set(['CLI_BAD_ARGUMENT', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'CONFIG_PARSE', 'WIRE_IDENTITY_INSECURE_PERMISSIONS']);
 
 export function buildProgram(): Command {
   const program = new Command('fedtwin')

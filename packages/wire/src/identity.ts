@@ -7,6 +7,12 @@ import type { Ed25519PrivateKey, PrivateKey } from '@libp2p/interface';
 import { FedtwinError } from '@fedtwin/errors';
 import { WIRE_CODES } from './codes.ts';
 
+/**
+ * A key file that group or others can read or write: refused at load, like an HE key file. Stable code;
+ * it lives here rather than in WIRE_CODES (codes.ts) only until that file is free to edit.
+ */
+export const IDENTITY_INSECURE_PERMISSIONS = 'WIRE_IDENTITY_INSECURE_PERMISSIONS' as const;
+
 /** An Ed25519 protobuf key is 68 bytes; anything much larger is not one of ours. */
 const MAX_IDENTITY_FILE_BYTES = 4096;
 
@@ -63,7 +69,11 @@ export async function saveIdentity(file: string, key: PrivateKey): Promise<void>
   }
 }
 
-/** Load an identity written by saveIdentity, with a distinct error code for each way it can fail. */
+/**
+ * Load an identity written by saveIdentity, with a distinct error code for each way it can fail.
+ * A file with any group/other permission bit is refused before it is read (as HE key files are):
+ * whoever can read it can speak as this member.
+ */
 export async function loadIdentity(file: string): Promise<Ed25519PrivateKey> {
   let bytes: Uint8Array;
   try {
@@ -71,6 +81,13 @@ export async function loadIdentity(file: string): Promise<Ed25519PrivateKey> {
     if (!st.isFile()) {
       throw new FedtwinError(WIRE_CODES.IDENTITY_UNREADABLE, `identity path ${file} is not a regular file`, {
         hint: 'Point the config at the key file itself.',
+      });
+    }
+    if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
+      const mode = st.mode & 0o777;
+      throw new FedtwinError(IDENTITY_INSECURE_PERMISSIONS, `identity file ${file} is accessible by group or others (mode ${mode.toString(8).padStart(4, '0')})`, {
+        hint: `restrict it to its owner: chmod 600 ${file}`,
+        details: { mode },
       });
     }
     if (st.size > MAX_IDENTITY_FILE_BYTES) {

@@ -59,7 +59,7 @@ describe('identity', () => {
 
   it('reports garbage, truncation and oversize as WIRE_IDENTITY_CORRUPT', async () => {
     const file = join(dir, 'bad.key');
-    await writeFile(file, 'this is not a key');
+    await writeFile(file, 'this is not a key', { mode: 0o600 });
     expect(await codeOf(loadIdentity(file))).toBe(WIRE_CODES.IDENTITY_CORRUPT);
     const good = privateKeyToProtobuf(await generateIdentity());
     await writeFile(file, good.subarray(0, good.byteLength - 10));
@@ -71,7 +71,7 @@ describe('identity', () => {
   it('reports a non-Ed25519 key as WIRE_IDENTITY_WRONG_TYPE, on load and on save', async () => {
     const secp = await generateKeyPair('secp256k1');
     const file = join(dir, 'secp.key');
-    await writeFile(file, privateKeyToProtobuf(secp));
+    await writeFile(file, privateKeyToProtobuf(secp), { mode: 0o600 });
     expect(await codeOf(loadIdentity(file))).toBe(WIRE_CODES.IDENTITY_WRONG_TYPE);
     expect(await codeOf(saveIdentity(join(dir, 'x.key'), secp))).toBe(WIRE_CODES.IDENTITY_WRONG_TYPE);
   });
@@ -85,6 +85,23 @@ describe('identity', () => {
     await chmod(file, 0o000);
     // root ignores file modes, so only assert where permissions actually bite.
     if (process.getuid?.() !== 0) expect(await codeOf(loadIdentity(file))).toBe(WIRE_CODES.IDENTITY_UNREADABLE);
+  });
+
+  it('refuses a key file that group or others can read or write, naming chmod 600 in the hint', async () => {
+    const file = join(dir, 'node.key');
+    await saveIdentity(file, await generateIdentity());
+    for (const mode of [0o644, 0o640, 0o604, 0o620, 0o602, 0o610]) {
+      await chmod(file, mode);
+      const err = await loadIdentity(file).then(() => undefined, (e: unknown) => e);
+      expect(isFedtwinError(err) && err.code, mode.toString(8)).toBe('WIRE_IDENTITY_INSECURE_PERMISSIONS');
+      expect(isFedtwinError(err) && err.hint).toContain(`chmod 600 ${file}`);
+      expect(isFedtwinError(err) && err.details).toMatchObject({ mode });
+    }
+    // Owner-only modes load; 0400 (read-only for the owner) is as safe as 0600.
+    for (const mode of [0o600, 0o400]) {
+      await chmod(file, mode);
+      expect((await loadIdentity(file)).type).toBe('Ed25519');
+    }
   });
 
   it('reports an unwritable location as WIRE_IDENTITY_WRITE_FAILED', async () => {
