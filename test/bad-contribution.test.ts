@@ -88,10 +88,11 @@ async function runFalseReporter(key: PrivateKey, aggAddr: string, signal: AbortS
         if (p?.body) await verdict(p.header.round, { probe: p.header.id }, p.body, p.header.participants.length).catch(() => undefined);
         continue;
       }
-      if (task.version > reported) {
-        const a = await call('aggregate', { version: task.version }, AggregateResponse, 64 * 1024 * 1024);
-        reported = task.version;
-        await verdict(a.header.round, { version: task.version }, a.body!, a.header.participants.length).catch(() => undefined);
+      const latest = task.status === 'open' ? task.baseVersion : task.version;
+      if (latest > reported) {
+        const a = await call('aggregate', { version: latest }, AggregateResponse, 64 * 1024 * 1024);
+        reported = latest;
+        await verdict(a.header.round, { version: latest }, a.body!, a.header.participants.length).catch(() => undefined);
       }
     }
   } catch (err) {

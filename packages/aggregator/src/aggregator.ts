@@ -9,6 +9,7 @@ import {
 import { bfvScheme, plaintextScheme, type AggregationScheme, type SumAccumulator } from './scheme.ts';
 import { sha256Hex } from '@fedtwin/ledger';
 import { openAuditLog, type AuditLog } from './audit.ts';
+import { reconcileLedger } from './reconcile.ts';
 import type { PrivateKey } from '@libp2p/interface';
 import { CosignAck, CosignRequest, LedgerSyncRequest, MAX_LEDGER_SYNC_BYTES, type LedgerSyncResponse } from '@fedtwin/protocol';
 import type { z } from 'zod';
@@ -93,6 +94,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   const audit: AuditLog | undefined = init.ledger
     ? await openAuditLog({ dir: init.ledger.dir, identity: init.ledger.identity, consortium: init.consortium, members: init.members })
     : undefined;
+  // State and ledger are two stores: append what a crash between them left out of the ledger (reconcile.ts).
+  if (audit) await reconcileLedger({ store, audit, log: init.logger, members: init.members, roundConfig: { ...init.training, quorum: init.rounds.quorum, minParticipants: init.rounds.minParticipants, privacy: privacy.mode, encoding: scheme.encoding } });
   const keyReady = () => secureAggregation.scheme !== 'bfv' || keyState !== undefined;
   const members = new Set(init.members);
   const joined = new Set<string>();
@@ -568,6 +571,11 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   await host.handle(Protocols.update, {
     request: UpdateHeader,
     maxBodyBytes: scheme.updateBytes(init.modelValues),
+    // Before any body byte is read: who may send one, and for the open round only.
+    authorize: ({ peer, header }) => {
+      requireActive(peer);
+      if (!open || open.round !== header.round) throw new FedtwinError('AGG_ROUND_CLOSED', `round ${header.round} is not open (open: ${open?.round ?? 'none'})`, { hint: 'poll for the next task' });
+    },
     handler: async ({ peer, header, body }) => {
       requireActive(peer);
       const ack = await serial(async (): Promise<UpdateAck> => {
@@ -685,6 +693,12 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     await host.handle(Protocols.keyPublish, {
       request: KeyPublishHeader,
       maxBodyBytes: MAX_SEALED_KEYS_BYTES,
+      maxInboundStreams: 1, // one publication at a time per connection: the holder never needs more
+      // Only the key holder may send up to 64 MiB here: anyone else is refused before the body is read.
+      authorize: ({ peer }) => {
+        requireMember(peer);
+        if (peer !== bfv.keyHolder) throw new FedtwinError('AGG_NOT_KEY_HOLDER', `member ${peer} is not the consortium's key holder`, { hint: `the key holder is ${bfv.keyHolder}` });
+      },
       handler: async ({ peer, header, body }) => {
         requireMember(peer);
         if (peer !== bfv.keyHolder) throw new FedtwinError('AGG_NOT_KEY_HOLDER', `member ${peer} is not the consortium's key holder`, { hint: `the key holder is ${bfv.keyHolder}` });

@@ -31,6 +31,11 @@ export const AggregatorConfigSchema = z.object({
   identity: z.string().min(1),
   listen: z.array(multiaddr).min(1).default(['/ip4/127.0.0.1/tcp/9400']),
   members: z.array(peerId).min(1),
+  /**
+   * Largest FedAvg weight (record count) a member may declare: one bound for all, or per member peer ID
+   * (members not named get 1,000,000). Bounds how far one member can dilute the others.
+   */
+  maxWeight: z.union([z.number().int().min(1), z.record(peerId, z.number().int().min(1))]).optional(),
   /** The audit log (default: <dataDir>/ledger). */
   ledgerDir: z.string().min(1).optional(),
   schema: z.union([z.string().min(1), TableSchemaMessage]),
@@ -72,6 +77,8 @@ export const NodeConfigSchema = z.object({
     classProbs: z.record(z.string(), z.number().min(0)).optional(),
   }).strict().optional(),
   exitWhenDone: z.boolean().default(false),
+  /** Give up after the aggregator has been unreachable this long, at start (it may start after this node) or mid-run. */
+  unreachableGiveUpSeconds: z.number().positive().max(7 * 24 * 3600).optional(),
   /** Simulations only: seed DP noise and HE rounding for reproducible runs (not private). */
   seededNoise: z.boolean().default(false),
   /** HE worker threads (default: 2, or 1 on a one-core machine); a simulation that runs many members on one machine uses 1. */
