@@ -2,7 +2,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { FedtwinError } from '@fedtwin/errors';
 import {
   createEntry, createEntrySigner, createNoteSigner, decodeEntryAsync, noteVerifierFromPeerId, openLedger, sha256Hex,
-  type EntryPayloadInput, type Ledger, type LedgerEntry,
+  type EntryPayloadInput, type EntryType, type Ledger, type LedgerEntry,
 } from '@fedtwin/ledger';
 
 /**
@@ -13,16 +13,29 @@ import {
 export interface AuditLog {
   readonly origin: string;
   readonly size: number;
-  /** Appends an entry the aggregator authors (membership, round, aggregate, key). */
-  record(payload: EntryPayloadInput): Promise<{ index: number }>;
-  /** Appends an entry a member signed (contribution, refusal) after checking who signed what. */
-  recordMemberEntry(bytes: Uint8Array, expect: MemberEntryExpectation): Promise<{ index: number }>;
+  /**
+   * Appends an entry the aggregator authors (membership, round, aggregate, key, exclusion). `round` (open) and
+   * `aggregate` entries are idempotent by default (see RecordOptions): a retry after a crash returns the entry
+   * already there.
+   */
+  record(payload: EntryPayloadInput, opts?: RecordOptions): Promise<{ index: number; existed?: true }>;
+  /**
+   * Appends an entry a member signed (contribution, refusal) after checking who signed what. Idempotent per
+   * (author, type, round): the very same entry again returns its index; a different one throws AGG_DUPLICATE.
+   */
+  recordMemberEntry(bytes: Uint8Array, expect: MemberEntryExpectation): Promise<{ index: number; existed?: true }>;
   /** Decodes and checks a member-signed entry without appending it (so a request can be refused before anything changes). */
   checkMemberEntry(bytes: Uint8Array, expect: MemberEntryExpectation): Promise<LedgerEntry>;
   /** Decodes and checks a member's signed verdict on a sum without appending it. */
   checkVerdictEntry(bytes: Uint8Array, expect: { author: string; round: number; sumHash: string; participants: number; valid: boolean; version?: number; probe?: string }): Promise<LedgerEntry>;
-  /** Appends an entry checkMemberEntry accepted. */
-  appendChecked(entry: LedgerEntry): Promise<{ index: number }>;
+  /** Appends an entry checkMemberEntry accepted (contribution and refusal: idempotent, as recordMemberEntry). */
+  appendChecked(entry: LedgerEntry): Promise<{ index: number; existed?: true }>;
+  /** Leaf indices (ascending) of `type` entries for `round` signed by `author` (default: the aggregator). */
+  findAllByKey(type: EntryType, round: number, author?: string): Promise<number[]>;
+  /** The entry at leaf `index`. */
+  entry(index: number): Promise<LedgerEntry>;
+  /** The aggregator's peer ID (author of the entries it records). */
+  readonly author: string;
   /** Signs a checkpoint of the current tree (after each round). */
   checkpoint(): Promise<string>;
   syncBundle(fromSize: number): ReturnType<Ledger['syncBundle']>;
@@ -33,6 +46,23 @@ export interface AuditLog {
   close(): Promise<void>;
 }
 
+
+/**
+ * Idempotency of aggregator-authored entries. A crash between the aggregator's state store and the ledger
+ * means the same logical entry may be recorded twice (once before the crash, once by reconciliation or a
+ * retry after it); these keys make the second time return the first entry:
+ *  - `round` (action open): one per round number. A round is opened once; a failed round is never reopened
+ *    under the same number (the next round gets the next number).
+ *  - `aggregate`: keyed by (round, aggregateHash), not by round alone, because a round's aggregate may be
+ *    withdrawn (an `exclusion` entry with action 'withdraw' naming its aggregateHash) and replaced by a new
+ *    `aggregate` entry for the same round. The entry counts as already there when the latest aggregate of the
+ *    round has the same aggregateHash and no withdrawal of that hash follows it; re-publishing a withdrawn sum
+ *    (same hash after its withdrawal) appends a new entry.
+ * `{ idempotent: false }` always appends (no caller needs that today). Other types always append.
+ */
+export interface RecordOptions {
+  idempotent?: boolean;
+}
 
 export interface MemberEntryExpectation {
   author: string;
@@ -92,22 +122,77 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
       || p.version !== expect.version || p.probe !== expect.probe) throw bad('it does not match the message (node, round, sum hash, participants, verdict, version or probe)');
     return entry;
   }
+  // Look-up and append run as one step (a duplicate check racing another append of the same key would let both in).
+  let lock: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = lock.then(fn, fn);
+    lock = run.catch(() => undefined);
+    return run;
+  };
+  const self = signer.peerId;
+
+  /** The entry already standing for this aggregator-authored payload (see RecordOptions), if any. */
+  async function existingFor(payload: EntryPayloadInput): Promise<number | undefined> {
+    if (payload.type === 'round') return ledger.findByKey('round', payload.round, self);
+    if (payload.type !== 'aggregate') return undefined;
+    const aggs = await ledger.findAllByKey('aggregate', payload.round, self);
+    const last = aggs.at(-1);
+    if (last === undefined) return undefined;
+    const e = await ledger.getEntry(last);
+    if (e.payload.type !== 'aggregate' || e.payload.aggregateHash !== payload.aggregateHash) return undefined;
+    for (const x of await ledger.findAllByKey('exclusion', payload.round, self)) {
+      if (x < last) continue;
+      const w = (await ledger.getEntry(x)).payload;
+      if (w.type === 'exclusion' && w.action === 'withdraw' && w.aggregateHash === payload.aggregateHash) return undefined;
+    }
+    return last;
+  }
+
+  /** Appends a member's contribution or refusal unless that member already answered the round. */
+  async function appendMember(entry: LedgerEntry): Promise<{ index: number; existed?: true }> {
+    const p = entry.payload;
+    if (p.type !== 'contribution' && p.type !== 'refusal') return { index: (await ledger.append(entry)).index };
+    return exclusive(async () => {
+      const same = await ledger.findAllByKey(p.type, p.round, entry.author);
+      if (same.length > 0) {
+        // The very same bytes again (a member re-sending after a crash on either side): already recorded.
+        if (Buffer.from(await ledger.leafHash(same[0]!)).equals(entry.leafHash)) return { index: same[0]!, existed: true as const };
+        throw new FedtwinError('AGG_DUPLICATE', `member ${entry.author} already has a ${p.type} entry for round ${p.round} (leaf ${same[0]})`, {
+          hint: 'a member answers a round once; poll for the next round',
+        });
+      }
+      const other = p.type === 'contribution' ? 'refusal' : 'contribution';
+      const theOther = await ledger.findByKey(other, p.round, entry.author);
+      if (theOther !== undefined) {
+        throw new FedtwinError(p.type === 'contribution' ? 'AGG_ALREADY_REFUSED' : 'AGG_ALREADY_CONTRIBUTED',
+          `member ${entry.author} already has a ${other} entry for round ${p.round} (leaf ${theOther}); it cannot also ${p.type === 'contribution' ? 'contribute to' : 'decline'} it`,
+          { hint: 'poll for the next round' });
+      }
+      return { index: (await ledger.append(entry)).index };
+    });
+  }
+
   return {
     origin,
+    author: self,
     get size() { return ledger.size; },
     checkVerdictEntry,
-    async record(payload) {
-      const { index } = await ledger.append(await createEntry({ ...payload, time: now() } as EntryPayloadInput, signer));
-      return { index };
+    async record(payload, opts = {}) {
+      return exclusive(async () => {
+        if (opts.idempotent !== false) {
+          const existing = await existingFor(payload);
+          if (existing !== undefined) return { index: existing, existed: true as const };
+        }
+        const { index } = await ledger.append(await createEntry({ ...payload, time: now() } as EntryPayloadInput, signer));
+        return { index };
+      });
     },
     async recordMemberEntry(bytes, expect) {
-      const { index } = await ledger.append(await checkMemberEntry(bytes, expect));
-      return { index };
+      return appendMember(await checkMemberEntry(bytes, expect));
     },
-    async appendChecked(entry) {
-      const { index } = await ledger.append(entry);
-      return { index };
-    },
+    appendChecked: appendMember,
+    findAllByKey: (type, round, author = self) => ledger.findAllByKey(type, round, author),
+    entry: (index) => ledger.getEntry(index),
     checkMemberEntry,
     async checkpoint() {
       return ledger.signCheckpoint(note);
