@@ -13,6 +13,7 @@
 // (verify) reads them in the same order it recomputes them. An append is one atomic, synced batch.
 // Proofs and old roots read only perfect-subtree nodes: O(log n) point reads (see docs/ledger.md).
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
 import { FedtwinError } from '@fedtwin/errors';
 import { readU64be, u64be, utf8, utf8Strict } from './bytes.ts';
@@ -162,6 +163,8 @@ async function openLedgerImpl(init: OpenLedgerInit, tolerateDamage: boolean): Pr
   if (readOnly && !existsSync(init.dir)) {
     throw new FedtwinError('LEDGER_NOT_FOUND', `no ledger at ${init.dir}`, { hint: 'check --dir; it must be the Level directory of a fedtwin ledger' });
   }
+  // Owner-only: Level would create it 0777 & ~umask (0755 with the usual umask).
+  if (!readOnly) await mkdir(init.dir, { recursive: true, mode: 0o700 });
   const db: DB = new Level<Bytes, Bytes>(init.dir, { keyEncoding: 'view', valueEncoding: 'view', createIfMissing: !readOnly });
   try {
     await db.open();

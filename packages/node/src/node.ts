@@ -111,9 +111,11 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
           response, maxBodyBytes: opts.maxBodyBytes ?? 0, timeoutMs: opts.timeoutMs ?? RPC_TIMEOUT_MS, signal: abort.signal,
         });
       } catch (err) {
-        // Once joined, a refused handshake or a missing protocol most likely means the aggregator is
-        // restarting (it listens a moment before its handlers are registered).
-        const transient = isFedtwinError(err) && (TRANSIENT.has(err.code) || (joinedOnce && (err.code === 'WIRE_NOT_MEMBER' || err.code === 'WIRE_UNSUPPORTED_PROTOCOL')));
+        // A missing protocol: the aggregator is starting or restarting (it listens a moment before its
+        // handlers are registered), also before our first join (a node may start first). A refused
+        // handshake is retried only once joined: before that we cannot tell "restarting" from "does not
+        // admit us", and a stranger or a wrong key must hear so at once (WIRE_NOT_MEMBER), not in 300 s.
+        const transient = isFedtwinError(err) && (TRANSIENT.has(err.code) || err.code === 'WIRE_UNSUPPORTED_PROTOCOL' || (joinedOnce && err.code === 'WIRE_NOT_MEMBER'));
         if (stopped || !transient) throw err;
         firstFailure ??= Date.now();
         if (Date.now() - firstFailure > giveUpMs) {

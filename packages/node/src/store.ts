@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import { Level, type BatchOperation } from 'level';
 
 type Ops = Array<BatchOperation<Level<string, unknown>, string, unknown>>;
@@ -46,6 +47,8 @@ export class NodeStore {
   }
 
   static async open(dir: string): Promise<NodeStore> {
+    // Owner-only (it holds the private adapter trained on the site's records); Level would make it 0755.
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
     try {
       await db.open();

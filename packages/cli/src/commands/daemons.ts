@@ -1,12 +1,16 @@
-import { readFile, writeFile, mkdir, rename } from 'node:fs/promises';
+import { readFile, writeFile, rename } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { FedtwinError } from '@fedtwin/errors';
+import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import type { TableSchema } from '@fedtwin/models';
 import { TableSchemaMessage } from '@fedtwin/protocol';
 import { AggregatorConfigSchema, NodeConfigSchema, loadConfigFile, resolveFrom, validateConfig, type AggregatorConfig } from '../config.ts';
 import type { SecureAggregation } from '@fedtwin/protocol';
 import { createLogger } from '../logger.ts';
+import { ensurePrivateDir, restrictUmask } from '../private-dirs.ts';
 import { resolvePrivacyPolicy } from '../privacy-policy.ts';
+
+/** What a first dial gets from an aggregator that is not up (yet): worth waiting for. */
+const AGGREGATOR_DOWN = new Set(['WIRE_DIAL_FAILED', 'WIRE_TIMEOUT', 'WIRE_STREAM_FAILED']);
 
 export function registerDaemonCommands(program: Command): void {
   program.command('aggregator').description('The consortium daemon').command('start')
@@ -22,6 +26,7 @@ export function registerDaemonCommands(program: Command): void {
 }
 
 async function startAggregator(configPath: string): Promise<void> {
+  restrictUmask(); // every file and directory this daemon creates is owner-only (0600 / 0700)
   const { config, baseDir } = await loadConfigFile(configPath, AggregatorConfigSchema);
   // Heavy modules load only for the command that needs them (keeps `fedtwin dp …` instant).
   const [{ createWireHost, loadIdentity }, { createAggregator }, { initBackend }] = await Promise.all([
@@ -36,14 +41,15 @@ async function startAggregator(configPath: string): Promise<void> {
   const members = new Set(config.members);
   const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => members.has(peer), logger: log });
   const dataDir = resolveFrom(baseDir, config.dataDir);
-  await mkdir(dataDir, { recursive: true });
+  const ledgerDir = config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`;
+  for (const dir of [dataDir, `${dataDir}/state`, ledgerDir]) await ensurePrivateDir(dir, log);
   const aggregator = await createAggregator({
     host, dataDir: `${dataDir}/state`, consortium: config.consortium, members: config.members, schema, model: config.model,
     modelValues, strategy: config.strategy, training: config.training,
     rounds: { totalRounds: config.rounds.total, quorum: config.rounds.quorum, minParticipants: config.rounds.minParticipants, deadlineSeconds: config.rounds.deadlineSeconds },
     privacy: resolvePrivacyPolicy(config.privacy, config.rounds, config.members.length),
     secureAggregation: secureAggregationOf(config),
-    ledger: { dir: config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`, identity: privateKey },
+    ledger: { dir: ledgerDir, identity: privateKey },
     logger: log,
   });
   const addrs = host.addrs();
@@ -70,6 +76,7 @@ async function startAggregator(configPath: string): Promise<void> {
 }
 
 async function startNode(configPath: string, exitFlag?: boolean): Promise<void> {
+  restrictUmask(); // state (the private adapter, the HE key), ledger, outputs: owner-only (0600 / 0700)
   const { config, baseDir } = await loadConfigFile(configPath, NodeConfigSchema);
   const [{ createWireHost, loadIdentity }, { createNode }, { initBackend }] = await Promise.all([
     import('@fedtwin/wire'), import('@fedtwin/node'), import('@fedtwin/models'),
@@ -81,21 +88,28 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
   const aggregatorId = config.aggregator.peerId;
   const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => peer === aggregatorId, logger: log });
   const address = config.aggregator.address.includes('/p2p/') ? config.aggregator.address : `${config.aggregator.address}/p2p/${aggregatorId}`;
-  try {
-    await host.dial(address);
-  } catch (err) {
-    await host.stop();
-    throw err;
-  }
-  log.info({ event: 'listening', peerId: host.peerId, aggregator: aggregatorId }, `node ${host.peerId} connected to aggregator ${aggregatorId}`);
   const dataDir = resolveFrom(baseDir, config.dataDir);
-  await mkdir(dataDir, { recursive: true });
+  const ledgerDir = config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`;
+  try {
+    for (const dir of [dataDir, `${dataDir}/state`, ledgerDir]) await ensurePrivateDir(dir, log);
+    await host.dial(address);
+    log.info({ event: 'listening', peerId: host.peerId, aggregator: aggregatorId }, `node ${host.peerId} connected to aggregator ${aggregatorId}`);
+  } catch (err) {
+    // Nothing listens (yet): the aggregator may start after this node, or be restarting. The node's
+    // join retries as it would mid-run, for up to unreachableGiveUpSeconds. Anything else (a running
+    // aggregator that does not admit this peer: WIRE_NOT_MEMBER) fails now, with its own message.
+    if (!isFedtwinError(err) || !AGGREGATOR_DOWN.has(err.code)) {
+      await host.stop();
+      throw err;
+    }
+    log.warn({ event: 'aggregator-unreachable', code: err.code, attempt: 0, protocol: 'dial' }, `aggregator ${aggregatorId} not reachable yet (${err.code}); waiting for it`);
+  }
   const node = await createNode({
     host, aggregator: address, dataDir: `${dataDir}/state`, csvPath: resolveFrom(baseDir, config.data.csv), backend: backend.name, logger: log,
     synthetic: config.synthetic && { ...config.synthetic, out: resolveFrom(baseDir, config.synthetic.out) },
     resultPath: config.result ? resolveFrom(baseDir, config.result) : `${dataDir}/result.json`,
     bytes: () => host.bytes(), seed: config.seed, privacy: config.privacy, identity: privateKey, seededNoise: config.seededNoise, ...(config.heThreads !== undefined ? { heThreads: config.heThreads } : {}),
-    ledgerDir: config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`,
+    ledgerDir, ...(config.unreachableGiveUpSeconds !== undefined ? { unreachableGiveUpSeconds: config.unreachableGiveUpSeconds } : {}),
     heKeyFile: `${dataDir}/he-secret.key`,
   });
   let signalled = false;

@@ -1,0 +1,25 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createConsortium, freePort, type Consortium } from './helpers/consortium.ts';
+
+// Sites and the consortium are started by different people: a node that comes up before its
+// aggregator waits for it (as it does when the aggregator goes away mid-run) instead of exiting.
+describe('start-up order', () => {
+  let c: Consortium | undefined;
+  afterEach(async () => { await c?.cleanup(); c = undefined; });
+
+  it('a node started 3 s before its aggregator joins once it is up, and the federation finishes', async () => {
+    const port = await freePort();
+    c = await createConsortium({ nodes: 1, rounds: 1, quorum: 1, minParticipants: 1, deadlineSeconds: 30, listen: `/ip4/127.0.0.1/tcp/${port}` });
+    await c.writeNodeConfig(0, { aggregator: { peerId: c.aggregatorId, address: `/ip4/127.0.0.1/tcp/${port}` } });
+    const node = c.startNode(0);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(node.daemon.child.exitCode, node.daemon.stderrTail()).toBeNull();
+    expect(node.events.some((e) => e.event === 'aggregator-unreachable' && e.code === 'WIRE_DIAL_FAILED')).toBe(true);
+    const agg = await c.startAggregator();
+    expect(await node.daemon.exited, node.daemon.stderrTail()).toBe(0);
+    expect(agg.events.filter((e) => e.event === 'round-aggregated').map((e) => e.version)).toEqual([1]);
+    expect(JSON.parse(await readFile(join(c.dir, 'node0-data', 'result.json'), 'utf8'))).toMatchObject({ version: 1, contributions: 1 });
+  }, 60_000);
+});
