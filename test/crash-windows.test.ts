@@ -37,7 +37,6 @@ describe('aggregator crash windows between state and ledger', () => {
     expect(results.map((r) => r.version)).toEqual([2, 2]);
     expect(results[0].hash).toBe(results[1].hash);
     await stopDaemon(again.daemon, 10_000);
-    reconciled(again.events.find((e) => e.event === 'reconciled'));
 
     // The ledger verifies (at most one contribution or refusal per node and round is a verify rule now) ...
     const ledgerDir = join(c.dir, 'agg-data', 'ledger');
@@ -73,6 +72,7 @@ describe('aggregator crash windows between state and ledger', () => {
     } finally {
       await store.close();
     }
+    reconciled(again.events.find((e) => e.event === 'reconciled'));
   }
 
   it('after a contribution entry is appended, before the update is in state (the member re-sends it)', () => run('after-contribution-ledger', (e) => {
