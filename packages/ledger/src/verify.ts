@@ -22,6 +22,8 @@ export interface LedgerSummary {
   /** distinct rounds opened */
   rounds: number;
   contributionsPerNode: Record<string, number>;
+  /** Members an `exclusion` entry removed from the federation (a contribution broke decryption, or a false report). */
+  excluded: string[];
   /** latest epsilonTotal each node reported */
   epsilonPerNode: Record<string, number>;
   /** latest deltaTotal each node reported */
@@ -92,13 +94,15 @@ class Failure extends Error {
 
 class Tally {
   entries = 0;
-  byType: Record<EntryType, number> = { membership: 0, round: 0, contribution: 0, aggregate: 0, key: 0, refusal: 0 };
+  byType: Record<EntryType, number> = { membership: 0, round: 0, contribution: 0, aggregate: 0, key: 0, refusal: 0, verdict: 0, exclusion: 0 };
   rounds = new Set<number>();
   contributions: Record<string, number> = {};
   epsilon: Record<string, number> = {};
   delta: Record<string, number> = {};
   refusals: Record<string, number> = {};
   members = new Set<string>();
+  /** members excluded by an `exclusion` entry */
+  excluded = new Set<string>();
   /** round of the contribution at each index; NaN for other entry types */
   contributionRound: Float64Array;
   /** `<round> <node>` -> index of that node's contribution or refusal entry for that round (one of them, once) */
@@ -156,6 +160,11 @@ class Tally {
         this.once(index, 'refusal', round, who);
         this.refusals[who] = (this.refusals[who] ?? 0) + 1;
         break;
+      case 'verdict':
+        break;
+      case 'exclusion':
+        if (who) this.excluded.add(who);
+        break;
       case 'key':
         break;
     }
@@ -188,6 +197,7 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
       entriesByType: tally.byType,
       rounds: tally.rounds.size,
       contributionsPerNode: tally.contributions,
+      excluded: [...tally.excluded].sort(),
       epsilonPerNode: tally.epsilon,
       deltaPerNode: tally.delta,
       refusalsPerNode: tally.refusals,

@@ -48,6 +48,7 @@ async function startAggregator(configPath: string): Promise<void> {
     modelValues, strategy: config.strategy, training: config.training,
     rounds: { totalRounds: config.rounds.total, quorum: config.rounds.quorum, minParticipants: config.rounds.minParticipants, deadlineSeconds: config.rounds.deadlineSeconds },
     privacy: resolvePrivacyPolicy(config.privacy, config.rounds, config.members.length),
+    ...(config.maxWeight !== undefined ? { maxWeight: config.maxWeight } : {}),
     secureAggregation: secureAggregationOf(config),
     ledger: { dir: ledgerDir, identity: privateKey },
     logger: log,
