@@ -1,0 +1,24 @@
+import { Protocols } from '@fedtwin/protocol';
+import { defineFuzzSuite } from './helpers/fuzz.ts';
+
+// Issue 11, item 8 (docs/fuzzing.md): mutated requests for every protocol against a plaintext aggregator with
+// its ledger, while round 2 is open after one published aggregate. With fuzz-bfv.test.ts this makes
+// 10,000 cases per protocol; fuzz-ceremony.test.ts adds the key protocols before the key is in force.
+defineFuzzSuite({
+  name: 'fuzz: plaintext aggregator, round 2 open',
+  bfv: false,
+  phase: 'open',
+  totalRounds: 3,
+  seed: 0x5eed_0001,
+  cases: {
+    [Protocols.join]: 5000,
+    [Protocols.task]: 5000,
+    [Protocols.update]: 5000,
+    [Protocols.aggregate]: 5000,
+    [Protocols.refuse]: 5000,
+    [Protocols.ledger]: 5000,
+    [Protocols.cosign]: 5000,
+    [Protocols.verdict]: 5000,
+    [Protocols.probe]: 5000,
+  },
+});
