@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { streamPair } from '@libp2p/utils';
+import { mockMuxer, multiaddrConnectionPair } from '@libp2p/utils';
 import type { z } from 'zod';
 import { createWireHost, encodeVarint, generateIdentity, peerIdOf, protocolId, type WireHost } from '@fedtwin/wire';
 import {
@@ -220,6 +220,9 @@ export class DirectClient {
   readonly peerId: string;
   readonly #handlers: Map<string, StreamHandler>;
   readonly #conn: Connection;
+  #local: { createStream(o: { protocol: string }): Promise<Stream> } | undefined;
+  readonly #arrived = new Map<string, Stream>();
+  readonly #waiting = new Map<string, (s: Stream) => void>();
 
   constructor(handlers: Map<string, StreamHandler>, peerId: string) {
     this.peerId = peerId;
@@ -227,13 +230,42 @@ export class DirectClient {
     this.#conn = { remotePeer: peerIdFromString(peerId), status: 'open' } as unknown as Connection;
   }
 
+  /** One in-memory connection (libp2p's mock multiaddr connection + mock muxer) for all cases, like one TCP connection. */
+  #muxers(): { createStream(o: { protocol: string }): Promise<Stream> } {
+    if (this.#local) return this.#local;
+    const [outbound, inbound] = multiaddrConnectionPair({ delay: 0 });
+    const local = mockMuxer().createStreamMuxer(outbound) as unknown as { createStream(o: { protocol: string }): Promise<Stream> };
+    const remote = mockMuxer().createStreamMuxer(inbound) as unknown as EventTarget;
+    remote.addEventListener('stream', (evt) => {
+      const s = (evt as CustomEvent<Stream>).detail;
+      const w = this.#waiting.get(s.id);
+      if (w) {
+        this.#waiting.delete(s.id);
+        w(s);
+      } else this.#arrived.set(s.id, s);
+    });
+    this.#local = local;
+    return local;
+  }
+
+  #inbound(id: string): Promise<Stream> {
+    const s = this.#arrived.get(id);
+    if (s) {
+      this.#arrived.delete(id);
+      return Promise.resolve(s);
+    }
+    return new Promise((resolve) => this.#waiting.set(id, resolve));
+  }
+
   async send(name: string, bytes: Uint8Array, timeoutMs: number): Promise<Reply> {
     const t0 = performance.now();
     const protocol = protocolId(name);
     const handler = this.#handlers.get(protocol);
     if (!handler) throw new Error(`no handler registered for ${protocol}`);
-    const [outbound, inbound] = await streamPair({ protocol, delay: 0 });
+    const outbound = await this.#muxers().createStream({ protocol });
     const replyP = collect(outbound, timeoutMs);
+    const inbound = await this.#inbound(outbound.id);
+    (inbound as { protocol: string }).protocol = protocol;
     void Promise.resolve(handler(inbound, this.#conn)).catch(() => undefined);
     try {
       if (bytes.length > 0) outbound.send(bytes);
@@ -619,7 +651,9 @@ export async function fuzzProtocol(o: RunOptions): Promise<void> {
     await fc.assert(property, { seed: o.seed, numRuns: o.runs, endOnFailure: false, timeout: 120_000, interruptAfterTimeLimit: undefined });
   } catch (e) {
     // fast-check's report carries the seed, the path and the shrunk counterexample; keep the first raw failure too.
-    throw new Error(`${(e as Error).message}\nfirst failing case: ${failures[0] ?? '(none recorded)'}`);
+    const cause = (e as Error).cause;
+    const why = cause instanceof Error ? `${cause.name}: ${cause.message}\n${cause.stack ?? ''}` : String(cause ?? '');
+    throw new Error(`${(e as Error).message}\ncause: ${why.slice(0, 4000)}\nfirst failing case: ${failures[0] ?? '(none recorded)'}`);
   }
   await o.alive();
 }
