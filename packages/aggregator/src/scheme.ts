@@ -6,9 +6,10 @@ import type { SecureAggregation } from '@fedtwin/protocol';
 export interface SumAccumulator {
   /**
    * Validates one update's bytes and adds it; rejects (and leaves the sum unchanged) if malformed. `round`
-   * names what the update claims to be for (under HE: its ciphertext must carry that round's tag).
+   * names what the update claims to be for (under HE: its ciphertext must carry that round's tag); `member`, if
+   * given, the sender's peer id (under HE: the ciphertext's participant row must name it, wire v4).
    */
-  add(body: Uint8Array, round: { round: number; baseHash: string; keyId?: string }): Promise<void>;
+  add(body: Uint8Array, round: { round: number; baseHash: string; keyId?: string; member?: string }): Promise<void>;
   /** Updates added so far (checked against the accepted contributions before a sum is published). */
   readonly count: number;
   /** The published sum's bytes (for BFV the compact, final form members decrypt). */
@@ -70,7 +71,7 @@ export async function bfvScheme(config: Extract<SecureAggregation, { scheme: 'bf
       return {
         get count() { return count; },
         async add(body, round) {
-          let info: { kind: number; valueCount: number; tag: Uint8Array };
+          let info: { kind: number; valueCount: number; tag: Uint8Array; entries: Array<{ memberHash: Uint8Array }> };
           try {
             info = he.readUpdateHeader(ctx, body); // structure and exact size; chunks are checked by Accumulator.add before adding
           } catch (err) {
@@ -82,6 +83,9 @@ export async function bfvScheme(config: Extract<SecureAggregation, { scheme: 'bf
           const tag = he.roundTag({ keyId: round.keyId, round: round.round, baseHash: round.baseHash });
           if (!Buffer.from(tag).equals(Buffer.from(info.tag))) {
             throw new FedtwinError('AGG_BAD_UPDATE', `ciphertext was encrypted for another round (its round tag is not round ${round.round}'s under key ${round.keyId.slice(0, 16)}…)`, { hint: 'members must encrypt each round\'s update with that round\'s tag' });
+          }
+          if (round.member !== undefined && !Buffer.from(he.memberHash(round.member)).equals(Buffer.from(info.entries[0]!.memberHash))) {
+            throw new FedtwinError('AGG_BAD_UPDATE', 'ciphertext names another member than its sender in its participant row', { hint: 'a member encrypts under its own peer id' });
           }
           try {
             acc.add(body);

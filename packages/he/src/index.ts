@@ -8,13 +8,13 @@ export {
   generateKeys, publicInfo, computeKeyId, serializeSecretKey, deserializeSecretKey, saveSecretKeyFile, loadSecretKeyFile,
 } from './keys.ts';
 export type { HeSecretKey, HePublicInfo } from './keys.ts';
-export { encryptVector, Accumulator, decryptSum, decryptSumIntegers, validateCiphertext } from './scheme.ts';
+export { encryptVector, Accumulator, decryptSum, decryptSumIntegers, validateCiphertext, resolveParticipants } from './scheme.ts';
 export type { EncryptOptions, EncryptResult, DecryptedIntegers } from './scheme.ts';
-export { splitUpdate, readUpdateHeader, updateSize, chunkSize, KIND_FRESH, KIND_SUM_COMPACT, CHUNK_HEADER_BYTES, UPDATE_HEADER_BYTES, WIRE_VERSION } from './wire.ts';
-export type { ChunkKind, UpdateHeader } from './wire.ts';
+export { splitUpdate, readUpdateHeader, updateSize, updateHeaderSize, chunkSize, KIND_FRESH, KIND_SUM_COMPACT, CHUNK_HEADER_BYTES, UPDATE_HEADER_BYTES, PARTICIPANT_ENTRY_BYTES, WIRE_VERSION } from './wire.ts';
+export type { ChunkKind, UpdateHeader, ParticipantEntry } from './wire.ts';
 export { createHePool } from './pool.ts';
 export type { HePool, HePoolInit, CkksPoolBaseline } from './pool.ts';
-export { roundTag, ROUND_TAG_BYTES, MAX_MEMBER_ID_BYTES } from './mask.ts';
+export { roundTag, memberHash, ROUND_TAG_BYTES, MAX_MEMBER_ID_BYTES, NONCE_BYTES, MEMBER_HASH_BYTES } from './mask.ts';
 export { runHeBench } from './bench.ts';
 export type { HeBenchOptions, HeBenchResult, SchemeFigures } from './bench.ts';
 export { sealKeyFor, openSealedKey, verifySealedKey, verifyOpenedKey, sealedKeySigningBytes, sealedKeyDigest, SEALED_KEY_MAX_CIPHERTEXT_BYTES } from './ceremony.ts';

@@ -1,7 +1,7 @@
 // The RLWE masks of fedtwin's aggregation: a round-common uniform polynomial `a` per chunk, and per-member
 // secrets derived from the consortium key. A member's ciphertext is c0 = −a·s_i + e + Δm; the aggregator
 // adds c0s; a member decrypts with the mask a·Σ_{i∈P} s_i. The products a·s run in SEAL (NTT domain).
-import { createCipheriv, createHash, hkdfSync, randomFillSync } from 'node:crypto';
+import { createCipheriv, createHash, hkdfSync, randomBytes, randomFillSync } from 'node:crypto';
 import { FedtwinError } from '@fedtwin/errors';
 import type { Plaintext } from 'node-seal';
 import type { HeContext } from './context.ts';
@@ -14,6 +14,10 @@ const TWO32 = 4294967296;
 /** Byte offset of the ciphertext's is_ntt_form flag in SEAL's serialization (after header 16 and parms_id 32). */
 const SEAL_CT_NTT_FLAG_OFFSET = 48;
 export const ROUND_TAG_BYTES = 32;
+/** Bytes of the per-encryption nonce that enters a member's secret (wire v4). */
+export const NONCE_BYTES = 16;
+/** Bytes of a member id's hash in an update's participant table (wire v4). */
+export const MEMBER_HASH_BYTES = 16;
 /** Largest member id accepted (UTF-8 bytes); libp2p peer ids are ~52 characters. */
 export const MAX_MEMBER_ID_BYTES = 256;
 
@@ -31,6 +35,28 @@ export function checkMember(member: unknown): string {
     badArg(`member id must be a non-empty string of at most ${MAX_MEMBER_ID_BYTES} bytes`, 'use the member\'s peer id');
   }
   return member;
+}
+
+export function checkNonce(nonce: unknown): Uint8Array {
+  if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_BYTES) badArg(`the encryption nonce must be ${NONCE_BYTES} bytes`, 'leave it out: encrypt() draws a fresh one from the OS CSPRNG');
+  return nonce;
+}
+
+/** A fresh encryption nonce from the OS CSPRNG. */
+export function freshNonce(): Uint8Array {
+  return new Uint8Array(randomBytes(NONCE_BYTES));
+}
+
+/** The 16-byte label of a member id in an update's participant table: SHA-256("fedtwin/he/member-id/v1\0" ‖ id), truncated. */
+export function memberHash(member: string): Uint8Array {
+  checkMember(member);
+  return new Uint8Array(createHash('sha256').update('fedtwin/he/member-id/v1\0').update(member, 'utf8').digest().subarray(0, MEMBER_HASH_BYTES));
+}
+
+/** One addend of a sum: whose secret, and the nonce it was derived with. */
+export interface SecretRef {
+  member: string;
+  nonce: Uint8Array;
 }
 
 /**
@@ -124,27 +150,33 @@ function u32(b: Buffer): Uint32Array {
 }
 
 /**
- * Member `member`'s ternary secret s_i (uniform in {−1, 0, 1}, like SEAL's keys), derived from the consortium
- * key: HKDF-SHA256(secret key bytes, info = params ‖ member id) keys an AES-CTR stream, bytes ≥ 255 rejected.
+ * Member `member`'s ternary secret for one encryption, s_i = derive(consortium key, member id, nonce) (uniform
+ * in {−1, 0, 1}, like SEAL's keys): HKDF-SHA256(secret key bytes, info = params ‖ nonce ‖ member id) keys an
+ * AES-CTR stream, bytes ≥ 255 rejected. The nonce is fresh per encryption (wire v4), so two encryptions by one
+ * member under one round tag never share −a·s_i, even after the member lost every record of the first.
  * Only holders of the consortium key can compute it; to the aggregator the s_i are independent secrets.
  */
-export function memberSecret(ctx: HeContext, key: HeSecretKey, member: string): Int8Array {
+export function memberSecret(ctx: HeContext, key: HeSecretKey, member: string, nonce: Uint8Array): Int8Array {
   checkMember(member);
+  checkNonce(nonce);
   const n = ctx.slotCount;
   const ikm = key.sealKey.subarray(SEAL_PT_DATA_OFFSET);
-  const okm = Buffer.from(hkdfSync('sha256', ikm, 'fedtwin/he/member-secret/v1', Buffer.concat([Buffer.from(ctx.paramsId), Buffer.from(member, 'utf8')]), 32));
+  // params (32 bytes) and nonce (16) have fixed lengths, so the member id needs no length prefix
+  const info = Buffer.concat([Buffer.from(ctx.paramsId), nonce, Buffer.from(member, 'utf8')]);
+  const okm = Buffer.from(hkdfSync('sha256', ikm, 'fedtwin/he/member-secret/v2', info, 32));
   const aes = createCipheriv('aes-256-ctr', okm, Buffer.alloc(16));
   const out = new Int8Array(n);
-  let bytes = aes.update(Buffer.alloc(n + 64));
+  let bytes = aes.update(zeros(n + 64));
   let p = 0;
   for (let i = 0; i < n; ) {
     if (p >= bytes.length) {
-      bytes = aes.update(Buffer.alloc(256));
+      bytes = aes.update(zeros(256));
       p = 0;
     }
     const b = bytes[p++];
     if (b < 255) out[i++] = (b % 3) - 1;
   }
+  bytes.fill(0);
   okm.fill(0);
   return out;
 }
@@ -153,20 +185,20 @@ export function memberSecret(ctx: HeContext, key: HeSecretKey, member: string): 
 const plainCache = new WeakMap<HeContext, Map<string, Plaintext>>();
 const PLAIN_CACHE_MAX = 8;
 
-/** Canonical id of a member set (sorted, so order does not matter). */
-export function membersDigest(members: readonly string[]): string {
-  const h = createHash('sha256').update('fedtwin/he/members/v1\0');
-  for (const m of [...members].sort()) h.update(m).update('\0');
+/** Canonical id of a set of (member, nonce) addends (sorted, so order does not matter). */
+export function membersDigest(members: readonly SecretRef[]): string {
+  const h = createHash('sha256').update('fedtwin/he/members/v2\0');
+  for (const m of [...members].map((r) => `${Buffer.from(r.nonce).toString('hex')}|${r.member}`).sort()) h.update(m).update('\0');
   return h.digest('hex');
 }
 
 /**
- * Σ_{i∈members} s_i as an NTT-form SEAL plaintext: summed as small integers in the coefficient domain,
+ * Σ_{i∈members} s_i(nonce_i) as an NTT-form SEAL plaintext: summed as small integers in the coefficient domain,
  * then transformed once by SEAL (loaded as c0 of a coefficient-form ciphertext, transformed to NTT).
  */
-export function secretSumPlain(ctx: HeContext, key: HeSecretKey, members: readonly string[]): Plaintext {
+export function secretSumPlain(ctx: HeContext, key: HeSecretKey, members: readonly SecretRef[]): Plaintext {
   if (members.length < 1 || members.length > ctx.params.maxParticipants) badArg(`a member set must have 1..${ctx.params.maxParticipants} members, got ${members.length}`, 'pass the round\'s participants');
-  if (new Set(members).size !== members.length) badArg('member ids repeat', 'each participant counts once');
+  if (new Set(members.map((m) => m.member)).size !== members.length) badArg('member ids repeat', 'each participant counts once');
   keyState(ctx, key); // checks the key belongs to ctx
   const id = `${key.keyId}|${membersDigest(members)}`;
   let cache = plainCache.get(ctx);
@@ -176,7 +208,7 @@ export function secretSumPlain(ctx: HeContext, key: HeSecretKey, members: readon
   const n = ctx.slotCount;
   const sum = new Int32Array(n);
   for (const m of members) {
-    const s = memberSecret(ctx, key, m);
+    const s = memberSecret(ctx, key, m.member, m.nonce);
     for (let i = 0; i < n; i++) sum[i] += s[i];
   }
   // c0 = sum mod q as (lo, hi) pairs
@@ -236,7 +268,8 @@ export function disposeMasks(ctx: HeContext): void {
  * Two chunks per SEAL call: their a's fill c0 and c1 of one NTT-form ciphertext, which is multiplied by S_k
  * and transformed back; each a is expanded once for all plaintexts.
  */
-export function maskProducts(ctx: HeContext, tag: Uint8Array, first: number, count: number, plains: readonly Plaintext[], out: (k: number, chunk: number, values: Float64Array) => void): void {
+export function maskProducts(ctx: HeContext, tag: Uint8Array, first: number, count: number, plains: readonly Plaintext[], out: (k: number, chunk: number, values: Float64Array) => void,
+  prepared?: Map<number, Uint32Array>): void {
   const n = ctx.slotCount;
   const aesKey = aStreamKey(ctx, tag);
   const tpl = new Uint8Array(ctx.fullTemplate);
@@ -244,11 +277,24 @@ export function maskProducts(ctx: HeContext, tag: Uint8Array, first: number, cou
   const words = new Uint32Array(4 * n);
   const w = new Uint32Array(4 * n);
   const ct = new ctx.seal.Ciphertext();
-  const stream = aStream(ctx, aesKey, first);
+  let stream: AStream | undefined;
+  let streamAt = -1;
   try {
     for (let c = 0; c < count; c += 2) {
       const two = c + 1 < count;
-      expandA(ctx, aesKey, first + c, two ? 2 : 1, words, stream);
+      const pa = prepared?.get(first + c);
+      const pb = two ? prepared?.get(first + c + 1) : undefined;
+      if (pa && (!two || pb)) {
+        // expanded ahead (the a's are public and do not depend on who takes part): released as used
+        words.set(pa, 0);
+        if (pb) words.set(pb, 2 * n);
+        prepared!.delete(first + c);
+        if (two) prepared!.delete(first + c + 1);
+      } else {
+        if (streamAt !== first + c) stream = aStream(ctx, aesKey, first + c);
+        expandA(ctx, aesKey, first + c, two ? 2 : 1, words, stream);
+        streamAt = first + c + (two ? 2 : 1);
+      }
       // an odd chunk out: c1 must not be zero (SEAL refuses transparent results); its product is discarded
       if (!two) words.copyWithin(2 * n, 0, 2 * n);
       tpl.set(new Uint8Array(words.buffer), SEAL_CT_DATA_OFFSET);
@@ -271,6 +317,26 @@ export function maskProducts(ctx: HeContext, tag: Uint8Array, first: number, cou
     w.fill(0);
     words.fill(0);
     tpl.fill(0);
+  }
+}
+
+/**
+ * The common polynomials a of chunks [first, first + count) expanded ahead into `into` (chunk → 2N words),
+ * skipping chunks already there: the part of a sum's decryption masks that does not depend on its participants.
+ */
+export function prepareA(ctx: HeContext, tag: Uint8Array, first: number, count: number, into: Map<number, Uint32Array>): void {
+  const n = ctx.slotCount;
+  const aesKey = aStreamKey(ctx, tag);
+  const two = new Uint32Array(4 * n);
+  let stream: AStream | undefined;
+  let streamAt = -1;
+  for (let c = first; c < first + count; c += 2) {
+    const k = Math.min(2, first + count - c);
+    if (into.has(c) && (k === 1 || into.has(c + 1))) continue;
+    if (streamAt !== c) stream = aStream(ctx, aesKey, c);
+    expandA(ctx, aesKey, c, k, two, stream);
+    streamAt = c + k;
+    for (let j = 0; j < k; j++) if (!into.has(c + j)) into.set(c + j, two.slice(j * 2 * n, (j + 1) * 2 * n));
   }
 }
 

@@ -9,11 +9,11 @@ import type { HeContext } from './context.ts';
 import type { HeParamsInit } from './params.ts';
 import type { HeSecretKey } from './keys.ts';
 import { keyState } from './keys.ts';
-import { MAX_PREPARED_CHUNKS, assembleUpdate } from './scheme.ts';
+import { MAX_PREPARED_CHUNKS, assembleUpdate, participantEntry, resolveParticipants } from './scheme.ts';
 import type { DecryptedIntegers, EncryptOptions, EncryptResult } from './scheme.ts';
 import { randomSeed } from './quantize.ts';
-import { checkMember, checkTag } from './mask.ts';
-import { UPDATE_HEADER_BYTES, chunkSize, readUpdateHeader } from './wire.ts';
+import { checkMember, checkNonce, checkTag, freshNonce } from './mask.ts';
+import { chunkSize, readUpdateHeader } from './wire.ts';
 import type { ChunkKind } from './wire.ts';
 import type { WorkerReply, WorkerRequest } from './worker.ts';
 import type { CkksKeys } from './ckks.ts';
@@ -37,13 +37,15 @@ export interface HePool {
   readonly threads: number;
   encrypt(key: HeSecretKey, values: Float32Array | Float64Array | Int32Array, opts: EncryptOptions): Promise<EncryptResult>;
   /**
-   * Offline phase: each worker makes the masks its share of a `valueCount`-value update will need, so the
-   * next encrypt() for (member, tag) only adds and packs; with `participants`, also the decryption masks
-   * of that round's sum over them. Resolves to the number of chunks ready to encrypt. Call it while the
-   * update is being computed (training leaves the workers idle).
+   * Offline phase: chooses the nonce of (member, tag)'s next encryption and has each worker make the masks its
+   * share of a `valueCount`-value update will need under it, so the next encrypt() for (member, tag) only adds
+   * and packs; with `sum`, also the part of that round's decryption masks that does not depend on the
+   * participants' nonces (the expanded a's: the products with Σ s_i wait for the sum's participant table).
+   * Resolves to the number of chunks ready to encrypt. Call it while the update is being computed (training
+   * leaves the workers idle).
    */
-  prepare(key: HeSecretKey, valueCount: number, opts: { member: string; tag: Uint8Array; participants?: readonly string[] }): Promise<number>;
-  /** Decrypts a sum of the updates of `participants` (member ids, as they encrypted). */
+  prepare(key: HeSecretKey, valueCount: number, opts: { member: string; tag: Uint8Array; sum?: boolean }): Promise<number>;
+  /** Decrypts a sum of the updates of `participants` (member ids, as they encrypted); HE_PARTICIPANTS_MISMATCH unless its table names exactly them. */
   decryptIntegers(key: HeSecretKey, sum: Uint8Array, participants: readonly string[]): Promise<DecryptedIntegers>;
   decrypt(key: HeSecretKey, sum: Uint8Array, participants: readonly string[], count?: number): Promise<Float64Array>;
   /** CKKS with NVIDIA FLARE's defaults, for benchmarks only. */
@@ -103,6 +105,8 @@ function ranges(chunkCount: number, workers: number): Array<{ w: number; first: 
 }
 
 let accIds = 1;
+/** Nonces chosen by prepare() and not yet used, per pool (a few rounds at most). */
+const MAX_PENDING_NONCES = 16;
 
 /** Starts `threads` workers, each with its own SEAL instance and the same parameters. */
 export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
@@ -123,10 +127,10 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
   }
 
   /** Slices the chunks of a validated update per worker (copies, so they can be transferred). */
-  const slices = (update: Uint8Array, kind: ChunkKind, chunkCount: number, addends: number) =>
+  const slices = (update: Uint8Array, bodyOffset: number, kind: ChunkKind, chunkCount: number, addends: number) =>
     ranges(chunkCount, threads).map((r) => {
       const size = chunkSize(ctx, kind, addends);
-      const start = UPDATE_HEADER_BYTES + r.first * size;
+      const start = bodyOffset + r.first * size;
       return { ...r, bytes: update.slice(start, start + r.count * size) };
     });
 
@@ -134,19 +138,20 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
   const decryptInto = async (key: HeSecretKey, sum: Uint8Array, participants: readonly string[], divisor: number): Promise<{ out: Float64Array; addends: number }> => {
     keyState(ctx, key); // fail fast, on this thread, for a key of other parameters
     const h = readUpdateHeader(ctx, sum);
-    if (!Array.isArray(participants) || participants.length !== h.addends) {
-      throw new FedtwinError('HE_BAD_ARGUMENT', `the sum has ${h.addends} addends, ${Array.isArray(participants) ? participants.length : 'no'} participants were named`, { hint: 'pass the members whose updates the sum holds' });
-    }
-    participants.forEach(checkMember);
+    const addends = resolveParticipants(h, participants);
     const out = new Float64Array(new SharedArrayBuffer(h.valueCount * 8));
-    await Promise.all(slices(sum, h.kind, h.chunkCount, h.addends).map((s) =>
-      workers[s.w].call({ op: 'decrypt', key, participants: [...participants], tag: h.tag, bytes: s.bytes, kind: h.kind, count: s.count, firstChunk: s.first, valueCount: h.valueCount, addends: h.addends, out, divisor }, [s.bytes.buffer as ArrayBuffer])));
+    await Promise.all(slices(sum, h.bodyOffset, h.kind, h.chunkCount, h.addends).map((s) =>
+      workers[s.w].call({ op: 'decrypt', key, addends, tag: h.tag, bytes: s.bytes, kind: h.kind, count: s.count, firstChunk: s.first, valueCount: h.valueCount, out, divisor }, [s.bytes.buffer as ArrayBuffer])));
     return { out, addends: h.addends };
   };
   const decryptIntegers = async (key: HeSecretKey, sum: Uint8Array, participants: readonly string[]): Promise<DecryptedIntegers> => {
     const { out, addends } = await decryptInto(key, sum, participants, 1);
     return { values: Int32Array.from(out), addends };
   };
+
+  // The nonce prepare() chose for (key, member, tag): encrypt() uses it (its masks are made under it), once.
+  const nonces = new Map<string, Uint8Array>();
+  const nonceId = (key: HeSecretKey, member: string, tag: Uint8Array) => `${key.keyId}|${member}|${Buffer.from(tag).toString('hex')}`;
 
   const pool: HePool = {
     ctx,
@@ -159,15 +164,18 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
       const n = values.length;
       if (n < 1 || n > ctx.params.maxValues) throw new FedtwinError('HE_BAD_ARGUMENT', `update has ${n} values, allowed [1, ${ctx.params.maxValues}]`, { hint: 'raise maxValues in the HE parameters or split the model' });
       const seed = opts.seed ?? randomSeed();
+      const id = nonceId(key, member, tag);
+      const nonce = opts.nonce !== undefined ? checkNonce(opts.nonce) : nonces.get(id) ?? freshNonce();
+      nonces.delete(id); // one encryption per nonce: a later encrypt() for (member, tag) draws a fresh one
       const chunkCount = Math.ceil(n / ctx.slotCount);
       const parts = await Promise.all(ranges(chunkCount, threads).map((r) => {
         const slice = values.slice(r.first * ctx.slotCount, Math.min(n, (r.first + r.count) * ctx.slotCount));
         return workers[r.w].call<{ bytes: Uint8Array; clipped: number }>(
-          { op: 'encrypt', values: slice, offset: r.first * ctx.slotCount, firstChunk: r.first, totalValues: n, seed, key, member, tag },
+          { op: 'encrypt', values: slice, offset: r.first * ctx.slotCount, firstChunk: r.first, totalValues: n, seed, key, member, tag, nonce },
           [slice.buffer as ArrayBuffer],
         );
       }));
-      return { update: assembleUpdate(ctx, n, tag, parts.map((p) => p.bytes)), valueCount: n, clipped: parts.reduce((a, p) => a + p.clipped, 0) };
+      return { update: assembleUpdate(ctx, n, tag, parts.map((p) => p.bytes), [participantEntry(member, nonce)]), valueCount: n, clipped: parts.reduce((a, p) => a + p.clipped, 0) };
     },
     async prepare(key, valueCount, opts) {
       keyState(ctx, key);
@@ -176,12 +184,17 @@ export async function createHePool(init: HePoolInit = {}): Promise<HePool> {
       }
       const member = checkMember(opts?.member);
       const tag = checkTag(opts?.tag);
-      const participants = opts.participants ? [...opts.participants] : undefined;
-      participants?.forEach(checkMember);
+      const id = nonceId(key, member, tag);
+      let nonce = nonces.get(id);
+      if (!nonce) {
+        nonce = freshNonce();
+        while (nonces.size >= MAX_PENDING_NONCES) nonces.delete(nonces.keys().next().value as string);
+        nonces.set(id, nonce);
+      }
       // Beyond MAX_PREPARED_CHUNKS per worker (8M values) the rest is made when used, in bounded batches.
       const rs = ranges(Math.ceil(valueCount / ctx.slotCount), threads);
       const ready = await Promise.all(rs.map((r) =>
-        workers[r.w].call<number>({ op: 'prepare', key, member, tag, firstChunk: r.first, count: Math.min(r.count, MAX_PREPARED_CHUNKS), participants })));
+        workers[r.w].call<number>({ op: 'prepare', key, member, tag, nonce, firstChunk: r.first, count: Math.min(r.count, MAX_PREPARED_CHUNKS), sum: opts.sum === true })));
       return ready.reduce((a, b) => a + b, 0);
     },
     decryptIntegers,

@@ -6,12 +6,13 @@ import { quantize } from './quantize.ts';
 import type { QuantSeed } from './quantize.ts';
 import { keyState } from './keys.ts';
 import type { HeSecretKey } from './keys.ts';
-import { addFreshNoise, checkMember, checkTag, maskProducts, membersDigest, recycleMaskArray, secretSumPlain } from './mask.ts';
+import { addFreshNoise, checkMember, checkNonce, checkTag, freshNonce, maskProducts, memberHash, prepareA, recycleMaskArray, secretSumPlain } from './mask.ts';
+import type { SecretRef } from './mask.ts';
 import {
-  CHUNK_HEADER_BYTES, KIND_FRESH, KIND_SUM_COMPACT, UPDATE_HEADER_BYTES,
-  chunkLayout, chunkSize, readUpdateHeader, writeChunkHeader, writeUpdateHeader,
+  CHUNK_HEADER_BYTES, KIND_FRESH, KIND_SUM_COMPACT,
+  chunkLayout, chunkSize, readUpdateHeader, updateHeaderSize, writeChunkHeader, writeUpdateHeader,
 } from './wire.ts';
-import type { ChunkKind, FieldLayout, UpdateHeader } from './wire.ts';
+import type { ChunkKind, FieldLayout, ParticipantEntry, UpdateHeader } from './wire.ts';
 
 const TWO32 = 4294967296;
 
@@ -22,6 +23,12 @@ export interface EncryptOptions {
   tag: Uint8Array;
   /** Seed of the stochastic rounding (tests, simulations); random when omitted. */
   seed?: QuantSeed;
+  /**
+   * The 16-byte nonce that enters this encryption's secret (wire v4). Leave it out: a fresh one is drawn from the
+   * OS CSPRNG (the pool uses the one it chose in prepare()). Reusing a nonce under one tag brings back the leak
+   * it exists to prevent; tests only.
+   */
+  nonce?: Uint8Array;
 }
 
 export interface EncryptResult {
@@ -82,11 +89,14 @@ function hex(b: Uint8Array): string {
 // Each encryption mask is used once; masks live in this thread's memory only.
 
 interface MaskStore {
-  /** `${keyId}|${member}|${tag}` → chunk → −a·s_i + e (float64 in about [0, q]) */
+  /** `${keyId}|${member}|${tag}|${nonce}` → chunk → −a·s_i + e (float64 in about [0, q]) */
   enc: Map<string, Map<number, Float64Array>>;
-  /** `${keyId}|${tag}|${members digest}` → chunk → a·Σ s_i */
-  dec: Map<string, Map<number, Float64Array>>;
-  /** `${encId}#${chunk}` already encrypted on this thread: a second encryption would leak the difference. */
+  /**
+   * `${tag}` → chunk → the round's a, expanded ahead for the sum's decryption masks. a·Σ s_i itself depends on the
+   * participants' nonces, which arrive with the sum, so only the expansion of a can be done ahead (public data).
+   */
+  a: Map<string, Map<number, Uint32Array>>;
+  /** `${keyId}|${member}|${tag}#${chunk}` already encrypted on this thread: refused a second time (defence in depth). */
   used: Set<string>;
 }
 
@@ -100,7 +110,7 @@ export const MAX_PREPARED_CHUNKS = 2048;
 
 function store(ctx: HeContext): MaskStore {
   let s = stores.get(ctx);
-  if (!s) stores.set(ctx, (s = { enc: new Map(), dec: new Map(), used: new Set() }));
+  if (!s) stores.set(ctx, (s = { enc: new Map(), a: new Map(), used: new Set() }));
   return s;
 }
 
@@ -117,8 +127,18 @@ function maskSet(ctx: HeContext, map: Map<string, Map<number, Float64Array>>, id
   return m;
 }
 
-const encId = (key: HeSecretKey, member: string, tag: Uint8Array): string => `${key.keyId}|${member}|${hex(tag)}`;
-const decId = (key: HeSecretKey, tag: Uint8Array, members: readonly string[]): string => `${key.keyId}|${hex(tag)}|${membersDigest(members)}`;
+const usedId = (key: HeSecretKey, member: string, tag: Uint8Array): string => `${key.keyId}|${member}|${hex(tag)}`;
+const encId = (key: HeSecretKey, member: string, tag: Uint8Array, nonce: Uint8Array): string => `${usedId(key, member, tag)}|${hex(nonce)}`;
+
+function aSet(st: MaskStore, tag: Uint8Array): Map<number, Uint32Array> {
+  const id = hex(tag);
+  let m = st.a.get(id);
+  if (!m) {
+    while (st.a.size >= MAX_MASK_SETS) st.a.delete(st.a.keys().next().value as string);
+    st.a.set(id, (m = new Map()));
+  }
+  return m;
+}
 
 function checkRange(firstChunk: number, count: number, limit = Number.MAX_SAFE_INTEGER): void {
   if (!Number.isInteger(firstChunk) || firstChunk < 0 || !Number.isInteger(count) || count < 0 || count > limit) {
@@ -137,7 +157,7 @@ interface MaskJob {
 }
 
 /** Computes the masks missing from any job's set for chunks [first, first+count) and stores them (encryption masks negated, noised). */
-function fillMasks(ctx: HeContext, tag: Uint8Array, first: number, count: number, jobs: MaskJob[]): void {
+function fillMasks(ctx: HeContext, tag: Uint8Array, first: number, count: number, jobs: MaskJob[], prepared?: Map<number, Uint32Array>): void {
   let lo = -1;
   let hi = -1;
   for (let c = first; c < first + count; c++) {
@@ -169,40 +189,36 @@ function fillMasks(ctx: HeContext, tag: Uint8Array, first: number, count: number
       addFreshNoise(v, n);
     }
     job.set.set(c, v);
-  });
+  }, prepared);
 }
 
 /**
  * Prepares, on this thread, member `member`'s encryption masks for chunks [firstChunk, firstChunk+count) of a
- * round, and (with `participants`) the decryption masks for that round's sum over them. Returns the number of
- * chunks whose encryption mask is ready.
+ * round under its encryption `nonce`, and (with `sum`) the part of that round's decryption masks that does not
+ * depend on who takes part (the expanded a's). Returns the number of chunks whose encryption mask is ready.
  */
-export function prepareMasks(ctx: HeContext, key: HeSecretKey, opts: { member: string; tag: Uint8Array; firstChunk: number; count: number; participants?: readonly string[] }): number {
+export function prepareMasks(ctx: HeContext, key: HeSecretKey, opts: { member: string; tag: Uint8Array; nonce: Uint8Array; firstChunk: number; count: number; sum?: boolean }): number {
   const member = checkMember(opts.member);
   const tag = checkTag(opts.tag);
+  const nonce = checkNonce(opts.nonce);
   checkRange(opts.firstChunk, opts.count, MAX_PREPARED_CHUNKS);
   const st = store(ctx);
-  const eid = encId(key, member, tag);
-  const enc = maskSet(ctx, st.enc, eid);
-  // Chunks already encrypted under this tag must not get a second mask (any made alongside are dropped below).
-  const usedBefore = (c: number) => st.used.has(`${eid}#${c}`);
-  const jobs: MaskJob[] = [];
+  const uid = usedId(key, member, tag);
+  // Chunks already encrypted under this tag get no second mask on this thread.
+  const usedBefore = (c: number) => st.used.has(`${uid}#${c}`);
   let anyUnused = false;
   for (let c = opts.firstChunk; c < opts.firstChunk + opts.count && !anyUnused; c++) anyUnused = !usedBefore(c);
-  if (anyUnused) jobs.push({ set: enc, plain: secretSumPlain(ctx, key, [member]), forEncryption: true });
-  if (opts.participants) {
-    jobs.push({ set: maskSet(ctx, st.dec, decId(key, tag, opts.participants)), plain: secretSumPlain(ctx, key, opts.participants), forEncryption: false });
-  }
-  if (jobs.length > 0) fillMasks(ctx, tag, opts.firstChunk, opts.count, jobs);
+  const enc = anyUnused ? maskSet(ctx, st.enc, encId(key, member, tag, nonce)) : undefined;
+  if (enc) fillMasks(ctx, tag, opts.firstChunk, opts.count, [{ set: enc, plain: secretSumPlain(ctx, key, [{ member, nonce }]), forEncryption: true }]);
+  if (opts.sum) prepareA(ctx, tag, opts.firstChunk, opts.count, aSet(st, tag));
+  let ready = 0;
   for (let c = opts.firstChunk; c < opts.firstChunk + opts.count; c++) {
-    const stale = enc.get(c);
+    const stale = enc?.get(c);
     if (stale && usedBefore(c)) { // never keep an encryption mask for a chunk already encrypted under this tag
       recycleMaskArray(ctx, stale);
-      enc.delete(c);
-    }
+      enc!.delete(c);
+    } else if (stale) ready++;
   }
-  let ready = 0;
-  for (let c = opts.firstChunk; c < opts.firstChunk + opts.count; c++) if (enc.has(c)) ready++;
   return ready;
 }
 
@@ -243,24 +259,25 @@ function encryptChunk(ctx: HeContext, x0: Float64Array, ints: Int32Array, start:
  * Encrypts chunks [firstChunk, firstChunk + ceil(ints.length / N)) of a vector of totalValues values;
  * ints[0] is value firstChunk·N. Uses prepared masks where there are some. Returns the chunks' wire bytes.
  */
-export function encryptChunkRange(ctx: HeContext, key: HeSecretKey, member: string, tag: Uint8Array, ints: Int32Array, firstChunk: number, totalValues: number): Uint8Array {
+export function encryptChunkRange(ctx: HeContext, key: HeSecretKey, member: string, tag: Uint8Array, nonce: Uint8Array, ints: Int32Array, firstChunk: number, totalValues: number): Uint8Array {
   keyState(ctx, key);
   checkMember(member);
   checkTag(tag);
+  checkNonce(nonce);
   const n = ctx.slotCount;
   const chunks = Math.ceil(ints.length / n);
   checkRange(firstChunk, chunks);
   const st = store(ctx);
-  const eid = encId(key, member, tag);
+  const uid = usedId(key, member, tag);
   for (let c = firstChunk; c < firstChunk + chunks; c++) {
-    if (st.used.has(`${eid}#${c}`)) {
+    if (st.used.has(`${uid}#${c}`)) {
       throw new FedtwinError('HE_TAG_REUSED', `chunk ${c} was already encrypted by member ${member} under this round tag`, {
-        hint: 'a second encryption under one round tag would let the aggregator subtract the two; contribute once per round',
+        hint: 'contribute once per round (a second encryption gets a fresh nonce, so it would not share the first one\'s mask, but a member sends one update per round)',
       });
     }
   }
-  const enc = maskSet(ctx, st.enc, eid);
-  const jobs = [{ set: enc, plain: secretSumPlain(ctx, key, [member]), forEncryption: true }];
+  const enc = maskSet(ctx, st.enc, encId(key, member, tag, nonce));
+  const jobs = [{ set: enc, plain: secretSumPlain(ctx, key, [{ member, nonce }]), forEncryption: true }];
   const end = firstChunk + chunks;
   const size = chunkSize(ctx, KIND_FRESH);
   const out = new Uint8Array(chunks * size);
@@ -272,20 +289,27 @@ export function encryptChunkRange(ctx: HeContext, key: HeSecretKey, member: stri
     const x0 = enc.get(index)!;
     enc.delete(index);
     if (st.used.size >= MAX_USED) st.used.delete(st.used.values().next().value as string);
-    st.used.add(`${eid}#${index}`);
+    st.used.add(`${uid}#${index}`);
     encryptChunk(ctx, x0, ints, c * n, slots, index, out, c * size);
   }
   return out;
 }
 
-/** Wraps chunk bytes (in index order) into an update container. */
-export function assembleUpdate(ctx: HeContext, valueCount: number, tag: Uint8Array, parts: readonly Uint8Array[], kind: ChunkKind = KIND_FRESH, addends = 1): Uint8Array {
+/** The participant-table row of one fresh encryption. */
+export function participantEntry(member: string, nonce: Uint8Array): ParticipantEntry {
+  return { memberHash: memberHash(member), nonce: checkNonce(nonce).slice() };
+}
+
+/** Wraps chunk bytes (in index order) into an update container with its participant table (one row per addend). */
+export function assembleUpdate(ctx: HeContext, valueCount: number, tag: Uint8Array, parts: readonly Uint8Array[], entries: readonly ParticipantEntry[], kind: ChunkKind = KIND_FRESH): Uint8Array {
+  const addends = entries.length;
   const chunkCount = Math.ceil(valueCount / ctx.slotCount);
   const total = parts.reduce((a, p) => a + p.length, 0);
   if (total !== chunkCount * chunkSize(ctx, kind, addends)) badArg('chunk bytes do not add up to the update size', 'internal: check the pool split');
-  const out = new Uint8Array(UPDATE_HEADER_BYTES + total);
-  writeUpdateHeader(ctx, out, { kind, valueCount, chunkCount, addends, tag });
-  let o = UPDATE_HEADER_BYTES;
+  const head = updateHeaderSize(addends);
+  const out = new Uint8Array(head + total);
+  writeUpdateHeader(ctx, out, { kind, valueCount, chunkCount, addends, tag, entries: [...entries] });
+  let o = head;
   for (const p of parts) {
     out.set(p, o);
     o += p.length;
@@ -297,9 +321,10 @@ export function assembleUpdate(ctx: HeContext, valueCount: number, tag: Uint8Arr
 export function encryptVector(ctx: HeContext, key: HeSecretKey, values: Float32Array | Float64Array | Int32Array, opts: EncryptOptions): EncryptResult {
   if (opts === null || typeof opts !== 'object') badArg('encryption needs { member, tag }', 'pass the member id and the round tag');
   checkValueCount(ctx, values.length);
+  const nonce = opts.nonce === undefined ? freshNonce() : checkNonce(opts.nonce);
   const { ints, clipped } = toIntegers(ctx, values, opts.seed);
-  const body = encryptChunkRange(ctx, key, opts.member, opts.tag, ints, 0, values.length);
-  return { update: assembleUpdate(ctx, values.length, opts.tag, [body]), valueCount: values.length, clipped };
+  const body = encryptChunkRange(ctx, key, opts.member, opts.tag, nonce, ints, 0, values.length);
+  return { update: assembleUpdate(ctx, values.length, opts.tag, [body], [participantEntry(opts.member, nonce)]), valueCount: values.length, clipped };
 }
 
 /** Unpacks `n` values of one field at `at`, range-checks them (value index reported as base + i); returns the end offset. */
@@ -351,7 +376,7 @@ export function validateChunks(ctx: HeContext, bytes: Uint8Array, off: number, k
 /** Checks a whole update (header, exact length, every chunk header and coefficient) without SEAL. */
 export function validateCiphertext(ctx: HeContext, bytes: Uint8Array): { kind: ChunkKind; valueCount: number; addends: number; tag: Uint8Array } {
   const h = readUpdateHeader(ctx, bytes);
-  validateChunks(ctx, bytes, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, h.addends);
+  validateChunks(ctx, bytes, h.bodyOffset, h.kind, h.chunkCount, h.addends);
   return { kind: h.kind, valueCount: h.valueCount, addends: h.addends, tag: h.tag };
 }
 
@@ -372,6 +397,9 @@ export class Accumulator {
   #valueCount: number | undefined;
   #tag: Uint8Array | undefined;
   #addends = 0;
+  /** The addends' participant-table rows, in addition order. */
+  #entries: ParticipantEntry[] = [];
+  #members = new Set<string>();
 
   constructor(ctx: HeContext) {
     this.ctx = ctx;
@@ -396,20 +424,28 @@ export class Accumulator {
   add(update: Uint8Array): void {
     const ctx = this.ctx;
     const h = checkAddable(ctx, update, this.#valueCount, this.#addends, this.#tag);
+    const entry = h.entries[0]!;
+    const who = hex(entry.memberHash);
+    if (this.#members.has(who)) {
+      throw new FedtwinError('HE_DUPLICATE_MEMBER', 'this sum already holds an update from the member this one names', {
+        hint: 'each member contributes once per sum; members decrypt for a set of distinct participants',
+      });
+    }
     // Range checks finish before the first addition so a bad chunk cannot leave a half-added sum.
-    validateChunks(ctx, update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, h.addends);
+    validateChunks(ctx, update, h.bodyOffset, h.kind, h.chunkCount, h.addends);
+    const body = h.bodyOffset;
     const n = ctx.slotCount;
     const len = h.chunkCount * n;
     const lo = (this.#lo ??= new Float64Array(len));
     const size = chunkSize(ctx, KIND_FRESH);
     if (this.#oneLimb) {
       // unpack and add in one pass, straight from the wire bytes
-      for (let c = 0; c < h.chunkCount; c++) unpackNumbers(update, UPDATE_HEADER_BYTES + c * size + CHUNK_HEADER_BYTES, n, ctx.c0Bits, lo, c * n, true);
+      for (let c = 0; c < h.chunkCount; c++) unpackNumbers(update, body + c * size + CHUNK_HEADER_BYTES, n, ctx.c0Bits, lo, c * n, true);
     } else {
       const hi = (this.#hi ??= new Float64Array(len));
       const pairs = scratch(ctx).pairs;
       for (let c = 0; c < h.chunkCount; c++) {
-        unpackBits(update, UPDATE_HEADER_BYTES + c * size + CHUNK_HEADER_BYTES, n, ctx.c0Bits, pairs);
+        unpackBits(update, body + c * size + CHUNK_HEADER_BYTES, n, ctx.c0Bits, pairs);
         const base = c * n;
         for (let i = 0; i < n; i++) {
           lo[base + i] += pairs[2 * i];
@@ -420,6 +456,8 @@ export class Accumulator {
     this.#valueCount = h.valueCount;
     this.#tag ??= h.tag;
     this.#addends += 1;
+    this.#entries.push({ memberHash: entry.memberHash.slice(), nonce: entry.nonce.slice() });
+    this.#members.add(who);
   }
 
   /** The sum as a compact update container: c0 reduced mod q and rounded within the noise budget its addends leave (final). */
@@ -459,7 +497,7 @@ export class Accumulator {
       writeChunkHeader(ctx, out, c * size, { kind: KIND_SUM_COMPACT, index: c, slots: Math.min(n, vc - c * n), addends: k });
       packBits(pairs, n, f.bits, out, c * size + CHUNK_HEADER_BYTES);
     }
-    return assembleUpdate(ctx, vc, this.#tag!, [out], KIND_SUM_COMPACT, k);
+    return assembleUpdate(ctx, vc, this.#tag!, [out], this.#entries, KIND_SUM_COMPACT);
   }
 
   /** Wipes the running sum. */
@@ -467,6 +505,8 @@ export class Accumulator {
     this.#lo?.fill(0);
     this.#hi?.fill(0);
     this.#lo = this.#hi = undefined;
+    this.#entries = [];
+    this.#members.clear();
   }
 }
 
@@ -495,46 +535,89 @@ export interface DecryptedIntegers {
 }
 
 /**
- * Decrypts `count` chunks laid out from bytes[off] (headers already checked) into out[outOffset..]: for each
- * coefficient, y = c0 (dropped bits at their midpoint) + (a·Σ_{i∈P} s_i), then m = round(t·y/q) mod t,
- * centred. Chunk i of the range is chunk firstChunk + i of a vector of valueCount values summing `addends` updates.
+ * The (member, nonce) of each addend of a sum, in its table's order, given the member ids the caller decrypts for.
+ * Refuses with HE_PARTICIPANTS_MISMATCH unless the table names exactly those members, each once: decrypting with
+ * another set would give garbage at best, and the caller must know whose updates the sum holds.
  */
-export function decryptChunks(ctx: HeContext, key: HeSecretKey, participants: readonly string[], tag: Uint8Array, bytes: Uint8Array, off: number, kind: ChunkKind, count: number,
-  firstChunk: number, valueCount: number, addends: number, out: Float64Array, outOffset: number, divisor = 1): void {
+export function resolveParticipants(h: Pick<UpdateHeader, 'entries' | 'addends'>, participants: readonly string[]): SecretRef[] {
+  const mismatch = (why: string): never => {
+    throw new FedtwinError('HE_PARTICIPANTS_MISMATCH', `the sum's participant table does not match the participants named: ${why}`, {
+      hint: 'the aggregate names other participants than the updates it sums (a buggy or malicious aggregator); do not use it',
+      details: { addends: h.addends, named: Array.isArray(participants) ? participants.length : null },
+    });
+  };
+  if (!Array.isArray(participants)) mismatch('no participant list');
+  if (participants.length !== h.addends) mismatch(`the sum has ${h.addends} addends, ${participants.length} participants were named`);
+  const byHash = new Map<string, string>();
+  for (const p of participants) {
+    const k = hex(memberHash(checkMember(p)));
+    if (byHash.has(k)) mismatch(`participant ${p} is named twice`);
+    byHash.set(k, p);
+  }
+  const refs: SecretRef[] = [];
+  const seen = new Set<string>();
+  for (const e of h.entries) {
+    const k = hex(e.memberHash);
+    const member = byHash.get(k);
+    if (member === undefined) mismatch('the sum holds an update from a member not named');
+    if (seen.has(k)) mismatch(`the sum holds two updates from ${member}`);
+    seen.add(k);
+    refs.push({ member: member!, nonce: e.nonce });
+  }
+  return refs;
+}
+
+/**
+ * Decrypts `count` chunks laid out from bytes[off] (headers already checked) into out[outOffset..]: for each
+ * coefficient, y = c0 (dropped bits at their midpoint) + (a·Σ_{i∈P} s_i(nonce_i)), then m = round(t·y/q) mod t,
+ * centred. `addends` are the sum's (member, nonce) pairs (resolveParticipants). Chunk i of the range is chunk
+ * firstChunk + i of a vector of valueCount values.
+ */
+export function decryptChunks(ctx: HeContext, key: HeSecretKey, addends: readonly SecretRef[], tag: Uint8Array, bytes: Uint8Array, off: number, kind: ChunkKind, count: number,
+  firstChunk: number, valueCount: number, out: Float64Array, outOffset: number, divisor = 1): void {
   keyState(ctx, key);
   checkTag(tag);
-  if (!Array.isArray(participants) || participants.length !== addends) {
-    badArg(`the sum has ${addends} addends, ${Array.isArray(participants) ? participants.length : 'no'} participants were named`, 'pass the members whose updates the sum holds');
+  if (!Array.isArray(addends) || addends.length < 1) badArg('a sum needs its addends\' (member, nonce) pairs', 'resolve them with resolveParticipants()');
+  for (const r of addends) {
+    checkMember(r.member);
+    checkNonce(r.nonce);
   }
   checkRange(firstChunk, count);
+  const k = addends.length;
   const n = ctx.slotCount;
-  const size = chunkSize(ctx, kind, addends);
-  const f = chunkLayout(ctx, kind, addends).c0;
-  const limit = addends * ctx.quantMax;
+  const size = chunkSize(ctx, kind, k);
+  const f = chunkLayout(ctx, kind, k).c0;
+  const limit = k * ctx.quantMax;
   const t = Number(ctx.t);
   const qd = Number(ctx.q);
   const div = 2 ** f.drop;
   const half = f.drop === 0 ? 0 : div / 2;
-  // Coefficient ranges first (exact), so a malformed sum consumes no prepared mask.
-  validateChunks(ctx, bytes, off, kind, count, addends);
-  const dec = maskSet(ctx, store(ctx).dec, decId(key, tag, participants));
-  const jobs = [{ set: dec, plain: secretSumPlain(ctx, key, participants), forEncryption: false }];
+  // Coefficient ranges first (exact), so a malformed sum costs no mask.
+  validateChunks(ctx, bytes, off, kind, count, k);
+  const st = store(ctx);
+  const dec = new Map<number, Float64Array>();
+  const prepared = st.a.get(hex(tag));
+  const jobs = [{ set: dec, plain: secretSumPlain(ctx, key, addends), forEncryption: false }];
   const vals = scratch(ctx).numbers;
-  for (let i = 0; i < count; i++) {
-    const index = firstChunk + i;
-    unpackNumbers(bytes, off + i * size + CHUNK_HEADER_BYTES, n, f.bits, vals, 0, false);
-    if (!dec.has(index)) fillMasks(ctx, tag, index, Math.min(MASK_BATCH_CHUNKS, firstChunk + count - index), jobs);
-    const mask = dec.get(index)!;
-    dec.delete(index); // released as used: masks made here, in batches, stay bounded for any model size
-    const slots = Math.min(n, valueCount - index * n);
-    const bad = unmaskChunk(vals, mask, slots, div, half, qd, t, limit, divisor, out, outOffset + i * n);
-    recycleMaskArray(ctx, mask);
-    if (bad >= 0) {
-      // An honest sum lies in [-addends·qmax, addends·qmax]; anything else means a wrong key, tag or member set, or a forged sum.
-      throw new FedtwinError('HE_DECRYPT_FAILED', `decrypted value ${index * n + bad} = ${Math.round(out[outOffset + i * n + bad] * divisor)} is outside the possible range ±${limit}`, {
-        hint: 'the sum was made under another key or round, names the wrong participants, or was corrupted or forged by the aggregator',
-      });
+  try {
+    for (let i = 0; i < count; i++) {
+      const index = firstChunk + i;
+      unpackNumbers(bytes, off + i * size + CHUNK_HEADER_BYTES, n, f.bits, vals, 0, false);
+      if (!dec.has(index)) fillMasks(ctx, tag, index, Math.min(MASK_BATCH_CHUNKS, firstChunk + count - index), jobs, prepared);
+      const mask = dec.get(index)!;
+      dec.delete(index); // released as used: masks made here, in batches, stay bounded for any model size
+      const slots = Math.min(n, valueCount - index * n);
+      const bad = unmaskChunk(vals, mask, slots, div, half, qd, t, limit, divisor, out, outOffset + i * n);
+      recycleMaskArray(ctx, mask);
+      if (bad >= 0) {
+        // An honest sum lies in [-addends·qmax, addends·qmax]; anything else means a wrong key, tag or nonce, or a forged sum.
+        throw new FedtwinError('HE_DECRYPT_FAILED', `decrypted value ${index * n + bad} = ${Math.round(out[outOffset + i * n + bad] * divisor)} is outside the possible range ±${limit}`, {
+          hint: 'the sum was made under another key or round, lists wrong nonces, or was corrupted or forged by the aggregator',
+        });
+      }
     }
+  } finally {
+    for (const m of dec.values()) recycleMaskArray(ctx, m);
   }
 }
 
@@ -566,8 +649,9 @@ function unmaskChunk(c0: Float64Array, mask: Float64Array, slots: number, div: n
 /** Decrypts a sum (or a single update: participants = [its member]) to the exact integer sum. */
 export function decryptSumIntegers(ctx: HeContext, key: HeSecretKey, update: Uint8Array, participants: readonly string[]): DecryptedIntegers {
   const h = readUpdateHeader(ctx, update);
+  const refs = resolveParticipants(h, participants);
   const out = new Float64Array(h.valueCount);
-  decryptChunks(ctx, key, participants, h.tag, update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, 0, h.valueCount, h.addends, out, 0);
+  decryptChunks(ctx, key, refs, h.tag, update, h.bodyOffset, h.kind, h.chunkCount, 0, h.valueCount, out, 0);
   return { values: Int32Array.from(out), addends: h.addends };
 }
 
@@ -577,7 +661,8 @@ export function decryptSum(ctx: HeContext, key: HeSecretKey, update: Uint8Array,
   if (count !== undefined && count !== h.valueCount) {
     throw new FedtwinError('HE_SHAPE_MISMATCH', `sum holds ${h.valueCount} values, expected ${count}`, { hint: 'the sum belongs to another model shape' });
   }
+  const refs = resolveParticipants(h, participants);
   const out = new Float64Array(h.valueCount);
-  decryptChunks(ctx, key, participants, h.tag, update, UPDATE_HEADER_BYTES, h.kind, h.chunkCount, 0, h.valueCount, h.addends, out, 0, ctx.scale);
+  decryptChunks(ctx, key, refs, h.tag, update, h.bodyOffset, h.kind, h.chunkCount, 0, h.valueCount, out, 0, ctx.scale);
   return out;
 }

@@ -4,9 +4,9 @@
 import { FedtwinError } from '@fedtwin/errors';
 import type { HeContext } from './context.ts';
 import { packedSize } from './bits.ts';
-import { ROUND_TAG_BYTES } from './mask.ts';
+import { MEMBER_HASH_BYTES, NONCE_BYTES, ROUND_TAG_BYTES } from './mask.ts';
 
-export const WIRE_VERSION = 3;
+export const WIRE_VERSION = 4;
 /**
  * Chunk kinds: a fresh ciphertext from a member (c0 only: c1 is the round's common a, derived from the round
  * tag), or the aggregator's compact sum, c0 rounded within the noise budget left by its addends (final:
@@ -23,6 +23,22 @@ const UPDATE_MAGIC = 0x55485446; // "FTHU"
 export const CHUNK_HEADER_BYTES = 52;
 /** magic 4 | version 1 | kind 1 | reserved 2 | paramsId 32 | valueCount u32 | chunkCount u32 | addends u32 | round tag 32 */
 export const UPDATE_HEADER_BYTES = 52 + ROUND_TAG_BYTES;
+/**
+ * One row of the participant table that follows the fixed header (wire v4), one per addend in addition order:
+ * member-id hash 16 | encryption nonce 16. A fresh update has one row; a sum of K updates has K.
+ */
+export const PARTICIPANT_ENTRY_BYTES = MEMBER_HASH_BYTES + NONCE_BYTES;
+
+/** Bytes before the first chunk: the fixed header and the participant table. */
+export function updateHeaderSize(addends: number): number {
+  return UPDATE_HEADER_BYTES + addends * PARTICIPANT_ENTRY_BYTES;
+}
+
+/** A row of the participant table: who encrypted an addend (hash of its member id) and with which nonce. */
+export interface ParticipantEntry {
+  memberHash: Uint8Array;
+  nonce: Uint8Array;
+}
 
 export interface ChunkHeader {
   kind: ChunkKind;
@@ -38,6 +54,10 @@ export interface UpdateHeader {
   addends: number;
   /** The round tag naming the common polynomial a every addend used. */
   tag: Uint8Array;
+  /** The participant table, one row per addend in addition order (wire v4). */
+  entries: ParticipantEntry[];
+  /** Offset of the first chunk (after the participant table). */
+  bodyOffset: number;
 }
 
 function malformed(message: string, details?: Record<string, unknown>): never {
@@ -136,7 +156,7 @@ export function readChunkHeader(ctx: HeContext, bytes: Uint8Array, off: number):
   return { kind, index, slots, addends };
 }
 
-export function writeUpdateHeader(ctx: HeContext, out: Uint8Array, h: UpdateHeader): void {
+export function writeUpdateHeader(ctx: HeContext, out: Uint8Array, h: Omit<UpdateHeader, 'bodyOffset'>): void {
   const dv = new DataView(out.buffer, out.byteOffset, UPDATE_HEADER_BYTES);
   dv.setUint32(0, UPDATE_MAGIC, true);
   dv.setUint8(4, WIRE_VERSION);
@@ -148,11 +168,20 @@ export function writeUpdateHeader(ctx: HeContext, out: Uint8Array, h: UpdateHead
   dv.setUint32(48, h.addends, true);
   if (!(h.tag instanceof Uint8Array) || h.tag.length !== ROUND_TAG_BYTES) throw new FedtwinError('HE_BAD_ARGUMENT', 'round tag must be 32 bytes', { hint: 'derive it with roundTag()' });
   out.set(h.tag, 52);
+  if (h.entries.length !== h.addends) throw new FedtwinError('HE_BAD_ARGUMENT', `${h.entries.length} participant entries for ${h.addends} addends`, { hint: 'internal: one entry per addend' });
+  let o = UPDATE_HEADER_BYTES;
+  for (const e of h.entries) {
+    if (e.memberHash.length !== MEMBER_HASH_BYTES || e.nonce.length !== NONCE_BYTES) throw new FedtwinError('HE_BAD_ARGUMENT', 'bad participant entry', { hint: 'internal: memberHash() and a 16-byte nonce' });
+    out.set(e.memberHash, o);
+    out.set(e.nonce, o + MEMBER_HASH_BYTES);
+    o += PARTICIPANT_ENTRY_BYTES;
+  }
 }
 
 /** Size of a whole update container; lets callers cap a download before reading it (see chunkSize for `addends`). */
 export function updateSize(ctx: HeContext, kind: ChunkKind, valueCount: number, addends?: number): number {
-  return UPDATE_HEADER_BYTES + Math.ceil(valueCount / ctx.slotCount) * chunkSize(ctx, kind, addends);
+  const k = kind === KIND_FRESH ? 1 : addends ?? ctx.params.maxParticipants;
+  return updateHeaderSize(k) + Math.ceil(valueCount / ctx.slotCount) * chunkSize(ctx, kind, addends);
 }
 
 /**
@@ -176,17 +205,23 @@ export function readUpdateHeader(ctx: HeContext, bytes: Uint8Array, expectKind?:
   if (valueCount < 1 || valueCount > ctx.params.maxValues) malformed(`update declares ${valueCount} values, outside [1, ${ctx.params.maxValues}]`);
   if (chunkCount !== Math.ceil(valueCount / ctx.slotCount)) malformed(`update declares ${chunkCount} chunks for ${valueCount} values`);
   if (addends < 1 || addends > ctx.params.maxParticipants) malformed(`update sums ${addends} updates, outside [1, ${ctx.params.maxParticipants}]`);
+  if (kind === KIND_FRESH && addends !== 1) malformed('a fresh update must have addends = 1');
   const expected = updateSize(ctx, kind, valueCount, addends);
   if (bytes.length !== expected) malformed(`update is ${bytes.length} bytes, expected exactly ${expected}`, { expected, actual: bytes.length });
   const size = chunkSize(ctx, kind, addends);
+  const bodyOffset = updateHeaderSize(addends);
   for (let i = 0; i < chunkCount; i++) {
-    const h = readChunkHeader(ctx, bytes, UPDATE_HEADER_BYTES + i * size);
+    const h = readChunkHeader(ctx, bytes, bodyOffset + i * size);
     const slots = i === chunkCount - 1 ? valueCount - i * ctx.slotCount : ctx.slotCount;
     if (h.kind !== kind || h.index !== i || h.slots !== slots || h.addends !== addends) {
       malformed(`chunk ${i} header disagrees with the update header`, { chunk: h });
     }
   }
-  return { kind, valueCount, chunkCount, addends, tag: bytes.slice(52, 52 + ROUND_TAG_BYTES) };
+  const entries: ParticipantEntry[] = [];
+  for (let i = 0, o = UPDATE_HEADER_BYTES; i < addends; i++, o += PARTICIPANT_ENTRY_BYTES) {
+    entries.push({ memberHash: bytes.slice(o, o + MEMBER_HASH_BYTES), nonce: bytes.slice(o + MEMBER_HASH_BYTES, o + PARTICIPANT_ENTRY_BYTES) });
+  }
+  return { kind, valueCount, chunkCount, addends, tag: bytes.slice(52, 52 + ROUND_TAG_BYTES), entries, bodyOffset };
 }
 
 /** Views of the chunks of a validated update (no copy). */
@@ -194,6 +229,6 @@ export function splitUpdate(ctx: HeContext, bytes: Uint8Array): Uint8Array[] {
   const h = readUpdateHeader(ctx, bytes);
   const size = chunkSize(ctx, h.kind, h.addends);
   const out: Uint8Array[] = [];
-  for (let i = 0; i < h.chunkCount; i++) out.push(bytes.subarray(UPDATE_HEADER_BYTES + i * size, UPDATE_HEADER_BYTES + (i + 1) * size));
+  for (let i = 0; i < h.chunkCount; i++) out.push(bytes.subarray(h.bodyOffset + i * size, h.bodyOffset + (i + 1) * size));
   return out;
 }

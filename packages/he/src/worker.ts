@@ -6,9 +6,11 @@ import { createHeContext } from './context.ts';
 import type { HeContext } from './context.ts';
 import type { HeParams } from './params.ts';
 import type { HeSecretKey } from './keys.ts';
-import { Accumulator, assembleUpdate, decryptChunks, encryptChunkRange, prepareMasks, toIntegers } from './scheme.ts';
+import { Accumulator, assembleUpdate, decryptChunks, encryptChunkRange, participantEntry, prepareMasks, resolveParticipants, toIntegers } from './scheme.ts';
+import { freshNonce } from './mask.ts';
+import type { SecretRef } from './mask.ts';
 import { generateKeys } from './keys.ts';
-import { UPDATE_HEADER_BYTES, KIND_SUM_COMPACT } from './wire.ts';
+import { KIND_SUM_COMPACT, readUpdateHeader } from './wire.ts';
 import type { ChunkKind } from './wire.ts';
 import { loadCkksBaseline } from './ckks.ts';
 import type { CkksKeys } from './ckks.ts';
@@ -16,9 +18,9 @@ import type { QuantSeed } from './quantize.ts';
 
 export type WorkerRequest =
   | { op: 'init'; params: HeParams; paramsId: string }
-  | { op: 'encrypt'; values: Float32Array | Float64Array | Int32Array; offset: number; firstChunk: number; totalValues: number; seed: QuantSeed; key: HeSecretKey; member: string; tag: Uint8Array }
-  | { op: 'prepare'; key: HeSecretKey; member: string; tag: Uint8Array; firstChunk: number; count: number; participants?: string[] }
-  | { op: 'decrypt'; key: HeSecretKey; participants: string[]; tag: Uint8Array; bytes: Uint8Array; kind: ChunkKind; count: number; firstChunk: number; valueCount: number; addends: number; out: Float64Array; divisor: number }
+  | { op: 'encrypt'; values: Float32Array | Float64Array | Int32Array; offset: number; firstChunk: number; totalValues: number; seed: QuantSeed; key: HeSecretKey; member: string; tag: Uint8Array; nonce: Uint8Array }
+  | { op: 'prepare'; key: HeSecretKey; member: string; tag: Uint8Array; nonce: Uint8Array; firstChunk: number; count: number; sum: boolean }
+  | { op: 'decrypt'; key: HeSecretKey; addends: SecretRef[]; tag: Uint8Array; bytes: Uint8Array; kind: ChunkKind; count: number; firstChunk: number; valueCount: number; out: Float64Array; divisor: number }
   | { op: 'acc-free'; acc: number }
   | { op: 'ckks-keys'; keys: Partial<CkksKeys> }
   | { op: 'ckks-encrypt'; values: Float32Array | Float64Array }
@@ -45,15 +47,17 @@ function warmUp(c: HeContext): void {
   // V8 optimizes a function after enough calls and loop iterations: three small rounds get there (~0.1 s, once).
   for (let round = 0; round < 3; round++) {
     const tag = new Uint8Array(32).fill(round + 1);
-    for (const member of members) prepareMasks(c, key, { member, tag, firstChunk: 0, count: chunks, participants: members });
+    const nonces = members.map(() => freshNonce());
+    members.forEach((member, i) => prepareMasks(c, key, { member, tag, nonce: nonces[i], firstChunk: 0, count: chunks, sum: true }));
     const acc = new Accumulator(c);
-    for (const member of members) {
+    members.forEach((member, i) => {
       const { ints } = toIntegers(c, values, [1, round]);
-      acc.add(assembleUpdate(c, values.length, tag, [encryptChunkRange(c, key, member, tag, ints, 0, values.length)]));
-    }
+      acc.add(assembleUpdate(c, values.length, tag, [encryptChunkRange(c, key, member, tag, nonces[i], ints, 0, values.length)], [participantEntry(member, nonces[i])]));
+    });
     const sum = acc.result();
     acc.dispose();
-    decryptChunks(c, key, members, tag, sum, UPDATE_HEADER_BYTES, KIND_SUM_COMPACT, chunks, 0, values.length, 2, new Float64Array(values.length), 0, c.scale);
+    const h = readUpdateHeader(c, sum);
+    decryptChunks(c, key, resolveParticipants(h, members), tag, sum, h.bodyOffset, KIND_SUM_COMPACT, chunks, 0, values.length, new Float64Array(values.length), 0, c.scale);
   }
 }
 
@@ -73,15 +77,15 @@ async function handle(m: WorkerRequest): Promise<{ value: unknown; transfer?: Ar
     case 'encrypt': {
       const c = context();
       const { ints, clipped } = toIntegers(c, m.values, m.seed, m.offset);
-      const bytes = encryptChunkRange(c, m.key, m.member, m.tag, ints, m.firstChunk, m.totalValues);
+      const bytes = encryptChunkRange(c, m.key, m.member, m.tag, m.nonce, ints, m.firstChunk, m.totalValues);
       return { value: { bytes, clipped }, transfer: [bytes.buffer as ArrayBuffer] };
     }
     case 'prepare':
-      return { value: prepareMasks(context(), m.key, { member: m.member, tag: m.tag, firstChunk: m.firstChunk, count: m.count, participants: m.participants }) };
+      return { value: prepareMasks(context(), m.key, { member: m.member, tag: m.tag, nonce: m.nonce, firstChunk: m.firstChunk, count: m.count, sum: m.sum }) };
     case 'decrypt': {
       const c = context();
       // Writes straight into the caller's shared output (no copy back).
-      decryptChunks(c, m.key, m.participants, m.tag, m.bytes, 0, m.kind, m.count, m.firstChunk, m.valueCount, m.addends, m.out, m.firstChunk * c.slotCount, m.divisor);
+      decryptChunks(c, m.key, m.addends, m.tag, m.bytes, 0, m.kind, m.count, m.firstChunk, m.valueCount, m.out, m.firstChunk * c.slotCount, m.divisor);
       return { value: null };
     }
     case 'acc-free':

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import {
   Accumulator, CHUNK_HEADER_BYTES, UPDATE_HEADER_BYTES, createHeContext, decryptSum, decryptSumIntegers, deserializeSecretKey,
   encryptVector, generateKeys, loadSecretKeyFile, quantize, saveSecretKeyFile, serializeSecretKey, validateCiphertext, chunkSize,
-  KIND_FRESH, KIND_SUM_COMPACT, updateSize, compactSumDropBits, roundTag,
+  KIND_FRESH, KIND_SUM_COMPACT, updateSize, compactSumDropBits, roundTag, updateHeaderSize, PARTICIPANT_ENTRY_BYTES,
 } from '../src/index.ts';
 import { randomBytes } from 'node:crypto';
 import { code } from './helpers.ts';
@@ -101,8 +101,9 @@ describe('exact sums', () => {
     // 10 addends: 30-bit c0 (docs/he.md §3); 1024: 31-bit
     expect(compactSumDropBits(ctx.q, ctx.t, ctx.params.c0DropBits, 10)).toBe(30);
     expect(compactSumDropBits(ctx.q, ctx.t, ctx.params.c0DropBits, 1024)).toBe(29);
-    expect(updateSize(ctx, KIND_SUM_COMPACT, 1_000_000, 10)).toBe(UPDATE_HEADER_BYTES + 245 * (52 + (4096 * 30) / 8)); // 3.78 B/value
-    expect(updateSize(ctx, KIND_FRESH, 1_000_000)).toBe(UPDATE_HEADER_BYTES + 245 * (52 + (4096 * 40) / 8)); // 5.03 B/value
+    // wire v4: a 32-byte participant row (member hash, nonce) per addend after the 84-byte header
+    expect(updateSize(ctx, KIND_SUM_COMPACT, 1_000_000, 10)).toBe(UPDATE_HEADER_BYTES + 10 * 32 + 245 * (52 + (4096 * 30) / 8)); // 3.78 B/value
+    expect(updateSize(ctx, KIND_FRESH, 1_000_000)).toBe(UPDATE_HEADER_BYTES + 32 + 245 * (52 + (4096 * 40) / 8)); // 5.03 B/value
     expect(updateSize(ctx, KIND_SUM_COMPACT, 1000)).toBe(updateSize(ctx, KIND_SUM_COMPACT, 1000, 1024)); // the cap: the largest
     const x = Int32Array.from({ length: 3000 }, (_, i) => ((i * 7919) % (2 * ctx.quantMax + 1)) - ctx.quantMax);
     const tag = freshTag();
@@ -190,10 +191,18 @@ describe('round-common mask', () => {
     const x = new Int32Array(4096).fill(7);
     const a = enc(ctx, key, x, 'alice', tag).update;
     const b = enc(ctx, key, x, 'bob', tag).update;
-    const body = UPDATE_HEADER_BYTES + CHUNK_HEADER_BYTES;
+    const body = updateHeaderSize(1) + CHUNK_HEADER_BYTES;
     expect(Buffer.from(a.subarray(body)).equals(Buffer.from(b.subarray(body)))).toBe(false);
-    // decrypting alice's update as bob's (the wrong derived secret) fails the range check
-    expect(code(() => decryptSumIntegers(ctx, key, a, ['bob']))).toBe('HE_DECRYPT_FAILED');
+    // decrypting alice's update as bob's: its participant table names alice, so it is refused before any mask
+    expect(code(() => decryptSumIntegers(ctx, key, a, ['bob']))).toBe('HE_PARTICIPANTS_MISMATCH');
+    // and a table relabelled to bob (a lying aggregator) gives the wrong derived secret: the range check fails
+    const relabelled = a.slice();
+    relabelled.set(b.subarray(UPDATE_HEADER_BYTES, UPDATE_HEADER_BYTES + 16), UPDATE_HEADER_BYTES);
+    expect(code(() => decryptSumIntegers(ctx, key, relabelled, ['bob']))).toBe('HE_DECRYPT_FAILED');
+    // so does a wrong nonce
+    const renonced = a.slice();
+    renonced[UPDATE_HEADER_BYTES + 16] ^= 1;
+    expect(code(() => decryptSumIntegers(ctx, key, renonced, ['alice']))).toBe('HE_DECRYPT_FAILED');
     expect(decryptSumIntegers(ctx, key, a, ['alice']).values[100]).toBe(7);
   });
 });
@@ -201,11 +210,12 @@ describe('round-common mask', () => {
 describe('wire validation', () => {
   const fresh = (): Uint8Array => enc(ctx, key, Float32Array.from({ length: 5000 }, (_, i) => Math.sin(i)), 'w', freshTag()).update;
 
-  it('has the documented size: header + chunks of 52 + N·40/8 bytes', () => {
+  it('has the documented size: header + participant row + chunks of 52 + N·40/8 bytes', () => {
     const u = fresh();
     expect(UPDATE_HEADER_BYTES).toBe(84);
+    expect(PARTICIPANT_ENTRY_BYTES).toBe(32);
     expect(chunkSize(ctx, KIND_FRESH)).toBe(CHUNK_HEADER_BYTES + 4096 * 5);
-    expect(u.length).toBe(UPDATE_HEADER_BYTES + 2 * chunkSize(ctx, KIND_FRESH));
+    expect(u.length).toBe(UPDATE_HEADER_BYTES + 32 + 2 * chunkSize(ctx, KIND_FRESH));
     expect(validateCiphertext(ctx, u)).toMatchObject({ kind: KIND_FRESH, valueCount: 5000, addends: 1 });
   });
 
@@ -222,12 +232,12 @@ describe('wire validation', () => {
       headerOnly: u.subarray(0, 20),
       extended: Uint8Array.from([...u, 0]),
       badMagic: mutate((b) => { b[0] ^= 1; }),
-      badVersion: mutate((b) => { b[4] = 2; }),
+      badVersion: mutate((b) => { b[4] = 3; }), // wire v3 (no participant table) is refused
       wrongParamsId: mutate((b) => { b[9] ^= 1; }),
-      wrongChunkParamsId: mutate((b) => { b[UPDATE_HEADER_BYTES + 9] ^= 1; }),
+      wrongChunkParamsId: mutate((b) => { b[updateHeaderSize(1) + 9] ^= 1; }),
       oversizedCount: mutate((_b, dv) => dv.setUint32(40, 0xffffffff, true)),
       countMismatch: mutate((_b, dv) => dv.setUint32(40, 9000, true)),
-      chunkIndex: mutate((_b, dv) => dv.setUint32(UPDATE_HEADER_BYTES + 40, 1, true)),
+      chunkIndex: mutate((_b, dv) => dv.setUint32(updateHeaderSize(1) + 40, 1, true)),
       addends: mutate((_b, dv) => { dv.setUint32(48, 2, true); }),
       kind: mutate((b) => { b[5] = 9; }),
       retiredKind: mutate((b) => { b[5] = 2; }),
@@ -250,7 +260,7 @@ describe('wire validation', () => {
     const u = enc(c8, k8, new Float32Array(10), 'a', tag).update;
     expect(validateCiphertext(c8, u).kind).toBe(KIND_FRESH);
     const forged = enc(c8, k8, new Float32Array(10), 'b', tag).update;
-    forged.fill(0xff, UPDATE_HEADER_BYTES + CHUNK_HEADER_BYTES, UPDATE_HEADER_BYTES + CHUNK_HEADER_BYTES + 7);
+    forged.fill(0xff, updateHeaderSize(1) + CHUNK_HEADER_BYTES, updateHeaderSize(1) + CHUNK_HEADER_BYTES + 7);
     expect(code(() => validateCiphertext(c8, forged))).toBe('HE_MALFORMED_CIPHERTEXT');
     const acc = new Accumulator(c8);
     acc.add(u);
@@ -269,7 +279,7 @@ describe('wire validation', () => {
     expect(code(() => acc.add(enc(ctx, key, new Float32Array(11), 'b', tag).update))).toBe('HE_SHAPE_MISMATCH');
     const other = generateKeys(ctx);
     expect(code(() => decryptSumIntegers(ctx, other, acc.result(), ['a']))).toBe('HE_DECRYPT_FAILED');
-    expect(code(() => decryptSumIntegers(ctx, key, acc.result(), ['a', 'b']))).toBe('HE_BAD_ARGUMENT');
+    expect(code(() => decryptSumIntegers(ctx, key, acc.result(), ['a', 'b']))).toBe('HE_PARTICIPANTS_MISMATCH');
     acc.dispose();
   });
 });

@@ -26,17 +26,22 @@ describe('masks', () => {
     expect(max).toBeGreaterThanOrEqual(14); // P(|e| ≥ 14) ≈ 2e-5 per draw: seen in 1M draws
   });
 
-  it('member secrets are uniform ternary, deterministic per (key, member), and differ between members and keys', () => {
-    const a = memberSecret(ctx, key, 'alice');
-    expect(Array.from(memberSecret(ctx, key, 'alice'))).toEqual(Array.from(a));
+  it('member secrets are uniform ternary, deterministic per (key, member, nonce), and differ between members, nonces and keys', () => {
+    const n1 = new Uint8Array(16).fill(1);
+    const n2 = new Uint8Array(16).fill(2);
+    const a = memberSecret(ctx, key, 'alice', n1);
+    expect(Array.from(memberSecret(ctx, key, 'alice', n1))).toEqual(Array.from(a));
     const counts = [0, 0, 0];
     for (const v of a) counts[v + 1]++;
     for (const c of counts) expect(Math.abs(c - 4096 / 3)).toBeLessThan(150); // ±5 sd
-    const b = memberSecret(ctx, key, 'bob');
-    const other = memberSecret(ctx, generateKeys(ctx), 'alice');
+    const b = memberSecret(ctx, key, 'bob', n1);
+    const other = memberSecret(ctx, generateKeys(ctx), 'alice', n1);
+    const again = memberSecret(ctx, key, 'alice', n2); // the same member's next encryption
     const same = (x: Int8Array, y: Int8Array) => x.filter((v, i) => v === y[i]).length;
     expect(same(a, b)).toBeLessThan(1600); // independent: ~1365 agree
     expect(same(a, other)).toBeLessThan(1600);
+    expect(same(a, again)).toBeLessThan(1600);
+    expect(() => memberSecret(ctx, key, 'alice', new Uint8Array(15))).toThrow(/nonce/);
   });
 
   it('the round\'s a is below q, the same from a stream or chunk by chunk, and differs per chunk and tag', () => {

@@ -42,7 +42,8 @@ describe('worker pool', () => {
     expect(Array.from(pooled.values)).toEqual(Array.from(expected));
     const real = await pool.decrypt(key, sum, names, n);
     expect(real[5]).toBeCloseTo(expected[5] / ctx.scale, 12);
-    await expect(pool.decryptIntegers(key, sum, ['a', 'b'])).rejects.toMatchObject({ code: 'HE_BAD_ARGUMENT' });
+    await expect(pool.decryptIntegers(key, sum, ['a', 'b'])).rejects.toMatchObject({ code: 'HE_PARTICIPANTS_MISMATCH' });
+    await expect(pool.decryptIntegers(key, sum, ['a', 'b', 'd'])).rejects.toMatchObject({ code: 'HE_PARTICIPANTS_MISMATCH' });
   });
 
   it('offline phase: prepared masks give the same exact sums, are used once, and only under their key and tag', async () => {
@@ -50,16 +51,17 @@ describe('worker pool', () => {
     const n = 2 * ctx.slotCount + 77;
     const names = ['p', 'q', 'r'];
     const tag = freshTag();
-    expect(await pool.prepare(key, n, { member: 'p', tag, participants: names })).toBe(3);
-    expect(await pool.prepare(key, n, { member: 'p', tag, participants: names })).toBe(3); // idempotent
+    expect(await pool.prepare(key, n, { member: 'p', tag, sum: true })).toBe(3);
+    expect(await pool.prepare(key, n, { member: 'p', tag, sum: true })).toBe(3); // idempotent
     // prepared under another key and another tag: never used for this one (the exact sum below would break)
     const other = generateKeys(ctx);
-    await pool.prepare(other, n, { member: 'q', tag, participants: names });
-    await pool.prepare(key, n, { member: 'q', tag: freshTag(), participants: names });
+    await pool.prepare(other, n, { member: 'q', tag, sum: true });
+    await pool.prepare(key, n, { member: 'q', tag: freshTag(), sum: true });
     const x = Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 0.8);
     const acc = new Accumulator(ctx);
     for (const m of names) acc.add((await pool.encrypt(key, x, { member: m, tag, seed: 7 })).update);
-    // a used mask is gone: encrypting again under the tag is refused, not silently re-masked
+    // a used mask is gone: encrypting again under the tag is refused on this pool (a fresh nonce would keep the
+    // masks apart, but a member sends one update a round)
     await expect(pool.encrypt(key, x, { member: 'p', tag })).rejects.toMatchObject({ code: 'HE_TAG_REUSED' });
     // prepared masks are consumed by the first encryption
     expect(await pool.prepare(key, n, { member: 'p', tag })).toBe(0);
