@@ -1,4 +1,4 @@
-import { access, mkdir, readdir } from 'node:fs/promises';
+import { access, mkdir, open, readFile, readdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { FedtwinError } from '@fedtwin/errors';
@@ -85,7 +85,8 @@ export async function bfvMember(init: {
     // a member may need the previous key to decrypt an aggregate while already using the new one.
     const keyring = new Map<string, HeKey>();
     const keyDir = join(dirname(init.keyFile), 'he-keys');
-    let current = await obtainKey(he, pool.ctx, init);
+    const epochs = await openKeyEpochs(join(keyDir, KEY_EPOCHS_FILE));
+    let current = await obtainKey(he, pool.ctx, init, epochs);
     keyring.set(current.keyId, current);
     for (const f of await readdir(keyDir).catch(() => [] as string[])) {
       if (!f.endsWith('.key')) continue;
@@ -111,7 +112,11 @@ export async function bfvMember(init: {
       for (;;) {
         const r = await init.io.fetchKey();
         if (r.status === 'ready' && r.keyId === keyId && r.sealed) {
+          // Only the configured key holder's signature is accepted, for rotations as for the first key.
           const opened = he.openSealedKey({ sealed: r.sealed, recipientKey: init.identity, expectedHolder: init.config.keyHolder, expectedKeyId: keyId });
+          // A box the holder really signed, but for an epoch this member has moved past: an aggregator replaying
+          // a retired key (one a removed member may hold) for a new round. Refused before anything is saved.
+          await epochs.accept(opened.keyId, opened.epoch);
           await mkdir(keyDir, { recursive: true });
           await he.saveSecretKeyFile(join(keyDir, `${keyId}.key`), opened.key);
           await he.saveSecretKeyFile(init.keyFile, opened.key);
@@ -140,6 +145,18 @@ export async function bfvMember(init: {
     let preparing: Promise<unknown> = Promise.resolve();
     let maskWaitMs = 0;
     const tagOf = (k: HeKey, round: RoundRef) => he.roundTag({ keyId: k.keyId, round: round.round, baseHash: round.baseHash });
+    /** The key a round's update is encrypted under: only the highest epoch accepted (older keys only decrypt). */
+    const encryptionKey = async (round: RoundRef): Promise<HeKey> => {
+      const k = await keyFor(round.keyId);
+      if (k.keyId !== current.keyId) {
+        const highest = epochs.highest;
+        throw new FedtwinError('NODE_KEY_REPLAYED', `round ${round.round} names HE key ${k.keyId.slice(0, 16)}… (epoch ${epochs.epochOf(k.keyId) ?? 'unknown'}), but this member encrypts only under the newest key it accepted, ${current.keyId.slice(0, 16)}… (epoch ${highest?.epoch ?? 'unknown'})`, {
+          hint: 'the aggregator opened a round under a retired key; keep this member\'s logs as evidence and alert the consortium',
+          details: { roundKeyId: k.keyId, roundEpoch: epochs.epochOf(k.keyId) ?? null, acceptedKeyId: current.keyId, acceptedEpoch: highest?.epoch ?? null },
+        });
+      }
+      return k;
+    };
     const hexOf = (tag: Uint8Array) => Buffer.from(tag).toString('hex');
     return {
       encoding: 'bfv',
@@ -147,11 +164,11 @@ export async function bfvMember(init: {
       get lastMaskWaitMs() { return maskWaitMs; },
       sumBytes: (n) => he.updateSize(pool.ctx, he.KIND_SUM_COMPACT, n),
       async canContribute(round) {
-        const key = await keyFor(round.keyId);
+        const key = await encryptionKey(round);
         return !(await claimsFor(key.keyId)).has(hexOf(tagOf(key, round)));
       },
       async encode(values, round, seed) {
-        const key = await keyFor(round.keyId);
+        const key = await encryptionKey(round);
         const tag = tagOf(key, round);
         const roundClaims = await claimsFor(key.keyId);
         if (roundClaims.has(hexOf(tag))) {
@@ -176,17 +193,17 @@ export async function bfvMember(init: {
         // does not yield to the event loop until an epoch ends, so an await here would defer the whole
         // offline phase past training.
         const go = (k: HeKey) => pool.prepare(k, n, { member: init.peerId, tag: tagOf(k, round) });
-        const have = round.keyId === undefined ? current : keyring.get(round.keyId);
-        const ready = have ? go(have) : keyFor(round.keyId).then(go);
+        const have = round.keyId === undefined || round.keyId === current.keyId ? current : undefined;
+        const ready = have ? go(have) : encryptionKey(round).then(go);
         preparing = ready;
         return ready.then(() => undefined);
       },
       async prepareSum(n, round) {
-        // After encrypt(): every chunk of this member's update is used, so only the decryption masks are
-        // made. They assume every member contributes (the usual case); a sum over fewer members has its
-        // masks computed when it arrives.
+        // After encrypt(): every chunk of this member's update is used, so only the part of the decryption
+        // masks that does not depend on the participants' nonces is made (the round's expanded a's); the
+        // products a·Σ s_i(nonce_i) are computed when the sum and its participant table arrive.
         const k = await keyFor(round.keyId);
-        await pool.prepare(k, n, { member: init.peerId, tag: tagOf(k, round), participants: init.config.members });
+        await pool.prepare(k, n, { member: init.peerId, tag: tagOf(k, round), sum: true });
       },
       async decode(sum, n, agg) {
         const key = await keyFor(agg.keyId);
@@ -207,13 +224,25 @@ export async function bfvMember(init: {
 type He = typeof import('@fedtwin/he');
 type HeKey = Awaited<ReturnType<He['loadSecretKeyFile']>>;
 
-async function obtainKey(he: He, ctx: Parameters<He['generateKeys']>[0], init: Parameters<typeof bfvMember>[0]): Promise<HeKey> {
+async function obtainKey(he: He, ctx: Parameters<He['generateKeys']>[0], init: Parameters<typeof bfvMember>[0], epochs: KeyEpochs): Promise<HeKey> {
   const holder = init.config.keyHolder;
   const haveFile = await access(init.keyFile).then(() => true, () => false);
   if (haveFile) {
     const key = await he.loadSecretKeyFile(init.keyFile);
     if (init.announcedKeyId === undefined || key.keyId === init.announcedKeyId) {
-      if (init.announcedKeyId === undefined && init.peerId === holder) await publish(he, key, init);
+      const h = epochs.highest;
+      if (h && key.keyId !== h.keyId && epochs.epochOf(key.keyId) !== undefined) {
+        // The key file holds a key older than one this member accepted (restored from a backup): never encrypt under it.
+        throw replayed(key.keyId, epochs.epochOf(key.keyId), h);
+      }
+      if (init.announcedKeyId === undefined && init.peerId === holder) {
+        if (!h) await epochs.accept(key.keyId, 0);
+        await publish(he, key, init);
+      } else if (init.announcedKeyId !== undefined && (h ? key.keyId !== h.keyId : init.peerId !== holder)) {
+        // A key of unknown epoch: written by `fedtwin keys rotate` on the holder's machine, or kept from a
+        // version without the epochs file. Its sealed box carries the epoch under the holder's signature.
+        await recordEpochOfCurrent(he, key, init, epochs, h !== undefined);
+      }
       return key;
     }
     init.logger.warn({ event: 'he-key-stale', have: key.keyId, announced: init.announcedKeyId }, 'the consortium uses another HE key; fetching it');
@@ -223,6 +252,8 @@ async function obtainKey(he: He, ctx: Parameters<He['generateKeys']>[0], init: P
       throw new FedtwinError('NODE_KEY_LOST', `this member is the key holder but does not have the announced key ${init.announcedKeyId}`, { hint: `restore ${init.keyFile} from backup (rotation needs the old key to finish open rounds)` });
     }
     const key = he.generateKeys(ctx);
+    if (epochs.highest) throw new FedtwinError('NODE_KEY_LOST', `this member is the key holder, has accepted key epoch ${epochs.highest.epoch}, but has no key file`, { hint: `restore ${init.keyFile} from backup` });
+    await epochs.accept(key.keyId, 0);
     await he.saveSecretKeyFile(init.keyFile, key);
     init.logger.info({ event: 'he-key-generated', keyId: key.keyId }, `generated the consortium HE key ${key.keyId.slice(0, 16)}… (key holder)`);
     await publish(he, key, init);
@@ -234,6 +265,7 @@ async function obtainKey(he: He, ctx: Parameters<He['generateKeys']>[0], init: P
     if (r.status === 'ready') {
       if (r.sealed === null || r.sealed === undefined) throw new FedtwinError('NODE_KEY_MISSING', 'the aggregator holds no sealed key for this member', { hint: 'the key holder must re-publish the key after this member was admitted' });
       const opened = he.openSealedKey({ sealed: r.sealed, recipientKey: init.identity, expectedHolder: holder, expectedKeyId: r.keyId });
+      await epochs.accept(opened.keyId, opened.epoch);
       await he.saveSecretKeyFile(init.keyFile, opened.key);
       init.logger.info({ event: 'he-key-received', keyId: opened.keyId, epoch: opened.epoch }, `received the consortium HE key ${opened.keyId.slice(0, 16)}… from the key holder`);
       return opened.key;
@@ -245,8 +277,113 @@ async function obtainKey(he: He, ctx: Parameters<He['generateKeys']>[0], init: P
 
 async function publish(he: He, key: HeKey, init: Parameters<typeof bfvMember>[0]): Promise<void> {
   const bytes = he.serializeSecretKey(key);
-  const boxes = init.config.members.filter((m) => m !== init.peerId).map((m) =>
+  const recipients = [...new Set(init.config.members.filter((m) => m !== init.peerId))];
+  const boxes = recipients.map((m) =>
     he.sealKeyFor({ recipientPeerId: m, secretKey: bytes, keyId: key.keyId, epoch: 0, holderKey: init.identity }));
+  // The holder seals for exactly the configured members (itself aside), one box each, under its own signature.
+  const sealedFor = boxes.map((b) => he.verifySealedKey(b, init.peerId).recipient).sort();
+  if (sealedFor.length !== recipients.length || sealedFor.some((r, i) => r !== [...recipients].sort()[i])) {
+    throw new FedtwinError('NODE_INTERNAL', 'the sealed boxes do not match the configured members', { hint: 'internal: publish() seals one box per configured member' });
+  }
   await init.io.publish(key.keyId, 0, boxes);
   init.logger.info({ event: 'he-key-published', keyId: key.keyId, members: boxes.length }, `sealed the HE key for ${boxes.length} member(s) and handed the boxes to the aggregator`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key epochs: the highest key epoch this member accepted, kept beside the key files (0600, outlives a wiped
+// state). The holder's signature makes a box authentic but not fresh: an aggregator can serve a member an old
+// box the holder really signed (a retired key, which a removed member may still hold). So a member refuses a
+// box of an older epoch, or of another key id at an epoch it has already accepted, and encrypts only under
+// the key of its highest epoch.
+
+export const KEY_EPOCHS_FILE = 'epochs.json';
+
+export interface KeyEpochs {
+  readonly highest: { epoch: number; keyId: string } | undefined;
+  epochOf(keyId: string): number | undefined;
+  /** Records (keyId, epoch) durably, or throws NODE_KEY_REPLAYED for an older epoch or another key at an epoch ≤ the highest. */
+  accept(keyId: string, epoch: number): Promise<void>;
+}
+
+function replayed(keyId: string, epoch: number | undefined, highest: { epoch: number; keyId: string }): FedtwinError {
+  return new FedtwinError('NODE_KEY_REPLAYED', `HE key ${keyId.slice(0, 16)}… (epoch ${epoch ?? 'unknown'}) is not newer than key ${highest.keyId.slice(0, 16)}… (epoch ${highest.epoch}), which this member already accepted`, {
+    hint: 'the aggregator served a retired or conflicting sealed key; keep this member\'s logs as evidence and alert the consortium',
+    details: { offeredKeyId: keyId, offeredEpoch: epoch ?? null, acceptedKeyId: highest.keyId, acceptedEpoch: highest.epoch },
+  });
+}
+
+interface EpochsFile { v: 1; highest: { epoch: number; keyId: string }; keys: Record<string, number> }
+
+export async function openKeyEpochs(path: string): Promise<KeyEpochs> {
+  let rec: EpochsFile | undefined;
+  const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw new FedtwinError('NODE_STATE_IO', `cannot read the key-epochs file ${path}: ${err.message}`, { hint: 'check the file\'s permissions' });
+  });
+  if (text !== undefined) {
+    try {
+      const r = JSON.parse(text) as EpochsFile;
+      const ok = r?.v === 1 && Number.isSafeInteger(r.highest?.epoch) && r.highest.epoch >= 0 && typeof r.highest.keyId === 'string'
+        && r.keys && typeof r.keys === 'object' && Object.values(r.keys).every((e) => Number.isSafeInteger(e) && e >= 0 && e <= r.highest.epoch);
+      if (!ok) throw new Error('bad shape');
+      rec = r;
+    } catch {
+      throw new FedtwinError('NODE_STATE_CORRUPT', `key-epochs file ${path} is damaged`, { hint: 'restore it from backup (deleting it lets an aggregator replay a retired key to this member)' });
+    }
+  }
+  const save = async (next: EpochsFile): Promise<void> => {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    const tmp = `${path}.tmp`;
+    const f = await open(tmp, 'w', 0o600);
+    try {
+      await f.chmod(0o600);
+      await f.writeFile(JSON.stringify(next));
+      await f.sync();
+    } finally {
+      await f.close();
+    }
+    await rename(tmp, path);
+  };
+  return {
+    get highest() { return rec ? { ...rec.highest } : undefined; },
+    epochOf: (keyId) => rec?.keys[keyId],
+    async accept(keyId, epoch) {
+      if (!Number.isSafeInteger(epoch) || epoch < 0) throw new FedtwinError('NODE_KEY_REPLAYED', `HE key epoch ${epoch} is invalid`);
+      if (rec) {
+        if (epoch < rec.highest.epoch || (epoch === rec.highest.epoch && keyId !== rec.highest.keyId)) throw replayed(keyId, epoch, rec.highest);
+        if (epoch === rec.highest.epoch) return; // the same key again
+      }
+      await save({ v: 1, highest: { epoch, keyId }, keys: { ...(rec?.keys ?? {}), [keyId]: epoch } });
+      rec = { v: 1, highest: { epoch, keyId }, keys: { ...(rec?.keys ?? {}), [keyId]: epoch } };
+    },
+  };
+}
+
+/**
+ * A member upgraded from a version without the epochs file holds a key of unknown epoch: its own sealed box
+ * (the aggregator holds it, since it announced this key id) carries the epoch under the holder's signature.
+ */
+async function recordEpochOfCurrent(he: He, key: HeKey, init: Parameters<typeof bfvMember>[0], epochs: KeyEpochs, required: boolean): Promise<void> {
+  let why = 'the aggregator holds no sealed copy of it for this member';
+  try {
+    const r = await init.io.fetchKey();
+    if (r.status === 'ready' && r.keyId === key.keyId && r.sealed) {
+      const opened = he.openSealedKey({ sealed: r.sealed, recipientKey: init.identity, expectedHolder: init.config.keyHolder, expectedKeyId: key.keyId });
+      await epochs.accept(opened.keyId, opened.epoch);
+      init.logger.info({ event: 'he-key-epoch-recorded', keyId: key.keyId, epoch: opened.epoch }, `recorded HE key epoch ${opened.epoch}`);
+      return;
+    }
+  } catch (err) {
+    if ((err as FedtwinError).code === 'NODE_KEY_REPLAYED') throw err;
+    why = String(err);
+  }
+  if (required) {
+    // This member accepted a key of known epoch, and the key file now holds another whose epoch nothing vouches for.
+    const h = epochs.highest!;
+    throw new FedtwinError('NODE_KEY_REPLAYED', `the key file holds HE key ${key.keyId.slice(0, 16)}… of unknown epoch, and this member accepted key ${h.keyId.slice(0, 16)}… (epoch ${h.epoch}): ${why}`, {
+      hint: 'restore the key file of the newest key, or have the key holder re-publish its sealed copy',
+      details: { offeredKeyId: key.keyId, offeredEpoch: null, acceptedKeyId: h.keyId, acceptedEpoch: h.epoch },
+    });
+  }
+  init.logger.warn({ event: 'he-key-epoch-unknown', reason: why }, 'could not learn the epoch of the current HE key; it is recorded with the next key accepted');
 }
