@@ -95,11 +95,14 @@ describe('faults', () => {
   it('a config with a wrong field names the field and exits 2', async () => {
     c = await createConsortium({ nodes: 1, rounds: 1, quorum: 1, minParticipants: 1, deadlineSeconds: 60 });
     const cfg = JSON.parse(await readFile(c.aggConfig, 'utf8'));
-    await writeFile(c.aggConfig, JSON.stringify({ ...cfg, rounds: { ...cfg.rounds, quorum: 'three' } }));
+    // A bad field of the consortium manifest the config names: the manifest's field, exit 2.
+    const good = await readFile(c.manifestPath, 'utf8');
+    await writeFile(c.manifestPath, JSON.stringify({ ...c.manifest, rounds: { ...c.manifest.rounds, quorum: 'three' } }));
     const r = await runCli(['aggregator', 'start', '--config', c.aggConfig]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/CONFIG_INVALID/);
+    expect(r.stderr).toMatch(/CONSORTIUM_INVALID/);
     expect(r.stderr).toContain('rounds.quorum');
+    await writeFile(c.manifestPath, good);
     await writeFile(c.aggConfig, JSON.stringify({ ...cfg, qourum: 3 }));
     const typo = await runCli(['aggregator', 'start', '--config', c.aggConfig]);
     expect(typo.code).toBe(2);

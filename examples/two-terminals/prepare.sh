@@ -19,22 +19,25 @@ b=$("$fedtwin" keys generate --out site-b.key --force)
 head -n 301 "$data" > site-a.csv
 { head -n 1 "$data"; tail -n +302 "$data"; } > site-b.csv
 
+# The consortium manifest: what every party agrees to and pins (members, aggregator, privacy, rounds).
+# A real consortium circulates this file; each hospital checks `fedtwin consortium hash consortium.yaml`.
+"$fedtwin" consortium init --id two-terminals --aggregator "$agg" --members "site A=$a,site B=$b" \
+  --rounds 5 --quorum 2 --min-participants 1 --deadline 120 --privacy record --epsilon 8 \
+  --schema schema.json --out consortium.yaml --force
+
 cat > aggregator.yaml <<YAML
-consortium: two-terminals
+consortium: ./consortium.yaml
 dataDir: ./agg-data
 identity: ./agg.key
 listen: [/ip4/127.0.0.1/tcp/9400]
-members: [$a, $b]
 schema: ./schema.json
-model: { kind: vae, latentDim: 8, hidden: 64, seed: 42 }
-training: { epochs: 10, batchSize: 32, learningRate: 0.003 }
-rounds: { total: 5, quorum: 2, minParticipants: 1, deadlineSeconds: 120 }
 YAML
 for s in a b; do
   cat > "site-$s.yaml" <<YAML
+consortium: ./consortium.yaml
 dataDir: ./site-$s-data
 identity: ./site-$s.key
-aggregator: { peerId: $agg, address: /ip4/127.0.0.1/tcp/9400 }
+aggregator: { address: /ip4/127.0.0.1/tcp/9400 }
 data: { csv: ./site-$s.csv }
 synthetic: { rows: 300, out: ./site-$s-synthetic.csv }
 YAML

@@ -5,9 +5,14 @@ import { createServer } from 'node:net';
 import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
 import { dirichletSplit, encodeTable, inferSchema, loadDataset, tableFromCsv, toCsv } from '@fedtwin/models';
 import { startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from '@fedtwin/sim';
+import { manifestHash, parseManifest, schemaHash, type Manifest } from '@fedtwin/consortium';
 
 export interface Consortium {
   dir: string;
+  /** The consortium manifest every process pins (consortium.json in dir). */
+  manifest: Manifest;
+  manifestPath: string;
+  manifestHash: string;
   nodeIds: string[];
   aggregatorId: string;
   aggConfig: string;
@@ -41,23 +46,29 @@ export async function createConsortium(opts: {
     nodeIds.push(peerIdOf(key));
     await writeFile(join(dir, `node${i}.csv`), toCsv(ds.header, parts[i]!.map((r) => ds.rows[r]!)));
   }
-  const aggConfig = join(dir, 'aggregator.json');
-  await writeFile(aggConfig, JSON.stringify({
-    consortium: 'test', dataDir: 'agg-data', identity: 'agg.key', listen: [opts.listen ?? '/ip4/127.0.0.1/tcp/0'],
-    members: [...nodeIds, ...(opts.extraMembers ?? [])], schema: 'schema.json',
+  const manifest = parseManifest({
+    consortium: 'test', aggregator: aggregatorId, schemaHash: schemaHash(schema),
+    members: [...nodeIds, ...(opts.extraMembers ?? [])].map((peerId, i) => ({ peerId, name: `member ${i}` })),
     model: { kind: 'vae', latentDim: 4, hidden: 16, seed: 1 },
     training: { epochs: opts.epochs ?? 1, batchSize: 64, learningRate: 0.003 },
     rounds: { total: opts.rounds, quorum: opts.quorum, minParticipants: opts.minParticipants, deadlineSeconds: opts.deadlineSeconds },
     ...(opts.privacy ? { privacy: opts.privacy } : {}),
+  });
+  const manifestPath = join(dir, 'consortium.json');
+  await writeFile(manifestPath, JSON.stringify(manifest));
+  const aggConfig = join(dir, 'aggregator.json');
+  await writeFile(aggConfig, JSON.stringify({
+    consortium: 'consortium.json', dataDir: 'agg-data', identity: 'agg.key', listen: [opts.listen ?? '/ip4/127.0.0.1/tcp/0'], schema: 'schema.json',
   }));
   let address = '';
   const daemons: Daemon[] = [];
   const c: Consortium = {
-    dir, nodeIds, aggregatorId, aggConfig,
+    dir, nodeIds, aggregatorId, aggConfig, manifest, manifestPath, manifestHash: manifestHash(manifest),
     nodeConfig: (i) => join(dir, `node${i}.json`),
     async writeNodeConfig(i, patch = {}) {
       await writeFile(join(dir, `node${i}.json`), JSON.stringify({
-        dataDir: `node${i}-data`, identity: `node${i}.key`, aggregator: { peerId: aggregatorId, address },
+        consortium: 'consortium.json', dataDir: `node${i}-data`, identity: `node${i}.key`, aggregator: { peerId: aggregatorId, address },
+        ...(manifest.privacy.mode === 'off' ? { privacy: { mode: 'off' } } : {}),
         data: { csv: `node${i}.csv` }, synthetic: { rows: 20, out: `node${i}-synthetic.csv` }, exitWhenDone: true, ...patch,
       }));
     },

@@ -6,6 +6,7 @@
  * bare reset, a hang or a crash.
  */
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { manifestHash, parseManifest, privacyPolicyOf, secureAggregationOf, type Manifest } from '@fedtwin/consortium';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -697,6 +698,8 @@ export interface FuzzEnv {
   wireLog: ReturnType<typeof errorLog>;
   ledgerDir: string;
   secureAggregation: SecureAggregation;
+  /** The manifest every site pins. */
+  pinned: { manifest: Manifest; hash: string };
   stop(): Promise<void>;
 }
 
@@ -730,15 +733,22 @@ export async function createFuzzEnv(opts: { bfv: boolean; totalRounds: number; p
   const wireLog = errorLog();
   const aggHost = await createWireHost({ privateKey: aggKey, allow: [...members, peerIdOf(strangerKey)], logger: wireLog });
   const handlers = captureHandlers(aggHost);
-  const secureAggregation: SecureAggregation = opts.bfv
-    ? { scheme: 'bfv', params: { clip: 1, maxParticipants: members.length }, keyHolder: members[0]!, members }
-    : { scheme: 'plaintext' };
+  // The consortium manifest the members pin; the aggregator runs exactly what it says.
+  const manifest = parseManifest({
+    consortium: 'fuzz', aggregator: aggHost.peerId, members: members.map((peerId) => ({ peerId })), model,
+    training: { epochs: 1, batchSize: 64, learningRate: 0.003 },
+    rounds: { total: opts.totalRounds, quorum: 2, minParticipants: 2, deadlineSeconds: 900 },
+    secureAggregation: opts.bfv ? { scheme: 'bfv', clip: 1, maxParticipants: members.length, keyHolder: members[0]! } : { scheme: 'plaintext' },
+  });
+  const pinned = { manifest, hash: manifestHash(manifest) };
+  const secureAggregation: SecureAggregation = secureAggregationOf(manifest);
   const ledgerDir = join(dir, 'ledger');
   const aggLog = errorLog();
   const agg = await createAggregator({
     host: aggHost, dataDir: join(dir, 'state'), consortium: 'fuzz', members, schema, model, modelValues, strategy: 'fedavg',
-    training: { epochs: 1, batchSize: 64, learningRate: 0.003 },
+    training: manifest.training,
     rounds: { totalRounds: opts.totalRounds, quorum: 2, minParticipants: 2, deadlineSeconds: 900 },
+    privacy: privacyPolicyOf(manifest), manifest: pinned,
     secureAggregation, ledger: { dir: ledgerDir, identity: aggKey }, logger: aggLog,
   });
   const addr = aggHost.addrs()[0]!;
@@ -748,7 +758,7 @@ export async function createFuzzEnv(opts: { bfv: boolean; totalRounds: number; p
   const stranger = await client(strangerKey);
   return {
     direct: { fuzzer: new DirectClient(handlers, fuzzer.peerId), helper: new DirectClient(handlers, helper.peerId), stranger: new DirectClient(handlers, stranger.peerId) },
-    dir, aggKey, aggHost, agg, addr, schema, modelValues, model, fuzzer, helper, stranger, sites, aggLog, wireLog, ledgerDir, secureAggregation,
+    dir, aggKey, aggHost, agg, addr, schema, modelValues, model, pinned, fuzzer, helper, stranger, sites, aggLog, wireLog, ledgerDir, secureAggregation,
     async stop() {
       for (const c of [fuzzer, helper, stranger]) await c.host.stop().catch(() => undefined);
       await agg.stop().catch(() => undefined);
@@ -782,7 +792,7 @@ export async function finishFederation(env: FuzzEnv, timeoutMs: number): Promise
     const dataDir = join(env.dir, `site${i}`);
     await mkdir(dataDir, { recursive: true });
     nodes.push(await createNode({
-      host, aggregator: env.addr, dataDir: join(dataDir, 'state'), csvPath: s.csv, backend: 'cpu', logger: silent,
+      host, aggregator: env.addr, dataDir: join(dataDir, 'state'), csvPath: s.csv, backend: 'cpu', logger: silent, consortium: env.pinned, allowPrivacyOff: true,
       identity: s.key, ledgerDir: join(dataDir, 'ledger'), heKeyFile: join(dataDir, 'he-secret.key'), heThreads: 1, seed: i + 1,
       seededNoise: true, unreachableGiveUpSeconds: 30,
     }));

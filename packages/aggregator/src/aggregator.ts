@@ -33,6 +33,8 @@ export interface RoundPolicy {
 
 export interface AggregatorInit {
   host: AggregatorHost;
+  /** The consortium manifest (normalised) and its hash: announced at join, named in the ledger's first entry and the genesis model version. */
+  manifest?: { manifest: unknown; hash: string };
   dataDir: string;
   consortium: string;
   members: string[];
@@ -92,7 +94,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   // The HE key in force: its id and each member's sealed copy (the aggregator cannot open them).
   let keyState: KeyRecord | undefined = secureAggregation.scheme === 'bfv' ? await store.getKey() : undefined;
   const audit: AuditLog | undefined = init.ledger
-    ? await openAuditLog({ dir: init.ledger.dir, identity: init.ledger.identity, consortium: init.consortium, members: init.members })
+    ? await openAuditLog({ dir: init.ledger.dir, identity: init.ledger.identity, consortium: init.consortium, members: init.members, ...(init.manifest ? { manifestHash: init.manifest.hash } : {}) })
     : undefined;
   // State and ledger are two stores: append what a crash between them left out of the ledger (reconcile.ts).
   if (audit) await reconcileLedger({ store, audit, log: init.logger, members: init.members, roundConfig: { ...init.training, quorum: init.rounds.quorum, minParticipants: init.rounds.minParticipants, privacy: privacy.mode, encoding: scheme.encoding } });
@@ -104,7 +106,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     typeof init.maxWeight === 'number' ? init.maxWeight : (init.maxWeight?.[peer] ?? DEFAULT_MAX_WEIGHT);
   // The base of every round is this chain's head, fixed by the aggregator (never by an upload).
   if (state.modelVersion === undefined) {
-    let mv = genesisModelVersion({ consortium: init.consortium, modelValues: init.modelValues, strategy: init.strategy, model: init.model });
+    let mv = genesisModelVersion({ consortium: init.consortium, modelValues: init.modelValues, strategy: init.strategy, model: init.model, manifestHash: init.manifest?.hash });
     for (let v = 1; v <= state.version; v++) {
       const a = await store.getAggregate(v);
       if (!a) throw new FedtwinError('STATE_CORRUPT', `aggregate ${v} is missing from the aggregator's state`, { hint: 'restore the aggregator\'s dataDir from a backup' });
@@ -143,7 +145,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     for (const c of rec.contributions) {
       const body = ups.get(c.peer);
       if (!body) throw new FedtwinError('STATE_CORRUPT', `round ${rec.round}: update of ${c.peer} listed but missing`);
-      await fresh.add(body, { round: rec.round, baseHash: rec.baseHash ?? c.baseHash, ...(rec.keyId ? { keyId: rec.keyId } : {}) });
+      await fresh.add(body, { round: rec.round, baseHash: rec.baseHash ?? c.baseHash, member: c.peer, ...(rec.keyId ? { keyId: rec.keyId } : {}) });
     }
     return fresh;
   }
@@ -334,7 +336,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       for (const peer of set) {
         const b = ups.get(peer);
         if (!b) throw new FedtwinError('STATE_CORRUPT', `round ${rec.round}: the update of ${peer} is no longer stored`);
-        await acc.add(b, { round: rec.round, baseHash: rec.baseHash!, ...(rec.keyId ? { keyId: rec.keyId } : {}) });
+        await acc.add(b, { round: rec.round, baseHash: rec.baseHash!, member: peer, ...(rec.keyId ? { keyId: rec.keyId } : {}) });
       }
       return await acc.result();
     } finally {
@@ -464,6 +466,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       log.info({ event: 'member-joined', peer, nodeVersion: header.nodeVersion, backend: header.backend }, `member ${peer} joined`);
       const res: JoinResponse = {
         consortium: init.consortium, schema: init.schema, model: init.model, strategy: init.strategy,
+        ...(init.manifest ? { manifest: init.manifest.manifest as Record<string, unknown>, manifestHash: init.manifest.hash } : {}),
         modelValues: init.modelValues, totalRounds: init.rounds.totalRounds, privacy, secureAggregation,
         ...(keyState ? { keyId: keyState.keyId } : {}),
       };
@@ -622,7 +625,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         const entry = audit
           ? await audit.checkMemberEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'contribution', round: header.round, body, keyId: open.keyId ?? 'plaintext', base: open.baseHash! })
           : undefined;
-        await sum!.add(body, { round: open.round, baseHash: open.baseHash!, ...(header.keyId ? { keyId: header.keyId } : {}) });
+        await sum!.add(body, { round: open.round, baseHash: open.baseHash!, member: peer, ...(header.keyId ? { keyId: header.keyId } : {}) });
         const rec: RoundRecord = {
           ...open,
           contributions: [...open.contributions, {

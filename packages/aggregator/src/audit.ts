@@ -74,7 +74,7 @@ export interface MemberEntryExpectation {
   base?: string;
 }
 
-export async function openAuditLog(init: { dir: string; identity: PrivateKey; consortium: string; members: string[] }): Promise<AuditLog> {
+export async function openAuditLog(init: { dir: string; identity: PrivateKey; consortium: string; members: string[]; manifestHash?: string }): Promise<AuditLog> {
   const ledger = await openLedger({ dir: init.dir });
   const signer = createEntrySigner(init.identity);
   const origin = `fedtwin/${init.consortium}`;
@@ -84,6 +84,8 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
   // A new log starts with the membership it was created with.
   if (ledger.size === 0) {
     const admits: LedgerEntry[] = [];
+    // The first entry names the consortium manifest every member pinned.
+    if (init.manifestHash) admits.push(await createEntry({ type: 'consortium', v: 1, consortium: init.consortium, manifestHash: init.manifestHash, aggregator: signer.peerId, members: init.members, time: now() }, signer));
     for (const m of init.members) admits.push(await createEntry({ type: 'membership', v: 1, action: 'admit', peerId: m, time: now() }, signer));
     await ledger.appendMany(admits);
     await ledger.signCheckpoint(note);

@@ -11,53 +11,17 @@ const multiaddr = z.string().regex(/^\/(ip4|ip6|dns4|dns6)\/[^/]+\/tcp\/\d{1,5}(
 const peerId = z.string().regex(/^(12D3Koo|Qm)[1-9A-HJ-NP-Za-km-z]{20,}$/, 'must be a libp2p peer ID (fedtwin keys generate prints it)');
 const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info');
 
-const mechanism = {
-  clip: z.number().positive().optional(),
-  noiseMultiplier: z.number().positive().optional(),
-  targetEpsilon: z.number().positive().optional(),
-};
-export const PrivacyConfigSchema = z.object({
-  mode: z.enum(['off', 'record', 'site', 'both']).default('off'),
-  epsilon: z.number().positive().default(8),
-  delta: z.number().gt(0).lt(1).default(1e-5),
-  ...mechanism,
-  site: z.object(mechanism).strict().optional(),
-}).strict();
-export type PrivacyConfig = z.infer<typeof PrivacyConfigSchema>;
+export { PrivacyConfigSchema, type PrivacyConfig } from '@fedtwin/consortium';
 
 export const AggregatorConfigSchema = z.object({
-  consortium: z.string().min(1).max(200).default('fedtwin'),
+  /** The consortium manifest file (members, policies, model): what every member pinned. */
+  consortium: z.string().min(1),
   dataDir: z.string().min(1),
   identity: z.string().min(1),
   listen: z.array(multiaddr).min(1).default(['/ip4/127.0.0.1/tcp/9400']),
-  members: z.array(peerId).min(1),
-  /**
-   * Largest FedAvg weight (record count) a member may declare: one bound for all, or per member peer ID
-   * (members not named get 1,000,000). Bounds how far one member can dilute the others.
-   */
-  maxWeight: z.union([z.number().int().min(1), z.record(peerId, z.number().int().min(1))]).optional(),
   /** The audit log (default: <dataDir>/ledger). */
   ledgerDir: z.string().min(1).optional(),
   schema: z.union([z.string().min(1), TableSchemaMessage]),
-  model: ModelConfigMessage.default({ kind: 'vae', latentDim: 8, hidden: 64, seed: 42 }),
-  strategy: z.enum(['fedavg']).default('fedavg'),
-  training: TrainingConfigMessage.default({ epochs: 5, batchSize: 32, learningRate: 0.003 }),
-  rounds: z.object({
-    total: z.number().int().min(1).max(100_000),
-    quorum: z.number().int().min(1),
-    minParticipants: z.number().int().min(1),
-    deadlineSeconds: z.number().positive().max(7 * 24 * 3600),
-  }).strict(),
-  privacy: PrivacyConfigSchema.default({ mode: 'off', epsilon: 8, delta: 1e-5 }),
-  secureAggregation: z.object({
-    scheme: z.enum(['bfv', 'plaintext']).default('bfv'),
-    /** The member that generates and seals the HE key (default: the first member). */
-    keyHolder: peerId.optional(),
-    /** Update values are clipped to [-clip, clip] before 16-bit quantization. */
-    clip: z.number().positive().default(64),
-    /** Largest consortium the plaintext modulus has headroom for. */
-    maxParticipants: z.number().int().min(1).max(1 << 16).default(1024),
-  }).strict().default({ scheme: 'bfv', clip: 64, maxParticipants: 1024 }),
   log: z.object({ level: logLevel }).strict().default({ level: 'info' }),
 }).strict();
 export type AggregatorConfig = z.infer<typeof AggregatorConfigSchema>;
@@ -67,7 +31,10 @@ export const NodeConfigSchema = z.object({
   identity: z.string().min(1),
   /** A node only dials out (the aggregator never dials nodes), so by default it opens no listener. */
   listen: z.array(multiaddr).default([]),
-  aggregator: z.object({ peerId, address: multiaddr }).strict(),
+  /** The consortium manifest file this member installed and pins (its own copy). */
+  consortium: z.string().min(1),
+  /** Where the aggregator listens; its peer ID comes from the manifest (`peerId` here, if given, must match it). */
+  aggregator: z.object({ peerId: peerId.optional(), address: multiaddr }).strict(),
   data: z.object({ csv: z.string().min(1) }).strict(),
   /** This member's replica of the audit log (default: <dataDir>/ledger). */
   ledgerDir: z.string().min(1).optional(),
@@ -85,8 +52,20 @@ export const NodeConfigSchema = z.object({
   heThreads: z.number().int().min(1).max(16).optional(),
   seed: z.number().int().min(0).default(1),
   result: z.string().optional(),
-  /** This site's own privacy budget; defaults to the consortium's. */
-  privacy: z.object({ epsilon: z.number().positive().optional(), delta: z.number().gt(0).lt(1).optional() }).strict().optional(),
+  /**
+   * This site's own privacy: a stricter budget (epsilon, delta; default the consortium's), the weakest policy
+   * it joins under (`require`), or `mode: off` — the only way it joins a consortium whose manifest has no DP.
+   */
+  privacy: z.object({
+    epsilon: z.number().positive().optional(),
+    delta: z.number().gt(0).lt(1).optional(),
+    mode: z.literal('off').optional(),
+    require: z.object({
+      mode: z.enum(['record', 'site', 'both']).optional(),
+      maxEpsilon: z.number().positive().optional(),
+      maxDelta: z.number().gt(0).lt(1).optional(),
+    }).strict().optional(),
+  }).strict().optional(),
   log: z.object({ level: logLevel }).strict().default({ level: 'info' }),
 }).strict();
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;

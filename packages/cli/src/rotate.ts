@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { FedtwinError } from '@fedtwin/errors';
 import { JoinResponse, KeyPublishAck, KeyResponse, Protocols } from '@fedtwin/protocol';
 import { NodeConfigSchema, loadConfigFile, resolveFrom } from './config.ts';
+import { loadManifest, requireSame, secureAggregationOf } from '@fedtwin/consortium';
 
 /**
  * Key rotation, run on the key holder's machine beside its node: a new BFV key with the same
@@ -17,14 +18,17 @@ export async function rotateKey(configPath: string): Promise<{ keyId: string; ep
   const me = wire.peerIdOf(identity);
   const dataDir = resolveFrom(baseDir, config.dataDir);
   const keyFile = join(dataDir, 'he-secret.key');
-  const aggId = config.aggregator.peerId;
+  // Who the aggregator is and whom the key is sealed for come from the pinned manifest, never from the aggregator.
+  const { manifest } = await loadManifest(resolveFrom(baseDir, config.consortium));
+  const aggId = manifest.aggregator;
   const address = config.aggregator.address.includes('/p2p/') ? config.aggregator.address : `${config.aggregator.address}/p2p/${aggId}`;
   const host = await wire.createWireHost({ privateKey: identity, listen: [], allow: [aggId] });
   try {
     const call = async <T>(name: string, header: unknown, response: import('zod').ZodType<T>, body?: Uint8Array) =>
       (await host.request<unknown, T>(address, name, { header, body }, { response, maxBodyBytes: 0, timeoutMs: 60_000 })).header;
     const joinInfo = await call(Protocols.join, { nodeVersion: process.version, backend: 'none' }, JoinResponse);
-    const sa = joinInfo.secureAggregation;
+    const sa = secureAggregationOf(manifest);
+    requireSame('the secure aggregation', sa, joinInfo.secureAggregation);
     if (sa.scheme !== 'bfv') throw new FedtwinError('KEYS_NOT_BFV', 'the consortium does not use HE secure aggregation', { hint: 'nothing to rotate' });
     if (sa.keyHolder !== me) throw new FedtwinError('KEYS_NOT_HOLDER', `this member (${me}) is not the key holder (${sa.keyHolder})`, { hint: 'run keys rotate with the node config of the key holder' });
     const cur = await call(Protocols.key, { waitMs: 0 }, KeyResponse);

@@ -23,8 +23,8 @@ describe('fedtwin bench he', () => {
     }
     const ours = r.fedtwin as Record<string, number>;
     const base = r.baseline as Record<string, number>;
-    // Sizes are deterministic: 5 chunks × (52 + 4096·40/8) + 84 bytes for 20,000 values (c0 only; c1 is the round's a).
-    expect(ours.bytesPerValue).toBeCloseTo((84 + 5 * (52 + 20480)) / 20000, 3);
+    // Sizes are deterministic: 5 chunks × (52 + 4096·40/8) + 84 header bytes + one 32-byte (member, nonce) row for 20,000 values (c0 only; c1 is the round's a).
+    expect(ours.bytesPerValue).toBeCloseTo((84 + 32 + 5 * (52 + 20480)) / 20000, 3);
     expect(base.bytesPerValue).toBeGreaterThan(8 * ours.bytesPerValue);
     // Quantization error of a sum of 3 updates is at most 3 / scale (scale = 32767 for clip 1).
     expect(ours.maxAbsError).toBeLessThanOrEqual(3 / 32767);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { AggregatorConfigSchema, NodeConfigSchema, loadConfigFile, validateConfig } from '../src/config.ts';
 
 const node = {
-  dataDir: 'd', identity: 'k', aggregator: { peerId: '12D3KooWRFGvfm6rcokkWBEeoxyyotr9CzK8q1SL4dvJNo3XSpHU', address: '/ip4/127.0.0.1/tcp/9400' },
+  consortium: 'consortium.yaml', dataDir: 'd', identity: 'k', aggregator: { peerId: '12D3KooWRFGvfm6rcokkWBEeoxyyotr9CzK8q1SL4dvJNo3XSpHU', address: '/ip4/127.0.0.1/tcp/9400' },
   data: { csv: 'x.csv' },
 };
 
@@ -32,7 +32,7 @@ describe('config validation', () => {
   it('reads YAML and JSON files and reports syntax errors with CONFIG_PARSE', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fedtwin-cfg-'));
     try {
-      await writeFile(join(dir, 'n.yaml'), `dataDir: d\nidentity: k\naggregator: { peerId: ${node.aggregator.peerId}, address: /ip4/127.0.0.1/tcp/9400 }\ndata: { csv: x.csv }\n`);
+      await writeFile(join(dir, 'n.yaml'), `consortium: c.yaml\ndataDir: d\nidentity: k\naggregator: { peerId: ${node.aggregator.peerId}, address: /ip4/127.0.0.1/tcp/9400 }\ndata: { csv: x.csv }\n`);
       const { config, baseDir } = await loadConfigFile(join(dir, 'n.yaml'), NodeConfigSchema);
       expect(config.data.csv).toBe('x.csv');
       expect(baseDir).toBe(dir);

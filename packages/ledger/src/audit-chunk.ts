@@ -141,6 +141,7 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
         if (p.peerId !== undefined) who[i] = intern(p.peerId);
         break;
       case 'key':
+      case 'consortium':
         break;
     }
     let ok = false;

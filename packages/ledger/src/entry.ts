@@ -58,6 +58,17 @@ const delta = z.number().min(0).max(1);
 const shortText = z.string().min(1).max(1024);
 const time = z.int().nonnegative().optional(); // ms since the Unix epoch, when the author wants one
 
+/** The ledger's first entry: the consortium manifest every member pinned (its hash), aggregator-signed. */
+export const consortiumPayloadSchema = z.strictObject({
+  type: z.literal('consortium'),
+  v: z.literal(1),
+  consortium: z.string().min(1).max(200),
+  manifestHash: hex32,
+  aggregator: peerIdText,
+  members: z.array(peerIdText).max(10_000),
+  time,
+});
+
 export const membershipPayloadSchema = z.strictObject({
   type: z.literal('membership'),
   v: z.literal(1),
@@ -172,6 +183,7 @@ export const exclusionPayloadSchema = z.strictObject({
 });
 
 export const entryPayloadSchema = z.discriminatedUnion('type', [
+  consortiumPayloadSchema,
   membershipPayloadSchema,
   roundPayloadSchema,
   contributionPayloadSchema,
@@ -190,12 +202,13 @@ export type ContributionPayload = z.infer<typeof contributionPayloadSchema>;
 export type AggregatePayload = z.infer<typeof aggregatePayloadSchema>;
 export type KeyPayload = z.infer<typeof keyPayloadSchema>;
 export type RefusalPayload = z.infer<typeof refusalPayloadSchema>;
+export type ConsortiumPayload = z.infer<typeof consortiumPayloadSchema>;
 export type VerdictPayload = z.infer<typeof verdictPayloadSchema>;
 export type ExclusionPayload = z.infer<typeof exclusionPayloadSchema>;
 /** A payload as the caller writes it: `v` defaults to the current version. */
 export type EntryPayloadInput = EntryPayload extends infer P ? (P extends { v: 1 } ? Omit<P, 'v'> & { v?: 1 } : never) : never;
 
-export const ENTRY_TYPES: readonly EntryType[] = ['membership', 'round', 'contribution', 'aggregate', 'key', 'refusal', 'verdict', 'exclusion'];
+export const ENTRY_TYPES: readonly EntryType[] = ['membership', 'round', 'contribution', 'aggregate', 'key', 'refusal', 'verdict', 'exclusion', 'consortium'];
 
 function formatIssues(err: z.ZodError): string {
   return err.issues

@@ -47,6 +47,7 @@ export {
   type KeyPayload,
   type RefusalPayload,
   type VerdictPayload,
+  type ConsortiumPayload,
   type ExclusionPayload,
   type JsonValue,
 } from './entry.ts';

@@ -94,7 +94,7 @@ class Failure extends Error {
 
 class Tally {
   entries = 0;
-  byType: Record<EntryType, number> = { membership: 0, round: 0, contribution: 0, aggregate: 0, key: 0, refusal: 0, verdict: 0, exclusion: 0 };
+  byType: Record<EntryType, number> = { membership: 0, round: 0, contribution: 0, aggregate: 0, key: 0, refusal: 0, verdict: 0, exclusion: 0, consortium: 0 };
   rounds = new Set<number>();
   contributions: Record<string, number> = {};
   epsilon: Record<string, number> = {};
@@ -166,6 +166,7 @@ class Tally {
         if (who) this.excluded.add(who);
         break;
       case 'key':
+      case 'consortium':
         break;
     }
   }

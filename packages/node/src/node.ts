@@ -21,6 +21,8 @@ import { privatizeSiteUpdate } from '@fedtwin/dp';
 import { checkAffordable, openBudgets, planRound, type SiteBudget } from './privacy.ts';
 import type { PrivacyBudget } from '@fedtwin/dp';
 import type { Logger, NodeHost } from './types.ts';
+import { agreedJoin, checkOwnFloor, checkTaskTraining, warnPrivacyOff, type PinnedConsortium } from './consortium-check.ts';
+import type { PrivacyFloor } from '@fedtwin/consortium';
 
 export interface SyntheticOutput {
   /** Rows to generate when the federation finishes. */
@@ -33,6 +35,12 @@ export interface SyntheticOutput {
 
 export interface NodeInit {
   host: NodeHost;
+  /** The consortium manifest this member installed: what it agreed to; everything announced is checked against it. */
+  consortium: PinnedConsortium;
+  /** The weakest privacy this member contributes under (a manifest weaker than it is refused). */
+  privacyFloor?: PrivacyFloor;
+  /** This member's own config says `privacy: { mode: off }`: the only way it joins a consortium without DP. */
+  allowPrivacyOff?: boolean;
   /** Aggregator's multiaddr including `/p2p/<peer ID>` (re-dialled after it restarts), or its peer ID. */
   aggregator: string;
   /** Give up after the aggregator has been unreachable this long (default 300 s). */
@@ -130,7 +138,11 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
   async function run(): Promise<NodeRunResult> {
     // Read and parse before contacting anyone: a missing or malformed export fails fast (size-capped read).
     const { header: csvHeader, rows } = await readCsvFile(init.csvPath);
-    const { header: join } = await call(Protocols.join, { nodeVersion: process.version, backend: init.backend }, JoinResponse);
+    // Before contacting anyone: does this member agree to its own manifest at all (privacy floor)?
+    checkOwnFloor(init.consortium, host.peerId, { ...(init.privacyFloor ? { floor: init.privacyFloor } : {}), ...(init.allowPrivacyOff ? { allowPrivacyOff: true } : {}) });
+    const { header: announced } = await call(Protocols.join, { nodeVersion: process.version, backend: init.backend }, JoinResponse);
+    // Everything the aggregator announces must be what this member pinned; from here on, the pinned values are used.
+    const join = agreedJoin(init.consortium, announced);
     joinedOnce = true;
     log.info({ event: 'joined', consortium: join.consortium, strategy: join.strategy, modelValues: join.modelValues }, `joined consortium ${join.consortium}`);
     const schema = join.schema as TableSchema;
@@ -177,7 +189,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
     let global: Float32Array;
     let state: NodeState;
     const saved = await store.load();
-    const genesis = genesisModelVersion({ consortium: join.consortium, modelValues: join.modelValues, strategy: join.strategy, model: join.model });
+    const genesis = genesisModelVersion({ consortium: join.consortium, modelValues: join.modelValues, strategy: join.strategy, model: join.model, manifestHash: init.consortium.hash });
     if (saved) {
       global = bytesToF32(saved.global);
       state = saved.state;
@@ -394,6 +406,8 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       if (state.version !== task.baseVersion) {
         throw new FedtwinError('NODE_DIVERGED', `round ${task.round} is based on version ${task.baseVersion}, this member holds ${state.version}`);
       }
+      checkTaskTraining(init.consortium, task.training);
+      if (policy.mode === 'off') warnPrivacyOff(log, task.round);
       if (task.baseHash !== state.base) {
         throw new FedtwinError('NODE_DIVERGED', `round ${task.round} is based on model version ${task.baseHash.slice(0, 12)}…, but the aggregates this member applied lead to ${state.base!.slice(0, 12)}…`, { hint: 'the aggregator announces a base its own published aggregates do not lead to; keep this member\'s ledger as evidence and alert the consortium' });
       }

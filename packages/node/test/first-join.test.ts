@@ -7,6 +7,8 @@ import { openLedger } from '@fedtwin/ledger';
 import { createNode } from '../src/node.ts';
 import { NodeStore } from '../src/store.ts';
 import type { NodeHost } from '../src/types.ts';
+import { generateIdentity, peerIdOf } from '@fedtwin/wire';
+import { manifestHash, parseManifest } from '@fedtwin/consortium';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -20,8 +22,10 @@ describe('a node before its first join', () => {
     const dir = await tmp();
     await writeFile(join(dir, 'site.csv'), 'a,b\n1,2\n');
     const seen: string[] = [];
+    const me = peerIdOf(await generateIdentity());
+    const manifest = parseManifest({ consortium: 't', aggregator: peerIdOf(await generateIdentity()), members: [{ peerId: me }], rounds: { total: 1, quorum: 1, minParticipants: 1, deadlineSeconds: 60 } });
     const host: NodeHost = {
-      peerId: '12D3KooWTest',
+      peerId: me,
       request: (async (_target: string, name: string) => {
         const code = codes[Math.min(seen.length, codes.length - 1)]!;
         seen.push(`${name}:${code}`);
@@ -31,6 +35,7 @@ describe('a node before its first join', () => {
     const node = await createNode({
       host, aggregator: '/ip4/127.0.0.1/tcp/9/p2p/12D3KooWAgg', dataDir: join(dir, 'state'), csvPath: join(dir, 'site.csv'),
       backend: 'cpu', logger: quiet, unreachableGiveUpSeconds: giveUpSeconds,
+      consortium: { manifest, hash: manifestHash(manifest) }, allowPrivacyOff: true,
     });
     const result = await node.run().then(() => undefined, (e: unknown) => e as FedtwinError);
     await node.stop();

@@ -162,6 +162,9 @@ export const JoinResponse = z.object({
   secureAggregation: SecureAggregationMessage,
   /** The HE key id in force, once the key holder published it. */
   keyId: z.string().optional(),
+  /** The consortium manifest the aggregator runs (normalised) and its hash: members compare both with their own copy. */
+  manifest: z.record(z.string(), z.unknown()).optional(),
+  manifestHash: hex64.optional(),
 }).strict();
 export type JoinResponse = z.infer<typeof JoinResponse>;
 

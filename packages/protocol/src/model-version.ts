@@ -9,9 +9,10 @@ import { createHash } from 'node:crypto';
  */
 const PREFIX = 'fedtwin-model-version/v1\n';
 
-export function genesisModelVersion(c: { consortium: string; modelValues: number; strategy: string; model: { kind: string; latentDim: number; hidden: number; seed: number; sharedLayers?: string[] | undefined } }): string {
+export function genesisModelVersion(c: { consortium: string; modelValues: number; strategy: string; model: { kind: string; latentDim: number; hidden: number; seed: number; sharedLayers?: string[] | undefined }; manifestHash?: string | undefined }): string {
   const model = { kind: c.model.kind, latentDim: c.model.latentDim, hidden: c.model.hidden, seed: c.model.seed, sharedLayers: c.model.sharedLayers ?? null };
-  return sha256Hex(`${PREFIX}genesis\n${JSON.stringify({ consortium: c.consortium, modelValues: c.modelValues, strategy: c.strategy, model })}`);
+  // The manifest hash enters the chain's root, so every round tag (which names the round's base) binds it.
+  return sha256Hex(`${PREFIX}genesis\n${JSON.stringify({ consortium: c.consortium, modelValues: c.modelValues, strategy: c.strategy, model, manifestHash: c.manifestHash ?? null })}`);
 }
 
 /** The id of the version that aggregate bytes with hash `aggregateHash` make from `base`. */

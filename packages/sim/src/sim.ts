@@ -1,4 +1,5 @@
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
+import { manifestHash, parseManifest, schemaHash } from '@fedtwin/consortium';
 import { createWriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
@@ -122,15 +123,21 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     await writeFile(join(dir, 'data.csv'), toCsv(colNames, pick(shardRows[i]!).rows));
   }
   const quorum = opts.nodes;
-  const aggConfig = {
-    consortium: `sim-${ds.name}`, dataDir: '.', identity: 'identity.key', listen: ['/ip4/127.0.0.1/tcp/0'],
-    members: nodeIds, schema: '../schema.json', ledgerDir: '../ledger',
+  // The consortium manifest every process pins: what each hospital agreed to before it sends anything.
+  const manifest = parseManifest({
+    consortium: `sim-${ds.name}`, aggregator: peerIdOf(aggKey),
+    members: nodeIds.map((peerId, i) => ({ peerId, name: `site ${i}` })), schemaHash: schemaHash(schema),
     model: { kind: 'vae', latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed },
     strategy: 'fedavg', training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate },
     rounds: { total: opts.rounds, quorum, minParticipants: Math.max(1, Math.ceil(opts.nodes / 2)), deadlineSeconds: opts.deadlineSeconds },
     privacy: privacyConfig(opts),
     secureAggregation: { scheme: opts.secureAggregation, ...(opts.heMaxParticipants !== undefined ? { maxParticipants: opts.heMaxParticipants } : {}) },
-    log: { level: 'info' },
+  }, 'the simulation\'s consortium manifest');
+  await writeFile(join(out, 'consortium.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  progress.log(`consortium manifest ${join(out, 'consortium.json')} (hash ${manifestHash(manifest).slice(0, 16)}…)`);
+  const aggConfig = {
+    consortium: '../consortium.json', dataDir: '.', identity: 'identity.key', listen: ['/ip4/127.0.0.1/tcp/0'],
+    schema: '../schema.json', ledgerDir: '../ledger', log: { level: 'info' },
   };
   await writeFile(join(aggDir, 'config.json'), JSON.stringify(aggConfig, null, 2));
 
@@ -161,8 +168,9 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     for (let i = 0; i < opts.nodes; i++) {
       const dir = join(out, 'nodes', String(i));
       const nodeConfig = {
-        dataDir: '.', identity: 'identity.key', listen: ['/ip4/127.0.0.1/tcp/0'],
-        aggregator: { peerId: listening.peerId, address }, data: { csv: 'data.csv' },
+        consortium: '../../consortium.json', dataDir: '.', identity: 'identity.key',
+        aggregator: { address }, data: { csv: 'data.csv' },
+        ...(manifest.privacy.mode === 'off' ? { privacy: { mode: 'off' } } : {}),
         // Each site releases twins of its own population (its own label mix, its personalised model);
         // together they follow the pooled distribution.
         synthetic: { rows: shardRows[i]!.length, out: 'synthetic.csv' },

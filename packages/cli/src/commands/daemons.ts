@@ -7,7 +7,7 @@ import { AggregatorConfigSchema, NodeConfigSchema, loadConfigFile, resolveFrom, 
 import type { SecureAggregation } from '@fedtwin/protocol';
 import { createLogger } from '../logger.ts';
 import { ensurePrivateDir, restrictUmask } from '../private-dirs.ts';
-import { resolvePrivacyPolicy } from '../privacy-policy.ts';
+import { loadManifest, maxWeights, memberIds, privacyPolicyOf, secureAggregationOf } from '@fedtwin/consortium';
 
 /** What a first dial gets from an aggregator that is not up (yet): worth waiting for. */
 const AGGREGATOR_DOWN = new Set(['WIRE_DIAL_FAILED', 'WIRE_TIMEOUT', 'WIRE_STREAM_FAILED']);
@@ -35,21 +35,28 @@ async function startAggregator(configPath: string): Promise<void> {
   const log = createLogger('aggregator', config.log.level);
   const backend = await initBackend();
   log.info({ event: 'start', nodeVersion: process.version, backend: backend.name }, `fedtwin aggregator on Node ${process.version}, tfjs backend ${backend.name}`);
+  const { manifest, hash: manifestHash } = await loadManifest(resolveFrom(baseDir, config.consortium));
   const schema = await loadSchema(config.schema, baseDir);
-  const modelValues = await sharedModelSize(schema, config.model);
+  const modelValues = await sharedModelSize(schema, manifest.model);
   const privateKey = await loadIdentity(resolveFrom(baseDir, config.identity));
-  const members = new Set(config.members);
+  const { peerIdOf } = await import('@fedtwin/wire');
+  if (peerIdOf(privateKey) !== manifest.aggregator) {
+    throw new FedtwinError('CONSORTIUM_MISMATCH', `this aggregator's identity is ${peerIdOf(privateKey)}, the consortium manifest names ${manifest.aggregator}`, { hint: 'start the aggregator with the identity the manifest names, or install the right manifest', details: { field: 'aggregator', pinned: manifest.aggregator, announced: peerIdOf(privateKey) } });
+  }
+  const memberList = memberIds(manifest);
+  const members = new Set(memberList);
   const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => members.has(peer), logger: log });
   const dataDir = resolveFrom(baseDir, config.dataDir);
   const ledgerDir = config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`;
   for (const dir of [dataDir, `${dataDir}/state`, ledgerDir]) await ensurePrivateDir(dir, log);
   const aggregator = await createAggregator({
-    host, dataDir: `${dataDir}/state`, consortium: config.consortium, members: config.members, schema, model: config.model,
-    modelValues, strategy: config.strategy, training: config.training,
-    rounds: { totalRounds: config.rounds.total, quorum: config.rounds.quorum, minParticipants: config.rounds.minParticipants, deadlineSeconds: config.rounds.deadlineSeconds },
-    privacy: resolvePrivacyPolicy(config.privacy, config.rounds, config.members.length),
-    ...(config.maxWeight !== undefined ? { maxWeight: config.maxWeight } : {}),
-    secureAggregation: secureAggregationOf(config),
+    host, dataDir: `${dataDir}/state`, consortium: manifest.consortium, members: memberList, schema, model: manifest.model,
+    modelValues, strategy: manifest.strategy, training: manifest.training,
+    rounds: { totalRounds: manifest.rounds.total, quorum: manifest.rounds.quorum, minParticipants: manifest.rounds.minParticipants, deadlineSeconds: manifest.rounds.deadlineSeconds },
+    privacy: privacyPolicyOf(manifest),
+    maxWeight: maxWeights(manifest),
+    manifest: { manifest, hash: manifestHash },
+    secureAggregation: secureAggregationOf(manifest),
     ledger: { dir: ledgerDir, identity: privateKey },
     logger: log,
   });
@@ -57,7 +64,7 @@ async function startAggregator(configPath: string): Promise<void> {
   // tmp + rename: whoever polls for this file (fedtwin sim, scripts) never reads half of it
   await writeFile(`${dataDir}/listening.json.tmp`, JSON.stringify({ peerId: host.peerId, addrs }, null, 2));
   await rename(`${dataDir}/listening.json.tmp`, `${dataDir}/listening.json`);
-  log.info({ event: 'listening', peerId: host.peerId, addrs, members: config.members.length, modelValues, secureAggregation: config.secureAggregation.scheme }, `aggregator ${host.peerId} listening on ${addrs.join(', ')}`);
+  log.info({ event: 'listening', peerId: host.peerId, addrs, members: memberList.length, manifestHash, modelValues, secureAggregation: manifest.secureAggregation.scheme }, `aggregator ${host.peerId} listening on ${addrs.join(', ')}`);
   const stats = async () => ({
     peerId: host.peerId, bytes: host.bytes(), state: await aggregator.state(), rounds: await aggregator.rounds(),
     secureAggregation: aggregator.secureAggregation, keyId: await aggregator.keyId(), ledger: await aggregator.ledger(), backend: backend.name, nodeVersion: process.version,
@@ -85,8 +92,16 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
   const log = createLogger('node', config.log.level);
   const backend = await initBackend();
   log.info({ event: 'start', nodeVersion: process.version, backend: backend.name }, `fedtwin node on Node ${process.version}, tfjs backend ${backend.name}`);
+  const { manifest, hash: manifestHash } = await loadManifest(resolveFrom(baseDir, config.consortium));
   const privateKey = await loadIdentity(resolveFrom(baseDir, config.identity));
-  const aggregatorId = config.aggregator.peerId;
+  // The aggregator is the manifest's: Noise proves the peer holds that key, so no one else can stand in.
+  const aggregatorId = manifest.aggregator;
+  if (config.aggregator.peerId !== undefined && config.aggregator.peerId !== aggregatorId) {
+    throw new FedtwinError('CONSORTIUM_MISMATCH', `aggregator.peerId ${config.aggregator.peerId} is not the manifest's aggregator ${aggregatorId}`, { hint: 'drop aggregator.peerId from the node config (the manifest names the aggregator) or install the right manifest', details: { field: 'aggregator', pinned: aggregatorId, announced: config.aggregator.peerId } });
+  }
+  if (config.aggregator.address.includes('/p2p/') && !config.aggregator.address.endsWith(`/p2p/${aggregatorId}`)) {
+    throw new FedtwinError('CONSORTIUM_MISMATCH', `aggregator.address ${config.aggregator.address} names another peer than the manifest's aggregator ${aggregatorId}`, { hint: 'fix aggregator.address', details: { field: 'aggregator', pinned: aggregatorId, announced: config.aggregator.address } });
+  }
   const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => peer === aggregatorId, logger: log });
   const address = config.aggregator.address.includes('/p2p/') ? config.aggregator.address : `${config.aggregator.address}/p2p/${aggregatorId}`;
   const dataDir = resolveFrom(baseDir, config.dataDir);
@@ -109,7 +124,10 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     host, aggregator: address, dataDir: `${dataDir}/state`, csvPath: resolveFrom(baseDir, config.data.csv), backend: backend.name, logger: log,
     synthetic: config.synthetic && { ...config.synthetic, out: resolveFrom(baseDir, config.synthetic.out) },
     resultPath: config.result ? resolveFrom(baseDir, config.result) : `${dataDir}/result.json`,
-    bytes: () => host.bytes(), seed: config.seed, privacy: config.privacy, identity: privateKey, seededNoise: config.seededNoise, ...(config.heThreads !== undefined ? { heThreads: config.heThreads } : {}),
+    consortium: { manifest, hash: manifestHash },
+    ...(config.privacy?.require ? { privacyFloor: config.privacy.require } : {}),
+    ...(config.privacy?.mode === 'off' ? { allowPrivacyOff: true } : {}),
+    bytes: () => host.bytes(), seed: config.seed, privacy: { ...(config.privacy?.epsilon !== undefined ? { epsilon: config.privacy.epsilon } : {}), ...(config.privacy?.delta !== undefined ? { delta: config.privacy.delta } : {}) }, identity: privateKey, seededNoise: config.seededNoise, ...(config.heThreads !== undefined ? { heThreads: config.heThreads } : {}),
     ledgerDir, ...(config.unreachableGiveUpSeconds !== undefined ? { unreachableGiveUpSeconds: config.unreachableGiveUpSeconds } : {}),
     heKeyFile: `${dataDir}/he-secret.key`,
   });
@@ -128,16 +146,6 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     log.info({ event: 'idle' }, 'federation finished; staying up (Ctrl-C to stop)');
     await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
   }
-}
-
-function secureAggregationOf(config: AggregatorConfig): SecureAggregation {
-  const sa = config.secureAggregation;
-  if (sa.scheme === 'plaintext') return { scheme: 'plaintext' };
-  const keyHolder = sa.keyHolder ?? config.members[0]!;
-  if (!config.members.includes(keyHolder)) {
-    throw new FedtwinError('CONFIG_INVALID', `secureAggregation.keyHolder ${keyHolder} is not in members`, { hint: 'the key holder must be a member' });
-  }
-  return { scheme: 'bfv', params: { clip: sa.clip, maxParticipants: Math.max(sa.maxParticipants, config.members.length) }, keyHolder, members: config.members };
 }
 
 export async function loadSchema(schema: string | object, baseDir: string): Promise<TableSchema> {

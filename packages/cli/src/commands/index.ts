@@ -7,11 +7,13 @@ import { registerDaemonCommands } from './daemons.ts';
 import { registerKeysCommands } from './keys.ts';
 import { registerSimCommand } from './sim.ts';
 import { registerSchemaCommands } from './schema.ts';
+import { registerConsortiumCommands } from './consortium.ts';
 
 /** Each command group lives in its own file and registers itself here. */
 export function registerCommands(program: Command): void {
   registerDaemonCommands(program);
   registerKeysCommands(program);
+  registerConsortiumCommands(program);
   registerSimCommand(program);
   registerSchemaCommands(program);
   registerDpCommands(program);

@@ -1,0 +1,81 @@
+import type { Command } from 'commander';
+import { access, readFile, writeFile } from 'node:fs/promises';
+import { FedtwinError } from '@fedtwin/errors';
+
+/** `fedtwin consortium init|hash`: the manifest every member pins (docs/configuration.md). */
+export function registerConsortiumCommands(program: Command): void {
+  const c = program.command('consortium').description('The consortium manifest every member installs and pins');
+  c.command('init')
+    .description('Write a consortium manifest: members, aggregator, key holder, privacy, rounds, model')
+    .requiredOption('--members <list>', 'comma-separated member peer IDs, each optionally as name=peerID (e.g. "St Anne=12D3Koo…,12D3Koo…")')
+    .requiredOption('--aggregator <peerId>', 'the aggregator\'s peer ID')
+    .requiredOption('--out <file>', 'where to write the manifest (.yaml or .json)')
+    .option('--id <name>', 'consortium id (the ledger origin is fedtwin/<id>)', 'fedtwin')
+    .option('--key-holder <peerId>', 'member that generates and seals the HE key (default: the first member)')
+    .option('--plaintext', 'no secure aggregation (a baseline; members see plaintext updates in transit to the aggregator)')
+    .option('--privacy <mode>', 'off | record | site | both', 'record')
+    .option('--epsilon <e>', 'each member\'s ε budget over the federation', '8')
+    .option('--delta <d>', 'δ', '1e-5')
+    .option('--clip <c>', 'DP clip (per example for record, per update for site)', '1')
+    .option('--rounds <n>', 'rounds', '5')
+    .option('--quorum <n>', 'aggregate as soon as this many contributed (default: all members)')
+    .option('--min-participants <n>', 'aggregate at the deadline with at least this many (default: quorum)')
+    .option('--deadline <seconds>', 'seconds a round stays open', '300')
+    .option('--schema <file>', 'pin this table schema (its hash goes into the manifest)')
+    .option('--force', 'overwrite an existing file')
+    .option('--json', 'print {"file","manifestHash"} as JSON')
+    .action(async (opts: {
+      members: string; aggregator: string; out: string; id: string; keyHolder?: string; plaintext?: boolean; privacy: string; epsilon: string; delta: string;
+      clip: string; rounds: string; quorum?: string; minParticipants?: string; deadline: string; schema?: string; force?: boolean; json?: boolean;
+    }) => {
+      const { parseManifest, manifestHash, manifestYaml, schemaHash } = await import('@fedtwin/consortium');
+      if (!opts.force && await access(opts.out).then(() => true, () => false)) {
+        throw new FedtwinError('CLI_BAD_ARGUMENT', `${opts.out} already exists`, { hint: 'pass --force to replace it (every member must then install the new one)' });
+      }
+      const members = opts.members.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+        const eq = s.lastIndexOf('=');
+        return eq > 0 ? { name: s.slice(0, eq).trim(), peerId: s.slice(eq + 1).trim() } : { peerId: s };
+      });
+      const num = (flag: string, v: string | undefined) => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isFinite(n)) throw new FedtwinError('CLI_BAD_ARGUMENT', `${flag} must be a number, got ${JSON.stringify(v)}`);
+        return n;
+      };
+      const quorum = num('--quorum', opts.quorum) ?? members.length;
+      let schemaHashValue: string | undefined;
+      if (opts.schema) {
+        try {
+          schemaHashValue = schemaHash(JSON.parse(await readFile(opts.schema, 'utf8')));
+        } catch (err) {
+          throw new FedtwinError('CLI_BAD_ARGUMENT', `--schema ${opts.schema}: ${(err as Error).message}`, { hint: 'point --schema at the JSON table schema (fedtwin schema infer writes one)' });
+        }
+      }
+      const privacy = opts.privacy === 'off'
+        ? { mode: 'off', epsilon: num('--epsilon', opts.epsilon), delta: num('--delta', opts.delta) }
+        : opts.privacy === 'both'
+          ? { mode: 'both', epsilon: num('--epsilon', opts.epsilon), delta: num('--delta', opts.delta), clip: num('--clip', opts.clip), site: { clip: num('--clip', opts.clip) } }
+          : { mode: opts.privacy, epsilon: num('--epsilon', opts.epsilon), delta: num('--delta', opts.delta), clip: num('--clip', opts.clip) };
+      const manifest = parseManifest({
+        consortium: opts.id, aggregator: opts.aggregator, members,
+        ...(schemaHashValue ? { schemaHash: schemaHashValue } : {}),
+        secureAggregation: opts.plaintext ? { scheme: 'plaintext' } : { scheme: 'bfv', ...(opts.keyHolder ? { keyHolder: opts.keyHolder } : {}) },
+        privacy,
+        rounds: { total: num('--rounds', opts.rounds), quorum, minParticipants: num('--min-participants', opts.minParticipants) ?? quorum, deadlineSeconds: num('--deadline', opts.deadline) },
+      }, 'consortium init');
+      const text = opts.out.endsWith('.json') ? `${JSON.stringify(manifest, null, 2)}\n` : manifestYaml(manifest);
+      await writeFile(opts.out, text);
+      const hash = manifestHash(manifest);
+      process.stdout.write(opts.json ? `${JSON.stringify({ file: opts.out, manifestHash: hash })}\n` : `wrote ${opts.out}\nmanifest hash ${hash}\n`);
+    });
+
+  c.command('hash')
+    .description('Print the manifest hash of a consortium manifest (every member must see the same one)')
+    .argument('<file>', 'the manifest (.yaml or .json)')
+    .option('--json', 'print {"manifestHash","consortium","members"} as JSON')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const { loadManifest } = await import('@fedtwin/consortium');
+      const { manifest, hash } = await loadManifest(file);
+      process.stdout.write(opts.json ? `${JSON.stringify({ manifestHash: hash, consortium: manifest.consortium, members: manifest.members.length })}\n` : `${hash}\n`);
+    });
+}

@@ -1,0 +1,45 @@
+// Spawns the real `fedtwin` entry point for `consortium init` and `consortium hash`.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+
+const BIN = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
+const A = '12D3KooWRFGvfm6rcokkWBEeoxyyotr9CzK8q1SL4dvJNo3XSpHU';
+const B = '12D3KooWDkysGXzm4bHro351yue1T2Spk87nuXGigCNCNHg26Rs7';
+const AGG = '12D3KooWCWarB5PocFg6VSA6aZwVA9e7M3zEcBKtxSo5ET4naUQB';
+const run = (args: string[]) => {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+const dir = mkdtempSync(join(tmpdir(), 'fedtwin-consortium-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('fedtwin consortium', () => {
+  it('init writes a manifest whose hash `consortium hash` prints back', () => {
+    const out = join(dir, 'consortium.yaml');
+    const init = run(['consortium', 'init', '--members', `St Anne=${A},${B}`, '--aggregator', AGG, '--id', 'demo', '--rounds', '4', '--out', out, '--json']);
+    expect(init.code, init.stderr).toBe(0);
+    const { manifestHash } = JSON.parse(init.stdout) as { manifestHash: string };
+    expect(manifestHash).toMatch(/^[0-9a-f]{64}$/);
+    const m = parse(readFileSync(out, 'utf8'));
+    expect(m).toMatchObject({ consortium: 'demo', aggregator: AGG, members: [{ peerId: A, name: 'St Anne' }, { peerId: B }], rounds: { total: 4, quorum: 2 }, secureAggregation: { keyHolder: A }, privacy: { mode: 'record' } });
+    const hash = run(['consortium', 'hash', out]);
+    expect(hash.code).toBe(0);
+    expect(hash.stdout.trim()).toBe(manifestHash);
+    // A second init to the same file needs --force.
+    expect(run(['consortium', 'init', '--members', A, '--aggregator', AGG, '--out', out]).code).toBe(2);
+  });
+
+  it('bad input: exit 2 naming the field', () => {
+    const r = run(['consortium', 'init', '--members', `${A},${A}`, '--aggregator', AGG, '--out', join(dir, 'x.yaml')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/CONSORTIUM_INVALID.*members.*listed twice/);
+    const missing = run(['consortium', 'hash', join(dir, 'none.yaml')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/CONSORTIUM_NOT_FOUND/);
+  });
+});

@@ -1,0 +1,182 @@
+import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { FedtwinError } from '@fedtwin/errors';
+import { canonicalJson } from '@fedtwin/ledger';
+import { ModelConfigMessage, TrainingConfigMessage } from '@fedtwin/protocol';
+
+/**
+ * The consortium manifest: everything a member agrees to before it sends anything, in one file every
+ * member installs and pins. Its hash names the consortium in the ledger's first entry and (through the
+ * genesis model version) in every round tag. An aggregator that announces anything else is refused.
+ */
+
+const peerId = z.string().regex(/^(12D3Koo|Qm)[1-9A-HJ-NP-Za-km-z]{20,}$/, 'must be a libp2p peer ID (fedtwin keys generate prints it)');
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (a SHA-256 hash)');
+
+const mechanism = {
+  clip: z.number().positive().optional(),
+  noiseMultiplier: z.number().positive().optional(),
+  targetEpsilon: z.number().positive().optional(),
+};
+export const PrivacyConfigSchema = z.object({
+  mode: z.enum(['off', 'record', 'site', 'both']).default('off'),
+  epsilon: z.number().positive().default(8),
+  delta: z.number().gt(0).lt(1).default(1e-5),
+  ...mechanism,
+  site: z.object(mechanism).strict().optional(),
+}).strict();
+export type PrivacyConfig = z.infer<typeof PrivacyConfigSchema>;
+
+export const MemberSchema = z.object({
+  peerId,
+  /** Display name (the hospital). */
+  name: z.string().min(1).max(200).optional(),
+  /** Largest FedAvg weight (record count) this member may declare (default 1,000,000). */
+  maxWeight: z.number().int().min(1).optional(),
+}).strict();
+
+export const RoundPolicySchema = z.object({
+  total: z.number().int().min(1).max(100_000),
+  quorum: z.number().int().min(1),
+  minParticipants: z.number().int().min(1),
+  deadlineSeconds: z.number().positive().max(7 * 24 * 3600),
+}).strict();
+
+export const SecureAggregationConfigSchema = z.object({
+  scheme: z.enum(['bfv', 'plaintext']).default('bfv'),
+  /** The member that generates and seals the HE key (default: the first member). */
+  keyHolder: peerId.optional(),
+  /** Update values are clipped to [-clip, clip] before 16-bit quantization. */
+  clip: z.number().positive().default(64),
+  /** Largest consortium the plaintext modulus has headroom for. */
+  maxParticipants: z.number().int().min(1).max(1 << 16).default(1024),
+}).strict();
+
+export const ManifestSchema = z.object({
+  version: z.literal(1).default(1),
+  /** Consortium id: the ledger's origin is `fedtwin/<id>`. */
+  consortium: z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, dot, dash and underscore'),
+  /** The aggregator's peer ID: members talk to no other. */
+  aggregator: peerId,
+  members: z.array(MemberSchema).min(1).max(10_000),
+  /** SHA-256 of the declared table schema (canonical JSON); when set, members refuse any other schema. */
+  schemaHash: hex64.optional(),
+  secureAggregation: SecureAggregationConfigSchema.default({ scheme: 'bfv', clip: 64, maxParticipants: 1024 }),
+  privacy: PrivacyConfigSchema.default({ mode: 'off', epsilon: 8, delta: 1e-5 }),
+  rounds: RoundPolicySchema,
+  model: ModelConfigMessage.default({ kind: 'vae', latentDim: 8, hidden: 64, seed: 42 }),
+  strategy: z.enum(['fedavg']).default('fedavg'),
+  training: TrainingConfigMessage.default({ epochs: 5, batchSize: 32, learningRate: 0.003 }),
+}).strict().superRefine((m, ctx) => {
+  const ids = m.members.map((x) => x.peerId);
+  const dup = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (dup) ctx.addIssue({ code: 'custom', path: ['members'], message: `member ${dup} is listed twice` });
+  if (ids.includes(m.aggregator)) ctx.addIssue({ code: 'custom', path: ['aggregator'], message: 'the aggregator cannot also be a member' });
+  const kh = m.secureAggregation.keyHolder;
+  if (kh !== undefined && !ids.includes(kh)) ctx.addIssue({ code: 'custom', path: ['secureAggregation', 'keyHolder'], message: `key holder ${kh} is not a member` });
+  if (m.rounds.quorum > ids.length) ctx.addIssue({ code: 'custom', path: ['rounds', 'quorum'], message: `is ${m.rounds.quorum} but only ${ids.length} members are listed` });
+  if (m.rounds.minParticipants > m.rounds.quorum) ctx.addIssue({ code: 'custom', path: ['rounds', 'minParticipants'], message: 'must be between 1 and quorum' });
+});
+export type Manifest = z.infer<typeof ManifestSchema>;
+export type ManifestInput = z.input<typeof ManifestSchema>;
+
+/** Largest manifest file read. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Validates and normalises: defaults filled in and the key holder made explicit, so the hash names
+ * exactly what is enforced, whatever the file's formatting or the defaults of a later version.
+ */
+export function parseManifest(raw: unknown, source = 'manifest'): Manifest {
+  const parsed = ManifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0]!;
+    const field = first.path.length ? first.path.join('.') : '(top level)';
+    throw new FedtwinError('CONSORTIUM_INVALID', `${source}: field "${field}": ${first.message}`, {
+      hint: 'fix the consortium manifest (docs/configuration.md, "Consortium manifest")',
+      details: { issues: parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`) },
+    });
+  }
+  const m = parsed.data;
+  if (m.secureAggregation.scheme === 'bfv' && m.secureAggregation.keyHolder === undefined) {
+    m.secureAggregation = { ...m.secureAggregation, keyHolder: m.members[0]!.peerId };
+  }
+  return m;
+}
+
+/** SHA-256 (hex) of the normalised manifest's canonical JSON: the manifest hash. */
+export function manifestHash(m: Manifest): string {
+  return createHash('sha256').update(`fedtwin-consortium-manifest/v1\n${canonicalJson(m)}`).digest('hex');
+}
+
+/** SHA-256 of a table schema's canonical JSON (what a manifest's `schemaHash` names). */
+export function schemaHash(schema: unknown): string {
+  return createHash('sha256').update(canonicalJson(schema)).digest('hex');
+}
+
+/** Reads a manifest file (YAML or JSON), size-capped before parsing. */
+export async function loadManifest(path: string): Promise<{ manifest: Manifest; hash: string }> {
+  let text: string;
+  try {
+    const buf = await readFile(path);
+    if (buf.length > MAX_MANIFEST_BYTES) throw new FedtwinError('CONSORTIUM_INVALID', `consortium manifest ${path} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+    text = buf.toString('utf8');
+  } catch (err) {
+    if (err instanceof FedtwinError) throw err;
+    throw new FedtwinError('CONSORTIUM_NOT_FOUND', `cannot read the consortium manifest ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      hint: 'the config\'s `consortium:` names the manifest file every member installed (fedtwin consortium init writes one)',
+    });
+  }
+  let raw: unknown;
+  try {
+    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new FedtwinError('CONSORTIUM_INVALID', `consortium manifest ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`, { hint: 'fix the syntax at the position given' });
+  }
+  const manifest = parseManifest(raw, path);
+  return { manifest, hash: manifestHash(manifest) };
+}
+
+/** The manifest as YAML (what `fedtwin consortium init` writes). */
+export function manifestYaml(m: Manifest): string {
+  return `# fedtwin consortium manifest: every member installs this exact file and pins it.\n# Its hash: fedtwin consortium hash <this file>. Change = a new file every member installs (docs/configuration.md).\n${toYaml(m)}`;
+}
+
+/**
+ * The first field where two values differ, as a dotted path with both values, or undefined if equal.
+ * Used to tell an operator exactly what the aggregator announced differently.
+ */
+export function firstDifference(pinned: unknown, announced: unknown, path = ''): { field: string; pinned: unknown; announced: unknown } | undefined {
+  if (Object.is(pinned, announced)) return undefined;
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+  if (Array.isArray(pinned) && Array.isArray(announced)) {
+    for (let i = 0; i < Math.max(pinned.length, announced.length); i++) {
+      const d = firstDifference(pinned[i], announced[i], `${path}[${i}]`);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  if (isObj(pinned) && isObj(announced) && !Array.isArray(pinned) && !Array.isArray(announced)) {
+    const keys = [...new Set([...Object.keys(pinned), ...Object.keys(announced)])].sort();
+    for (const k of keys) {
+      if (pinned[k] === undefined && announced[k] === undefined) continue;
+      const d = firstDifference(pinned[k], announced[k], path ? `${path}.${k}` : k);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  return { field: path || '(whole)', pinned, announced };
+}
+
+/** Throws CONSORTIUM_MISMATCH (exit code 3) naming the field and both values when `announced` differs from `pinned`. */
+export function requireSame(what: string, pinned: unknown, announced: unknown, prefix = ''): void {
+  const d = firstDifference(pinned, announced, prefix);
+  if (!d) return;
+  const show = (v: unknown) => (v === undefined ? '(absent)' : JSON.stringify(v).slice(0, 200));
+  throw new FedtwinError('CONSORTIUM_MISMATCH', `the aggregator announces ${what} different from this member's consortium manifest: ${d.field} is ${show(d.announced)}, the manifest says ${show(d.pinned)}`, {
+    hint: 'do not join: the aggregator runs another consortium or was tampered with. If the consortium changed, install the new manifest every member agreed to (docs/configuration.md)',
+    details: { field: d.field, pinned: d.pinned, announced: d.announced },
+  });
+}

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { checkPrivacyFloor, firstDifference, loadManifest, manifestHash, parseManifest, privacyPolicyOf, requireSame, secureAggregationOf } from '../src/index.ts';
+
+const A = '12D3KooWRFGvfm6rcokkWBEeoxyyotr9CzK8q1SL4dvJNo3XSpHU';
+const B = '12D3KooWDkysGXzm4bHro351yue1T2Spk87nuXGigCNCNHg26Rs7';
+const AGG = '12D3KooWCWarB5PocFg6VSA6aZwVA9e7M3zEcBKtxSo5ET4naUQB';
+const minimal = { consortium: 'c1', aggregator: AGG, members: [{ peerId: A, name: 'St Anne' }, { peerId: B }], rounds: { total: 3, quorum: 2, minParticipants: 1, deadlineSeconds: 60 }, privacy: { mode: 'record', epsilon: 8, delta: 1e-5, clip: 1 } };
+
+describe('consortium manifest', () => {
+  it('normalises (defaults, explicit key holder) and hashes the same whatever the file format or key order', async () => {
+    const m = parseManifest(minimal);
+    expect(m.secureAggregation).toEqual({ scheme: 'bfv', clip: 64, maxParticipants: 1024, keyHolder: A });
+    const reordered = parseManifest(JSON.parse(JSON.stringify({ rounds: minimal.rounds, members: minimal.members, privacy: minimal.privacy, aggregator: AGG, consortium: 'c1' })));
+    expect(manifestHash(reordered)).toBe(manifestHash(m));
+    const dir = await mkdtemp(join(tmpdir(), 'fedtwin-manifest-'));
+    try {
+      await writeFile(join(dir, 'm.yaml'), stringify(minimal));
+      await writeFile(join(dir, 'm.json'), JSON.stringify(m));
+      expect((await loadManifest(join(dir, 'm.yaml'))).hash).toBe(manifestHash(m));
+      expect((await loadManifest(join(dir, 'm.json'))).hash).toBe(manifestHash(m));
+      await expect(loadManifest(join(dir, 'none.yaml'))).rejects.toMatchObject({ code: 'CONSORTIUM_NOT_FOUND' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    // Any change of substance changes the hash.
+    expect(manifestHash(parseManifest({ ...minimal, privacy: { ...minimal.privacy, epsilon: 7 } }))).not.toBe(manifestHash(m));
+  });
+
+  it('refuses inconsistent manifests with the field named', () => {
+    const bad = (raw: unknown, field: RegExp) => expect(() => parseManifest(raw)).toThrowError(field);
+    bad({ ...minimal, members: [{ peerId: A }, { peerId: A }] }, /members.*listed twice/);
+    bad({ ...minimal, aggregator: A }, /aggregator.*cannot also be a member/);
+    bad({ ...minimal, secureAggregation: { keyHolder: AGG } }, /keyHolder.*not a member/);
+    bad({ ...minimal, rounds: { ...minimal.rounds, quorum: 3 } }, /rounds\.quorum/);
+    bad({ ...minimal, colour: 'red' }, /colour|Unrecognized/);
+  });
+
+  it('derives the policy and the HE setup members apply, and names the first difference', () => {
+    const m = parseManifest(minimal);
+    expect(privacyPolicyOf(m)).toEqual({ mode: 'record', epsilon: 8, delta: 1e-5, record: { clip: 1, targetEpsilon: 8 } });
+    expect(secureAggregationOf(m)).toEqual({ scheme: 'bfv', params: { clip: 64, maxParticipants: 1024 }, keyHolder: A, members: [A, B] });
+    expect(firstDifference({ a: 1, b: [1, 2] }, { a: 1, b: [1, 3] })).toEqual({ field: 'b[1]', pinned: 2, announced: 3 });
+    expect(() => requireSame('x', { mode: 'record' }, { mode: 'off' }, 'privacy')).toThrowError(/privacy\.mode is "off", the manifest says "record"/);
+    try {
+      requireSame('x', 1, 2, 'rounds.total');
+    } catch (e) {
+      expect(e).toMatchObject({ code: 'CONSORTIUM_MISMATCH', details: { field: 'rounds.total', pinned: 1, announced: 2 } });
+    }
+  });
+
+  it('a member\'s privacy floor refuses weaker manifests', () => {
+    const m = parseManifest(minimal);
+    expect(() => checkPrivacyFloor(m, { mode: 'record', maxEpsilon: 8, maxDelta: 1e-5 })).not.toThrow();
+    expect(() => checkPrivacyFloor(m, { mode: 'site' })).toThrowError(/required site-level/);
+    expect(() => checkPrivacyFloor(m, { maxEpsilon: 4 })).toThrowError(/ε = 8, required ≤ 4/);
+    expect(() => checkPrivacyFloor(parseManifest({ ...minimal, privacy: { mode: 'off' } }), { maxEpsilon: 100 })).toThrowError(/mode off/);
+  });
+});
