@@ -17,6 +17,8 @@ describe('start-up order', () => {
     await new Promise((r) => setTimeout(r, 3000));
     expect(node.daemon.child.exitCode, node.daemon.stderrTail()).toBeNull();
     expect(node.events.some((e) => e.event === 'aggregator-unreachable' && e.code === 'WIRE_DIAL_FAILED')).toBe(true);
+    // Nodes only dial out: no listener unless configured.
+    expect(node.events.find((e) => e.event === 'node-host')?.listenAddrs).toEqual([]);
     const agg = await c.startAggregator();
     expect(await node.daemon.exited, node.daemon.stderrTail()).toBe(0);
     expect(agg.events.filter((e) => e.event === 'round-aggregated').map((e) => e.version)).toEqual([1]);

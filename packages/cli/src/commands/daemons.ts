@@ -103,6 +103,8 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     throw new FedtwinError('CONSORTIUM_MISMATCH', `aggregator.address ${config.aggregator.address} names another peer than the manifest's aggregator ${aggregatorId}`, { hint: 'fix aggregator.address', details: { field: 'aggregator', pinned: aggregatorId, announced: config.aggregator.address } });
   }
   const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => peer === aggregatorId, logger: log });
+  // A node only dials out: unless its config sets listen, it has no listener at all (listenAddrs: []).
+  log.info({ event: 'node-host', peerId: host.peerId, listenAddrs: host.addrs() }, `node ${host.peerId} ${host.addrs().length ? `listening on ${host.addrs().join(', ')}` : 'dials out only (no listener)'}`);
   const address = config.aggregator.address.includes('/p2p/') ? config.aggregator.address : `${config.aggregator.address}/p2p/${aggregatorId}`;
   const dataDir = resolveFrom(baseDir, config.dataDir);
   const ledgerDir = config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`;
