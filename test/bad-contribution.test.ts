@@ -5,7 +5,7 @@ import { createWireHost, generateIdentity, peerIdOf, type WireHost } from '@fedt
 import { AggregateResponse, JoinResponse, ProbeResponse, TaskResponse, UpdateAck, VerdictAck, type UpdateHeader } from '@fedtwin/protocol';
 import { createEntry, createEntrySigner, sha256Hex, verifyLedgerDir } from '@fedtwin/ledger';
 import type { PrivateKey } from '@libp2p/interface';
-import { createConsortium, type Consortium } from './helpers/consortium.ts';
+import { createConsortium, freePort, type Consortium } from './helpers/consortium.ts';
 
 /**
  * A member that sends a well-formed BFV ciphertext under a key of its own (garbage once decrypted with the
@@ -28,7 +28,14 @@ async function runGarbageMember(key: PrivateKey, aggAddr: string, signal: AbortS
     const ownKey = he.generateKeys(ctx); // not the consortium's: its ciphertext decrypts to noise
     let afterRound = 0;
     for (let i = 0; i < 400 && !signal.aborted; i++) {
-      const { header: task } = await call('task', { afterRound, waitMs: 2000 }, TaskResponse);
+      // An aggregator restarting under it: wait and ask again (bounded by the loop).
+      const polled = await call('task', { afterRound, waitMs: 2000 }, TaskResponse).catch(async (err: { code?: string }) => {
+        if (!err.code?.startsWith('WIRE_')) throw err;
+        await new Promise((r) => setTimeout(r, 300));
+        return undefined;
+      });
+      if (!polled) continue;
+      const task = polled.header;
       if (task.status === 'finished') break;
       if (task.status === 'probe') {
         // Lie: every probe "decrypts fine".
@@ -170,4 +177,45 @@ describe('a garbage contribution', () => {
     expect(v.summary.entriesByType.exclusion).toBe(2); // exclude the culprit, withdraw the broken aggregate
     for (const id of c.nodeIds) expect(v.summary.contributionsPerNode[id]).toBe(2);
   }, 240_000);
+});
+
+describe('a crash during an investigation', () => {
+  let c: Consortium | undefined;
+  afterEach(async () => { await c?.cleanup(); c = undefined; });
+
+  for (const point of ['after-exclusion-ledger', 'after-withdraw-ledger']) {
+    it(`kill -9 ${point}: the restarted aggregator finishes the investigation, with no duplicate entry`, async () => {
+      const attacker = await generateIdentity();
+      const attackerId = peerIdOf(attacker);
+      const port = await freePort();
+      c = await createConsortium({ nodes: 3, rounds: 2, quorum: 4, minParticipants: 2, deadlineSeconds: 60, extraMembers: [attackerId], listen: `/ip4/127.0.0.1/tcp/${port}` });
+      process.env.FEDTWIN_CRASH_AT = point;
+      let first;
+      try {
+        first = await c.startAggregator();
+      } finally {
+        delete process.env.FEDTWIN_CRASH_AT;
+      }
+      for (let i = 0; i < 3; i++) await c.writeNodeConfig(i);
+      const nodes = [0, 1, 2].map((i) => c!.startNode(i));
+      const stop = new AbortController();
+      const garbage = runGarbageMember(attacker, first.address, stop.signal);
+      const code = await Promise.race([first.daemon.exited, new Promise((r) => setTimeout(() => r('alive'), 90_000))]);
+      expect(code, 'the aggregator killed itself at the crash point').toBe(128);
+      const again = await c.startAggregator();
+      const codes = await Promise.all(nodes.map((n) => n.daemon.exited));
+      stop.abort();
+      await garbage;
+      expect(codes, nodes.map((n) => n.daemon.stderrTail()).join('\n')).toEqual([0, 0, 0]);
+      const results = await Promise.all([0, 1, 2].map(async (i) => JSON.parse(await readFile(join(c!.dir, `node${i}-data`, 'result.json'), 'utf8'))));
+      expect(results.map((r) => r.version)).toEqual([2, 2, 2]);
+      expect(new Set(results.map((r) => r.hash)).size).toBe(1);
+      again.daemon.child.kill('SIGTERM');
+      await again.daemon.exited;
+      const v = await verifyLedgerDir(join(c.dir, 'agg-data', 'ledger'));
+      expect(v.ok, JSON.stringify(v)).toBe(true);
+      expect(v.summary.excluded).toEqual([attackerId]);
+      expect(v.summary.entriesByType.exclusion).toBe(2); // one exclude, one withdraw: the repeated investigation added none
+    }, 240_000);
+  }
 });

@@ -346,12 +346,33 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
 
   const evidenceOf = (votes: Map<string, { leaf?: number }>) => [...votes.values()].map((v) => v.leaf).filter((i): i is number => i !== undefined).sort((a, b) => a - b);
 
+  /** Whether the ledger already holds this round's exclusion entry matching `pred` (a restart repeats an investigation). */
+  async function hasExclusion(round: number, pred: (p: { action: string; peerId?: string; aggregateHash?: string }) => boolean): Promise<boolean> {
+    if (!audit) return false;
+    for (const i of await audit.findAllByKey('exclusion', round)) {
+      const p = (await audit.entry(i)).payload;
+      if (p.type === 'exclusion' && pred(p)) return true;
+    }
+    return false;
+  }
+
+  // Ledger first, then state, each step idempotent: a crash between the two is finished by the repeated
+  // investigation after the restart, with no duplicate entry.
   async function exclude(peer: string, round: number, reason: string, evidence: number[]): Promise<void> {
     if (excluded().has(peer)) return;
+    if (!(await hasExclusion(round, (p) => p.action === 'exclude' && p.peerId === peer))) {
+      await audit?.record({ type: 'exclusion', v: 1, round, action: 'exclude', peerId: peer, reason: reason.slice(0, 1000), evidence });
+    }
+    crashPoint('after-exclusion-ledger');
     state = { ...state, excluded: [...(state.excluded ?? []), peer] };
     await store.saveState(state);
-    await audit?.record({ type: 'exclusion', v: 1, round, action: 'exclude', peerId: peer, reason: reason.slice(0, 1000), evidence });
     log.warn({ event: 'member-excluded', round, peer, reason }, `member ${peer} excluded: ${reason}`);
+  }
+
+  async function recordWithdrawal(round: number, aggregateHash: string, reason: string, evidence: number[]): Promise<void> {
+    if (await hasExclusion(round, (p) => p.action === 'withdraw' && p.aggregateHash === aggregateHash)) return;
+    await audit?.record({ type: 'exclusion', v: 1, round, action: 'withdraw', aggregateHash, reason: reason.slice(0, 1000), evidence });
+    crashPoint('after-withdraw-ledger');
   }
 
   async function investigate(version: number, reports: Map<string, { valid: boolean; leaf?: number }>): Promise<void> {
@@ -398,7 +419,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     await serial(async () => {
       const ev = [...new Set(evidence)].sort((a, b) => a - b);
       for (const c of culprits) await exclude(c, rec.round, `its contribution to round ${rec.round} made the aggregate undecryptable (bisection over subset sums)`, ev);
-      await audit?.record({ type: 'exclusion', v: 1, round: rec.round, action: 'withdraw', aggregateHash: sha256Hex(agg.body), reason: `aggregate ${version} could not be decrypted by the members${culprits.length ? `; culprit(s) ${culprits.join(', ')}` : '; no single culprit found'}`.slice(0, 1000), evidence: ev });
+      await recordWithdrawal(rec.round, sha256Hex(agg.body), `aggregate ${version} could not be decrypted by the members${culprits.length ? `; culprit(s) ${culprits.join(', ')}` : '; no single culprit found'}`, ev);
       const honest = rec.contributions.filter((c) => !culprits.includes(c.peer));
       const withdrawnRec: RoundRecord = { ...rec, contributions: honest, withdrawn: [...(rec.withdrawn ?? []), ...rec.contributions.filter((c) => culprits.includes(c.peer))] };
       if (culprits.length > 0 && honest.length >= init.rounds.minParticipants) {
@@ -427,9 +448,9 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     const agg = await store.getAggregate(version);
     const rec = agg ? await store.getRound(agg.record.round) : undefined;
     if (!agg || !rec || state.investigating?.version !== version) return;
+    await recordWithdrawal(rec.round, sha256Hex(agg.body), `aggregate ${version} could not be decrypted by the members; ${why}`, []);
     state = { ...state, version: version - 1, modelVersion: rec.baseHash!, investigating: undefined, status: 'running' };
     await store.replaceAggregate({ ...rec, status: 'failed', reason: `aggregate withdrawn: ${why}` }, state, version, undefined);
-    await audit?.record({ type: 'exclusion', v: 1, round: rec.round, action: 'withdraw', aggregateHash: sha256Hex(agg.body), reason: `aggregate ${version} could not be decrypted by the members; ${why}`.slice(0, 1000), evidence: [] });
     await audit?.checkpoint();
     log.warn({ event: 'aggregate-withdrawn', version, round: rec.round, excluded: [] }, `aggregate ${version} withdrawn; round ${rec.round} failed (${why})`);
     await openNextRound();

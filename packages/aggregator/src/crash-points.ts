@@ -11,6 +11,8 @@ export const CRASH_POINTS = [
   'after-round-store', // round open persisted in state, its `round` entry not yet appended
   'after-contribution-ledger', // a contribution entry appended, the update not yet persisted in state
   'after-close-store', // an aggregate persisted in state, its `aggregate` entry not yet appended
+  'after-exclusion-ledger', // a culprit's exclusion entry appended, the exclusion not yet in state
+  'after-withdraw-ledger', // a broken aggregate's withdraw entry appended, its replacement not yet in state
 ] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
