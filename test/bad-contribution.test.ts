@@ -189,13 +189,7 @@ describe('a crash during an investigation', () => {
       const attackerId = peerIdOf(attacker);
       const port = await freePort();
       c = await createConsortium({ nodes: 3, rounds: 2, quorum: 4, minParticipants: 2, deadlineSeconds: 60, extraMembers: [attackerId], listen: `/ip4/127.0.0.1/tcp/${port}` });
-      process.env.FEDTWIN_CRASH_AT = point;
-      let first;
-      try {
-        first = await c.startAggregator();
-      } finally {
-        delete process.env.FEDTWIN_CRASH_AT;
-      }
+      const first = await c.startAggregator({ crashAt: point });
       for (let i = 0; i < 3; i++) await c.writeNodeConfig(i);
       const nodes = [0, 1, 2].map((i) => c!.startNode(i));
       const stop = new AbortController();

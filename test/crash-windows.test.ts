@@ -17,14 +17,7 @@ describe('aggregator crash windows between state and ledger', () => {
   async function run(point: string, reconciled: (e: Record<string, unknown> | undefined) => void): Promise<void> {
     const port = await freePort();
     c = await createConsortium({ nodes: 2, rounds: 2, quorum: 2, minParticipants: 2, deadlineSeconds: 60, listen: `/ip4/127.0.0.1/tcp/${port}` });
-    // startDaemon hands the test's environment to the child: the crash point reaches the first aggregator only.
-    process.env.FEDTWIN_CRASH_AT = point;
-    let first;
-    try {
-      first = await c.startAggregator();
-    } finally {
-      delete process.env.FEDTWIN_CRASH_AT;
-    }
+    const first = await c.startAggregator({ crashAt: point });
     for (let i = 0; i < 2; i++) await c.writeNodeConfig(i);
     const nodes = [0, 1].map((i) => c!.startNode(i));
     const code = await Promise.race([first.daemon.exited, new Promise((r) => setTimeout(() => r('alive'), 45_000))]);

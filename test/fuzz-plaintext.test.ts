@@ -1,5 +1,4 @@
-import { Protocols } from '@fedtwin/protocol';
-import { defineFuzzSuite } from './helpers/fuzz.ts';
+import { defineFuzzSuite, roundProtocolCases } from './helpers/fuzz.ts';
 
 // Issue 11, item 8 (docs/fuzzing.md): mutated requests for every protocol against a plaintext aggregator with
 // its ledger, while round 2 is open after one published aggregate. With fuzz-bfv.test.ts this makes
@@ -10,15 +9,5 @@ defineFuzzSuite({
   phase: 'open',
   totalRounds: 3,
   seed: 0x5eed_0001,
-  cases: {
-    [Protocols.join]: 5000,
-    [Protocols.task]: 5000,
-    [Protocols.update]: 5000,
-    [Protocols.aggregate]: 5000,
-    [Protocols.refuse]: 5000,
-    [Protocols.ledger]: 5000,
-    [Protocols.cosign]: 5000,
-    [Protocols.verdict]: 5000,
-    [Protocols.probe]: 5000,
-  },
+  cases: roundProtocolCases(5000),
 });

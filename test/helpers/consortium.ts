@@ -17,7 +17,8 @@ export interface Consortium {
   aggregatorId: string;
   aggConfig: string;
   nodeConfig(i: number): string;
-  startAggregator(): Promise<{ daemon: Daemon; events: LogEvent[]; address: string }>;
+  /** `crashAt`: this aggregator process kills itself at that crash point (FEDTWIN_CRASH_AT, packages/aggregator/src/crash-points.ts). */
+  startAggregator(opts?: { crashAt?: string }): Promise<{ daemon: Daemon; events: LogEvent[]; address: string }>;
   startNode(i: number, extraArgs?: string[]): { daemon: Daemon; events: LogEvent[] };
   writeNodeConfig(i: number, patch?: Record<string, unknown>): Promise<void>;
   cleanup(): Promise<void>;
@@ -72,10 +73,17 @@ export async function createConsortium(opts: {
         data: { csv: `node${i}.csv` }, synthetic: { rows: 20, out: `node${i}-synthetic.csv` }, exitWhenDone: true, ...patch,
       }));
     },
-    async startAggregator() {
+    async startAggregator(opts = {}) {
       const events: LogEvent[] = [];
       await rm(join(dir, 'agg-data', 'listening.json'), { force: true });
-      const daemon = startDaemon('aggregator', ['aggregator', 'start', '--config', aggConfig], (e) => events.push(e));
+      // startDaemon hands this process's environment to the child: the crash point reaches this aggregator only.
+      if (opts.crashAt) process.env.FEDTWIN_CRASH_AT = opts.crashAt;
+      let daemon: Daemon;
+      try {
+        daemon = startDaemon('aggregator', ['aggregator', 'start', '--config', aggConfig], (e) => events.push(e));
+      } finally {
+        delete process.env.FEDTWIN_CRASH_AT;
+      }
       daemons.push(daemon);
       const l = await waitFor('aggregator listening', async () => {
         if (daemon.child.exitCode !== null) throw new Error(`aggregator exited: ${daemon.stderrTail()}`);

@@ -988,6 +988,12 @@ export interface SuiteInit {
 
 const BATCH = 8;
 
+/** `n` cases for each protocol a member uses while a round is open (the round protocols, probes and verdicts included). */
+export function roundProtocolCases(n: number): Record<string, number> {
+  const names = [Protocols.join, Protocols.task, Protocols.update, Protocols.aggregate, Protocols.refuse, Protocols.ledger, Protocols.cosign, Protocols.verdict, Protocols.probe];
+  return Object.fromEntries(names.map((p) => [p, n]));
+}
+
 export function defineFuzzSuite(init: SuiteInit): void {
   describe(init.name, () => {
     let env: FuzzEnv;

@@ -90,17 +90,23 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
     await ledger.appendMany(admits);
     await ledger.signCheckpoint(note);
   }
-  async function checkMemberEntry(bytes: Uint8Array, expect: MemberEntryExpectation): Promise<LedgerEntry> {
+  /** Decodes a member's signed entry and checks it is of `type` and signed by the sender (AGG_BAD_ENTRY otherwise). */
+  async function decodeFromSender(bytes: Uint8Array, author: string, type: string): Promise<{ entry: LedgerEntry; bad: (why: string) => FedtwinError }> {
     let entry: LedgerEntry;
     try {
       entry = await decodeEntryAsync(bytes);
     } catch (err) {
       throw new FedtwinError('AGG_BAD_ENTRY', `the ledger entry does not verify: ${(err as Error).message}`, { cause: err });
     }
+    const bad = (why: string) => new FedtwinError('AGG_BAD_ENTRY', `${type} entry rejected: ${why}`);
+    if (entry.author !== author) throw bad(`signed by ${entry.author}, sent by ${author}`);
+    if (entry.payload.type !== type) throw bad(`a ${entry.payload.type} entry where a ${type} entry was expected`);
+    return { entry, bad };
+  }
+  async function checkMemberEntry(bytes: Uint8Array, expect: MemberEntryExpectation): Promise<LedgerEntry> {
+    const { entry, bad } = await decodeFromSender(bytes, expect.author, expect.type);
     const p = entry.payload;
-    const bad = (why: string) => new FedtwinError('AGG_BAD_ENTRY', `ledger entry rejected: ${why}`);
-    if (entry.author !== expect.author) throw bad(`signed by ${entry.author}, sent by ${expect.author}`);
-    if (p.type !== expect.type) throw bad(`a ${p.type} entry where a ${expect.type} entry was expected`);
+    if (p.type !== 'contribution' && p.type !== 'refusal') throw bad(`a ${p.type} entry is not a member's contribution or refusal`);
     if (p.round !== expect.round || p.node !== expect.author) throw bad('round or node does not match the message');
     if (p.type === 'contribution' && expect.body) {
       if (p.ciphertextHash !== sha256Hex(expect.body) || p.ciphertextSize !== expect.body.length) throw bad('ciphertext hash or size does not match the update');
@@ -110,16 +116,9 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
     return entry;
   }
   async function checkVerdictEntry(bytes: Uint8Array, expect: { author: string; round: number; sumHash: string; participants: number; valid: boolean; version?: number; probe?: string }): Promise<LedgerEntry> {
-    let entry: LedgerEntry;
-    try {
-      entry = await decodeEntryAsync(bytes);
-    } catch (err) {
-      throw new FedtwinError('AGG_BAD_ENTRY', `the ledger entry does not verify: ${(err as Error).message}`, { cause: err });
-    }
+    const { entry, bad } = await decodeFromSender(bytes, expect.author, 'verdict');
     const p = entry.payload;
-    const bad = (why: string) => new FedtwinError('AGG_BAD_ENTRY', `verdict entry rejected: ${why}`);
-    if (entry.author !== expect.author) throw bad(`signed by ${entry.author}, sent by ${expect.author}`);
-    if (p.type !== 'verdict') throw bad(`a ${p.type} entry where a verdict entry was expected`);
+    if (p.type !== 'verdict') throw bad('not a verdict');
     if (p.node !== expect.author || p.round !== expect.round || p.sumHash !== expect.sumHash || p.participants !== expect.participants || p.valid !== expect.valid
       || p.version !== expect.version || p.probe !== expect.probe) throw bad('it does not match the message (node, round, sum hash, participants, verdict, version or probe)');
     return entry;
