@@ -1,7 +1,7 @@
 import type { PrivateKey } from '@libp2p/interface';
 import { FedtwinError } from '@fedtwin/errors';
 import {
-  createEntry, createEntrySigner, createNoteSigner, decodeEntryAsync, noteVerifierFromPeerId, openLedger, sha256Hex,
+  cosignatureVerifierFromPeerId, createEntry, createEntrySigner, createNoteSigner, decodeEntryAsync, MAX_NOTE_SIGNATURES, openLedger, parseCheckpoint, sha256Hex,
   type EntryPayloadInput, type EntryType, type Ledger, type LedgerEntry,
 } from '@fedtwin/ledger';
 
@@ -79,7 +79,6 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
   const signer = createEntrySigner(init.identity);
   const origin = `fedtwin/${init.consortium}`;
   const note = createNoteSigner(origin, init.identity);
-  const aggregatorVerifier = noteVerifierFromPeerId(signer.peerId, origin);
   const now = () => Date.now();
   // A new log starts with the membership it was created with.
   if (ledger.size === 0) {
@@ -201,7 +200,28 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
     syncBundle: (from) => ledger.syncBundle(from),
     latestCheckpoint: () => ledger.latestCheckpoint(),
     async cosign(noteText, peer) {
-      const merged = await ledger.addCosignatures(noteText, [aggregatorVerifier, noteVerifierFromPeerId(peer)]);
+      // Only the sender's own C2SP cosignature/v1 line, verified with the key inside its peer ID, over the
+      // text of a checkpoint this log signed; every other line the sender supplies is ignored (issue 12).
+      const bad = (why: string) => new FedtwinError('AGG_BAD_COSIGNATURE', `cosignature from ${peer} refused: ${why}`, {
+        hint: 'send the checkpoint note with your own cosignature/v1 line (fedtwin node does this after verifying a sync)',
+      });
+      let parsed: ReturnType<typeof parseCheckpoint>;
+      let verifier: ReturnType<typeof cosignatureVerifierFromPeerId>;
+      try {
+        parsed = parseCheckpoint(noteText);
+        verifier = cosignatureVerifierFromPeerId(peer);
+      } catch (err) {
+        throw bad((err as Error).message);
+      }
+      const own = parsed.signatures.filter((sig) => sig.name === peer && sig.keyId === verifier.keyId);
+      if (own.length !== 1) throw bad(own.length === 0 ? 'the note carries no cosignature/v1 line under the sender\'s peer ID' : 'the note carries more than one line under the sender\'s peer ID');
+      if (!verifier.verify(new TextEncoder().encode(parsed.text), own[0]!.signature)) throw bad('the sender\'s cosignature does not verify with its peer ID\'s key');
+      const stored = await ledger.checkpointAt(parsed.checkpoint.size);
+      if (stored === undefined || parseCheckpoint(stored).text !== parsed.text) throw bad(`no checkpoint of this log has that text (size ${parsed.checkpoint.size})`);
+      // A member's line is added once (mergeNotes keeps the first line per key); a full note stays as it is.
+      const current = parseCheckpoint(stored).signatures;
+      if (current.some((sig) => sig.name === peer && sig.keyId === verifier.keyId) || current.length >= MAX_NOTE_SIGNATURES) return current.length - 1;
+      const merged = await ledger.addCosignatures(`${parsed.text}\n${own[0]!.line}\n`, [verifier]);
       return countSignatures(merged) - 1;
     },
     async summary() {

@@ -31,11 +31,19 @@ export interface AuditChunkResult {
   round: Float64Array;
   /** index into `strings`: contribution/refusal node, membership peer; -1 otherwise */
   who: Int32Array;
+  /** index into `strings`: the entry's author */
+  author: Int32Array;
   /** membership: 1 admit, 0 remove */
   admit: Uint8Array;
   /** contribution totals */
   epsilonTotal: Float64Array;
   deltaTotal: Float64Array;
+  /** contribution: ε of the round */
+  epsilon: Float64Array;
+  /** contribution: mechanism (sampleRate, noiseMultiplier, steps, delta) at [4i, 4i+4); NaN when absent */
+  mechanism: Float64Array;
+  /** round: index into `strings` of its globalVersion, aggregate: of its modelVersion, exclusion (withdraw): of its aggregateHash; else -1 */
+  version: Int32Array;
   /** aggregate: its contribution leaf indices are aggLeaves[aggOffsets[i] .. aggOffsets[i+1]) */
   aggOffsets: Uint32Array;
   aggLeaves: Float64Array;
@@ -78,9 +86,13 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
   const type = new Uint8Array(n);
   const round = new Float64Array(n).fill(NaN);
   const who = new Int32Array(n).fill(-1);
+  const author = new Int32Array(n).fill(-1);
   const admit = new Uint8Array(n);
   const epsilonTotal = new Float64Array(n);
   const deltaTotal = new Float64Array(n);
+  const epsilon = new Float64Array(n);
+  const mechanism = new Float64Array(4 * n).fill(NaN);
+  const version = new Int32Array(n).fill(-1);
   const aggOffsets = new Uint32Array(n + 1);
   const agg: number[] = [];
   const strings: string[] = [];
@@ -109,6 +121,7 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
     leafHashes.set(e.leafHash, i * 32);
     const p = e.payload;
     type[i] = TYPE_CODE.get(p.type) as number;
+    author[i] = intern(e.author);
     switch (p.type) {
       case 'membership':
         who[i] = intern(p.peerId);
@@ -116,15 +129,19 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
         break;
       case 'round':
         round[i] = p.round;
+        if (p.globalVersion !== undefined) version[i] = intern(p.globalVersion);
         break;
       case 'contribution':
         round[i] = p.round;
         who[i] = intern(p.node);
         epsilonTotal[i] = p.epsilonTotal;
         deltaTotal[i] = p.deltaTotal;
+        epsilon[i] = p.epsilon;
+        if (p.mechanism) mechanism.set([p.mechanism.sampleRate, p.mechanism.noiseMultiplier, p.mechanism.steps, p.mechanism.delta], 4 * i);
         break;
       case 'aggregate':
         round[i] = p.round;
+        version[i] = intern(p.modelVersion);
         for (const j of p.contributions) agg.push(j);
         aggOffsets[i + 1] = agg.length;
         break;
@@ -139,6 +156,7 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
       case 'exclusion':
         round[i] = p.round;
         if (p.peerId !== undefined) who[i] = intern(p.peerId);
+        if (p.action === 'withdraw' && p.aggregateHash !== undefined) version[i] = intern(p.aggregateHash);
         break;
       case 'key':
       case 'consortium':
@@ -156,10 +174,10 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
       break;
     }
   }
-  return { id: job.id, count, leafHashes, type, round, who, admit, epsilonTotal, deltaTotal, aggOffsets, aggLeaves: Float64Array.from(agg), strings, bad, impl };
+  return { id: job.id, count, leafHashes, type, round, who, author, admit, epsilonTotal, deltaTotal, epsilon, mechanism, version, aggOffsets, aggLeaves: Float64Array.from(agg), strings, bad, impl };
 }
 
 /** The transferable buffers of a result (so posting it copies nothing). */
 export function resultTransferList(r: AuditChunkResult): ArrayBuffer[] {
-  return [r.leafHashes, r.type, r.round, r.who, r.admit, r.epsilonTotal, r.deltaTotal, r.aggOffsets, r.aggLeaves].map((a) => a.buffer as ArrayBuffer);
+  return [r.leafHashes, r.type, r.round, r.who, r.author, r.admit, r.epsilonTotal, r.deltaTotal, r.epsilon, r.mechanism, r.version, r.aggOffsets, r.aggLeaves].map((a) => a.buffer as ArrayBuffer);
 }

@@ -118,6 +118,76 @@ export function parseVerifierKey(vkey: string): NoteVerifier {
 }
 
 // ---------------------------------------------------------------------------------------------
+// C2SP tlog-cosignature (cosignature/v1, Ed25519, signature type 0x04). A witness's line is
+//   — <name> base64(keyID[4] || timestamp[8, big-endian POSIX seconds] || Ed25519 signature[64])
+// keyID = SHA-256(name || "\n" || 0x04 || public key)[:4]; the signed message is
+//   "cosignature/v1\n" || "time <timestamp>\n" || checkpoint body (the note text, final newline included).
+
+export const SIG_TYPE_COSIGNATURE_V1 = 0x04;
+const COSIG_HEADER = 'cosignature/v1\n';
+
+export function cosignatureKeyId(name: string, publicKey: Uint8Array): number {
+  const h = createHash('sha256').update(utf8.encode(name)).update(new Uint8Array([0x0a, SIG_TYPE_COSIGNATURE_V1])).update(publicKey).digest();
+  return h.readUInt32BE(0);
+}
+
+function cosignedMessage(timestamp: bigint, text: Uint8Array): Uint8Array {
+  return concatBytes(utf8.encode(`${COSIG_HEADER}time ${timestamp.toString()}\n`), text);
+}
+
+/**
+ * A cosigner as a NoteSigner: `sign(text)` returns timestamp || signature, so cosignNote/cosignatureLine
+ * produce C2SP cosignature/v1 lines. `now` gives the time in ms (default Date.now).
+ */
+export function createCosignatureSigner(name: string, privateKey: Libp2pPrivateKey, now: () => number = Date.now): NoteSigner {
+  checkKeyName(name);
+  if (privateKey.type !== 'Ed25519') throw new FedtwinError('LEDGER_BAD_ARGUMENT', `cosignatures are made with Ed25519 keys, got ${privateKey.type}`);
+  const publicKey = privateKey.publicKey.raw;
+  const key = ed25519PrivateKeyObject(privateKey.raw.subarray(0, 32), publicKey);
+  return {
+    name,
+    keyId: cosignatureKeyId(name, publicKey),
+    publicKey,
+    sign(text) {
+      const ts = BigInt(Math.max(0, Math.floor(now() / 1000)));
+      const out = new Uint8Array(72);
+      new DataView(out.buffer).setBigUint64(0, ts);
+      out.set(nodeSign(null, cosignedMessage(ts, text), key), 8);
+      return out;
+    },
+  };
+}
+
+/** Verifier of cosignature/v1 lines by `publicKey` under `name`; `signature` is timestamp[8] || Ed25519[64]. */
+export function createCosignatureVerifier(name: string, publicKey: Uint8Array): NoteVerifier {
+  checkKeyName(name);
+  const key: KeyObject = ed25519PublicKeyObject(publicKey);
+  return {
+    name,
+    keyId: cosignatureKeyId(name, publicKey),
+    publicKey,
+    verify(text, sig) {
+      if (sig.byteLength !== 72) return false;
+      const ts = new DataView(sig.buffer, sig.byteOffset, 8).getBigUint64(0);
+      if (ts > 2n ** 63n - 1n) return false;
+      return nodeVerify(null, cosignedMessage(ts, text), key, sig.subarray(8));
+    },
+  };
+}
+
+/** Cosignature/v1 verifier for the Ed25519 key inside a peer ID, key name = the peer ID. */
+export function cosignatureVerifierFromPeerId(peerId: string): NoteVerifier {
+  const id = peerIdFromString(peerId);
+  if (id.type !== 'Ed25519' || id.publicKey === undefined) throw new FedtwinError('LEDGER_BAD_ARGUMENT', `peer ID ${peerId} does not embed an Ed25519 key`);
+  return createCosignatureVerifier(peerId, id.publicKey.raw);
+}
+
+/** The timestamp (POSIX seconds) of a cosignature/v1 signature (the bytes after the key ID). */
+export function cosignatureTime(signature: Uint8Array): number {
+  return Number(new DataView(signature.buffer, signature.byteOffset, 8).getBigUint64(0));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Notes.
 
 export interface ParsedNote {

@@ -104,6 +104,18 @@ export const contributionPayloadSchema = z.strictObject({
   deltaTotal: delta,
   keyId: shortText,
   globalVersion: hex32.optional(),
+  /**
+   * The mechanism this round's ε was computed from (optional): a sampled Gaussian applied `steps` times,
+   * accounted at `delta`. When present, `verify` recomputes ε with @fedtwin/dp and refuses an under-report.
+   */
+  mechanism: z
+    .strictObject({
+      sampleRate: z.number().gt(0).max(1),
+      noiseMultiplier: z.number().gt(0).max(1e6),
+      steps: z.int().positive().max(1e9),
+      delta: z.number().gt(0).lt(1),
+    })
+    .optional(),
   time,
 });
 
@@ -447,3 +459,41 @@ export async function decodeEntryAsync(bytes: Uint8Array): Promise<LedgerEntry> 
 }
 
 export { signatureError as entrySignatureError };
+
+// ---------------------------------------------------------------------------------------------
+// Authorship: who may sign what.
+
+/** Entry types a member signs about itself (`payload.node` must be the author). */
+export const MEMBER_ENTRY_TYPES: ReadonlySet<EntryType> = new Set<EntryType>(['contribution', 'refusal', 'verdict']);
+
+/**
+ * Why `e` breaks the authorship rules, or undefined: `contribution`, `refusal` and `verdict` are signed by
+ * the node they name; every other type (consortium, membership, round, aggregate, key, exclusion) by the
+ * aggregator. `isAggregator(author)` says whether an author is the log's aggregator.
+ */
+export function authorshipViolation(e: Pick<LedgerEntry, 'author' | 'payload'>, isAggregator: (author: string) => boolean): string | undefined {
+  const p = e.payload;
+  if (p.type === 'contribution' || p.type === 'refusal' || p.type === 'verdict') {
+    return p.node === e.author ? undefined : `a ${p.type} in the name of ${p.node} signed by ${e.author}; only the node it names may sign it`;
+  }
+  return isAggregator(e.author) ? undefined : `a ${p.type} entry signed by ${e.author}, who is not the log's aggregator; only the aggregator signs ${p.type} entries`;
+}
+
+/** isAggregator for the aggregator's raw Ed25519 key (authors compared by the key inside their peer ID). */
+export function isAuthorKey(publicKey: Uint8Array): (author: string) => boolean {
+  const hex = Buffer.from(publicKey).toString('hex');
+  const memo = new Map<string, boolean>();
+  return (author) => {
+    let v = memo.get(author);
+    if (v === undefined) {
+      try {
+        v = Buffer.from(publicKeyRawOfPeerId(author)).toString('hex') === hex;
+      } catch {
+        v = false;
+      }
+      if (memo.size < 100_000) memo.set(author, v);
+    }
+    return v;
+  };
+}
+

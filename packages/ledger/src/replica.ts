@@ -7,7 +7,7 @@
 // Then it appends the entries and the co-signed checkpoint in one batch and returns its cosignature.
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import { bytesEqual, toHex } from './bytes.ts';
-import { decodeEntryAsync, type LedgerEntry } from './entry.ts';
+import { authorshipViolation, decodeEntryAsync, isAuthorKey, type LedgerEntry } from './entry.ts';
 import { pushLeaf, rootOfRange, verifyConsistency } from './merkle.ts';
 import {
   cosignNote,
@@ -110,6 +110,17 @@ export class Replica {
         }),
       ),
     );
+    // 2b. authorship: member entries by the node they name, everything else by the aggregator
+    const isAggregator = isAuthorKey(this.aggregator.publicKey);
+    entries.forEach((e, k) => {
+      const why = authorshipViolation(e, isAggregator);
+      if (why) {
+        throw new FedtwinError('LEDGER_ENTRY_INVALID', `entry ${local + k}: ${why}`, {
+          hint: 'the aggregator appended an entry its author could not have made; nothing was stored and nothing co-signed',
+          details: { index: local + k, author: e.author, type: e.payload.type },
+        });
+      }
+    });
     // 3. own leaves + new leaves must hash to the checkpoint's root
     const range = this.ledger.compactRange();
     entries.forEach((e, k) => pushLeaf(range, local + k, e.leafHash));

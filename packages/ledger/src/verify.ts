@@ -7,11 +7,12 @@
 // the recomputed root at its size; consecutive checkpoints are checked with RFC 9162 consistency proofs.
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import { bytesEqual, readU64be, toHex, utf8 } from './bytes.ts';
-import { ENTRY_TYPES, type EntryType } from './entry.ts';
+import { ENTRY_TYPES, authorshipViolation, isAuthorKey, publicKeyRawOfPeerId, type EntryPayload, type EntryType } from './entry.ts';
+import { epsilonFor } from '@fedtwin/dp';
 import { createAuditPool } from './audit-pool.ts';
 import { signatureImpl as sigImpl, type AuditChunkResult, type SignatureImpl } from './audit-chunk.ts';
 import { emptyRoot, pushLeaf, rootOfRange, verifyConsistency, type HashedNode } from './merkle.ts';
-import { parseCheckpoint, parseVerifierKey, verifyCheckpoint, type Checkpoint, type NoteVerifier } from './checkpoint.ts';
+import { cosignatureVerifierFromPeerId, noteVerifierFromPeerId, parseCheckpoint, parseVerifierKey, verifyCheckpoint, type Checkpoint, type NoteSignature, type NoteVerifier } from './checkpoint.ts';
 import { ledgerInternals, openLedgerForAudit, parseNodeKey, type Ledger } from './ledger.ts';
 
 export interface LedgerSummary {
@@ -37,6 +38,16 @@ export interface LedgerSummary {
   uncheckpointedEntries: number;
   /** verifier key used for checkpoint signatures */
   checkpointKey: string | null;
+  /**
+   * Warning, not a failure: contribution entries no `aggregate` entry references (a member may contribute to
+   * a round that then failed, or to the round still open). At most 1,000 listed; `unaggregatedCount` has all.
+   */
+  unaggregatedContributions: { index: number; round: number; node: string }[];
+  unaggregatedCount: number;
+  /** contributions whose mechanism (sampleRate, noiseMultiplier, steps, delta) was recomputed with @fedtwin/dp */
+  mechanismsChecked: number;
+  /** trusted checkpoints (from outside the directory) the ledger was found consistent with */
+  trustedCheckpoints: { size: number; rootHash: string }[];
   /** Ed25519 implementation that checked entry signatures (libsodium when installed; node:crypto decides every rejection) */
   signatureImpl: SignatureImpl;
 }
@@ -68,6 +79,12 @@ export type VerifyResult =
 export interface VerifyOptions {
   /** C2SP verifier keys trusted to sign checkpoints; default: the key recorded in the ledger */
   trustedKeys?: readonly string[];
+  /**
+   * Checkpoint notes trusted from outside the directory (one a member co-signed, a copy kept elsewhere): the
+   * ledger must hold a checkpoint at a size ≥ each one's, consistent with it — else it was truncated or
+   * rolled back (LEDGER_INCONSISTENT). Each must carry a valid signature by the checkpoint key.
+   */
+  trustedCheckpoints?: readonly string[];
   /** entries per read chunk */
   chunk?: number;
   /** signature-checking worker threads (default: available cores) */
@@ -108,8 +125,28 @@ class Tally {
   /** `<round> <node>` -> index of that node's contribution or refusal entry for that round (one of them, once) */
   answered = new Map<string, { index: number; type: 'contribution' | 'refusal' }>();
 
-  constructor(size: number) {
+  /** latest ε/δ totals per node, to check they never decrease */
+  lastTotals = new Map<string, { epsilon: number; delta: number; index: number }>();
+  /** contribution leaves an aggregate references */
+  referenced: Uint8Array;
+  /** node (index into nodeNames) of the contribution at each index */
+  contributionNode: Int32Array;
+  nodeNames: string[] = [];
+  nodeIds = new Map<string, number>();
+  /** globalVersion of the latest round entry that named one, and every aggregate's modelVersion so far */
+  lastRound: { round: number; version: string } | undefined;
+  modelVersions = new Set<string>();
+  mechanismsChecked = 0;
+  epsilonCache = new Map<string, number>();
+
+  /** Is this author the log's aggregator? The checkpoint key's owner; without one, the first entry's author. */
+  isAggregator: ((author: string) => boolean) | undefined;
+
+  constructor(size: number, aggregatorKey?: Uint8Array) {
     this.contributionRound = new Float64Array(size).fill(NaN);
+    this.referenced = new Uint8Array(size);
+    this.contributionNode = new Int32Array(size).fill(-1);
+    if (aggregatorKey) this.isAggregator = isAuthorKey(aggregatorKey);
   }
 
   /**
@@ -126,6 +163,62 @@ class Tally {
     this.answered.set(key, { index, type });
   }
 
+  nodeId(node: string): number {
+    let k = this.nodeIds.get(node);
+    if (k === undefined) {
+      k = this.nodeNames.length;
+      this.nodeNames.push(node);
+      this.nodeIds.set(node, k);
+    }
+    return k;
+  }
+
+  /**
+   * Privacy accounting a contribution claims: totals never decrease and cover this round's spend; a stated
+   * mechanism is recomputed (RDP accountant of @fedtwin/dp, default orders, improved conversion) and the
+   * round's ε must not be below it. Sums of per-round ε are NOT compared with the total: under RDP
+   * composition the total is smaller than that sum.
+   */
+  privacy(index: number, r: AuditChunkResult, j: number, who: string, round: number): void {
+    const eps = r.epsilon[j];
+    const epsTotal = r.epsilonTotal[j];
+    const deltaTotal = r.deltaTotal[j];
+    const bad = (why: string) => new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: contribution of node ${who} to round ${round}: ${why}`);
+    const prev = this.lastTotals.get(who);
+    if (prev && epsTotal < prev.epsilon - 1e-12) throw bad(`epsilonTotal ${epsTotal} is below the ${prev.epsilon} its entry ${prev.index} reported (a privacy spend cannot shrink)`);
+    if (prev && deltaTotal < prev.delta - 1e-18) throw bad(`deltaTotal ${deltaTotal} is below the ${prev.delta} its entry ${prev.index} reported`);
+    if (epsTotal < eps * (1 - 1e-9) - 1e-12) throw bad(`epsilonTotal ${epsTotal} is below this round's epsilon ${eps}`);
+    this.lastTotals.set(who, { epsilon: epsTotal, delta: deltaTotal, index });
+    const q = r.mechanism[4 * j];
+    if (!Number.isNaN(q)) {
+      const [sigma, steps, delta] = [r.mechanism[4 * j + 1], r.mechanism[4 * j + 2], r.mechanism[4 * j + 3]];
+      const key = `${q} ${sigma} ${steps} ${delta}`;
+      let expected = this.epsilonCache.get(key);
+      if (expected === undefined) {
+        try {
+          expected = epsilonFor({ sampleRate: q, noiseMultiplier: sigma, steps, delta }).epsilon;
+        } catch (e) {
+          throw bad(`its mechanism cannot be accounted: ${(e as Error).message}`);
+        }
+        if (this.epsilonCache.size < 10_000) this.epsilonCache.set(key, expected);
+      }
+      this.mechanismsChecked++;
+      if (eps < expected * (1 - 1e-6) - 1e-12) throw bad(`epsilon ${eps} under-reports its mechanism (q ${q}, σ ${sigma}, ${steps} steps, δ ${delta}), which spends ε ${expected}`);
+    }
+  }
+
+  /** Contribution entries no aggregate references (a warning). */
+  unaggregated(limit = 1000): { list: { index: number; round: number; node: string }[]; count: number } {
+    const list: { index: number; round: number; node: string }[] = [];
+    let count = 0;
+    for (let i = 0; i < this.contributionRound.length; i++) {
+      if (Number.isNaN(this.contributionRound[i]) || this.referenced[i] === 1) continue;
+      count++;
+      if (list.length < limit) list.push({ index: i, round: this.contributionRound[i], node: this.nodeNames[this.contributionNode[i]] ?? '' });
+    }
+    return { list, count };
+  }
+
   /** Adds entry `j` of a worker's chunk result, which is ledger entry `index`. */
   add(index: number, r: AuditChunkResult, j: number): void {
     const type = ENTRY_TYPES[r.type[j]];
@@ -133,20 +226,36 @@ class Tally {
     this.byType[type]++;
     const round = r.round[j];
     const who = r.who[j] >= 0 ? r.strings[r.who[j]] : '';
+    const author = r.strings[r.author[j]];
+    if (this.isAggregator === undefined) this.isAggregator = isAuthorKey(publicKeyRawOfPeerId(author));
+    const why = authorshipViolation({ author, payload: { type, node: who } as EntryPayload }, this.isAggregator);
+    if (why) throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: ${why}`);
     switch (type) {
       case 'membership':
         if (r.admit[j] === 1) this.members.add(who);
         else this.members.delete(who);
         break;
-      case 'round':
+      case 'round': {
         this.rounds.add(round);
+        const version = r.version[j] >= 0 ? r.strings[r.version[j]] : undefined;
+        if (version !== undefined) {
+          // A round opens on the previous round's base (that round failed) or on a model an aggregate entry produced.
+          const prev = this.lastRound;
+          if (prev && version !== prev.version && !this.modelVersions.has(version)) {
+            throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: round ${round} opens on global version ${version}, which no aggregate entry produced (round ${prev.round} was aggregated without an aggregate entry)`);
+          }
+          this.lastRound = { round, version };
+        }
         break;
+      }
       case 'contribution':
         this.once(index, 'contribution', round, who);
+        this.privacy(index, r, j, who, round);
         this.contributions[who] = (this.contributions[who] ?? 0) + 1;
         this.epsilon[who] = r.epsilonTotal[j];
         this.delta[who] = r.deltaTotal[j];
         this.contributionRound[index] = round;
+        this.contributionNode[index] = this.nodeId(who);
         break;
       case 'aggregate':
         for (let k = r.aggOffsets[j]; k < r.aggOffsets[j + 1]; k++) {
@@ -154,7 +263,9 @@ class Tally {
           if (leaf >= index || this.contributionRound[leaf] !== round) {
             throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: aggregate for round ${round} includes leaf ${leaf}, which is not an earlier contribution to that round`);
           }
+          this.referenced[leaf] = 1;
         }
+        if (r.version[j] >= 0) this.modelVersions.add(r.strings[r.version[j]]);
         break;
       case 'refusal':
         this.once(index, 'refusal', round, who);
@@ -184,14 +295,16 @@ export async function verifyLedgerDir(dir: string, opts: VerifyOptions = {}): Pr
 
 export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const n = ledger.size;
-  const tally = new Tally(n);
+  let tally = new Tally(n);
   const range: HashedNode[] = [];
   const recorded = await ledger.checkpointKey();
   const keys = opts.trustedKeys ?? (recorded ? [recorded] : []);
   let checkpointKey: string | null = keys[0] ?? null;
   const cps: { size: number; checkpoint: Checkpoint; signatures: string[] }[] = [];
+  const trustedOk: { size: number; rootHash: string }[] = [];
   const summary = (): LedgerSummary => {
     const latest = cps.length ? cps[cps.length - 1] : undefined;
+    const unagg = tally.unaggregated();
     return {
       entries: tally.entries,
       rootHash: toHex(rootOfRange(range)),
@@ -209,6 +322,10 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
         : null,
       uncheckpointedEntries: tally.entries - (latest?.size ?? 0),
       checkpointKey,
+      unaggregatedContributions: unagg.list,
+      unaggregatedCount: unagg.count,
+      mechanismsChecked: tally.mechanismsChecked,
+      trustedCheckpoints: trustedOk,
       signatureImpl: sigImpl(),
     };
   };
@@ -237,8 +354,16 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
       if (cps.length && cps[0].checkpoint.origin !== checkpoint.origin) {
         throw new Failure('LEDGER_CHECKPOINT_INVALID', null, `checkpoint at size ${size} has origin ${checkpoint.origin}, earlier ones ${cps[0].checkpoint.origin}`, size);
       }
+      // Every other line is a member's cosignature: it must verify as that member's (the peer ID it names).
+      for (const sig of parseCheckpoint(note).signatures) {
+        if (sig.name === verifiers[0].name && sig.keyId === verifiers[0].keyId) continue;
+        const why = cosignatureProblem(sig, parseCheckpoint(note).text);
+        if (why) throw new Failure('LEDGER_CHECKPOINT_INVALID', null, `checkpoint at size ${size}: cosignature line of ${sig.name.slice(0, 80)}: ${why}`, size);
+      }
       cps.push({ size, checkpoint, signatures });
     }
+    // The aggregator is the checkpoint key's owner (authorship rules, see Tally.add).
+    if (verifiers.length > 0) tally = new Tally(n, verifiers[0].publicKey);
     const cpAt = new Map(cps.map((c) => [c.size, c.checkpoint]));
     const checkRoot = (size: number): void => {
       const cp = cpAt.get(size);
@@ -388,6 +513,28 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
         throw new Failure('LEDGER_INCONSISTENT', null, `checkpoints at sizes ${a.size} and ${b.size} are not consistent: ${e.message}`, b.size);
       }
     }
+    // Trusted checkpoints from outside: the ledger must reach at least as far, consistently.
+    for (const note of opts.trustedCheckpoints ?? []) {
+      let t: Checkpoint;
+      try {
+        if (verifiers.length === 0) throw new FedtwinError('LEDGER_CHECKPOINT_INVALID', 'no checkpoint key is recorded or given');
+        t = verifyCheckpoint(note, verifiers, { require: [verifiers[0].name] }).checkpoint;
+      } catch (e) {
+        throw new Failure('LEDGER_CHECKPOINT_INVALID', null, `trusted checkpoint: ${(e as Error).message}`);
+      }
+      if (cps.length && t.origin !== cps[0].checkpoint.origin) throw new Failure('LEDGER_CHECKPOINT_INVALID', null, `trusted checkpoint has origin ${t.origin}, this ledger ${cps[0].checkpoint.origin}`, t.size);
+      const latest = cps[cps.length - 1];
+      if (!latest || latest.size < t.size) {
+        throw new Failure('LEDGER_INCONSISTENT', null, `the trusted checkpoint is at size ${t.size} (root ${toHex(t.rootHash)}), but this ledger's latest checkpoint is at ${latest ? latest.size : 'none'} with ${n} entries: the log was truncated or rolled back`, t.size);
+      }
+      try {
+        verifyConsistency(t.size, latest.size, await ledger.consistencyProof(t.size, latest.size), t.rootHash, latest.checkpoint.rootHash);
+      } catch (e) {
+        if (!isFedtwinError(e, 'LEDGER_PROOF_INVALID')) throw e;
+        throw new Failure('LEDGER_INCONSISTENT', null, `the trusted checkpoint (size ${t.size}, root ${toHex(t.rootHash)}) is not consistent with this ledger's checkpoint at ${latest.size}: history was rewritten (${e.message})`, t.size);
+      }
+      trustedOk.push({ size: t.size, rootHash: toHex(t.rootHash) });
+    }
     return { ok: true, summary: summary() };
   } catch (err) {
     if (!(err instanceof Failure)) throw err;
@@ -395,4 +542,24 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
     if (err.checkpointSize !== undefined) out.checkpointSize = err.checkpointSize;
     return out;
   }
+}
+
+/**
+ * Why a witness line does not hold, or undefined: its name must be an Ed25519 peer ID and the line a C2SP
+ * cosignature/v1 (type 0x04) by that peer's key — or, for ledgers co-signed before cosignature/v1, a plain
+ * signed-note (0x01) signature by it.
+ */
+function cosignatureProblem(sig: NoteSignature, text: string): string | undefined {
+  let v1: NoteVerifier;
+  let legacy: NoteVerifier;
+  try {
+    v1 = cosignatureVerifierFromPeerId(sig.name);
+    legacy = noteVerifierFromPeerId(sig.name);
+  } catch {
+    return 'the name is not an Ed25519 peer ID, so no member signed it';
+  }
+  const bytes = utf8.encode(text);
+  if (sig.keyId === v1.keyId) return v1.verify(bytes, sig.signature) ? undefined : 'the cosignature/v1 signature does not verify with that peer\'s key';
+  if (sig.keyId === legacy.keyId) return legacy.verify(bytes, sig.signature) ? undefined : 'the signature does not verify with that peer\'s key';
+  return 'its key ID is not that peer\'s key (signed by someone else)';
 }

@@ -40,7 +40,7 @@ async function setup() {
 describe('replica sync', () => {
   it('verifies, persists, co-signs; the aggregator merges the cosignature; the next round chains by consistency proof', async () => {
     const { agg, nodes, log, me, replica } = await setup();
-    const mine = createEntrySync({ type: 'key', event: 'ceremony', keyId: 'k' }, me.entry);
+    const mine = createEntrySync({ type: 'refusal', round: 99, node: me.peerId, reason: 'own entry' }, me.entry);
     const r1 = await replica.sync({ ...(await log.syncBundle(0)), mustInclude: [{ leafHash: (await log.leafHash(4)), index: 4 }] });
     expect(r1).toMatchObject({ size: 8, appended: 8 });
     expect(toHex(replica.ledger.rootHash)).toBe(toHex(log.rootHash));

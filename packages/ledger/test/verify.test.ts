@@ -197,7 +197,7 @@ describe('verifyLedgerDir', () => {
     const t = tempDir('workers');
     cleanups.push(t.cleanup);
     const l = await openLedger({ dir: t.dir });
-    const es = Array.from({ length: 600 }, (_, k) => createEntrySync({ type: 'key', event: 'rotation', keyId: `k${k}` }, nodes[k % 3].entry));
+    const es = Array.from({ length: 600 }, (_, k) => createEntrySync({ type: 'refusal', round: k, node: nodes[k % 3].peerId, reason: `r${k}` }, nodes[k % 3].entry));
     await l.appendMany(es);
     await l.signCheckpoint(agg.note);
     await l.close();
@@ -205,7 +205,7 @@ describe('verifyLedgerDir', () => {
     const mallory = await party(66);
     await rewrite(t.dir, (bs) => {
       for (const i of [433, 517]) {
-        const forged = createEntrySync({ type: 'key', event: 'rotation', keyId: `k${i}` }, mallory.entry);
+        const forged = createEntrySync({ type: 'refusal', round: i, node: nodes[i % 3].peerId, reason: `r${i}` }, mallory.entry);
         bs[i] = bytes(text(bs[i]).replace(/"sig":"[^"]+"/, `"sig":"${JSON.parse(text(forged.bytes)).sig}"`));
       }
       return bs;
@@ -217,10 +217,10 @@ describe('verifyLedgerDir', () => {
     const t = tempDir('parse-chunks');
     cleanups.push(t.cleanup);
     const l = await openLedger({ dir: t.dir });
-    await l.appendMany(Array.from({ length: 300 }, (_, k) => createEntrySync({ type: 'key', event: 'rotation', keyId: `k${k}` }, nodes[k % 3].entry)));
+    await l.appendMany(Array.from({ length: 300 }, (_, k) => createEntrySync({ type: 'refusal', round: k, node: nodes[k % 3].peerId, reason: `r${k}` }, nodes[k % 3].entry)));
     await l.close();
     await rewrite(t.dir, (bs) => {
-      bs[250] = bytes(text(bs[250]).replace('"rotation"', '"rotation" '));
+      bs[250] = bytes(text(bs[250]).replace('"r250"', '"r250" '));
       return bs;
     });
     expect(await verifyLedgerDir(t.dir, { chunk: 64, threads: 2 })).toMatchObject({ ok: false, index: 250, code: 'LEDGER_ENTRY_INVALID' });

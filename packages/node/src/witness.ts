@@ -1,6 +1,9 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
+import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import {
-  createEntry, createEntrySigner, createNoteSigner, createReplica, noteVerifierFromPeerId, openLedger,
+  createCosignatureSigner, createEntry, createEntrySigner, createReplica, noteVerifierFromPeerId, openLedger, verifyCheckpoint,
   type EntryPayloadInput, type Ledger, type Replica,
 } from '@fedtwin/ledger';
 
@@ -15,29 +18,105 @@ export interface Witness {
   readonly size: number;
   /** Verifies and stores a sync bundle; returns the cosigned note to send back. */
   accept(bundle: { entries: Uint8Array[]; checkpoint: string; consistencyProof: Uint8Array[] }, mustInclude: Array<{ leafHash: string; index?: number }>): Promise<{ note: string; size: number; rootHash: string }>;
+  /**
+   * Judges a whole `/fedtwin/ledger/1.0.0` reply: `checkpoint` (the signed note) and `body` (JSON
+   * `{ entries: base64[], consistencyProof: hex[] }`, absent when the aggregator has nothing to send). The
+   * reply's unsigned `size` is never consulted: the signed checkpoint always is, and against this replica —
+   * an equal size must carry the same root (else a same-size fork), a smaller one is a rollback
+   * (LEDGER_INCONSISTENT), a larger one needs the entries and a consistency proof from the last checkpoint
+   * this member co-signed. On LEDGER_INCONSISTENT both signed checkpoints are written to the evidence
+   * directory first. Returns the note with this member's cosignature, to send back.
+   */
+  syncReply(reply: { checkpoint: string; body?: Uint8Array | null; size?: number }, mustInclude: Array<{ leafHash: string; index?: number }>): Promise<{ note: string; size: number; rootHash: string; appended: number }>;
+  /** Where fork evidence is written. */
+  readonly evidenceDir: string;
   close(): Promise<void>;
 }
 
-export async function openWitness(init: { dir: string; identity: PrivateKey; aggregatorPeerId: string; origin: string }): Promise<Witness> {
+export async function openWitness(init: {
+  dir: string; identity: PrivateKey; aggregatorPeerId: string; origin: string;
+  /** fork evidence goes here (default: `evidence/` next to the ledger directory, i.e. `<dataDir>/evidence`) */
+  evidenceDir?: string;
+}): Promise<Witness> {
   const ledger: Ledger = await openLedger({ dir: init.dir });
   const signer = createEntrySigner(init.identity);
+  const aggregatorKey = noteVerifierFromPeerId(init.aggregatorPeerId, init.origin);
   const replica: Replica = await createReplica({
     ledger, origin: init.origin,
-    aggregatorKey: noteVerifierFromPeerId(init.aggregatorPeerId, init.origin),
-    witness: createNoteSigner(signer.peerId, init.identity),
+    aggregatorKey,
+    // C2SP tlog-cosignature/v1 lines under this member's peer ID
+    witness: createCosignatureSigner(signer.peerId, init.identity),
   });
+  const evidenceDir = init.evidenceDir ?? join(dirname(init.dir), 'evidence');
+  const toInclusion = (mustInclude: Array<{ leafHash: string; index?: number }>) =>
+    mustInclude.map((h) => ({ leafHash: Uint8Array.from(Buffer.from(h.leafHash, 'hex')), ...(h.index !== undefined ? { index: h.index } : {}) }));
+
+  /** Keeps both signed checkpoints of a fork (0600 files, timestamped) before the error propagates. */
+  async function keepEvidence(served: string, err: FedtwinError): Promise<void> {
+    const cosigned = (await ledger.latestCheckpoint())?.note ?? null;
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    await mkdir(evidenceDir, { recursive: true, mode: 0o700 });
+    const base = join(evidenceDir, `${stamp}-fork`);
+    const write = (path: string, text: string) => writeFile(path, text, { mode: 0o600, flag: 'wx' });
+    if (cosigned !== null) await write(`${base}-cosigned.note`, cosigned);
+    await write(`${base}-served.note`, served);
+    await write(`${base}.json`, JSON.stringify({
+      time: new Date().toISOString(), origin: init.origin, aggregator: init.aggregatorPeerId, code: err.code, message: err.message,
+      details: err.details ?? null, cosigned, served,
+    }, null, 2) + '\n');
+  }
+
+  async function syncChecked(checkpoint: string, entries: Uint8Array[], consistencyProof: Uint8Array[], mustInclude: Array<{ leafHash: string; index?: number }>) {
+    try {
+      return await replica.sync({ entries, checkpoint, consistencyProof, mustInclude: toInclusion(mustInclude) });
+    } catch (err) {
+      // Only a checkpoint the aggregator signed is evidence (replica.sync checks the signature first).
+      if (isFedtwinError(err, 'LEDGER_INCONSISTENT')) {
+        try {
+          verifyCheckpoint(checkpoint, [aggregatorKey], { origin: init.origin, require: [aggregatorKey.name] });
+          await keepEvidence(checkpoint, err);
+        } catch (e) {
+          if (!isFedtwinError(e, 'LEDGER_CHECKPOINT_INVALID')) (err as { evidenceError?: unknown }).evidenceError = e;
+        }
+      }
+      throw err;
+    }
+  }
+
   return {
     get size() { return ledger.size; },
+    evidenceDir,
     async sign(payload) {
       const e = await createEntry({ ...payload, time: Date.now() } as EntryPayloadInput, signer);
       return { entry: Buffer.from(e.bytes).toString('base64'), leafHash: Buffer.from(e.leafHash).toString('hex') };
     },
     async accept(bundle, mustInclude) {
       // Each own contribution must sit at the leaf index the aggregator acknowledged.
-      const r = await replica.sync({ ...bundle, mustInclude: mustInclude.map((h) => ({ leafHash: Uint8Array.from(Buffer.from(h.leafHash, 'hex')), ...(h.index !== undefined ? { index: h.index } : {}) })) });
+      const r = await syncChecked(bundle.checkpoint, bundle.entries, bundle.consistencyProof, mustInclude);
       return { note: r.note, size: r.size, rootHash: Buffer.from(r.rootHash).toString('hex') };
+    },
+    async syncReply(reply, mustInclude) {
+      if (!reply || typeof reply.checkpoint !== 'string') throw new FedtwinError('LEDGER_SYNC_INVALID', 'the ledger sync reply carries no checkpoint');
+      let entries: Uint8Array[] = [];
+      let consistencyProof: Uint8Array[] = [];
+      if (reply.body && reply.body.byteLength > 0) {
+        let parsed: { entries?: unknown; consistencyProof?: unknown };
+        try {
+          parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(reply.body)) as typeof parsed;
+        } catch (e) {
+          throw new FedtwinError('LEDGER_SYNC_INVALID', `the ledger sync body is not JSON: ${(e as Error).message}`);
+        }
+        const strings = (v: unknown, what: string): string[] => {
+          if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new FedtwinError('LEDGER_SYNC_INVALID', `the ledger sync body's ${what} is not an array of strings`);
+          return v as string[];
+        };
+        entries = strings(parsed.entries, 'entries').map((e) => Uint8Array.from(Buffer.from(e, 'base64')));
+        consistencyProof = strings(parsed.consistencyProof, 'consistencyProof').map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
+      }
+      // Always through the replica: signature, size and root against what this member holds, whatever `size` says.
+      const r = await syncChecked(reply.checkpoint, entries, consistencyProof, mustInclude);
+      return { note: r.note, size: r.size, rootHash: Buffer.from(r.rootHash).toString('hex'), appended: r.appended };
     },
     close: () => ledger.close(),
   };
 }
-

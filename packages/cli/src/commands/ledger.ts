@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
 import type { LedgerSummary } from '@fedtwin/ledger';
@@ -47,6 +48,12 @@ function summaryText(dir: string, s: LedgerSummary): string {
   const nodes = Object.keys(s.contributionsPerNode).sort();
   if (nodes.length === 0) lines.push('    (none)');
   for (const n of nodes) lines.push(`    ${n}  ${s.contributionsPerNode[n]}  ε ${s.epsilonPerNode[n]}  δ ${s.deltaPerNode[n]}`);
+  if (s.trustedCheckpoints.length) lines.push(`  trusted         consistent with ${s.trustedCheckpoints.map((t) => `checkpoint ${t.size}`).join(', ')}`);
+  if (s.unaggregatedCount > 0) {
+    lines.push(`  warning: ${s.unaggregatedCount} contribution(s) no aggregate references (a failed or still open round):`);
+    for (const c of s.unaggregatedContributions.slice(0, 20)) lines.push(`    entry ${c.index}  round ${c.round}  ${c.node}`);
+    if (s.unaggregatedCount > 20) lines.push(`    … ${s.unaggregatedCount - 20} more (--json lists up to 1000)`);
+  }
   const refusals = Object.keys(s.refusalsPerNode).sort();
   if (refusals.length) {
     lines.push('  refusals per node:');
@@ -63,11 +70,23 @@ export function registerLedgerCommands(program: Command): void {
     .description('Recompute every leaf hash, check every signature, the tree against the signed checkpoints and their consistency')
     .requiredOption('--dir <dir>', 'ledger directory (Level)')
     .option('--trusted-key <vkey...>', 'C2SP verifier key(s) trusted to sign checkpoints (default: the key recorded in the ledger)')
+    .option('--trusted-checkpoint <file...>', 'checkpoint note(s) trusted from outside the directory (e.g. one a member co-signed): the ledger must reach that size consistently, else it was truncated or rolled back')
     .option('--json', 'print one JSON object')
-    .action(async (opts: DirOpts & { trustedKey?: string[] }) => {
+    .action(async (opts: DirOpts & { trustedKey?: string[]; trustedCheckpoint?: string[] }) => {
       const { hashLeaf, openLedger, parseCheckpoint, parseEntry, toBase64, toHex, verifyLedgerDir } = await ledgerLib();
       void hashLeaf; void openLedger; void parseCheckpoint; void parseEntry; void toBase64; void toHex; void verifyLedgerDir;
-      const r = await verifyLedgerDir(opts.dir, opts.trustedKey ? { trustedKeys: opts.trustedKey } : {});
+      const trustedCheckpoints: string[] = [];
+      for (const f of opts.trustedCheckpoint ?? []) {
+        try {
+          trustedCheckpoints.push(await readFile(f, 'utf8'));
+        } catch (err) {
+          throw new FedtwinError('CLI_BAD_ARGUMENT', `cannot read --trusted-checkpoint ${f}: ${(err as Error).message}`, { hint: 'a file holding a checkpoint note (e.g. from a member\'s <dataDir>/evidence/ or its ledger export)' });
+        }
+      }
+      const r = await verifyLedgerDir(opts.dir, {
+        ...(opts.trustedKey ? { trustedKeys: opts.trustedKey } : {}),
+        ...(trustedCheckpoints.length ? { trustedCheckpoints } : {}),
+      });
       if (opts.json) await write(JSON.stringify(r.ok ? { ok: true, ...r.summary } : { ...r, summary: r.summary }) + '\n');
       else if (r.ok) await write(summaryText(opts.dir, r.summary));
       if (!r.ok) {

@@ -1,0 +1,237 @@
+// Issue 12 item 5, "a witness that cannot be skipped": authorship rules, C2SP cosignature/v1 witness
+// lines, and what `verify` checks about them. Each "attack:" test failed on the code before the fix.
+import { afterEach, describe, expect, it } from 'vitest';
+import { createHash, createPublicKey, verify as edVerify } from 'node:crypto';
+import {
+  openLedger,
+  createReplica,
+  createEntrySync,
+  createCosignatureSigner,
+  cosignatureVerifierFromPeerId,
+  cosignNote,
+  formatVerifierKey,
+  parseNote,
+  parseVerifierKey,
+  publicKeyRawOfPeerId,
+  verifyLedgerDir,
+  verifyNote,
+  type EntryPayloadInput,
+  type Ledger,
+} from '../src/index.ts';
+import { fillLedger, hex, keyFromSeed, party, tempDir, ORIGIN } from './helpers.ts';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function open(tag: string): Promise<{ l: Ledger; dir: string }> {
+  const t = tempDir(tag);
+  cleanups.push(t.cleanup);
+  const l = await openLedger({ dir: t.dir });
+  cleanups.push(() => l.close().catch(() => undefined));
+  return { l, dir: t.dir };
+}
+
+async function world() {
+  const agg = await party(1, ORIGIN);
+  const nodes = [await party(2), await party(3), await party(4)];
+  const { l: log, dir } = await open('agg');
+  await fillLedger(log, agg, nodes, 1); // checkpoint at 8
+  return { agg, nodes, log, dir };
+}
+
+/** An aggregator-signed contribution in node's name: ε = 0.001, a sum the node never made. */
+function forgedContribution(agg: Awaited<ReturnType<typeof party>>, node: string, round = 1) {
+  return createEntrySync({
+    type: 'contribution', round, node, ciphertextHash: hex('planted'), ciphertextSize: 1, epsilon: 0.001, delta: 1e-9,
+    epsilonTotal: 0.501, deltaTotal: 2e-6, keyId: 'he-key-1',
+  }, agg.entry);
+}
+
+describe('authorship rules', () => {
+  it('attack: ledger verify rejects an aggregator-signed contribution in a member\'s name (LEDGER_ENTRY_INVALID at its index)', async () => {
+    const { agg, nodes, log, dir } = await world();
+    await log.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {} }, agg.entry));
+    await log.append(forgedContribution(agg, nodes[0].peerId));
+    await log.signCheckpoint(agg.note);
+    await log.close();
+    const r = await verifyLedgerDir(dir);
+    expect(r).toMatchObject({ ok: false, index: 9, code: 'LEDGER_ENTRY_INVALID' });
+    expect(r.ok === false && r.message).toMatch(/entry 9: a contribution in the name of .* signed by/);
+  });
+
+  it('attack: the member\'s replica refuses that entry and co-signs nothing', async () => {
+    const { agg, nodes, log } = await world();
+    const { l: rep } = await open('rep');
+    const replica = await createReplica({ ledger: rep, origin: ORIGIN, aggregatorKey: formatVerifierKey(agg.note), witness: createCosignatureSigner(nodes[0].peerId, await keyFromSeed(2)) });
+    await replica.sync(await log.syncBundle(0));
+    await log.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {} }, agg.entry));
+    await log.append(forgedContribution(agg, nodes[0].peerId));
+    await log.signCheckpoint(agg.note);
+    await expect(replica.sync(await log.syncBundle(8))).rejects.toMatchObject({ code: 'LEDGER_ENTRY_INVALID', details: { index: 9 } });
+    expect(rep.size).toBe(8);
+    expect((await rep.latestCheckpoint())!.size).toBe(8);
+  });
+
+  it('an aggregator-only entry (round, membership, exclusion) signed by a member is rejected by verify and by a replica', async () => {
+    for (const payload of [
+      { type: 'round', action: 'open', round: 5, config: {} },
+      { type: 'membership', action: 'admit', peerId: '' },
+      { type: 'exclusion', round: 0, action: 'exclude', reason: 'x', evidence: [] },
+    ] as EntryPayloadInput[]) {
+      const { agg, nodes, log, dir } = await world();
+      const p: EntryPayloadInput = payload.type === 'membership' ? { ...payload, peerId: nodes[1].peerId } : payload;
+      await log.append(createEntrySync(p, nodes[1].entry));
+      await log.signCheckpoint(agg.note);
+      const { l: rep } = await open('rep');
+      const replica = await createReplica({ ledger: rep, origin: ORIGIN, aggregatorKey: formatVerifierKey(agg.note), witness: nodes[0].note });
+      await expect(replica.sync(await log.syncBundle(0))).rejects.toMatchObject({ code: 'LEDGER_ENTRY_INVALID', details: { index: 8 } });
+      await log.close();
+      expect(await verifyLedgerDir(dir)).toMatchObject({ ok: false, index: 8, code: 'LEDGER_ENTRY_INVALID' });
+    }
+  });
+});
+
+describe('C2SP tlog-cosignature/v1 witness lines', () => {
+  it('a member\'s line is keyID(SHA-256(name‖\\n‖0x04‖key)[:4]) ‖ u64 time ‖ Ed25519 over "cosignature/v1\\ntime T\\n" ‖ body', async () => {
+    const { nodes, log } = await world();
+    const k = await keyFromSeed(2);
+    const note = cosignNote((await log.latestCheckpoint())!.note, createCosignatureSigner(nodes[0].peerId, k, () => 1_679_315_147_000));
+    const { text, signatures } = parseNote(note);
+    const line = signatures.find((s) => s.name === nodes[0].peerId)!;
+    const pub = publicKeyRawOfPeerId(nodes[0].peerId);
+    const keyId = createHash('sha256').update(Buffer.concat([Buffer.from(`${nodes[0].peerId}\n`), Buffer.from([0x04]), pub])).digest().readUInt32BE(0);
+    expect(line.keyId).toBe(keyId);
+    expect(line.signature.byteLength).toBe(72);
+    expect(Buffer.from(line.signature.subarray(0, 8)).readBigUInt64BE(0)).toBe(1_679_315_147n);
+    const key = createPublicKey({ format: 'jwk', key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(pub).toString('base64url') } });
+    expect(edVerify(null, Buffer.from(`cosignature/v1\ntime 1679315147\n${text}`), key, line.signature.subarray(8))).toBe(true);
+    expect(verifyNote(note, [cosignatureVerifierFromPeerId(nodes[0].peerId)]).verifiedBy).toEqual([nodes[0].peerId]);
+  });
+
+  it('attack: ledger verify rejects a cosignature line not signed by the member it names', async () => {
+    const { agg, nodes, log, dir } = await world();
+    const note = (await log.latestCheckpoint())!.note;
+    const aggV = parseVerifierKey(formatVerifierKey(agg.note));
+    // a genuine one verifies
+    await log.addCosignatures(cosignNote(note, createCosignatureSigner(nodes[0].peerId, await keyFromSeed(2))), [aggV]);
+    // mallory's key under nodes[1]'s name (the aggregator inventing a witness)
+    await log.addCosignatures(cosignNote(note, createCosignatureSigner(nodes[1].peerId, await keyFromSeed(66))), [aggV]);
+    await log.close();
+    const r = await verifyLedgerDir(dir);
+    expect(r).toMatchObject({ ok: false, code: 'LEDGER_CHECKPOINT_INVALID', checkpointSize: 8 });
+    expect(r.ok === false && r.message).toContain(nodes[1].peerId);
+  });
+
+  it('ledger verify accepts genuine cosignature/v1 lines and lists their signers', async () => {
+    const { agg, nodes, log, dir } = await world();
+    const note = (await log.latestCheckpoint())!.note;
+    const aggV = parseVerifierKey(formatVerifierKey(agg.note));
+    for (const [i, n] of nodes.entries()) await log.addCosignatures(cosignNote(note, createCosignatureSigner(n.peerId, await keyFromSeed(i + 2))), [aggV]);
+    await log.close();
+    const r = await verifyLedgerDir(dir);
+    expect(r).toMatchObject({ ok: true });
+    expect(r.summary.latestCheckpoint!.signatures).toEqual([ORIGIN, ...nodes.map((n) => n.peerId)]);
+  });
+});
+
+describe('verify: privacy totals, aggregates, trusted checkpoints', () => {
+  const contrib = (n: Awaited<ReturnType<typeof party>>, round: number, epsilon: number, epsilonTotal: number, extra: Record<string, unknown> = {}) =>
+    createEntrySync({
+      type: 'contribution', round, node: n.peerId, ciphertextHash: hex(`c${round}`), ciphertextSize: 1, epsilon, delta: 1e-6,
+      epsilonTotal, deltaTotal: 1e-6 * (round + 1), keyId: 'he-key-1', ...extra,
+    } as EntryPayloadInput, n.entry);
+
+  it('attack: a member\'s epsilonTotal going down is LEDGER_ENTRY_INVALID at that entry', async () => {
+    const { agg, nodes, log, dir } = await world(); // round 0: ε total 0.5
+    await log.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {} }, agg.entry));
+    await log.append(contrib(nodes[0], 1, 0.5, 0.3));
+    await log.close();
+    const r = await verifyLedgerDir(dir);
+    expect(r).toMatchObject({ ok: false, index: 9, code: 'LEDGER_ENTRY_INVALID' });
+    expect(r.ok === false && r.message).toMatch(/epsilonTotal 0.3 is below the 0.5/);
+  });
+
+  it('attack: a contribution stating its mechanism but under-reporting its ε is rejected; an honest one is recomputed and accepted', async () => {
+    const { epsilonFor } = await import('@fedtwin/dp');
+    const mechanism = { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100, delta: 1e-5 };
+    const eps = epsilonFor(mechanism).epsilon;
+    for (const [claimed, ok] of [[eps, true], [eps / 2, false]] as const) {
+      const { agg, nodes, log, dir } = await world();
+      await log.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {} }, agg.entry));
+      await log.append(contrib(nodes[0], 1, claimed, 0.5 + claimed, { mechanism }));
+      await log.close();
+      const r = await verifyLedgerDir(dir);
+      if (ok) expect(r).toMatchObject({ ok: true, summary: { mechanismsChecked: 1 } });
+      else expect(r).toMatchObject({ ok: false, index: 9, code: 'LEDGER_ENTRY_INVALID' });
+    }
+  });
+
+  it('attack: a round opening on a global version no aggregate entry produced is flagged (an aggregation left out of the log)', async () => {
+    const { agg, log, dir } = await world();
+    await log.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {}, globalVersion: hex('genesis') }, agg.entry));
+    // round 1 failed: round 2 on the same base is fine
+    await log.append(createEntrySync({ type: 'round', action: 'open', round: 2, config: {}, globalVersion: hex('genesis') }, agg.entry));
+    await log.append(createEntrySync({ type: 'aggregate', round: 2, contributions: [], aggregateHash: hex('a2'), modelVersion: hex('m2') }, agg.entry));
+    await log.append(createEntrySync({ type: 'round', action: 'open', round: 3, config: {}, globalVersion: hex('m2') }, agg.entry));
+    await log.append(createEntrySync({ type: 'round', action: 'open', round: 4, config: {}, globalVersion: hex('m3-unlogged') }, agg.entry));
+    await log.close();
+    const r = await verifyLedgerDir(dir);
+    expect(r).toMatchObject({ ok: false, index: 12, code: 'LEDGER_ENTRY_INVALID' });
+    expect(r.ok === false && r.message).toMatch(/round 4 opens on global version .* which no aggregate entry produced \(round 3 was aggregated/);
+  });
+
+  it('contributions no aggregate references are a warning in the summary, not a failure', async () => {
+    const { agg, nodes, log, dir } = await world();
+    await log.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {} }, agg.entry));
+    await log.append(contrib(nodes[0], 1, 0.5, 1));
+    await log.close();
+    const r = await verifyLedgerDir(dir);
+    expect(r).toMatchObject({ ok: true, summary: { unaggregatedCount: 1, unaggregatedContributions: [{ index: 9, round: 1, node: nodes[0].peerId }] } });
+  });
+
+  it('attack: a trusted checkpoint from outside detects truncation and rollback offline; a consistent one passes', async () => {
+    const { agg, nodes, log, dir } = await world(); // checkpoint at 8
+    await fillLedgerMore(log, agg, nodes);
+    const trusted = (await log.latestCheckpoint())!.note; // size 13
+    const older = (await log.checkpointAt(8))!;
+    await log.close();
+    expect(await verifyLedgerDir(dir, { trustedCheckpoints: [older, trusted] })).toMatchObject({ ok: true, summary: { trustedCheckpoints: [{ size: 8 }, { size: 13 }] } });
+    // the aggregator restored an older copy of its directory (rollback to size 8)
+    const { l: rolled, dir: rolledDir } = await open('rolled');
+    await rolled.appendMany((await openCopy(dir)).entries.slice(0, 8));
+    await rolled.signCheckpoint(agg.note);
+    await rolled.close();
+    expect(await verifyLedgerDir(rolledDir)).toMatchObject({ ok: true });
+    const r = await verifyLedgerDir(rolledDir, { trustedCheckpoints: [trusted] });
+    expect(r).toMatchObject({ ok: false, code: 'LEDGER_INCONSISTENT', checkpointSize: 13 });
+    expect(r.ok === false && r.message).toMatch(/truncated or rolled back/);
+    // a same-size rewrite: 13 entries, another history
+    const { l: forked, dir: forkedDir } = await open('forked');
+    const es = (await openCopy(dir)).entries.slice(0, 12);
+    await forked.appendMany([...es, createEntrySync({ type: 'key', event: 'revocation', keyId: 'x' }, agg.entry)]);
+    await forked.signCheckpoint(agg.note);
+    await forked.close();
+    expect(await verifyLedgerDir(forkedDir, { trustedCheckpoints: [trusted] })).toMatchObject({ ok: false, code: 'LEDGER_INCONSISTENT' });
+  });
+});
+
+async function fillLedgerMore(log: Ledger, agg: Awaited<ReturnType<typeof party>>, nodes: Awaited<ReturnType<typeof party>>[]): Promise<void> {
+  const { roundEntries } = await import('./helpers.ts');
+  await log.appendMany(await roundEntries(agg, nodes, 1, log.size, false));
+  await log.signCheckpoint(agg.note);
+}
+
+const copies = new Map<string, { entries: Uint8Array[] }>();
+/** The entry bytes of a closed ledger directory (read-only open). */
+async function openCopy(dir: string): Promise<{ entries: Uint8Array[] }> {
+  const hit = copies.get(dir);
+  if (hit) return hit;
+  const l = await openLedger({ dir, readOnly: true });
+  const entries = await l.entriesSince(0, { to: l.size, limit: l.size });
+  await l.close();
+  const v = { entries };
+  copies.set(dir, v);
+  return v;
+}
