@@ -75,9 +75,10 @@ export interface MemberEntryExpectation {
 }
 
 export async function openAuditLog(init: { dir: string; identity: PrivateKey; consortium: string; members: string[]; manifestHash?: string }): Promise<AuditLog> {
-  const ledger = await openLedger({ dir: init.dir });
-  const signer = createEntrySigner(init.identity);
   const origin = `fedtwin/${init.consortium}`;
+  const ledger = await openLedger({ dir: init.dir, origin });
+  // v2 entry signatures: bound to this log's origin (docs/ledger.md §1)
+  const signer = createEntrySigner(init.identity, origin);
   const note = createNoteSigner(origin, init.identity);
   const now = () => Date.now();
   // A new log starts with the membership it was created with.
@@ -93,7 +94,7 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
   async function decodeFromSender(bytes: Uint8Array, author: string, type: string): Promise<{ entry: LedgerEntry; bad: (why: string) => FedtwinError }> {
     let entry: LedgerEntry;
     try {
-      entry = await decodeEntryAsync(bytes);
+      entry = await decodeEntryAsync(bytes, origin);
     } catch (err) {
       throw new FedtwinError('AGG_BAD_ENTRY', `the ledger entry does not verify: ${(err as Error).message}`, { cause: err });
     }

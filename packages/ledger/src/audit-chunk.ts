@@ -9,7 +9,7 @@
 // with node:crypto, whose verdict stands: the audit accepts exactly what the append path accepts.
 import { createRequire } from 'node:module';
 import { verify } from 'node:crypto';
-import { ENTRY_TYPES, parseEntry, publicKeyOfPeerId, publicKeyRawOfPeerId, type EntryType } from './entry.ts';
+import { ENTRY_TYPES, entrySignedMessage, parseEntry, publicKeyOfPeerId, publicKeyRawOfPeerId, type EntryType } from './entry.ts';
 
 export interface AuditJob {
   id: number;
@@ -17,6 +17,8 @@ export interface AuditJob {
   data: Uint8Array;
   /** n+1 offsets into data */
   offsets: Uint32Array;
+  /** the log origin v2 entry signatures are bound to (legacy v1 signatures are accepted and counted) */
+  origin?: string;
 }
 
 export interface AuditChunkResult {
@@ -50,6 +52,8 @@ export interface AuditChunkResult {
   strings: string[];
   /** the first bad entry of the chunk (position in the chunk), if any; nothing after it was examined */
   bad: { at: number; kind: 'parse' | 'signature'; message: string } | null;
+  /** entries whose signature is legacy v1 (bound to no log origin) */
+  legacy: number;
   impl: SignatureImpl;
 }
 
@@ -107,6 +111,7 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
     return k;
   };
   let bad: AuditChunkResult['bad'] = null;
+  let legacy = 0;
   let count = n;
   for (let i = 0; i < n; i++) {
     aggOffsets[i + 1] = aggOffsets[i];
@@ -163,8 +168,13 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
         break;
     }
     let ok = false;
+    const check = (m: Uint8Array) => (fast !== undefined && fast(e.signature, m, publicKeyRawOfPeerId(e.author))) || verify(null, m, publicKeyOfPeerId(e.author), e.signature);
     try {
-      ok = (fast !== undefined && fast(e.signature, e.signedMessage, publicKeyRawOfPeerId(e.author))) || verify(null, e.signedMessage, publicKeyOfPeerId(e.author), e.signature);
+      ok = job.origin !== undefined && check(entrySignedMessage(e, job.origin));
+      if (!ok) {
+        ok = check(e.signedMessage); // legacy v1: bound to no log
+        if (ok) legacy++;
+      }
     } catch {
       ok = false; // an author key that is not a valid point
     }
@@ -174,7 +184,7 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
       break;
     }
   }
-  return { id: job.id, count, leafHashes, type, round, who, author, admit, epsilonTotal, deltaTotal, epsilon, mechanism, version, aggOffsets, aggLeaves: Float64Array.from(agg), strings, bad, impl };
+  return { id: job.id, count, leafHashes, type, round, who, author, admit, epsilonTotal, deltaTotal, epsilon, mechanism, version, aggOffsets, aggLeaves: Float64Array.from(agg), strings, bad, legacy, impl };
 }
 
 /** The transferable buffers of a result (so posting it copies nothing). */

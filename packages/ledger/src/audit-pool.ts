@@ -8,7 +8,7 @@ import { auditChunk, type AuditChunkResult, type AuditJob } from './audit-chunk.
 
 export interface AuditPool {
   /** Parses, hashes and signature-checks the packed entries (`offsets` has n+1 positions into `data`). */
-  run(data: Uint8Array, offsets: Uint32Array): Promise<AuditChunkResult>;
+  run(data: Uint8Array, offsets: Uint32Array, origin?: string): Promise<AuditChunkResult>;
   close(): Promise<void>;
 }
 
@@ -18,7 +18,7 @@ export function createAuditPool(threads = Math.max(1, availableParallelism())): 
   try {
     workers = Array.from({ length: threads }, () => new Worker(new URL('./audit-worker.ts', import.meta.url)));
   } catch {
-    return { run: async (data, offsets) => auditChunk({ id: nextId++, data, offsets }), close: async () => undefined };
+    return { run: async (data, offsets, origin) => auditChunk({ id: nextId++, data, offsets, ...(origin === undefined ? {} : { origin }) }), close: async () => undefined };
   }
   for (const w of workers) w.unref();
   const waiting = new Map<number, { resolve: (r: AuditChunkResult) => void; reject: (e: Error) => void }>();
@@ -37,10 +37,10 @@ export function createAuditPool(threads = Math.max(1, availableParallelism())): 
     });
   }
   return {
-    run(data, offsets) {
+    run(data, offsets, origin) {
       if (failed) return Promise.reject(failed);
       const id = nextId++;
-      const job: AuditJob = { id, data, offsets };
+      const job: AuditJob = { id, data, offsets, ...(origin === undefined ? {} : { origin }) };
       const w = workers[turn++ % workers.length];
       return new Promise<AuditChunkResult>((resolve, reject) => {
         waiting.set(id, { resolve, reject });

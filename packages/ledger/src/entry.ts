@@ -12,7 +12,10 @@ import { hashLeaf } from './merkle.ts';
 
 /** Entries above this size are refused before parsing. */
 export const MAX_ENTRY_BYTES = 64 * 1024;
+/** Legacy context: the signature does not bind the log (accepted for entries signed without an origin). */
 export const ENTRY_SIGN_CONTEXT = 'fedtwin-ledger-entry/v1\n';
+/** Current context: "fedtwin-ledger-entry/v2\n" || origin || "\n" || canonical JSON {author, payload}. */
+export const ENTRY_SIGN_CONTEXT_V2 = 'fedtwin-ledger-entry/v2\n';
 const SIGN_CONTEXT_BYTES = new TextEncoder().encode(ENTRY_SIGN_CONTEXT);
 const SIG_B64 = /^[A-Za-z0-9+/]{85}[AQgw]==$/;
 
@@ -246,6 +249,8 @@ export interface EntrySigner {
   readonly peerId: string;
   /** raw 32-byte Ed25519 public key */
   readonly publicKey: Uint8Array;
+  /** the log origin entries are bound to (v2 signatures); undefined: legacy v1 signatures bound to no log */
+  readonly origin?: string;
   sign(message: Uint8Array): Promise<Uint8Array>;
   signSync(message: Uint8Array): Uint8Array;
 }
@@ -271,7 +276,10 @@ export function asyncVerify(key: KeyObject, message: Uint8Array, signature: Uint
 }
 
 /** Wraps a libp2p Ed25519 private key (from `generateKeyPair('Ed25519')` or `privateKeyFromProtobuf`). */
-export function createEntrySigner(privateKey: Libp2pPrivateKey): EntrySigner {
+export function createEntrySigner(privateKey: Libp2pPrivateKey, origin?: string): EntrySigner {
+  if (origin !== undefined && (typeof origin !== 'string' || origin.length === 0 || /[\u0000-\u001f]/.test(origin))) {
+    throw new FedtwinError('LEDGER_BAD_ARGUMENT', `entry origin ${JSON.stringify(origin)} must be a non-empty single line (the log origin, e.g. fedtwin/<consortium>)`);
+  }
   if (privateKey.type !== 'Ed25519') {
     throw new FedtwinError('LEDGER_BAD_ARGUMENT', `ledger entries are signed with Ed25519 keys, got a ${privateKey.type} key`, {
       hint: "create the identity with generateKeyPair('Ed25519')",
@@ -283,6 +291,7 @@ export function createEntrySigner(privateKey: Libp2pPrivateKey): EntrySigner {
   return {
     peerId,
     publicKey,
+    ...(origin === undefined ? {} : { origin }),
     sign: (m) => asyncSign(key, m),
     signSync: (m) => new Uint8Array(nodeSign(null, m, key)),
   };
@@ -328,15 +337,34 @@ export interface LedgerEntry {
   readonly signature: Uint8Array;
   /** RFC 6962 leaf hash of `bytes` */
   readonly leafHash: Uint8Array;
-  /** the bytes the signature covers */
+  /** the legacy (v1) signed message: ENTRY_SIGN_CONTEXT || canonical JSON {author, payload}; see entrySignedMessage for v2 */
   readonly signedMessage: Uint8Array;
 }
 
-/** Entries whose signature this process has checked (or made); appends skip re-verifying them. */
-const verified = new WeakSet<LedgerEntry>();
+/**
+ * Entries whose signature this process has checked (or made), with the origin it holds for (null: a legacy
+ * v1 signature, bound to no log); appends skip re-verifying them for that origin.
+ */
+const verified = new WeakMap<LedgerEntry, string | null>();
 
-export function isVerifiedEntry(e: LedgerEntry): boolean {
-  return verified.has(e);
+export function isVerifiedEntry(e: LedgerEntry, origin?: string): boolean {
+  const o = verified.get(e);
+  return o !== undefined && (o === null || origin === undefined || o === origin);
+}
+
+/** The origin an entry's signature was checked or made for (null: legacy v1), undefined if unchecked. */
+export function verifiedOrigin(e: LedgerEntry): string | null | undefined {
+  return verified.get(e);
+}
+
+/** The message a v2 signature covers: ENTRY_SIGN_CONTEXT_V2 || origin || "\n" || canonical JSON {author, payload}. */
+export function entrySignedMessage(e: Pick<LedgerEntry, 'signedMessage'>, origin: string): Uint8Array {
+  const head = utf8.encode(`${ENTRY_SIGN_CONTEXT_V2}${origin}\n`);
+  const body = e.signedMessage.subarray(SIGN_CONTEXT_BYTES.byteLength);
+  const m = new Uint8Array(head.byteLength + body.byteLength);
+  m.set(head, 0);
+  m.set(body, head.byteLength);
+  return m;
 }
 
 function signedMessageFor(author: string, payload: EntryPayload): Uint8Array {
@@ -347,22 +375,23 @@ function signedMessageFor(author: string, payload: EntryPayload): Uint8Array {
 export async function createEntry(payload: EntryPayloadInput, signer: EntrySigner): Promise<LedgerEntry> {
   const p = validatePayload({ v: 1, ...payload });
   const signedMessage = signedMessageFor(signer.peerId, p);
-  const signature = await signer.sign(signedMessage);
-  return finishCreate(p, signer.peerId, signature, signedMessage);
+  const signature = await signer.sign(signer.origin === undefined ? signedMessage : entrySignedMessage({ signedMessage }, signer.origin));
+  return finishCreate(p, signer.peerId, signature, signedMessage, signer.origin ?? null);
 }
 
 /** Synchronous variant of `createEntry` (blocks the event loop for one signature). */
 export function createEntrySync(payload: EntryPayloadInput, signer: EntrySigner): LedgerEntry {
   const p = validatePayload({ v: 1, ...payload });
   const signedMessage = signedMessageFor(signer.peerId, p);
-  return finishCreate(p, signer.peerId, signer.signSync(signedMessage), signedMessage);
+  const signature = signer.signSync(signer.origin === undefined ? signedMessage : entrySignedMessage({ signedMessage }, signer.origin));
+  return finishCreate(p, signer.peerId, signature, signedMessage, signer.origin ?? null);
 }
 
-function finishCreate(payload: EntryPayload, author: string, signature: Uint8Array, signedMessage: Uint8Array): LedgerEntry {
+function finishCreate(payload: EntryPayload, author: string, signature: Uint8Array, signedMessage: Uint8Array, origin: string | null): LedgerEntry {
   const bytes = utf8.encode(canonicalJson({ author, payload, sig: toBase64(signature) }));
   if (bytes.byteLength > MAX_ENTRY_BYTES) throw new FedtwinError('LEDGER_ENTRY_INVALID', `entry is ${bytes.byteLength} bytes, above the ${MAX_ENTRY_BYTES}-byte cap`);
   const e: LedgerEntry = { bytes, author, payload, signature, leafHash: hashLeaf(bytes), signedMessage };
-  verified.add(e);
+  verified.set(e, origin);
   return e;
 }
 
@@ -431,30 +460,43 @@ function signatureError(e: LedgerEntry): FedtwinError {
   });
 }
 
-/** Checks the Ed25519 signature against the key embedded in the author's peer ID. */
-export function verifyEntrySignature(e: LedgerEntry): boolean {
-  const ok = nodeVerify(null, e.signedMessage, publicKeyOfPeerId(e.author), e.signature);
-  if (ok) verified.add(e);
+/**
+ * Checks the Ed25519 signature against the key embedded in the author's peer ID. With `origin`: a v2
+ * signature bound to that log, or else a legacy v1 signature (bound to no log); without: v1 only.
+ */
+export function verifyEntrySignature(e: LedgerEntry, origin?: string): boolean {
+  const key = publicKeyOfPeerId(e.author);
+  if (origin !== undefined && nodeVerify(null, entrySignedMessage(e, origin), key, e.signature)) {
+    verified.set(e, origin);
+    return true;
+  }
+  const ok = nodeVerify(null, e.signedMessage, key, e.signature);
+  if (ok) verified.set(e, null);
   return ok;
 }
 
 /** Same as verifyEntrySignature on libuv's thread pool, so many checks run in parallel. */
-export async function verifyEntrySignatureAsync(e: LedgerEntry): Promise<boolean> {
-  const ok = await asyncVerify(publicKeyOfPeerId(e.author), e.signedMessage, e.signature);
-  if (ok) verified.add(e);
+export async function verifyEntrySignatureAsync(e: LedgerEntry, origin?: string): Promise<boolean> {
+  const key = publicKeyOfPeerId(e.author);
+  if (origin !== undefined && (await asyncVerify(key, entrySignedMessage(e, origin), e.signature))) {
+    verified.set(e, origin);
+    return true;
+  }
+  const ok = await asyncVerify(key, e.signedMessage, e.signature);
+  if (ok) verified.set(e, null);
   return ok;
 }
 
-/** parseEntry + signature check; throws LEDGER_ENTRY_INVALID or LEDGER_SIGNATURE_INVALID. */
-export function decodeEntry(bytes: Uint8Array): LedgerEntry {
+/** parseEntry + signature check (for the log `origin`, see verifyEntrySignature); throws LEDGER_ENTRY_INVALID or LEDGER_SIGNATURE_INVALID. */
+export function decodeEntry(bytes: Uint8Array, origin?: string): LedgerEntry {
   const e = parseEntry(bytes);
-  if (!verifyEntrySignature(e)) throw signatureError(e);
+  if (!verifyEntrySignature(e, origin)) throw signatureError(e);
   return e;
 }
 
-export async function decodeEntryAsync(bytes: Uint8Array): Promise<LedgerEntry> {
+export async function decodeEntryAsync(bytes: Uint8Array, origin?: string): Promise<LedgerEntry> {
   const e = parseEntry(bytes);
-  if (!(await verifyEntrySignatureAsync(e))) throw signatureError(e);
+  if (!(await verifyEntrySignatureAsync(e, origin))) throw signatureError(e);
   return e;
 }
 

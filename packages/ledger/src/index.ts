@@ -23,6 +23,9 @@ export {
 export {
   MAX_ENTRY_BYTES,
   ENTRY_SIGN_CONTEXT,
+  ENTRY_SIGN_CONTEXT_V2,
+  entrySignedMessage,
+  verifiedOrigin,
   ENTRY_TYPES,
   MEMBER_ENTRY_TYPES,
   authorshipViolation,

@@ -56,6 +56,11 @@ export interface OpenLedgerInit {
   dir: string;
   /** never write; the directory must already hold a ledger (Level still takes its lock) */
   readOnly?: boolean;
+  /**
+   * The log origin entry signatures are bound to (v2, docs/ledger.md §1); default: the origin recorded in
+   * the ledger (set by its first checkpoint or by a replica). Without either, only legacy v1 signatures verify.
+   */
+  origin?: string;
 }
 
 export interface AppendResult {
@@ -206,6 +211,7 @@ async function openLedgerImpl(init: OpenLedgerInit, tolerateDamage: boolean): Pr
       return { ...n, hash: h };
     });
     const ledger = new Ledger(init.dir, readOnly, size, range);
+    if (init.origin !== undefined) ledger.entryOrigin = init.origin;
     internalsOf.set(ledger, i);
     // A ledger written before the byKey index existed (or by a build without it): index it now, once.
     const indexedBytes = await i.meta.get(INDEXED);
@@ -231,6 +237,13 @@ export class Ledger {
   #indexed: number;
   /** read-only ledger with an incomplete index: the rows of the missing part, built in memory on first use */
   #memIndex: Promise<Map<string, number[]>> | undefined;
+
+  /** Origin entry signatures are checked for (openLedger's `origin`); else the recorded origin. */
+  entryOrigin: string | undefined;
+
+  async #originForEntries(): Promise<string | undefined> {
+    return this.entryOrigin ?? (await this.origin());
+  }
 
   /** Use openLedger(). */
   constructor(dir: string, readOnly: boolean, size: number, range: HashedNode[]) {
@@ -285,7 +298,7 @@ export class Ledger {
     if (!Array.isArray(entries)) throw new FedtwinError('LEDGER_BAD_ARGUMENT', 'appendMany takes an array of entries');
     if (entries.length > MAX_BATCH_ENTRIES) throw new FedtwinError('LEDGER_BAD_ARGUMENT', `at most ${MAX_BATCH_ENTRIES} entries per batch, got ${entries.length}`);
     // Verification starts now and runs in parallel; the queue slot is taken now too, so commits keep call order.
-    const checked = checkEntries(entries);
+    const checked = this.#originForEntries().then((origin) => checkEntries(entries, origin));
     checked.catch(() => undefined);
     return this.#enqueue(async () => this.#commit(await checked, []));
   }
@@ -323,7 +336,7 @@ export class Ledger {
   /** For the replica: appends verified entries and stores a checkpoint in the same batch. */
   async commitWithCheckpoint(entries: readonly LedgerEntry[], size: number, note: string): Promise<void> {
     this.#writable();
-    const pending = checkEntries(entries);
+    const pending = this.#originForEntries().then((origin) => checkEntries(entries, origin));
     pending.catch(() => undefined);
     await this.#enqueue(async () => {
       const checked = await pending;
@@ -358,7 +371,7 @@ export class Ledger {
   /** Entry at `index`, parsed and signature-checked. */
   async getEntry(index: number): Promise<LedgerEntry> {
     const e = parseEntry(await this.getEntryBytes(index));
-    if (!(await verifyEntrySignatureAsync(e))) throw entrySignatureError(e);
+    if (!(await verifyEntrySignatureAsync(e, await this.#originForEntries()))) throw entrySignatureError(e);
     return e;
   }
 
@@ -637,11 +650,12 @@ async function buildByKey(i: Internals, from: number, to: number, dir: string): 
 }
 
 /** Parses and signature-checks (in parallel) entries that this process has not verified yet. */
-async function checkEntries(entries: readonly (LedgerEntry | Uint8Array)[]): Promise<LedgerEntry[]> {
+async function checkEntries(entries: readonly (LedgerEntry | Uint8Array)[], origin: string | undefined): Promise<LedgerEntry[]> {
   return Promise.all(
     entries.map(async (x, k) => {
-      const e = x instanceof Uint8Array ? parseEntry(x) : isVerifiedEntry(x) ? x : parseEntry(x.bytes);
-      if (!isVerifiedEntry(e) && !(await verifyEntrySignatureAsync(e))) {
+      // An entry made or checked here for another origin is checked again for this one.
+      const e = x instanceof Uint8Array ? parseEntry(x) : isVerifiedEntry(x, origin) ? x : parseEntry(x.bytes);
+      if (!isVerifiedEntry(e, origin) && !(await verifyEntrySignatureAsync(e, origin))) {
         const err = entrySignatureError(e);
         throw new FedtwinError(err.code, `entry ${k} of the batch: ${err.message}`, { hint: err.hint, details: { batchIndex: k } });
       }

@@ -104,7 +104,7 @@ export class Replica {
     // 2. every new entry parses and its signature verifies
     const entries = await Promise.all(
       input.entries.map((b, k) =>
-        decodeEntryAsync(b).catch((e: unknown) => {
+        decodeEntryAsync(b, this.origin).catch((e: unknown) => {
           const err = e as FedtwinError;
           throw new FedtwinError(isFedtwinError(err) ? err.code : 'LEDGER_ENTRY_INVALID', `entry ${local + k}: ${err.message}`, { details: { index: local + k } });
         }),

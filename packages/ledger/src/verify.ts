@@ -46,6 +46,8 @@ export interface LedgerSummary {
   unaggregatedCount: number;
   /** contributions whose mechanism (sampleRate, noiseMultiplier, steps, delta) was recomputed with @fedtwin/dp */
   mechanismsChecked: number;
+  /** entries with a legacy v1 signature (bound to no log origin; replayable into another consortium's log) */
+  legacyEntries: number;
   /** trusted checkpoints (from outside the directory) the ledger was found consistent with */
   trustedCheckpoints: { size: number; rootHash: string }[];
   /** Ed25519 implementation that checked entry signatures (libsodium when installed; node:crypto decides every rejection) */
@@ -137,6 +139,7 @@ class Tally {
   lastRound: { round: number; version: string } | undefined;
   modelVersions = new Set<string>();
   mechanismsChecked = 0;
+  legacy = 0;
   epsilonCache = new Map<string, number>();
 
   /** Is this author the log's aggregator? The checkpoint key's owner; without one, the first entry's author. */
@@ -325,6 +328,7 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
       unaggregatedContributions: unagg.list,
       unaggregatedCount: unagg.count,
       mechanismsChecked: tally.mechanismsChecked,
+      legacyEntries: tally.legacy,
       trustedCheckpoints: trustedOk,
       signatureImpl: sigImpl(),
     };
@@ -380,6 +384,8 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
     };
     checkRoot(0);
 
+    // Entry signatures are bound to the log origin: the checkpoints' (else the one recorded in the ledger).
+    const entryOrigin = cps[0]?.checkpoint.origin ?? (await ledger.origin());
     const { db, entries, nodes } = ledgerInternals(ledger);
     const chunk = Math.max(1, opts.chunk ?? 2048);
     // Iterate the root database over each sublevel's prefixed key range: the sublevel wrapper re-slices
@@ -415,6 +421,7 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
     const consume = async (): Promise<void> => {
       const c = inflight.shift() as (typeof inflight)[number];
       const r = await c.result;
+      tally.legacy += r.legacy;
       for (let j = 0; j < r.count; j++) {
         const index = c.first + j;
         if (r.bad?.at === j && r.bad.kind === 'parse') throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: ${r.bad.message}`);
@@ -482,7 +489,7 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
             o += rows[j][1].byteLength;
             offsets[j + 1] = o;
           }
-          const result = pool.run(data, offsets);
+          const result = pool.run(data, offsets, entryOrigin);
           result.catch(() => undefined);
           inflight.push({ first: read - take, result });
         }

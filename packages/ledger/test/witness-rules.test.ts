@@ -235,3 +235,41 @@ async function openCopy(dir: string): Promise<{ entries: Uint8Array[] }> {
   copies.set(dir, v);
   return v;
 }
+
+describe('entry signatures bind the log origin (v2)', () => {
+  it('attack: an entry a member signed for consortium A does not verify in consortium B\'s log (decode, append, replica, verify)', async () => {
+    const { decodeEntry, ENTRY_SIGN_CONTEXT_V2 } = await import('../src/index.ts');
+    const A = 'fedtwin/consortium-a';
+    const B = 'fedtwin/consortium-b';
+    const memberKey = await keyFromSeed(2);
+    const member = (await import('../src/index.ts')).createEntrySigner(memberKey, A);
+    const e = createEntrySync({ type: 'refusal', round: 0, node: member.peerId, reason: 'budget' }, member);
+    expect(ENTRY_SIGN_CONTEXT_V2).toBe('fedtwin-ledger-entry/v2\n');
+    expect(decodeEntry(e.bytes, A).author).toBe(member.peerId);
+    expect(() => decodeEntry(e.bytes, B)).toThrow(expect.objectContaining({ code: 'LEDGER_SIGNATURE_INVALID' }));
+    // B's aggregator replays it: its own ledger (bound to B) refuses it
+    const aggKey = await keyFromSeed(1);
+    const aggB = (await import('../src/index.ts')).createEntrySigner(aggKey, B);
+    const noteB = (await import('../src/index.ts')).createNoteSigner(B, aggKey);
+    const { l: bound } = await open('bound');
+    (bound as { entryOrigin?: string }).entryOrigin = B;
+    await expect(bound.append(e)).rejects.toMatchObject({ code: 'LEDGER_SIGNATURE_INVALID' });
+    // ... and where it slips it in anyway, a member's replica of B and `ledger verify` refuse it
+    const { l: log, dir } = await open('replayed');
+    await log.append(createEntrySync({ type: 'membership', action: 'admit', peerId: member.peerId }, aggB));
+    await log.append(e);
+    await log.signCheckpoint(noteB);
+    const { l: rep } = await open('rep');
+    const replica = await createReplica({ ledger: rep, origin: B, aggregatorKey: formatVerifierKey(noteB), witness: createCosignatureSigner(member.peerId, memberKey) });
+    await expect(replica.sync(await log.syncBundle(0))).rejects.toMatchObject({ code: 'LEDGER_SIGNATURE_INVALID', details: { index: 1 } });
+    await log.close();
+    expect(await verifyLedgerDir(dir)).toMatchObject({ ok: false, index: 1, code: 'LEDGER_SIGNATURE_INVALID' });
+  });
+
+  it('legacy v1 entries (signed without an origin) still verify and are counted in the summary', async () => {
+    const { agg, log, dir } = await world(); // helpers sign without an origin
+    const n = log.size;
+    await log.close();
+    expect(await verifyLedgerDir(dir)).toMatchObject({ ok: true, summary: { legacyEntries: n } });
+  });
+});

@@ -38,8 +38,9 @@ export async function openWitness(init: {
   /** fork evidence goes here (default: `evidence/` next to the ledger directory, i.e. `<dataDir>/evidence`) */
   evidenceDir?: string;
 }): Promise<Witness> {
-  const ledger: Ledger = await openLedger({ dir: init.dir });
-  const signer = createEntrySigner(init.identity);
+  const ledger: Ledger = await openLedger({ dir: init.dir, origin: init.origin });
+  // v2 entry signatures: bound to this consortium's log origin (no replay into another consortium)
+  const signer = createEntrySigner(init.identity, init.origin);
   const aggregatorKey = noteVerifierFromPeerId(init.aggregatorPeerId, init.origin);
   const replica: Replica = await createReplica({
     ledger, origin: init.origin,
