@@ -1,0 +1,59 @@
+// Requests to the aggregator: every call retries while the aggregator is unreachable (restarting, network
+// blip), with a bounded budget: a consortium that is gone for good ends the node with a clear error.
+import type { z } from 'zod';
+import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
+import type { Logger, NodeHost } from './types.ts';
+import { sleep } from './util.ts';
+
+export interface CallOptions {
+  body?: Uint8Array;
+  maxBodyBytes?: number;
+  timeoutMs?: number;
+}
+
+/** One request to the aggregator (retried while it is unreachable). */
+export type AggregatorCall = <Res>(name: string, header: unknown, response: z.ZodType<Res>, opts?: CallOptions) => Promise<{ header: Res; body?: Uint8Array }>;
+
+export interface AggregatorLink {
+  call: AggregatorCall;
+  /** From the first join on, a refused handshake (WIRE_NOT_MEMBER) means "restarting", and is retried. */
+  markJoined(): void;
+}
+
+const RPC_TIMEOUT_MS = 120_000;
+/** Wire errors worth retrying: the aggregator may be restarting. */
+const TRANSIENT = new Set(['WIRE_TIMEOUT', 'WIRE_DIAL_FAILED', 'WIRE_STREAM_FAILED']);
+
+export function linkToAggregator(opts: {
+  host: NodeHost; aggregator: string; log: Logger; giveUpMs: number; signal: AbortSignal; stopped: () => boolean;
+}): AggregatorLink {
+  const { host, log, giveUpMs, signal } = opts;
+  let joinedOnce = false;
+
+  // A missing protocol: the aggregator is starting or restarting (it listens a moment before its
+  // handlers are registered), also before our first join (a node may start first). A refused
+  // handshake is retried only once joined: before that we cannot tell "restarting" from "does not
+  // admit us", and a stranger or a wrong key must hear so at once (WIRE_NOT_MEMBER), not in 300 s.
+  const isTransient = (err: unknown): err is FedtwinError =>
+    isFedtwinError(err) && (TRANSIENT.has(err.code) || err.code === 'WIRE_UNSUPPORTED_PROTOCOL' || (joinedOnce && err.code === 'WIRE_NOT_MEMBER'));
+
+  const call: AggregatorCall = async <Res>(name: string, header: unknown, response: z.ZodType<Res>, o: CallOptions = {}) => {
+    let firstFailure: number | undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await host.request<unknown, Res>(opts.aggregator, name, { header, body: o.body }, {
+          response, maxBodyBytes: o.maxBodyBytes ?? 0, timeoutMs: o.timeoutMs ?? RPC_TIMEOUT_MS, signal,
+        });
+      } catch (err) {
+        if (opts.stopped() || !isTransient(err)) throw err;
+        firstFailure ??= Date.now();
+        if (Date.now() - firstFailure > giveUpMs) {
+          throw new FedtwinError('NODE_AGGREGATOR_UNREACHABLE', `aggregator unreachable for ${Math.round(giveUpMs / 1000)} s (last error ${err.code}: ${err.message})`, { hint: 'check that the aggregator runs and that aggregator.address is right', cause: err });
+        }
+        log.warn({ event: 'aggregator-unreachable', code: err.code, attempt, protocol: name }, `aggregator unreachable (${err.code}); retrying`);
+        await sleep(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)), signal);
+      }
+    }
+  };
+  return { call, markJoined: () => { joinedOnce = true; } };
+}

@@ -1,0 +1,78 @@
+// Budget: the consortium's privacy policy with this member's own budgets, each round's plan, and the
+// refusal (said, signed and persisted) when a round would overspend — checked before any training.
+import { isFedtwinError } from '@fedtwin/errors';
+import { createRng, fillNormal, osNoise } from '@fedtwin/models';
+import { Protocols, RefuseAck, type JoinResponse, type TaskResponse } from '@fedtwin/protocol';
+import type { NodeInit } from '../api.ts';
+import { persist, type NodeContext, type Privacy } from '../context.ts';
+import { checkAffordable, openBudgets, planRound, type RoundPlan } from '../privacy.ts';
+import type { NodeState } from '../store.ts';
+import { spentSummary } from '../util.ts';
+
+type OpenTask = Extract<TaskResponse, { status: 'open' }>;
+export type Affordability = ReturnType<typeof checkAffordable>;
+
+/** The policy, the budgets restored from `state`, and the noise source; logs the privacy mode this member runs under. */
+export function openPrivacy(init: NodeInit, join: JoinResponse, state: NodeState): Privacy {
+  const log = init.logger;
+  const policy = join.privacy;
+  const budgets = openBudgets(state.privacy, policy, init.privacy ?? {});
+  const budgetEps = init.privacy?.epsilon ?? policy.epsilon;
+  const budgetDelta = init.privacy?.delta ?? policy.delta;
+  const normal = noiseSource(init);
+  if (init.seededNoise) log.warn({ event: 'seeded-noise' }, 'DP noise and HE rounding are seeded (simulation mode): not private against anyone who knows the seed');
+  if (policy.mode !== 'off') {
+    log.info({ event: 'privacy', mode: policy.mode, epsilon: budgetEps, delta: budgetDelta, spent: spentSummary(budgets) }, `privacy: ${policy.mode}-level DP, budget ε = ${budgetEps}, δ = ${budgetDelta}`);
+  }
+  return { policy, budgets, budgetEps, budgetDelta, normal };
+}
+
+/** Site-level DP noise: every bit from the OS CSPRNG, like DP-SGD's (seeded only in simulations). */
+function noiseSource(init: NodeInit): Privacy['normal'] {
+  const seededRng = init.seededNoise ? createRng((init.seed ?? 1) * 7919 + 17) : undefined;
+  const osNormals = seededRng ? undefined : osNoise();
+  return (out: Float32Array, std: number) => {
+    if (seededRng) {
+      fillNormal(seededRng, out, 0, std);
+      return;
+    }
+    const z = osNormals!.next(out.length);
+    for (let i = 0; i < out.length; i++) out[i] = std * z[i]!;
+  };
+}
+
+/** This round's plan and what it would spend; undefined if this member refuses the round (the refusal is persisted and sent). */
+export async function planOrRefuse(ctx: NodeContext, task: OpenTask): Promise<{ plan: RoundPlan; check: Affordability } | undefined> {
+  const { policy, budgets, budgetDelta, budgetEps } = ctx.privacy;
+  const plan = planRound(policy, ctx.data.rows, task.training, ctx.join.totalRounds, budgetDelta, budgetEps);
+  const check = checkAffordable(budgets, plan);
+  if (!check.affordable || ctx.state.privacy?.refused) {
+    await refuse(ctx, task.round, check);
+    return undefined;
+  }
+  return { plan, check };
+}
+
+/** Records the refusal (it stands for every later round), then tells the aggregator, with a signed refusal entry. */
+async function refuse(ctx: NodeContext, round: number, check: Affordability): Promise<void> {
+  const { log } = ctx;
+  const reason = check.reason ?? ctx.state.privacy!.refused!.reason;
+  ctx.state = { ...ctx.state, lastRound: round, privacy: { ...ctx.state.privacy, refused: ctx.state.privacy?.refused ?? { round, code: 'NODE_BUDGET_EXHAUSTED', reason } } };
+  await persist(ctx);
+  log.error({ event: 'budget-refusal', round, code: 'NODE_BUDGET_EXHAUSTED', reason, spent: spentSummary(ctx.privacy.budgets) }, `round ${round}: refusing to contribute: ${reason}`);
+  const refusalEntry = ctx.witness
+    ? (await ctx.witness.sign({ type: 'refusal', v: 1, round, node: ctx.host.peerId, reason: reason.slice(0, 1000), epsilonRemaining: Math.max(0, (check.spends[0]?.budgetEpsilon ?? 0) - (check.spends[0]?.epsilonTotal ?? 0)), epsilonRequired: check.spends[0]?.epsilonRound ?? 0 })).entry
+    : '';
+  try {
+    await ctx.call(Protocols.refuse, { round, code: 'NODE_BUDGET_EXHAUSTED', reason, privacy: check.spends, entry: refusalEntry }, RefuseAck);
+  } catch (err) {
+    // The round closed meanwhile: the refusal stands and is sent again with the next round.
+    if (!isFedtwinError(err) || !err.code.startsWith('AGG_')) throw err;
+    log.warn({ event: 'refusal-declined', round, code: err.code, reason: err.message }, `round ${round}: the aggregator did not record the refusal: ${err.message}`);
+  }
+}
+
+/** The round's privacy cost, into this member's budgets (persisted with the pending update). */
+export function recordSpend(privacy: Privacy, plan: RoundPlan): void {
+  for (const mode of ['record', 'site'] as const) if (plan[mode]) privacy.budgets[mode]!.record(plan[mode]!);
+}

@@ -1,0 +1,80 @@
+// Encode: the update as the strategy and secure-aggregation scheme send it (site-level DP noise, HE
+// encryption with its offline phases), signed for the ledger, with the header it travels under.
+import { privatizeSiteUpdate } from '@fedtwin/dp';
+import { sha256Hex } from '@fedtwin/ledger';
+import type { PrivacySpend, TaskResponse, UpdateHeader } from '@fedtwin/protocol';
+import type { EncodedUpdate } from '@fedtwin/strategy';
+import { persist, type NodeContext } from '../context.ts';
+import type { RoundPlan } from '../privacy.ts';
+import type { RoundRef } from '../scheme.ts';
+import type { Trained } from './train.ts';
+
+type OpenTask = Extract<TaskResponse, { status: 'open' }>;
+
+/** The round this task's update belongs to (under HE it names the round's common mask). */
+export function roundRefOf(ctx: NodeContext, task: OpenTask): RoundRef {
+  return { round: task.round, baseHash: ctx.state.base!, ...(task.keyId ? { keyId: task.keyId } : {}) };
+}
+
+/**
+ * True if this member already encrypted an update for this round before it lost its state (it may have
+ * been sent): a second one would share the round's mask, so the round is sat out; nothing is spent.
+ */
+export async function sitOutIfAlreadyEncrypted(ctx: NodeContext, ref: RoundRef): Promise<boolean> {
+  if (!ctx.scheme.canContribute || (await ctx.scheme.canContribute(ref))) return false;
+  ctx.log.warn({ event: 'round-skipped', round: ref.round, code: 'NODE_ROUND_ALREADY_ENCRYPTED' }, `round ${ref.round}: this member already encrypted an update for this round before a restart; sitting it out`);
+  ctx.state = { ...ctx.state, lastRound: ref.round };
+  await persist(ctx);
+  return true;
+}
+
+/**
+ * HE's offline phase (this update's encryption masks), posted to the HE workers synchronously: call it
+ * right before training, which does not yield to the event loop until an epoch ends (scheme.ts).
+ */
+export function prepareUpdateMasks(ctx: NodeContext, ref: RoundRef): void {
+  ctx.scheme.prepare?.(ctx.global.length, ref)?.catch((err: unknown) => {
+    ctx.log.warn({ event: 'he-prepare-failed', err: String(err) }, 'could not prepare HE masks ahead; they will be made when needed');
+  });
+}
+
+/** What the strategy sends for this change: under site-level DP, clipped and noised first (weight 1). */
+export function strategyUpdate(ctx: NodeContext, delta: Float32Array, plan: RoundPlan): EncodedUpdate {
+  return plan.site
+    ? ctx.strategy.encodeUpdate(privatizeSiteUpdate(delta, plan.site.clip, plan.site.noiseMultiplier, plan.site.minParticipants, ctx.privacy.normal).values, 1)
+    : ctx.strategy.encodeUpdate(delta, ctx.data.rows);
+}
+
+export interface SealedUpdate {
+  header: UpdateHeader;
+  body: Uint8Array;
+  /** Leaf hash of the signed contribution entry (with a witness). */
+  leafHash: string | undefined;
+}
+
+/** Encodes (HE: encrypts) the update, starts the sum's offline phase, signs the contribution entry and builds the header. */
+export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef, update: EncodedUpdate, trained: Trained, spends: PrivacySpend[], plan: RoundPlan): Promise<SealedUpdate> {
+  const { scheme, init } = ctx;
+  const loss = trained.losses.at(-1) ?? NaN;
+  const body = await scheme.encode(update.values, ref, init.seededNoise ? [init.seed ?? 1, task.round] : undefined);
+  // The round sum's decryption masks, on the HE workers while this thread persists and uploads.
+  scheme.prepareSum?.(ctx.global.length, ref)?.catch((err: unknown) => {
+    ctx.log.warn({ event: 'he-prepare-failed', err: String(err) }, 'could not prepare HE decryption masks ahead; they will be made when the sum arrives');
+  });
+  const keyId = task.keyId ?? scheme.keyId;
+  const main = spends.find((p) => p.mode === 'record') ?? spends[0];
+  const signed = ctx.witness
+    ? await ctx.witness.sign({
+      type: 'contribution', v: 1, round: task.round, node: ctx.host.peerId, ciphertextHash: sha256Hex(body), ciphertextSize: body.length,
+      ...(plan.site ? {} : { sampleCount: ctx.data.rows }),
+      epsilon: main?.epsilonRound ?? 0, delta: main?.delta ?? 0, epsilonTotal: main?.epsilonTotal ?? 0, deltaTotal: main?.delta ?? 0,
+      keyId: keyId ?? 'plaintext', globalVersion: ctx.state.base!,
+    })
+    : undefined;
+  const header: UpdateHeader = {
+    round: task.round, baseVersion: task.baseVersion, baseHash: ctx.state.base!, weight: update.weight,
+    values: update.values.length, encoding: scheme.encoding, ...(keyId ? { keyId } : {}),
+    loss: Number.isFinite(loss) ? loss : 0, trainSeconds: trained.trainSeconds, privacy: spends, entry: signed?.entry ?? '',
+  };
+  return { header, body, leafHash: signed?.leafHash };
+}

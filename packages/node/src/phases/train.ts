@@ -1,0 +1,43 @@
+// Train: local training (DP-SGD when the plan says record-level DP) from the current global weights;
+// returns the change of the shared sub-model, the only part that leaves the site.
+import { FedtwinError } from '@fedtwin/errors';
+import type { TaskResponse } from '@fedtwin/protocol';
+import type { NodeContext } from '../context.ts';
+import type { RoundPlan } from '../privacy.ts';
+import { cpuMsBetween } from '../util.ts';
+
+type OpenTask = Extract<TaskResponse, { status: 'open' }>;
+
+export interface Trained {
+  /** Loss per epoch. */
+  losses: number[];
+  trainSeconds: number;
+  trainCpuMs: number;
+  /** local − global, shared sub-model only. */
+  delta: Float32Array;
+}
+
+/**
+ * Starts training synchronously (no await before vae.trainEpochs): the HE offline phase posted just
+ * before must be on its workers while this thread trains.
+ */
+export async function trainLocal(ctx: NodeContext, task: OpenTask, plan: RoundPlan): Promise<Trained> {
+  const { vae, init } = ctx;
+  const cpuTrain = process.cpuUsage(); // process-wide: the HE workers' offline phase counts here too
+  const t0 = performance.now();
+  vae.setSharedWeights(ctx.global);
+  const dp = plan.record ? { clip: plan.record.clip, noiseMultiplier: plan.record.noiseMultiplier, secureNoise: !init.seededNoise } : undefined;
+  const trained = await vae.trainEpochs(ctx.data, { ...task.training, seed: (init.seed ?? 1) * 1_000_003 + task.round, dp });
+  if (plan.record && (trained.steps !== plan.record.steps || trained.sampleRate !== plan.record.sampleRate)) {
+    throw new FedtwinError('NODE_PRIVACY_MISMATCH', `trainer took ${trained.steps} steps at q=${trained.sampleRate}, the accountant planned ${plan.record.steps} at q=${plan.record.sampleRate}`);
+  }
+  const trainSeconds = (performance.now() - t0) / 1000;
+  const trainCpuMs = cpuMsBetween(cpuTrain);
+  return { losses: trained.losses, trainSeconds, trainCpuMs, delta: sharedDelta(vae.getSharedWeights(), ctx.global) };
+}
+
+function sharedDelta(local: Float32Array, global: Float32Array): Float32Array {
+  const delta = new Float32Array(local.length);
+  for (let i = 0; i < local.length; i++) delta[i] = local[i]! - global[i]!;
+  return delta;
+}

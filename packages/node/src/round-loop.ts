@@ -1,0 +1,154 @@
+// Round loop: sets a member up (join, key, witness, resume, budget), then takes part in rounds until the
+// federation finishes — each task is a probe, the end, or a round: catch up, check, plan, train, encode, deliver.
+import { MAX_TASK_WAIT_MS, Protocols, TaskResponse } from '@fedtwin/protocol';
+import { createStrategy } from '@fedtwin/strategy';
+import type { TwinVae } from '@fedtwin/models';
+import type { NodeInit, NodeRunResult } from './api.ts';
+import type { AggregatorLink } from './call.ts';
+import { checkTaskTraining, warnPrivacyOff } from './consortium-check.ts';
+import type { NodeContext } from './context.ts';
+import type { RoundPlan } from './privacy.ts';
+import type { MemberScheme } from './scheme.ts';
+import type { NodeStore } from './store.ts';
+import { cpuMsBetween, sleep } from './util.ts';
+import type { Witness } from './witness.ts';
+import { AggregateUnusable, catchUp, requireHeldBase, requireHeldVersion } from './phases/apply.ts';
+import { openPrivacy, planOrRefuse, recordSpend, type Affordability } from './phases/budget.ts';
+import { deliver, persistPending, resendPending } from './phases/deliver.ts';
+import { prepareUpdateMasks, roundRefOf, sealUpdate, sitOutIfAlreadyEncrypted, strategyUpdate } from './phases/encode.ts';
+import { runResult, writeResult, writeSynthetic } from './phases/finish.ts';
+import { buildModel, checkModelSize, checkOwnAgreement, joinConsortium, loadData, readRecords } from './phases/join.ts';
+import { openScheme } from './phases/key.ts';
+import { answerProbe } from './phases/probe.ts';
+import { resumeState } from './phases/resume.ts';
+import { trainLocal } from './phases/train.ts';
+import { openMemberWitness } from './phases/witness-sync.ts';
+
+type OpenTask = Extract<TaskResponse, { status: 'open' }>;
+
+/** What createNode() hands the run: its store, its link to the aggregator and its stop signal. */
+export interface RunDeps {
+  init: NodeInit;
+  store: NodeStore;
+  link: AggregatorLink;
+  giveUpMs: number;
+  signal: AbortSignal;
+  stopped(): boolean;
+}
+
+/** What stop() releases, set as soon as each is opened. */
+export interface Resources {
+  vae?: TwinVae;
+  scheme?: MemberScheme;
+  witness?: Witness;
+}
+
+export async function runNode(deps: RunDeps, res: Resources): Promise<NodeRunResult> {
+  const ctx = await setUp(deps, res);
+  await takePartInRounds(ctx);
+  return finish(ctx);
+}
+
+async function setUp(deps: RunDeps, res: Resources): Promise<NodeContext> {
+  const { init, link } = deps;
+  const csv = await readRecords(init);
+  checkOwnAgreement(init);
+  const join = await joinConsortium(init, link);
+  const { schema, data } = loadData(init, join, csv);
+  const strategy = createStrategy(join.strategy);
+  const vae = res.vae = buildModel(join, data);
+  checkModelSize(vae, join);
+  const scheme = res.scheme = await openScheme(init, join, link.call, deps.giveUpMs);
+  const witness = res.witness = await openMemberWitness(init, join);
+  const resumed = await resumeState(init, deps.store, join, vae);
+  const privacy = openPrivacy(init, join, resumed.state);
+  return {
+    init, host: init.host, log: init.logger, store: deps.store, call: link.call, signal: deps.signal, stopped: deps.stopped,
+    consortium: init.consortium, join, schema, data, strategy, vae, scheme, witness, privacy,
+    resumedPending: resumed.pending, state: resumed.state, global: resumed.global,
+  };
+}
+
+async function takePartInRounds(ctx: NodeContext): Promise<void> {
+  while (!ctx.stopped()) {
+    const { header: task } = await ctx.call(Protocols.task, { afterRound: ctx.state.lastRound, waitMs: MAX_TASK_WAIT_MS }, TaskResponse, { timeoutMs: MAX_TASK_WAIT_MS + 30_000 });
+    if (ctx.stopped()) break;
+    if (task.status === 'idle') continue;
+    if (task.status === 'probe') {
+      await answerProbe(ctx, task.id);
+      continue;
+    }
+    if (task.status === 'finished') {
+      if (!(await caughtUp(ctx, task.version))) continue; // syncs and co-signs the final checkpoint first
+      ctx.log.info({ event: 'federation-finished', version: ctx.state.version, hash: ctx.state.hash }, `federation finished at global version ${ctx.state.version}`);
+      break;
+    }
+    await takePartInRound(ctx, task);
+  }
+}
+
+/**
+ * Catches up to `target`; false if an aggregate was unusable: the verdict is in, the aggregator opens
+ * probes next, so wait a moment and poll again.
+ */
+async function caughtUp(ctx: NodeContext, target: number): Promise<boolean> {
+  try {
+    await catchUp(ctx, target);
+    return true;
+  } catch (err) {
+    if (!(err instanceof AggregateUnusable)) throw err;
+    await sleep(1000, ctx.signal);
+    return false;
+  }
+}
+
+async function takePartInRound(ctx: NodeContext, task: OpenTask): Promise<void> {
+  if (await resendPending(ctx, task)) return;
+  const cpuAtStart = process.cpuUsage(); // this process, its HE worker threads included
+  const tCatchUp = performance.now();
+  if (!(await caughtUp(ctx, task.baseVersion))) return;
+  const catchUpMs = Math.round(performance.now() - tCatchUp);
+  checkRound(ctx, task);
+  // Budget check before any training: refuse (and say why) rather than overspend.
+  const planned = await planOrRefuse(ctx, task);
+  if (!planned) return;
+  await contribute(ctx, task, planned, { cpuAtStart, catchUpMs });
+}
+
+/** The round builds on what this member holds, under the manifest's training config. */
+function checkRound(ctx: NodeContext, task: OpenTask): void {
+  requireHeldVersion(ctx, task);
+  checkTaskTraining(ctx.consortium, task.training);
+  if (ctx.privacy.policy.mode === 'off') warnPrivacyOff(ctx.log, task.round);
+  requireHeldBase(ctx, task);
+}
+
+/** Train, encode, persist (the spend and the update), deliver. */
+async function contribute(ctx: NodeContext, task: OpenTask, { plan, check }: { plan: RoundPlan; check: Affordability }, timing: { cpuAtStart: NodeJS.CpuUsage; catchUpMs: number }): Promise<void> {
+  const ref = roundRefOf(ctx, task);
+  if (await sitOutIfAlreadyEncrypted(ctx, ref)) return;
+  // Posted synchronously, right before training: the HE workers make the masks while this thread trains.
+  prepareUpdateMasks(ctx, ref);
+  const trained = await trainLocal(ctx, task, plan);
+  const update = strategyUpdate(ctx, trained.delta, plan);
+  recordSpend(ctx.privacy, plan);
+  const tEncode = performance.now();
+  const cEncode = process.cpuUsage();
+  const sealed = await sealUpdate(ctx, task, ref, update, trained, check.spends, plan);
+  const tPersist = performance.now();
+  const cPersist = process.cpuUsage();
+  await persistPending(ctx, task.round, sealed);
+  const phases = { catchUpMs: timing.catchUpMs, trainMs: Math.round(trained.trainSeconds * 1000), trainCpuMs: trained.trainCpuMs, encodeMs: Math.round(tPersist - tEncode), persistMs: Math.round(performance.now() - tPersist),
+    encodeCpuMs: cpuMsBetween(cEncode, cPersist), persistCpuMs: cpuMsBetween(cPersist),
+    ...(ctx.scheme.lastMaskWaitMs !== undefined ? { maskWaitMs: ctx.scheme.lastMaskWaitMs } : {}) };
+  await deliver(ctx, sealed.header, sealed.body, trained.losses, phases, timing.cpuAtStart);
+}
+
+async function finish(ctx: NodeContext): Promise<NodeRunResult> {
+  const { init } = ctx;
+  let syntheticRows = 0;
+  if (init.synthetic && !ctx.stopped()) syntheticRows = await writeSynthetic(ctx, init.synthetic);
+  const result = runResult(ctx, syntheticRows);
+  if (init.resultPath) await writeResult(ctx, init.resultPath, result);
+  return result;
+}
