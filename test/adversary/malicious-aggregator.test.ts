@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { access, readFile } from 'node:fs/promises';
+import { access, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createWireHost, loadIdentity, type WireHost } from '@fedtwin/wire';
 import { createAggregator, type Aggregator, type AggregatorInit } from '@fedtwin/aggregator';
@@ -16,7 +16,10 @@ const silent = { info() {}, warn() {}, error() {} };
  * process refuses at join — exit 3, CONSORTIUM_MISMATCH naming the field and both values — and that nothing
  * (no update, no key material) reached the aggregator.
  */
-async function maliciousAggregator(c: Consortium, tamper: (honest: { manifest: Manifest; secureAggregation: SecureAggregation }) => { manifest?: Manifest; secureAggregation?: SecureAggregation; privacy?: AggregatorInit['privacy'] }): Promise<{ agg: Aggregator; host: WireHost; address: string }> {
+/** Rewrites replies of one protocol as they leave the real aggregator's handlers (what a malicious operator's patched build would send). */
+type ReplyTamper = (protocol: string, peer: string, reply: { header: unknown; body?: Uint8Array | undefined }, request: { header: unknown; body?: Uint8Array | undefined }) => { header: unknown; body?: Uint8Array | undefined };
+
+async function maliciousAggregator(c: Consortium, tamper: (honest: { manifest: Manifest; secureAggregation: SecureAggregation }) => { manifest?: Manifest; secureAggregation?: SecureAggregation; privacy?: AggregatorInit['privacy'] }, replies?: ReplyTamper): Promise<{ agg: Aggregator; host: WireHost; address: string }> {
   const key = await loadIdentity(join(c.dir, 'agg.key'));
   const schema = JSON.parse(await readFile(join(c.dir, 'schema.json'), 'utf8')) as TableSchema;
   const honest = { manifest: c.manifest, secureAggregation: secureAggregationOf(c.manifest) };
@@ -24,12 +27,23 @@ async function maliciousAggregator(c: Consortium, tamper: (honest: { manifest: M
   const m = t.manifest ?? c.manifest;
   const members = memberIds(m);
   const host = await createWireHost({ privateKey: key, allow: members });
+  // The real handlers, behind a host that lets the test rewrite what they answer.
+  const tampering: AggregatorInit['host'] = {
+    peerId: host.peerId,
+    handle: (name, spec) => host.handle(name, replies ? {
+      ...spec,
+      handler: async (hctx) => replies(name, hctx.peer, await spec.handler(hctx), { header: hctx.header, body: hctx.body }) as Awaited<ReturnType<typeof spec.handler>>,
+    } : spec),
+  };
+  const { sharedModelSize } = await import('../../packages/cli/src/commands/daemons.ts');
+  const modelValues = await sharedModelSize(schema, m.model);
   const agg = await createAggregator({
-    host, dataDir: join(c.dir, 'evil-agg', 'state'), consortium: m.consortium, members, schema, model: m.model,
-    modelValues: 3000, strategy: m.strategy, training: m.training,
+    host: tampering, dataDir: join(c.dir, 'evil-agg', 'state'), consortium: m.consortium, members, schema, model: m.model,
+    modelValues, strategy: m.strategy, training: m.training,
     rounds: { totalRounds: m.rounds.total, quorum: m.rounds.quorum, minParticipants: m.rounds.minParticipants, deadlineSeconds: m.rounds.deadlineSeconds },
     privacy: t.privacy ?? privacyPolicyOf(m), maxWeight: maxWeights(m), manifest: { manifest: m, hash: manifestHash(m) },
     secureAggregation: t.secureAggregation ?? secureAggregationOf(m), logger: silent,
+    ledger: { dir: join(c.dir, 'evil-agg', 'ledger'), identity: key },
   });
   return { agg, host, address: host.addrs()[0]! };
 }
@@ -109,4 +123,53 @@ describe('a member\'s own privacy floor', () => {
     expect(await ok.daemon.exited, ok.daemon.stderrTail()).toBe(0);
     expect(ok.events.filter((e) => e.event === 'privacy-off').map((e) => e.round)).toEqual([1, 2]);
   }, 90_000);
+});
+
+describe('a malicious aggregator publishing something other than the sum', () => {
+  let c: Consortium | undefined;
+  const stops: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
+    await c?.cleanup(); c = undefined;
+  });
+
+  const cases: Array<{ name: string; reason: RegExp; rewrite: (agg: { header: Record<string, unknown>; body?: Uint8Array }, updates: Map<string, Uint8Array>) => { header: unknown; body?: Uint8Array } }> = [
+    {
+      // The sum of everyone, on the header; one member's own update, in the body.
+      name: 'one member\'s update published as the sum', reason: /no aggregate entry of round 1 in the verified ledger names this sum/,
+      rewrite: (agg, updates) => ({ header: agg.header, body: [...updates.values()][0]! }),
+    },
+    {
+      name: 'a sum with fewer than minParticipants', reason: /sums 1 contribution\(s\), the manifest's minParticipants is 2/,
+      rewrite: (agg, updates) => ({ header: { ...agg.header, participants: [[...updates.keys()][0]!] }, body: [...updates.values()][0]! }),
+    },
+  ];
+
+  for (const k of cases) {
+    it(`${k.name}: every member refuses it (NODE_AGGREGATE_REFUSED), applies nothing and keeps the evidence`, async () => {
+      c = await createConsortium({ nodes: 2, rounds: 2, quorum: 2, minParticipants: 2, deadlineSeconds: 60, privacy: { mode: 'record', epsilon: 8, delta: 1e-5, clip: 1 } });
+      const updates = new Map<string, Uint8Array>();
+      const evil = await maliciousAggregator(c, () => ({}), (protocol, peer, reply, request) => {
+        if (protocol === 'update' && request.body) updates.set(peer, request.body);
+        if (protocol === 'aggregate' && updates.size > 0) return k.rewrite(reply as { header: Record<string, unknown>; body?: Uint8Array }, updates);
+        return reply;
+      });
+      stops.push(async () => { await evil.agg.stop(); await evil.host.stop(); });
+      for (let i = 0; i < 2; i++) await c.writeNodeConfig(i, { aggregator: { address: evil.address } });
+      const nodes = [0, 1].map((i) => c!.startNode(i));
+      const codes = await Promise.race([
+        Promise.all(nodes.map((n) => n.daemon.exited)),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`members did not stop: ${nodes.map((n) => n.events.slice(-5).map((e) => `${e.event} ${e.msg}`).join(' / ')).join(' | ')}`)), 90_000)),
+      ]);
+      for (const [i, n] of nodes.entries()) {
+        const stderr = n.daemon.stderrTail();
+        expect(codes[i], stderr).toBe(1);
+        expect(stderr).toMatch(/NODE_AGGREGATE_REFUSED/);
+        expect(stderr).toMatch(k.reason);
+        expect(n.events.some((e) => e.event === 'global-updated')).toBe(false);
+        const evidence = (await readdir(join(c.dir, `node${i}-data`, 'evidence'))).filter((f) => f.includes('aggregate-1'));
+        expect(evidence.sort()).toEqual([expect.stringMatching(/aggregate-1\.bin$/), expect.stringMatching(/aggregate-1\.json$/)]);
+      }
+    }, 120_000);
+  }
 });

@@ -1,7 +1,7 @@
 import { access, mkdir, open, readFile, readdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
-import { FedtwinError } from '@fedtwin/errors';
+import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import { bytesToF32, f32ToBytes, type SecureAggregation } from '@fedtwin/protocol';
 import type { Logger } from './types.ts';
 import { openRoundClaims, type RoundClaims } from './round-claims.ts';
@@ -36,8 +36,13 @@ export interface MemberScheme {
   canContribute?(round: RoundRef): Promise<boolean>;
   /** How long the last encode() waited for this round's offline phase to finish (ms; 0 if it was done). */
   readonly lastMaskWaitMs?: number;
-  /** Reads the published sum of the updates of `participants` (member peer ids). */
-  decode(sum: Uint8Array, values: number, agg: { keyId?: string; participants: readonly string[] }): Promise<Float64Array>;
+  /**
+   * Reads the published sum of the updates of `participants` (member peer ids). With `round`, the sum must carry
+   * that round's tag (keyId, round, base). NODE_BAD_AGGREGATE: a contribution made the sum undecryptable (a
+   * member's fault: reported with a verdict); NODE_AGGREGATE_REFUSED: the sum is not what the aggregator says it
+   * is (another round's tag, another participant table, another shape: the aggregator's fault).
+   */
+  decode(sum: Uint8Array, values: number, agg: { keyId?: string; participants: readonly string[]; round?: RoundRef }): Promise<Float64Array>;
   close(): Promise<void>;
 }
 
@@ -207,9 +212,23 @@ export async function bfvMember(init: {
       },
       async decode(sum, n, agg) {
         const key = await keyFor(agg.keyId);
+        const refused = (why: string, cause?: unknown) => new FedtwinError('NODE_AGGREGATE_REFUSED', `the aggregate is not the sum it claims to be: ${why}`, {
+          hint: 'the aggregator published something else than the round\'s sum; this member keeps the evidence and stops', cause,
+        });
+        if (agg.round) {
+          let tag: Uint8Array;
+          try {
+            tag = he.readUpdateHeader(pool.ctx, sum).tag;
+          } catch (err) {
+            throw refused(`its header does not parse: ${(err as Error).message}`, err);
+          }
+          if (!Buffer.from(tag).equals(Buffer.from(tagOf(key, agg.round)))) throw refused(`it carries another round's tag than round ${agg.round.round} on this member's base`);
+        }
         try {
           return await pool.decrypt(key, sum, agg.participants, n);
         } catch (err) {
+          // Only a value out of range can come from a member (a garbage contribution); the rest is the aggregator's doing.
+          if (isFedtwinError(err) && err.code !== 'HE_DECRYPT_FAILED') throw refused((err as Error).message, err);
           throw new FedtwinError('NODE_BAD_AGGREGATE', `cannot decrypt the aggregate: ${(err as Error).message}`, { cause: err });
         }
       },

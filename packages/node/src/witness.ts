@@ -4,7 +4,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import {
   createCosignatureSigner, createEntry, createEntrySigner, createReplica, noteVerifierFromPeerId, openLedger, verifyCheckpoint,
-  type EntryPayloadInput, type Ledger, type Replica,
+  type EntryPayloadInput, type EntryType, type Ledger, type LedgerEntry, type Replica,
 } from '@fedtwin/ledger';
 
 /**
@@ -30,6 +30,10 @@ export interface Witness {
   syncReply(reply: { checkpoint: string; body?: Uint8Array | null; size?: number }, mustInclude: Array<{ leafHash: string; index?: number }>): Promise<{ note: string; size: number; rootHash: string; appended: number }>;
   /** Where fork evidence is written. */
   readonly evidenceDir: string;
+  /** Verified entries of `type` for `round` by `author` (default: the aggregator), in log order. */
+  entriesFor(type: EntryType, round: number, author?: string): Promise<Array<{ index: number; entry: LedgerEntry }>>;
+  /** The verified entry at `index`. */
+  entryAt(index: number): Promise<LedgerEntry>;
   close(): Promise<void>;
 }
 
@@ -96,6 +100,12 @@ export async function openWitness(init: {
       const r = await syncChecked(bundle.checkpoint, bundle.entries, bundle.consistencyProof, mustInclude);
       return { note: r.note, size: r.size, rootHash: Buffer.from(r.rootHash).toString('hex') };
     },
+    async entriesFor(type, round, author = init.aggregatorPeerId) {
+      const out: Array<{ index: number; entry: LedgerEntry }> = [];
+      for (const index of await ledger.findAllByKey(type, round, author)) out.push({ index, entry: await ledger.getEntry(index) });
+      return out;
+    },
+    entryAt: (index) => ledger.getEntry(index),
     async syncReply(reply, mustInclude) {
       if (!reply || typeof reply.checkpoint !== 'string') throw new FedtwinError('LEDGER_SYNC_INVALID', 'the ledger sync reply carries no checkpoint');
       let entries: Uint8Array[] = [];

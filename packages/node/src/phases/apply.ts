@@ -8,6 +8,7 @@ import type { NodeContext } from '../context.ts';
 import { cpuMsBetween } from '../util.ts';
 import { sendVerdict } from './probe.ts';
 import { syncLedger } from './witness-sync.ts';
+import { checkAggregate } from './aggregate-check.ts';
 
 type OpenTask = Extract<TaskResponse, { status: 'open' }>;
 
@@ -40,11 +41,13 @@ async function applyNext(ctx: NodeContext): Promise<void> {
   if (agg.baseHash !== ctx.state.base) {
     throw new FedtwinError('NODE_DIVERGED', `aggregate ${v} applies to model version ${agg.baseHash.slice(0, 12)}…, this member holds ${ctx.state.base!.slice(0, 12)}…`, { hint: 'this member\'s state diverged from the consortium: remove its dataDir to resync' });
   }
+  // Participants, count and the ledger's record of this sum, before anything is decrypted or applied.
+  await checkAggregate(ctx, agg, body);
   const tDecode = performance.now();
   const cDecode = process.cpuUsage();
   let decoded: Float64Array;
   try {
-    decoded = await scheme.decode(body, ctx.global.length, { keyId: agg.keyId, participants: agg.participants });
+    decoded = await scheme.decode(body, ctx.global.length, { keyId: agg.keyId, participants: agg.participants, round: { round: agg.round, baseHash: ctx.state.base!, ...(agg.keyId ? { keyId: agg.keyId } : {}) } });
   } catch (err) {
     if (!isFedtwinError(err) || err.code !== 'NODE_BAD_AGGREGATE') throw err;
     // Not the end of this member: say so (signed, into the ledger) and wait for the consortium to
