@@ -173,3 +173,38 @@ describe('a malicious aggregator publishing something other than the sum', () =>
     }, 120_000);
   }
 });
+
+describe('a malicious aggregator serving another history', () => {
+  let c: Consortium | undefined;
+  const stops: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
+    await c?.cleanup(); c = undefined;
+  });
+
+  it('a rolled-back ledger (an older signed checkpoint) is refused: LEDGER_INCONSISTENT, both checkpoints kept as evidence', async () => {
+    c = await createConsortium({ nodes: 2, rounds: 3, quorum: 2, minParticipants: 2, deadlineSeconds: 60, privacy: { mode: 'record', epsilon: 8, delta: 1e-5, clip: 1 } });
+    // Remember the first ledger reply; once a round has been aggregated, serve it again (the operator rolled the log back).
+    let first: { header: unknown; body?: Uint8Array | undefined } | undefined;
+    let aggregated = false;
+    const evil = await maliciousAggregator(c, () => ({}), (protocol, _peer, reply) => {
+      if (protocol === 'aggregate') aggregated = true;
+      if (protocol !== 'ledger') return reply;
+      first ??= reply;
+      return aggregated ? first : reply;
+    });
+    stops.push(async () => { await evil.agg.stop(); await evil.host.stop(); });
+    for (let i = 0; i < 2; i++) await c.writeNodeConfig(i, { aggregator: { address: evil.address } });
+    const nodes = [0, 1].map((i) => c!.startNode(i));
+    const codes = await Promise.race([
+      Promise.all(nodes.map((n) => n.daemon.exited)),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('members did not stop')), 90_000)),
+    ]);
+    for (const [i, n] of nodes.entries()) {
+      expect(codes[i], n.daemon.stderrTail()).toBe(1);
+      expect(n.daemon.stderrTail()).toMatch(/LEDGER_INCONSISTENT/);
+      const evidence = await readdir(join(c.dir, `node${i}-data`, 'evidence'));
+      expect(evidence.some((f) => f.endsWith('fork-cosigned.note')) && evidence.some((f) => f.endsWith('fork-served.note')), evidence.join(', ')).toBe(true);
+    }
+  }, 120_000);
+});
