@@ -17,7 +17,7 @@ async function runGarbageMember(key: PrivateKey, aggAddr: string, signal: AbortS
   const he = await import('@fedtwin/he');
   const me = peerIdOf(key);
   const host: WireHost = await createWireHost({ privateKey: key, listen: [], allow: [aggAddr.slice(aggAddr.lastIndexOf('/p2p/') + 5)] });
-  const signer = createEntrySigner(key);
+  const signer = createEntrySigner(key, 'fedtwin/test'); // the consortium helper's id
   const call = <R>(name: string, header: unknown, response: import('zod').ZodType<R>, body?: Uint8Array, maxBodyBytes = 0) =>
     host.request(aggAddr, name, { header, body }, { response, maxBodyBytes, timeoutMs: 60_000 });
   const out = { sent: 0, probesAnswered: 0 } as { sent: number; probesAnswered: number; endedWith?: string };
@@ -74,7 +74,7 @@ async function runGarbageMember(key: PrivateKey, aggAddr: string, signal: AbortS
 async function runFalseReporter(key: PrivateKey, aggAddr: string, signal: AbortSignal): Promise<{ reports: number; endedWith?: string }> {
   const me = peerIdOf(key);
   const host: WireHost = await createWireHost({ privateKey: key, listen: [], allow: [aggAddr.slice(aggAddr.lastIndexOf('/p2p/') + 5)] });
-  const signer = createEntrySigner(key);
+  const signer = createEntrySigner(key, 'fedtwin/test'); // the consortium helper's id
   const call = <R>(name: string, header: unknown, response: import('zod').ZodType<R>, maxBodyBytes = 0) =>
     host.request(aggAddr, name, { header }, { response, maxBodyBytes, timeoutMs: 60_000 });
   const out = { reports: 0 } as { reports: number; endedWith?: string };

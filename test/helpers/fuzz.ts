@@ -24,7 +24,7 @@ import {
 } from '@fedtwin/protocol';
 import { createAggregator, type Aggregator } from '@fedtwin/aggregator';
 import {
-  createEntry, createEntrySigner, createNoteSigner, cosignNote, verifyLedgerDir, sha256Hex,
+  createEntry, createEntrySigner, createCosignatureSigner, createNoteSigner, cosignNote, verifyLedgerDir, sha256Hex,
 } from '@fedtwin/ledger';
 import { createNode } from '@fedtwin/node';
 import {
@@ -774,12 +774,12 @@ export async function call(client: Client, base: BaseRequest, timeoutMs = 20_000
 }
 
 export async function signedEntry(key: PrivateKey, payload: Record<string, unknown>): Promise<string> {
-  const e = await createEntry(payload as Parameters<typeof createEntry>[0], createEntrySigner(key));
+  const e = await createEntry(payload as Parameters<typeof createEntry>[0], createEntrySigner(key, 'fedtwin/fuzz'));
   return Buffer.from(e.bytes).toString('base64');
 }
 
 export function cosigned(note: string, key: PrivateKey): string {
-  return cosignNote(note, createNoteSigner(peerIdOf(key), key));
+  return cosignNote(note, createCosignatureSigner(peerIdOf(key), key)); // C2SP tlog-cosignature/v1, as members sign
 }
 
 /** Run the two real sites (createNode in-process) until the federation finishes; returns their results. */

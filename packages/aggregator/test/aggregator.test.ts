@@ -194,7 +194,7 @@ describe('aggregator', () => {
   });
   /** A member's signed ledger entry for an update (what a real node attaches). */
   async function signedEntry(key: PrivateKey, round: number, b: Uint8Array, over: Record<string, unknown> = {}): Promise<string> {
-    const signer = createEntrySigner(key);
+    const signer = createEntrySigner(key, 'fedtwin/t');
     const e = await createEntry({
       type: 'contribution', round, node: signer.peerId, ciphertextHash: sha256Hex(b), ciphertextSize: b.length,
       epsilon: 0, delta: 0, epsilonTotal: 0, deltaTotal: 0, keyId: 'plaintext', globalVersion: HASH, ...over,
@@ -202,7 +202,7 @@ describe('aggregator', () => {
     return Buffer.from(e.bytes).toString('base64');
   }
   async function refusalEntry(key: PrivateKey, round: number): Promise<string> {
-    const signer = createEntrySigner(key);
+    const signer = createEntrySigner(key, 'fedtwin/t');
     const e = await createEntry({ type: 'refusal', round, node: signer.peerId, reason: 'budget' }, signer);
     return Buffer.from(e.bytes).toString('base64');
   }

@@ -23,7 +23,7 @@ async function setup() {
   const memberKeys = [await generateIdentity(), await generateIdentity()];
   const members = memberKeys.map(peerIdOf);
   const audit = await openAuditLog({ dir: join(dir, 'ledger'), identity: aggKey, consortium: 'c', members });
-  const signers = memberKeys.map((k) => createEntrySigner(k));
+  const signers = memberKeys.map((k) => createEntrySigner(k, 'fedtwin/c'));
   const contribution = (m: number, round: number, tag = '') => createEntry({
     type: 'contribution', round, node: members[m]!, ciphertextHash: hex(`ct${m}${round}${tag}`), ciphertextSize: 4,
     epsilon: 0, delta: 0, epsilonTotal: 0, deltaTotal: 0, keyId: 'plaintext',
