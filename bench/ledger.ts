@@ -41,10 +41,10 @@ if (![N, SINGLE, BATCH].every((x) => Number.isSafeInteger(x) && x > 0)) {
 const ORIGIN = 'fedtwin.bench/ledger';
 const seed = (s: string) => createHash('sha256').update(s).digest();
 const aggKey = await generateKeyPairFromSeed('Ed25519', seed('bench-aggregator'));
-const agg = createEntrySigner(aggKey);
+const agg = createEntrySigner(aggKey, ORIGIN);
 const aggNote = createNoteSigner(ORIGIN, aggKey);
 const nodes: EntrySigner[] = [];
-for (let k = 0; k < 10; k++) nodes.push(createEntrySigner(await generateKeyPairFromSeed('Ed25519', seed(`bench-node-${k}`))));
+for (let k = 0; k < 10; k++) nodes.push(createEntrySigner(await generateKeyPairFromSeed('Ed25519', seed(`bench-node-${k}`)), ORIGIN));
 const hex = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** Entries [from, from+count) of a synthetic federation: per round, open + 10 contributions + aggregate. */

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createWireHost, generateIdentity, peerIdOf, type WireHost } from '@fedtwin/wire';
 import { AggregateResponse, JoinResponse, ProbeResponse, TaskResponse, UpdateAck, VerdictAck, type UpdateHeader } from '@fedtwin/protocol';
-import { createEntry, createEntrySigner, sha256Hex, verifyLedgerDir } from '@fedtwin/ledger';
+import { createEntry, createEntrySigner, sha256Hex, verifyLedgerDir, type EntrySigner } from '@fedtwin/ledger';
 import type { PrivateKey } from '@libp2p/interface';
 import { createConsortium, freePort, type Consortium } from './helpers/consortium.ts';
 
@@ -17,12 +17,12 @@ async function runGarbageMember(key: PrivateKey, aggAddr: string, signal: AbortS
   const he = await import('@fedtwin/he');
   const me = peerIdOf(key);
   const host: WireHost = await createWireHost({ privateKey: key, listen: [], allow: [aggAddr.slice(aggAddr.lastIndexOf('/p2p/') + 5)] });
-  const signer = createEntrySigner(key, 'fedtwin/test'); // the consortium helper's id
   const call = <R>(name: string, header: unknown, response: import('zod').ZodType<R>, body?: Uint8Array, maxBodyBytes = 0) =>
     host.request(aggAddr, name, { header, body }, { response, maxBodyBytes, timeoutMs: 60_000 });
   const out = { sent: 0, probesAnswered: 0 } as { sent: number; probesAnswered: number; endedWith?: string };
   try {
     const { header: join } = await call('join', { nodeVersion: process.version, backend: 'none' }, JoinResponse);
+    const signer = createEntrySigner(key, `fedtwin/${join.consortium}`); // the log origin entries are bound to
     if (join.secureAggregation.scheme !== 'bfv') throw new Error('expected BFV');
     const ctx = await he.createHeContext(join.secureAggregation.params);
     const ownKey = he.generateKeys(ctx); // not the consortium's: its ciphertext decrypts to noise
@@ -74,18 +74,19 @@ async function runGarbageMember(key: PrivateKey, aggAddr: string, signal: AbortS
 async function runFalseReporter(key: PrivateKey, aggAddr: string, signal: AbortSignal): Promise<{ reports: number; endedWith?: string }> {
   const me = peerIdOf(key);
   const host: WireHost = await createWireHost({ privateKey: key, listen: [], allow: [aggAddr.slice(aggAddr.lastIndexOf('/p2p/') + 5)] });
-  const signer = createEntrySigner(key, 'fedtwin/test'); // the consortium helper's id
   const call = <R>(name: string, header: unknown, response: import('zod').ZodType<R>, maxBodyBytes = 0) =>
     host.request(aggAddr, name, { header }, { response, maxBodyBytes, timeoutMs: 60_000 });
   const out = { reports: 0 } as { reports: number; endedWith?: string };
+  let signer: EntrySigner | undefined; // bound to the log origin once the join response names the consortium
   const verdict = async (round: number, what: { version: number } | { probe: string }, body: Uint8Array, participants: number) => {
     const sumHash = sha256Hex(body);
-    const e = await createEntry({ type: 'verdict', round, node: me, sumHash, participants, valid: false, reason: 'cannot decrypt (a lie)', ...what }, signer);
+    const e = await createEntry({ type: 'verdict', round, node: me, sumHash, participants, valid: false, reason: 'cannot decrypt (a lie)', ...what }, signer!);
     await call('verdict', { round, ...what, sumHash, valid: false, reason: 'cannot decrypt (a lie)', entry: Buffer.from(e.bytes).toString('base64') }, VerdictAck);
     out.reports++;
   };
   try {
-    await call('join', { nodeVersion: process.version, backend: 'none' }, JoinResponse);
+    const { header: join } = await call('join', { nodeVersion: process.version, backend: 'none' }, JoinResponse);
+    signer = createEntrySigner(key, `fedtwin/${join.consortium}`);
     let reported = 0;
     for (let i = 0; i < 400 && !signal.aborted; i++) {
       const { header: task } = await call('task', { afterRound: 1_000_000, waitMs: 1000 }, TaskResponse);

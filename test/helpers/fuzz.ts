@@ -24,7 +24,7 @@ import {
 } from '@fedtwin/protocol';
 import { createAggregator, type Aggregator } from '@fedtwin/aggregator';
 import {
-  createEntry, createEntrySigner, createCosignatureSigner, createNoteSigner, cosignNote, verifyLedgerDir, sha256Hex,
+  createEntry, createEntrySigner, createCosignatureSigner, cosignNote, verifyLedgerDir, sha256Hex,
 } from '@fedtwin/ledger';
 import { createNode } from '@fedtwin/node';
 import {

@@ -25,8 +25,8 @@ describe('AuditLog.cosign', () => {
     const dir = await mkdtemp(join(tmpdir(), 'fedtwin-cosign-'));
     dirs.push(dir);
     const [aggKey, aKey, bKey] = [await key(0), await key(1), await key(2)];
-    const a = createEntrySigner(aKey).peerId;
-    const b = createEntrySigner(bKey).peerId;
+    const a = createEntrySigner(aKey, 'fedtwin/cosign-test').peerId;
+    const b = createEntrySigner(bKey, 'fedtwin/cosign-test').peerId;
     const audit = await openAuditLog({ dir: join(dir, 'ledger'), identity: aggKey, consortium: 'cosign-test', members: [a, b] });
     logs.push(audit);
     const note = (await audit.latestCheckpoint())!.note;
@@ -47,7 +47,7 @@ describe('AuditLog.cosign', () => {
     let stuffed = note;
     for (let k = 0; k < 30; k++) {
       const fake = await key(100 + k);
-      const fakeId = createEntrySigner(fake).peerId;
+      const fakeId = createEntrySigner(fake, 'fedtwin/cosign-test').peerId;
       stuffed = cosignNote(stuffed, createCosignatureSigner(fakeId, fake));
     }
     // lines under other names with garbage signatures, up to the parser's cap

@@ -25,9 +25,9 @@ beforeAll(async () => {
   dir = join(root, 'ledger');
   const key = async (n: number) => generateKeyPairFromSeed('Ed25519', createHash('sha256').update(`cli-${n}`).digest());
   const aggKey = await key(0);
-  const agg = createEntrySigner(aggKey);
+  const agg = createEntrySigner(aggKey, ORIGIN);
   const note = createNoteSigner(ORIGIN, aggKey);
-  const nodes = [createEntrySigner(await key(1)), createEntrySigner(await key(2))];
+  const nodes = [createEntrySigner(await key(1), ORIGIN), createEntrySigner(await key(2), ORIGIN)];
   const l = await openLedger({ dir });
   for (const n of nodes) await l.append(await createEntry({ type: 'membership', action: 'admit', peerId: n.peerId }, agg));
   for (let round = 0; round < 3; round++) {

@@ -20,7 +20,7 @@ let root: string;
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'fedtwin-ledger-trusted-'));
   const aggKey = await generateKeyPairFromSeed('Ed25519', createHash('sha256').update('cli-trusted-0').digest());
-  const agg = createEntrySigner(aggKey);
+  const agg = createEntrySigner(aggKey, ORIGIN);
   const note = createNoteSigner(ORIGIN, aggKey);
   const build = async (dir: string, rounds: number) => {
     const l = await openLedger({ dir });

@@ -32,13 +32,14 @@ beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'fedtwin-epipe-'));
   dir = join(root, 'ledger');
   const key = await generateKeyPairFromSeed('Ed25519', createHash('sha256').update('epipe').digest());
-  const signer = createEntrySigner(key);
+  const ORIGIN = 'fedtwin.test/epipe';
+  const signer = createEntrySigner(key, ORIGIN);
   const l = await openLedger({ dir });
   // ~1,500 entries print well over a pipe buffer (64 KiB), so the CLI is still writing when the reader leaves.
   for (let round = 0; round < 1500; round++) {
     await l.append(await createEntry({ type: 'round', action: 'open', round, config: { lr: 0.01, note: 'x'.repeat(64) } }, signer));
   }
-  await l.signCheckpoint(createNoteSigner('fedtwin.test/epipe', key));
+  await l.signCheckpoint(createNoteSigner(ORIGIN, key));
   await l.close();
 }, 60_000);
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -56,8 +56,8 @@ describe('witness.syncReply', () => {
     dirs.push(root);
     const aggKey = await key(1);
     const memberKey = await key(2);
-    const aggSigner = createEntrySigner(aggKey);
-    const member = createEntrySigner(memberKey);
+    const aggSigner = createEntrySigner(aggKey, ORIGIN);
+    const member = createEntrySigner(memberKey, ORIGIN);
     const note = createNoteSigner(ORIGIN, aggKey);
     const agg = await openLedger({ dir: join(root, 'agg') });
     open.push(agg);
