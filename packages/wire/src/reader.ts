@@ -116,11 +116,7 @@ export class StreamReader {
       if (this.#detached) throw new EndOfStreamError('reader detached');
       if (this.#stream.readStatus === 'paused') {
         // We need bytes the paused stream is holding back; resume() dispatches them synchronously.
-        try {
-          this.#stream.resume();
-        } catch {
-          // already closed: fall through to the EOF/error checks
-        }
+        this.#resume();
         if (this.#buffered >= n) break;
       }
       if (this.#error !== undefined) throw this.#error;
@@ -128,6 +124,15 @@ export class StreamReader {
         throw new EndOfStreamError(`stream ended with ${this.#buffered} of ${n} expected bytes`);
       }
       await this.#wait(signal);
+    }
+  }
+
+  /** Resumes a paused stream; one already closed falls through to the caller's EOF/error checks. */
+  #resume(): void {
+    try {
+      this.#stream.resume();
+    } catch {
+      // already closed
     }
   }
 
@@ -153,13 +158,7 @@ export class StreamReader {
     for (;;) {
       signal.throwIfAborted();
       if (this.#detached) throw new EndOfStreamError('reader detached');
-      if (this.#stream.readStatus === 'paused') {
-        try {
-          this.#stream.resume();
-        } catch {
-          // already closed
-        }
-      }
+      if (this.#stream.readStatus === 'paused') this.#resume();
       if (this.#buffered > 0) return this.#buffered;
       if (this.#error !== undefined) throw this.#error;
       if (this.#remoteEnded && this.#stream.readBufferLength === 0) return 0;
