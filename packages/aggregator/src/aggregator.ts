@@ -433,9 +433,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         await audit?.record({ type: 'aggregate', v: 1, round: rec.round, contributions: leaves, aggregateHash, modelVersion });
         log.warn({ event: 'aggregate-replaced', version, round: rec.round, participants: honest.length, excluded: culprits }, `aggregate ${version} replaced by the sum of the ${honest.length} other contribution(s)`);
       } else {
-        state = { ...state, version: version - 1, modelVersion: rec.baseHash!, investigating: undefined, status: 'running' };
-        await store.replaceAggregate({ ...withdrawnRec, status: 'failed', reason: `aggregate withdrawn: ${culprits.length ? 'too few contributions left after excluding the culprit(s)' : 'no single culprit found'}` }, state, version, undefined);
-        log.warn({ event: 'aggregate-withdrawn', version, round: rec.round, excluded: culprits }, `aggregate ${version} withdrawn; round ${rec.round} failed`);
+        await withdrawAggregate(version, withdrawnRec, culprits.length ? 'too few contributions left after excluding the culprit(s)' : 'no single culprit found', culprits);
       }
       await audit?.checkpoint();
       log.info({ event: 'investigation-closed', version, outcome: 'aggregate-invalid', culprits }, `investigation of aggregate ${version} closed`);
@@ -449,11 +447,16 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     const rec = agg ? await store.getRound(agg.record.round) : undefined;
     if (!agg || !rec || state.investigating?.version !== version) return;
     await recordWithdrawal(rec.round, sha256Hex(agg.body), `aggregate ${version} could not be decrypted by the members; ${why}`, []);
+    await withdrawAggregate(version, rec, why, []);
+    await audit?.checkpoint();
+    await openNextRound();
+  }
+
+  /** Takes aggregate `version` back (its withdraw entry is already in the ledger): the round failed, the model is back at its base. */
+  async function withdrawAggregate(version: number, rec: RoundRecord, why: string, excludedPeers: string[]): Promise<void> {
     state = { ...state, version: version - 1, modelVersion: rec.baseHash!, investigating: undefined, status: 'running' };
     await store.replaceAggregate({ ...rec, status: 'failed', reason: `aggregate withdrawn: ${why}` }, state, version, undefined);
-    await audit?.checkpoint();
-    log.warn({ event: 'aggregate-withdrawn', version, round: rec.round, excluded: [] }, `aggregate ${version} withdrawn; round ${rec.round} failed (${why})`);
-    await openNextRound();
+    log.warn({ event: 'aggregate-withdrawn', version, round: rec.round, excluded: excludedPeers }, `aggregate ${version} withdrawn; round ${rec.round} failed (${why})`);
   }
 
   function startInvestigation(version: number, reports: Map<string, { valid: boolean; leaf?: number }>): void {
