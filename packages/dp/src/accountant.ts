@@ -12,7 +12,7 @@ export const MAX_MECHANISMS = 100_000;
 
 export interface RdpAccountantState {
   orders: number[];
-  /** Absent means 'absolute'. */
+  /** Absent means 'signed' (exact). */
   fractionalSeries?: FractionalSeries;
   mechanisms: SampledGaussian[];
 }
@@ -41,7 +41,7 @@ export class RdpAccountant {
 
   constructor(init: { orders?: readonly number[]; fractionalSeries?: FractionalSeries; mechanisms?: readonly SampledGaussian[] } = {}) {
     this.orders = Object.freeze(init.orders === undefined ? [...DEFAULT_ORDERS] : [...checkOrders(init.orders)]);
-    this.fractionalSeries = checkFractionalSeries(init.fractionalSeries ?? 'absolute');
+    this.fractionalSeries = checkFractionalSeries(init.fractionalSeries ?? 'signed');
     for (const m of init.mechanisms ?? []) this.compose(m);
   }
 

@@ -44,7 +44,7 @@ export function noiseMultiplierFor(init: {
   if (!(delta > 0 && delta < 1)) throw badArgument(`delta must be in (0, 1) to calibrate noise, got ${delta}`, 'e.g. 1e-5.');
   const orders = init.orders === undefined ? DEFAULT_ORDERS : checkOrders(init.orders);
   const conversion = checkConversion(init.conversion ?? 'improved');
-  const fractionalSeries = checkFractionalSeries(init.fractionalSeries ?? 'absolute');
+  const fractionalSeries = checkFractionalSeries(init.fractionalSeries ?? 'signed');
   const tol = init.tolerance ?? NOISE_TOLERANCE;
   if (typeof tol !== 'number' || !(tol >= 1e-15 && tol < 1)) throw badArgument(`tolerance must be in [1e-15, 1), got ${String(tol)}`, 'The default 1e-12 is relative to z.');
 

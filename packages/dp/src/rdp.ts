@@ -41,13 +41,18 @@ export function logAInt(q: number, sigma: number, alpha: number): number {
 export const MAX_STEPS_LOG_A_FRAC = 1000;
 /** The signed series follows TF Privacy / Opacus, which have no cap; this one only guards against endless loops. */
 export const MAX_STEPS_LOG_A_FRAC_SIGNED = 100_000;
+/** Digits the signed series may lose to cancellation before an order falls back to the absolute bound. */
+export const SIGNED_MAX_DIGITS_LOST = 6;
 
 /**
  * How the fractional-order binomial series treats its negative coefficients (α non-integer, i > α + 1):
- * - 'absolute' (default): adds |C(α,i)| terms, an upper bound on A_α — Google dp_accounting ≥ 0.5
- *   (rdp_privacy_accountant._compute_log_a_frac since April 2024).
- * - 'signed': the exact series with signs — TF Privacy compute_rdp, Opacus analysis/rdp.py,
- *   dp_accounting ≤ 0.4.4. Tighter (e.g. 3% lower RDP at α = 1.5 for q = 0.01, z = 2.5).
+ * - 'signed' (default): the exact series with signs — TF Privacy compute_rdp, Opacus analysis/rdp.py,
+ *   dp_accounting ≤ 0.4.4. Where cancellation between the positive and negative sums would leave fewer
+ *   than ~9 correct digits (or a non-positive result), that order falls back to the 'absolute' bound, so a
+ *   printed ε is exact where it can be and an upper bound where it cannot — never an under-estimate.
+ * - 'absolute': adds |C(α,i)| terms, an upper bound on A_α — Google dp_accounting ≥ 0.5
+ *   (rdp_privacy_accountant._compute_log_a_frac since April 2024). Looser: 3% higher RDP at α = 1.5 for
+ *   q = 0.01, z = 2.5, and ~100× at α = 1.5 for q = 0.41, z = 20 (where the exact RDP is tiny anyway).
  * Integer orders are unaffected (exact finite sum either way).
  */
 export type FractionalSeries = 'absolute' | 'signed';
@@ -60,7 +65,7 @@ export const FRACTIONAL_SERIES: readonly FractionalSeries[] = ['absolute', 'sign
  * 'signed' stops as TF Privacy / Opacus do (both terms < e^-30); it keeps positive and negative terms in
  * separate log-space sums and subtracts once at the end, so it cannot fail mid-way like a running log-sub.
  */
-export function logAFrac(q: number, sigma: number, alpha: number, series: FractionalSeries = 'absolute'): number {
+export function logAFrac(q: number, sigma: number, alpha: number, series: FractionalSeries = 'signed'): number {
   let pos0 = -Infinity;
   let pos1 = -Infinity;
   let neg0 = -Infinity;
@@ -102,8 +107,10 @@ export function logAFrac(q: number, sigma: number, alpha: number, series: Fracti
       // TF Privacy / Opacus stop rule: both terms below e^-30 in absolute terms.
       const a0 = logSubSign(pos0, neg0);
       const a1 = logSubSign(pos1, neg1);
-      // A0, A1 > 0 in exact arithmetic; if rounding says otherwise, drop the order (RDP = +Infinity).
-      if (!a0.positive || !a1.positive) return Infinity;
+      // A0, A1 > 0 in exact arithmetic. Each log sum carries ~1e-15 relative rounding; subtracting loses
+      // log10(pos/(pos−neg)) digits. Past SIGNED_MAX_DIGITS_LOST, use the absolute series' upper bound.
+      const lost = Math.max(pos0 - a0.log, pos1 - a1.log) / Math.LN10;
+      if (!a0.positive || !a1.positive || !(lost <= SIGNED_MAX_DIGITS_LOST)) return logAFrac(q, sigma, alpha, 'absolute');
       return logAdd(a0.log, a1.log);
     }
   }
@@ -111,7 +118,7 @@ export function logAFrac(q: number, sigma: number, alpha: number, series: Fracti
 }
 
 /** RDP at order α of ONE application of the sampled Gaussian (q = 1: plain Gaussian, α/(2z²)). */
-export function rdpSampledGaussianOrder(q: number, z: number, alpha: number, series: FractionalSeries = 'absolute'): number {
+export function rdpSampledGaussianOrder(q: number, z: number, alpha: number, series: FractionalSeries = 'signed'): number {
   if (q === 0) return 0;
   if (alpha === Infinity || z === 0) return Infinity;
   if (q === 1) return alpha / (2 * z ** 2);
@@ -120,13 +127,13 @@ export function rdpSampledGaussianOrder(q: number, z: number, alpha: number, ser
 }
 
 /** RDP of one application at every order (no validation; internal). */
-export function rdpPerStep(q: number, z: number, orders: readonly number[], series: FractionalSeries = 'absolute'): number[] {
+export function rdpPerStep(q: number, z: number, orders: readonly number[], series: FractionalSeries = 'signed'): number[] {
   return orders.map((a) => rdpSampledGaussianOrder(q, z, a, series));
 }
 
 export function checkFractionalSeries(s: unknown): FractionalSeries {
   if (s !== 'absolute' && s !== 'signed') {
-    throw badArgument(`fractionalSeries must be "absolute" or "signed", got ${JSON.stringify(s)}`, 'absolute = dp_accounting >= 0.5 (default); signed = TF Privacy compute_rdp / Opacus.');
+    throw badArgument(`fractionalSeries must be "absolute" or "signed", got ${JSON.stringify(s)}`, 'signed = the exact series of TF Privacy compute_rdp / Opacus (default); absolute = the upper bound of dp_accounting >= 0.5.');
   }
   return s;
 }
@@ -146,6 +153,6 @@ export function computeRdp(init: {
   const z = checkNoiseMultiplier(init.noiseMultiplier);
   const steps = checkSteps(init.steps);
   const orders = init.orders === undefined ? DEFAULT_ORDERS : checkOrders(init.orders);
-  const series = checkFractionalSeries(init.fractionalSeries ?? 'absolute');
+  const series = checkFractionalSeries(init.fractionalSeries ?? 'signed');
   return rdpPerStep(q, z, orders, series).map((r) => r * steps);
 }

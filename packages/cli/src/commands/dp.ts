@@ -68,8 +68,8 @@ function parseConversion(raw: unknown): Conversion {
 }
 
 function parseSeries(raw: unknown): FractionalSeries {
-  if (raw === undefined) return 'absolute';
-  if (raw !== 'absolute' && raw !== 'signed') throw bad('--fractional-series', `must be "absolute" or "signed", got ${JSON.stringify(raw)}`, 'absolute = Google dp_accounting >= 0.5 (default); signed = TF Privacy compute_rdp / Opacus.');
+  if (raw === undefined) return 'signed';
+  if (raw !== 'absolute' && raw !== 'signed') throw bad('--fractional-series', `must be "absolute" or "signed", got ${JSON.stringify(raw)}`, 'signed = the exact series of TF Privacy compute_rdp / Opacus (default); absolute = the upper bound of Google dp_accounting >= 0.5.');
   return raw;
 }
 
@@ -94,7 +94,7 @@ function withAccountingOptions(cmd: Command): Command {
     .requiredOption('--delta <d>', 'target δ in (0, 1)')
     .option('--orders <list>', 'comma-separated RDP orders > 1 (default: 1.1..10.9, 11..63, 128, 256, 512, 1024)')
     .option('--conversion <kind>', 'improved | classic', 'improved')
-    .option('--fractional-series <kind>', 'absolute (dp_accounting >= 0.5) | signed (TF Privacy / Opacus) series at fractional orders', 'absolute')
+    .option('--fractional-series <kind>', 'signed (exact, as TF Privacy / Opacus) | absolute (upper bound, as dp_accounting >= 0.5) series at fractional orders', 'signed')
     .option('--json', 'print one JSON object');
 }
 
