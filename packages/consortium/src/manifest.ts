@@ -42,6 +42,12 @@ export const RoundPolicySchema = z.object({
   quorum: z.number().int().min(1),
   minParticipants: z.number().int().min(1),
   deadlineSeconds: z.number().positive().max(7 * 24 * 3600),
+  /**
+   * A member applies an aggregate only once a checkpoint containing its ledger entry carries this many
+   * members' verified cosignatures (default: a majority of members). Two views of the log cannot both
+   * reach a majority, so an aggregator cannot show members different histories and have both applied.
+   */
+  witnessQuorum: z.number().int().min(1).optional(),
 }).strict();
 
 export const SecureAggregationConfigSchema = z.object({
@@ -78,6 +84,7 @@ export const ManifestSchema = z.object({
   if (kh !== undefined && !ids.includes(kh)) ctx.addIssue({ code: 'custom', path: ['secureAggregation', 'keyHolder'], message: `key holder ${kh} is not a member` });
   if (m.rounds.quorum > ids.length) ctx.addIssue({ code: 'custom', path: ['rounds', 'quorum'], message: `is ${m.rounds.quorum} but only ${ids.length} members are listed` });
   if (m.rounds.minParticipants > m.rounds.quorum) ctx.addIssue({ code: 'custom', path: ['rounds', 'minParticipants'], message: 'must be between 1 and quorum' });
+  if (m.rounds.witnessQuorum !== undefined && m.rounds.witnessQuorum > ids.length) ctx.addIssue({ code: 'custom', path: ['rounds', 'witnessQuorum'], message: `is ${m.rounds.witnessQuorum} but only ${ids.length} members are listed` });
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
 export type ManifestInput = z.input<typeof ManifestSchema>;
@@ -103,6 +110,7 @@ export function parseManifest(raw: unknown, source = 'manifest'): Manifest {
   if (m.secureAggregation.scheme === 'bfv' && m.secureAggregation.keyHolder === undefined) {
     m.secureAggregation = { ...m.secureAggregation, keyHolder: m.members[0]!.peerId };
   }
+  if (m.rounds.witnessQuorum === undefined) m.rounds = { ...m.rounds, witnessQuorum: Math.floor(m.members.length / 2) + 1 };
   return m;
 }
 

@@ -20,6 +20,7 @@ export const Protocols = {
   cosign: 'cosign',
   verdict: 'verdict',
   probe: 'probe',
+  witnesses: 'witnesses',
 } as const;
 
 /** The largest shared model an aggregator accepts, in values (float32). 64M values = 256 MiB. */
@@ -237,6 +238,11 @@ export const LedgerSyncResponse = z.object({ size: z.number().int().min(0), chec
 export const MAX_LEDGER_SYNC_BYTES = 256 * 1024 * 1024;
 export const CosignRequest = z.object({ note: z.string().max(65_536) }).strict();
 export const CosignAck = z.object({ cosignatures: z.number().int().min(0) }).strict();
+/** Members' cosignatures on checkpoints of at least `fromSize` entries: the evidence a member waits for before applying an aggregate. */
+export const WitnessesRequest = z.object({ fromSize: z.number().int().min(0) }).strict();
+export const MAX_WITNESS_NOTES = 64;
+/** Stored checkpoint notes (aggregator signature + members' cosignature lines), newest first. */
+export const WitnessesResponse = z.object({ notes: z.array(z.string().max(65_536)).max(MAX_WITNESS_NOTES) }).strict();
 
 // --- aggregate: the published sum that turns global version v-1 into v ----------------------------
 export const AggregateRequest = z.object({ version: z.number().int().min(1) }).strict();
