@@ -11,7 +11,7 @@ import { sha256Hex } from '@fedtwin/ledger';
 import { openAuditLog, type AuditLog } from './audit.ts';
 import { reconcileLedger } from './reconcile.ts';
 import type { PrivateKey } from '@libp2p/interface';
-import { CosignAck, CosignRequest, LedgerSyncRequest, MAX_LEDGER_SYNC_BYTES, type LedgerSyncResponse } from '@fedtwin/protocol';
+import { CosignAck, CosignRequest, LedgerSyncRequest, MAX_LEDGER_SYNC_BYTES, MAX_WITNESS_NOTES, WitnessesRequest, type LedgerSyncResponse, type WitnessesResponse } from '@fedtwin/protocol';
 import type { z } from 'zod';
 import type { TableSchema } from '@fedtwin/models';
 import { AggregatorStore, type AggregateRecord, type AggregatorState, type KeyRecord, type RoundRecord } from './store.ts';
@@ -87,6 +87,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   const privacy: PrivacyPolicy = init.privacy ?? { mode: 'off', epsilon: 1, delta: 1e-5 };
   const siteDp = privacy.mode === 'site' || privacy.mode === 'both';
   const recordDp = privacy.mode === 'record' || privacy.mode === 'both';
+  const anyDp = siteDp || recordDp;
   const log = init.logger;
   const secureAggregation: SecureAggregation = init.secureAggregation ?? { scheme: 'plaintext' };
   const scheme: AggregationScheme = secureAggregation.scheme === 'bfv' ? await bfvScheme(secureAggregation) : plaintextScheme();
@@ -627,11 +628,13 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
             throw new FedtwinError('AGG_PRIVACY_MISSING', `the consortium requires ${mode}-level DP but the update reports no ${mode} spending`, { hint: 'run a fedtwin node that applies the consortium\'s privacy policy' });
           }
         }
-        if (siteDp && header.weight !== 1) {
-          throw new FedtwinError('AGG_BAD_UPDATE', `site-level DP needs unweighted updates (weight 1), got weight ${header.weight}`);
+        // Under DP a member's record count is not accounted, so it must not leave the member: uniform FedAvg.
+        // The message does not echo the weight (error messages reach this aggregator's logs).
+        if (anyDp && header.weight !== 1) {
+          throw new FedtwinError('AGG_BAD_UPDATE', `under differential privacy (mode ${privacy.mode}) updates are unweighted: weight must be 1 (uniform FedAvg), so no member's record count leaves it; this update declares another weight`, { hint: 'run a fedtwin node that applies the consortium\'s privacy policy' });
         }
         const maxWeight = maxWeightOf(peer);
-        if (!siteDp && (!Number.isInteger(header.weight) || header.weight > maxWeight)) {
+        if (!anyDp && (!Number.isInteger(header.weight) || header.weight > maxWeight)) {
           throw new FedtwinError('AGG_BAD_WEIGHT', `weight ${header.weight} is not a record count between 1 and this member's maximum ${maxWeight}`, { hint: 'the consortium bounds each member\'s declared record count (aggregator config maxWeight)' });
         }
         if (header.encoding !== scheme.encoding) {
@@ -649,12 +652,20 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         const entry = audit
           ? await audit.checkMemberEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'contribution', round: header.round, body, keyId: open.keyId ?? 'plaintext', base: open.baseHash! })
           : undefined;
+        // A signed entry cannot be trimmed, and the ledger is replicated to every member and kept: refuse it.
+        if (anyDp && entry?.payload.type === 'contribution' && entry.payload.sampleCount !== undefined) {
+          throw new FedtwinError('AGG_BAD_ENTRY', `under differential privacy (mode ${privacy.mode}) a contribution entry must not name the member's record count (sampleCount)`, { hint: 'run a fedtwin node that applies the consortium\'s privacy policy' });
+        }
+        const stats = keptStats(header, anyDp);
+        if (stats.dropped) {
+          log.warn({ event: 'update-stats-dropped', round: header.round, peer }, `round ${header.round}: ${peer.slice(-8)} sent its training loss or time under differential privacy; discarded unread (never stored or logged): update that node`);
+        }
         await sum!.add(body, { round: open.round, baseHash: open.baseHash!, member: peer, ...(header.keyId ? { keyId: header.keyId } : {}) });
         const rec: RoundRecord = {
           ...open,
           contributions: [...open.contributions, {
-            peer, weight: header.weight, loss: header.loss, bytes: body.length, baseHash: header.baseHash,
-            trainSeconds: header.trainSeconds, receivedAt: now(), privacy: header.privacy,
+            peer, weight: header.weight, ...stats.kept, bytes: body.length, baseHash: header.baseHash,
+            receivedAt: now(), privacy: header.privacy,
           }],
         };
         try {
@@ -669,7 +680,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
           throw err;
         }
         open = rec;
-        log.info({ event: 'contribution', round: rec.round, peer, weight: header.weight, loss: header.loss, count: rec.contributions.length },
+        log.info({ event: 'contribution', round: rec.round, peer, weight: header.weight, ...(stats.kept.loss !== undefined ? { loss: stats.kept.loss } : {}), count: rec.contributions.length },
           `round ${rec.round}: contribution ${rec.contributions.length}/${init.rounds.quorum} from ${peer.slice(-8)}`);
         const count = rec.contributions.length;
         if (count >= init.rounds.quorum) await aggregate('quorum');
@@ -812,6 +823,16 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         return { header: { cosignatures: n } satisfies z.infer<typeof CosignAck> };
       },
     });
+    // What a member waits for before it applies an aggregate: other members' cosignatures (issue 12 item 6).
+    await host.handle(Protocols.witnesses, {
+      request: WitnessesRequest,
+      maxBodyBytes: 0,
+      handler: async ({ peer, header }) => {
+        requireMember(peer);
+        const notes = await audit.witnessNotes(header.fromSize, MAX_WITNESS_NOTES);
+        return { header: { notes } satisfies z.infer<typeof WitnessesResponse> };
+      },
+    });
   }
 
   await host.handle(Protocols.aggregate, {
@@ -860,6 +881,16 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
 
 
 const DEFAULT_MAX_WEIGHT = 1_000_000;
+
+/**
+ * What the aggregator keeps of an update's training statistics: with DP off, the loss and training time (for
+ * debugging); under DP nothing, since neither is accounted (the loss is a membership signal, the time reveals the
+ * record count). `dropped`: a member sent them under DP anyway (a node that predates the rule).
+ */
+export function keptStats(header: Pick<UpdateHeader, 'loss' | 'trainSeconds'>, dp: boolean): { kept: { loss?: number; trainSeconds?: number }; dropped: boolean } {
+  if (dp) return { kept: {}, dropped: header.loss !== undefined || header.trainSeconds !== undefined };
+  return { kept: { ...(header.loss !== undefined ? { loss: header.loss } : {}), ...(header.trainSeconds !== undefined ? { trainSeconds: header.trainSeconds } : {}) }, dropped: false };
+}
 
 function validatePolicy(p: RoundPolicy, memberCount: number): void {
   const bad = (field: string, msg: string) => new FedtwinError('CONFIG_INVALID', `rounds.${field}: ${msg}`, { hint: 'fix the aggregator config' });

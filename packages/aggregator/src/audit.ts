@@ -43,6 +43,8 @@ export interface AuditLog {
   /** Merges a member's cosignature into the stored checkpoint; returns the number of cosignatures. */
   cosign(note: string, peer: string): Promise<number>;
   summary(): Promise<{ size: number; rootHash: string; checkpoint: string | null; cosignatures: number }>;
+  /** Stored checkpoint notes of at least `fromSize` entries that carry a member's cosignature, newest first (at most `limit`). */
+  witnessNotes(fromSize: number, limit: number): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -231,6 +233,10 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
         size: ledger.size, rootHash: Buffer.from(ledger.rootHash).toString('hex'),
         checkpoint: latest?.note ?? null, cosignatures: latest ? countSignatures(latest.note) - 1 : 0,
       };
+    },
+    async witnessNotes(fromSize, limit) {
+      const all = await ledger.listCheckpoints();
+      return all.filter((c) => c.size >= fromSize && countSignatures(c.note) > 1).sort((a, b) => b.size - a.size).slice(0, limit).map((c) => c.note);
     },
     close: () => ledger.close(),
   };

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import {
-  createCosignatureSigner, createEntry, createEntrySigner, createReplica, noteVerifierFromPeerId, openLedger, verifyCheckpoint,
+  cosignatureVerifierFromPeerId, createCosignatureSigner, createEntry, createEntrySigner, createReplica, noteVerifierFromPeerId, openLedger, parseCheckpoint, verifyCheckpoint,
   type EntryPayloadInput, type EntryType, type Ledger, type LedgerEntry, type Replica,
 } from '@fedtwin/ledger';
 
@@ -30,6 +30,14 @@ export interface Witness {
   syncReply(reply: { checkpoint: string; body?: Uint8Array | null; size?: number }, mustInclude: Array<{ leafHash: string; index?: number }>): Promise<{ note: string; size: number; rootHash: string; appended: number }>;
   /** Where fork evidence is written. */
   readonly evidenceDir: string;
+  /**
+   * Judges checkpoint notes served as other members' attestations (issue 12 item 6): each must carry the
+   * aggregator's signature; a note at a size this replica holds must have this replica's root there (else a
+   * fork: evidence kept, LEDGER_INCONSISTENT); every other line must be a cosignature/v1 by the member it
+   * names. Returns the members whose cosignature verified on a note of at least `atLeast` entries, and the
+   * names on lines that did not verify. Notes larger than this replica are counted after the next sync.
+   */
+  attestations(notes: readonly string[], atLeast: number, members: readonly string[]): Promise<{ cosigners: string[]; forged: string[]; ahead: number }>;
   /** Verified entries of `type` for `round` by `author` (default: the aggregator), in log order. */
   entriesFor(type: EntryType, round: number, author?: string): Promise<Array<{ index: number; entry: LedgerEntry }>>;
   /** The verified entry at `index`. */
@@ -106,6 +114,43 @@ export async function openWitness(init: {
       return out;
     },
     entryAt: (index) => ledger.getEntry(index),
+    async attestations(notes, atLeast, members) {
+      const memberSet = new Set(members);
+      const cosigners = new Set<string>();
+      const forged = new Set<string>();
+      let ahead = 0;
+      for (const note of notes) {
+        let cp: ReturnType<typeof verifyCheckpoint>;
+        try {
+          cp = verifyCheckpoint(note, [aggregatorKey], { origin: init.origin, require: [aggregatorKey.name] });
+        } catch {
+          forged.add(init.aggregatorPeerId); // not even the aggregator's own signature: worthless
+          continue;
+        }
+        const { size, rootHash } = cp.checkpoint;
+        if (size < atLeast) continue;
+        if (size > ledger.size) { ahead++; continue; }
+        const mine = Buffer.from(await ledger.root(size)).toString('hex');
+        if (mine !== Buffer.from(rootHash).toString('hex')) {
+          // The aggregator signed another root for a size this member verified: a fork, provable to anyone.
+          const err = new FedtwinError('LEDGER_INCONSISTENT', `the aggregator signed two different trees of size ${size}: ${mine.slice(0, 16)}… (verified here) and ${Buffer.from(rootHash).toString('hex').slice(0, 16)}… (shown as other members' view)`, {
+            hint: 'the aggregator shows members different histories; both signed checkpoints are kept as evidence: alert the consortium',
+            details: { size, verified: mine, served: Buffer.from(rootHash).toString('hex') },
+          });
+          await keepEvidence(note, err);
+          throw err;
+        }
+        const text = new TextEncoder().encode(parseCheckpoint(note).text);
+        for (const sig of parseCheckpoint(note).signatures) {
+          if (sig.name === aggregatorKey.name) continue;
+          if (!memberSet.has(sig.name)) { forged.add(sig.name); continue; }
+          const v = cosignatureVerifierFromPeerId(sig.name);
+          if (sig.keyId === v.keyId && v.verify(text, sig.signature)) cosigners.add(sig.name);
+          else forged.add(sig.name);
+        }
+      }
+      return { cosigners: [...cosigners], forged: [...forged], ahead };
+    },
     async syncReply(reply, mustInclude) {
       if (!reply || typeof reply.checkpoint !== 'string') throw new FedtwinError('LEDGER_SYNC_INVALID', 'the ledger sync reply carries no checkpoint');
       let entries: Uint8Array[] = [];

@@ -10,8 +10,11 @@ import type { NodeContext } from '../context.ts';
 
 type Aggregate = import('zod').infer<typeof AggregateResponse>;
 
-/** Checks `agg` (with its bytes) against the pinned manifest and the verified ledger; throws NODE_AGGREGATE_REFUSED. */
-export async function checkAggregate(ctx: NodeContext, agg: Aggregate, body: Uint8Array): Promise<void> {
+/**
+ * Checks `agg` (with its bytes) against the pinned manifest and the verified ledger; throws NODE_AGGREGATE_REFUSED.
+ * Returns the leaf index of the ledger's aggregate entry for it (undefined for a member without a replica).
+ */
+export async function checkAggregate(ctx: NodeContext, agg: Aggregate, body: Uint8Array): Promise<number | undefined> {
   const m = ctx.consortium.manifest;
   const refuse = async (why: string): Promise<never> => {
     const evidence = await keepEvidence(ctx, agg, body, why);
@@ -28,7 +31,7 @@ export async function checkAggregate(ctx: NodeContext, agg: Aggregate, body: Uin
   if (agg.participants.length < m.rounds.minParticipants) await refuse(`it sums ${agg.participants.length} contribution(s), the manifest's minParticipants is ${m.rounds.minParticipants}`);
 
   const witness = ctx.witness;
-  if (!witness) return; // a member without a ledger replica checks what it can
+  if (!witness) return undefined; // a member without a ledger replica checks what it can
   const bodyHash = sha256Hex(body);
   const entries = await witness.entriesFor('aggregate', agg.round);
   const named = entries.filter(({ entry }) => entry.payload.type === 'aggregate' && entry.payload.aggregateHash === bodyHash);
@@ -36,7 +39,8 @@ export async function checkAggregate(ctx: NodeContext, agg: Aggregate, body: Uin
   const withdrawn = (await witness.entriesFor('exclusion', agg.round)).some(({ entry }) => entry.payload.type === 'exclusion' && entry.payload.action === 'withdraw' && entry.payload.aggregateHash === bodyHash);
   if (withdrawn) await refuse('the ledger records this sum as withdrawn');
   const p = named.at(-1)!.entry.payload;
-  if (p.type !== 'aggregate') return;
+  const entryIndex = named.at(-1)!.index;
+  if (p.type !== 'aggregate') return entryIndex;
   if (p.contributions.length !== agg.participants.length) await refuse(`the ledger's aggregate entry sums ${p.contributions.length} contribution(s), the aggregate names ${agg.participants.length} participants`);
   const authors = new Set<string>();
   for (const leaf of p.contributions) {
@@ -52,6 +56,7 @@ export async function checkAggregate(ctx: NodeContext, agg: Aggregate, body: Uin
     const excluded = (await witness.entriesFor('exclusion', agg.round)).some(({ entry }) => entry.payload.type === 'exclusion' && entry.payload.action === 'exclude' && entry.payload.peerId === ctx.host.peerId);
     if (!excluded) await refuse(`this member's own contribution to round ${agg.round} (leaf ${mine[0]!.index}) is left out of the sum`);
   }
+  return entryIndex;
 }
 
 /** The refused aggregate's header, its bytes and why, in `<dataDir>/evidence/` (0600), before the node stops. */

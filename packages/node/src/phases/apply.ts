@@ -9,6 +9,7 @@ import { cpuMsBetween } from '../util.ts';
 import { sendVerdict } from './probe.ts';
 import { syncLedger } from './witness-sync.ts';
 import { checkAggregate } from './aggregate-check.ts';
+import { awaitWitnessQuorum } from './witness-quorum.ts';
 
 type OpenTask = Extract<TaskResponse, { status: 'open' }>;
 
@@ -42,7 +43,9 @@ async function applyNext(ctx: NodeContext): Promise<void> {
     throw new FedtwinError('NODE_DIVERGED', `aggregate ${v} applies to model version ${agg.baseHash.slice(0, 12)}…, this member holds ${ctx.state.base!.slice(0, 12)}…`, { hint: 'this member\'s state diverged from the consortium: remove its dataDir to resync' });
   }
   // Participants, count and the ledger's record of this sum, before anything is decrypted or applied.
-  await checkAggregate(ctx, agg, body);
+  const entryIndex = await checkAggregate(ctx, agg, body);
+  // …and only once a majority of members (witnessQuorum) co-signed a log that contains that entry.
+  if (entryIndex !== undefined) await awaitWitnessQuorum(ctx, entryIndex, `aggregate ${v} (round ${agg.round})`);
   const tDecode = performance.now();
   const cDecode = process.cpuUsage();
   let decoded: Float64Array;
