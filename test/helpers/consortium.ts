@@ -29,6 +29,8 @@ export interface Consortium {
 export async function createConsortium(opts: {
   nodes: number; rounds: number; quorum: number; minParticipants: number; deadlineSeconds: number;
   epochs?: number; listen?: string; extraMembers?: string[]; privacy?: Record<string, unknown>;
+  /** Manifest fields merged over the defaults (e.g. secureAggregation, rounds.witnessQuorum via `rounds`). */
+  manifest?: Record<string, unknown>;
 }): Promise<Consortium> {
   const dir = await mkdtemp(join(tmpdir(), 'fedtwin-consortium-'));
   const ds = await loadDataset('breast_cancer_wdbc');
@@ -54,6 +56,7 @@ export async function createConsortium(opts: {
     training: { epochs: opts.epochs ?? 1, batchSize: 64, learningRate: 0.003 },
     rounds: { total: opts.rounds, quorum: opts.quorum, minParticipants: opts.minParticipants, deadlineSeconds: opts.deadlineSeconds },
     ...(opts.privacy ? { privacy: opts.privacy } : {}),
+    ...(opts.manifest ?? {}),
   });
   const manifestPath = join(dir, 'consortium.json');
   await writeFile(manifestPath, JSON.stringify(manifest));

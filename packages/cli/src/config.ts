@@ -38,6 +38,11 @@ export const NodeConfigSchema = z.object({
   data: z.object({ csv: z.string().min(1) }).strict(),
   /** This member's replica of the audit log (default: <dataDir>/ledger). */
   ledgerDir: z.string().min(1).optional(),
+  /**
+   * Other members to compare ledger views with after each sync (gossip): full multiaddrs ending in
+   * /p2p/<their peer ID>, each a manifest member. Needs `listen` so they can reach this member too.
+   */
+  witnesses: z.array(multiaddr.refine((a) => /\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(a), 'must end in /p2p/<peer ID>')).max(10_000).default([]),
   synthetic: z.object({
     rows: z.number().int().min(1).max(10_000_000),
     out: z.string().min(1),

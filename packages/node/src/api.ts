@@ -52,6 +52,11 @@ export interface NodeInit {
   heKeyFile?: string;
   /** Where this member keeps its replica of the consortium's audit log (needs `identity`). */
   ledgerDir?: string;
+  /**
+   * Other members to compare ledger views with after each sync (gossip, issue 12 item 6). Needs a host that
+   * listens and admits manifest members. Empty or absent: this member relies on the witness quorum alone.
+   */
+  witnesses?: Array<{ peerId: string; address: string }>;
 }
 
 export interface FedtwinNode {

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import {
-  cosignatureVerifierFromPeerId, createCosignatureSigner, createEntry, createEntrySigner, createReplica, noteVerifierFromPeerId, openLedger, parseCheckpoint, verifyCheckpoint,
+  cosignatureVerifierFromPeerId, verifyConsistency, createCosignatureSigner, createEntry, createEntrySigner, createReplica, noteVerifierFromPeerId, openLedger, parseCheckpoint, verifyCheckpoint,
   type EntryPayloadInput, type EntryType, type Ledger, type LedgerEntry, type Replica,
 } from '@fedtwin/ledger';
 
@@ -38,6 +38,17 @@ export interface Witness {
    * names on lines that did not verify. Notes larger than this replica are counted after the next sync.
    */
   attestations(notes: readonly string[], atLeast: number, members: readonly string[]): Promise<{ cosigners: string[]; forged: string[]; ahead: number }>;
+  /** The latest checkpoint this replica verified, with this member's cosignature (null before the first sync). */
+  latestNote(): Promise<string | null>;
+  /** Consistency proof (hex) from `fromSize` to this replica's size. */
+  consistencyProofFrom(fromSize: number): Promise<string[]>;
+  /**
+   * Judges another member's view (gossip): `note` must be signed by the aggregator and co-signed by `from`.
+   * Equal or smaller: its root must be this replica's root at that size. Larger: with `proof`, it must extend
+   * this replica (RFC 9162 consistency); without, it is kept and checked after the next sync. A contradiction
+   * is a fork the aggregator signed: evidence kept, LEDGER_INCONSISTENT.
+   */
+  judgePeerView(note: string, from: string, proof?: readonly string[]): Promise<'consistent' | 'pending' | 'ignored'>;
   /** Verified entries of `type` for `round` by `author` (default: the aggregator), in log order. */
   entriesFor(type: EntryType, round: number, author?: string): Promise<Array<{ index: number; entry: LedgerEntry }>>;
   /** The verified entry at `index`. */
@@ -96,6 +107,62 @@ export async function openWitness(init: {
     }
   }
 
+  /** Other members' larger checkpoints not yet checkable (no proof came with them): checked after each sync. */
+  const pendingViews: Array<{ note: string; from: string; size: number; rootHex: string }> = [];
+
+  async function fork(note: string, from: string, size: number, why: string): Promise<never> {
+    const err = new FedtwinError('LEDGER_INCONSISTENT', `member ${from} was shown another log: ${why}`, {
+      hint: 'the aggregator shows members different histories (a split view); both signed checkpoints are kept as evidence: alert the consortium',
+      details: { from, size },
+    });
+    await keepEvidence(note, err);
+    throw err;
+  }
+
+  async function checkAgainstReplica(note: string, from: string, size: number, rootHex: string): Promise<void> {
+    const mine = Buffer.from(await ledger.root(size)).toString('hex');
+    if (mine !== rootHex) await fork(note, from, size, `its checkpoint of size ${size} has root ${rootHex.slice(0, 16)}…, this member verified ${mine.slice(0, 16)}… at that size`);
+  }
+
+  async function judgePeerView(note: string, from: string, proof?: readonly string[]): Promise<'consistent' | 'pending' | 'ignored'> {
+    let cp: ReturnType<typeof verifyCheckpoint>;
+    try {
+      cp = verifyCheckpoint(note, [aggregatorKey], { origin: init.origin, require: [aggregatorKey.name] });
+    } catch {
+      return 'ignored'; // not a checkpoint of this consortium's log: proves nothing either way
+    }
+    // Only a view the member itself vouches for (its own cosignature line) can show a split.
+    const v = cosignatureVerifierFromPeerId(from);
+    const text = new TextEncoder().encode(cp.text);
+    if (!parseCheckpoint(note).signatures.some((sig) => sig.name === from && sig.keyId === v.keyId && v.verify(text, sig.signature))) return 'ignored';
+    const { size } = cp.checkpoint;
+    const rootHex = Buffer.from(cp.checkpoint.rootHash).toString('hex');
+    if (size <= ledger.size) {
+      await checkAgainstReplica(note, from, size, rootHex);
+      return 'consistent';
+    }
+    if (proof && ledger.size > 0) {
+      try {
+        verifyConsistency(ledger.size, size, proof.map((h) => Uint8Array.from(Buffer.from(h, 'hex'))), ledger.rootHash, cp.checkpoint.rootHash);
+      } catch (e) {
+        await fork(note, from, size, `its checkpoint of size ${size} does not extend this member's (size ${ledger.size}): ${(e as Error).message}`);
+      }
+      return 'consistent';
+    }
+    if (pendingViews.length < 64) pendingViews.push({ note, from, size, rootHex });
+    return 'pending';
+  }
+
+  /** After a sync: every pending view now within this replica is checked. */
+  async function checkPendingViews(): Promise<void> {
+    for (let i = pendingViews.length - 1; i >= 0; i--) {
+      const p = pendingViews[i]!;
+      if (p.size > ledger.size) continue;
+      pendingViews.splice(i, 1);
+      await checkAgainstReplica(p.note, p.from, p.size, p.rootHex);
+    }
+  }
+
   return {
     get size() { return ledger.size; },
     evidenceDir,
@@ -114,6 +181,14 @@ export async function openWitness(init: {
       return out;
     },
     entryAt: (index) => ledger.getEntry(index),
+    async latestNote() {
+      return (await ledger.latestCheckpoint())?.note ?? null;
+    },
+    async consistencyProofFrom(fromSize) {
+      if (fromSize <= 0 || fromSize >= ledger.size) return [];
+      return (await ledger.consistencyProof(fromSize)).map((h) => Buffer.from(h).toString('hex'));
+    },
+    judgePeerView: (note, from, proof) => judgePeerView(note, from, proof),
     async attestations(notes, atLeast, members) {
       const memberSet = new Set(members);
       const cosigners = new Set<string>();
@@ -171,6 +246,7 @@ export async function openWitness(init: {
       }
       // Always through the replica: signature, size and root against what this member holds, whatever `size` says.
       const r = await syncChecked(reply.checkpoint, entries, consistencyProof, mustInclude);
+      await checkPendingViews();
       return { note: r.note, size: r.size, rootHash: Buffer.from(r.rootHash).toString('hex'), appended: r.appended };
     },
     close: () => ledger.close(),

@@ -290,6 +290,7 @@ export const ProbeResponse = z.object({
 export type ProbeResponse = z.infer<typeof ProbeResponse>;
 
 export { genesisModelVersion, nextModelVersion } from './model-version.ts';
+export { GOSSIP_PROTOCOL, GossipRequest, GossipResponse, MAX_GOSSIP_PROOF } from './gossip.ts';
 export { peerId as PeerIdString, hex64 as Hex64 };
 
 /** Float32 values ↔ little-endian bytes, the body encoding of updates and aggregates. */

@@ -102,7 +102,10 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
   if (config.aggregator.address.includes('/p2p/') && !config.aggregator.address.endsWith(`/p2p/${aggregatorId}`)) {
     throw new FedtwinError('CONSORTIUM_MISMATCH', `aggregator.address ${config.aggregator.address} names another peer than the manifest's aggregator ${aggregatorId}`, { hint: 'fix aggregator.address', details: { field: 'aggregator', pinned: aggregatorId, announced: config.aggregator.address } });
   }
-  const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => peer === aggregatorId, logger: log });
+  // The aggregator, and the other members it gossips with (Noise proves each holds its manifest key).
+  const witnesses = config.witnesses.map((address) => ({ address, peerId: address.slice(address.lastIndexOf('/p2p/') + 5) }));
+  const gossipWith = new Set(witnesses.length ? manifest.members.map((m) => m.peerId) : []);
+  const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => peer === aggregatorId || gossipWith.has(peer), logger: log });
   // A node only dials out: unless its config sets listen, it has no listener at all (listenAddrs: []).
   log.info({ event: 'node-host', peerId: host.peerId, listenAddrs: host.addrs() }, `node ${host.peerId} ${host.addrs().length ? `listening on ${host.addrs().join(', ')}` : 'dials out only (no listener)'}`);
   const address = config.aggregator.address.includes('/p2p/') ? config.aggregator.address : `${config.aggregator.address}/p2p/${aggregatorId}`;
@@ -130,7 +133,7 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     ...(config.privacy?.require ? { privacyFloor: config.privacy.require } : {}),
     ...(config.privacy?.mode === 'off' ? { allowPrivacyOff: true } : {}),
     bytes: () => host.bytes(), seed: config.seed, privacy: { ...(config.privacy?.epsilon !== undefined ? { epsilon: config.privacy.epsilon } : {}), ...(config.privacy?.delta !== undefined ? { delta: config.privacy.delta } : {}) }, identity: privateKey, seededNoise: config.seededNoise, ...(config.heThreads !== undefined ? { heThreads: config.heThreads } : {}),
-    ledgerDir, ...(config.unreachableGiveUpSeconds !== undefined ? { unreachableGiveUpSeconds: config.unreachableGiveUpSeconds } : {}),
+    ledgerDir, ...(witnesses.length ? { witnesses } : {}), ...(config.unreachableGiveUpSeconds !== undefined ? { unreachableGiveUpSeconds: config.unreachableGiveUpSeconds } : {}),
     heKeyFile: `${dataDir}/he-secret.key`,
   });
   let signalled = false;

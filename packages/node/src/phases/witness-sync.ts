@@ -5,11 +5,23 @@ import type { NodeInit } from '../api.ts';
 import type { NodeContext } from '../context.ts';
 import { aggregatorPeerId } from '../util.ts';
 import { openWitness, type Witness } from '../witness.ts';
+import { startGossip, type Gossip } from '../gossip.ts';
+import { FedtwinError } from '@fedtwin/errors';
+import type { WireHost } from '@fedtwin/wire';
+
+/** Gossip with other members, per witness (set up with it when the config lists other members). */
+const gossips = new WeakMap<Witness, Gossip>();
 
 /** This member's replica of the audit log, if it keeps one (needs a ledger directory and its identity). */
 export async function openMemberWitness(init: NodeInit, join: JoinResponse): Promise<Witness | undefined> {
   if (!init.ledgerDir || !init.identity) return undefined;
-  return openWitness({ dir: init.ledgerDir, identity: init.identity, aggregatorPeerId: aggregatorPeerId(init.aggregator), origin: `fedtwin/${join.consortium}` });
+  const witness = await openWitness({ dir: init.ledgerDir, identity: init.identity, aggregatorPeerId: aggregatorPeerId(init.aggregator), origin: `fedtwin/${join.consortium}` });
+  if (init.witnesses?.length) {
+    const host = init.host as NodeInit['host'] & Partial<Pick<WireHost, 'handle'>>;
+    if (!host.handle) throw new FedtwinError('CONFIG_INVALID', 'witnesses: gossip needs a host that can answer requests');
+    gossips.set(witness, await startGossip({ host: { handle: host.handle.bind(host), request: host.request.bind(host) }, witness, peers: init.witnesses, members: init.consortium.manifest.members.map((m) => m.peerId), log: init.logger }));
+  }
+  return witness;
 }
 
 /** Checkpoint size each witness last co-signed in this process (a re-sent cosignature is harmless, just noise). */
@@ -19,11 +31,19 @@ const lastCosigned = new WeakMap<Witness, number>();
 export async function syncLedger(ctx: NodeContext): Promise<void> {
   const witness = ctx.witness;
   if (!witness) return;
+  const gossip = gossips.get(witness);
+  if (gossip?.fatal) throw gossip.fatal; // another member showed this one a split view
   const { header, body } = await ctx.call(Protocols.ledger, { fromSize: witness.size }, LedgerSyncResponse, { maxBodyBytes: MAX_LEDGER_SYNC_BYTES });
   // Every reply is judged by its signed checkpoint (equal size ⇒ same root, smaller ⇒ rollback), never by its unsigned size.
   const accepted = await witness.syncReply({ checkpoint: header.checkpoint, body }, ctx.state.ledgerLeaves ?? []);
-  if (accepted.appended === 0 && accepted.size === lastCosigned.get(witness)) return; // nothing new since this member's last cosignature
+  if (accepted.appended === 0 && accepted.size === lastCosigned.get(witness)) {
+    // nothing new since this member's last cosignature; peers not yet compared with are tried again
+    await gossip?.exchange(ctx.log);
+    return;
+  }
   lastCosigned.set(witness, accepted.size);
   const { header: ack } = await ctx.call(Protocols.cosign, { note: accepted.note }, CosignAck);
   ctx.log.info({ event: 'ledger-cosigned', size: accepted.size, root: accepted.rootHash, cosignatures: ack.cosignatures }, `ledger checkpoint ${accepted.size} verified and co-signed`);
+  // Then compare views with the other members directly (a split view is caught by members, not the aggregator).
+  await gossip?.exchange(ctx.log);
 }
