@@ -34,11 +34,13 @@ export interface RefusalRecord {
 
 export interface ContributionRecord {
   peer: string;
+  /** 1 under DP (uniform FedAvg); the member's record count with DP off. */
   weight: number;
-  loss: number;
+  /** The member's training loss and time: kept with DP off only (docs/privacy.md, "What leaves a node"). */
+  loss?: number;
   bytes: number;
   baseHash: string;
-  trainSeconds: number;
+  trainSeconds?: number;
   receivedAt: number;
   /** What the member says this contribution cost it in privacy (per mode). */
   privacy: PrivacySpend[];

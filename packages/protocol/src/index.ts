@@ -63,6 +63,13 @@ export const TrainingConfigMessage = z.object({
   epochs: z.number().int().min(1).max(10_000),
   batchSize: z.number().int().min(1).max(65_536),
   learningRate: z.number().positive().max(10),
+  /**
+   * The class mix (target category → weight, normalised) of every member's released synthetic records,
+   * declared by the consortium: public, so it costs no privacy. Without it a member under DP releases the
+   * uniform mix, never its own label frequencies (docs/privacy.md, "What leaves a node").
+   */
+  classMix: z.record(z.string().max(200), z.number().min(0).finite()).optional()
+    .refine((m) => m === undefined || (Object.keys(m).length <= 1000 && Object.values(m).some((w) => w > 0)), 'must give at most 1000 classes, at least one a positive weight'),
 }).strict();
 export type TrainingConfig = z.infer<typeof TrainingConfigMessage>;
 
@@ -202,14 +209,22 @@ export const UpdateHeader = z.object({
   baseVersion: z.number().int().min(0),
   /** Model version id of the round's base (the task's baseHash; the aggregator fixed it at round open). */
   baseHash: hex64,
-  /** Weight of this update in the strategy (FedAvg: sample count). */
+  /**
+   * Weight of this update in the strategy. FedAvg without DP: the member's record count; under DP (any mode):
+   * 1, uniform FedAvg, so the record count never leaves the member.
+   */
   weight: z.number().positive().max(1e12),
   values: z.number().int().min(1).max(MAX_MODEL_VALUES),
   encoding: z.enum(['f32le', 'bfv']),
   /** With encoding bfv: the HE key id the update was encrypted under. */
   keyId: z.string().max(128).optional(),
-  loss: z.number().finite(),
-  trainSeconds: z.number().min(0),
+  /**
+   * The member's last training loss and its training time: sent only with DP off (debugging). Under DP they are
+   * absent: the loss is a membership signal and the time reveals the record count, and neither is accounted.
+   * Optional within protocol 1.0.0: this schema accepts headers with them (DP off, earlier nodes) and without.
+   */
+  loss: z.number().finite().optional(),
+  trainSeconds: z.number().min(0).finite().optional(),
   privacy: z.array(PrivacySpendMessage).max(2),
   /** The member's signed `contribution` ledger entry for this update (base64 of its exact bytes). */
   entry: z.string().max(16_384),
