@@ -10,7 +10,10 @@ export interface SyntheticOutput {
   rows: number;
   /** CSV file to write them to. */
   out: string;
-  /** Class mix to generate (category → probability); default: this site's own label mix. */
+  /**
+   * Class mix to generate (category → weight, normalised), a public choice of this site's operator. Default: the
+   * manifest's `training.classMix`, else uniform under DP and this site's own label mix only with DP off.
+   */
   classProbs?: Record<string, number>;
 }
 

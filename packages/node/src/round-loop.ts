@@ -134,14 +134,14 @@ async function contribute(ctx: NodeContext, task: OpenTask, { plan, check }: { p
   recordSpend(ctx.privacy, plan);
   const tEncode = performance.now();
   const cEncode = process.cpuUsage();
-  const sealed = await sealUpdate(ctx, task, ref, update, trained, check.spends, plan);
+  const sealed = await sealUpdate(ctx, task, ref, update, trained, check.spends);
   const tPersist = performance.now();
   const cPersist = process.cpuUsage();
   await persistPending(ctx, task.round, sealed);
   const phases = { catchUpMs: timing.catchUpMs, trainMs: Math.round(trained.trainSeconds * 1000), trainCpuMs: trained.trainCpuMs, encodeMs: Math.round(tPersist - tEncode), persistMs: Math.round(performance.now() - tPersist),
     encodeCpuMs: cpuMsBetween(cEncode, cPersist), persistCpuMs: cpuMsBetween(cPersist),
     ...(ctx.scheme.lastMaskWaitMs !== undefined ? { maskWaitMs: ctx.scheme.lastMaskWaitMs } : {}) };
-  await deliver(ctx, sealed.header, sealed.body, trained.losses, phases, timing.cpuAtStart);
+  await deliver(ctx, sealed.header, sealed.body, trained, phases, timing.cpuAtStart);
 }
 
 async function finish(ctx: NodeContext): Promise<NodeRunResult> {

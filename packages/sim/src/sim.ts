@@ -256,7 +256,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     timing: {
       federatedSeconds, baselinesSeconds,
       roundSeconds: [...roundTimes.values()].filter((r) => r.closed).map((r) => (r.closed! - r.opened) / 1000),
-      trainSecondsPerRound: aggResult.rounds.filter((r) => r.status === 'aggregated').map((r) => Math.max(...r.contributions.map((c) => c.trainSeconds))),
+      trainSecondsPerRound: slowestTrainingPerRound(aggResult, nodeResults),
     },
     privacy: privacyReport(opts, nodeResults, recordDp),
     secureAggregation: secureAggregationReport(opts, aggResult, Number(nodeResults[0]?.modelValues ?? 0)),
@@ -269,8 +269,24 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
 }
 
 interface SpendRecord { mode: string; epsilonTotal: number; noiseMultiplier: number; sampleRate: number; steps: number; clip: number; delta: number; budgetEpsilon: number }
-interface NodeResultFile { contributionsDetail?: Array<{ privacy?: SpendRecord[] }>; peerId: string; losses: Array<{ round: number; losses: number[] }>; bytes?: { sent: number; received: number }; modelValues?: number }
-interface AggResultFile { ledger?: { size: number; rootHash: string; checkpoint: string | null; cosignatures: number }; bytes: { sent: number; received: number }; keyId?: string; secureAggregation?: { scheme: string; params?: { polyModulusDegree?: number } }; rounds: Array<{ round: number; status: string; contributions: Array<{ trainSeconds: number; bytes: number }> }> }
+interface NodeResultFile { contributionsDetail?: Array<{ round: number; trainSeconds?: number | null; privacy?: SpendRecord[] }>; peerId: string; losses: Array<{ round: number; losses: number[] }>; bytes?: { sent: number; received: number }; modelValues?: number }
+interface AggResultFile { ledger?: { size: number; rootHash: string; checkpoint: string | null; cosignatures: number }; bytes: { sent: number; received: number }; keyId?: string; secureAggregation?: { scheme: string; params?: { polyModulusDegree?: number } }; rounds: Array<{ round: number; status: string; contributions: Array<{ peer: string; bytes: number }> }> }
+
+/**
+ * Per aggregated round, the longest local training among its participants, from each member's own result.json:
+ * under DP the aggregator never learns training times (they reveal a site's record count). NaN where no
+ * participant knows its time (an update re-sent after a restart).
+ */
+function slowestTrainingPerRound(agg: AggResultFile, nodes: NodeResultFile[]): number[] {
+  const seconds = new Map<string, number>();
+  for (const n of nodes) for (const c of n.contributionsDetail ?? []) {
+    if (typeof c.trainSeconds === 'number' && Number.isFinite(c.trainSeconds)) seconds.set(`${c.round}/${n.peerId}`, c.trainSeconds);
+  }
+  return agg.rounds.filter((r) => r.status === 'aggregated').map((r) => {
+    const known = r.contributions.map((c) => seconds.get(`${r.round}/${c.peer}`)).filter((x): x is number => x !== undefined);
+    return known.length ? Math.max(...known) : Number.NaN;
+  });
+}
 
 /** Offline audit of the aggregator's log and every member's replica, as `fedtwin ledger verify` does. */
 async function verifyLedgers(main: string, replicas: string[]): Promise<{ aggregator: boolean; replicas: boolean[] }> {

@@ -24,15 +24,33 @@ export async function resendPending(ctx: NodeContext, task: OpenTask): Promise<b
   const pendingBody = ctx.resumedPending;
   if (pending.round === task.round && pendingBody) {
     ctx.log.info({ event: 'resend', round: task.round }, `round ${task.round}: re-sending the update persisted before a restart`);
-    await deliver(ctx, pending.header, pendingBody, []);
+    await deliver(ctx, pending.header, pendingBody, undefined);
     return true;
   }
   ctx.state = { ...ctx.state, pending: undefined };
   return false;
 }
 
+/** The round's training statistics, known to this member only: they stay in its own state and log (under DP the header has neither). */
+export interface LocalStats {
+  /** Loss per epoch. */
+  losses: number[];
+  trainSeconds: number;
+}
+
+/**
+ * What this member records about its own contribution: from the training just done, or, for an update re-sent
+ * after a restart, what its header carried (with DP off); under DP the crashed run's statistics are gone (NaN).
+ */
+export function localRecord(header: UpdateHeader, local: LocalStats | undefined): { loss: number; trainSeconds: number; losses: number[] } {
+  if (local) return { loss: local.losses.at(-1) ?? NaN, trainSeconds: local.trainSeconds, losses: local.losses };
+  return { loss: header.loss ?? NaN, trainSeconds: header.trainSeconds ?? NaN, losses: [] };
+}
+
+const fixed = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(digits) : 'unknown');
+
 /** Sends the update; on acknowledgement records the contribution (and its ledger leaf), on an AGG_ refusal moves on. Persists either way. */
-export async function deliver(ctx: NodeContext, header: UpdateHeader, body: Uint8Array, losses: number[], phases: Record<string, number> = {}, cpuAtStart?: NodeJS.CpuUsage): Promise<void> {
+export async function deliver(ctx: NodeContext, header: UpdateHeader, body: Uint8Array, local: LocalStats | undefined, phases: Record<string, number> = {}, cpuAtStart?: NodeJS.CpuUsage): Promise<void> {
   const { log } = ctx;
   try {
     const tUpload = performance.now();
@@ -45,13 +63,15 @@ export async function deliver(ctx: NodeContext, header: UpdateHeader, body: Uint
       phases.cpuMs = cpuMsBetween(cpuAtStart);
     }
     const state = ctx.state;
+    const own = localRecord(header, local);
     ctx.state = {
       ...state, lastRound: header.round, pending: undefined, pendingLeaf: undefined,
       ledgerLeaves: state.pendingLeaf ? [...(state.ledgerLeaves ?? []), { leafHash: state.pendingLeaf, ...(ack.ledgerIndex !== undefined ? { index: ack.ledgerIndex } : {}) }] : state.ledgerLeaves,
-      contributions: [...state.contributions, { round: header.round, baseVersion: header.baseVersion, loss: header.loss, weight: header.weight, trainSeconds: header.trainSeconds, at: Date.now(), privacy: header.privacy }],
-      losses: [...state.losses, { round: header.round, losses }],
+      contributions: [...state.contributions, { round: header.round, baseVersion: header.baseVersion, loss: own.loss, weight: header.weight, trainSeconds: own.trainSeconds, at: Date.now(), privacy: header.privacy }],
+      losses: [...state.losses, { round: header.round, losses: own.losses }],
     };
-    log.info({ event: 'contributed', round: header.round, loss: header.loss, trainSeconds: header.trainSeconds, contributions: ack.contributions, privacy: header.privacy, phases }, `round ${header.round}: update sent (loss ${header.loss.toFixed(4)}, trained ${header.trainSeconds.toFixed(1)} s)`);
+    // This member's own log: the loss and the time stay here (whether the header carried them: `sentStats`).
+    log.info({ event: 'contributed', round: header.round, loss: own.loss, trainSeconds: own.trainSeconds, sentStats: header.loss !== undefined, weight: header.weight, contributions: ack.contributions, privacy: header.privacy, phases }, `round ${header.round}: update sent (loss ${fixed(own.loss, 4)}, trained ${fixed(own.trainSeconds, 1)} s)`);
   } catch (err) {
     if (!isFedtwinError(err) || !err.code.startsWith('AGG_')) throw err;
     // The aggregator declined (round closed, version moved on, already has it): move on.

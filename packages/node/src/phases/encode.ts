@@ -2,7 +2,7 @@
 // encryption with its offline phases), signed for the ledger, with the header it travels under.
 import { privatizeSiteUpdate } from '@fedtwin/dp';
 import { sha256Hex } from '@fedtwin/ledger';
-import type { PrivacySpend, TaskResponse, UpdateHeader } from '@fedtwin/protocol';
+import type { PrivacyPolicy, PrivacySpend, TaskResponse, UpdateHeader } from '@fedtwin/protocol';
 import type { EncodedUpdate } from '@fedtwin/strategy';
 import { persist, type NodeContext } from '../context.ts';
 import type { RoundPlan } from '../privacy.ts';
@@ -38,11 +38,43 @@ export function prepareUpdateMasks(ctx: NodeContext, ref: RoundRef): void {
   });
 }
 
-/** What the strategy sends for this change: under site-level DP, clipped and noised first (weight 1). */
+/** What the strategy sends for this change: under site-level DP, clipped and noised first; weighted as updateWeight says. */
 export function strategyUpdate(ctx: NodeContext, delta: Float32Array, plan: RoundPlan): EncodedUpdate {
   return plan.site
     ? ctx.strategy.encodeUpdate(privatizeSiteUpdate(delta, plan.site.clip, plan.site.noiseMultiplier, plan.site.minParticipants, ctx.privacy.normal).values, 1)
-    : ctx.strategy.encodeUpdate(delta, ctx.data.rows);
+    : ctx.strategy.encodeUpdate(delta, updateWeight(ctx.privacy.policy.mode, ctx.data.rows));
+}
+
+// --- what leaves a member besides its (accounted) update: docs/privacy.md, "What leaves a node" ---------
+
+/** Any DP mode: then nothing about the site's records leaves unless the accountant charges for it. */
+export function dpOn(mode: PrivacyPolicy['mode']): boolean {
+  return mode !== 'off';
+}
+
+/**
+ * The FedAvg weight this member declares. Under DP: 1, uniform FedAvg (every member's change counts alike), since
+ * the record count N is not accounted and would leave in clear (the header, the aggregate's total weight).
+ * Without DP: N, classic sample-weighted FedAvg.
+ */
+export function updateWeight(mode: PrivacyPolicy['mode'], rows: number): number {
+  return dpOn(mode) ? 1 : rows;
+}
+
+/**
+ * The training statistics the update header carries: none under DP (the loss is the canonical membership-inference
+ * signal and the training time grows with N; neither is clipped, noised or accounted), the last loss and the
+ * training time without DP (for debugging). The member logs and keeps both locally either way.
+ */
+export function releasedStats(mode: PrivacyPolicy['mode'], trained: Pick<Trained, 'losses' | 'trainSeconds'>): Pick<UpdateHeader, 'loss' | 'trainSeconds'> {
+  if (dpOn(mode)) return {};
+  const loss = trained.losses.at(-1) ?? NaN;
+  return { loss: Number.isFinite(loss) ? loss : 0, trainSeconds: trained.trainSeconds };
+}
+
+/** The record count in the signed contribution entry (replicated to every member, kept forever): only without DP. */
+export function entrySampleCount(mode: PrivacyPolicy['mode'], rows: number): { sampleCount?: number } {
+  return dpOn(mode) ? {} : { sampleCount: rows };
 }
 
 export interface SealedUpdate {
@@ -53,9 +85,9 @@ export interface SealedUpdate {
 }
 
 /** Encodes (HE: encrypts) the update, starts the sum's offline phase, signs the contribution entry and builds the header. */
-export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef, update: EncodedUpdate, trained: Trained, spends: PrivacySpend[], plan: RoundPlan): Promise<SealedUpdate> {
+export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef, update: EncodedUpdate, trained: Trained, spends: PrivacySpend[]): Promise<SealedUpdate> {
   const { scheme, init } = ctx;
-  const loss = trained.losses.at(-1) ?? NaN;
+  const mode = ctx.privacy.policy.mode;
   const body = await scheme.encode(update.values, ref, init.seededNoise ? [init.seed ?? 1, task.round] : undefined);
   // The round sum's decryption masks, on the HE workers while this thread persists and uploads.
   scheme.prepareSum?.(ctx.global.length, ref)?.catch((err: unknown) => {
@@ -66,7 +98,7 @@ export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef
   const signed = ctx.witness
     ? await ctx.witness.sign({
       type: 'contribution', v: 1, round: task.round, node: ctx.host.peerId, ciphertextHash: sha256Hex(body), ciphertextSize: body.length,
-      ...(plan.site ? {} : { sampleCount: ctx.data.rows }),
+      ...entrySampleCount(mode, ctx.data.rows),
       epsilon: main?.epsilonRound ?? 0, delta: main?.delta ?? 0, epsilonTotal: main?.epsilonTotal ?? 0, deltaTotal: main?.delta ?? 0,
       keyId: keyId ?? 'plaintext', globalVersion: ctx.state.base!,
     })
@@ -74,7 +106,7 @@ export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef
   const header: UpdateHeader = {
     round: task.round, baseVersion: task.baseVersion, baseHash: ctx.state.base!, weight: update.weight,
     values: update.values.length, encoding: scheme.encoding, ...(keyId ? { keyId } : {}),
-    loss: Number.isFinite(loss) ? loss : 0, trainSeconds: trained.trainSeconds, privacy: spends, entry: signed?.entry ?? '',
+    ...releasedStats(mode, trained), privacy: spends, entry: signed?.entry ?? '',
   };
   return { header, body, leafHash: signed?.leafHash };
 }

@@ -2,22 +2,25 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { FedtwinError } from '@fedtwin/errors';
-import { decodeRows, toCsv, type EncodedTable } from '@fedtwin/models';
+import { decodeRows, toCsv } from '@fedtwin/models';
 import type { NodeRunResult, SyntheticOutput } from '../api.ts';
 import type { NodeContext } from '../context.ts';
 import { openBudgets } from '../privacy.ts';
 import { spentSummary } from '../util.ts';
+import { dpOn } from './encode.ts';
 
 /** Generates synthetic records from the final global model and this site's private sub-model; returns how many. */
 export async function writeSynthetic(ctx: NodeContext, synthetic: SyntheticOutput): Promise<number> {
   const { vae, init } = ctx;
   vae.setSharedWeights(ctx.global);
-  const probs = classProbabilities(ctx.data, synthetic.classProbs);
-  const gen = vae.generate(synthetic.rows, { classProbs: probs, seed: (init.seed ?? 1) + 7 });
+  const mix = syntheticClassMix(ctx.data.classes, ctx.data.cond, {
+    operator: synthetic.classProbs, consortium: ctx.consortium.manifest.training.classMix, dp: dpOn(ctx.privacy.policy.mode),
+  });
+  const gen = vae.generate(synthetic.rows, { classProbs: mix.probs, seed: (init.seed ?? 1) + 7 });
   const synthRows = decodeRows(ctx.schema, gen.x, gen.cond);
   await mkdir(dirname(synthetic.out), { recursive: true });
   await writeFile(synthetic.out, toCsv(ctx.schema.columns.map((c) => c.name), synthRows));
-  ctx.log.info({ event: 'synthetic-written', rows: synthRows.length, out: synthetic.out }, `wrote ${synthRows.length} synthetic records to ${synthetic.out}`);
+  ctx.log.info({ event: 'synthetic-written', rows: synthRows.length, out: synthetic.out, classMix: mix.source }, `wrote ${synthRows.length} synthetic records to ${synthetic.out} (class mix: ${mix.source})`);
   return synthRows.length;
 }
 
@@ -33,14 +36,33 @@ export async function writeResult(ctx: NodeContext, resultPath: string, result: 
   await writeFile(resultPath, JSON.stringify({ peerId: ctx.host.peerId, modelValues: join.modelValues, ...result, contributionsDetail: state.contributions, privacy: { mode: join.privacy.mode, spent: spentSummary(openBudgets(state.privacy, join.privacy, init.privacy ?? {})), refused: state.privacy?.refused ?? null }, bytes: init.bytes?.(), backend: init.backend, nodeVersion: process.version }, null, 2));
 }
 
-function classProbabilities(data: EncodedTable, declared?: Record<string, number>): number[] {
-  if (declared) {
-    const p = data.classes.map((c) => declared[c] ?? 0);
-    const s = p.reduce((a, b) => a + b, 0);
-    if (!(s > 0)) throw new FedtwinError('CONFIG_INVALID', 'synthetic.classProbs gives no class a positive probability', { hint: `name some of: ${data.classes.join(', ')}` });
-    return p.map((x) => x / s);
-  }
-  const counts = new Array<number>(data.classes.length).fill(0);
-  for (const c of data.cond) counts[c]!++;
-  return counts.map((c) => c / data.rows);
+/** Where a synthetic CSV's class mix came from (logged with it). */
+export type ClassMixSource = 'operator' | 'consortium' | 'uniform' | 'site-labels';
+
+/**
+ * The class mix of this site's synthetic records, in `classes` order, and where it came from. First the mix this
+ * member's operator declares (`synthetic.classProbs`), then the consortium's (manifest `training.classMix`): both
+ * are public choices and cost no privacy. Otherwise, under DP, the uniform mix: the site's label frequencies are a
+ * histogram of its records, and releasing them exactly (they drive the CSV's class counts) is an unaccounted
+ * release. Only with DP off does the mix default to those frequencies.
+ */
+export function syntheticClassMix(classes: readonly string[], cond: ArrayLike<number>, opts: { operator?: Record<string, number> | undefined; consortium?: Record<string, number> | undefined; dp: boolean }): { probs: number[]; source: ClassMixSource } {
+  if (opts.operator) return { probs: declaredMix(classes, opts.operator, 'CONFIG_INVALID', 'this node\'s synthetic.classProbs'), source: 'operator' };
+  if (opts.consortium) return { probs: declaredMix(classes, opts.consortium, 'CONSORTIUM_INVALID', 'the consortium manifest\'s training.classMix'), source: 'consortium' };
+  if (opts.dp) return { probs: classes.map(() => 1 / classes.length), source: 'uniform' };
+  const counts = new Array<number>(classes.length).fill(0);
+  for (let i = 0; i < cond.length; i++) counts[cond[i]!]!++;
+  return { probs: counts.map((c) => c / Math.max(1, cond.length)), source: 'site-labels' };
+}
+
+/** A declared mix over the target's categories, normalised; a name that is not a category is a typo, not a zero. */
+function declaredMix(classes: readonly string[], declared: Record<string, number>, code: string, where: string): number[] {
+  const unknown = Object.keys(declared).filter((k) => !classes.includes(k));
+  const hint = `name the target's categories: ${classes.join(', ')}`;
+  if (unknown.length) throw new FedtwinError(code, `${where} names ${unknown.map((k) => `"${k}"`).join(', ')}, not a category of the target`, { hint });
+  const p = classes.map((c) => declared[c] ?? 0);
+  if (p.some((x) => !(x >= 0) || !Number.isFinite(x))) throw new FedtwinError(code, `${where} gives a class a weight that is not a finite number ≥ 0`, { hint });
+  const s = p.reduce((a, b) => a + b, 0);
+  if (!(s > 0)) throw new FedtwinError(code, `${where} gives no class a positive weight`, { hint });
+  return p.map((x) => x / s);
 }
