@@ -18,7 +18,7 @@ import { mockMuxer, multiaddrConnectionPair } from '@libp2p/utils';
 import type { z } from 'zod';
 import { createWireHost, encodeVarint, generateIdentity, peerIdOf, protocolId, type WireHost } from '@fedtwin/wire';
 import {
-  AggregateRequest, CosignRequest, JoinRequest, KeyPublishHeader, KeyRequest, LedgerSyncRequest, ProbeRequest, Protocols,
+  AggregateRequest, CosignRequest, JoinRequest, KeyPublishHeader, KeyRequest, LedgerSyncRequest, ProbeRequest, Protocols, WitnessesRequest,
   RefuseRequest, TaskRequest, UpdateHeader, VerdictRequest, MAX_SEALED_KEYS_BYTES,
   type SecureAggregation,
 } from '@fedtwin/protocol';
@@ -316,6 +316,7 @@ export const PROTOCOL_SPECS: Record<string, ProtocolSpec> = {
   [Protocols.cosign]: { schema: CosignRequest, maxBodyBytes: 0 },
   [Protocols.verdict]: { schema: VerdictRequest as unknown as z.ZodType<unknown>, maxBodyBytes: 0 },
   [Protocols.probe]: { schema: ProbeRequest, maxBodyBytes: 0 },
+  [Protocols.witnesses]: { schema: WitnessesRequest, maxBodyBytes: 0 },
 };
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -942,6 +943,7 @@ export async function buildCorpus(env: FuzzEnv, bfv?: BfvMaterial): Promise<Reco
       ], pool,
     },
     [Protocols.probe]: { bases: [{ protocol: Protocols.probe, header: { id: '1-1-x' } }], pool },
+    [Protocols.witnesses]: { bases: [0, 1, sync.size, sync.size + 1].map((n) => ({ protocol: Protocols.witnesses, header: { fromSize: n } })), pool },
   };
   if (bfv) {
     corpus[Protocols.key] = { bases: [{ protocol: Protocols.key, header: { waitMs: 0 } }], pool };
@@ -990,7 +992,7 @@ const BATCH = 8;
 
 /** `n` cases for each protocol a member uses while a round is open (the round protocols, probes and verdicts included). */
 export function roundProtocolCases(n: number): Record<string, number> {
-  const names = [Protocols.join, Protocols.task, Protocols.update, Protocols.aggregate, Protocols.refuse, Protocols.ledger, Protocols.cosign, Protocols.verdict, Protocols.probe];
+  const names = [Protocols.join, Protocols.task, Protocols.update, Protocols.aggregate, Protocols.refuse, Protocols.ledger, Protocols.cosign, Protocols.verdict, Protocols.probe, Protocols.witnesses];
   return Object.fromEntries(names.map((p) => [p, n]));
 }
 
