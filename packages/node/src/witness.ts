@@ -76,17 +76,19 @@ export async function openWitness(init: {
     mustInclude.map((h) => ({ leafHash: Uint8Array.from(Buffer.from(h.leafHash, 'hex')), ...(h.index !== undefined ? { index: h.index } : {}) }));
 
   /** Keeps both signed checkpoints of a fork (0600 files, timestamped) before the error propagates. */
-  async function keepEvidence(served: string, err: FedtwinError): Promise<void> {
+  async function keepEvidence(served: string, err: FedtwinError, entries?: readonly Uint8Array[]): Promise<void> {
     const cosigned = (await ledger.latestCheckpoint())?.note ?? null;
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     await mkdir(evidenceDir, { recursive: true, mode: 0o700 });
-    const base = join(evidenceDir, `${stamp}-fork`);
+    const base = join(evidenceDir, `${stamp}-${err.code === 'LEDGER_INCONSISTENT' ? 'fork' : 'bad-entry'}`);
     const write = (path: string, text: string) => writeFile(path, text, { mode: 0o600, flag: 'wx' });
     if (cosigned !== null) await write(`${base}-cosigned.note`, cosigned);
     await write(`${base}-served.note`, served);
     await write(`${base}.json`, JSON.stringify({
       time: new Date().toISOString(), origin: init.origin, aggregator: init.aggregatorPeerId, code: err.code, message: err.message,
       details: err.details ?? null, cosigned, served,
+      // the entries served with that checkpoint (base64): an entry the aggregator signed in a member's name is here
+      ...(entries ? { entries: entries.map((e) => Buffer.from(e).toString('base64')) } : {}),
     }, null, 2) + '\n');
   }
 
@@ -94,11 +96,14 @@ export async function openWitness(init: {
     try {
       return await replica.sync({ entries, checkpoint, consistencyProof, mustInclude: toInclusion(mustInclude) });
     } catch (err) {
-      // Only a checkpoint the aggregator signed is evidence (replica.sync checks the signature first).
-      if (isFedtwinError(err, 'LEDGER_INCONSISTENT')) {
+      // Only a checkpoint the aggregator signed is evidence (replica.sync checks the signature first): a fork,
+      // or entries it served under its signature that break the authorship rules (e.g. a contribution it signed
+      // in a member's name).
+      const badEntry = isFedtwinError(err, 'LEDGER_ENTRY_INVALID');
+      if (isFedtwinError(err, 'LEDGER_INCONSISTENT') || badEntry) {
         try {
           verifyCheckpoint(checkpoint, [aggregatorKey], { origin: init.origin, require: [aggregatorKey.name] });
-          await keepEvidence(checkpoint, err);
+          await keepEvidence(checkpoint, err, badEntry ? entries : undefined);
         } catch (e) {
           if (!isFedtwinError(e, 'LEDGER_CHECKPOINT_INVALID')) (err as { evidenceError?: unknown }).evidenceError = e;
         }
