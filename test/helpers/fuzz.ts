@@ -738,7 +738,10 @@ export async function createFuzzEnv(opts: { bfv: boolean; totalRounds: number; p
   const manifest = parseManifest({
     consortium: 'fuzz', aggregator: aggHost.peerId, members: members.map((peerId) => ({ peerId })), model,
     training: { epochs: 1, batchSize: 64, learningRate: 0.003 },
-    rounds: { total: opts.totalRounds, quorum: 2, minParticipants: 2, deadlineSeconds: 900 },
+    // two of the four members are the fuzzer's identities, which never co-sign: the two real sites are the witnesses
+    rounds: { total: opts.totalRounds, quorum: 2, minParticipants: 2, deadlineSeconds: 900, witnessQuorum: 2 },
+    // the fuzzer's updates carry no privacy spend: this consortium says so explicitly (DP is the default)
+    privacy: { mode: 'off' },
     secureAggregation: opts.bfv ? { scheme: 'bfv', clip: 1, maxParticipants: members.length, keyHolder: members[0]! } : { scheme: 'plaintext' },
   });
   const pinned = { manifest, hash: manifestHash(manifest) };

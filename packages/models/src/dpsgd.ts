@@ -15,10 +15,13 @@ import { clippedParamGrads, forwardBackward, perExampleSqNorms } from './vae-gra
 export interface DpStepOptions {
   clip: number;
   noiseMultiplier: number;
-  /** Expected batch size q·N: the clipped, noised sum is divided by this (not the realised size). */
+  /** Expected batch size q·N (units: q·U): the clipped, noised sum is divided by this (not the realised size). */
   expectedBatch: number;
   /** Source of the Gaussian noise (seededNoise: reproducible; secureNoise: OS CSPRNG on a worker). */
   noise: NoiseSource;
+  /** Per-unit clipping: CSR row ranges of the batch, one per sampled unit (see clippedParamGrads);
+   *  absent = per-example clipping. */
+  groups?: Int32Array;
 }
 
 export interface DpBatch {
@@ -47,11 +50,12 @@ export function perExampleGradNorms(core: VaeCore, batch: DpBatch): Float32Array
   return out;
 }
 
-/** Clipped per-variable gradient sums Σ_i min(1, C/‖∇_i‖)·∇_i (no noise); caller disposes. */
-export function clippedGradSums(core: VaeCore, batch: DpBatch, clip: number): Map<string, tf.Tensor> {
+/** Clipped per-variable gradient sums Σ_i min(1, C/‖∇_i‖)·∇_i (no noise; per unit with `groups`);
+ *  caller disposes. */
+export function clippedGradSums(core: VaeCore, batch: DpBatch, clip: number, groups?: Int32Array): Map<string, tf.Tensor> {
   const g = tf.tidy(() => {
     const [x, y, e] = toTensors(core, batch);
-    const { grads } = clippedParamGrads(core, forwardBackward(core, x, y, e, 1), clip);
+    const { grads } = clippedParamGrads(core, forwardBackward(core, x, y, e, 1), clip, groups);
     return Object.fromEntries(core.vars.map((v) => {
       const t = grads[v.name];
       return [v.name, t instanceof Float32Array ? tf.tensor(t, v.shape) : tf.reshape(t, v.shape)];
@@ -60,8 +64,8 @@ export function clippedGradSums(core: VaeCore, batch: DpBatch, clip: number): Ma
   return new Map(Object.entries(g));
 }
 
-/** One DP-SGD step: clip per example, sum, add N(0, (zC)²) per coordinate, divide by the
- *  expected batch size, apply the optimizer. Returns the batch's summed loss (caller disposes). */
+/** One DP-SGD step: clip per example (or per unit), sum, add N(0, (zC)²) per coordinate, divide by
+ *  the expected batch size, apply the optimizer. Returns the batch's summed loss (caller disposes). */
 export function dpSgdStep(core: VaeCore, opt: FlatAdam, batch: DpBatch, o: DpStepOptions): tf.Scalar {
   // Bias and layer-norm sums come back as Float32Arrays; only tensors go through tidy's return.
   let sums: Record<string, tf.Tensor | Float32Array> = {};
@@ -73,7 +77,7 @@ export function dpSgdStep(core: VaeCore, opt: FlatAdam, batch: DpBatch, o: DpSte
     }
     const [x, y, e] = toTensors(core, batch);
     const fb = forwardBackward(core, x, y, e, 1);
-    sums = clippedParamGrads(core, fb, o.clip).grads;
+    sums = clippedParamGrads(core, fb, o.clip, o.groups).grads;
     return { tensors: Object.values(sums).filter((t): t is tf.Tensor => !(t instanceof Float32Array)), lossSum: fb.lossSum };
   });
   // Noise N(0, (zC)²) per coordinate and the division by q·N happen in the optimizer's JS pass.

@@ -9,11 +9,16 @@ export type { TrainOptions, TrainResult, DpTrainOptions } from './train.ts';
 export { registerModelGradients } from './gradients.ts';
 export { createRng, deriveSeed, fillNormal, normalsFrom } from './rng.ts';
 export { osNoise, secureNoise, seededNoise } from './noise.ts';
+export { MIN_NOISE_MULTIPLIER, SAMPLER_MAX_ABS_Z, log10GaussianTail, samplerTruncationLog10Delta } from './gaussian.ts';
+export { dpSampleRate, groupUnits } from './sampling.ts';
+export type { Units } from './sampling.ts';
 export type { NoiseSource } from './noise.ts';
 export type { Rng } from './rng.ts';
 // data side
 export { parseCsv, readCsvFile, toCsv, formatNumber, DEFAULT_CSV_LIMITS } from './csv.ts';
 export type { CsvLimits, ParsedCsv } from './csv.ts';
+export { extractUnitColumn } from './units.ts';
+export type { UnitColumn } from './units.ts';
 export { inferSchema, validateSchema, tableFromCsv, tableToCsv, parseNumber, decimalsOf, sortCategories, targetIndex } from './schema.ts';
 export type { InferSchemaOptions, TableFromCsvOptions, TableReport, LoadedTable } from './schema.ts';
 export { encodeTable, encodedLayout, decodeRows, decodeTable } from './encode.ts';

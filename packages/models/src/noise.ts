@@ -1,11 +1,12 @@
 // Gaussian noise for DP-SGD, one step's worth at a time.
 //
 // Secure noise (the default outside simulations) is drawn from the OS CSPRNG (crypto.randomFillSync)
-// through the ziggurat, on a worker thread that keeps the next steps' noise ready in a small ring of
-// shared buffers: the training thread only waits if the worker falls behind. On 2 cores this takes
-// ~0.3 ms per step of ~48k parameters off tfjs-wasm's single training thread, which is most of
-// the gap between DP-SGD and plain SGD. Seeded noise (simulations) stays on the training thread, drawn
-// from the training stream in the same order as before, so seeded runs are reproducible.
+// through the DP sampler (normalsFrom: ziggurat with the untruncated tail of gaussian.ts), on a worker
+// thread that keeps the next steps' noise ready in a small ring of shared buffers: the training thread
+// only waits if the worker falls behind. On 2 cores this takes ~0.3 ms per step of ~48k parameters off
+// tfjs-wasm's single training thread, which is most of the gap between DP-SGD and plain SGD. Seeded
+// noise (simulations) stays on the training thread, drawn from the training stream by the same sampler
+// (Rng.dpNormals), so seeded runs are reproducible.
 import { Worker } from 'node:worker_threads';
 import { randomFillSync } from 'node:crypto';
 import { normalsFrom, type Rng } from './rng.ts';
@@ -16,14 +17,15 @@ export interface NoiseSource {
   readonly kind: 'seeded' | 'os-csprng' | 'os-csprng-worker';
 }
 
-/** Noise from a seeded stream, on this thread (reproducible; not private against whoever knows the seed). */
+/** Noise from a seeded stream, on this thread (reproducible; not private against whoever knows the seed):
+ *  the same DP sampler as the secure sources (Rng.dpNormals = normalsFrom over the stream). */
 export function seededNoise(rng: Rng): NoiseSource {
   let buf = new Float32Array(0);
   return {
     kind: 'seeded',
     next(n) {
       if (buf.length < n) buf = new Float32Array(n);
-      return rng.normals(buf.subarray(0, n));
+      return rng.dpNormals(buf.subarray(0, n));
     },
   };
 }

@@ -3,6 +3,7 @@
 // ops) so identical seeds give bit-identical initial weights on every backend and every site.
 
 import { FedtwinError } from '@fedtwin/errors';
+import { gaussianTailFrom, ZIGGURAT_R } from './gaussian.ts';
 
 export interface Rng {
   /** Uniform 32-bit unsigned integer. */
@@ -12,8 +13,12 @@ export interface Rng {
   /** Standard normal N(0, 1) (ziggurat, 128 layers). */
   normal(): number;
   /** Fill `out` with N(0, 1) draws — the same values successive normal() calls would give, in a
-   *  tight loop (DP noise draws ~10⁵ per step). */
+   *  tight loop. */
   normals(out: Float32Array): Float32Array;
+  /** N(0, 1) for DP noise (seeded simulations): the same ziggurat body with the untruncated tail
+   *  (gaussian.ts), i.e. exactly normalsFrom over this stream. normal()/normals() keep the 32-bit
+   *  tail (|z| ≤ 10.087) so seeded weights and ML sampling stay as they were. */
+  dpNormals(out: Float32Array): Float32Array;
   /** Uniform integer in [0, n). */
   int(n: number): number;
   /** Fisher–Yates shuffle in place; returns the same array. */
@@ -61,34 +66,37 @@ function fromState(a: number, b: number, c: number, d: number): Rng {
   // Ziggurat (Marsaglia & Tsang 2000): ~1 table compare per sample in 98.8% of draws. The layer
   // index takes the low 7 bits and the magnitude the high 25, so the two are independent.
   const normalZig = (): number => slowPath(nextU32());
-  const slowPath = (first: number): number => zigguratFrom(first, nextU32);
+  const slowPath = (first: number): number => zigguratFrom(first, nextU32, tail32);
+  const slowPathDp = (first: number): number => zigguratFrom(first, nextU32, gaussianTailFrom);
+  const fill = (out: Float32Array, slow: (first: number) => number): Float32Array => {
+    const { kn, wn } = ZIG;
+    // xoshiro128** inlined on local copies of the state (closure variables are context slots,
+    // ~2× slower to update); the state is written back around the rare slow path so the
+    // sequence matches normal() (or normalsFrom) exactly.
+    let s0 = a, s1 = b, s2 = c, s3 = d;
+    for (let i = 0; i < out.length; i++) {
+      const u = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = (s3 << 11) | (s3 >>> 21);
+      const iz = u & 127;
+      const hz = (u & ~127) | 0;
+      if (Math.abs(hz) < kn[iz]) {
+        out[i] = hz * wn[iz];
+      } else {
+        a = s0; b = s1; c = s2; d = s3;
+        out[i] = slow(u);
+        s0 = a; s1 = b; s2 = c; s3 = d;
+      }
+    }
+    a = s0; b = s1; c = s2; d = s3;
+    return out;
+  };
   const rng: Rng = {
     nextU32,
     uniform,
     normal: normalZig,
-    normals(out) {
-      const { kn, wn } = ZIG;
-      // xoshiro128** inlined on local copies of the state (closure variables are context slots,
-      // ~2× slower to update); the state is written back around the rare slow path so the
-      // sequence matches normal() exactly.
-      let s0 = a, s1 = b, s2 = c, s3 = d;
-      for (let i = 0; i < out.length; i++) {
-        const u = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
-        const t = s1 << 9;
-        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = (s3 << 11) | (s3 >>> 21);
-        const iz = u & 127;
-        const hz = (u & ~127) | 0;
-        if (Math.abs(hz) < kn[iz]) {
-          out[i] = hz * wn[iz];
-        } else {
-          a = s0; b = s1; c = s2; d = s3;
-          out[i] = slowPath(u);
-          s0 = a; s1 = b; s2 = c; s3 = d;
-        }
-      }
-      a = s0; b = s1; c = s2; d = s3;
-      return out;
-    },
+    normals: (out) => fill(out, slowPath),
+    dpNormals: (out) => fill(out, slowPathDp),
     int(n: number): number {
       if (!(n >= 1) || !Number.isInteger(n)) throw new FedtwinError('MODELS_BAD_ARGUMENT', `rng.int needs a positive integer, got ${n}`);
       return Math.floor(uniform() * n);
@@ -105,7 +113,7 @@ function fromState(a: number, b: number, c: number, d: number): Rng {
   return rng;
 }
 
-const ZIG_R = 3.442619855899;
+const ZIG_R = ZIGGURAT_R;
 /** Ziggurat tables for 128 layers over signed 32-bit magnitudes (Marsaglia & Tsang's RNOR setup). */
 const ZIG = (() => {
   const kn = new Float64Array(128), wn = new Float64Array(128), fn = new Float64Array(128);
@@ -133,8 +141,20 @@ function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
 
-/** Full ziggurat step for a first draw u (loops with fresh draws from u32 on rejection). */
-function zigguratFrom(first: number, u32: () => number): number {
+/** The ML sampler's tail beyond r (Rng.normal): Marsaglia's exponential rejection on 32-bit
+ *  uniforms, so |z| ≤ r + ln(2³³)/r = 10.087. Not for DP noise (see gaussian.ts). */
+function tail32(u32: () => number): number {
+  let x: number, y: number;
+  do {
+    x = -Math.log((u32() + 0.5) / 4294967296) / ZIG_R;
+    y = -Math.log((u32() + 0.5) / 4294967296);
+  } while (y + y < x * x);
+  return x;
+}
+
+/** Full ziggurat step for a first draw u (loops with fresh draws from u32 on rejection); `tail`
+ *  returns x ≥ 0 for a draw beyond r. */
+function zigguratFrom(first: number, u32: () => number, tail: (u32: () => number) => number): number {
   let u = first;
   for (let tries = 0; ; tries++) {
     if (tries > 0) u = u32();
@@ -142,12 +162,7 @@ function zigguratFrom(first: number, u32: () => number): number {
     const hz = (u & ~127) | 0;
     if (Math.abs(hz) < ZIG.kn[iz]) return hz * ZIG.wn[iz];
     if (iz === 0) {
-      // Tail beyond r: Marsaglia's exponential rejection.
-      let x: number, y: number;
-      do {
-        x = -Math.log((u32() + 0.5) / 4294967296) / ZIG_R;
-        y = -Math.log((u32() + 0.5) / 4294967296);
-      } while (y + y < x * x);
+      const x = tail(u32);
       return hz > 0 ? ZIG_R + x : -ZIG_R - x;
     }
     const x = hz * ZIG.wn[iz];
@@ -156,11 +171,12 @@ function zigguratFrom(first: number, u32: () => number): number {
 }
 
 /**
- * Fill `out` with N(0, 1) draws whose every random bit comes from `u32()` (the same ziggurat as
- * Rng.normal). With a CSPRNG-backed `u32` the noise is as unpredictable as the OS generator.
+ * Fill `out` with N(0, 1) draws for DP noise, every random bit from `u32()`: Rng.normal's ziggurat body
+ * with the untruncated tail of gaussian.ts (|z| up to 41.5 rather than 10.087). With a CSPRNG-backed
+ * `u32` the noise is as unpredictable as the OS generator.
  */
 export function normalsFrom(u32: () => number, out: Float32Array): Float32Array {
-  for (let i = 0; i < out.length; i++) out[i] = zigguratFrom(u32(), u32);
+  for (let i = 0; i < out.length; i++) out[i] = zigguratFrom(u32(), u32, gaussianTailFrom);
   return out;
 }
 

@@ -1,6 +1,9 @@
 // Local training loop for the twin VAE: shuffled minibatches with Adam, or DP-SGD on Poisson-
-// sampled batches. Order, sampling and reparameterization noise derive from opts.seed (a run is
-// reproducible on a given backend); DP noise does too only with dp.secureNoise = false.
+// sampled batches. Order and reparameterization noise derive from opts.seed (a run is reproducible
+// on a given backend). DP-SGD's sampling masks and Gaussian noise come from the OS CSPRNG — the
+// training seed is public in practice (default 1 on every node), and batches or noise derived from
+// it would give no amplification and no noise against whoever knows it — unless dp.seeded asks
+// for a reproducible simulation.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { FedtwinError } from '@fedtwin/errors';
@@ -8,6 +11,8 @@ import type { EncodedTable } from './types.ts';
 import type { VaeCore } from './vae.ts';
 import { createRng, deriveSeed } from './rng.ts';
 import { secureNoise, seededNoise } from './noise.ts';
+import { MIN_NOISE_MULTIPLIER } from './gaussian.ts';
+import { dpSampleRate, groupUnits, osUniforms, poissonSample, seededUniforms } from './sampling.ts';
 import type { Rng } from './rng.ts';
 import { dpSgdStep } from './dpsgd.ts';
 import { createFlatAdam } from './adam.ts';
@@ -15,19 +20,28 @@ import { forwardBackward, paramGrads } from './vae-grad.ts';
 import type { FlatAdam } from './adam.ts';
 
 export interface DpTrainOptions {
-  /** Per-example L2 clipping bound C. */
+  /** L2 clipping bound C: of each example's gradient, or with `units` of each unit's summed gradient. */
   clip: number;
-  /** Noise multiplier z: Gaussian noise N(0, (zC)²) is added to the clipped sum. */
+  /** Noise multiplier z ≥ MIN_NOISE_MULTIPLIER (0.5): Gaussian noise N(0, (zC)²) is added to the clipped sum. */
   noiseMultiplier: number;
-  /** Draw the noise from a generator seeded by the OS CSPRNG (default true). Noise derived from
-   *  the training seed could be subtracted by anyone who learns the seed; set false only for
-   *  reproducible tests and benchmarks. */
+  /** Simulation only: draw the sampling masks and the noise from `seed` (reproducible runs). Default
+   *  false: both come from the OS CSPRNG. Seeded randomness voids the guarantee against anyone who
+   *  knows the seed: they can regenerate every batch (no amplification by sampling) and subtract
+   *  every noise draw. */
+  seeded?: boolean;
+  /** @deprecated `secureNoise: false` is `seeded: true` (kept for existing callers); both set and
+   *  disagreeing is an error. */
   secureNoise?: boolean;
+  /** Unit index of each row (e.g. a patient), 0..U−1 (extractUnitColumn): DP-SGD then Poisson-samples
+   *  units at q = batchSize / U (batchSize = expected units per step) and clips each sampled unit's
+   *  summed gradient to `clip` — user-level DP: the guarantee covers a whole unit, all its rows. */
+  units?: Int32Array;
 }
 
 export interface TrainOptions {
   epochs: number;
-  /** Minibatch size; with `dp`, the expected batch size (sampling rate q = batchSize / rows). */
+  /** Minibatch size; with `dp`, the expected batch size (sampling rate q = batchSize / rows, or
+   *  expected units per batch with dp.units: q = batchSize / units — see dpSampleRate). */
   batchSize: number;
   learningRate: number;
   seed: number;
@@ -44,8 +58,23 @@ export interface TrainResult {
   steps: number;
   /** Examples processed (sum of batch sizes). */
   examples: number;
-  /** With dp: the Poisson sampling rate q used for every step (for the privacy accountant). */
+  /** With dp: the Poisson sampling rate q used for every step (for the privacy accountant): of rows,
+   *  or of units with dp.units (dpSampleRate gives the same number ahead of training). */
   sampleRate?: number;
+}
+
+/** Observation points for tests (not part of the package API). */
+export interface TrainingProbe {
+  /** Each DP-SGD step's sampled rows (a view, valid during the call). */
+  onSample?(rows: Int32Array): void;
+}
+
+/** Whether the DP randomness is seeded (dp.seeded, or the older dp.secureNoise = false). */
+function isSeeded(dp: DpTrainOptions): boolean {
+  if (dp.seeded !== undefined && dp.secureNoise !== undefined && dp.seeded === dp.secureNoise) {
+    throw bad(`dp.seeded = ${dp.seeded} contradicts dp.secureNoise = ${dp.secureNoise}`, 'set only dp.seeded (secureNoise is its deprecated inverse)');
+  }
+  return dp.seeded === true || dp.secureNoise === false;
 }
 
 function bad(message: string, hint?: string): FedtwinError {
@@ -59,7 +88,15 @@ function checkOptions(o: TrainOptions): void {
   if (!Number.isFinite(o.seed)) throw bad(`seed must be finite, got ${o.seed}`);
   if (o.dp) {
     if (!(o.dp.clip > 0 && Number.isFinite(o.dp.clip))) throw bad(`dp.clip must be > 0, got ${o.dp.clip}`);
-    if (!(o.dp.noiseMultiplier >= 0 && Number.isFinite(o.dp.noiseMultiplier))) throw bad(`dp.noiseMultiplier must be ≥ 0, got ${o.dp.noiseMultiplier}`);
+    const z = o.dp.noiseMultiplier;
+    if (!(Number.isFinite(z) && z >= MIN_NOISE_MULTIPLIER)) {
+      // The sampler's support ends at |Z| ≈ 41.5 (gaussian.ts); at z ≥ 0.5 that costs < 1e-330 of δ per step.
+      throw new FedtwinError('MODELS_NOISE_TOO_SMALL', `dp.noiseMultiplier must be a number ≥ ${MIN_NOISE_MULTIPLIER}, got ${z}`, {
+        hint: `set the noise multiplier to at least ${MIN_NOISE_MULTIPLIER}, or lower the ε target it was calibrated from (z < ${MIN_NOISE_MULTIPLIER} means an ε too large to defend)`,
+        details: { noiseMultiplier: z, min: MIN_NOISE_MULTIPLIER },
+      });
+    }
+    isSeeded(o.dp);
   }
 }
 
@@ -87,15 +124,19 @@ function fillBatch(core: VaeCore, data: EncodedTable, idx: ArrayLike<number>, fr
 }
 
 /** `isDisposed` is polled after each epoch's yield: dispose() may run while training awaits. */
-export async function runTraining(core: VaeCore, data: EncodedTable, opts: TrainOptions, isDisposed: () => boolean = () => false): Promise<TrainResult> {
+export async function runTraining(core: VaeCore, data: EncodedTable, opts: TrainOptions, isDisposed: () => boolean = () => false, probe?: TrainingProbe): Promise<TrainResult> {
   checkOptions(opts);
   const opt = ensureOptimizer(core, opts.learningRate);
   const W = core.width, C = core.classCount, Z = core.latentDim;
   const N = data.rows;
   const dp = opts.dp;
-  const q = dp ? Math.min(1, opts.batchSize / N) : undefined;
+  const units = dp?.units ? groupUnits(dp.units, N) : undefined;
+  const population = units?.count ?? N; // what Poisson sampling draws: units, or rows
+  const q = dp ? dpSampleRate(opts.batchSize, N, units?.count) : undefined;
+  const seeded = dp ? isSeeded(dp) : false;
+  const osCoins = dp && !seeded ? osUniforms() : undefined;
   // With Poisson sampling a batch can exceed its expectation; cap the buffers well above it.
-  let cap = dp ? Math.min(N, Math.ceil(opts.batchSize + 6 * Math.sqrt(opts.batchSize) + 16)) : Math.min(N, opts.batchSize);
+  let cap = dp && !units ? Math.min(N, Math.ceil(opts.batchSize + 6 * Math.sqrt(opts.batchSize) + 16)) : Math.min(N, opts.batchSize);
   let xb = new Float32Array(cap * W), yb = new Float32Array(cap * C), eb = new Float32Array(cap * Z);
   const losses: number[] = [];
   let steps = 0, examples = 0;
@@ -124,11 +165,12 @@ export async function runTraining(core: VaeCore, data: EncodedTable, opts: Train
     } else {
       // One "epoch" of DP-SGD = round(1/q) steps, each on an independent Poisson sample.
       const stepsPerEpoch = Math.max(1, Math.round(1 / q!));
-      const picked = new Int32Array(N);
-      const noise = dp.secureNoise === false ? seededNoise(rng) : secureNoise(core.vars.reduce((a, v) => a + v.size, 0));
+      const coins = osCoins ?? seededUniforms(rng);
+      const u = new Float64Array(population), picked = new Int32Array(N), groups = new Int32Array(N + 1);
+      const noise = seeded ? seededNoise(rng) : secureNoise(core.vars.reduce((a, v) => a + v.size, 0));
       for (let s = 0; s < stepsPerEpoch; s++) {
-        let m = 0;
-        for (let r = 0; r < N; r++) if (rng.uniform() < q!) picked[m++] = r;
+        const { rows: m, groups: g } = poissonSample(coins.fill(u), q!, units, picked, groups);
+        probe?.onSample?.(picked.subarray(0, m));
         if (m > cap) {
           xb = new Float32Array(m * W); yb = new Float32Array(m * C); eb = new Float32Array(m * Z);
           cap = m;
@@ -136,7 +178,10 @@ export async function runTraining(core: VaeCore, data: EncodedTable, opts: Train
         fillBatch(core, data, picked, 0, m, rng, xb, yb, eb);
         const lossSum = dpSgdStep(core, opt, {
           x: xb.subarray(0, m * W), y: yb.subarray(0, m * C), eps: eb.subarray(0, m * Z), rows: m,
-        }, { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, expectedBatch: q! * N, noise });
+        }, {
+          clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, expectedBatch: q! * population, noise,
+          ...(units ? { groups: groups.subarray(0, g + 1) } : {}),
+        });
         costs.push(lossSum);
         steps++; epochExamples += m;
       }

@@ -173,9 +173,86 @@ function rowSq(d: Float32Array, rows: number, cols: number): Float64Array {
 
 interface LayerViews { name: VaeLayerName; a: tf.Tensor2D; aIn: number; out: number; gz: Float32Array; gy?: Float32Array; n?: Float32Array }
 
-/** Per-example squared norms from heap views; `aViews` collects one view per distinct input. */
-function sqNormsFromViews(core: VaeCore, fb: ForwardBackward, rows: number): { sq: Float64Array; layers: LayerViews[]; inputs: Map<tf.Tensor2D, Float32Array> } {
-  const sq = new Float64Array(rows);
+/**
+ * ‖Σ_{i∈[s,e)} aᵢ ⊗ gᵢ‖² + ‖Σ_{i∈[s,e)} gᵢ‖²: the squared norm of a dense layer's weight and bias
+ * gradient summed over rows s..e−1 (one unit's rows). a is rows×aIn, g rows×out, row-major. The sum
+ * is not rank one, so the per-example identity does not apply; this takes the cheaper of the Gram
+ * form Σ_{i,j} (aᵢ·aⱼ + 1)(gᵢ·gⱼ) (~k²/2·(aIn + out) for k rows) and forming the aIn×out sum itself
+ * (~k·aIn·out).
+ */
+export function denseGroupSqNorm(a: Float32Array, aIn: number, g: Float32Array, out: number, s: number, e: number): number {
+  return outerIsCheaper(e - s, aIn, out) ? outerSumSqNorm(a, aIn, g, out, s, e) : gramSqNorm(a, aIn, g, out, s, e);
+}
+
+/** k rows: the Gram form costs ~k²/2·(aIn + out), the explicit sum ~k·aIn·out. */
+function outerIsCheaper(k: number, aIn: number, out: number): boolean {
+  return k * (aIn + out) > 2 * aIn * out;
+}
+
+/** Gram form of denseGroupSqNorm: Σ_{i,j} (aᵢ·aⱼ + 1)(gᵢ·gⱼ) (the +1 is the bias). */
+export function gramSqNorm(a: Float32Array, aIn: number, g: Float32Array, out: number, s: number, e: number): number {
+  let diag = 0;
+  for (let i = s; i < e; i++) {
+    let ad = 1, gd = 0;
+    for (let p = 0, o = i * aIn; p < aIn; p++) ad += a[o + p] * a[o + p];
+    for (let p = 0, o = i * out; p < out; p++) gd += g[o + p] * g[o + p];
+    diag += ad * gd;
+  }
+  return diag + 2 * gramCrossTerms(a, aIn, g, out, s, e);
+}
+
+/** Σ_{i<j} (aᵢ·aⱼ + 1)(gᵢ·gⱼ): the Gram form's off-diagonal half (the diagonal is the per-example norms). */
+function gramCrossTerms(a: Float32Array, aIn: number, g: Float32Array, out: number, s: number, e: number): number {
+  let acc = 0;
+  for (let i = s; i < e; i++) {
+    for (let j = i + 1; j < e; j++) {
+      let ad = 1, gd = 0;
+      for (let p = 0, ai = i * aIn, aj = j * aIn; p < aIn; p++) ad += a[ai + p] * a[aj + p];
+      for (let p = 0, gi = i * out, gj = j * out; p < out; p++) gd += g[gi + p] * g[gj + p];
+      acc += ad * gd;
+    }
+  }
+  return acc;
+}
+
+/** Direct form of denseGroupSqNorm: ‖Σᵢ aᵢgᵢᵀ‖²_F + ‖Σᵢ gᵢ‖², the sums formed in float64. */
+export function outerSumSqNorm(a: Float32Array, aIn: number, g: Float32Array, out: number, s: number, e: number): number {
+  const w = new Float64Array(aIn * out), b = new Float64Array(out);
+  for (let i = s; i < e; i++) {
+    const gi = i * out;
+    for (let p = 0; p < aIn; p++) {
+      const ap = a[i * aIn + p];
+      if (ap === 0) continue; // post-ReLU inputs are often 0
+      for (let q = 0, o = p * out; q < out; q++) w[o + q] += ap * g[gi + q];
+    }
+    for (let q = 0; q < out; q++) b[q] += g[gi + q];
+  }
+  let acc = 0;
+  for (const v of w) acc += v * v;
+  for (const v of b) acc += v * v;
+  return acc;
+}
+
+/** Layer-norm gain and bias gradients summed over rows s..e−1: ‖Σ gyᵢ⊙nᵢ‖² + ‖Σ gyᵢ‖². */
+export function lnGroupSqNorm(gy: Float32Array, n: Float32Array, out: number, s: number, e: number): number {
+  const gain = new Float64Array(out), bias = new Float64Array(out);
+  for (let i = s; i < e; i++) {
+    for (let q = 0, o = i * out; q < out; q++) {
+      gain[q] += gy[o + q] * n[o + q];
+      bias[q] += gy[o + q];
+    }
+  }
+  let acc = 0;
+  for (let q = 0; q < out; q++) acc += gain[q] * gain[q] + bias[q] * bias[q];
+  return acc;
+}
+
+/**
+ * Squared gradient norms from heap views: per example, or — with `groups` (CSR row ranges, one per
+ * unit) — of each unit's summed gradient. `inputs` collects one view per distinct layer input.
+ */
+function sqNormsFromViews(core: VaeCore, fb: ForwardBackward, rows: number, groups?: Int32Array): { sq: Float64Array; layers: LayerViews[]; inputs: Map<tf.Tensor2D, Float32Array> } {
+  const sq = new Float64Array(groups ? groups.length - 1 : rows);
   const inputs = new Map<tf.Tensor2D, Float32Array>();
   const inputSq = new Map<tf.Tensor2D, Float64Array>();
   const layers: LayerViews[] = [];
@@ -191,16 +268,39 @@ function sqNormsFromViews(core: VaeCore, fb: ForwardBackward, rows: number): { s
     }
     const gz = peek(r.gz);
     const g2 = rowSq(gz, rows, out);
-    // ‖∇W_i‖² + ‖∇b_i‖² = (‖a_i‖² + 1)·‖gz_i‖²
-    for (let i = 0; i < rows; i++) sq[i] += (a2[i] + 1) * g2[i];
+    // One row: ‖∇W_i‖² + ‖∇b_i‖² = (‖a_i‖² + 1)·‖gz_i‖².
+    if (!groups) {
+      for (let i = 0; i < rows; i++) sq[i] += (a2[i] + 1) * g2[i];
+    } else {
+      const av = inputs.get(r.a)!;
+      for (let k = 0; k < sq.length; k++) {
+        const s = groups[k], e = groups[k + 1];
+        if (outerIsCheaper(e - s, aIn, out)) {
+          sq[k] += outerSumSqNorm(av, aIn, gz, out, s, e);
+        } else {
+          // Gram form with its diagonal taken from the per-example norms already at hand.
+          let diag = 0;
+          for (let i = s; i < e; i++) diag += (a2[i] + 1) * g2[i];
+          sq[k] += diag + (e - s > 1 ? 2 * gramCrossTerms(av, aIn, gz, out, s, e) : 0);
+        }
+      }
+    }
     const lv: LayerViews = { name, a: r.a, aIn, out, gz };
     if (v.gain && r.gy && r.n) {
       const gy = peek(r.gy), n = peek(r.n);
-      // LN gain and bias: ‖gy_i ⊙ n_i‖² + ‖gy_i‖² = Σ_j gy²(n² + 1), in one pass.
-      for (let i = 0; i < rows; i++) {
+      // LN gain and bias, one row: ‖gy_i ⊙ n_i‖² + ‖gy_i‖² = Σ_j gy²(n² + 1), in one pass.
+      const rowLn = (i: number): number => {
         let acc = 0;
         for (let j = i * out, e = j + out; j < e; j++) acc += gy[j] * gy[j] * (n[j] * n[j] + 1);
-        sq[i] += acc;
+        return acc;
+      };
+      if (!groups) {
+        for (let i = 0; i < rows; i++) sq[i] += rowLn(i);
+      } else {
+        for (let k = 0; k < sq.length; k++) {
+          const s = groups[k], e = groups[k + 1];
+          sq[k] += e - s === 1 ? rowLn(s) : lnGroupSqNorm(gy, n, out, s, e);
+        }
       }
       lv.gy = gy; lv.n = n;
     }
@@ -221,12 +321,23 @@ export function perExampleSqNormsJs(core: VaeCore, fb: ForwardBackward): Float64
  *  (Σ_i s_i·gz_i etc., float64 accumulation) and (diag(s)·a)ᵀ, uploaded already transposed: each
  *  weight gradient is then one plain matmul (diag(s)·a)ᵀ·gz — no row-scaling, transpose or
  *  reduction kernels. Weight gradients are tensors (the caller disposes them, or runs this inside
- *  tf.tidy); the rest are Float32Arrays. Also returns the scales s. */
-export function clippedParamGrads(core: VaeCore, fb: ForwardBackward, clip: number): { grads: Record<string, tf.Tensor | Float32Array>; scales: Float64Array } {
+ *  tf.tidy); the rest are Float32Arrays. Also returns the scales s (per row).
+ *
+ *  With `groups` (CSR row ranges: unit u is rows groups[u] .. groups[u+1]−1, in order, covering all
+ *  rows) each unit's *summed* gradient is clipped: every row of unit u gets s_u = min(1, C/‖Σ_{i∈u} ∇_i‖),
+ *  so a unit adds at most C to the sum however many rows it has (user-level DP-SGD). */
+export function clippedParamGrads(core: VaeCore, fb: ForwardBackward, clip: number, groups?: Int32Array): { grads: Record<string, tf.Tensor | Float32Array>; scales: Float64Array } {
   const rows = fb.layers.values().next().value!.a.shape[0];
-  const { sq, layers, inputs } = sqNormsFromViews(core, fb, rows);
+  if (groups && (groups[0] !== 0 || groups[groups.length - 1] !== rows)) {
+    throw new RangeError(`groups must cover rows 0..${rows} (got ${groups[0]}..${groups[groups.length - 1]})`);
+  }
+  const { sq, layers, inputs } = sqNormsFromViews(core, fb, rows, groups);
   const s = new Float64Array(rows);
-  for (let i = 0; i < rows; i++) s[i] = Math.min(1, clip / (Math.sqrt(sq[i]) + 1e-12));
+  if (!groups) {
+    for (let i = 0; i < rows; i++) s[i] = Math.min(1, clip / (Math.sqrt(sq[i]) + 1e-12));
+  } else {
+    for (let k = 0; k < sq.length; k++) s.fill(Math.min(1, clip / (Math.sqrt(sq[k]) + 1e-12)), groups[k], groups[k + 1]);
+  }
   const grads: Record<string, tf.Tensor | Float32Array> = {};
   // Phase 1, JS only (heap views stay valid): row-weighted sums and scaled, transposed inputs.
   const colSum = (d: Float32Array, out: number, m?: Float32Array): Float32Array => {

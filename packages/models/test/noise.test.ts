@@ -1,7 +1,8 @@
 // DP noise sources: the worker-fed OS-CSPRNG ring hands out fresh N(0,1) draws every step, and the
-// ziggurat over an arbitrary u32 stream is the very ziggurat of Rng.normal.
+// ziggurat over an arbitrary u32 stream is Rng.normal's, with a tail that is not cut at 10.087.
 import { describe, expect, it } from 'vitest';
 import { createRng, normalsFrom } from '../src/rng.ts';
+import { log10GaussianTail, openUniform, SAMPLER_MAX_ABS_Z, ZIGGURAT_R } from '../src/gaussian.ts';
 import { osNoise, secureNoise, seededNoise } from '../src/noise.ts';
 
 function moments(z: Float32Array): { mean: number; variance: number; beyond3: number } {
@@ -16,21 +17,74 @@ function moments(z: Float32Array): { mean: number; variance: number; beyond3: nu
 }
 
 describe('noise sources', () => {
-  it('normalsFrom over a xoshiro stream reproduces Rng.normals exactly (same ziggurat, same slow path)', () => {
-    const a = createRng(99);
+  it('normalsFrom over a xoshiro stream is Rng.dpNormals exactly, and Rng.normals until the first tail draw', () => {
+    const viaRng = createRng(99).dpNormals(new Float32Array(200_000));
     const b = createRng(99);
-    const viaRng = a.normals(new Float32Array(200_000));
     const viaU32 = normalsFrom(() => b.nextU32(), new Float32Array(200_000));
     expect(Array.from(viaU32)).toEqual(Array.from(viaRng));
+    // Same ziggurat body as the ML sampler; only the tail (|z| > r) draws differently (and more words).
+    const ml = createRng(99).normals(new Float32Array(200_000));
+    const firstTail = viaU32.findIndex((z) => Math.abs(z) > ZIGGURAT_R);
+    expect(firstTail).toBeGreaterThan(0); // P(|z| > r) = 5.8e-4: ~115 tail draws in 200k
+    expect(Array.from(ml.subarray(0, firstTail))).toEqual(Array.from(viaU32.subarray(0, firstTail)));
   });
 
-  it('seededNoise draws the same sequence as the stream it wraps', () => {
+  it('the DP sampler has no tail cut at 10.087: extreme uniforms reach far beyond it', () => {
+    // First word: layer 0 with |hz| past the base strip → tail. Then the x uniform: two all-zero words
+    // (each moves it 2^-32 lower) and 1, 0 → u = (2^20 + ½)·2^-116, x = −ln u / r. Then the y uniform,
+    // nine zero words deep, so y ≥ x²/2 and x is accepted.
+    const words = [0x7fffff80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+    let k = 0;
+    const z = normalsFrom(() => { if (k >= words.length) throw new Error('stream exhausted'); return words[k++]; }, new Float32Array(1))[0];
+    const u = (2 ** 20 + 0.5) * 2 ** -116;
+    expect(z).toBeGreaterThan(10.087);
+    expect(z).toBeCloseTo(ZIGGURAT_R - Math.log(u) / ZIGGURAT_R, 4); // ≈ 22.7
+    expect(k).toBe(words.length);
+  });
+
+  it('openUniform is in (0, 1) even on an all-zero or all-one stream (−ln u finite)', () => {
+    const lo = openUniform(() => 0);
+    expect(lo).toBeGreaterThan(0);
+    expect(-Math.log(lo)).toBeCloseTo(1045 * Math.LN2, 6);
+    expect(openUniform(() => 0xffffffff)).toBe(1 - 2 ** -53);
+    // The largest |z| the DP sampler can return, and its Gaussian mass (log10), are what docs/privacy.md states.
+    expect(SAMPLER_MAX_ABS_Z).toBeCloseTo(ZIGGURAT_R + Math.sqrt(2 * 1045 * Math.LN2), 6);
+    expect(SAMPLER_MAX_ABS_Z).toBeGreaterThan(41.5);
+    expect(log10GaussianTail(SAMPLER_MAX_ABS_Z)).toBeLessThan(-376);
+  });
+
+  it('log10GaussianTail is log10 Φ̄(t), also far past double range', () => {
+    // log10 Φ̄(t), 30-digit references (mpmath log10(ncdf(-t))).
+    const ref: Array<[number, number]> = [[0, Math.log10(0.5)], [1, -0.7995455414919705], [3, -2.869699035929369], [5, -6.542645672390656],
+      [10, -23.118053405486076], [40, -349.43700645934584]];
+    for (const [t, l] of ref) expect(log10GaussianTail(t)).toBeCloseTo(l, 9);
+  });
+
+  it('the DP sampler\'s tail is the normal tail (6σ on the count beyond r and beyond 4)', () => {
+    const src = osNoise();
+    const n = 2_000_000;
+    let beyondR = 0, beyond4 = 0;
+    for (let k = 0; k < n; k += 100_000) {
+      for (const z of src.next(100_000)) {
+        if (Math.abs(z) > ZIGGURAT_R) beyondR++;
+        if (Math.abs(z) > 4) beyond4++;
+      }
+    }
+    for (const [count, p] of [[beyondR, 2 * 10 ** log10GaussianTail(ZIGGURAT_R)], [beyond4, 2 * 10 ** log10GaussianTail(4)]]) {
+      expect(Math.abs(count - n * p)).toBeLessThan(6 * Math.sqrt(n * p));
+    }
+  });
+
+  it('seededNoise draws the DP sampler\'s sequence over the stream it wraps (not the ML sampler\'s)', () => {
     const src = seededNoise(createRng(5));
-    const first = Float32Array.from(src.next(1000));
-    const second = Float32Array.from(src.next(500));
-    const ref = createRng(5).normals(new Float32Array(1500));
-    expect(Array.from(first)).toEqual(Array.from(ref.subarray(0, 1000)));
-    expect(Array.from(second)).toEqual(Array.from(ref.subarray(1000)));
+    const first = Float32Array.from(src.next(10_000));
+    const second = Float32Array.from(src.next(5_000));
+    const b = createRng(5);
+    const ref = normalsFrom(() => b.nextU32(), new Float32Array(15_000));
+    expect(Array.from(first)).toEqual(Array.from(ref.subarray(0, 10_000)));
+    expect(Array.from(second)).toEqual(Array.from(ref.subarray(10_000)));
+    // ~9 tail draws in 15k: from the first one on, the truncated ML sampler's sequence differs.
+    expect(Array.from(createRng(5).normals(new Float32Array(15_000)))).not.toEqual(Array.from(ref));
   });
 
   for (const [name, make] of [['worker ring', () => secureNoise(50_000)], ['this thread', () => osNoise()]] as const) {

@@ -5,10 +5,11 @@ let M: typeof import('@fedtwin/models');
 import type { EncodedTable, Segment, DpTrainOptions } from '@fedtwin/models';
 
 // `fedtwin bench models`: twin-VAE training throughput, every figure beside its baseline from the
-// same run: wasm with vs without the transposed-matmul fix, pure-JS cpu, DP-SGD vs plain.
+// same run: wasm with vs without the transposed-matmul fix, pure-JS cpu, DP-SGD vs plain, and
+// (--rows-per-unit k) user-level DP-SGD, which clips each unit's summed gradient.
 // Shared 2-core machines are noisy, so configurations are interleaved and the best rep is kept.
 
-interface BenchOpts { hidden: string; latent: string; batch: string; rows: string; features: string; seconds: string; reps: string; json?: boolean; dp: boolean; cpu: boolean }
+interface BenchOpts { hidden: string; latent: string; batch: string; rows: string; features: string; seconds: string; reps: string; rowsPerUnit: string; json?: boolean; dp: boolean; cpu: boolean }
 
 interface Row { config: string; backend: string; detail: string; samplesPerSec: number; reps: number[] }
 
@@ -36,7 +37,9 @@ function randomTable(rows: number, features: number, seed: number): EncodedTable
 async function measure(data: EncodedTable, o: { hidden: number; latent: number; batch: number; seconds: number; dp?: DpTrainOptions }): Promise<number> {
   const m = M.createTwinVae({ width: data.width, segments: data.segments, classes: data.classes, latentDim: o.latent, hidden: o.hidden, seed: 1 });
   try {
-    const opts = { epochs: 1, batchSize: o.batch, learningRate: 1e-3, seed: 1, dp: o.dp };
+    // With units, batchSize counts units: the same expected rows per step as the per-record row.
+    const perUnit = o.dp?.units ? data.rows / (o.dp.units.reduce((a, u) => Math.max(a, u), 0) + 1) : 1;
+    const opts = { epochs: 1, batchSize: Math.max(1, Math.round(o.batch / perUnit)), learningRate: 1e-3, seed: 1, dp: o.dp };
     await m.trainEpochs(data, opts); // warm-up: kernel setup, XNNPACK operator caches, Adam state
     let examples = 0, epoch = 0;
     const t0 = performance.now();
@@ -60,7 +63,8 @@ export function registerModelsBench(bench: Command): void {
     .option('--features <n>', 'numeric features (breast cancer: 30)', '30')
     .option('--seconds <s>', 'seconds per measurement', '2')
     .option('--reps <n>', 'interleaved repetitions per configuration (best kept)', '3')
-    .option('--no-dp', 'skip the DP-SGD row')
+    .option('--rows-per-unit <k>', 'also time user-level DP-SGD with k rows per unit (e.g. visits per patient); 1 = skip', '1')
+    .option('--no-dp', 'skip the DP-SGD rows')
     .option('--no-cpu', 'skip the cpu row')
     .option('--json', 'print one JSON object')
     .action(async (opts: BenchOpts) => {
@@ -72,6 +76,7 @@ export function registerModelsBench(bench: Command): void {
       const features = int('--features', opts.features, 1, 10_000);
       const seconds = int('--seconds', opts.seconds, 1, 600);
       const reps = int('--reps', opts.reps, 1, 20);
+      const rowsPerUnit = int('--rows-per-unit', opts.rowsPerUnit, 1, 1024);
       const data = randomTable(rows, features, 7);
       const dp: DpTrainOptions = { clip: 1, noiseMultiplier: 1.1 };
 
@@ -81,6 +86,11 @@ export function registerModelsBench(bench: Command): void {
       ];
       if (opts.cpu) configs.push({ config: 'cpu (pure JS)', backend: 'cpu', fix: false });
       if (opts.dp) configs.push({ config: 'wasm + fix, DP-SGD', backend: 'wasm', fix: true, dp });
+      const unitConfig = `DP-SGD, ${rowsPerUnit} rows/unit`;
+      if (opts.dp && rowsPerUnit > 1) {
+        const units = Int32Array.from({ length: rows }, (_, i) => Math.floor(i / rowsPerUnit));
+        configs.push({ config: unitConfig, backend: 'wasm', fix: true, dp: { ...dp, units } });
+      }
       const results: Row[] = configs.map((c) => ({ config: c.config, backend: c.backend, detail: '', samplesPerSec: 0, reps: [] }));
       for (let r = 0; r < reps; r++) {
         for (const [i, c] of configs.entries()) {
@@ -100,7 +110,9 @@ export function registerModelsBench(bench: Command): void {
       if (cpu !== undefined) ratios.wasmOverCpu = round2(fixOn / cpu);
       const dpSps = by('wasm + fix, DP-SGD');
       if (dpSps !== undefined) ratios.dpOverPlain = round2(dpSps / fixOn);
-      const setup = { hidden, latent, batch, rows, features, classes: 2, seconds, reps, dp: opts.dp ? dp : null };
+      const unitSps = by(unitConfig);
+      if (unitSps !== undefined) ratios.unitDpOverPlain = round2(unitSps / fixOn);
+      const setup = { hidden, latent, batch, rows, features, classes: 2, seconds, reps, dp: opts.dp ? dp : null, rowsPerUnit };
       if (opts.json) {
         process.stdout.write(JSON.stringify({ setup, results, ratios }) + '\n');
         return;
@@ -114,6 +126,7 @@ export function registerModelsBench(bench: Command): void {
         `matmul fix speed-up (wasm):   ${ratios.fixSpeedup}×`,
         ...(ratios.wasmOverCpu !== undefined ? [`wasm (fix) over cpu:          ${ratios.wasmOverCpu}×`] : []),
         ...(ratios.dpOverPlain !== undefined ? [`DP-SGD / plain (wasm, fix):   ${ratios.dpOverPlain}×  (clip ${dp.clip}, noise ${dp.noiseMultiplier}, Poisson sampling)`] : []),
+        ...(ratios.unitDpOverPlain !== undefined ? [`per-unit DP-SGD / plain:      ${ratios.unitDpOverPlain}×  (${rowsPerUnit} rows per unit, same expected rows per step)`] : []),
       ];
       process.stdout.write(lines.join('\n') + '\n');
     });

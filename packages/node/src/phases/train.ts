@@ -26,7 +26,9 @@ export async function trainLocal(ctx: NodeContext, task: OpenTask, plan: RoundPl
   const cpuTrain = process.cpuUsage(); // process-wide: the HE workers' offline phase counts here too
   const t0 = performance.now();
   vae.setSharedWeights(ctx.global);
-  const dp = plan.record ? { clip: plan.record.clip, noiseMultiplier: plan.record.noiseMultiplier, secureNoise: !init.seededNoise } : undefined;
+  // DP-SGD's sampling masks and noise come from the OS CSPRNG; only a simulation's seededNoise makes
+  // them follow the (public) seed. The seed below drives only the non-private randomness (eps, order).
+  const dp = plan.record ? { clip: plan.record.clip, noiseMultiplier: plan.record.noiseMultiplier, seeded: init.seededNoise === true } : undefined;
   const trained = await vae.trainEpochs(ctx.data, { ...task.training, seed: (init.seed ?? 1) * 1_000_003 + task.round, dp });
   if (plan.record && (trained.steps !== plan.record.steps || trained.sampleRate !== plan.record.sampleRate)) {
     throw new FedtwinError('NODE_PRIVACY_MISMATCH', `trainer took ${trained.steps} steps at q=${trained.sampleRate}, the accountant planned ${plan.record.steps} at q=${plan.record.sampleRate}`);
