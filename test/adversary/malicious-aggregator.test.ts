@@ -109,7 +109,8 @@ describe('a member\'s own privacy floor', () => {
   }, 60_000);
 
   it('joins a consortium without DP only when its own config says privacy: { mode: off }, and warns every round', async () => {
-    c = await createConsortium({ nodes: 1, rounds: 2, quorum: 1, minParticipants: 1, deadlineSeconds: 60 });
+    // A manifest without DP says so explicitly (DP is on by default: issue 13 item 9).
+    c = await createConsortium({ nodes: 1, rounds: 2, quorum: 1, minParticipants: 1, deadlineSeconds: 60, privacy: { mode: 'off' } });
     expect(c.manifest.privacy.mode).toBe('off');
     // Without the explicit opt-in: refused.
     await c.writeNodeConfig(0, { aggregator: { address: '/ip4/127.0.0.1/tcp/9' }, privacy: undefined });

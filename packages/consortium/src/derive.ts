@@ -1,5 +1,5 @@
 import { FedtwinError } from '@fedtwin/errors';
-import { noiseMultiplierFor } from '@fedtwin/dp';
+import { epsilonFor, noiseMultiplierFor } from '@fedtwin/dp';
 import type { PrivacyPolicy, SecureAggregation } from '@fedtwin/protocol';
 import type { Manifest, PrivacyConfig } from './manifest.ts';
 
@@ -9,11 +9,31 @@ import type { Manifest, PrivacyConfig } from './manifest.ts';
  */
 
 /**
- * The manifest's `privacy` as the policy members apply. Site-level noise is resolved here (a target ε
- * becomes the smallest z that spends it over all rounds at q = quorum / members); record-level targets are
- * resolved by each member, whose q depends on its own record count.
+ * q of site-level DP: 1, always. Every member trains and sends every round, the aggregator sums the first
+ * `quorum` arrivals and publishes who they were: nothing about a site's participation is secret, so there is
+ * no amplification by sampling to claim (q = quorum ÷ members would be a claim the protocol never earns: with
+ * 10 members, 50 rounds and a calibrated ε = 8 it is really ε = 17.2 at quorum 5 and 42.8 at quorum 2).
+ * Members derive it themselves; no manifest field or announcement can lower it.
  */
-export function resolvePrivacyPolicy(c: PrivacyConfig, rounds: { total: number; quorum: number; minParticipants: number }, members: number): PrivacyPolicy {
+export const SITE_SAMPLE_RATE = 1;
+
+/**
+ * Rounds a calibrated noise multiplier is planned for: the manifest's total plus one spare round per ten
+ * (at least one). Why: a member pays for every update it sends, also when that round then fails (fewer than
+ * minParticipants by the deadline) and is reopened under a new number; without headroom one failed round
+ * would exhaust every budget one round before the federation ends. Rounds a member refuses, sits out or
+ * abandons before its update leaves cost nothing.
+ */
+export function calibrationRounds(total: number): number {
+  return total + Math.ceil(total / 10);
+}
+
+/**
+ * The manifest's `privacy` as the policy members apply. Site-level noise is resolved here (a target ε
+ * becomes the smallest z that spends it over calibrationRounds(total) rounds at q = SITE_SAMPLE_RATE = 1);
+ * record-level targets are resolved by each member, whose q depends on its own record count.
+ */
+export function resolvePrivacyPolicy(c: PrivacyConfig, rounds: { total: number; quorum: number; minParticipants: number }, _members: number): PrivacyPolicy {
   const bad = (field: string, msg: string) => new FedtwinError('CONSORTIUM_INVALID', `privacy.${field}: ${msg}`, { hint: 'see docs/privacy.md for the privacy settings' });
   const policy: PrivacyPolicy = { mode: c.mode, epsilon: c.epsilon, delta: c.delta };
   if (c.mode === 'off') return policy;
@@ -26,12 +46,34 @@ export function resolvePrivacyPolicy(c: PrivacyConfig, rounds: { total: number; 
   if (c.mode === 'site' || c.mode === 'both') {
     if (!siteCfg) throw bad('site', 'is required with mode "both" (clip and noise of the site-level mechanism)');
     if (siteCfg.clip === undefined) throw bad(c.mode === 'both' ? 'site.clip' : 'clip', 'is required for site-level DP (update norm clip)');
-    const sampleRate = Math.min(1, rounds.quorum / members);
-    const z = siteCfg.noiseMultiplier ?? noiseMultiplierFor({ epsilon: siteCfg.targetEpsilon ?? c.epsilon, sampleRate, steps: rounds.total, delta: c.delta }).noiseMultiplier;
-    policy.site = { clip: siteCfg.clip, noiseMultiplier: z, minParticipants: rounds.minParticipants, sampleRate };
+    const z = siteCfg.noiseMultiplier ?? noiseMultiplierFor({ epsilon: siteCfg.targetEpsilon ?? c.epsilon, sampleRate: SITE_SAMPLE_RATE, steps: calibrationRounds(rounds.total), delta: c.delta }).noiseMultiplier;
+    // `sampleRate` stays in the policy message for protocol 1.0.0 compatibility, always 1; members never read it.
+    policy.site = { clip: siteCfg.clip, noiseMultiplier: z, minParticipants: rounds.minParticipants, sampleRate: SITE_SAMPLE_RATE };
   }
   return policy;
 }
+
+/**
+ * Why a manifest's site-level DP would not hold, or undefined. With plaintext aggregation the aggregator sees
+ * each update with only its own noise share N(0, (zC)²/minParticipants), i.e. noise multiplier z/√m per
+ * visible update, not z: the ε the policy states is for the sum only, which secure aggregation alone hides.
+ */
+export function siteDpWithoutSecureAggregation(m: Pick<Manifest, 'privacy' | 'secureAggregation' | 'rounds'>): string | undefined {
+  const mode = m.privacy.mode;
+  if (m.secureAggregation.scheme !== 'plaintext' || (mode !== 'site' && mode !== 'both')) return undefined;
+  let figures = '';
+  try {
+    const site = resolvePrivacyPolicy(m.privacy, m.rounds, 1).site!;
+    const perUpdate = site.noiseMultiplier / Math.sqrt(site.minParticipants);
+    const steps = calibrationRounds(m.rounds.total);
+    const eps = epsilonFor({ sampleRate: 1, noiseMultiplier: perUpdate, steps, delta: m.privacy.delta }).epsilon;
+    figures = ` (z = ${site.noiseMultiplier.toPrecision(4)}, minParticipants = ${site.minParticipants}: z/√m = ${perUpdate.toPrecision(4)} per visible update, ε ≈ ${eps.toPrecision(3)} over ${steps} rounds, against the ε = ${m.privacy.epsilon} the policy states)`;
+  } catch { /* an incomplete site policy: its own error comes later; the refusal stands without figures */ }
+  return `privacy.mode "${mode}" needs secure aggregation: with secureAggregation.scheme "plaintext" the aggregator sees every update with only its own share of the site-level noise${figures}`;
+}
+
+/** The hint that goes with siteDpWithoutSecureAggregation. */
+export const SITE_DP_PLAINTEXT_HINT = 'use secureAggregation.scheme "bfv" (the default) so only sums are visible, or privacy.mode "record" (DP-SGD in every node holds for each update on its own)';
 
 export function privacyPolicyOf(m: Manifest): PrivacyPolicy {
   return resolvePrivacyPolicy(m.privacy, m.rounds, m.members.length);

@@ -1,8 +1,8 @@
 export {
-  ManifestSchema, MemberSchema, RoundPolicySchema, SecureAggregationConfigSchema, PrivacyConfigSchema, MAX_MANIFEST_BYTES,
+  ManifestSchema, MemberSchema, RoundPolicySchema, SecureAggregationConfigSchema, PrivacyConfigSchema, MAX_MANIFEST_BYTES, DEFAULT_PRIVACY, DEFAULT_RECORD_CLIP,
   parseManifest, manifestHash, schemaHash, loadManifest, manifestYaml, firstDifference, requireSame,
   type Manifest, type ManifestInput, type PrivacyConfig,
 } from './manifest.ts';
 export {
-  resolvePrivacyPolicy, privacyPolicyOf, secureAggregationOf, memberIds, maxWeights, checkPrivacyFloor, type PrivacyFloor,
+  resolvePrivacyPolicy, privacyPolicyOf, SITE_SAMPLE_RATE, calibrationRounds, siteDpWithoutSecureAggregation, SITE_DP_PLAINTEXT_HINT, secureAggregationOf, memberIds, maxWeights, checkPrivacyFloor, type PrivacyFloor,
 } from './derive.ts';

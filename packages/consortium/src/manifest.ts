@@ -5,6 +5,7 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { FedtwinError } from '@fedtwin/errors';
 import { canonicalJson } from '@fedtwin/ledger';
 import { ModelConfigMessage, TrainingConfigMessage } from '@fedtwin/protocol';
+import { SITE_DP_PLAINTEXT_HINT, siteDpWithoutSecureAggregation } from './derive.ts';
 
 /**
  * The consortium manifest: everything a member agrees to before it sends anything, in one file every
@@ -20,8 +21,13 @@ const mechanism = {
   noiseMultiplier: z.number().positive().optional(),
   targetEpsilon: z.number().positive().optional(),
 };
+/** Per-example gradient clip of record-level DP when the manifest names none (the usual DP-SGD default, as Opacus / TF Privacy examples). */
+export const DEFAULT_RECORD_CLIP = 1;
+/** The privacy of a manifest that says nothing: record-level DP-SGD at ε = 8, δ = 1e-5. No DP needs an explicit `mode: off`. */
+export const DEFAULT_PRIVACY = { mode: 'record', epsilon: 8, delta: 1e-5, clip: DEFAULT_RECORD_CLIP } as const;
+
 export const PrivacyConfigSchema = z.object({
-  mode: z.enum(['off', 'record', 'site', 'both']).default('off'),
+  mode: z.enum(['off', 'record', 'site', 'both']).default('record'),
   epsilon: z.number().positive().default(8),
   delta: z.number().gt(0).lt(1).default(1e-5),
   ...mechanism,
@@ -70,7 +76,7 @@ export const ManifestSchema = z.object({
   /** SHA-256 of the declared table schema (canonical JSON); when set, members refuse any other schema. */
   schemaHash: hex64.optional(),
   secureAggregation: SecureAggregationConfigSchema.default({ scheme: 'bfv', clip: 64, maxParticipants: 1024 }),
-  privacy: PrivacyConfigSchema.default({ mode: 'off', epsilon: 8, delta: 1e-5 }),
+  privacy: PrivacyConfigSchema.default(DEFAULT_PRIVACY),
   rounds: RoundPolicySchema,
   model: ModelConfigMessage.default({ kind: 'vae', latentDim: 8, hidden: 64, seed: 42 }),
   strategy: z.enum(['fedavg']).default('fedavg'),
@@ -107,6 +113,9 @@ export function parseManifest(raw: unknown, source = 'manifest'): Manifest {
     });
   }
   const m = parsed.data;
+  const weak = siteDpWithoutSecureAggregation(m);
+  if (weak) throw new FedtwinError('CONSORTIUM_INVALID', `${source}: ${weak}`, { hint: SITE_DP_PLAINTEXT_HINT, details: { field: 'privacy.mode' } });
+  if ((m.privacy.mode === 'record' || m.privacy.mode === 'both') && m.privacy.clip === undefined) m.privacy = { ...m.privacy, clip: DEFAULT_RECORD_CLIP };
   if (m.secureAggregation.scheme === 'bfv' && m.secureAggregation.keyHolder === undefined) {
     m.secureAggregation = { ...m.secureAggregation, keyHolder: m.members[0]!.peerId };
   }

@@ -12,8 +12,8 @@ export function registerConsortiumCommands(program: Command): void {
     .requiredOption('--out <file>', 'where to write the manifest (.yaml or .json)')
     .option('--id <name>', 'consortium id (the ledger origin is fedtwin/<id>)', 'fedtwin')
     .option('--key-holder <peerId>', 'member that generates and seals the HE key (default: the first member)')
-    .option('--plaintext', 'no secure aggregation (a baseline; members see plaintext updates in transit to the aggregator)')
-    .option('--privacy <mode>', 'off | record | site | both', 'record')
+    .option('--plaintext', 'no secure aggregation (a baseline; the aggregator sees each update; record-level DP only)')
+    .option('--privacy <mode>', 'off | record | site | both (site and both need secure aggregation; off means no DP at all)', 'record')
     .option('--epsilon <e>', 'each member\'s ε budget over the federation', '8')
     .option('--delta <d>', 'δ', '1e-5')
     .option('--clip <c>', 'DP clip (per example for record, per update for site)', '1')
@@ -63,6 +63,8 @@ export function registerConsortiumCommands(program: Command): void {
         privacy,
         rounds: { total: num('--rounds', opts.rounds), quorum, minParticipants: num('--min-participants', opts.minParticipants) ?? quorum, deadlineSeconds: num('--deadline', opts.deadline) },
       }, 'consortium init');
+      // No DP is allowed, never silent: each member must also opt in (privacy: { mode: off } in its node config).
+      if (manifest.privacy.mode === 'off') process.stderr.write('warning: this manifest has no differential privacy (--privacy off): updates carry no DP; each member must opt in with privacy: { mode: off } in its node config and then logs a warning every round\n');
       const text = opts.out.endsWith('.json') ? `${JSON.stringify(manifest, null, 2)}\n` : manifestYaml(manifest);
       await writeFile(opts.out, text);
       const hash = manifestHash(manifest);
