@@ -1,6 +1,7 @@
 import { FedtwinError } from '@fedtwin/errors';
 import {
-  checkPrivacyFloor, parseManifest, privacyPolicyOf, requireSame, schemaHash, secureAggregationOf, type Manifest, type PrivacyFloor,
+  checkPrivacyFloor, parseManifest, privacyPolicyOf, requireSame, schemaHash, secureAggregationOf, siteDpWithoutSecureAggregation, SITE_DP_PLAINTEXT_HINT,
+  type Manifest, type PrivacyFloor,
 } from '@fedtwin/consortium';
 import type { JoinResponse, TrainingConfig } from '@fedtwin/protocol';
 import type { Logger } from './types.ts';
@@ -13,14 +14,17 @@ export interface PinnedConsortium {
 }
 
 /**
- * Before contacting anyone: does this member agree to the manifest at all? Its own privacy floor, and
- * an explicit opt-in for a consortium without DP.
+ * Before contacting anyone: does this member agree to the manifest at all? Site-level DP only with secure
+ * aggregation, its own privacy floor, and an explicit opt-in for a consortium without DP.
  */
 export function checkOwnFloor(pinned: PinnedConsortium, peerId: string, opts: { floor?: PrivacyFloor; allowPrivacyOff?: boolean }): void {
   const m = pinned.manifest;
   if (!m.members.some((x) => x.peerId === peerId)) {
     throw new FedtwinError('CONSORTIUM_MISMATCH', `this member (${peerId}) is not in the consortium manifest's members`, { hint: 'install the manifest that lists this member\'s peer ID', details: { field: 'members', pinned: m.members.map((x) => x.peerId), announced: peerId } });
   }
+  // parseManifest refuses this already; a manifest built in code reaches here unparsed, so the member checks itself.
+  const weak = siteDpWithoutSecureAggregation(m);
+  if (weak) throw new FedtwinError('CONSORTIUM_PRIVACY_TOO_WEAK', `the consortium manifest's site-level DP would not hold: ${weak}`, { hint: SITE_DP_PLAINTEXT_HINT, details: { field: 'privacy.mode', mode: m.privacy.mode, scheme: m.secureAggregation.scheme } });
   if (opts.floor) checkPrivacyFloor(m, opts.floor);
   if (m.privacy.mode === 'off' && !opts.allowPrivacyOff) {
     throw new FedtwinError('CONSORTIUM_PRIVACY_TOO_WEAK', 'the consortium manifest has privacy mode off: updates would carry no differential privacy', {

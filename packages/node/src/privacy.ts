@@ -1,5 +1,6 @@
 import { FedtwinError } from '@fedtwin/errors';
-import { PrivacyBudget, noiseMultiplierFor, type PrivacyBudgetState, type SampledGaussian } from '@fedtwin/dp';
+import { PrivacyBudget, RdpAccountant, noiseMultiplierFor, type PrivacyBudgetState, type SampledGaussian } from '@fedtwin/dp';
+import { SITE_SAMPLE_RATE, calibrationRounds } from '@fedtwin/consortium';
 import type { PrivacyPolicy, PrivacySpend, TrainingConfig } from '@fedtwin/protocol';
 
 /** A member's own limits; unset fields take the consortium's. */
@@ -21,48 +22,111 @@ export interface PrivacyState {
   refused?: { round: number; code: string; reason: string };
 }
 
+export type Budgets = { record?: PrivacyBudget; site?: PrivacyBudget };
+
+const hasRecord = (mode: PrivacyPolicy['mode']) => mode === 'record' || mode === 'both';
+const hasSite = (mode: PrivacyPolicy['mode']) => mode === 'site' || mode === 'both';
+
+/** One round of this member's DP-SGD: Poisson sampling at q = batchSize / rows, round(1/q) steps per epoch (what the trainer does). */
+export function recordRound(rows: number, training: Pick<TrainingConfig, 'batchSize' | 'epochs'>): { sampleRate: number; steps: number } {
+  const sampleRate = Math.min(1, training.batchSize / rows);
+  return { sampleRate, steps: training.epochs * Math.max(1, Math.round(1 / sampleRate)) };
+}
+
 /**
- * Record-level: DP-SGD with Poisson sampling at q = batchSize / rows, round(1/q) steps per epoch
- * (what the trainer does). Site-level: one sampled-Gaussian step per round at the consortium's
- * q = expected participants / members. A target ε is turned into the smallest noise multiplier
- * that spends exactly it over every planned round.
+ * This member's record-level noise multiplier: the policy's, or the smallest z that spends the target
+ * (the policy's, capped by this member's budget) over calibrationRounds(totalRounds) rounds. If the budget
+ * can no longer afford the rest of the federation at that z — its ε was made stricter after rounds were
+ * spent — the remaining planned rounds are calibrated on what is left instead, so a stricter budget means
+ * more noise from now on rather than a refusal half-way.
  */
-export function planRound(policy: PrivacyPolicy, rows: number, training: TrainingConfig, totalRounds: number, budgetDelta: number, budgetEpsilon: number): RoundPlan {
+export function recordNoiseMultiplier(policy: PrivacyPolicy, round: { sampleRate: number; steps: number }, totalRounds: number, budget: PrivacyBudget): number {
+  const r = policy.record;
+  if (!r) throw new FedtwinError('CONFIG_INVALID', 'privacy.record is required for record-level DP', { hint: 'set privacy.clip (and noiseMultiplier or targetEpsilon) in the consortium manifest' });
+  if (r.noiseMultiplier !== undefined) return r.noiseMultiplier;
+  const target = Math.min(r.targetEpsilon ?? budget.epsilon, budget.epsilon);
+  const planned = calibrationRounds(totalRounds);
+  const full = noiseMultiplierFor({ epsilon: target, sampleRate: round.sampleRate, steps: round.steps * planned, delta: budget.delta }).noiseMultiplier;
+  const spentSteps = budget.mechanisms.reduce((s, m) => s + m.steps, 0);
+  const left = Math.max(1, planned - Math.ceil(spentSteps / round.steps - 1e-9));
+  const at = (z: number) => budget.wouldSpend({ sampleRate: round.sampleRate, noiseMultiplier: z, steps: round.steps * left }).epsilon;
+  if (at(full) <= target) return full;
+  // Nothing affordable at any z (the budget is spent): the full calibration stands and the budget check refuses.
+  return smallestNoise(at, target) ?? full;
+}
+
+/**
+ * Record-level: DP-SGD with `recordNoise` (recordNoiseMultiplier). Site-level: one Gaussian step per round
+ * at q = SITE_SAMPLE_RATE = 1, derived here, never read from the policy: every member trains every round and
+ * who was summed is published, so there is no sampling to amplify by (the policy's `sampleRate` field is
+ * protocol baggage, always 1, and ignored).
+ */
+export function planRound(policy: PrivacyPolicy, rows: number, training: Pick<TrainingConfig, 'batchSize' | 'epochs'>, recordNoise?: number): RoundPlan {
   const plan: RoundPlan = {};
-  if (policy.mode === 'record' || policy.mode === 'both') {
+  if (hasRecord(policy.mode)) {
     const r = policy.record;
-    if (!r) throw new FedtwinError('CONFIG_INVALID', 'privacy.record is required for record-level DP', { hint: 'set privacy.record.clip and noiseMultiplier or targetEpsilon in the aggregator config' });
-    const sampleRate = Math.min(1, training.batchSize / rows);
-    const steps = training.epochs * Math.max(1, Math.round(1 / sampleRate));
-    let noiseMultiplier = r.noiseMultiplier;
-    if (noiseMultiplier === undefined) {
-      const target = Math.min(r.targetEpsilon ?? budgetEpsilon, budgetEpsilon);
-      noiseMultiplier = noiseMultiplierFor({ epsilon: target, sampleRate, steps: steps * totalRounds, delta: budgetDelta }).noiseMultiplier;
-    }
-    plan.record = { sampleRate, noiseMultiplier, steps, clip: r.clip };
+    if (!r) throw new FedtwinError('CONFIG_INVALID', 'privacy.record is required for record-level DP', { hint: 'set privacy.clip (and noiseMultiplier or targetEpsilon) in the consortium manifest' });
+    const noiseMultiplier = r.noiseMultiplier ?? recordNoise;
+    if (noiseMultiplier === undefined) throw new FedtwinError('NODE_PRIVACY_MISMATCH', 'record-level DP with a target ε needs the calibrated noise multiplier (recordNoiseMultiplier)');
+    plan.record = { ...recordRound(rows, training), noiseMultiplier, clip: r.clip };
   }
-  if (policy.mode === 'site' || policy.mode === 'both') {
-    const s = policy.site;
-    if (!s) throw new FedtwinError('CONFIG_INVALID', 'privacy.site is required for site-level DP', { hint: 'set privacy.site in the aggregator config' });
-    plan.site = { sampleRate: s.sampleRate, noiseMultiplier: s.noiseMultiplier, steps: 1, clip: s.clip, minParticipants: s.minParticipants };
-  }
+  if (hasSite(policy.mode)) plan.site = sitePlan(policy);
   return plan;
 }
 
-/** Budgets per mode, restored from persisted state (never re-accumulated from rounded ε). */
-export function openBudgets(state: PrivacyState | undefined, policy: PrivacyPolicy, own: SiteBudget): { record?: PrivacyBudget; site?: PrivacyBudget } {
-  const epsilon = own.epsilon ?? policy.epsilon;
-  const delta = own.delta ?? policy.delta;
-  const open = (saved: PrivacyBudgetState | undefined) =>
-    saved ? PrivacyBudget.fromJSON(saved) : new PrivacyBudget({ epsilon, delta });
-  const out: { record?: PrivacyBudget; site?: PrivacyBudget } = {};
-  if (policy.mode === 'record' || policy.mode === 'both') out.record = open(state?.record);
-  if (policy.mode === 'site' || policy.mode === 'both') out.site = open(state?.site);
+/** The site-level mechanism of one round: the manifest's z and clip, q = 1 (this member's own derivation). */
+function sitePlan(policy: PrivacyPolicy): NonNullable<RoundPlan['site']> {
+  const s = policy.site;
+  if (!s) throw new FedtwinError('CONFIG_INVALID', 'privacy.site is required for site-level DP', { hint: 'set privacy.site in the consortium manifest' });
+  return { sampleRate: SITE_SAMPLE_RATE, noiseMultiplier: s.noiseMultiplier, steps: 1, clip: s.clip, minParticipants: s.minParticipants };
+}
+
+/**
+ * Whether the site's synthetic release may use its private layers (docs/privacy.md, "What a site releases").
+ * With record-level DP (`record`, `both`) DP-SGD clips and noises every trainable variable, private ones
+ * included; with DP off there is no guarantee to keep. In `site` mode only the shared update is clipped and
+ * noised (at site level): the private layers train on the records without DP, so the release is generated
+ * from the shared layers alone.
+ */
+export function releaseUsesPrivateLayers(mode: PrivacyPolicy['mode']): boolean {
+  return mode !== 'site';
+}
+
+/**
+ * Budgets per mode, restored from persisted state (never re-accumulated from rounded ε). The stricter of the
+ * saved and the configured limits wins, ε and δ each: a budget set lower after the first run applies (the
+ * spent ε is recomputed from the saved mechanisms at the smaller δ), a budget set higher does not lift the
+ * one the member started under.
+ */
+export function openBudgets(state: PrivacyState | undefined, policy: PrivacyPolicy, own: SiteBudget): Budgets {
+  const configured = { epsilon: own.epsilon ?? policy.epsilon, delta: own.delta ?? policy.delta };
+  const open = (saved: PrivacyBudgetState | undefined) => {
+    if (!saved) return new PrivacyBudget(configured);
+    const b = PrivacyBudget.fromJSON(saved);
+    const epsilon = Math.min(b.epsilon, configured.epsilon);
+    const delta = Math.min(b.delta, configured.delta);
+    if (epsilon === b.epsilon && delta === b.delta) return b;
+    return new PrivacyBudget({ epsilon, delta, conversion: b.conversion, orders: b.orders, fractionalSeries: b.fractionalSeries, mechanisms: b.mechanisms });
+  };
+  const out: Budgets = {};
+  if (hasRecord(policy.mode)) out.record = open(state?.record);
+  if (hasSite(policy.mode)) out.site = open(state?.site);
+  return out;
+}
+
+/** Saved budgets looser than this member's configuration says (the saved, stricter, limit stands): for a warning. */
+export function looserConfig(state: PrivacyState | undefined, policy: PrivacyPolicy, own: SiteBudget): Array<{ mode: 'record' | 'site'; saved: { epsilon: number; delta: number }; configured: { epsilon: number; delta: number } }> {
+  const configured = { epsilon: own.epsilon ?? policy.epsilon, delta: own.delta ?? policy.delta };
+  const out: ReturnType<typeof looserConfig> = [];
+  for (const mode of ['record', 'site'] as const) {
+    const s = state?.[mode];
+    if (s && (configured.epsilon > s.epsilon || configured.delta > s.delta)) out.push({ mode, saved: { epsilon: s.epsilon, delta: s.delta }, configured });
+  }
   return out;
 }
 
 /** What the planned round would spend per mode; `affordable` false if any budget would be exceeded. */
-export function checkAffordable(budgets: { record?: PrivacyBudget; site?: PrivacyBudget }, plan: RoundPlan): { affordable: boolean; spends: PrivacySpend[]; reason?: string } {
+export function checkAffordable(budgets: Budgets, plan: RoundPlan): { affordable: boolean; spends: PrivacySpend[]; reason?: string } {
   const spends: PrivacySpend[] = [];
   let reason: string | undefined;
   for (const mode of ['record', 'site'] as const) {
@@ -79,5 +143,161 @@ export function checkAffordable(budgets: { record?: PrivacyBudget; site?: Privac
   return { affordable: reason === undefined, spends, reason };
 }
 
-const fmt = (x: number) => (Number.isFinite(x) ? x.toPrecision(6) : String(x));
+// --- the budget rebuilt from this member's own signed ledger entries (docs/privacy.md, "Budgets") -------
 
+/** One of this member's own signed entries in its verified ledger replica. */
+export interface OwnLedgerEntry {
+  index: number;
+  leafHash: string;
+  type: 'contribution' | 'refusal';
+  round: number;
+  /** Contribution: what the member signed for its main mode (record-level if it has one, else site-level). */
+  epsilonTotal?: number;
+  delta?: number;
+  /** Contribution with DP off: the record count it declared. */
+  sampleCount?: number;
+  /** Refusal: why. */
+  reason?: string;
+  time?: number;
+}
+
+export interface RebuiltSpending {
+  privacy: PrivacyState;
+  /** Highest round this member contributed to or refused (it takes no part in them again). */
+  lastRound: number;
+  contributions: Array<{ round: number; baseVersion: number; loss: number; weight: number; trainSeconds: number; at: number; privacy?: PrivacySpend[]; ledgerIndex: number }>;
+  ledgerLeaves: Array<{ leafHash: string; index: number }>;
+  /** ε the ledger says this member's main mode has spent (its last contribution's signed total), 0 if none. */
+  ledgerEpsilon: number;
+}
+
+/** Relative agreement required between a replayed total and the one the member signed. */
+const REPLAY_TOLERANCE = 1e-9;
+
+/**
+ * This member's spending, rebuilt exactly from its own signed ledger entries, or NODE_BUDGET_UNRECOVERABLE.
+ * Each contribution entry signs the main mode's running total ε (at its δ); the mechanisms are what this
+ * member's config gives (q = B/N and its steps for DP-SGD; the manifest's site-level z at q = 1), and a
+ * record-level z that config no longer gives (a budget changed between runs) is recovered as the unique z
+ * whose composition reproduces the signed total (ε is strictly decreasing in z), and must reproduce the next
+ * contribution too (one free z per entry would fit any q). Every entry's total must be reproduced to 1e-9,
+ * or the spending is not rebuilt: a fresh budget is never the fallback. What cannot be checked: the record
+ * count N (q = B/N) is not in the ledger under DP, so a CSV changed since the last contribution, with only
+ * that one entry after a z change to go by, is taken at its current N.
+ */
+export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { policy: PrivacyPolicy; rows: number; training: Pick<TrainingConfig, 'batchSize' | 'epochs'>; totalRounds: number; own: SiteBudget }): RebuiltSpending {
+  const { policy } = input;
+  const sorted = [...entries].sort((a, b) => a.index - b.index);
+  const budgets = openBudgets(undefined, policy, input.own);
+  const main: 'record' | 'site' | undefined = hasRecord(policy.mode) ? 'record' : hasSite(policy.mode) ? 'site' : undefined;
+  const shape = recordRound(input.rows, input.training);
+  const calibrated = budgets.record ? recordNoiseMultiplier(policy, shape, input.totalRounds, budgets.record) : undefined;
+  const siteStep = hasSite(policy.mode) ? sitePlan(policy) : undefined;
+  const acc = { record: new RdpAccountant(), site: new RdpAccountant() };
+  let lastZ: number | undefined;
+  let unconfirmed: { round: number } | undefined;
+  let ledgerEpsilon = 0;
+  const out: RebuiltSpending = { privacy: {}, lastRound: 0, contributions: [], ledgerLeaves: [], ledgerEpsilon: 0 };
+  for (const e of sorted) {
+    out.lastRound = Math.max(out.lastRound, e.round);
+    if (e.type === 'refusal') {
+      out.privacy.refused ??= { round: e.round, code: 'NODE_BUDGET_EXHAUSTED', reason: e.reason ?? 'refused a round for its privacy budget (rebuilt from the ledger)' };
+      continue;
+    }
+    out.ledgerLeaves.push({ leafHash: e.leafHash, index: e.index });
+    const spends: PrivacySpend[] = [];
+    if (main) {
+      const signed = e.epsilonTotal ?? NaN;
+      const delta = e.delta ?? NaN;
+      const unrecoverable = (why: string) => new FedtwinError('NODE_BUDGET_UNRECOVERABLE', `this member's privacy state is missing or behind its ledger, and its spending cannot be rebuilt exactly from its own ledger entries: ${why}`, {
+        hint: 'restore <dataDir>/state from a backup, or run with the record count (data.csv) and manifest of the run that signed those entries; this member will not start on a budget it cannot account for',
+        details: { ledgerIndex: e.index, round: e.round, signedEpsilonTotal: e.epsilonTotal ?? null, delta: e.delta ?? null },
+      });
+      if (!(signed >= 0) || !(delta > 0 && delta < 1)) throw unrecoverable(`its contribution to round ${e.round} (ledger entry ${e.index}) records no ε total at a valid δ`);
+      const after = (a: RdpAccountant, m: SampledGaussian) => a.clone().compose(m).getEpsilon(delta).epsilon;
+      const matches = (x: number) => Math.abs(x - signed) <= REPLAY_TOLERANCE * Math.max(1e-12, signed);
+      let mech: SampledGaussian;
+      if (main === 'site') {
+        mech = { sampleRate: siteStep!.sampleRate, noiseMultiplier: siteStep!.noiseMultiplier, steps: 1 };
+        if (!matches(after(acc.site, mech))) throw unrecoverable(`round ${e.round} signed ε = ${signed}, the manifest's site-level mechanism (q = 1, z = ${siteStep!.noiseMultiplier}) replays to ${after(acc.site, mech)}`);
+      } else {
+        const replay = (z: number) => after(acc.record, { ...shape, noiseMultiplier: z });
+        // What a member under this config would have used: the same z as its previous round, the policy's, the
+        // calibration from scratch, or the calibration resumed on what it had spent (recordNoiseMultiplier).
+        const resumed = () => (budgets.record && calibrated !== undefined
+          ? recordNoiseMultiplier(policy, shape, input.totalRounds, new PrivacyBudget({ epsilon: budgets.record.epsilon, delta: budgets.record.delta, mechanisms: acc.record.mechanisms }))
+          : undefined);
+        let z: number | undefined;
+        for (const candidate of [() => lastZ, () => policy.record?.noiseMultiplier, () => calibrated, resumed]) {
+          const c = candidate();
+          if (c !== undefined && matches(replay(c))) { z = c; break; }
+        }
+        if (z === undefined && unconfirmed) {
+          // One free z per entry would fit any q: a recovered z must reproduce the member's next round as well.
+          throw unrecoverable(`the noise multiplier that reproduces round ${unconfirmed.round} does not reproduce round ${e.round}: this member's q = ${shape.sampleRate} (${shape.steps} steps per round) is not the one those rounds ran with (did its record count or the training config change?)`);
+        }
+        if (z === undefined) {
+          z = smallestNoise(replay, signed);
+          if (z === undefined || !matches(replay(z))) {
+            throw unrecoverable(`round ${e.round} signed ε = ${signed} (δ = ${delta}), which no noise multiplier reproduces at this member's q = ${shape.sampleRate} and ${shape.steps} steps per round (did its record count or the training config change?)`);
+          }
+          unconfirmed = { round: e.round };
+        } else if (z === lastZ) {
+          unconfirmed = undefined;
+        }
+        lastZ = z;
+        mech = { ...shape, noiseMultiplier: z };
+      }
+      ledgerEpsilon = signed;
+      for (const mode of ['record', 'site'] as const) {
+        const m = mode === 'record' ? (main === 'record' ? mech : undefined) : siteStep ? { sampleRate: siteStep.sampleRate, noiseMultiplier: siteStep.noiseMultiplier, steps: 1 } : undefined;
+        const b = budgets[mode];
+        if (!m || !b) continue;
+        const before = acc[mode].getEpsilon(b.delta).epsilon;
+        acc[mode].compose(m);
+        const total = acc[mode].getEpsilon(b.delta).epsilon;
+        spends.push({ mode, epsilonRound: total - before, epsilonTotal: total, delta: b.delta, budgetEpsilon: b.epsilon, noiseMultiplier: m.noiseMultiplier, sampleRate: m.sampleRate, steps: m.steps, clip: mode === 'record' ? policy.record!.clip : siteStep!.clip });
+      }
+    }
+    out.contributions.push({ round: e.round, baseVersion: Number.NaN, loss: Number.NaN, weight: e.sampleCount ?? 1, trainSeconds: Number.NaN, at: e.time ?? 0, privacy: spends, ledgerIndex: e.index });
+  }
+  for (const mode of ['record', 'site'] as const) {
+    const b = budgets[mode];
+    if (b) out.privacy[mode] = new PrivacyBudget({ epsilon: b.epsilon, delta: b.delta, mechanisms: acc[mode].mechanisms }).toJSON();
+  }
+  out.ledgerEpsilon = ledgerEpsilon;
+  return out;
+}
+
+/** ε a saved state has spent in `mode` at `delta` (to compare with what the ledger signed). */
+export function savedEpsilon(state: PrivacyState | undefined, mode: 'record' | 'site', delta: number): number {
+  const s = state?.[mode];
+  if (!s) return 0;
+  return new RdpAccountant({ orders: s.orders, fractionalSeries: s.fractionalSeries, mechanisms: s.mechanisms }).getEpsilon(delta, s.conversion).epsilon;
+}
+
+/**
+ * Smallest z in (2⁻²⁰, 2³⁰] with f(z) ≤ target for a non-increasing f, to 1e-12 relative (the returned upper
+ * end meets the target); undefined if even 2³⁰ does not.
+ */
+export function smallestNoise(f: (z: number) => number, target: number): number | undefined {
+  let hi = 1;
+  while (f(hi) > target) {
+    hi *= 2;
+    if (hi > 2 ** 30) return undefined;
+  }
+  let lo = hi / 2;
+  while (f(lo) <= target) {
+    hi = lo;
+    lo /= 2;
+    if (lo < 2 ** -20) return hi;
+  }
+  while (hi - lo > 1e-12 * hi) {
+    const mid = (lo + hi) / 2;
+    if (f(mid) <= target) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+const fmt = (x: number) => (Number.isFinite(x) ? x.toPrecision(6) : String(x));

@@ -60,7 +60,7 @@ async function setUp(deps: RunDeps, res: Resources): Promise<NodeContext> {
   checkModelSize(vae, join);
   const scheme = res.scheme = await openScheme(init, join, link.call, deps.giveUpMs);
   const witness = res.witness = await openMemberWitness(init, join);
-  const resumed = await resumeState(init, deps.store, join, vae);
+  const resumed = await resumeState(init, deps.store, join, vae, { witness, call: link.call, rows: data.rows });
   const privacy = openPrivacy(init, join, resumed.state);
   return {
     init, host: init.host, log: init.logger, store: deps.store, call: link.call, signal: deps.signal, stopped: deps.stopped,

@@ -16,7 +16,9 @@ export interface NodeState {
   /** Highest round this member has handled (contributed to or skipped). */
   lastRound: number;
   /** Rounds this member contributed to, with what it reported. */
-  contributions: Array<{ round: number; baseVersion: number; loss: number; weight: number; trainSeconds: number; at: number; privacy?: PrivacySpend[] }>;
+  contributions: Array<{ round: number; baseVersion: number; loss: number; weight: number; trainSeconds: number; at: number; privacy?: PrivacySpend[];
+    /** Set on a contribution rebuilt from this member's ledger entry at that index (its statistics and base are unknown: NaN). */
+    ledgerIndex?: number }>;
   /** Loss per epoch of each round's local training, for reports. */
   losses: Array<{ round: number; losses: number[] }>;
   /** Privacy budgets per mode and a standing refusal (see privacy.ts). */
@@ -66,7 +68,7 @@ export class NodeStore {
     const state = await this.meta.get('state');
     if (!state) return undefined;
     const global = await this.blobs.get('global');
-    if (!global) throw new FedtwinError('STATE_CORRUPT', 'node state lists a global model but its weights are missing', { hint: 'delete the dataDir to start over (the member re-syncs from the aggregator)' });
+    if (!global) throw new FedtwinError('STATE_CORRUPT', 'node state lists a global model but its weights are missing', { hint: 'move <dataDir>/state aside (keep the ledger replica and he-keys) and restart: the member rebuilds its privacy spending from its own ledger entries and re-syncs the model from the aggregator' });
     return { state, global, private: await this.blobs.get('private'), pending: state.pending ? await this.blobs.get('pending') : undefined };
   }
 

@@ -5,22 +5,30 @@ import { createRng, fillNormal, osNoise } from '@fedtwin/models';
 import { Protocols, RefuseAck, type JoinResponse, type TaskResponse } from '@fedtwin/protocol';
 import type { NodeInit } from '../api.ts';
 import { persist, type NodeContext, type Privacy } from '../context.ts';
-import { checkAffordable, openBudgets, planRound, type RoundPlan } from '../privacy.ts';
+import { checkAffordable, looserConfig, openBudgets, planRound, recordNoiseMultiplier, recordRound, type RoundPlan } from '../privacy.ts';
 import type { NodeState } from '../store.ts';
 import { spentSummary } from '../util.ts';
 
 type OpenTask = Extract<TaskResponse, { status: 'open' }>;
 export type Affordability = ReturnType<typeof checkAffordable>;
 
-/** The policy, the budgets restored from `state`, and the noise source; logs the privacy mode this member runs under. */
+/**
+ * The policy, the budgets restored from `state` (the stricter of saved and configured limits), and the noise
+ * source; logs the privacy mode this member runs under.
+ */
 export function openPrivacy(init: NodeInit, join: JoinResponse, state: NodeState): Privacy {
   const log = init.logger;
   const policy = join.privacy;
-  const budgets = openBudgets(state.privacy, policy, init.privacy ?? {});
-  const budgetEps = init.privacy?.epsilon ?? policy.epsilon;
-  const budgetDelta = init.privacy?.delta ?? policy.delta;
+  const own = init.privacy ?? {};
+  const budgets = openBudgets(state.privacy, policy, own);
+  const main = budgets.record ?? budgets.site;
+  const budgetEps = main?.epsilon ?? own.epsilon ?? policy.epsilon;
+  const budgetDelta = main?.delta ?? own.delta ?? policy.delta;
   const normal = noiseSource(init);
   if (init.seededNoise) log.warn({ event: 'seeded-noise' }, 'DP noise and HE rounding are seeded (simulation mode): not private against anyone who knows the seed');
+  for (const l of looserConfig(state.privacy, policy, own)) {
+    log.warn({ event: 'budget-kept', mode: l.mode, saved: l.saved, configured: l.configured }, `${l.mode}-level budget: the configured ε = ${l.configured.epsilon}, δ = ${l.configured.delta} is looser than the ε = ${l.saved.epsilon}, δ = ${l.saved.delta} this member started under; the stricter stands`);
+  }
   if (policy.mode !== 'off') {
     log.info({ event: 'privacy', mode: policy.mode, epsilon: budgetEps, delta: budgetDelta, spent: spentSummary(budgets) }, `privacy: ${policy.mode}-level DP, budget ε = ${budgetEps}, δ = ${budgetDelta}`);
   }
@@ -43,14 +51,27 @@ function noiseSource(init: NodeInit): Privacy['normal'] {
 
 /** This round's plan and what it would spend; undefined if this member refuses the round (the refusal is persisted and sent). */
 export async function planOrRefuse(ctx: NodeContext, task: OpenTask): Promise<{ plan: RoundPlan; check: Affordability } | undefined> {
-  const { policy, budgets, budgetDelta, budgetEps } = ctx.privacy;
-  const plan = planRound(policy, ctx.data.rows, task.training, ctx.join.totalRounds, budgetDelta, budgetEps);
+  const { policy, budgets } = ctx.privacy;
+  const plan = planRound(policy, ctx.data.rows, task.training, recordNoise(ctx, task));
   const check = checkAffordable(budgets, plan);
   if (!check.affordable || ctx.state.privacy?.refused) {
     await refuse(ctx, task.round, check);
     return undefined;
   }
   return { plan, check };
+}
+
+/** The record-level z, calibrated once per run from the budget as restored (recordNoiseMultiplier): equal every round, so rounds merge in the accountant. */
+const calibratedNoise = new WeakMap<Privacy, number>();
+function recordNoise(ctx: NodeContext, task: OpenTask): number | undefined {
+  const { policy, budgets } = ctx.privacy;
+  if (!budgets.record || policy.record?.noiseMultiplier !== undefined) return undefined;
+  let z = calibratedNoise.get(ctx.privacy);
+  if (z === undefined) {
+    z = recordNoiseMultiplier(policy, recordRound(ctx.data.rows, task.training), ctx.join.totalRounds, budgets.record);
+    calibratedNoise.set(ctx.privacy, z);
+  }
+  return z;
 }
 
 /** Records the refusal (it stands for every later round), then tells the aggregator, with a signed refusal entry. */

@@ -5,23 +5,49 @@ import { FedtwinError } from '@fedtwin/errors';
 import { decodeRows, toCsv } from '@fedtwin/models';
 import type { NodeRunResult, SyntheticOutput } from '../api.ts';
 import type { NodeContext } from '../context.ts';
-import { openBudgets } from '../privacy.ts';
+import { openBudgets, releaseUsesPrivateLayers } from '../privacy.ts';
 import { spentSummary } from '../util.ts';
 import { dpOn } from './encode.ts';
+import { genesisPrivateWeights } from './join.ts';
 
-/** Generates synthetic records from the final global model and this site's private sub-model; returns how many. */
+/**
+ * Generates synthetic records from the final global model and, where its DP covers them, this site's private
+ * layers (releaseUsesPrivateLayers); returns how many.
+ */
 export async function writeSynthetic(ctx: NodeContext, synthetic: SyntheticOutput): Promise<number> {
   const { vae, init } = ctx;
   vae.setSharedWeights(ctx.global);
+  const trainedPrivate = releaseUsesPrivateLayers(ctx.privacy.policy.mode) ? undefined : useGenesisPrivateLayers(ctx);
   const mix = syntheticClassMix(ctx.data.classes, ctx.data.cond, {
     operator: synthetic.classProbs, consortium: ctx.consortium.manifest.training.classMix, dp: dpOn(ctx.privacy.policy.mode),
   });
-  const gen = vae.generate(synthetic.rows, { classProbs: mix.probs, seed: (init.seed ?? 1) + 7 });
+  let gen: ReturnType<typeof vae.generate>;
+  try {
+    gen = vae.generate(synthetic.rows, { classProbs: mix.probs, seed: (init.seed ?? 1) + 7 });
+  } finally {
+    if (trainedPrivate) vae.setPrivateWeights(trainedPrivate);
+  }
   const synthRows = decodeRows(ctx.schema, gen.x, gen.cond);
   await mkdir(dirname(synthetic.out), { recursive: true });
   await writeFile(synthetic.out, toCsv(ctx.schema.columns.map((c) => c.name), synthRows));
   ctx.log.info({ event: 'synthetic-written', rows: synthRows.length, out: synthetic.out, classMix: mix.source }, `wrote ${synthRows.length} synthetic records to ${synthetic.out} (class mix: ${mix.source})`);
   return synthRows.length;
+}
+
+/**
+ * Site-level DP only: the private layers trained on the site's records without DP, so the release is made
+ * from the shared layers alone, the private ones set to their seeded initial values (identical on every
+ * member, independent of any record; for the default split the zero adapter, i.e. exactly the global model).
+ * Returns the trained private weights, to put back afterwards.
+ */
+function useGenesisPrivateLayers(ctx: NodeContext): Float32Array {
+  const trained = ctx.vae.getPrivateWeights();
+  ctx.vae.setPrivateWeights(genesisPrivateWeights(ctx.join, ctx.data));
+  const other = ctx.vae.privateLayers.filter((l) => l !== 'site.adapter');
+  if (other.length > 0) {
+    ctx.log.warn({ event: 'synthetic-shared-only', layers: other }, `site-level DP: the synthetic records come from the shared layers only; the private layers ${other.join(', ')} are at their untrained initial values in them`);
+  }
+  return trained;
 }
 
 export function runResult(ctx: NodeContext, syntheticRows: number): NodeRunResult {

@@ -46,6 +46,16 @@ export function buildModel(join: JoinResponse, data: EncodedTable): TwinVae {
   });
 }
 
+/** The private layers' weights of version 0: seeded, the same on every member, trained on nothing. */
+export function genesisPrivateWeights(join: JoinResponse, data: EncodedTable): Float32Array {
+  const fresh = buildModel(join, data);
+  try {
+    return fresh.getPrivateWeights();
+  } finally {
+    fresh.dispose();
+  }
+}
+
 export function checkModelSize(vae: TwinVae, join: JoinResponse): void {
   if (vae.sharedSize !== join.modelValues) {
     throw new FedtwinError('NODE_MODEL_MISMATCH', `local shared model has ${vae.sharedSize} values, the consortium's ${join.modelValues}`, { hint: 'run the same fedtwin version as the aggregator' });
