@@ -17,7 +17,7 @@ export interface AuditJob {
   data: Uint8Array;
   /** n+1 offsets into data */
   offsets: Uint32Array;
-  /** the log origin v2 entry signatures are bound to (legacy v1 signatures are accepted and counted) */
+  /** the log origin v2 entry signatures are bound to (undefined: none known, so no signature verifies) */
   origin?: string;
 }
 
@@ -52,8 +52,6 @@ export interface AuditChunkResult {
   strings: string[];
   /** the first bad entry of the chunk (position in the chunk), if any; nothing after it was examined */
   bad: { at: number; kind: 'parse' | 'signature'; message: string } | null;
-  /** entries whose signature is legacy v1 (bound to no log origin) */
-  legacy: number;
   impl: SignatureImpl;
 }
 
@@ -111,7 +109,6 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
     return k;
   };
   let bad: AuditChunkResult['bad'] = null;
-  let legacy = 0;
   let count = n;
   for (let i = 0; i < n; i++) {
     aggOffsets[i + 1] = aggOffsets[i];
@@ -171,20 +168,30 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
     const check = (m: Uint8Array) => (fast !== undefined && fast(e.signature, m, publicKeyRawOfPeerId(e.author))) || verify(null, m, publicKeyOfPeerId(e.author), e.signature);
     try {
       ok = job.origin !== undefined && check(entrySignedMessage(e, job.origin));
-      if (!ok) {
-        ok = check(e.signedMessage); // legacy v1: bound to no log
-        if (ok) legacy++;
-      }
     } catch {
       ok = false; // an author key that is not a valid point
     }
     if (!ok) {
-      bad = { at: i, kind: 'signature', message: `signature does not verify against its author ${e.author} (forged or altered)` };
+      let v1 = false;
+      try {
+        v1 = check(e.signedMessage); // a retired v1 signature (bound to no log): named, then refused
+      } catch {
+        v1 = false;
+      }
+      bad = {
+        at: i,
+        kind: 'signature',
+        message: v1
+          ? `entry by ${e.author} has a v1 signature (fedtwin-ledger-entry/v1, bound to no log origin); v1 entries are no longer accepted, only v2 signatures bound to the log origin${job.origin === undefined ? '' : ` ${job.origin}`}`
+          : job.origin === undefined
+            ? `signature cannot be checked: the ledger has no log origin (no checkpoint, none recorded), and entry signatures are bound to it`
+            : `signature does not verify against its author ${e.author} for the log origin ${job.origin} (forged, altered, or signed for another log)`,
+      };
       count = i + 1;
       break;
     }
   }
-  return { id: job.id, count, leafHashes, type, round, who, author, admit, epsilonTotal, deltaTotal, epsilon, mechanism, version, aggOffsets, aggLeaves: Float64Array.from(agg), strings, bad, legacy, impl };
+  return { id: job.id, count, leafHashes, type, round, who, author, admit, epsilonTotal, deltaTotal, epsilon, mechanism, version, aggOffsets, aggLeaves: Float64Array.from(agg), strings, bad, impl };
 }
 
 /** The transferable buffers of a result (so posting it copies nothing). */

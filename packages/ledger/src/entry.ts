@@ -1,8 +1,9 @@
 // Ledger entries: typed payloads, canonical JSON (RFC 8785 style), signed by the author's libp2p Ed25519 key.
 //
 // Envelope (the exact leaf data) = canonical JSON {"author": <peer ID>, "payload": {...}, "sig": <base64>}.
-// Signed message = "fedtwin-ledger-entry/v1\n" || canonical JSON {"author", "payload"}, so an entry
-// cannot be re-attributed to another author and the signature covers every payload byte.
+// Signed message (v2) = "fedtwin-ledger-entry/v2\n" || origin || "\n" || canonical JSON {"author", "payload"}, so an
+// entry cannot be re-attributed to another author or replayed into another log, and the signature covers every
+// payload byte. Retired v1 signatures ("fedtwin-ledger-entry/v1\n" || canonical JSON, bound to no log) are refused.
 import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { peerIdFromString, type peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -12,7 +13,7 @@ import { hashLeaf } from './merkle.ts';
 
 /** Entries above this size are refused before parsing. */
 export const MAX_ENTRY_BYTES = 64 * 1024;
-/** Legacy context: the signature does not bind the log (accepted for entries signed without an origin). */
+/** Retired v1 context (the signature bound no log); v1 entries are refused, and named as such in the error. */
 export const ENTRY_SIGN_CONTEXT = 'fedtwin-ledger-entry/v1\n';
 /** Current context: "fedtwin-ledger-entry/v2\n" || origin || "\n" || canonical JSON {author, payload}. */
 export const ENTRY_SIGN_CONTEXT_V2 = 'fedtwin-ledger-entry/v2\n';
@@ -249,8 +250,8 @@ export interface EntrySigner {
   readonly peerId: string;
   /** raw 32-byte Ed25519 public key */
   readonly publicKey: Uint8Array;
-  /** the log origin entries are bound to (v2 signatures); undefined: legacy v1 signatures bound to no log */
-  readonly origin?: string;
+  /** the log origin entries are bound to (v2 signatures) */
+  readonly origin: string;
   sign(message: Uint8Array): Promise<Uint8Array>;
   signSync(message: Uint8Array): Uint8Array;
 }
@@ -276,8 +277,8 @@ export function asyncVerify(key: KeyObject, message: Uint8Array, signature: Uint
 }
 
 /** Wraps a libp2p Ed25519 private key (from `generateKeyPair('Ed25519')` or `privateKeyFromProtobuf`). */
-export function createEntrySigner(privateKey: Libp2pPrivateKey, origin?: string): EntrySigner {
-  if (origin !== undefined && (typeof origin !== 'string' || origin.length === 0 || /[\u0000-\u001f]/.test(origin))) {
+export function createEntrySigner(privateKey: Libp2pPrivateKey, origin: string): EntrySigner {
+  if (typeof origin !== 'string' || origin.length === 0 || /[\u0000-\u001f]/.test(origin)) {
     throw new FedtwinError('LEDGER_BAD_ARGUMENT', `entry origin ${JSON.stringify(origin)} must be a non-empty single line (the log origin, e.g. fedtwin/<consortium>)`);
   }
   if (privateKey.type !== 'Ed25519') {
@@ -291,7 +292,7 @@ export function createEntrySigner(privateKey: Libp2pPrivateKey, origin?: string)
   return {
     peerId,
     publicKey,
-    ...(origin === undefined ? {} : { origin }),
+    origin,
     sign: (m) => asyncSign(key, m),
     signSync: (m) => new Uint8Array(nodeSign(null, m, key)),
   };
@@ -337,23 +338,24 @@ export interface LedgerEntry {
   readonly signature: Uint8Array;
   /** RFC 6962 leaf hash of `bytes` */
   readonly leafHash: Uint8Array;
-  /** the legacy (v1) signed message: ENTRY_SIGN_CONTEXT || canonical JSON {author, payload}; see entrySignedMessage for v2 */
+  /** ENTRY_SIGN_CONTEXT || canonical JSON {author, payload} (the retired v1 message; entrySignedMessage builds the v2 one from it) */
   readonly signedMessage: Uint8Array;
 }
 
 /**
- * Entries whose signature this process has checked (or made), with the origin it holds for (null: a legacy
- * v1 signature, bound to no log); appends skip re-verifying them for that origin.
+ * Entries whose signature this process has checked (or made), with the origin it holds for; appends skip
+ * re-verifying them for that origin.
  */
-const verified = new WeakMap<LedgerEntry, string | null>();
+const verified = new WeakMap<LedgerEntry, string>();
 
+/** Whether `e`'s signature was checked or made here for `origin` (without one: for any origin). */
 export function isVerifiedEntry(e: LedgerEntry, origin?: string): boolean {
   const o = verified.get(e);
-  return o !== undefined && (o === null || origin === undefined || o === origin);
+  return o !== undefined && (origin === undefined || o === origin);
 }
 
-/** The origin an entry's signature was checked or made for (null: legacy v1), undefined if unchecked. */
-export function verifiedOrigin(e: LedgerEntry): string | null | undefined {
+/** The origin an entry's signature was checked or made for, undefined if unchecked. */
+export function verifiedOrigin(e: LedgerEntry): string | undefined {
   return verified.get(e);
 }
 
@@ -371,23 +373,32 @@ function signedMessageFor(author: string, payload: EntryPayload): Uint8Array {
   return utf8.encode(ENTRY_SIGN_CONTEXT + canonicalJson({ author, payload }));
 }
 
-/** Validates the payload, signs it and returns the entry with its canonical bytes. */
+function signerOrigin(signer: EntrySigner): string {
+  if (typeof signer.origin !== 'string' || signer.origin.length === 0) {
+    throw new FedtwinError('LEDGER_BAD_ARGUMENT', 'the entry signer has no log origin (v1 entries, bound to no log, are no longer made)', {
+      hint: 'create the signer with createEntrySigner(key, origin), origin = the log origin (fedtwin/<consortium>)',
+    });
+  }
+  return signer.origin;
+}
+
+/** Validates the payload, signs it (v2, bound to the signer's origin) and returns the entry with its canonical bytes. */
 export async function createEntry(payload: EntryPayloadInput, signer: EntrySigner): Promise<LedgerEntry> {
   const p = validatePayload({ v: 1, ...payload });
   const signedMessage = signedMessageFor(signer.peerId, p);
-  const signature = await signer.sign(signer.origin === undefined ? signedMessage : entrySignedMessage({ signedMessage }, signer.origin));
-  return finishCreate(p, signer.peerId, signature, signedMessage, signer.origin ?? null);
+  const signature = await signer.sign(entrySignedMessage({ signedMessage }, signerOrigin(signer)));
+  return finishCreate(p, signer.peerId, signature, signedMessage, signer.origin);
 }
 
 /** Synchronous variant of `createEntry` (blocks the event loop for one signature). */
 export function createEntrySync(payload: EntryPayloadInput, signer: EntrySigner): LedgerEntry {
   const p = validatePayload({ v: 1, ...payload });
   const signedMessage = signedMessageFor(signer.peerId, p);
-  const signature = signer.signSync(signer.origin === undefined ? signedMessage : entrySignedMessage({ signedMessage }, signer.origin));
-  return finishCreate(p, signer.peerId, signature, signedMessage, signer.origin ?? null);
+  const signature = signer.signSync(entrySignedMessage({ signedMessage }, signerOrigin(signer)));
+  return finishCreate(p, signer.peerId, signature, signedMessage, signer.origin);
 }
 
-function finishCreate(payload: EntryPayload, author: string, signature: Uint8Array, signedMessage: Uint8Array, origin: string | null): LedgerEntry {
+function finishCreate(payload: EntryPayload, author: string, signature: Uint8Array, signedMessage: Uint8Array, origin: string): LedgerEntry {
   const bytes = utf8.encode(canonicalJson({ author, payload, sig: toBase64(signature) }));
   if (bytes.byteLength > MAX_ENTRY_BYTES) throw new FedtwinError('LEDGER_ENTRY_INVALID', `entry is ${bytes.byteLength} bytes, above the ${MAX_ENTRY_BYTES}-byte cap`);
   const e: LedgerEntry = { bytes, author, payload, signature, leafHash: hashLeaf(bytes), signedMessage };
@@ -453,50 +464,61 @@ export function parseEntry(bytes: Uint8Array): LedgerEntry {
   return { bytes, author: env.author, payload, signature, leafHash: hashLeaf(bytes), signedMessage };
 }
 
-function signatureError(e: LedgerEntry): FedtwinError {
-  return new FedtwinError('LEDGER_SIGNATURE_INVALID', `entry signature does not verify against its author ${e.author}`, {
-    hint: 'the entry was forged or altered after signing',
+/**
+ * The error for an entry whose signature does not verify for `origin`. An entry carrying a retired v1
+ * signature (bound to no log) is named as such, so an old ledger or an old client is told what is wrong.
+ */
+function signatureError(e: LedgerEntry, origin?: string): FedtwinError {
+  if (isV1Signed(e)) {
+    return new FedtwinError(
+      'LEDGER_SIGNATURE_INVALID',
+      `entry by ${e.author} has a v1 signature (fedtwin-ledger-entry/v1, bound to no log origin); v1 entries are no longer accepted, only v2 signatures bound to the log origin${origin === undefined ? '' : ` ${origin}`}`,
+      { hint: 'the entry was made by an old client or comes from an old ledger: re-sign it with createEntrySigner(key, origin)', details: { author: e.author, format: 'v1' } },
+    );
+  }
+  return new FedtwinError('LEDGER_SIGNATURE_INVALID', `entry signature does not verify against its author ${e.author}${origin === undefined ? '' : ` for the log origin ${origin}`}`, {
+    hint: 'the entry was forged, altered after signing, or signed for another log',
     details: { author: e.author },
   });
 }
 
-/**
- * Checks the Ed25519 signature against the key embedded in the author's peer ID. With `origin`: a v2
- * signature bound to that log, or else a legacy v1 signature (bound to no log); without: v1 only.
- */
-export function verifyEntrySignature(e: LedgerEntry, origin?: string): boolean {
-  const key = publicKeyOfPeerId(e.author);
-  if (origin !== undefined && nodeVerify(null, entrySignedMessage(e, origin), key, e.signature)) {
-    verified.set(e, origin);
-    return true;
+/** Whether `e` carries a retired v1 signature (over ENTRY_SIGN_CONTEXT || canonical JSON, bound to no log). */
+export function isV1Signed(e: LedgerEntry): boolean {
+  try {
+    return nodeVerify(null, e.signedMessage, publicKeyOfPeerId(e.author), e.signature);
+  } catch {
+    return false;
   }
-  const ok = nodeVerify(null, e.signedMessage, key, e.signature);
-  if (ok) verified.set(e, null);
+}
+
+/** Checks the v2 Ed25519 signature (bound to the log `origin`) against the key embedded in the author's peer ID. */
+export function verifyEntrySignature(e: LedgerEntry, origin: string): boolean {
+  if (typeof origin !== 'string') return false;
+  const key = publicKeyOfPeerId(e.author);
+  const ok = nodeVerify(null, entrySignedMessage(e, origin), key, e.signature);
+  if (ok) verified.set(e, origin);
   return ok;
 }
 
 /** Same as verifyEntrySignature on libuv's thread pool, so many checks run in parallel. */
-export async function verifyEntrySignatureAsync(e: LedgerEntry, origin?: string): Promise<boolean> {
+export async function verifyEntrySignatureAsync(e: LedgerEntry, origin: string): Promise<boolean> {
+  if (typeof origin !== 'string') return false;
   const key = publicKeyOfPeerId(e.author);
-  if (origin !== undefined && (await asyncVerify(key, entrySignedMessage(e, origin), e.signature))) {
-    verified.set(e, origin);
-    return true;
-  }
-  const ok = await asyncVerify(key, e.signedMessage, e.signature);
-  if (ok) verified.set(e, null);
+  const ok = await asyncVerify(key, entrySignedMessage(e, origin), e.signature);
+  if (ok) verified.set(e, origin);
   return ok;
 }
 
-/** parseEntry + signature check (for the log `origin`, see verifyEntrySignature); throws LEDGER_ENTRY_INVALID or LEDGER_SIGNATURE_INVALID. */
-export function decodeEntry(bytes: Uint8Array, origin?: string): LedgerEntry {
+/** parseEntry + v2 signature check for the log `origin`; throws LEDGER_ENTRY_INVALID or LEDGER_SIGNATURE_INVALID (a v1 entry: the latter, naming v1). */
+export function decodeEntry(bytes: Uint8Array, origin: string): LedgerEntry {
   const e = parseEntry(bytes);
-  if (!verifyEntrySignature(e, origin)) throw signatureError(e);
+  if (!verifyEntrySignature(e, origin)) throw signatureError(e, origin);
   return e;
 }
 
-export async function decodeEntryAsync(bytes: Uint8Array, origin?: string): Promise<LedgerEntry> {
+export async function decodeEntryAsync(bytes: Uint8Array, origin: string): Promise<LedgerEntry> {
   const e = parseEntry(bytes);
-  if (!(await verifyEntrySignatureAsync(e, origin))) throw signatureError(e);
+  if (!(await verifyEntrySignatureAsync(e, origin))) throw signatureError(e, origin);
   return e;
 }
 

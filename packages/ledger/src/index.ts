@@ -26,6 +26,7 @@ export {
   ENTRY_SIGN_CONTEXT_V2,
   entrySignedMessage,
   verifiedOrigin,
+  isV1Signed,
   ENTRY_TYPES,
   MEMBER_ENTRY_TYPES,
   authorshipViolation,

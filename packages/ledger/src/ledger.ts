@@ -28,7 +28,7 @@ import {
   type LeafRange,
   type PerfectNode,
 } from './merkle.ts';
-import { entrySignatureError, isVerifiedEntry, parseEntry, verifyEntrySignatureAsync, type EntryType, type LedgerEntry } from './entry.ts';
+import { entrySignatureError, isVerifiedEntry, parseEntry, verifiedOrigin, verifyEntrySignatureAsync, type EntryType, type LedgerEntry } from './entry.ts';
 import {
   formatVerifierKey,
   mergeNotes,
@@ -58,7 +58,9 @@ export interface OpenLedgerInit {
   readOnly?: boolean;
   /**
    * The log origin entry signatures are bound to (v2, docs/ledger.md §1); default: the origin recorded in
-   * the ledger (set by its first checkpoint or by a replica). Without either, only legacy v1 signatures verify.
+   * the ledger (set by its first commit, its first checkpoint or a replica); one contradicting it is refused.
+   * Without either, only entry objects made or checked in this process, all for one origin, can be appended
+   * (the first commit records it), and entry bytes cannot be checked (v1 entries, bound to no log, are refused).
    */
   origin?: string;
 }
@@ -211,7 +213,15 @@ async function openLedgerImpl(init: OpenLedgerInit, tolerateDamage: boolean): Pr
       return { ...n, hash: h };
     });
     const ledger = new Ledger(init.dir, readOnly, size, range);
-    if (init.origin !== undefined) ledger.entryOrigin = init.origin;
+    if (init.origin !== undefined) {
+      const recorded = await i.meta.get(utf8.encode('origin'));
+      if (recorded !== undefined && utf8Strict.decode(recorded) !== init.origin) {
+        throw new FedtwinError('LEDGER_BAD_ARGUMENT', `ledger ${init.dir} belongs to the log origin ${utf8Strict.decode(recorded)}, not ${init.origin}`, {
+          hint: 'entry signatures are bound to the log origin: open the ledger with its own origin (or none)',
+        });
+      }
+      ledger.entryOrigin = init.origin;
+    }
     internalsOf.set(ledger, i);
     // A ledger written before the byKey index existed (or by a build without it): index it now, once.
     const indexedBytes = await i.meta.get(INDEXED);
@@ -309,6 +319,11 @@ export class Ledger {
     extra: { sublevel: 'checkpoints' | 'meta'; key: Uint8Array; value: Uint8Array }[],
   ): Promise<{ start: number; count: number; leafHashes: Uint8Array[] }> {
     const i = this.#i;
+    // The origin may have been set (by a checkpoint or an earlier commit) while this batch was being checked:
+    // every entry must verify for the origin that holds now, in the writer queue.
+    const recorded = await this.origin();
+    const origin = this.entryOrigin ?? recorded;
+    if (origin !== undefined) await Promise.all(entries.map((e, k) => recheckEntry(e, k, origin)));
     const start = this.#size;
     const range = this.compactRange();
     type Op = { type: 'put'; sublevel: Sub; key: Uint8Array; value: Uint8Array };
@@ -326,6 +341,13 @@ export class Ledger {
       ops.push({ type: 'put', sublevel: i.meta, key: INDEXED, value: u64be(size) });
     }
     for (const x of extra) ops.push({ type: 'put', sublevel: x.sublevel === 'checkpoints' ? i.checkpoints : i.meta, key: x.key, value: x.value });
+    // A ledger with no recorded origin records the one its first entries were checked or signed for (all of a
+    // batch share it, see checkEntries), so later appends, a reopen, signCheckpoint and `verify` hold it to that
+    // origin: entries bound to another log cannot follow, and the checkpoints must be signed under that name.
+    if (entries.length > 0 && recorded === undefined && !extra.some((x) => x.sublevel === 'meta' && utf8Strict.decode(x.key) === 'origin')) {
+      const o = origin ?? verifiedOrigin(entries[0]);
+      if (o !== undefined) ops.push({ type: 'put', sublevel: i.meta, key: utf8.encode('origin'), value: utf8.encode(o) });
+    }
     await i.db.batch(ops, { sync: true });
     if (this.#indexed === start) this.#indexed = size;
     this.#size = size;
@@ -371,7 +393,9 @@ export class Ledger {
   /** Entry at `index`, parsed and signature-checked. */
   async getEntry(index: number): Promise<LedgerEntry> {
     const e = parseEntry(await this.getEntryBytes(index));
-    if (!(await verifyEntrySignatureAsync(e, await this.#originForEntries()))) throw entrySignatureError(e);
+    const origin = await this.#originForEntries();
+    if (origin === undefined) throw noOriginError(this.dir);
+    if (!(await verifyEntrySignatureAsync(e, origin))) throw entrySignatureError(e, origin);
     return e;
   }
 
@@ -521,7 +545,7 @@ export class Ledger {
     this.#writable();
     parseVerifierKey(vkey);
     await this.#enqueue(async () => {
-      const [o, k] = [await this.origin(), await this.checkpointKey()];
+      const [o, k] = [(await this.origin()) ?? this.entryOrigin, await this.checkpointKey()];
       if ((o !== undefined && o !== origin) || (k !== undefined && k !== vkey)) {
         throw new FedtwinError('LEDGER_BAD_ARGUMENT', `ledger ${this.dir} already belongs to origin ${o} with key ${k}`);
       }
@@ -545,7 +569,7 @@ export class Ledger {
     return this.#enqueue(async () => {
       const i = this.#i;
       const vkey = formatVerifierKey(signer);
-      const [origin, pinned] = [await this.origin(), await this.checkpointKey()];
+      const [origin, pinned] = [(await this.origin()) ?? this.entryOrigin, await this.checkpointKey()];
       if (pinned !== undefined && pinned !== vkey) {
         throw new FedtwinError('LEDGER_BAD_ARGUMENT', `this ledger's checkpoints are signed by ${pinned}, not ${vkey}`, {
           hint: 'sign with the aggregator key the log started with',
@@ -651,16 +675,47 @@ async function buildByKey(i: Internals, from: number, to: number, dir: string): 
 
 /** Parses and signature-checks (in parallel) entries that this process has not verified yet. */
 async function checkEntries(entries: readonly (LedgerEntry | Uint8Array)[], origin: string | undefined): Promise<LedgerEntry[]> {
+  if (origin === undefined) {
+    // No origin to check against: only entries made or checked in this process (v2), all for one origin (the
+    // first entry's, which #commit then records); bytes cannot be checked at all.
+    const first = entries[0];
+    const batchOrigin = first === undefined || first instanceof Uint8Array ? undefined : verifiedOrigin(first);
+    return Promise.all(
+      entries.map(async (x, k) => {
+        if (x instanceof Uint8Array || verifiedOrigin(x) === undefined || batchOrigin === undefined) {
+          const err = noOriginError();
+          throw new FedtwinError(err.code, `entry ${k} of the batch: ${err.message}`, { hint: err.hint, details: { batchIndex: k } });
+        }
+        await recheckEntry(x, k, batchOrigin);
+        return x;
+      }),
+    );
+  }
   return Promise.all(
     entries.map(async (x, k) => {
       // An entry made or checked here for another origin is checked again for this one.
       const e = x instanceof Uint8Array ? parseEntry(x) : isVerifiedEntry(x, origin) ? x : parseEntry(x.bytes);
       if (!isVerifiedEntry(e, origin) && !(await verifyEntrySignatureAsync(e, origin))) {
-        const err = entrySignatureError(e);
-        throw new FedtwinError(err.code, `entry ${k} of the batch: ${err.message}`, { hint: err.hint, details: { batchIndex: k } });
+        const err = entrySignatureError(e, origin);
+        throw new FedtwinError(err.code, `entry ${k} of the batch: ${err.message}`, { hint: err.hint, details: { ...(err.details as object), batchIndex: k } });
       }
       return e;
     }),
   );
 }
 
+/** Checks (again) an entry made or checked here for `origin`, unless it already was for that origin. */
+async function recheckEntry(e: LedgerEntry, k: number, origin: string): Promise<void> {
+  if (isVerifiedEntry(e, origin)) return;
+  // An entry made or checked here for another origin: checked again for this one (from its bytes).
+  const again = parseEntry(e.bytes);
+  if (await verifyEntrySignatureAsync(again, origin)) return;
+  const err = entrySignatureError(again, origin);
+  throw new FedtwinError(err.code, `entry ${k} of the batch: ${err.message}`, { hint: err.hint, details: { ...(err.details as object), batchIndex: k } });
+}
+
+function noOriginError(dir?: string): FedtwinError {
+  return new FedtwinError('LEDGER_BAD_ARGUMENT', `the ledger${dir === undefined ? '' : ` ${dir}`} has no log origin yet (no checkpoint, opened without one), so entry signatures (v2, bound to the origin) cannot be checked`, {
+    hint: 'open it with openLedger({ dir, origin }) (origin = fedtwin/<consortium>), or append entries made with createEntrySigner(key, origin)',
+  });
+}

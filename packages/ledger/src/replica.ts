@@ -106,7 +106,10 @@ export class Replica {
       input.entries.map((b, k) =>
         decodeEntryAsync(b, this.origin).catch((e: unknown) => {
           const err = e as FedtwinError;
-          throw new FedtwinError(isFedtwinError(err) ? err.code : 'LEDGER_ENTRY_INVALID', `entry ${local + k}: ${err.message}`, { details: { index: local + k } });
+          throw new FedtwinError(isFedtwinError(err) ? err.code : 'LEDGER_ENTRY_INVALID', `entry ${local + k}: ${err.message}`, {
+            ...(isFedtwinError(err) && err.hint !== undefined ? { hint: err.hint } : {}),
+            details: { ...(isFedtwinError(err) ? (err.details as object | undefined) : undefined), index: local + k },
+          });
         }),
       ),
     );

@@ -46,8 +46,6 @@ export interface LedgerSummary {
   unaggregatedCount: number;
   /** contributions whose mechanism (sampleRate, noiseMultiplier, steps, delta) was recomputed with @fedtwin/dp */
   mechanismsChecked: number;
-  /** entries with a legacy v1 signature (bound to no log origin; replayable into another consortium's log) */
-  legacyEntries: number;
   /** trusted checkpoints (from outside the directory) the ledger was found consistent with */
   trustedCheckpoints: { size: number; rootHash: string }[];
   /** Ed25519 implementation that checked entry signatures (libsodium when installed; node:crypto decides every rejection) */
@@ -139,7 +137,6 @@ class Tally {
   lastRound: { round: number; version: string } | undefined;
   modelVersions = new Set<string>();
   mechanismsChecked = 0;
-  legacy = 0;
   epsilonCache = new Map<string, number>();
 
   /** Is this author the log's aggregator? The checkpoint key's owner; without one, the first entry's author. */
@@ -328,7 +325,6 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
       unaggregatedContributions: unagg.list,
       unaggregatedCount: unagg.count,
       mechanismsChecked: tally.mechanismsChecked,
-      legacyEntries: tally.legacy,
       trustedCheckpoints: trustedOk,
       signatureImpl: sigImpl(),
     };
@@ -421,7 +417,6 @@ export async function verifyOpenLedger(ledger: Ledger, opts: VerifyOptions = {})
     const consume = async (): Promise<void> => {
       const c = inflight.shift() as (typeof inflight)[number];
       const r = await c.result;
-      tally.legacy += r.legacy;
       for (let j = 0; j < r.count; j++) {
         const index = c.first + j;
         if (r.bad?.at === j && r.bad.kind === 'parse') throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: ${r.bad.message}`);

@@ -13,7 +13,7 @@ import {
   toHex,
   type EntryPayloadInput,
 } from '../src/index.ts';
-import { hex, party } from './helpers.ts';
+import { hex, party, ORIGIN } from './helpers.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -54,11 +54,11 @@ describe('entries', () => {
       const e = await createEntry(p, a.entry);
       const text = dec.decode(e.bytes);
       expect(text.startsWith(`{"author":"${a.peerId}","payload":{`)).toBe(true);
-      const back = decodeEntry(e.bytes);
+      const back = decodeEntry(e.bytes, ORIGIN);
       expect(back.payload).toEqual({ v: 1, ...p });
       expect(back.author).toBe(a.peerId);
       expect(toHex(back.leafHash)).toBe(toHex(hashLeaf(e.bytes)));
-      expect((await decodeEntryAsync(e.bytes)).payload.type).toBe(p.type);
+      expect((await decodeEntryAsync(e.bytes, ORIGIN)).payload.type).toBe(p.type);
     }
   });
 
@@ -76,11 +76,11 @@ describe('entries', () => {
     );
     const good = createEntrySync({ type: 'membership', action: 'admit', peerId: a.peerId }, a.entry);
     const text = dec.decode(good.bytes);
-    expect(() => decodeEntry(enc.encode(text.replace('"admit"', '"promote"')))).toThrow(/action/);
-    expect(() => decodeEntry(enc.encode(text.replace('{"author"', '{ "author"')))).toThrow(/canonical/);
-    expect(() => decodeEntry(enc.encode(text.replace('"v":1', '"v":1,"zz":2')))).toThrow(/zz/);
-    expect(() => decodeEntry(new Uint8Array(70_000))).toThrow(/cap/);
-    expect(() => decodeEntry(enc.encode('[1]'))).toThrow(/object/);
+    expect(() => decodeEntry(enc.encode(text.replace('"admit"', '"promote"')), ORIGIN)).toThrow(/action/);
+    expect(() => decodeEntry(enc.encode(text.replace('{"author"', '{ "author"')), ORIGIN)).toThrow(/canonical/);
+    expect(() => decodeEntry(enc.encode(text.replace('"v":1', '"v":1,"zz":2')), ORIGIN)).toThrow(/zz/);
+    expect(() => decodeEntry(new Uint8Array(70_000), ORIGIN)).toThrow(/cap/);
+    expect(() => decodeEntry(enc.encode('[1]'), ORIGIN)).toThrow(/object/);
   });
 
   it('detects a forged signature and a re-attributed author', async () => {
@@ -92,9 +92,9 @@ describe('entries', () => {
     const forged = createEntrySync({ type: 'membership', action: 'admit', peerId: b.peerId }, b.entry);
     const sigB = JSON.parse(dec.decode(forged.bytes)).sig as string;
     const withSigB = text.replace(/"sig":"[^"]+"/, `"sig":"${sigB}"`);
-    expect(() => decodeEntry(enc.encode(withSigB))).toThrow(expect.objectContaining({ code: 'LEDGER_SIGNATURE_INVALID' }));
+    expect(() => decodeEntry(enc.encode(withSigB), ORIGIN)).toThrow(expect.objectContaining({ code: 'LEDGER_SIGNATURE_INVALID' }));
     const reattributed = text.replace(a.peerId, b.peerId);
-    expect(() => decodeEntry(enc.encode(reattributed))).toThrow(expect.objectContaining({ code: 'LEDGER_SIGNATURE_INVALID' }));
+    expect(() => decodeEntry(enc.encode(reattributed), ORIGIN)).toThrow(expect.objectContaining({ code: 'LEDGER_SIGNATURE_INVALID' }));
   });
 
   it('any single-byte change to an entry is rejected (property)', async () => {
@@ -107,15 +107,24 @@ describe('entries', () => {
       fc.property(fc.nat({ max: e.bytes.length - 1 }), fc.integer({ min: 1, max: 255 }), (pos, x) => {
         const b = Uint8Array.from(e.bytes);
         b[pos] ^= x;
-        expect(() => decodeEntry(b)).toThrow(expect.objectContaining({ code: expect.stringMatching(/^LEDGER_(ENTRY|SIGNATURE)_INVALID$/) }));
+        expect(() => decodeEntry(b, ORIGIN)).toThrow(expect.objectContaining({ code: expect.stringMatching(/^LEDGER_(ENTRY|SIGNATURE)_INVALID$/) }));
       }),
       { numRuns: 400 },
     );
   });
 
+  it('requires a log origin: a signer without one (what made v1 entries) is refused', async () => {
+    const a = await party(1);
+    const k = await (await import('./helpers.ts')).keyFromSeed(1);
+    expect(() => createEntrySigner(k, undefined as never)).toThrow(expect.objectContaining({ code: 'LEDGER_BAD_ARGUMENT' }));
+    expect(() => createEntrySigner(k, '')).toThrow(expect.objectContaining({ code: 'LEDGER_BAD_ARGUMENT' }));
+    const { origin: _o, ...noOrigin } = a.entry;
+    expect(() => createEntrySync({ type: 'membership', action: 'remove', peerId: a.peerId }, noOrigin as never)).toThrow(/v1/);
+  });
+
   it('refuses non-Ed25519 keys', async () => {
     const k = await generateKeyPair('secp256k1');
-    expect(() => createEntrySigner(k as never)).toThrow(/Ed25519/);
+    expect(() => createEntrySigner(k as never, ORIGIN)).toThrow(/Ed25519/);
   });
 
   it('parseEntry does not check signatures, decodeEntry does', async () => {
@@ -123,6 +132,6 @@ describe('entries', () => {
     const e = createEntrySync({ type: 'membership', action: 'remove', peerId: a.peerId }, a.entry);
     const tampered = dec.decode(e.bytes).replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`);
     expect(parseEntry(enc.encode(tampered)).author).toBe(a.peerId);
-    expect(() => decodeEntry(enc.encode(tampered))).toThrow(/signature/);
+    expect(() => decodeEntry(enc.encode(tampered), ORIGIN)).toThrow(/signature/);
   });
 });

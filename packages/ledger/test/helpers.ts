@@ -21,7 +21,7 @@ export interface Party {
 /** A party with its entry signer and a note signer named `name` (default: its peer ID). */
 export async function party(n: number, name?: string): Promise<Party> {
   const k = await keyFromSeed(n);
-  const entry = createEntrySigner(k);
+  const entry = createEntrySigner(k, ORIGIN);
   return { entry, note: createNoteSigner(name ?? entry.peerId, k), peerId: entry.peerId };
 }
 

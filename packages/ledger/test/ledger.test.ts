@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { existsSync } from 'node:fs';
 import {
   openLedger,
+  createEntrySigner,
   createEntrySync,
   consistencyProof,
   inclusionProof,
@@ -18,17 +19,17 @@ import {
   type Ledger,
   type LedgerEntry,
 } from '../src/index.ts';
-import { fillLedger, party, tempDir, type Party } from './helpers.ts';
+import { fillLedger, keyFromSeed, party, tempDir, ORIGIN, type Party } from './helpers.ts';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function fresh(tag: string): Promise<{ ledger: Ledger; dir: string }> {
+async function fresh(tag: string, origin?: string): Promise<{ ledger: Ledger; dir: string }> {
   const t = tempDir(tag);
   cleanups.push(t.cleanup);
-  const ledger = await openLedger({ dir: t.dir });
+  const ledger = await openLedger({ dir: t.dir, ...(origin === undefined ? {} : { origin }) });
   cleanups.push(() => ledger.close());
   return { ledger, dir: t.dir };
 }
@@ -98,7 +99,7 @@ describe('Level store', () => {
 
   it('rejects invalid and forged entries before writing anything', async () => {
     const a = await party(1);
-    const { ledger } = await fresh('reject');
+    const { ledger } = await fresh('reject', ORIGIN); // entry bytes are checked for the log origin
     const good = entries(a, 2);
     const forged = new TextEncoder().encode(new TextDecoder().decode(good[1].bytes).replace('k-1', 'k-9'));
     await expect(ledger.appendMany([good[0], forged])).rejects.toThrow(expect.objectContaining({ code: 'LEDGER_SIGNATURE_INVALID' }));
@@ -123,7 +124,7 @@ describe('Level store', () => {
   });
 
   it('stores checkpoints, merges cosignatures and builds sync bundles', async () => {
-    const agg = await party(1, 'fedtwin.test/log');
+    const agg = await party(1, ORIGIN); // checkpoints are signed under the origin the entries are bound to
     const w = await party(2);
     const { ledger } = await fresh('cp');
     await fillLedger(ledger, agg, [await party(3), await party(4), await party(5)], 3);
@@ -137,13 +138,50 @@ describe('Level store', () => {
     // signing twice at the same size returns the stored note
     expect(await ledger.signCheckpoint(agg.note)).toBe(latest.note);
     // a different key cannot sign this log's checkpoints
-    await expect(ledger.signCheckpoint((await party(9, 'fedtwin.test/log')).note)).rejects.toThrow(/signed by/);
+    await expect(ledger.signCheckpoint((await party(9, ORIGIN)).note)).rejects.toThrow(/signed by/);
     const merged = await ledger.addCosignatures(cosignNote(latest.note, w.note), [parseVerifierKey(formatVerifierKey(agg.note)), noteVerifierFromPeerId(w.peerId)]);
-    expect(parseCheckpoint(merged).signatures.map((s) => s.name)).toEqual(['fedtwin.test/log', w.peerId]);
+    expect(parseCheckpoint(merged).signatures.map((s) => s.name)).toEqual([ORIGIN, w.peerId]);
     expect((await ledger.latestCheckpoint())!.note).toBe(merged);
     const bundle = await ledger.syncBundle(8);
     expect(bundle.entries.length).toBe(10);
     verifyConsistency(8, 18, bundle.consistencyProof, parseCheckpoint(cps[0].note).checkpoint.rootHash, parsed.checkpoint.rootHash);
+  });
+
+  it('a ledger opened without an origin is held to the origin of its first entries', async () => {
+    const OTHER = 'fedtwin.test/consortium-2';
+    const a = await party(1); // signs for ORIGIN
+    const aOther = createEntrySigner(await keyFromSeed(1), OTHER);
+    const other = (k: string) => createEntrySync({ type: 'key', event: 'ceremony', keyId: k }, aOther);
+    // one batch, two origins: refused, nothing written
+    const { ledger: mixed } = await fresh('mixed');
+    await expect(mixed.appendMany([entries(a, 1)[0], other('x')])).rejects.toMatchObject({ code: 'LEDGER_SIGNATURE_INVALID', details: { batchIndex: 1 } });
+    expect(mixed.size).toBe(0);
+    expect(await mixed.origin()).toBeUndefined();
+    // bytes cannot be checked without an origin
+    await expect(mixed.append(entries(a, 1)[0].bytes)).rejects.toMatchObject({ code: 'LEDGER_BAD_ARGUMENT', message: expect.stringMatching(/no log origin/) });
+    // the first entries fix the origin: a later batch for another origin, and a checkpoint under another name, are refused
+    const { ledger, dir } = await fresh('first');
+    await ledger.appendMany(entries(a, 2));
+    expect(await ledger.origin()).toBe(ORIGIN);
+    await expect(ledger.append(other('y'))).rejects.toMatchObject({ code: 'LEDGER_SIGNATURE_INVALID' });
+    await expect(ledger.signCheckpoint((await party(1, OTHER)).note)).rejects.toThrow(/not the log origin/);
+    // concurrent: a batch checked before the origin was recorded is checked again when it commits
+    const { ledger: race } = await fresh('race');
+    const p1 = race.appendMany(entries(a, 1));
+    const p2 = race.appendMany([other('z')]);
+    await p1;
+    await expect(p2).rejects.toMatchObject({ code: 'LEDGER_SIGNATURE_INVALID' });
+    expect(race.size).toBe(1);
+    // a reopen checks stored entries (and bytes) for the recorded origin; a contradicting origin is refused
+    expect(ledger.size).toBe(2);
+    await ledger.close();
+    await expect(openLedger({ dir, origin: OTHER })).rejects.toMatchObject({ code: 'LEDGER_BAD_ARGUMENT', message: expect.stringMatching(/belongs to the log origin/) });
+    const again = await openLedger({ dir });
+    cleanups.push(() => again.close());
+    expect((await again.getEntry(1)).payload).toMatchObject({ keyId: 'k-1' });
+    await expect(again.append(other('w').bytes)).rejects.toMatchObject({ code: 'LEDGER_SIGNATURE_INVALID' });
+    await again.append(entries(a, 1, 5)[0].bytes);
+    expect(again.size).toBe(3);
   });
 });
 

@@ -19,10 +19,10 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function open(tag: string): Promise<Ledger> {
+async function open(tag: string, origin?: string): Promise<Ledger> {
   const t = tempDir(tag);
   cleanups.push(t.cleanup);
-  const l = await openLedger({ dir: t.dir });
+  const l = await openLedger({ dir: t.dir, ...(origin === undefined ? {} : { origin }) });
   cleanups.push(() => l.close());
   return l;
 }
@@ -69,7 +69,7 @@ describe('replica sync', () => {
     const before = { size: replica.size, root: toHex(replica.ledger.rootHash), cp: (await replica.ledger.latestCheckpoint())!.note };
 
     // The aggregator rewrites history: a fork that drops node 1's round-0 contribution, signed with its real key.
-    const fork = await open('fork');
+    const fork = await open('fork', ORIGIN); // entry bytes are checked for the log origin
     const honest = await log.entriesSince(0);
     await fork.appendMany(honest.filter((_, i) => i !== 5));
     await fork.appendMany(await roundEntries(agg, nodes, 1, fork.size, false));
@@ -94,13 +94,13 @@ describe('replica sync', () => {
     const { agg, nodes, log, replica } = await setup();
     await replica.sync(await log.syncBundle(0));
     // same size, different root
-    const fork = await open('fork2');
+    const fork = await open('fork2', ORIGIN);
     const honest = await log.entriesSince(0);
     await fork.appendMany([...honest.slice(0, 7), createEntrySync({ type: 'key', event: 'revocation', keyId: 'x' }, agg.entry)]);
     await fork.signCheckpoint(agg.note);
     await expect(replica.sync(await fork.syncBundle(8))).rejects.toMatchObject({ code: 'LEDGER_INCONSISTENT' });
     // rollback to a smaller tree
-    const short = await open('short');
+    const short = await open('short', ORIGIN);
     await short.appendMany(honest.slice(0, 5));
     await short.signCheckpoint(agg.note);
     await expect(replica.sync({ entries: [], checkpoint: (await short.latestCheckpoint())!.note, consistencyProof: [] })).rejects.toMatchObject({

@@ -247,7 +247,7 @@ describe('verifyLedgerDir', () => {
         bs.forEach((b, i) => (offsets[i + 1] = offsets[i] + b.byteLength));
         const data = new Uint8Array(offsets[bs.length]);
         bs.forEach((b, i) => data.set(b, offsets[i]));
-        const r = auditChunk({ id: 0, data, offsets }, impl);
+        const r = auditChunk({ id: 0, data, offsets, origin: ORIGIN }, impl);
         return r.bad && { at: r.bad.at, kind: r.bad.kind };
       });
     const expected = [null, { at: 3, kind: 'signature' }, { at: 4, kind: 'signature' }, { at: 1, kind: 'signature' }];

@@ -4,7 +4,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createHash, createPublicKey, verify as edVerify } from 'node:crypto';
 import {
   openLedger,
+  canonicalJson,
   createReplica,
+  decodeEntry,
+  decodeEntryAsync,
+  isV1Signed,
+  parseEntry,
   createEntrySync,
   createCosignatureSigner,
   cosignatureVerifierFromPeerId,
@@ -18,6 +23,7 @@ import {
   type EntryPayloadInput,
   type Ledger,
 } from '../src/index.ts';
+import { auditChunk } from '../src/audit-chunk.ts';
 import { fillLedger, hex, keyFromSeed, party, tempDir, ORIGIN } from './helpers.ts';
 
 const cleanups: (() => unknown)[] = [];
@@ -25,10 +31,10 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function open(tag: string): Promise<{ l: Ledger; dir: string }> {
+async function open(tag: string, origin?: string): Promise<{ l: Ledger; dir: string }> {
   const t = tempDir(tag);
   cleanups.push(t.cleanup);
-  const l = await openLedger({ dir: t.dir });
+  const l = await openLedger({ dir: t.dir, ...(origin === undefined ? {} : { origin }) });
   cleanups.push(() => l.close().catch(() => undefined));
   return { l, dir: t.dir };
 }
@@ -199,7 +205,7 @@ describe('verify: privacy totals, aggregates, trusted checkpoints', () => {
     await log.close();
     expect(await verifyLedgerDir(dir, { trustedCheckpoints: [older, trusted] })).toMatchObject({ ok: true, summary: { trustedCheckpoints: [{ size: 8 }, { size: 13 }] } });
     // the aggregator restored an older copy of its directory (rollback to size 8)
-    const { l: rolled, dir: rolledDir } = await open('rolled');
+    const { l: rolled, dir: rolledDir } = await open('rolled', ORIGIN); // entry bytes are checked for the log origin
     await rolled.appendMany((await openCopy(dir)).entries.slice(0, 8));
     await rolled.signCheckpoint(agg.note);
     await rolled.close();
@@ -208,7 +214,7 @@ describe('verify: privacy totals, aggregates, trusted checkpoints', () => {
     expect(r).toMatchObject({ ok: false, code: 'LEDGER_INCONSISTENT', checkpointSize: 13 });
     expect(r.ok === false && r.message).toMatch(/truncated or rolled back/);
     // a same-size rewrite: 13 entries, another history
-    const { l: forked, dir: forkedDir } = await open('forked');
+    const { l: forked, dir: forkedDir } = await open('forked', ORIGIN);
     const es = (await openCopy(dir)).entries.slice(0, 12);
     await forked.appendMany([...es, createEntrySync({ type: 'key', event: 'revocation', keyId: 'x' }, agg.entry)]);
     await forked.signCheckpoint(agg.note);
@@ -254,11 +260,18 @@ describe('entry signatures bind the log origin (v2)', () => {
     const { l: bound } = await open('bound');
     (bound as { entryOrigin?: string }).entryOrigin = B;
     await expect(bound.append(e)).rejects.toMatchObject({ code: 'LEDGER_SIGNATURE_INVALID' });
-    // ... and where it slips it in anyway, a member's replica of B and `ledger verify` refuse it
+    // a ledger opened without an origin takes B from its first entry and refuses it too
     const { l: log, dir } = await open('replayed');
     await log.append(createEntrySync({ type: 'membership', action: 'admit', peerId: member.peerId }, aggB));
+    expect(await log.origin()).toBe(B);
+    await expect(log.append(e)).rejects.toMatchObject({ code: 'LEDGER_SIGNATURE_INVALID', message: expect.stringMatching(/fedtwin\/consortium-b/) });
+    // ... and where a misbehaving aggregator slips it in anyway (its ledger code told to check for A while it
+    // writes that one entry), a member's replica of B and `ledger verify` refuse it
+    (log as { entryOrigin?: string }).entryOrigin = A;
     await log.append(e);
+    (log as { entryOrigin?: string }).entryOrigin = undefined;
     await log.signCheckpoint(noteB);
+    expect(log.size).toBe(2);
     const { l: rep } = await open('rep');
     const replica = await createReplica({ ledger: rep, origin: B, aggregatorKey: formatVerifierKey(noteB), witness: createCosignatureSigner(member.peerId, memberKey) });
     await expect(replica.sync(await log.syncBundle(0))).rejects.toMatchObject({ code: 'LEDGER_SIGNATURE_INVALID', details: { index: 1 } });
@@ -266,10 +279,35 @@ describe('entry signatures bind the log origin (v2)', () => {
     expect(await verifyLedgerDir(dir)).toMatchObject({ ok: false, index: 1, code: 'LEDGER_SIGNATURE_INVALID' });
   });
 
-  it('legacy v1 entries (signed without an origin) still verify and are counted in the summary', async () => {
-    const { agg, log, dir } = await world(); // helpers sign without an origin
-    const n = log.size;
-    await log.close();
-    expect(await verifyLedgerDir(dir)).toMatchObject({ ok: true, summary: { legacyEntries: n } });
+  it('attack: an old-format v1 entry (signed bound to no log) is refused by decode, append, a replica and verify, naming v1', async () => {
+    const { agg, nodes, log } = await world();
+    // A v1 entry: the member's signature over "fedtwin-ledger-entry/v1\n" || canonical JSON {author, payload}.
+    const v2 = createEntrySync({ type: 'refusal', round: 1, node: nodes[0].peerId, reason: 'budget' }, nodes[0].entry);
+    const v1Sig = nodes[0].entry.signSync(v2.signedMessage);
+    const v1 = new TextEncoder().encode(canonicalJson({ author: v2.author, payload: v2.payload, sig: Buffer.from(v1Sig).toString('base64') }));
+    expect(isV1Signed(parseEntry(v1))).toBe(true);
+    const namesV1 = { code: 'LEDGER_SIGNATURE_INVALID', message: expect.stringMatching(/v1 signature.*no longer accepted/), details: expect.objectContaining({ format: 'v1' }) };
+    // decode (what the aggregator does with a member's entry)
+    expect(() => decodeEntry(v1, ORIGIN)).toThrow(expect.objectContaining(namesV1));
+    await expect(decodeEntryAsync(v1, ORIGIN)).rejects.toMatchObject(namesV1);
+    // append to a ledger bound to ORIGIN
+    await expect(log.append(v1)).rejects.toMatchObject({ code: 'LEDGER_SIGNATURE_INVALID', message: expect.stringMatching(/v1 signature/) });
+    // a ledger that knows no origin yet cannot check entry bytes at all
+    const { l: bare } = await open('bare');
+    await expect(bare.append(v1)).rejects.toMatchObject({ code: 'LEDGER_BAD_ARGUMENT', message: expect.stringMatching(/no log origin/) });
+    // a replica syncing a bundle that carries it
+    const bundle = await log.syncBundle(0);
+    const { l: rep } = await open('rep-v1');
+    const memberKey = await keyFromSeed(2);
+    const replica = await createReplica({ ledger: rep, origin: ORIGIN, aggregatorKey: formatVerifierKey(agg.note), witness: createCosignatureSigner(nodes[0].peerId, memberKey) });
+    const at = 3;
+    const entries = bundle.entries.slice();
+    entries[at] = v1;
+    await expect(replica.sync({ ...bundle, entries })).rejects.toMatchObject({ code: 'LEDGER_SIGNATURE_INVALID', message: expect.stringMatching(/v1 signature/) });
+    // verify's per-chunk check (the worker code `ledger verify` runs) names it too
+    const data = new Uint8Array(v1.byteLength);
+    data.set(v1);
+    const r = auditChunk({ id: 0, data, offsets: Uint32Array.from([0, v1.byteLength]), origin: ORIGIN });
+    expect(r.bad).toMatchObject({ at: 0, kind: 'signature', message: expect.stringMatching(/v1 signature.*no longer accepted/) });
   });
 });
