@@ -8,7 +8,7 @@
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import { bytesEqual, readU64be, toHex, utf8 } from './bytes.ts';
 import { ENTRY_TYPES, authorshipViolation, isAuthorKey, publicKeyRawOfPeerId, type EntryPayload, type EntryType } from './entry.ts';
-import { epsilonFor } from '@fedtwin/dp';
+import { RdpAccountant, type SampledGaussian } from '@fedtwin/dp';
 import { createAuditPool } from './audit-pool.ts';
 import { signatureImpl as sigImpl, type AuditChunkResult, type SignatureImpl } from './audit-chunk.ts';
 import { emptyRoot, pushLeaf, rootOfRange, verifyConsistency, type HashedNode } from './merkle.ts';
@@ -173,11 +173,18 @@ class Tally {
     return k;
   }
 
+  /** Per node: the mechanisms its contributions recorded, in log order (equal consecutive ones merged). */
+  recorded = new Map<string, SampledGaussian[]>();
+
   /**
-   * Privacy accounting a contribution claims: totals never decrease and cover this round's spend; a stated
-   * mechanism is recomputed (RDP accountant of @fedtwin/dp, default orders, improved conversion) and the
-   * round's ε must not be below it. Sums of per-round ε are NOT compared with the total: under RDP
-   * composition the total is smaller than that sum.
+   * Privacy accounting a contribution claims: totals never decrease and cover this round's spend; and a node's
+   * total can never be below what the mechanisms its contributions recorded spend together: the recorded
+   * mechanisms are composed (RDP accountant of @fedtwin/dp, default orders, improved conversion at the entry's
+   * δ) and `epsilonTotal` must reach that ε. Entries without a mechanism add nothing to the composition, so it
+   * is a lower bound of the true total even when some are missing. A round's own ε is the increase of the
+   * member's total (its accountant may also have charged an update that was sent but declined, so no lower
+   * bound on one increase follows from the log): only totals are checked against mechanisms. Sums of per-round
+   * ε are NOT compared with the total: under RDP composition the total is smaller than that sum.
    */
   privacy(index: number, r: AuditChunkResult, j: number, who: string, round: number): void {
     const eps = r.epsilon[j];
@@ -190,20 +197,27 @@ class Tally {
     if (epsTotal < eps * (1 - 1e-9) - 1e-12) throw bad(`epsilonTotal ${epsTotal} is below this round's epsilon ${eps}`);
     this.lastTotals.set(who, { epsilon: epsTotal, delta: deltaTotal, index });
     const q = r.mechanism[4 * j];
-    if (!Number.isNaN(q)) {
-      const [sigma, steps, delta] = [r.mechanism[4 * j + 1], r.mechanism[4 * j + 2], r.mechanism[4 * j + 3]];
-      const key = `${q} ${sigma} ${steps} ${delta}`;
-      let expected = this.epsilonCache.get(key);
-      if (expected === undefined) {
-        try {
-          expected = epsilonFor({ sampleRate: q, noiseMultiplier: sigma, steps, delta }).epsilon;
-        } catch (e) {
-          throw bad(`its mechanism cannot be accounted: ${(e as Error).message}`);
-        }
-        if (this.epsilonCache.size < 10_000) this.epsilonCache.set(key, expected);
+    if (Number.isNaN(q)) return;
+    const [sigma, steps, delta] = [r.mechanism[4 * j + 1], r.mechanism[4 * j + 2], r.mechanism[4 * j + 3]];
+    const list = this.recorded.get(who) ?? [];
+    const last = list.at(-1);
+    if (last && last.sampleRate === q && last.noiseMultiplier === sigma) list[list.length - 1] = { ...last, steps: last.steps + steps };
+    else list.push({ sampleRate: q, noiseMultiplier: sigma, steps });
+    this.recorded.set(who, list);
+    const key = `${delta} ${list.map((m) => `${m.sampleRate}/${m.noiseMultiplier}/${m.steps}`).join(' ')}`;
+    let expected = this.epsilonCache.get(key);
+    if (expected === undefined) {
+      try {
+        expected = new RdpAccountant({ mechanisms: list }).getEpsilon(delta).epsilon;
+      } catch (e) {
+        throw bad(`its mechanism cannot be accounted: ${(e as Error).message}`);
       }
-      this.mechanismsChecked++;
-      if (eps < expected * (1 - 1e-6) - 1e-12) throw bad(`epsilon ${eps} under-reports its mechanism (q ${q}, σ ${sigma}, ${steps} steps, δ ${delta}), which spends ε ${expected}`);
+      if (this.epsilonCache.size < 10_000) this.epsilonCache.set(key, expected);
+    }
+    this.mechanismsChecked++;
+    if (epsTotal < expected * (1 - 1e-6) - 1e-12) {
+      const n = list.reduce((a, m) => a + m.steps, 0);
+      throw bad(`epsilonTotal ${epsTotal} under-reports the mechanisms its contributions recorded (${list.length} distinct, ${n} steps in all, last q ${q}, σ ${sigma}, δ ${delta}), which together spend ε ${expected}`);
     }
   }
 

@@ -159,19 +159,30 @@ describe('verify: privacy totals, aggregates, trusted checkpoints', () => {
     expect(r.ok === false && r.message).toMatch(/epsilonTotal 0.3 is below the 0.5/);
   });
 
-  it('attack: a contribution stating its mechanism but under-reporting its ε is rejected; an honest one is recomputed and accepted', async () => {
-    const { epsilonFor } = await import('@fedtwin/dp');
+  it('attack: a member whose epsilonTotal under-reports the composition of the mechanisms it recorded is rejected; honest totals over several rounds are accepted', async () => {
+    const { RdpAccountant } = await import('@fedtwin/dp');
     const mechanism = { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100, delta: 1e-5 };
-    const eps = epsilonFor(mechanism).epsilon;
-    for (const [claimed, ok] of [[eps, true], [eps / 2, false]] as const) {
+    const m = { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 };
+    const after = (k: number) => new RdpAccountant({ mechanisms: [{ ...m, steps: 100 * k }] }).getEpsilon(1e-5).epsilon;
+    // node 1 has no earlier total in the world; its three rounds are accounted by composition, not by sums
+    for (const [third, ok] of [[after(3), true], [after(2), false]] as const) {
       const { agg, nodes, log, dir } = await world();
-      await log.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {} }, agg.entry));
-      await log.append(contrib(nodes[0], 1, claimed, 0.5 + claimed, { mechanism }));
+      for (const round of [1, 2, 3]) {
+        await log.append(createEntrySync({ type: 'round', action: 'open', round, config: {} }, agg.entry));
+        const total = round === 3 ? third : after(round);
+        await log.append(contrib(nodes[1], round, total - (round === 1 ? 0 : after(round - 1)), total, { mechanism }));
+      }
       await log.close();
       const r = await verifyLedgerDir(dir);
-      if (ok) expect(r).toMatchObject({ ok: true, summary: { mechanismsChecked: 1 } });
-      else expect(r).toMatchObject({ ok: false, index: 9, code: 'LEDGER_ENTRY_INVALID' });
+      if (ok) expect(r).toMatchObject({ ok: true, summary: { mechanismsChecked: 3 } });
+      else {
+        // round 3 claims the total of two rounds: the three recorded mechanisms spend more
+        expect(r).toMatchObject({ ok: false, index: 13, code: 'LEDGER_ENTRY_INVALID' });
+        expect(r.ok === false && r.message).toMatch(/under-reports the mechanisms its contributions recorded/);
+      }
     }
+    // the round's own ε (an increase) is well below the standalone ε of one round: that is honest, not an under-report
+    expect(after(3) - after(2)).toBeLessThan(after(1));
   });
 
   it('attack: a round opening on a global version no aggregate entry produced is flagged (an aggregation left out of the log)', async () => {

@@ -100,6 +100,9 @@ export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef
       type: 'contribution', v: 1, round: task.round, node: ctx.host.peerId, ciphertextHash: sha256Hex(body), ciphertextSize: body.length,
       ...entrySampleCount(mode, ctx.data.rows),
       epsilon: main?.epsilonRound ?? 0, delta: main?.delta ?? 0, epsilonTotal: main?.epsilonTotal ?? 0, deltaTotal: main?.delta ?? 0,
+      // the mechanism this round applied: `ledger verify` composes a member's recorded mechanisms and checks
+      // its epsilonTotal reaches what they spend together (an auditor needs no trust in the member's arithmetic)
+      ...(main ? { mechanism: { sampleRate: main.sampleRate, noiseMultiplier: main.noiseMultiplier, steps: main.steps, delta: main.delta } } : {}),
       keyId: keyId ?? 'plaintext', globalVersion: ctx.state.base!,
     })
     : undefined;
