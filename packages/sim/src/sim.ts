@@ -1,4 +1,5 @@
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { manifestHash, parseManifest, schemaHash } from '@fedtwin/consortium';
 import { createWriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -165,11 +166,17 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
       return readFile(join(aggDir, 'listening.json'), 'utf8').then((t) => { try { return JSON.parse(t) as { peerId: string; addrs: string[] }; } catch { return undefined; } }, () => undefined);
     }, 60_000);
     const address = listening.addrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) ?? listening.addrs[0]!;
+    // Members watch each other: each gossips its co-signed checkpoint with its two ring neighbours
+    // (docs/witnesses.md), so a split view would stop the run; a connected graph is all detection needs.
+    const gossipPorts = await freeLoopbackPorts(opts.nodes);
+    const gossipAddr = (k: number) => `/ip4/127.0.0.1/tcp/${gossipPorts[k]}/p2p/${nodeIds[k]}`;
+    const neighbours = (i: number) => [...new Set([(i + 1) % opts.nodes, (i + opts.nodes - 1) % opts.nodes])].filter((k) => k !== i);
     for (let i = 0; i < opts.nodes; i++) {
       const dir = join(out, 'nodes', String(i));
       const nodeConfig = {
         consortium: '../../consortium.json', dataDir: '.', identity: 'identity.key',
         aggregator: { address }, data: { csv: 'data.csv' },
+        listen: [`/ip4/127.0.0.1/tcp/${gossipPorts[i]}`], witnesses: neighbours(i).map(gossipAddr),
         ...(manifest.privacy.mode === 'off' ? { privacy: { mode: 'off' } } : {}),
         // Each site releases twins of its own population (its own label mix, its personalised model);
         // together they follow the pooled distribution.
@@ -306,6 +313,18 @@ function secureAggregationReport(o: SimOptions, agg: AggResultFile, modelValues:
 }
 
 const dpOn = (o: SimOptions) => o.dp !== 'off' && Number.isFinite(o.epsilon);
+
+/** `n` TCP ports free on 127.0.0.1 right now (held open together, so they are distinct). */
+async function freeLoopbackPorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  })));
+  const ports = servers.map((srv) => (srv.address() as AddressInfo).port);
+  await Promise.all(servers.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
+  return ports;
+}
 
 function privacyConfig(o: SimOptions): Record<string, unknown> {
   if (!dpOn(o)) return { mode: 'off' };

@@ -30,7 +30,8 @@ export function registerSimCommand(program: Command): void {
     .option('--site-clip <c>', 'site-level update clip', String(d.siteClip))
     .option('--epsilon-sweep <list>', 'run once per ε (e.g. 1,3,8,inf) into OUT/eps-<ε>/ and chart TSTR AUC against ε')
     .option('--plaintext', 'baseline: aggregate plaintext updates instead of BFV ciphertexts')
-    .option('--secure-noise', 'draw DP noise from the OS CSPRNG (default: from the seed, so the simulation is reproducible)')
+    .option('--seeded-noise', 'draw DP sampling masks and noise from the seed, so runs are reproducible (then ε holds only against whoever does not know --seed); default: the OS CSPRNG')
+    .option('--secure-noise', 'the default (OS CSPRNG noise); kept for older scripts')
     .option('--progress <mode>', 'auto | lines | none', d.progress)
     .option('--json', 'print report.json to stdout at the end')
     .action(async (o: Record<string, string | boolean | undefined>) => {
@@ -42,7 +43,7 @@ export function registerSimCommand(program: Command): void {
         batchSize: int(o.batchSize, 'batch-size'), learningRate: num(o.learningRate, 'learning-rate'),
         hidden: int(o.hidden, 'hidden'), latentDim: int(o.latent, 'latent'), timeoutSeconds: num(o.timeout, 'timeout'),
         progress: mode(o.progress),
-        secureAggregation: o.plaintext ? 'plaintext' : 'bfv', secureNoise: o.secureNoise === true,
+        secureAggregation: o.plaintext ? 'plaintext' : 'bfv', secureNoise: o.seededNoise !== true,
         dp: dpMode(o.dp), epsilon: eps(o.epsilon, 'epsilon'), delta: num(o.delta, 'delta'), clip: num(o.clip, 'clip'), siteClip: num(o.siteClip, 'site-clip'),
       };
       if (o.epsilonSweep !== undefined) {
