@@ -40,7 +40,7 @@ async function applyNext(ctx: NodeContext): Promise<void> {
     throw new FedtwinError('NODE_BAD_AGGREGATE', `aggregate for version ${v} has the wrong shape or encoding (${agg.encoding})`);
   }
   if (agg.baseHash !== ctx.state.base) {
-    throw new FedtwinError('NODE_DIVERGED', `aggregate ${v} applies to model version ${agg.baseHash.slice(0, 12)}…, this member holds ${ctx.state.base!.slice(0, 12)}…`, { hint: 'this member\'s state diverged from the consortium: remove its dataDir to resync' });
+    throw new FedtwinError('NODE_DIVERGED', `aggregate ${v} applies to model version ${agg.baseHash.slice(0, 12)}…, this member holds ${ctx.state.base!.slice(0, 12)}…`, { hint: 'this member\'s state diverged from the consortium: stop it and move <dataDir>/state aside to resync (keep the ledger replica and evidence/: they show what it was served)' });
   }
   // Participants, count and the ledger's record of this sum, before anything is decrypted or applied.
   const entryIndex = await checkAggregate(ctx, agg, body);
