@@ -41,7 +41,11 @@ export function resolvePrivacyPolicy(c: PrivacyConfig, rounds: { total: number; 
   const siteCfg = c.mode === 'site' ? c : c.mode === 'both' ? c.site : undefined;
   if (recordCfg) {
     if (recordCfg.clip === undefined) throw bad('clip', 'is required for record-level DP (per-example gradient clip)');
-    policy.record = { clip: recordCfg.clip, ...(recordCfg.noiseMultiplier !== undefined ? { noiseMultiplier: recordCfg.noiseMultiplier } : { targetEpsilon: recordCfg.targetEpsilon ?? c.epsilon }) };
+    policy.record = {
+      clip: recordCfg.clip,
+      ...(recordCfg.noiseMultiplier !== undefined ? { noiseMultiplier: recordCfg.noiseMultiplier } : { targetEpsilon: recordCfg.targetEpsilon ?? c.epsilon }),
+      ...(c.unitColumn !== undefined ? { unitColumn: c.unitColumn } : {}),
+    };
   }
   if (c.mode === 'site' || c.mode === 'both') {
     if (!siteCfg) throw bad('site', 'is required with mode "both" (clip and noise of the site-level mechanism)');

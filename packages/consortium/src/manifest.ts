@@ -32,6 +32,13 @@ export const PrivacyConfigSchema = z.object({
   delta: z.number().gt(0).lt(1).default(1e-5),
   ...mechanism,
   site: z.object(mechanism).strict().optional(),
+  /**
+   * The protected unit of record-level DP: a CSV column (e.g. a patient id) whose rows form one unit, sampled
+   * and clipped together, so a patient with k visits is protected at ε rather than ≈ k·ε. A consortium-wide
+   * choice, pinned here (and so in the manifest hash) because it changes what the stated ε means. The column
+   * is taken out of every member's records before the schema sees them: it never enters the model.
+   */
+  unitColumn: z.string().min(1).max(200).optional(),
 }).strict();
 export type PrivacyConfig = z.infer<typeof PrivacyConfigSchema>;
 
@@ -91,6 +98,10 @@ export const ManifestSchema = z.object({
   if (m.rounds.quorum > ids.length) ctx.addIssue({ code: 'custom', path: ['rounds', 'quorum'], message: `is ${m.rounds.quorum} but only ${ids.length} members are listed` });
   if (m.rounds.minParticipants > m.rounds.quorum) ctx.addIssue({ code: 'custom', path: ['rounds', 'minParticipants'], message: 'must be between 1 and quorum' });
   if (m.rounds.witnessQuorum !== undefined && m.rounds.witnessQuorum > ids.length) ctx.addIssue({ code: 'custom', path: ['rounds', 'witnessQuorum'], message: `is ${m.rounds.witnessQuorum} but only ${ids.length} members are listed` });
+  // A unit is what DP-SGD samples and clips: without record-level DP the manifest would name a protection nothing gives.
+  if (m.privacy.unitColumn !== undefined && m.privacy.mode !== 'record' && m.privacy.mode !== 'both') {
+    ctx.addIssue({ code: 'custom', path: ['privacy', 'unitColumn'], message: `applies to record-level DP (privacy.mode record or both), not mode "${m.privacy.mode}"` });
+  }
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
 export type ManifestInput = z.input<typeof ManifestSchema>;

@@ -78,6 +78,8 @@ const dpMechanism = z.object({
   clip: z.number().positive().finite(),
   noiseMultiplier: z.number().positive().finite().optional(),
   targetEpsilon: z.number().positive().finite().optional(),
+  /** The manifest's `privacy.unitColumn`: DP-SGD samples and clips per unit (e.g. patient) instead of per row. */
+  unitColumn: z.string().min(1).max(200).optional(),
 }).strict();
 
 export const PrivacyPolicyMessage = z.object({
