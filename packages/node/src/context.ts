@@ -36,6 +36,12 @@ export interface NodeContext {
   readonly join: JoinResponse;
   readonly schema: TableSchema;
   readonly data: EncodedTable;
+  /**
+   * Patient-level DP (the manifest's privacy.unitColumn): each row's unit index and the number of units. DP-SGD
+   * samples and clips per unit and every q this member accounts is batchSize / unitCount. Undefined: a row is a unit.
+   */
+  readonly units: Int32Array | undefined;
+  readonly unitCount: number | undefined;
   readonly strategy: Strategy;
   readonly vae: TwinVae;
   readonly scheme: MemberScheme;

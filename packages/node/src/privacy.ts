@@ -1,6 +1,7 @@
 import { FedtwinError } from '@fedtwin/errors';
 import { PrivacyBudget, RdpAccountant, noiseMultiplierFor, type PrivacyBudgetState, type SampledGaussian } from '@fedtwin/dp';
 import { SITE_SAMPLE_RATE, calibrationRounds } from '@fedtwin/consortium';
+import { MIN_NOISE_MULTIPLIER, dpSampleRate } from '@fedtwin/models';
 import type { PrivacyPolicy, PrivacySpend, TrainingConfig } from '@fedtwin/protocol';
 
 /** A member's own limits; unset fields take the consortium's. */
@@ -27,9 +28,13 @@ export type Budgets = { record?: PrivacyBudget; site?: PrivacyBudget };
 const hasRecord = (mode: PrivacyPolicy['mode']) => mode === 'record' || mode === 'both';
 const hasSite = (mode: PrivacyPolicy['mode']) => mode === 'site' || mode === 'both';
 
-/** One round of this member's DP-SGD: Poisson sampling at q = batchSize / rows, round(1/q) steps per epoch (what the trainer does). */
-export function recordRound(rows: number, training: Pick<TrainingConfig, 'batchSize' | 'epochs'>): { sampleRate: number; steps: number } {
-  const sampleRate = Math.min(1, training.batchSize / rows);
+/**
+ * One round of this member's DP-SGD: Poisson sampling at q = batchSize / rows, or with a unit column (patient-level
+ * DP) at q = batchSize / unitCount, and round(1/q) steps per epoch. The q is the trainer's own (dpSampleRate), so the
+ * accountant charges exactly the mechanism that runs.
+ */
+export function recordRound(rows: number, training: Pick<TrainingConfig, 'batchSize' | 'epochs'>, unitCount?: number): { sampleRate: number; steps: number } {
+  const sampleRate = dpSampleRate(training.batchSize, rows, unitCount);
   return { sampleRate, steps: training.epochs * Math.max(1, Math.round(1 / sampleRate)) };
 }
 
@@ -41,18 +46,29 @@ export function recordRound(rows: number, training: Pick<TrainingConfig, 'batchS
  * more noise from now on rather than a refusal half-way.
  */
 export function recordNoiseMultiplier(policy: PrivacyPolicy, round: { sampleRate: number; steps: number }, totalRounds: number, budget: PrivacyBudget): number {
+  return calibrateRecordNoise(policy, round, totalRounds, budget).noiseMultiplier;
+}
+
+/**
+ * recordNoiseMultiplier with what the calibration gave before the floor: a large ε target can calibrate to
+ * z < MIN_NOISE_MULTIPLIER (0.5), which DP-SGD refuses (below it the sampler's tail cut would add to δ). The
+ * member then trains at the floor instead of failing at training time: more noise than the target needs, so it
+ * spends less than the target, which is always safe. `calibrated` lets the caller say so.
+ */
+export function calibrateRecordNoise(policy: PrivacyPolicy, round: { sampleRate: number; steps: number }, totalRounds: number, budget: PrivacyBudget): { noiseMultiplier: number; calibrated?: number } {
   const r = policy.record;
   if (!r) throw new FedtwinError('CONFIG_INVALID', 'privacy.record is required for record-level DP', { hint: 'set privacy.clip (and noiseMultiplier or targetEpsilon) in the consortium manifest' });
-  if (r.noiseMultiplier !== undefined) return r.noiseMultiplier;
+  // A fixed z is the manifest's: the trainer refuses one below the floor (MODELS_NOISE_TOO_SMALL), nothing to calibrate.
+  if (r.noiseMultiplier !== undefined) return { noiseMultiplier: r.noiseMultiplier };
   const target = Math.min(r.targetEpsilon ?? budget.epsilon, budget.epsilon);
   const planned = calibrationRounds(totalRounds);
   const full = noiseMultiplierFor({ epsilon: target, sampleRate: round.sampleRate, steps: round.steps * planned, delta: budget.delta }).noiseMultiplier;
   const spentSteps = budget.mechanisms.reduce((s, m) => s + m.steps, 0);
   const left = Math.max(1, planned - Math.ceil(spentSteps / round.steps - 1e-9));
   const at = (z: number) => budget.wouldSpend({ sampleRate: round.sampleRate, noiseMultiplier: z, steps: round.steps * left }).epsilon;
-  if (at(full) <= target) return full;
   // Nothing affordable at any z (the budget is spent): the full calibration stands and the budget check refuses.
-  return smallestNoise(at, target) ?? full;
+  const calibrated = at(full) <= target ? full : smallestNoise(at, target) ?? full;
+  return { noiseMultiplier: Math.max(MIN_NOISE_MULTIPLIER, calibrated), calibrated };
 }
 
 /**
@@ -61,14 +77,14 @@ export function recordNoiseMultiplier(policy: PrivacyPolicy, round: { sampleRate
  * who was summed is published, so there is no sampling to amplify by (the policy's `sampleRate` field is
  * protocol baggage, always 1, and ignored).
  */
-export function planRound(policy: PrivacyPolicy, rows: number, training: Pick<TrainingConfig, 'batchSize' | 'epochs'>, recordNoise?: number): RoundPlan {
+export function planRound(policy: PrivacyPolicy, rows: number, training: Pick<TrainingConfig, 'batchSize' | 'epochs'>, recordNoise?: number, unitCount?: number): RoundPlan {
   const plan: RoundPlan = {};
   if (hasRecord(policy.mode)) {
     const r = policy.record;
     if (!r) throw new FedtwinError('CONFIG_INVALID', 'privacy.record is required for record-level DP', { hint: 'set privacy.clip (and noiseMultiplier or targetEpsilon) in the consortium manifest' });
     const noiseMultiplier = r.noiseMultiplier ?? recordNoise;
     if (noiseMultiplier === undefined) throw new FedtwinError('NODE_PRIVACY_MISMATCH', 'record-level DP with a target ε needs the calibrated noise multiplier (recordNoiseMultiplier)');
-    plan.record = { ...recordRound(rows, training), noiseMultiplier, clip: r.clip };
+    plan.record = { ...recordRound(rows, training, unitCount), noiseMultiplier, clip: r.clip };
   }
   if (hasSite(policy.mode)) plan.site = sitePlan(policy);
   return plan;
@@ -177,20 +193,20 @@ const REPLAY_TOLERANCE = 1e-9;
 /**
  * This member's spending, rebuilt exactly from its own signed ledger entries, or NODE_BUDGET_UNRECOVERABLE.
  * Each contribution entry signs the main mode's running total ε (at its δ); the mechanisms are what this
- * member's config gives (q = B/N and its steps for DP-SGD; the manifest's site-level z at q = 1), and a
- * record-level z that config no longer gives (a budget changed between runs) is recovered as the unique z
- * whose composition reproduces the signed total (ε is strictly decreasing in z), and must reproduce the next
+ * member's config gives (q = B/N, or B/U with a unit column, and its steps for DP-SGD; the manifest's site-level
+ * z at q = 1), and a record-level z that config no longer gives (a budget changed between runs) is recovered as
+ * the unique z whose composition reproduces the signed total (ε is strictly decreasing in z), and must reproduce the next
  * contribution too (one free z per entry would fit any q). Every entry's total must be reproduced to 1e-9,
  * or the spending is not rebuilt: a fresh budget is never the fallback. What cannot be checked: the record
- * count N (q = B/N) is not in the ledger under DP, so a CSV changed since the last contribution, with only
- * that one entry after a z change to go by, is taken at its current N.
+ * count N (or unit count U) is not in the ledger under DP, so a CSV changed since the last contribution, with only
+ * that one entry after a z change to go by, is taken at its current N (U).
  */
-export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { policy: PrivacyPolicy; rows: number; training: Pick<TrainingConfig, 'batchSize' | 'epochs'>; totalRounds: number; own: SiteBudget }): RebuiltSpending {
+export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { policy: PrivacyPolicy; rows: number; unitCount?: number; training: Pick<TrainingConfig, 'batchSize' | 'epochs'>; totalRounds: number; own: SiteBudget }): RebuiltSpending {
   const { policy } = input;
   const sorted = [...entries].sort((a, b) => a.index - b.index);
   const budgets = openBudgets(undefined, policy, input.own);
   const main: 'record' | 'site' | undefined = hasRecord(policy.mode) ? 'record' : hasSite(policy.mode) ? 'site' : undefined;
-  const shape = recordRound(input.rows, input.training);
+  const shape = recordRound(input.rows, input.training, input.unitCount);
   const calibrated = budgets.record ? recordNoiseMultiplier(policy, shape, input.totalRounds, budgets.record) : undefined;
   const siteStep = hasSite(policy.mode) ? sitePlan(policy) : undefined;
   const acc = { record: new RdpAccountant(), site: new RdpAccountant() };

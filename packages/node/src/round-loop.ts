@@ -54,17 +54,17 @@ async function setUp(deps: RunDeps, res: Resources): Promise<NodeContext> {
   const csv = await readRecords(init);
   checkOwnAgreement(init);
   const join = await joinConsortium(init, link);
-  const { schema, data } = loadData(init, join, csv);
+  const { schema, data, units, unitCount } = loadData(init, join, csv);
   const strategy = createStrategy(join.strategy);
   const vae = res.vae = buildModel(join, data);
   checkModelSize(vae, join);
   const scheme = res.scheme = await openScheme(init, join, link.call, deps.giveUpMs);
   const witness = res.witness = await openMemberWitness(init, join);
-  const resumed = await resumeState(init, deps.store, join, vae, { witness, call: link.call, rows: data.rows });
+  const resumed = await resumeState(init, deps.store, join, vae, { witness, call: link.call, rows: data.rows, unitCount });
   const privacy = openPrivacy(init, join, resumed.state);
   return {
     init, host: init.host, log: init.logger, store: deps.store, call: link.call, signal: deps.signal, stopped: deps.stopped,
-    consortium: init.consortium, join, schema, data, strategy, vae, scheme, witness, privacy,
+    consortium: init.consortium, join, schema, data, units, unitCount, strategy, vae, scheme, witness, privacy,
     resumedPending: resumed.pending, state: resumed.state, global: resumed.global,
   };
 }

@@ -2,10 +2,11 @@
 // refusal (said, signed and persisted) when a round would overspend — checked before any training.
 import { isFedtwinError } from '@fedtwin/errors';
 import { createRng, fillNormal, osNoise } from '@fedtwin/models';
+import { calibrationRounds } from '@fedtwin/consortium';
 import { Protocols, RefuseAck, type JoinResponse, type TaskResponse } from '@fedtwin/protocol';
 import type { NodeInit } from '../api.ts';
 import { persist, type NodeContext, type Privacy } from '../context.ts';
-import { checkAffordable, looserConfig, openBudgets, planRound, recordNoiseMultiplier, recordRound, type RoundPlan } from '../privacy.ts';
+import { calibrateRecordNoise, checkAffordable, looserConfig, openBudgets, planRound, recordRound, type RoundPlan } from '../privacy.ts';
 import type { NodeState } from '../store.ts';
 import { spentSummary } from '../util.ts';
 
@@ -52,7 +53,7 @@ function noiseSource(init: NodeInit): Privacy['normal'] {
 /** This round's plan and what it would spend; undefined if this member refuses the round (the refusal is persisted and sent). */
 export async function planOrRefuse(ctx: NodeContext, task: OpenTask): Promise<{ plan: RoundPlan; check: Affordability } | undefined> {
   const { policy, budgets } = ctx.privacy;
-  const plan = planRound(policy, ctx.data.rows, task.training, recordNoise(ctx, task));
+  const plan = planRound(policy, ctx.data.rows, task.training, recordNoise(ctx, task), ctx.unitCount);
   const check = checkAffordable(budgets, plan);
   if (!check.affordable || ctx.state.privacy?.refused) {
     await refuse(ctx, task.round, check);
@@ -68,10 +69,23 @@ function recordNoise(ctx: NodeContext, task: OpenTask): number | undefined {
   if (!budgets.record || policy.record?.noiseMultiplier !== undefined) return undefined;
   let z = calibratedNoise.get(ctx.privacy);
   if (z === undefined) {
-    z = recordNoiseMultiplier(policy, recordRound(ctx.data.rows, task.training), ctx.join.totalRounds, budgets.record);
+    const round = recordRound(ctx.data.rows, task.training, ctx.unitCount);
+    const c = calibrateRecordNoise(policy, round, ctx.join.totalRounds, budgets.record);
+    z = c.noiseMultiplier;
+    if (c.calibrated !== undefined && c.calibrated < z) logNoiseFloor(ctx, c.calibrated, z, round);
     calibratedNoise.set(ctx.privacy, z);
   }
   return z;
+}
+
+/** The calibration asked for less noise than DP-SGD allows: the floor is used, and what it spends is said. */
+function logNoiseFloor(ctx: NodeContext, calibrated: number, z: number, round: { sampleRate: number; steps: number }): void {
+  const budget = ctx.privacy.budgets.record!;
+  const planned = calibrationRounds(ctx.join.totalRounds);
+  const left = Math.max(0, planned - Math.ceil(budget.mechanisms.reduce((s, m) => s + m.steps, 0) / round.steps - 1e-9));
+  const epsilon = budget.wouldSpend({ ...round, noiseMultiplier: z, steps: Math.max(1, left) * round.steps }).epsilon;
+  ctx.log.warn({ event: 'noise-floor', calibrated, noiseMultiplier: z, plannedEpsilon: epsilon, budget: budget.epsilon },
+    `record-level DP: the ε budget calibrates to z = ${calibrated.toPrecision(4)}, below the floor DP-SGD enforces; training at z = ${z} instead, which spends ε ≈ ${epsilon.toPrecision(4)} over the planned rounds (the calibration aimed at ε = ${Math.min(ctx.privacy.policy.record?.targetEpsilon ?? budget.epsilon, budget.epsilon)})`);
 }
 
 /** Records the refusal (it stands for every later round), then tells the aggregator, with a signed refusal entry. */

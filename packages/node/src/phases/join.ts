@@ -1,7 +1,7 @@
 // Join: check this member agrees to its own manifest, join, check everything the aggregator announces
 // against it, then load the site's records under the agreed schema and build the (seeded) model.
-import { FedtwinError } from '@fedtwin/errors';
-import { createTwinVae, encodeTable, readCsvFile, tableFromCsv, type EncodedTable, type Table, type TableSchema, type TwinVae } from '@fedtwin/models';
+import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
+import { createTwinVae, encodeTable, extractUnitColumn, readCsvFile, tableFromCsv, type EncodedTable, type Table, type TableSchema, type TwinVae } from '@fedtwin/models';
 import { JoinResponse, Protocols } from '@fedtwin/protocol';
 import type { NodeInit } from '../api.ts';
 import type { AggregatorLink } from '../call.ts';
@@ -28,14 +28,44 @@ export async function joinConsortium(init: NodeInit, link: AggregatorLink): Prom
   return join;
 }
 
-/** The site's records, validated and encoded under the consortium's schema. */
-export function loadData(init: NodeInit, join: JoinResponse, csv: Csv): { schema: TableSchema; data: EncodedTable } {
+export interface LoadedData {
+  schema: TableSchema;
+  data: EncodedTable;
+  /** With the manifest's privacy.unitColumn: the unit (e.g. patient) index of each row, 0..unitCount−1. */
+  units: Int32Array | undefined;
+  unitCount: number | undefined;
+}
+
+/**
+ * The site's records, validated and encoded under the consortium's schema. With a unit column (patient-level DP)
+ * the id column is taken out first, so it never reaches the schema or the model, and only dense unit indices are
+ * kept (the ids themselves are not).
+ */
+export function loadData(init: NodeInit, join: JoinResponse, csv: Csv): LoadedData {
   const schema = join.schema as TableSchema;
-  const table: Table = tableFromCsv(csv.header, csv.rows, schema);
+  const unitColumn = join.privacy.record?.unitColumn;
+  const byUnit = unitColumn === undefined ? undefined : unitsOf(csv, unitColumn, schema, init.csvPath);
+  const records = byUnit ?? csv;
+  const table: Table = tableFromCsv(records.header, records.rows, schema, { source: init.csvPath });
   const data: EncodedTable = encodeTable(table);
   if (data.rows < 1) throw new FedtwinError('DATA_EMPTY', `${init.csvPath} has no records`);
-  init.logger.info({ event: 'data-loaded', rows: data.rows, columns: schema.columns.length }, `loaded ${data.rows} records from ${init.csvPath}`);
-  return { schema, data };
+  const unitNote = byUnit ? ` of ${byUnit.unitCount} units (${unitColumn})` : '';
+  init.logger.info({ event: 'data-loaded', rows: data.rows, columns: schema.columns.length, ...(byUnit ? { units: byUnit.unitCount } : {}) }, `loaded ${data.rows} records${unitNote} from ${init.csvPath}`);
+  return { schema, data, units: byUnit?.units, unitCount: byUnit?.unitCount };
+}
+
+/** extractUnitColumn, with a hint that says where the column name comes from when the CSV lacks it. */
+function unitsOf(csv: Csv, column: string, schema: TableSchema, source: string): ReturnType<typeof extractUnitColumn> {
+  try {
+    return extractUnitColumn(csv, column, { schema, source });
+  } catch (err) {
+    if (!isFedtwinError(err) || err.code !== 'DATA_MISSING_COLUMN') throw err;
+    throw new FedtwinError(err.code, err.message, {
+      hint: `the consortium manifest's privacy.unitColumn is "${column}": every site's CSV needs that column (the id of the patient, or other unit, each row belongs to). This CSV's header has: ${csv.header.join(', ')}`,
+      details: { column },
+      cause: err,
+    });
+  }
 }
 
 /** The consortium's model, seeded: version 0 is identical on every member. */

@@ -18,18 +18,20 @@ export interface Resumed {
   pending: Uint8Array | undefined;
 }
 
-/** What the resume phase needs to read this member's own ledger entries: its replica, the aggregator, its record count. */
+/** What the resume phase needs to read this member's own ledger entries: its replica, the aggregator, its record (and unit) count. */
 export interface LedgerCheck {
   witness: Witness | undefined;
   call: AggregatorCall;
   rows: number;
+  /** With a unit column: DP-SGD's q is batchSize / unitCount, and the rebuild replays at that q. */
+  unitCount?: number | undefined;
 }
 
 export async function resumeState(init: NodeInit, store: NodeStore, join: JoinResponse, vae: TwinVae, ledger?: LedgerCheck): Promise<Resumed> {
   const saved = await store.load();
   const genesis = genesisModelVersion({ consortium: join.consortium, modelValues: join.modelValues, strategy: join.strategy, model: join.model, manifestHash: init.consortium.hash });
   const own = ledger?.witness ? await ownLedgerEntries(ledger.witness, ledger.call, init.host.peerId, saved?.state.ledgerLeaves ?? []) : [];
-  const rebuild = () => rebuildSpending(own, { policy: join.privacy, rows: ledger!.rows, training: init.consortium.manifest.training, totalRounds: join.totalRounds, own: init.privacy ?? {} });
+  const rebuild = () => rebuildSpending(own, { policy: join.privacy, rows: ledger!.rows, unitCount: ledger!.unitCount, training: init.consortium.manifest.training, totalRounds: join.totalRounds, own: init.privacy ?? {} });
   if (!saved) {
     const global = vae.getSharedWeights();
     let state: NodeState = { version: 0, hash: versionHash(global), base: genesis, lastRound: 0, contributions: [], losses: [] };

@@ -28,7 +28,10 @@ export async function trainLocal(ctx: NodeContext, task: OpenTask, plan: RoundPl
   vae.setSharedWeights(ctx.global);
   // DP-SGD's sampling masks and noise come from the OS CSPRNG; only a simulation's seededNoise makes
   // them follow the (public) seed. The seed below drives only the non-private randomness (eps, order).
-  const dp = plan.record ? { clip: plan.record.clip, noiseMultiplier: plan.record.noiseMultiplier, seeded: init.seededNoise === true } : undefined;
+  // With a unit column the trainer samples and clips per unit (patient), at the q the plan charged for.
+  const dp = plan.record
+    ? { clip: plan.record.clip, noiseMultiplier: plan.record.noiseMultiplier, seeded: init.seededNoise === true, ...(ctx.units ? { units: ctx.units } : {}) }
+    : undefined;
   const trained = await vae.trainEpochs(ctx.data, { ...task.training, seed: (init.seed ?? 1) * 1_000_003 + task.round, dp });
   if (plan.record && (trained.steps !== plan.record.steps || trained.sampleRate !== plan.record.sampleRate)) {
     throw new FedtwinError('NODE_PRIVACY_MISMATCH', `trainer took ${trained.steps} steps at q=${trained.sampleRate}, the accountant planned ${plan.record.steps} at q=${plan.record.sampleRate}`);

@@ -1,0 +1,128 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manifestHash, parseManifest, privacyPolicyOf, secureAggregationOf } from '@fedtwin/consortium';
+import { createAggregator } from '@fedtwin/aggregator';
+import { openLedger, type EntryPayload } from '@fedtwin/ledger';
+import { createTwinVae, encodeTable, inferSchema, initBackend, loadDataset, parseCsv, toCsv } from '@fedtwin/models';
+import { createWireHost, generateIdentity, peerIdOf } from '@fedtwin/wire';
+import { createNode } from '../src/node.ts';
+
+// Issue 13 item 6 end to end: a real aggregator and two real members (in-process, plaintext aggregation,
+// record-level DP at a calibrated z) with privacy.unitColumn: patient_id, each site's CSV holding several
+// visits per patient. The federation runs; every spend the members sign has q = B/U (U = the site's patients,
+// not its rows); the model is built without the id column; the synthetic CSVs have no patient_id column.
+const ROUNDS = 2;
+const BATCH = 8;
+type Event = Record<string, unknown>;
+
+let dir = '';
+beforeAll(async () => {
+  await initBackend('cpu');
+  dir = await mkdtemp(join(tmpdir(), 'fedtwin-patient-level-'));
+});
+afterAll(async () => { if (dir) await rm(dir, { recursive: true, force: true }); });
+
+/** `rows` records as visits of patients with 1..5 visits each (the id inserted as the second column); returns the patient count. */
+function withPatients(header: string[], rows: string[][], prefix: string): { csv: string; patients: number } {
+  const out: string[][] = [];
+  let patients = 0;
+  for (let i = 0; i < rows.length; patients++) {
+    const visits = 1 + (patients % 5);
+    for (let v = 0; v < visits && i < rows.length; v++, i++) out.push([rows[i]![0]!, `${prefix}-${1000 + patients}`, ...rows[i]!.slice(1)]);
+  }
+  return { csv: toCsv([header[0]!, 'patient_id', ...header.slice(1)], out), patients };
+}
+
+describe('patient-level DP in a federation', () => {
+  it('two members with privacy.unitColumn: q = B/U in every signed spend, no id in the model or the synthetic records', async () => {
+    const ds = await loadDataset('breast_cancer_wdbc');
+    const schema = inferSchema(ds.header, ds.rows, { target: 'diagnosis' });
+    const sites = [withPatients(ds.header, ds.rows.slice(0, 120), 'A'), withPatients(ds.header, ds.rows.slice(120, 220), 'B')];
+    for (const [i, s] of sites.entries()) await writeFile(join(dir, `site-${i}.csv`), s.csv);
+    expect(sites.map((s) => s.patients)).toEqual([40, 34]);
+
+    const model = { kind: 'vae' as const, latentDim: 2, hidden: 8, seed: 1 };
+    const layout = encodeTable({ schema, rows: [] });
+    const probe = createTwinVae({ width: layout.width, segments: layout.segments, classes: layout.classes, latentDim: 2, hidden: 8, seed: 1 });
+    const modelValues = probe.sharedSize;
+    probe.dispose();
+    const keys = [await generateIdentity(), await generateIdentity()];
+    const ids = keys.map((k) => peerIdOf(k));
+    const aggKey = await generateIdentity();
+    const aggHost = await createWireHost({ privateKey: aggKey, allow: ids });
+    const manifest = parseManifest({
+      consortium: 'patients', aggregator: aggHost.peerId, members: ids.map((peerId) => ({ peerId })), model,
+      training: { epochs: 1, batchSize: BATCH, learningRate: 0.003 },
+      rounds: { total: ROUNDS, quorum: 2, minParticipants: 2, deadlineSeconds: 600 },
+      secureAggregation: { scheme: 'plaintext' },
+      privacy: { mode: 'record', epsilon: 8, delta: 1e-5, clip: 1, unitColumn: 'patient_id' },
+    });
+    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const agg = await createAggregator({
+      host: aggHost, dataDir: join(dir, 'agg-state'), consortium: manifest.consortium, members: ids, schema, model, modelValues, strategy: 'fedavg',
+      training: manifest.training, rounds: { totalRounds: ROUNDS, quorum: 2, minParticipants: 2, deadlineSeconds: 600 },
+      privacy: privacyPolicyOf(manifest), secureAggregation: secureAggregationOf(manifest), manifest: { manifest, hash: manifestHash(manifest) },
+      ledger: { dir: join(dir, 'agg-ledger'), identity: aggKey }, logger: quiet,
+    });
+    const events: Event[][] = [[], []];
+    try {
+      await Promise.all(keys.map(async (key, i) => {
+        const h = await createWireHost({ privateKey: key, listen: [], allow: [aggHost.peerId] });
+        const record = (e: Event) => { events[i]!.push(e); };
+        const node = await createNode({
+          host: h, aggregator: aggHost.addrs()[0]!, dataDir: join(dir, `site-${i}`, 'state'), csvPath: join(dir, `site-${i}.csv`), backend: 'cpu',
+          logger: { info: record, warn: record, error: record }, consortium: { manifest, hash: manifestHash(manifest) }, identity: key,
+          ledgerDir: join(dir, `site-${i}`, 'ledger'), heKeyFile: join(dir, `site-${i}`, 'he-secret.key'), seed: 1 + i, unreachableGiveUpSeconds: 30,
+          synthetic: { rows: 50, out: join(dir, `site-${i}-synthetic.csv`) },
+        });
+        try {
+          await node.run();
+        } finally {
+          await node.stop().catch(() => undefined);
+          await h.stop().catch(() => undefined);
+        }
+      }));
+    } finally {
+      await agg.stop().catch(() => undefined);
+      await aggHost.stop().catch(() => undefined);
+    }
+
+    for (const [i, s] of sites.entries()) {
+      const ev = events[i]!;
+      expect(ev.find((e) => e.event === 'data-loaded'), `site ${i}`).toMatchObject({ rows: i === 0 ? 120 : 100, units: s.patients });
+      expect(ev.some((e) => e.event === 'federation-finished'), `site ${i}`).toBe(true);
+      // What the member charged and sent each round: q = B/U, round(U/B) steps per epoch.
+      const spends = ev.filter((e) => e.event === 'contributed').map((e) => (e.privacy as Array<{ sampleRate: number; steps: number }>)[0]!);
+      expect(spends).toHaveLength(ROUNDS);
+      for (const p of spends) expect(p).toMatchObject({ sampleRate: BATCH / s.patients, steps: Math.round(s.patients / BATCH) });
+      // The synthetic release: the schema's columns, no patient id.
+      const synthetic = parseCsv(await readFile(join(dir, `site-${i}-synthetic.csv`), 'utf8'));
+      expect(synthetic.header).toEqual(schema.columns.map((c) => c.name));
+      expect(synthetic.header).not.toContain('patient_id');
+      expect(synthetic.rows).toHaveLength(50);
+    }
+
+    // The signed ledger: each member's contribution entries record the mechanism at q = B/U.
+    const ledger = await openLedger({ dir: join(dir, 'agg-ledger'), readOnly: true });
+    const contributions: Array<Extract<EntryPayload, { type: 'contribution' }>> = [];
+    try {
+      for (let k = 0; k < ledger.size; k++) {
+        const p = (await ledger.getEntry(k)).payload;
+        if (p.type === 'contribution') contributions.push(p);
+      }
+    } finally {
+      await ledger.close();
+    }
+    expect(contributions).toHaveLength(2 * ROUNDS);
+    for (const c of contributions) {
+      const patients = sites[ids.indexOf(c.node)]!.patients;
+      expect(c.mechanism!.sampleRate, c.node).toBe(BATCH / patients);
+      expect(c.epsilonTotal).toBeLessThanOrEqual(8);
+    }
+    // The model every party built has the schema's width: the id never became an input (a member that had
+    // encoded it would have had another shared size and refused with NODE_MODEL_MISMATCH).
+    expect(layout.segments.map((s) => s.column)).not.toContain('patient_id');
+  }, 300_000);
+});
