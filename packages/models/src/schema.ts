@@ -244,6 +244,12 @@ export function validateSchema(json: unknown): TableSchema {
 export interface TableFromCsvOptions {
   /** Clamp numeric values outside the declared [min, max] (and count them) instead of failing. Default false. */
   clampOutOfRange?: boolean;
+  /**
+   * Drop a row with a value its column does not declare (a feature's category or the target's class) and count
+   * it, instead of failing. Default false. A member loads its records with this and clampOutOfRange so that one
+   * record cannot decide whether its site takes part (docs/data.md, "Values outside the schema").
+   */
+  dropUnknownCategories?: boolean;
   /** Ignore CSV columns the schema does not declare instead of failing. Default false. */
   ignoreExtraColumns?: boolean;
   /** Name used in error messages (e.g. the file path). */
@@ -251,9 +257,14 @@ export interface TableFromCsvOptions {
 }
 
 export interface TableReport {
-  /** Values clamped into bounds, per column (only columns with clamps appear). */
+  /** Values clamped into bounds in the rows kept, per column (only columns with clamps appear). */
   clamped: Record<string, number>;
   clampedTotal: number;
+  /** Rows dropped for an undeclared category, per column (a row counts once, under its first such column). */
+  dropped: Record<string, number>;
+  droppedTotal: number;
+  /** 0-based indices (into the input rows) of the dropped rows, ascending: to keep per-row side data aligned. */
+  droppedRows: number[];
   /** CSV columns dropped because the schema does not declare them. */
   ignoredColumns: string[];
 }
@@ -266,7 +277,8 @@ export interface LoadedTable extends Table {
 /**
  * Validate CSV rows against a declared schema and convert them to a Table (schema column order).
  * Errors: DATA_MISSING_COLUMN, DATA_EXTRA_COLUMN, DATA_MISSING_VALUE, DATA_BAD_VALUE,
- * DATA_UNKNOWN_CATEGORY, DATA_OUT_OF_RANGE — each with column, data row (1-based) and value.
+ * DATA_UNKNOWN_CATEGORY (unless dropUnknownCategories), DATA_OUT_OF_RANGE (unless clampOutOfRange) — each
+ * with column, data row (1-based) and value; DATA_EMPTY if no row is left.
  */
 export function tableFromCsv(
   header: readonly string[],
@@ -296,13 +308,16 @@ export function tableFromCsv(
   const cols = schema.columns.map((c) => ({ spec: c, j: index.get(c.name) as number, cats: c.kind === 'categorical' ? new Set(c.categories) : undefined }));
   const clamped: Record<string, number> = {};
   let clampedTotal = 0;
-  const out: Array<Array<number | string>> = new Array(rows.length);
-  for (let i = 0; i < rows.length; i++) {
+  const dropped: Record<string, number> = {};
+  const droppedRows: number[] = [];
+  const out: Array<Array<number | string>> = [];
+  rowLoop: for (let i = 0; i < rows.length; i++) {
     const raw = rows[i];
     if (raw.length !== header.length) {
       throw new FedtwinError('DATA_CSV_MALFORMED', `${src}: data row ${i + 1} has ${raw.length} fields, header has ${header.length}`);
     }
     const row: Array<number | string> = new Array(cols.length);
+    const clampedHere: string[] = []; // counted only if the row is kept
     for (let k = 0; k < cols.length; k++) {
       const { spec, j, cats } = cols[k];
       const s = raw[j];
@@ -315,6 +330,11 @@ export function tableFromCsv(
       }
       if (spec.kind === 'categorical') {
         if (!(cats as Set<string>).has(s)) {
+          if (opts.dropUnknownCategories === true) {
+            dropped[spec.name] = (dropped[spec.name] ?? 0) + 1;
+            droppedRows.push(i);
+            continue rowLoop;
+          }
           throw new FedtwinError('DATA_UNKNOWN_CATEGORY', `${src}: data row ${i + 1}, column "${spec.name}": "${s}" is not a declared category`, {
             hint: `Declared categories: ${spec.categories.slice(0, 20).join(', ')}${spec.categories.length > 20 ? ', …' : ''}`,
             details: where,
@@ -344,15 +364,20 @@ export function tableFromCsv(
           });
         }
         v = v < spec.min ? spec.min : spec.max;
-        clamped[spec.name] = (clamped[spec.name] ?? 0) + 1;
-        clampedTotal++;
+        clampedHere.push(spec.name);
       }
       row[k] = v;
     }
-    out[i] = row;
+    for (const c of clampedHere) clamped[c] = (clamped[c] ?? 0) + 1;
+    clampedTotal += clampedHere.length;
+    out.push(row);
   }
-  if (out.length === 0) throw new FedtwinError('DATA_EMPTY', `${src}: no data rows`);
-  return { schema, rows: out, report: { clamped, clampedTotal, ignoredColumns: extra } };
+  if (out.length === 0) {
+    throw new FedtwinError('DATA_EMPTY', `${src}: no data rows` + (droppedRows.length > 0 ? ` (all ${droppedRows.length} had a value the schema does not declare)` : ''), {
+      ...(droppedRows.length > 0 ? { hint: 'the records do not use the categories the consortium schema declares: check the export against the schema', details: { dropped } } : {}),
+    });
+  }
+  return { schema, rows: out, report: { clamped, clampedTotal, dropped, droppedTotal: droppedRows.length, droppedRows, ignoredColumns: extra } };
 }
 
 /** Write a Table as CSV with the schema's columns and number formats (decimals; no exponents). */

@@ -125,7 +125,7 @@ describe('tableFromCsv', () => {
     const csv = parseCsv('label,smoker,bmi,age,site\n1,yes,30.5,60,2\n');
     const t = tableFromCsv(csv.header, csv.rows, schema);
     expect(t.rows).toEqual([[60, 30.5, 'yes', 2, '1']]);
-    expect(t.report).toEqual({ clamped: {}, clampedTotal: 0, ignoredColumns: [] });
+    expect(t.report).toEqual({ clamped: {}, clampedTotal: 0, dropped: {}, droppedTotal: 0, droppedRows: [], ignoredColumns: [] });
   });
 
   it('rejects a missing column by name, and extra columns unless told to ignore them', () => {
@@ -167,6 +167,24 @@ describe('tableFromCsv', () => {
       [71, 25],
     ]);
     expect(t.report).toMatchObject({ clamped: { age: 2, bmi: 2 }, clampedTotal: 4 });
+  });
+
+  it('drops rows with an undeclared category when asked, counting them per column and naming the dropped rows', () => {
+    // Issue 13: one record must not decide whether a site can take part, so a value the schema cannot
+    // represent drops its row (a function of that record alone) instead of aborting the load.
+    const input = [['40', '20', 'no', '2', '1'], ['41', '21', 'maybe', '2', '1'], ['42', '22', 'yes', '10', '3'], ['43', '23', 'no', '10', '0']];
+    const t = tableFromCsv(header, input, schema, { dropUnknownCategories: true });
+    expect(t.rows.map((r) => r[0])).toEqual([40, 43]);
+    expect(t.report).toMatchObject({ dropped: { smoker: 1, label: 1 }, droppedTotal: 2, droppedRows: [1, 2] });
+    // A row counts once, under the first column that drops it; a clamp in a dropped row is not counted.
+    const two = tableFromCsv(header, [['40', '99', 'maybe', '2', '3'], ['41', '21', 'no', '2', '1']], schema, { dropUnknownCategories: true, clampOutOfRange: true });
+    expect(two.report).toMatchObject({ dropped: { smoker: 1 }, droppedTotal: 1, droppedRows: [0], clamped: {}, clampedTotal: 0 });
+    // Nothing dropped: empty counts; every row dropped: DATA_EMPTY, as for a file without rows.
+    expect(tableFromCsv(header, rows, schema, { dropUnknownCategories: true }).report).toMatchObject({ dropped: {}, droppedTotal: 0, droppedRows: [] });
+    expect(errorOf(() => tableFromCsv(header, [['40', '20', 'maybe', '2', '1']], schema, { dropUnknownCategories: true })).code).toBe('DATA_EMPTY');
+    // Without the option an undeclared category is still an error, and bad numbers are not dropped either way.
+    expect(errorOf(() => tableFromCsv(header, input, schema)).code).toBe('DATA_UNKNOWN_CATEGORY');
+    expect(errorOf(() => tableFromCsv(header, [['40', 'x', 'no', '2', '1']], schema, { dropUnknownCategories: true })).code).toBe('DATA_BAD_VALUE');
   });
 
   it('writes a table back with the declared number formats', () => {

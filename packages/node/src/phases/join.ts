@@ -1,7 +1,7 @@
 // Join: check this member agrees to its own manifest, join, check everything the aggregator announces
 // against it, then load the site's records under the agreed schema and build the (seeded) model.
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
-import { createTwinVae, encodeTable, extractUnitColumn, readCsvFile, tableFromCsv, type EncodedTable, type Table, type TableSchema, type TwinVae } from '@fedtwin/models';
+import { createTwinVae, encodeTable, extractUnitColumn, readCsvFile, tableFromCsv, type EncodedTable, type TableSchema, type TwinVae } from '@fedtwin/models';
 import { JoinResponse, Protocols } from '@fedtwin/protocol';
 import type { NodeInit } from '../api.ts';
 import type { AggregatorLink } from '../call.ts';
@@ -40,18 +40,46 @@ export interface LoadedData {
  * The site's records, validated and encoded under the consortium's schema. With a unit column (patient-level DP)
  * the id column is taken out first, so it never reaches the schema or the model, and only dense unit indices are
  * kept (the ids themselves are not).
+ *
+ * A value outside the schema does not stop the member: a number beyond the declared bounds is clamped to the
+ * bound, a row with a category (or class) the schema does not declare is dropped. Aborting instead would make
+ * whether this site takes part — which the aggregator and every member see — depend on one record. Both are
+ * functions of that record alone, so neighbouring datasets stay neighbours (per row, and per unit: a unit keeps
+ * its other rows). How many is logged here (`data-clamped`, counts per column, never a value) and sent nowhere.
  */
 export function loadData(init: NodeInit, join: JoinResponse, csv: Csv): LoadedData {
   const schema = join.schema as TableSchema;
   const unitColumn = join.privacy.record?.unitColumn;
   const byUnit = unitColumn === undefined ? undefined : unitsOf(csv, unitColumn, schema, init.csvPath);
   const records = byUnit ?? csv;
-  const table: Table = tableFromCsv(records.header, records.rows, schema, { source: init.csvPath });
+  const table = tableFromCsv(records.header, records.rows, schema, { source: init.csvPath, clampOutOfRange: true, dropUnknownCategories: true });
   const data: EncodedTable = encodeTable(table);
   if (data.rows < 1) throw new FedtwinError('DATA_EMPTY', `${init.csvPath} has no records`);
-  const unitNote = byUnit ? ` of ${byUnit.unitCount} units (${unitColumn})` : '';
-  init.logger.info({ event: 'data-loaded', rows: data.rows, columns: schema.columns.length, ...(byUnit ? { units: byUnit.unitCount } : {}) }, `loaded ${data.rows} records${unitNote} from ${init.csvPath}`);
-  return { schema, data, units: byUnit?.units, unitCount: byUnit?.unitCount };
+  const units = byUnit ? keptUnits(byUnit.units, table.report.droppedRows) : undefined;
+  const counts = { rows: data.rows, ...(units ? { units: units.unitCount } : {}) };
+  const { clamped, clampedTotal, dropped, droppedTotal } = table.report;
+  if (clampedTotal > 0 || droppedTotal > 0) {
+    init.logger.warn({ event: 'data-clamped', clamped, clampedTotal, dropped, droppedTotal, ...counts },
+      `${init.csvPath}: ${clampedTotal} value(s) outside the schema's bounds clamped to the bound, ${droppedTotal} row(s) with a category the schema does not declare dropped (counts per column in this line; not sent to anyone)`);
+  }
+  const unitNote = units ? ` of ${units.unitCount} units (${unitColumn})` : '';
+  init.logger.info({ event: 'data-loaded', columns: schema.columns.length, ...counts }, `loaded ${data.rows} records${unitNote} from ${init.csvPath}`);
+  return { schema, data, units: units?.units, unitCount: units?.unitCount };
+}
+
+/** Unit indices of the rows kept (`dropped`: ascending input indices), renumbered densely by first appearance. */
+export function keptUnits(units: Int32Array, dropped: readonly number[]): { units: Int32Array; unitCount: number } {
+  const out = new Int32Array(units.length - dropped.length);
+  const renumber = new Map<number, number>();
+  let d = 0;
+  let k = 0;
+  for (let i = 0; i < units.length; i++) {
+    if (d < dropped.length && dropped[d] === i) { d++; continue; }
+    let u = renumber.get(units[i]!);
+    if (u === undefined) renumber.set(units[i]!, (u = renumber.size));
+    out[k++] = u;
+  }
+  return { units: out, unitCount: renumber.size };
 }
 
 /** extractUnitColumn, with a hint that says where the column name comes from when the CSV lacks it. */
