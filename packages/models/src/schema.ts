@@ -194,6 +194,7 @@ const tableSchemaZ = z
   .object({
     columns: z.array(z.discriminatedUnion('kind', [numericSpec, categoricalSpec])).min(2).max(MAX_COLUMNS),
     target: z.string().min(1),
+    boundsSource: z.enum(['data', 'declared']).optional(),
   })
   .strict()
   .superRefine((s, ctx) => {

@@ -11,6 +11,12 @@ export interface TableSchema {
   columns: ColumnSpec[];
   /** Name of the conditioning / label column; must be categorical. */
   target: string;
+  /**
+   * Where the bounds and categories come from: `data` when `fedtwin schema infer` computed them from a CSV (they
+   * then disclose that CSV's extremes and rare values), `declared` once reviewed against public knowledge.
+   * Provenance only: no code path treats the two differently.
+   */
+  boundsSource?: 'data' | 'declared';
 }
 
 /** Rows as parsed and validated against a schema: numbers for numeric columns, category

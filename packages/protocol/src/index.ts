@@ -48,6 +48,8 @@ const categoricalColumn = z.object({
 export const TableSchemaMessage = z.object({
   columns: z.array(z.discriminatedUnion('kind', [numericColumn, categoricalColumn])).min(2).max(2000),
   target: z.string().min(1),
+  /** Provenance of the bounds: `data` (drafted by `fedtwin schema infer` from a CSV) or `declared` (docs/data.md). */
+  boundsSource: z.enum(['data', 'declared']).optional(),
 }).strict();
 
 export const ModelConfigMessage = z.object({

@@ -1,6 +1,17 @@
 import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
 
+/**
+ * What `schema infer` says every time: bounds and categories computed from records are those records' extremes
+ * and distinct values (the oldest patient's age, a one-patient category), and a consortium schema is public to
+ * every member. The written schema carries "boundsSource": "data" until someone declares the bounds.
+ */
+export function boundsFromDataWarning(csv: string): string {
+  return `warning: the bounds and categories were inferred from ${csv}: they disclose its smallest and largest values and every category it contains. `
+    + 'If these are a site\'s private records, do not adopt this schema: declare the consortium\'s bounds from public knowledge (clinical reference ranges, '
+    + 'a data dictionary, a public data set), then set "boundsSource" to "declared". The schema is marked "boundsSource": "data" (docs/data.md, "Drafting a schema").\n';
+}
+
 export function registerSchemaCommands(program: Command): void {
   const schema = program.command('schema').description('The consortium table schema (declared column bounds and categories)');
   schema.command('infer')
@@ -13,8 +24,10 @@ export function registerSchemaCommands(program: Command): void {
       const { readCsvFile, inferSchema } = await import('@fedtwin/models');
       const { header, rows } = await readCsvFile(o.csv);
       const s = inferSchema(header, rows, { target: o.target, maxCategories: Number(o.maxCategories) });
-      const text = `${JSON.stringify(s, null, 2)}\n`;
+      // The marker first, where a reviewer sees it; it is part of the schema (and of its hash) until replaced.
+      const text = `${JSON.stringify({ boundsSource: 'data', ...s }, null, 2)}\n`;
       if (o.out) await writeFile(o.out, text);
       else process.stdout.write(text);
+      process.stderr.write(boundsFromDataWarning(o.csv));
     });
 }

@@ -1,0 +1,60 @@
+// Issue 13, "`fedtwin schema` infers bounds from whatever CSV it is given": bounds and categories inferred from
+// records disclose those records' extremes and rare values. `fedtwin schema infer` says so on stderr and marks
+// the schema it writes ("boundsSource": "data"), a marker that stays in the schema (and its hash) until someone
+// declares the bounds from public knowledge. Spawns the real entry point.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { validateSchema } from '@fedtwin/models';
+import { TableSchemaMessage } from '@fedtwin/protocol';
+
+const BIN = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
+const run = (args: string[]) => {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+const dir = mkdtempSync(join(tmpdir(), 'fedtwin-schema-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const csv = join(dir, 'records.csv');
+writeFileSync(csv, 'age,sbp,label\n34,118,0\n97,141,1\n58,250,1\n45,99,0\n');
+
+describe('fedtwin schema infer', () => {
+  it('warns on stderr that the bounds come from the data and marks the written schema "boundsSource": "data"', () => {
+    const out = join(dir, 'schema.json');
+    const r = run(['schema', 'infer', '--csv', csv, '--target', 'label', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^warning: /);
+    expect(r.stderr).toMatch(/bounds and categories were inferred from .*records\.csv/);
+    expect(r.stderr).toMatch(/disclose/);
+    expect(r.stderr).toMatch(/public knowledge/);
+    const written = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
+    expect(written.boundsSource).toBe('data');
+    // Why: rounded outward to two significant digits of the range, these bounds are the records' exact extremes
+    // (the youngest is 34, the oldest 97; the highest blood pressure 250).
+    const cols = written.columns as Array<{ name: string; min?: number; max?: number }>;
+    expect(cols[0]).toMatchObject({ name: 'age', min: 34, max: 97 });
+    expect(cols[1]).toMatchObject({ name: 'sbp', max: 250 });
+    // Still a schema every fedtwin reader takes (the daemons, validateSchema), marker included.
+    expect(validateSchema(written)).toMatchObject({ boundsSource: 'data', target: 'label' });
+    expect(TableSchemaMessage.parse(written)).toMatchObject({ boundsSource: 'data' });
+  });
+
+  it('to stdout: the schema (marked) on stdout, the warning on stderr only', () => {
+    const r = run(['schema', 'infer', '--csv', csv, '--target', 'label']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ boundsSource: 'data', target: 'label' });
+    expect(r.stderr).toMatch(/^warning: .*disclose/);
+  });
+
+  it('a declared schema says "boundsSource": "declared" (or nothing); anything else is refused', () => {
+    const s = JSON.parse(run(['schema', 'infer', '--csv', csv, '--target', 'label']).stdout) as Record<string, unknown>;
+    expect(validateSchema({ ...s, boundsSource: 'declared' }).boundsSource).toBe('declared');
+    const { boundsSource: _, ...unmarked } = s;
+    expect(validateSchema(unmarked).boundsSource).toBeUndefined();
+    expect(() => validateSchema({ ...s, boundsSource: 'guessed' })).toThrowError(/boundsSource/);
+  });
+});
