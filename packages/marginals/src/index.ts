@@ -1,0 +1,17 @@
+// @fedtwin/marginals: marginal-based DP synthesis (MST) whose sufficient statistics are count vectors,
+// so they can be summed across sites by secure aggregation.
+export { DEFAULT_FINE_BINS, domainFromSchema, binTable, coarsenDomain, columnSize, valueBins, isMissingCell, assertMatches } from './domain.ts';
+export type { ColumnDomain, Domain, DomainOptions, CoarsenMode, Coarsening } from './domain.ts';
+export { checkMarginal, marginalSize, strides, countsFromBins, localCounts, sumCounts, addNoise, noiseShare } from './counts.ts';
+export type { Marginal, GaussianSource } from './counts.ts';
+export { DEFAULT_SPLIT, calibrateMst, planMechanisms, accountMechanisms, zcdpEpsilon, rhoOf } from './privacy.ts';
+export type { BudgetSplit, CalibrateOptions, MstPlan, Selection } from './privacy.ts';
+export { allPairs, cryptoUniform, exponentialMechanism, independenceL1, independenceL2Squared, selectTreeExponential, maximumSpanningTree, pairSize } from './select.ts';
+export type { Edge } from './select.ts';
+export { DEFAULT_BRANCHING, hierarchyOf, levelCounts, estimateLeaves, rangeCover } from './hierarchy.ts';
+export type { Hierarchy, LeafSmoothing } from './hierarchy.ts';
+export { TREE_MODEL_FORMAT, projectSimplex, estimateTotal, estimateOneWays, ipf, fitTree } from './fit.ts';
+export type { Measurement, TreeModel, FitTreeOptions } from './fit.ts';
+export { MISSING_CELL, checkTreeModel, sampleBins, decodeBins, sampleTable } from './sample.ts';
+export { autoBins, fitMst } from './mst.ts';
+export type { MstOptions, MstResult, MstRound } from './mst.ts';
