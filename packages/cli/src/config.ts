@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { FedtwinError } from '@fedtwin/errors';
 import { ModelConfigMessage, TableSchemaMessage, TrainingConfigMessage } from '@fedtwin/protocol';
+import { configIssues } from './config-issues.ts';
 
 /** Config files are YAML or JSON; every field is documented in docs/configuration.md. */
 
@@ -96,12 +97,12 @@ export async function loadConfigFile<S extends z.ZodType>(path: string, schema: 
 export function validateConfig<S extends z.ZodType>(raw: unknown, schema: S, source: string): z.infer<S> {
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
-  const first = parsed.error.issues[0]!;
-  const field = first.path.length ? first.path.join('.') : '(top level)';
-  const all = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`);
-  throw new FedtwinError('CONFIG_INVALID', `${source}: field "${field}": ${first.message}`, {
+  const issues = configIssues(schema, parsed.error.issues);
+  const first = issues[0]!;
+  const all = issues.map((i) => `${i.field}: ${i.message}`);
+  throw new FedtwinError('CONFIG_INVALID', `${source}: field "${first.field}": ${first.message}`, {
     hint: `fix the field named above (see docs/configuration.md)${all.length > 1 ? `; other problems: ${all.slice(1).join('; ')}` : ''}`,
-    details: { issues: all },
+    details: { issues: all, field: first.field },
   });
 }
 

@@ -29,6 +29,41 @@ describe('config validation', () => {
     }
   });
 
+  // Issue 15: a typo in a .strict() object was reported on the field it replaced ("aggregator.address: expected
+  // string, received undefined"), and the typo itself only in the hint, as "aggregator: Unrecognized key".
+  it('a typo is reported on the mistyped key, with the closest valid one, before the field it left missing', () => {
+    const { aggregator, ...rest } = node;
+    const cases: Array<[unknown, RegExp]> = [
+      [{ ...rest, aggregator: { adress: aggregator.address } }, /field "aggregator\.adress": is not a known field \(did you mean "address"\?\)/],
+      [{ ...node, exitWhenDne: true }, /field "exitWhenDne": is not a known field \(did you mean "exitWhenDone"\?\)/],
+      [{ ...node, data: { cvs: 'x.csv' } }, /field "data\.cvs": is not a known field \(did you mean "csv"\?\)/],
+      [{ ...node, privacy: { epsilon: 3, requre: {} } }, /field "privacy\.requre": is not a known field \(did you mean "require"\?\)/],
+      [{ ...node, privacy: { require: { maxEpslion: 3 } } }, /field "privacy\.require\.maxEpslion": is not a known field \(did you mean "maxEpsilon"\?\)/],
+    ];
+    for (const [raw, message] of cases) {
+      try {
+        validateConfig(raw, NodeConfigSchema, 'node.yaml');
+        expect.unreachable();
+      } catch (e) {
+        expect(e).toMatchObject({ code: 'CONFIG_INVALID' });
+        expect((e as Error).message).toMatch(message);
+      }
+    }
+    // The field the typo left out is still listed, said plainly.
+    try {
+      validateConfig({ ...rest, aggregator: { adress: aggregator.address } }, NodeConfigSchema, 'node.yaml');
+    } catch (e) {
+      expect((e as { hint: string }).hint).toMatch(/aggregator\.address: is missing \(expected string\)/);
+      expect((e as { details: { field: string } }).details.field).toBe('aggregator.adress');
+    }
+  });
+
+  it('an unknown key nothing resembles lists the valid keys there', () => {
+    expect(() => validateConfig({ ...node, log: { level: 'info', colour: 'red' } }, NodeConfigSchema, 'node.yaml'))
+      .toThrowError(/field "log\.colour": is not a known field; valid here: level/);
+    expect(() => validateConfig({ dataDir: 'd' }, AggregatorConfigSchema, 'agg.yaml')).toThrowError(/field "consortium": is missing/);
+  });
+
   it('reads YAML and JSON files and reports syntax errors with CONFIG_PARSE', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fedtwin-cfg-'));
     try {
