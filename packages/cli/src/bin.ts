@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 // Entry point of the `fedtwin` command. Thin: parsing and exit codes here, work in the packages.
+import { callerCwd } from './caller-cwd.ts';
 import { runCli } from './index.ts';
+
+// `npm run fedtwin -- node start --config node.yaml` runs this from the repository root (npm's doing): take
+// relative paths from the folder the user typed the command in, as any other command does.
+const cwd = callerCwd(process.env, process.cwd());
+if (cwd !== process.cwd()) process.chdir(cwd);
 
 // `fedtwin ledger export | head`: the reader leaving is not a failure. Stop quietly with 0, as
 // coreutils do; any other stdout error is still fatal (rethrown, so it is not swallowed).

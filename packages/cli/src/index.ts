@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
 import { registerCommands } from './commands/index.ts';
+import { explainNetworkError } from './network-errors.ts';
+import { CLI_VERSION } from './version.ts';
 
 /** Exit codes: 0 ok, 1 failure at run time, 2 bad usage / bad arguments / bad config, 3 the consortium is not the one this member pinned. */
 export const EXIT_OK = 0;
@@ -16,10 +18,26 @@ const CONSORTIUM_CODES = new Set(['CONSORTIUM_MISMATCH', 'CONSORTIUM_PRIVACY_TOO
 export function buildProgram(): Command {
   const program = new Command('fedtwin')
     .description('Federated, private, encrypted training of generative digital twin models')
-    .showHelpAfterError()
+    .version(CLI_VERSION, '-V, --version', 'print the fedtwin version')
     .exitOverride();
   registerCommands(program);
+  conciseUsageErrors(program);
   return program;
+}
+
+/**
+ * A mistyped option prints commander's one line (with its "Did you mean …?") and where the help is, not the
+ * whole help: the error would scroll out of sight behind it. Set on every command, each naming its own path.
+ */
+function conciseUsageErrors(cmd: Command): void {
+  cmd.showHelpAfterError(`see ${commandPath(cmd)} --help`);
+  for (const sub of cmd.commands) conciseUsageErrors(sub);
+}
+
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
 }
 
 /** Runs the CLI and returns the process exit code; never throws. */
@@ -33,12 +51,14 @@ export async function runCli(argv: string[]): Promise<number> {
   }
 }
 
-export function reportError(err: unknown): number {
-  if (err instanceof CommanderError) {
+export function reportError(raw: unknown): number {
+  if (raw instanceof CommanderError) {
     // commander already printed its message; help/version are not errors.
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT_OK;
+    if (raw.code === 'commander.helpDisplayed' || raw.code === 'commander.version' || raw.code === 'commander.help') return EXIT_OK;
     return EXIT_USAGE;
   }
+  // libp2p's own errors ("Missing newline", "Encryption failed") say nothing an operator can act on.
+  const err = explainNetworkError(raw);
   if (err instanceof FedtwinError) {
     process.stderr.write(`error [${err.code}]: ${err.message}\n`);
     if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);

@@ -6,11 +6,12 @@ import { TableSchemaMessage } from '@fedtwin/protocol';
 import { AggregatorConfigSchema, NodeConfigSchema, loadConfigFile, resolveFrom, validateConfig, type AggregatorConfig } from '../config.ts';
 import type { SecureAggregation } from '@fedtwin/protocol';
 import { createLogger } from '../logger.ts';
+import { explainNetworkError } from '../network-errors.ts';
 import { ensurePrivateDir, restrictUmask } from '../private-dirs.ts';
 import { loadManifest, maxWeights, memberIds, privacyPolicyOf, secureAggregationOf } from '@fedtwin/consortium';
 
 /** What a first dial gets from an aggregator that is not up (yet): worth waiting for. */
-const AGGREGATOR_DOWN = new Set(['WIRE_DIAL_FAILED', 'WIRE_TIMEOUT', 'WIRE_STREAM_FAILED']);
+const AGGREGATOR_DOWN = new Set(['WIRE_DIAL_FAILED', 'WIRE_TIMEOUT', 'WIRE_STREAM_FAILED', 'WIRE_HANDSHAKE_TIMEOUT', 'WIRE_HANDSHAKE_CLOSED']);
 
 export function registerDaemonCommands(program: Command): void {
   program.command('aggregator').description('The consortium daemon').command('start')
@@ -115,10 +116,12 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     for (const dir of [dataDir, `${dataDir}/state`, ledgerDir]) await ensurePrivateDir(dir, log);
     await host.dial(address);
     log.info({ event: 'listening', peerId: host.peerId, aggregator: aggregatorId }, `node ${host.peerId} connected to aggregator ${aggregatorId}`);
-  } catch (err) {
+  } catch (raw) {
     // Nothing listens (yet): the aggregator may start after this node, or be restarting. The node's
-    // join retries as it would mid-run, for up to unreachableGiveUpSeconds. Anything else (a running
-    // aggregator that does not admit this peer: WIRE_NOT_MEMBER) fails now, with its own message.
+    // join retries as it would mid-run, for up to unreachableGiveUpSeconds. Anything else fails now, with
+    // its own message: a running aggregator that does not admit this peer (WIRE_NOT_MEMBER), another peer
+    // or another service at the address (WIRE_PEER_MISMATCH, WIRE_NOT_LIBP2P) — waiting would not change it.
+    const err = explainNetworkError(raw);
     if (!isFedtwinError(err) || !AGGREGATOR_DOWN.has(err.code)) {
       await host.stop();
       throw err;
