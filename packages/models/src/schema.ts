@@ -302,7 +302,7 @@ export function tableFromCsv(
   const extra = header.filter((h) => !declared.has(h));
   if (extra.length > 0 && opts.ignoreExtraColumns !== true) {
     throw new FedtwinError('DATA_EXTRA_COLUMN', `${src}: column "${extra[0]}" is not declared in the schema` + (extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''), {
-      hint: 'Remove the column from the CSV, declare it in the schema, or ignore extra columns (--ignore-extra-columns)',
+      hint: 'Remove the column from the CSV export, or declare it in the consortium schema',
       details: { columns: extra },
     });
   }
@@ -360,7 +360,7 @@ export function tableFromCsv(
       if (v < spec.min || v > spec.max) {
         if (opts.clampOutOfRange !== true) {
           throw new FedtwinError('DATA_OUT_OF_RANGE', `${src}: data row ${i + 1}, column "${spec.name}": ${s} is outside the declared range [${spec.min}, ${spec.max}]`, {
-            hint: 'Fix the value, widen the bounds in the schema (the consortium declares them), or clamp (--clamp-out-of-range)',
+            hint: 'Fix the value, or widen the bounds in the schema (the consortium declares them); a fedtwin node clamps such values to the bound itself',
             details: { ...where, min: spec.min, max: spec.max },
           });
         }
