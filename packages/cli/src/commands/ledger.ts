@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
 import type { LedgerSummary } from '@fedtwin/ledger';
+import { formatEpsilon } from '../format.ts';
 
 // The ledger package (Level, workers) loads only when a ledger command runs.
 const ledgerLib = () => import('@fedtwin/ledger');
@@ -47,7 +48,7 @@ function summaryText(dir: string, s: LedgerSummary): string {
   ];
   const nodes = Object.keys(s.contributionsPerNode).sort();
   if (nodes.length === 0) lines.push('    (none)');
-  for (const n of nodes) lines.push(`    ${n}  ${s.contributionsPerNode[n]}  ε ${s.epsilonPerNode[n]}  δ ${s.deltaPerNode[n]}`);
+  for (const n of nodes) lines.push(`    ${n}  ${s.contributionsPerNode[n]}  ε ${formatEpsilon(s.epsilonPerNode[n])}  δ ${formatEpsilon(s.deltaPerNode[n])}`);
   if (s.trustedCheckpoints.length) lines.push(`  trusted         consistent with ${s.trustedCheckpoints.map((t) => `checkpoint ${t.size}`).join(', ')}`);
   if (s.unaggregatedCount > 0) {
     lines.push(`  warning: ${s.unaggregatedCount} contribution(s) no aggregate references (a failed or still open round):`);

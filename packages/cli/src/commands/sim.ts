@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
+import { formatEpsilon } from '../format.ts';
 import type { SimOptions } from '@fedtwin/sim/options';
 
 import { DEFAULT_SIM_OPTIONS } from '@fedtwin/sim/options';
@@ -53,7 +54,7 @@ export function registerSimCommand(program: Command): void {
         if (o.json) process.stdout.write(`${JSON.stringify(sweep)}\n`);
         else {
           process.stdout.write('epsilon  TSTR federated  local-only  centralized  spent ε (max member)\n');
-          for (const r of sweep.points) process.stdout.write(`${String(r.epsilon).padStart(7)}  ${r.federated.toFixed(3).padStart(14)}  ${r.localOnly.toFixed(3).padStart(10)}  ${r.centralized.toFixed(3).padStart(11)}  ${r.spentEpsilon === null ? '—' : r.spentEpsilon.toFixed(3)}\n`);
+          for (const r of sweep.points) process.stdout.write(`${(r.epsilon === 'inf' ? '∞' : formatEpsilon(r.epsilon)).padStart(7)}  ${r.federated.toFixed(3).padStart(14)}  ${r.localOnly.toFixed(3).padStart(10)}  ${r.centralized.toFixed(3).padStart(11)}  ${formatEpsilon(r.spentEpsilon)}\n`);
           process.stdout.write(`wrote ${sweep.outDir}/sweep.json and sweep.html\n`);
         }
         return;
@@ -66,7 +67,7 @@ export function registerSimCommand(program: Command): void {
         process.stdout.write([
           `fedtwin sim done in ${report.wallSeconds.toFixed(1)} s (${report.nodes} nodes, ${report.rounds} rounds, ${report.dataset}, seed ${report.seed}, backend ${report.backend})`,
           `  TSTR AUC  federated ${t.federated.toFixed(3)}  local-only ${t.localOnly.toFixed(3)}  centralized ${t.centralized.toFixed(3)}  (TRTR ${report.utility.trtrAuc.toFixed(3)})`,
-          `  privacy   ${report.privacy.mode === 'off' ? 'off' : `${report.privacy.mode}-level DP, ε = ${report.privacy.epsilon?.toFixed(3)} of budget ${report.privacy.budget} (δ = ${report.privacy.delta}), noise z = ${report.privacy.noiseMultiplier?.toFixed(3)}, clip ${report.privacy.clip}`}`,
+          `  privacy   ${report.privacy.mode === 'off' ? 'off' : `${report.privacy.mode}-level DP, ε = ${formatEpsilon(report.privacy.epsilon)} of budget ${formatEpsilon(report.privacy.budget)} (δ = ${report.privacy.delta}), noise z = ${report.privacy.noiseMultiplier?.toFixed(3)}, clip ${report.privacy.clip}`}`,
           `  secure aggregation  ${report.secureAggregation.scheme}${report.secureAggregation.polyModulusDegree ? ` N=${report.secureAggregation.polyModulusDegree}` : ''}, ${report.secureAggregation.bytesPerValue.toFixed(2)} bytes/value (${report.secureAggregation.ratioToFloat32.toFixed(2)}× float32)`,
           `  fidelity  ${report.fidelity.mean.toFixed(3)} mean column score, correlation distance ${report.fidelity.correlationDistance.toFixed(3)}`,
           `  wrote ${outDir}/synthetic.csv, report.json, report.html`,

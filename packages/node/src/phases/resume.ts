@@ -62,7 +62,7 @@ export async function resumeState(init: NodeInit, store: NodeStore, join: JoinRe
 /** The state with the spending, rounds and ledger leaves rebuilt from the ledger (logged). */
 function withRebuilt(init: NodeInit, state: NodeState, r: RebuiltSpending, why: string): NodeState {
   init.logger.warn({ event: 'budget-rebuilt', reason: why, contributions: r.contributions.length, lastRound: r.lastRound, epsilon: r.ledgerEpsilon, refused: r.privacy.refused ?? null },
-    `${why}: privacy spending rebuilt from this member's ${r.contributions.length} signed contribution(s) in its ledger (ε = ${r.ledgerEpsilon}, last round ${r.lastRound})`);
+    `${why}: privacy spending rebuilt from this member's ${r.contributions.length} signed contribution(s) in its ledger (ε = ${Number(r.ledgerEpsilon.toPrecision(3))}, last round ${r.lastRound})`);
   const known = new Set(state.contributions.map((c) => c.round));
   return {
     ...state,
