@@ -21,6 +21,8 @@ export { extractUnitColumn } from './units.ts';
 export type { UnitColumn } from './units.ts';
 export { inferSchema, validateSchema, tableFromCsv, tableToCsv, parseNumber, decimalsOf, sortCategories, targetIndex } from './schema.ts';
 export type { InferSchemaOptions, TableFromCsvOptions, TableReport, LoadedTable } from './schema.ts';
+export { detectIdColumns, describeIdColumn, looksLikeIdName, withoutColumns } from './id-columns.ts';
+export type { IdColumn, DetectIdColumnsOptions } from './id-columns.ts';
 export { encodeTable, encodedLayout, decodeRows, decodeTable } from './encode.ts';
 export type { EncodedLayout, DecodeOptions } from './encode.ts';
 export { createPrng, prngFromState } from './random.ts';
