@@ -4,14 +4,14 @@ import { registerCommands } from './commands/index.ts';
 import { explainNetworkError } from './network-errors.ts';
 import { CLI_VERSION } from './version.ts';
 
-/** Exit codes: 0 ok, 1 failure at run time, 2 bad usage / bad arguments / bad config, 3 the consortium is not the one this member pinned. */
+/** Exit codes: 0 ok, 1 failure at run time, 2 bad usage / bad arguments / bad config / data a node would refuse, 3 the consortium is not the one this member pinned. */
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_CONSORTIUM = 3;
 
 // A key file others can read is a set-up error the operator fixes (chmod 600), like a bad config.
-const USAGE_CODES = new Set(['CLI_BAD_ARGUMENT', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'CONFIG_PARSE', 'WIRE_IDENTITY_INSECURE_PERMISSIONS', 'CONSORTIUM_INVALID', 'CONSORTIUM_NOT_FOUND']);
+const USAGE_CODES = new Set(['CLI_BAD_ARGUMENT', 'DATA_CHECK_FAILED', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'CONFIG_PARSE', 'WIRE_IDENTITY_INSECURE_PERMISSIONS', 'CONSORTIUM_INVALID', 'CONSORTIUM_NOT_FOUND']);
 // Refusals to take part in what the aggregator runs: the member's pinned manifest or privacy floor says no.
 const CONSORTIUM_CODES = new Set(['CONSORTIUM_MISMATCH', 'CONSORTIUM_PRIVACY_TOO_WEAK']);
 

@@ -8,6 +8,7 @@ import { registerKeysCommands } from './keys.ts';
 import { registerSimCommand } from './sim.ts';
 import { registerSchemaCommands } from './schema.ts';
 import { registerConsortiumCommands } from './consortium.ts';
+import { registerDataCommands } from './data.ts';
 
 /** Each command group lives in its own file and registers itself here. */
 export function registerCommands(program: Command): void {
@@ -16,6 +17,7 @@ export function registerCommands(program: Command): void {
   registerConsortiumCommands(program);
   registerSimCommand(program);
   registerSchemaCommands(program);
+  registerDataCommands(program);
   registerDpCommands(program);
   registerLedgerCommands(program);
   const bench = program.command('bench').description('Benchmarks (figures printed beside their baselines from the same run)');
