@@ -58,11 +58,12 @@ export async function startGossip(init: {
       try {
         await witness.judgePeerView(header.note, peer);
       } catch (err) {
-        if (isFedtwinError(err, 'LEDGER_INCONSISTENT')) {
-          fatal ??= err;
-          init.log.error({ event: 'split-view', from: peer, code: err.code }, err.message);
-        }
-        throw err;
+        if (!isFedtwinError(err, 'LEDGER_INCONSISTENT')) throw err;
+        // This member stops at its next sync. It still answers with its own view, so the peer finds the
+        // split by itself too (an error reply may arrive as a wire error, and this member may be gone by
+        // the peer's next attempt).
+        fatal ??= err;
+        init.log.error({ event: 'split-view', from: peer, code: err.code }, err.message);
       }
       const note = await witness.latestNote();
       const consistencyProof = sizeOf(note) > sizeOf(header.note) ? await witness.consistencyProofFrom(sizeOf(header.note)) : [];
