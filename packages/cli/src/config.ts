@@ -78,6 +78,23 @@ export type NodeConfig = z.infer<typeof NodeConfigSchema>;
 
 /** Reads, parses and validates a config file; relative paths in it resolve against its folder. */
 export async function loadConfigFile<S extends z.ZodType>(path: string, schema: S): Promise<{ config: z.infer<S>; baseDir: string }> {
+  return { config: validateConfig(await readConfigFile(path), schema, path), baseDir: dirname(resolve(path)) };
+}
+
+/**
+ * Either daemon's config, told apart by what only a node's has (`data`, the `aggregator` it dials): for commands
+ * that work on both (`fedtwin status`).
+ */
+export async function loadDaemonConfig(path: string): Promise<{ role: 'aggregator'; config: AggregatorConfig; baseDir: string } | { role: 'node'; config: NodeConfig; baseDir: string }> {
+  const raw = await readConfigFile(path);
+  const baseDir = dirname(resolve(path));
+  const isNode = typeof raw === 'object' && raw !== null && ('data' in raw || 'aggregator' in raw);
+  return isNode
+    ? { role: 'node', config: validateConfig(raw, NodeConfigSchema, path), baseDir }
+    : { role: 'aggregator', config: validateConfig(raw, AggregatorConfigSchema, path), baseDir };
+}
+
+async function readConfigFile(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -91,7 +108,7 @@ export async function loadConfigFile<S extends z.ZodType>(path: string, schema: 
   } catch (err) {
     throw new FedtwinError('CONFIG_PARSE', `config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`, { hint: 'fix the syntax at the position given' });
   }
-  return { config: validateConfig(raw, schema, path), baseDir: dirname(resolve(path)) };
+  return raw;
 }
 
 export function validateConfig<S extends z.ZodType>(raw: unknown, schema: S, source: string): z.infer<S> {

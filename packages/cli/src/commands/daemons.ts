@@ -5,10 +5,19 @@ import type { TableSchema } from '@fedtwin/models';
 import { TableSchemaMessage } from '@fedtwin/protocol';
 import { AggregatorConfigSchema, NodeConfigSchema, loadConfigFile, resolveFrom, validateConfig, type AggregatorConfig } from '../config.ts';
 import type { SecureAggregation } from '@fedtwin/protocol';
-import { createLogger } from '../logger.ts';
+import { FinishWatch } from '../finish-watch.ts';
+import { tapHost } from '../host-tap.ts';
+import { createLogger, observeEvents } from '../logger.ts';
+import { liveAggregatorStatus, liveNodeStatus } from '../status/live.ts';
+import { publishStatus } from '../status/publish.ts';
 import { explainNetworkError } from '../network-errors.ts';
 import { ensurePrivateDir, restrictUmask } from '../private-dirs.ts';
 import { loadManifest, maxWeights, memberIds, privacyPolicyOf, secureAggregationOf } from '@fedtwin/consortium';
+
+/** How long --exit-when-finished waits for members that have not fetched the final aggregate. */
+const DEFAULT_FINISH_GRACE_SECONDS = 120;
+/** After the last member's final answer was handed to the wire: time for it to be written before the host stops. */
+const EXIT_DRAIN_MS = 1000;
 
 /** What a first dial gets from an aggregator that is not up (yet): worth waiting for. */
 const AGGREGATOR_DOWN = new Set(['WIRE_DIAL_FAILED', 'WIRE_TIMEOUT', 'WIRE_STREAM_FAILED', 'WIRE_HANDSHAKE_TIMEOUT', 'WIRE_HANDSHAKE_CLOSED']);
@@ -17,7 +26,13 @@ export function registerDaemonCommands(program: Command): void {
   program.command('aggregator').description('The consortium daemon').command('start')
     .description('Start the aggregator: admit members, run rounds, publish aggregates')
     .requiredOption('--config <file>', 'aggregator config (YAML or JSON)')
-    .action(async (opts: { config: string }) => { await startAggregator(opts.config); });
+    .option('--exit-when-finished', 'exit (code 0) once every round is aggregated and every member has fetched the final aggregate and seen it co-signed, or --finish-grace has passed (default: keep running)')
+    .option('--finish-grace <seconds>', 'with --exit-when-finished: the longest wait for members after the federation finished', String(DEFAULT_FINISH_GRACE_SECONDS))
+    .action(async (opts: { config: string; exitWhenFinished?: boolean; finishGrace: string }) => {
+      const grace = Number(opts.finishGrace);
+      if (!(grace >= 0) || !Number.isFinite(grace)) throw new FedtwinError('CLI_BAD_ARGUMENT', `--finish-grace must be a number of seconds >= 0, got "${opts.finishGrace}"`, { hint: `e.g. --finish-grace ${DEFAULT_FINISH_GRACE_SECONDS}` });
+      await startAggregator(opts.config, opts.exitWhenFinished ? { graceMs: grace * 1000 } : undefined);
+    });
 
   program.command('node').description('A site\'s daemon, next to its data').command('start')
     .description('Start a node: join the consortium, train on local records, contribute updates')
@@ -26,7 +41,7 @@ export function registerDaemonCommands(program: Command): void {
     .action(async (opts: { config: string; exitWhenDone?: boolean }) => { await startNode(opts.config, opts.exitWhenDone); });
 }
 
-async function startAggregator(configPath: string): Promise<void> {
+async function startAggregator(configPath: string, exitWhenFinished?: { graceMs: number }): Promise<void> {
   restrictUmask(); // every file and directory this daemon creates is owner-only (0600 / 0700)
   const { config, baseDir } = await loadConfigFile(configPath, AggregatorConfigSchema);
   // Heavy modules load only for the command that needs them (keeps `fedtwin dp …` instant).
@@ -50,8 +65,17 @@ async function startAggregator(configPath: string): Promise<void> {
   const dataDir = resolveFrom(baseDir, config.dataDir);
   const ledgerDir = config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`;
   for (const dir of [dataDir, `${dataDir}/state`, ledgerDir]) await ensurePrivateDir(dir, log);
+  // What the aggregator does not persist (joins, last requests, who fetched the final aggregate) is seen on the
+  // requests it answers: for `fedtwin status` (status.json) and --exit-when-finished.
+  const live = await liveAggregatorStatus({ stateDir: `${dataDir}/state`, manifest, peerId: host.peerId });
+  const watch = exitWhenFinished ? new FinishWatch({ witnessQuorum: manifest.rounds.witnessQuorum ?? 0, graceMs: exitWhenFinished.graceMs }) : undefined;
+  let publisher: ReturnType<typeof publishStatus> | undefined;
+  const tapped = tapHost(host, (s) => {
+    if (live.observe(s)) publisher?.changed();
+    watch?.served(s);
+  });
   const aggregator = await createAggregator({
-    host, dataDir: `${dataDir}/state`, consortium: manifest.consortium, members: memberList, schema, model: manifest.model,
+    host: tapped, dataDir: `${dataDir}/state`, consortium: manifest.consortium, members: memberList, schema, model: manifest.model,
     modelValues, strategy: manifest.strategy, training: manifest.training,
     rounds: { totalRounds: manifest.rounds.total, quorum: manifest.rounds.quorum, minParticipants: manifest.rounds.minParticipants, deadlineSeconds: manifest.rounds.deadlineSeconds },
     privacy: privacyPolicyOf(manifest),
@@ -70,9 +94,13 @@ async function startAggregator(configPath: string): Promise<void> {
     peerId: host.peerId, bytes: host.bytes(), state: await aggregator.state(), rounds: await aggregator.rounds(),
     secureAggregation: aggregator.secureAggregation, keyId: await aggregator.keyId(), ledger: await aggregator.ledger(), backend: backend.name, nodeVersion: process.version,
   });
+  publisher = publishStatus({ dataDir, build: () => live.build(aggregator), log });
+  publisher.changed();
   const shutdown = once(async (signal: string) => {
     log.info({ event: 'stopping', signal }, `stopping (${signal})`);
+    watch?.stop();
     await writeStats(`${dataDir}/result.json`, await stats());
+    await publisher.stop();
     await aggregator.stop();
     await host.stop();
   });
@@ -80,6 +108,19 @@ async function startAggregator(configPath: string): Promise<void> {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void shutdown(sig).then(resolve); });
     void aggregator.finished().then(async () => {
       await writeStats(`${dataDir}/result.json`, await stats());
+      publisher.changed();
+      if (!watch) return;
+      const state = await aggregator.state();
+      const excluded = new Set(state.excluded ?? []);
+      watch.finished({ version: state.version, ledgerSize: (await aggregator.ledger())?.size ?? 0, active: memberList.filter((m) => !excluded.has(m)) });
+      const outcome = await watch.whenDone();
+      const msg = outcome.reason === 'all-fetched'
+        ? 'every member has the final aggregate; exiting (--exit-when-finished)'
+        : `${outcome.waitingFor.length} member(s) did not fetch the final aggregate within --finish-grace; exiting (--exit-when-finished)`;
+      log.info({ event: 'exit-when-finished', reason: outcome.reason, version: state.version, waitingFor: outcome.waitingFor }, msg);
+      await new Promise((r) => setTimeout(r, EXIT_DRAIN_MS));
+      await shutdown('finished');
+      resolve();
     });
   });
 }
@@ -128,8 +169,14 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     }
     log.warn({ event: 'aggregator-unreachable', code: err.code, attempt: 0, protocol: 'dial' }, `aggregator ${aggregatorId} not reachable yet (${err.code}); waiting for it`);
   }
+  // Level lets one process open the node's state and replica: `fedtwin status` reads what it publishes instead.
+  const live = await liveNodeStatus({ stateDir: `${dataDir}/state`, ledgerDir, consortium: manifest.consortium, peerId: host.peerId });
+  let publisher: ReturnType<typeof publishStatus> | undefined;
+  const observed = observeEvents(log, (e) => { if (live.onEvent(e)) publisher?.changed(); });
+  publisher = publishStatus({ dataDir, build: () => live.build(), log });
+  publisher.changed();
   const node = await createNode({
-    host, aggregator: address, dataDir: `${dataDir}/state`, csvPath: resolveFrom(baseDir, config.data.csv), backend: backend.name, logger: log,
+    host, aggregator: address, dataDir: `${dataDir}/state`, csvPath: resolveFrom(baseDir, config.data.csv), backend: backend.name, logger: observed,
     synthetic: config.synthetic && { ...config.synthetic, out: resolveFrom(baseDir, config.synthetic.out) },
     resultPath: config.result ? resolveFrom(baseDir, config.result) : `${dataDir}/result.json`,
     consortium: { manifest, hash: manifestHash },
@@ -140,7 +187,7 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     heKeyFile: `${dataDir}/he-secret.key`,
   });
   let signalled = false;
-  const stop = once(async () => { await node.stop(); await host.stop(); });
+  const stop = once(async () => { await publisher.stop(); await node.stop(); await host.stop(); });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { signalled = true; log.info({ event: 'stopping', signal: sig }, `stopping (${sig})`); void stop(); });
   try {
     await node.run();

@@ -9,10 +9,12 @@ import { registerSimCommand } from './sim.ts';
 import { registerSchemaCommands } from './schema.ts';
 import { registerConsortiumCommands } from './consortium.ts';
 import { registerDataCommands } from './data.ts';
+import { registerStatusCommand } from './status.ts';
 
 /** Each command group lives in its own file and registers itself here. */
 export function registerCommands(program: Command): void {
   registerDaemonCommands(program);
+  registerStatusCommand(program);
   registerKeysCommands(program);
   registerConsortiumCommands(program);
   registerSimCommand(program);
