@@ -1,7 +1,9 @@
-export { runSimulation, DEFAULT_SIM_OPTIONS } from './sim.ts';
+export { runSimulation, DEFAULT_SIM_OPTIONS, DEFAULT_AUDIT_CANARIES, AUDIT_NODE } from './sim.ts';
 export { runEpsilonSweep } from './sweep.ts';
 export type { SweepPoint } from './sweep.ts';
-export type { SimOptions, SimReport, SimPrivacyReport } from './sim.ts';
+export type { SimOptions, SimReport, SimPrivacyReport, SimAuditReport } from './sim.ts';
+export { makeCanaryRows, flipCoins, recordsWithCanaries, canaryScores, loadMemberModel } from './audit.ts';
+export type { Canaries } from './audit.ts';
 export { renderHtmlReport } from './report-html.ts';
 export { startDaemon, stopDaemon, waitFor, CLI_BIN } from './processes.ts';
 export type { Daemon, LogEvent } from './processes.ts';

@@ -33,7 +33,15 @@ export interface SimOptions {
   heMaxParticipants?: number;
   /** Draw DP noise from the OS CSPRNG (true) or from the seed, for a reproducible simulation (false). */
   secureNoise: boolean;
+  /** Empirical privacy audit (docs/privacy-audit.md): `canaries` canary records offered to node 0, each kept
+   *  with probability 1/2; report.json gets `privacy.audit`. Off when undefined. */
+  audit?: { canaries: number };
 }
+
+/** Canaries per audit by default: enough for the one-run bound to reach well past ε = 1 (its ceiling for 200
+ *  is ε ≈ 3.8 at 95 %), few enough that node 0's ≈ 100 extra records keep the default sim under a minute on
+ *  2 cores. More canaries raise the ceiling only logarithmically (1000: ≈ 5.4) and crowd node 0's own data. */
+export const DEFAULT_AUDIT_CANARIES = 200;
 
 export const DEFAULT_SIM_OPTIONS: SimOptions = {
   dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,

@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import type { SimReport } from './sim.ts';
+import type { SimAuditReport } from './audit.ts';
 
 export interface ColumnHistogram {
   name: string;
@@ -54,6 +55,7 @@ ${r.privacy.mode === 'off' ? '' : `<tr><td>ε spent (largest member) / budget</t
 <tr><td>bytes per model value on the wire</td><td>${r.secureAggregation.bytesPerValue.toFixed(2)} (${r.secureAggregation.ratioToFloat32.toFixed(2)}× float32)</td></tr>
 ${r.secureAggregation.keyId ? `<tr><td>HE key id</td><td><code>${esc(r.secureAggregation.keyId.slice(0, 24))}…</code></td></tr>` : ''}
 </table>
+${r.privacy.audit ? auditSection(r.privacy.audit) : ''}
 <h2>Training loss per round</h2>
 ${lineChart(r.lossPerRound.map((n, i) => ({ name: `node ${n.node}`, color: palette(i), points: n.rounds.map((p) => [p.round, p.loss] as [number, number]) })))}
 <h2>Fidelity: real vs synthetic, per column</h2>
@@ -75,6 +77,27 @@ ${r.timing.roundSeconds.map((s, i) => `<tr><td>round ${i + 1} (open → aggregat
 </table>
 </body></html>
 `;
+}
+
+/** The empirical audit: ε_lower next to the claim, what the guesses were, and the method's ceiling for this m. */
+function auditSection(a: SimAuditReport): string {
+  const claim = a.epsilonClaimed === null ? 'none (DP off)' : fmt(a.epsilonClaimed);
+  const verdict = a.epsilonClaimed === null ? ''
+    : a.epsilonLower > a.epsilonClaimed ? '<p><b>ε_lower exceeds the claimed ε: the run leaks more than its accounting says.</b></p>'
+      : a.maxAttainable < a.epsilonClaimed ? `<p class="muted">Consistent with the claim, but no test of it: with ${a.canaries} canaries this audit cannot show more than ε = ${fmt(a.maxAttainable)}, below the claimed ${fmt(a.epsilonClaimed)}.</p>`
+        : '<p class="muted">Consistent with the claim. A lower bound for this attack only: a stronger attack may find more.</p>';
+  return `<h2>Empirical privacy audit</h2>
+<p>${a.canaries} canary records offered to node ${a.node}, each kept with probability 1/2 (OS CSPRNG); ${a.included} went in. Each is scored by ${esc(a.score)} under the model node ${a.node} released; the highest are guessed in, the lowest out. ${esc(a.method)}; docs/privacy-audit.md.</p>
+<table><tr><th>what</th><th>value</th></tr>
+<tr><td>ε_lower (${Math.round(a.confidence * 100)} % confidence, δ = ${a.delta})</td><td><b>${fmt(a.epsilonLower)}</b></td></tr>
+<tr><td>ε claimed (node ${a.node})</td><td>${claim}</td></tr>
+<tr><td>guesses right (k+ in, k− out)</td><td>${a.correct} / ${a.guesses} (${a.kPlus}, ${a.kMinus})</td></tr>
+<tr><td>largest ε_lower ${a.canaries} canaries can show</td><td>${fmt(a.maxAttainable)}</td></tr>
+</table>
+<table><tr><th>candidate (k+, k−)</th><th>right</th><th>ε_lower</th></tr>
+${a.candidates.map((c) => `<tr><td>${c.kPlus}, ${c.kMinus}</td><td>${c.correct} / ${c.guesses}</td><td>${fmt(c.epsilonLower)}</td></tr>`).join('')}
+</table>
+${verdict}`;
 }
 
 function barChart(bars: Array<{ label: string; value: number; color: string }>): string {

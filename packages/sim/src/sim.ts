@@ -15,10 +15,15 @@ import { noiseMultiplierFor } from '@fedtwin/dp';
 import { startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from './processes.ts';
 import { createProgress } from './progress.ts';
 import { writeHtmlReport } from './report-html.ts';
+import { auditReport, canaryScores, flipCoins, loadMemberModel, makeCanaryRows, recordsWithCanaries, type Canaries, type SimAuditReport } from './audit.ts';
 import type { SimOptions } from './options.ts';
 
 export type { SimOptions } from './options.ts';
-export { DEFAULT_SIM_OPTIONS } from './options.ts';
+export { DEFAULT_SIM_OPTIONS, DEFAULT_AUDIT_CANARIES } from './options.ts';
+export type { SimAuditReport } from './audit.ts';
+
+/** The member that holds the audit's canaries. */
+export const AUDIT_NODE = 0;
 
 export interface SimPrivacyReport {
   mode: SimOptions['dp'];
@@ -39,6 +44,8 @@ export interface SimPrivacyReport {
   baselinesPrivate: boolean;
   /** 'os' (CSPRNG) or 'seeded' (reproducible simulation; not private against whoever knows the seed). */
   noise: 'os' | 'seeded';
+  /** With --audit: the empirical lower bound ε_lower next to the claimed ε (docs/privacy-audit.md). */
+  audit?: SimAuditReport;
 }
 
 export interface SimReport {
@@ -102,6 +109,10 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   await writeFile(join(out, 'schema.json'), JSON.stringify(schema, null, 2));
   await writeFile(join(out, 'test.csv'), toCsv(colNames, testTable.rows));
   await writeFile(join(out, 'split.json'), JSON.stringify({ seed: opts.seed, alpha: opts.alpha, testFraction: opts.testFraction, test, nodes: shardRows }, null, 0));
+  // Audit canaries: values from the seed, inclusion coins from the OS CSPRNG, held in memory until the scoring.
+  const canaries: Canaries | undefined = opts.audit
+    ? { rows: makeCanaryRows(schema, opts.audit.canaries, opts.seed), included: flipCoins(opts.audit.canaries) }
+    : undefined;
   const classOf = (t: Table) => countClasses(t, schema);
   const pooledProbs = normalise(classOf(trainTable));
   progress.log(`data: ${ds.name} (${full.rows.length} rows, target ${target}); test ${test.length}; shards ${shardRows.map((s) => s.length).join('/')} (Dirichlet α=${opts.alpha}, seed ${opts.seed})`);
@@ -110,6 +121,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   const aggDir = join(out, 'aggregator');
   await rm(aggDir, { recursive: true, force: true });
   await rm(join(out, 'ledger'), { recursive: true, force: true });
+  await rm(join(out, 'audit.json'), { force: true });
   await mkdir(aggDir, { recursive: true });
   const aggKey = await generateIdentity();
   await saveIdentity(join(aggDir, 'identity.key'), aggKey);
@@ -121,7 +133,8 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     const key = await generateIdentity();
     await saveIdentity(join(dir, 'identity.key'), key);
     nodeIds.push(peerIdOf(key));
-    await writeFile(join(dir, 'data.csv'), toCsv(colNames, pick(shardRows[i]!).rows));
+    const rows = pick(shardRows[i]!).rows;
+    await writeFile(join(dir, 'data.csv'), toCsv(colNames, canaries && i === AUDIT_NODE ? recordsWithCanaries(rows, canaries, opts.seed) : rows));
   }
   const quorum = opts.nodes;
   // The consortium manifest every process pins: what each hospital agreed to before it sends anything.
@@ -210,12 +223,20 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   }));
   const synthetic: Table = { schema, rows: synthParts.flatMap((t) => t.rows) };
   await writeFile(join(out, 'synthetic.csv'), toCsv(colNames, synthetic.rows));
+  const recordDp = dpOn(opts) && (opts.dp === 'record' || opts.dp === 'both');
+  const privacy = privacyReport(opts, nodeResults, recordDp);
+  if (canaries) {
+    progress.log(`audit: scoring ${canaries.rows.length} canaries under node ${AUDIT_NODE}'s released model`);
+    const { report: audit, scores } = await runAudit(opts, schema, canaries, join(out, 'nodes', String(AUDIT_NODE), 'state'), privacy);
+    privacy.audit = audit;
+    // The coins, only now that the guesses are made: for re-analysis (docs/privacy-audit.md).
+    await writeFile(join(out, 'audit.json'), JSON.stringify({ columns: colNames, canaries: canaries.rows.map((row, i) => ({ row, included: canaries.included[i], score: scores[i] })), report: audit }, null, 1));
+  }
 
   // --- baselines in this process: local-only (each shard alone) and centralized (pooled) ----------
   progress.log('baselines: training local-only and centralized models for comparison');
   const tBase = performance.now();
   const totalEpochs = opts.epochs * opts.rounds;
-  const recordDp = dpOn(opts) && (opts.dp === 'record' || opts.dp === 'both');
   const trainAndSynth = async (t: Table, seed: number): Promise<Table> => {
     const enc = encodeTable(t);
     const vae = createTwinVae({ width: enc.width, segments: enc.segments, classes: enc.classes, latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed });
@@ -265,7 +286,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
       roundSeconds: [...roundTimes.values()].filter((r) => r.closed).map((r) => (r.closed! - r.opened) / 1000),
       trainSecondsPerRound: slowestTrainingPerRound(aggResult, nodeResults),
     },
-    privacy: privacyReport(opts, nodeResults, recordDp),
+    privacy,
     secureAggregation: secureAggregationReport(opts, aggResult, Number(nodeResults[0]?.modelValues ?? 0)),
     ledger: aggResult.ledger ? { ...aggResult.ledger, dir: join(out, 'ledger'), replicas: nodeIds.map((_, i) => join(out, 'nodes', String(i), 'ledger')), verified: await verifyLedgers(join(out, 'ledger'), nodeIds.map((_, i) => join(out, 'nodes', String(i), 'ledger'))) } : null,
     wallSeconds: (performance.now() - t0) / 1000,
@@ -359,6 +380,21 @@ function privacyReport(o: SimOptions, nodes: NodeResultFile[], baselinesPrivate:
   };
 }
 
+/**
+ * Scores the canaries under the audited member's released model — its final global weights with its private
+ * layers, or in site mode the shared layers alone (what its synthetic CSV is generated from: phases/finish.ts) —
+ * and bounds ε from below. The claim is that member's own spent ε in the mode the report leads with.
+ */
+async function runAudit(o: SimOptions, schema: TableSchema, canaries: Canaries, stateDir: string, privacy: SimPrivacyReport): Promise<{ report: SimAuditReport; scores: Float64Array }> {
+  const weights = await loadMemberModel(stateDir);
+  const releasesPrivate = o.dp !== 'site' || !dpOn(o);
+  const scores = canaryScores(canaries.rows, schema, { latentDim: o.latentDim, hidden: o.hidden, seed: o.seed }, { global: weights.global, private: releasesPrivate ? weights.private : undefined });
+  const main = o.dp === 'site' ? 'site' : 'record';
+  const claimed = dpOn(o) ? privacy.perNode[AUDIT_NODE]?.find((p) => p.mode === main)?.epsilonTotal ?? null : null;
+  const report = auditReport(scores, canaries, { delta: o.delta, epsilonClaimed: claimed, node: AUDIT_NODE, score: releasesPrivate ? '-ELBO(final global + private layers)' : '-ELBO(final global, shared layers only)' });
+  return { report, scores };
+}
+
 function daemonFailed(d: Daemon, code?: number | null): FedtwinError {
   return new FedtwinError('SIM_DAEMON_FAILED', `${d.name} exited${code === undefined ? '' : ` with code ${code}`}: ${d.stderrTail().split('\n').slice(-6).join(' | ') || 'no error output'}`, {
     hint: 'see the log files under the output directory (aggregator/aggregator.log, nodes/<i>/node.log)',
@@ -390,6 +426,7 @@ function validateOptions(o: SimOptions): void {
   if (!(o.epsilon > 0)) throw bad('epsilon', 'must be > 0 (or inf for no DP)');
   if (!(o.delta > 0 && o.delta < 1)) throw bad('delta', 'must be in (0, 1)');
   if (!(o.clip > 0) || !(o.siteClip > 0)) throw bad('clip', 'must be > 0');
+  if (o.audit && !(Number.isInteger(o.audit.canaries) && o.audit.canaries >= 2 && o.audit.canaries <= 100_000)) throw bad('audit-canaries', 'must be an integer between 2 and 100000');
 }
 
 export type { EncodedTable };

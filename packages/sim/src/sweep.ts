@@ -10,6 +10,8 @@ export interface SweepPoint {
   trtr: number;
   spentEpsilon: number | null;
   noiseMultiplier: number | null;
+  /** With --audit: the run's empirical ε_lower (privacy.audit), else null. */
+  epsilonLower: number | null;
 }
 
 /** The utility–privacy trade-off: one full simulation per ε (same seed, split and model), each in
@@ -25,6 +27,7 @@ export async function runEpsilonSweep(base: SimOptions, epsilons: number[]): Pro
       epsilon: Number.isFinite(e) ? e : 'inf',
       federated: report.utility.tstrAuc.federated, localOnly: report.utility.tstrAuc.localOnly, centralized: report.utility.tstrAuc.centralized,
       trtr: report.utility.trtrAuc, spentEpsilon: report.privacy.epsilon, noiseMultiplier: report.privacy.noiseMultiplier,
+      epsilonLower: report.privacy.audit?.epsilonLower ?? null,
     });
   }
   await writeFile(join(outDir, 'sweep.json'), JSON.stringify({ dataset: base.dataset, nodes: base.nodes, rounds: base.rounds, seed: base.seed, mode: base.dp, delta: base.delta, points }, null, 2));

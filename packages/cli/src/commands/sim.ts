@@ -2,8 +2,9 @@ import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
 import { formatEpsilon } from '../format.ts';
 import type { SimOptions } from '@fedtwin/sim/options';
+import type { SimReport } from '@fedtwin/sim';
 
-import { DEFAULT_SIM_OPTIONS } from '@fedtwin/sim/options';
+import { DEFAULT_AUDIT_CANARIES, DEFAULT_SIM_OPTIONS } from '@fedtwin/sim/options';
 
 const d: SimOptions = DEFAULT_SIM_OPTIONS;
 
@@ -33,6 +34,8 @@ export function registerSimCommand(program: Command): void {
     .option('--plaintext', 'baseline: aggregate plaintext updates instead of BFV ciphertexts')
     .option('--seeded-noise', 'draw DP sampling masks and noise from the seed, so runs are reproducible (then ε holds only against whoever does not know --seed); default: the OS CSPRNG')
     .option('--secure-noise', 'the default (OS CSPRNG noise); kept for older scripts')
+    .option('--audit', `empirical privacy audit (one run, Steinke et al. 2023): canaries into node 0, each kept with probability 1/2; reports ε_lower next to the claimed ε (docs/privacy-audit.md)`)
+    .option('--audit-canaries <m>', `canaries for --audit (implies it; default ${DEFAULT_AUDIT_CANARIES}; more raise the attainable bound and node 0's training time)`)
     .option('--progress <mode>', 'auto | lines | none', d.progress)
     .option('--json', 'print report.json to stdout at the end')
     .action(async (o: Record<string, string | boolean | undefined>) => {
@@ -46,6 +49,7 @@ export function registerSimCommand(program: Command): void {
         progress: mode(o.progress),
         secureAggregation: o.plaintext ? 'plaintext' : 'bfv', secureNoise: o.seededNoise !== true,
         dp: dpMode(o.dp), epsilon: eps(o.epsilon, 'epsilon'), delta: num(o.delta, 'delta'), clip: num(o.clip, 'clip'), siteClip: num(o.siteClip, 'site-clip'),
+        ...(o.audit || o.auditCanaries !== undefined ? { audit: { canaries: o.auditCanaries === undefined ? DEFAULT_AUDIT_CANARIES : int(o.auditCanaries, 'audit-canaries') } } : {}),
       };
       if (o.epsilonSweep !== undefined) {
         const list = String(o.epsilonSweep).split(',').map((x) => eps(x.trim(), 'epsilon-sweep'));
@@ -53,8 +57,10 @@ export function registerSimCommand(program: Command): void {
         const sweep = await runEpsilonSweep(opts, list);
         if (o.json) process.stdout.write(`${JSON.stringify(sweep)}\n`);
         else {
-          process.stdout.write('epsilon  TSTR federated  local-only  centralized  spent ε (max member)\n');
-          for (const r of sweep.points) process.stdout.write(`${(r.epsilon === 'inf' ? '∞' : formatEpsilon(r.epsilon)).padStart(7)}  ${r.federated.toFixed(3).padStart(14)}  ${r.localOnly.toFixed(3).padStart(10)}  ${r.centralized.toFixed(3).padStart(11)}  ${formatEpsilon(r.spentEpsilon)}\n`);
+          // With --audit, each run's ε_lower beside the ε it spent.
+          const audited = opts.audit !== undefined;
+          process.stdout.write(`epsilon  TSTR federated  local-only  centralized  spent ε (max member)${audited ? '  audit ε_lower' : ''}\n`);
+          for (const r of sweep.points) process.stdout.write(`${(r.epsilon === 'inf' ? '∞' : formatEpsilon(r.epsilon)).padStart(7)}  ${r.federated.toFixed(3).padStart(14)}  ${r.localOnly.toFixed(3).padStart(10)}  ${r.centralized.toFixed(3).padStart(11)}  ${audited ? formatEpsilon(r.spentEpsilon).padStart(20) : formatEpsilon(r.spentEpsilon)}${audited ? `  ${formatEpsilon(r.epsilonLower)}` : ''}\n`);
           process.stdout.write(`wrote ${sweep.outDir}/sweep.json and sweep.html\n`);
         }
         return;
@@ -70,11 +76,18 @@ export function registerSimCommand(program: Command): void {
           `  privacy   ${report.privacy.mode === 'off' ? 'off' : `${report.privacy.mode}-level DP, ε = ${formatEpsilon(report.privacy.epsilon)} of budget ${formatEpsilon(report.privacy.budget)} (δ = ${report.privacy.delta}), noise z = ${report.privacy.noiseMultiplier?.toFixed(3)}, clip ${report.privacy.clip}`}`,
           `  secure aggregation  ${report.secureAggregation.scheme}${report.secureAggregation.polyModulusDegree ? ` N=${report.secureAggregation.polyModulusDegree}` : ''}, ${report.secureAggregation.bytesPerValue.toFixed(2)} bytes/value (${report.secureAggregation.ratioToFloat32.toFixed(2)}× float32)`,
           `  fidelity  ${report.fidelity.mean.toFixed(3)} mean column score, correlation distance ${report.fidelity.correlationDistance.toFixed(3)}`,
+          ...(report.privacy.audit ? [auditLine(report.privacy.audit)] : []),
           `  wrote ${outDir}/synthetic.csv, report.json, report.html`,
           '',
         ].join('\n'));
       }
     });
+}
+
+/** One line: ε_lower against the claim, with what it rests on. */
+function auditLine(a: NonNullable<SimReport['privacy']['audit']>): string {
+  const claim = a.epsilonClaimed === null ? 'no claim (DP off)' : `claimed ε = ${formatEpsilon(a.epsilonClaimed)}`;
+  return `  audit     ε_lower = ${formatEpsilon(a.epsilonLower)} at ${Math.round(a.confidence * 100)} % confidence vs ${claim} (δ = ${a.delta}); ${a.correct}/${a.guesses} guesses right on ${a.canaries} canaries (${a.included} in), ceiling ${formatEpsilon(a.maxAttainable)}`;
 }
 
 function int(v: unknown, name: string): number {
