@@ -138,7 +138,7 @@ describe('fedtwin status while the federation runs (what the daemons publish)', 
     expect(live.privacy[0]!.spent).toBeCloseTo(disk.privacy[0]!.spent, 9);
     // The replica's size and root agree; its cosignature count means what the aggregator counted (live) vs the
     // stored note's own line (dataDir): see NodeStatus.replica.
-    expect(live.replica!.checkpoint!.cosignatures).toBe(2);
+    expect([1, 2]).toContain(live.replica!.checkpoint!.cosignatures); // 1 if it co-signed first, 2 if second
     expect(disk.replica!.checkpoint!.cosignatures).toBe(1);
     const same = (x: typeof live) => ({ ...x, privacy: [], replica: { ...x.replica!, checkpoint: { ...x.replica!.checkpoint!, cosignatures: 0 } } });
     expect(same(live)).toEqual(same(disk));
