@@ -27,6 +27,12 @@ async function startAggregator(c: Consortium, args: string[], events: LogEvent[]
   return { daemon, address: l.addrs[0]! };
 }
 
+/** Until a daemon's status.json (published at most every 0.5 s after a change) shows what the test waits for. */
+const published = <S>(dataDir: string, ok: (s: S) => boolean) => waitFor(`${dataDir}/status.json`, async () => {
+  const p = await readFile(join(c.dir, dataDir, 'status.json'), 'utf8').then((t) => JSON.parse(t) as { status: S }, () => undefined);
+  return p && ok(p.status) ? true : undefined;
+}, 60_000, 100);
+
 const exitOf = async (d: Daemon, withinMs: number) => {
   const t = Date.now();
   const code = await Promise.race([d.exited, new Promise<null>((r) => setTimeout(() => r(null), withinMs))]);
@@ -55,14 +61,17 @@ beforeAll(async () => {
   for (let i = 0; i < 2; i++) await c.writeNodeConfig(i, { aggregator: { peerId: c.aggregatorId, address: a.address } });
   // Node 0 alone: no round opens before a quorum of 2 joined, so it waits, up, with its status published.
   nodes.push(c.startNode(0));
-  await waitFor('node 0 joined', async () => nodes[0]!.events.find((e) => e.event === 'joined'), 120_000, 200);
-  await waitFor('node 0 to publish its status', async () => (existsSync(join(c.dir, 'node0-data', 'status.json')) ? true : undefined), 30_000, 100);
+  // Node 0 is the key holder: joined, key published, budget opened — then it waits for a second member.
+  await waitFor('node 0 to open its budget', async () => nodes[0]!.events.find((e) => e.event === 'privacy'), 120_000, 200);
+  await published<AggregatorStatus>('agg-data', (st) => st.members[0]!.joined === true && st.he.keyId !== null);
+  await published<NodeStatus>('node0-data', (st) => st.privacy.length > 0);
   liveBefore = { agg: await status<AggregatorStatus>(c.aggConfig), node: await status<NodeStatus>(c.nodeConfig(0)) };
   nodes.push(c.startNode(1));
   await waitFor('the federation to finish', async () => {
     if (agg.child.exitCode !== null) throw new Error(`aggregator exited: ${agg.stderrTail()}`);
     return aggEvents.find((e) => e.event === 'finished');
   }, 300_000, 200);
+  await published<AggregatorStatus>('agg-data', (st) => st.status === 'finished');
   liveFinished = await status<AggregatorStatus>(c.aggConfig);
   const codes = await Promise.all(nodes.map((n) => n.daemon.exited));
   expect(codes, nodes.map((n) => n.daemon.stderrTail()).join('\n')).toEqual([0, 0]);
