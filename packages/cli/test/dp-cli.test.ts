@@ -1,4 +1,5 @@
 // Spawns the real `fedtwin` entry point (node packages/cli/src/bin.ts) for the `dp` commands.
+import { formatEpsilon } from '../src/format.ts';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -48,12 +49,14 @@ describe.concurrent('fedtwin dp epsilon', () => {
     expect(out.conversion).toBe('classic');
   });
 
-  it('without --json prints one human-readable line with full-precision numbers', async () => {
+  it('without --json prints one human-readable line, ε to 3 significant digits rounded up (--json keeps full precision)', async () => {
     const r = await run(EPS);
     expect(r.code).toBe(0);
     const lib = epsilonFor({ sampleRate: 0.01, noiseMultiplier: 1.1, steps: 10000, delta: 1e-5 });
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
-    expect(r.stdout).toContain(String(lib.epsilon));
+    expect(r.stdout).toContain(`epsilon = ${formatEpsilon(lib.epsilon)} at`);
+    expect(Number(/epsilon = ([\d.]+)/.exec(r.stdout)![1])).toBeGreaterThanOrEqual(lib.epsilon);
+    expect(r.stdout).not.toContain(String(lib.epsilon));
     expect(r.stdout).toContain(`order ${lib.order}`);
   });
 });

@@ -16,11 +16,17 @@ const ORIGIN = 'fedtwin.test/eps';
 const LONG = 7.999999999997287;
 
 describe('formatEpsilon', () => {
-  it('3 significant digits, no trailing zeros; ∞ for no bound', () => {
+  it('3 significant digits rounded up (a printed bound never below the computed one), no trailing zeros; ∞ for no bound', () => {
     expect(formatEpsilon(LONG)).toBe('8');
     expect(formatEpsilon(7.2583)).toBe('7.26');
+    expect(formatEpsilon(1.7117700912208242)).toBe('1.72');
+    expect(formatEpsilon(7.2213)).toBe('7.23');
+    expect(formatEpsilon(8)).toBe('8');
+    expect(formatEpsilon(8.000000000001)).toBe('8');
+    expect(formatEpsilon(9.9951)).toBe('10');
+    expect(formatEpsilon(0.0012341)).toBe('0.00124');
     expect(formatEpsilon(0.30000000000000004)).toBe('0.3');
-    expect(formatEpsilon(123.456)).toBe('123');
+    expect(formatEpsilon(123.456)).toBe('124');
     expect(formatEpsilon(1e-5)).toBe('0.00001');
     expect(formatEpsilon(Infinity)).toBe('∞');
     expect(formatEpsilon(undefined)).toBe('—');

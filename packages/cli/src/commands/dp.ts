@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
 import { DEFAULT_ORDERS, MAX_ORDER, epsilonFor, noiseMultiplierFor } from '@fedtwin/dp';
 import type { Conversion, FractionalSeries } from '@fedtwin/dp';
+import { formatEpsilon } from '../format.ts';
 
 // `fedtwin dp epsilon|noise`: thin over @fedtwin/dp. Every flag is validated here so the error names the
 // flag; bad values throw DP_BAD_ARGUMENT (exit 2), missing flags are commander errors (exit 2 too).
@@ -125,7 +126,7 @@ export function registerDpCommands(program: Command): void {
       if (opts.json) {
         write(JSON.stringify({ epsilon: r.epsilon, order: r.order, conversion, delta, steps, sampleRate, noiseMultiplier }));
       } else {
-        write(`epsilon = ${r.epsilon} at delta = ${delta} (optimal order ${r.order}, ${conversion} conversion; q = ${sampleRate}, z = ${noiseMultiplier}, ${steps} steps)`);
+        write(`epsilon = ${formatEpsilon(r.epsilon)} at delta = ${delta} (optimal order ${r.order}, ${conversion} conversion; q = ${sampleRate}, z = ${noiseMultiplier}, ${steps} steps; --json prints full precision)`);
       }
     });
 
@@ -142,7 +143,7 @@ export function registerDpCommands(program: Command): void {
       if (opts.json) {
         write(JSON.stringify({ noiseMultiplier: r.noiseMultiplier, epsilon: r.epsilon, targetEpsilon: target, order: r.order, conversion, delta, steps, sampleRate }));
       } else {
-        write(`noise multiplier = ${r.noiseMultiplier} gives epsilon = ${r.epsilon} <= ${target} at delta = ${delta} (optimal order ${r.order}, ${conversion} conversion; q = ${sampleRate}, ${steps} steps)`);
+        write(`noise multiplier = ${r.noiseMultiplier} gives epsilon = ${formatEpsilon(r.epsilon)} <= ${target} at delta = ${delta} (optimal order ${r.order}, ${conversion} conversion; q = ${sampleRate}, ${steps} steps)`);
       }
     });
 }

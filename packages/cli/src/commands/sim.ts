@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
-import { formatEpsilon } from '../format.ts';
+import { formatEpsilon, formatLowerBound } from '../format.ts';
 import type { SimOptions } from '@fedtwin/sim/options';
 import type { SimReport } from '@fedtwin/sim';
 
@@ -60,7 +60,7 @@ export function registerSimCommand(program: Command): void {
           // With --audit, each run's ε_lower beside the ε it spent.
           const audited = opts.audit !== undefined;
           process.stdout.write(`epsilon  TSTR federated  local-only  centralized  spent ε (max member)${audited ? '  audit ε_lower' : ''}\n`);
-          for (const r of sweep.points) process.stdout.write(`${(r.epsilon === 'inf' ? '∞' : formatEpsilon(r.epsilon)).padStart(7)}  ${r.federated.toFixed(3).padStart(14)}  ${r.localOnly.toFixed(3).padStart(10)}  ${r.centralized.toFixed(3).padStart(11)}  ${audited ? formatEpsilon(r.spentEpsilon).padStart(20) : formatEpsilon(r.spentEpsilon)}${audited ? `  ${formatEpsilon(r.epsilonLower)}` : ''}\n`);
+          for (const r of sweep.points) process.stdout.write(`${(r.epsilon === 'inf' ? '∞' : formatEpsilon(r.epsilon)).padStart(7)}  ${r.federated.toFixed(3).padStart(14)}  ${r.localOnly.toFixed(3).padStart(10)}  ${r.centralized.toFixed(3).padStart(11)}  ${audited ? formatEpsilon(r.spentEpsilon).padStart(20) : formatEpsilon(r.spentEpsilon)}${audited ? `  ${formatLowerBound(r.epsilonLower)}` : ''}\n`);
           process.stdout.write(`wrote ${sweep.outDir}/sweep.json and sweep.html\n`);
         }
         return;
@@ -73,7 +73,7 @@ export function registerSimCommand(program: Command): void {
         process.stdout.write([
           `fedtwin sim done in ${report.wallSeconds.toFixed(1)} s (${report.nodes} nodes, ${report.rounds} rounds, ${report.dataset}, seed ${report.seed}, backend ${report.backend})`,
           `  TSTR AUC  federated ${t.federated.toFixed(3)}  local-only ${t.localOnly.toFixed(3)}  centralized ${t.centralized.toFixed(3)}  (TRTR ${report.utility.trtrAuc.toFixed(3)})`,
-          `  privacy   ${report.privacy.mode === 'off' ? 'off' : `${report.privacy.mode}-level DP, ε = ${formatEpsilon(report.privacy.epsilon)} of budget ${formatEpsilon(report.privacy.budget)} (δ = ${report.privacy.delta}), noise z = ${report.privacy.noiseMultiplier?.toFixed(3)}, clip ${report.privacy.clip}`}`,
+          `  privacy   ${report.privacy.mode === 'off' ? 'off' : `${report.privacy.mode}-level DP, ε = ${formatEpsilon(report.privacy.epsilon)} of budget ${formatEpsilon(report.privacy.budget)} (δ = ${report.privacy.delta}), noise z = ${formatLowerBound(report.privacy.noiseMultiplier)}, clip ${report.privacy.clip}`}`,
           `  secure aggregation  ${report.secureAggregation.scheme}${report.secureAggregation.polyModulusDegree ? ` N=${report.secureAggregation.polyModulusDegree}` : ''}, ${report.secureAggregation.bytesPerValue.toFixed(2)} bytes/value (${report.secureAggregation.ratioToFloat32.toFixed(2)}× float32)`,
           `  fidelity  ${report.fidelity.mean.toFixed(3)} mean column score, correlation distance ${report.fidelity.correlationDistance.toFixed(3)}`,
           ...(report.privacy.audit ? [auditLine(report.privacy.audit)] : []),
@@ -87,7 +87,7 @@ export function registerSimCommand(program: Command): void {
 /** One line: ε_lower against the claim, with what it rests on. */
 function auditLine(a: NonNullable<SimReport['privacy']['audit']>): string {
   const claim = a.epsilonClaimed === null ? 'no claim (DP off)' : `claimed ε = ${formatEpsilon(a.epsilonClaimed)}`;
-  return `  audit     ε_lower = ${formatEpsilon(a.epsilonLower)} at ${Math.round(a.confidence * 100)} % confidence vs ${claim} (δ = ${a.delta}); ${a.correct}/${a.guesses} guesses right on ${a.canaries} canaries (${a.included} in), ceiling ${formatEpsilon(a.maxAttainable)}`;
+  return `  audit     ε_lower = ${formatLowerBound(a.epsilonLower)} at ${Math.round(a.confidence * 100)} % confidence vs ${claim} (δ = ${a.delta}); ${a.correct}/${a.guesses} guesses right on ${a.canaries} canaries (${a.included} in), ceiling ${formatEpsilon(a.maxAttainable)}`;
 }
 
 function int(v: unknown, name: string): number {
