@@ -57,4 +57,25 @@ describe('fedtwin schema infer', () => {
     expect(validateSchema(unmarked).boundsSource).toBeUndefined();
     expect(() => validateSchema({ ...s, boundsSource: 'guessed' })).toThrowError(/boundsSource/);
   });
+
+  it('leaves identifier columns out of the drafted schema and says so; --keep keeps one (issue 15 item 6)', () => {
+    const ids = join(dir, 'with-ids.csv');
+    const lines = ['patient_id,row,age,label'];
+    for (let i = 0; i < 30; i++) lines.push(`P${String(1000 + i * 7)},${i + 1},${30 + (i % 9)},${i % 2}`);
+    writeFileSync(ids, `${lines.join('\n')}\n`);
+    const r = run(['schema', 'infer', '--csv', ids, '--target', 'label']);
+    expect(r.code, r.stderr).toBe(0);
+    const names = (JSON.parse(r.stdout) as { columns: Array<{ name: string }> }).columns.map((c) => c.name);
+    expect(names).toEqual(['age', 'label']);
+    expect(r.stderr).toMatch(/left out "patient_id"/);
+    expect(r.stderr).toMatch(/left out "row": whole numbers, all 30 different and consecutive/);
+    expect(r.stderr).toMatch(/--keep row/);
+    const kept = run(['schema', 'infer', '--csv', ids, '--target', 'label', '--keep', 'row']);
+    expect(kept.code, kept.stderr).toBe(0);
+    expect((JSON.parse(kept.stdout) as { columns: Array<{ name: string }> }).columns.map((c) => c.name)).toEqual(['row', 'age', 'label']);
+    expect(kept.stderr).not.toMatch(/left out "row"/);
+    const bad = run(['schema', 'infer', '--csv', ids, '--target', 'label', '--keep', 'rows']);
+    expect(bad.code).toBe(1); // like a --target not in the header (DATA_MISSING_COLUMN)
+    expect(bad.stderr).toMatch(/--keep names "rows", not in the header/);
+  });
 });

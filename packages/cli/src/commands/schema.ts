@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
+import { FedtwinError } from '@fedtwin/errors';
 
 /**
  * What `schema infer` says every time: bounds and categories computed from records are those records' extremes
@@ -20,14 +21,26 @@ export function registerSchemaCommands(program: Command): void {
     .requiredOption('--target <column>', 'the label column to condition on (categorical)')
     .option('--out <file>', 'write the schema here (default: stdout)')
     .option('--max-categories <n>', 'a column with at most this many distinct values is categorical', '50')
-    .action(async (o: { csv: string; target: string; out?: string; maxCategories: string }) => {
-      const { readCsvFile, inferSchema } = await import('@fedtwin/models');
-      const { header, rows } = await readCsvFile(o.csv);
+    .option('--keep <columns>', 'comma-separated columns to keep as features although they look like identifiers')
+    .action(async (o: { csv: string; target: string; out?: string; maxCategories: string; keep?: string }) => {
+      const { readCsvFile, inferSchema, detectIdColumns, describeIdColumn, withoutColumns } = await import('@fedtwin/models');
+      const table = await readCsvFile(o.csv);
+      const keep = (o.keep ?? '').split(',').map((c) => c.trim()).filter(Boolean);
+      const unknown = keep.filter((c) => !table.header.includes(c));
+      if (unknown.length) {
+        throw new FedtwinError('DATA_MISSING_COLUMN', `--keep names ${unknown.map((c) => `"${c}"`).join(', ')}, not in the header of ${o.csv}`, { hint: `columns are: ${table.header.join(', ')}` });
+      }
+      // An identifier as a feature teaches nothing that generalises, and its drafted bounds disclose the id range.
+      const ids = detectIdColumns(table.header, table.rows, { keep: [o.target, ...keep] });
+      const { header, rows } = withoutColumns(table.header, table.rows, ids.map((c) => c.column));
       const s = inferSchema(header, rows, { target: o.target, maxCategories: Number(o.maxCategories) });
       // The marker first, where a reviewer sees it; it is part of the schema (and of its hash) until replaced.
       const text = `${JSON.stringify({ boundsSource: 'data', ...s }, null, 2)}\n`;
       if (o.out) await writeFile(o.out, text);
       else process.stdout.write(text);
       process.stderr.write(boundsFromDataWarning(o.csv));
+      for (const c of ids) {
+        process.stderr.write(`warning: left out ${describeIdColumn(c)}; keep it with --keep ${c.column} if it is a real feature\n`);
+      }
     });
 }
