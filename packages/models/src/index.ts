@@ -59,3 +59,5 @@ export type {
 } from './evaluate.ts';
 export { BUILTIN_DATASETS, builtinDataset, defaultDataDir, loadDataset, loadDatasetTable, applyBinning, subsetTable } from './datasets.ts';
 export type { BuiltinDataset, BuiltinDatasetName, Binning, Dataset, LoadDatasetOptions, LoadTableOptions } from './datasets.ts';
+export { GENERATOR_KINDS, SAVED_MODEL_FORMAT, MAX_SAMPLE_ROWS, checkSampleRows, resolveCondition, describeSchema, rejectionSample, checkSavedModel, vaeGenerator, vaeState } from './generator.ts';
+export type { Generator, GeneratorKind, GeneratorDescription, SavedModel, SavedPrivacy, SampleOptions, Condition, VaeState } from './generator.ts';
