@@ -59,3 +59,32 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>,
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * Resolves when every member has exited 0; rejects as soon as one daemon fails — a member exiting non-zero,
+ * or the aggregator exiting non-zero while members run — so a sim never waits out its timeout on a dead
+ * federation. The caller's finally stops the rest.
+ */
+export async function membersFinished(nodes: readonly Daemon[], agg: Daemon): Promise<void> {
+  let stop = false;
+  const failure = new Promise<never>((_, reject) => {
+    for (const d of nodes) void d.exited.then((c) => { if (!stop && c !== 0) reject(daemonFailed(d, c)); });
+    void agg.exited.then((c) => { if (!stop && c !== 0) reject(daemonFailed(agg, c)); });
+  });
+  failure.catch(() => undefined); // settled after the race is decided: not an unhandled rejection
+  try {
+    await Promise.race([Promise.all(nodes.map((d) => d.exited)), failure]);
+  } finally {
+    stop = true;
+  }
+  const codes = await Promise.all(nodes.map((d) => d.exited));
+  const bad = codes.findIndex((c) => c !== 0);
+  if (bad >= 0) throw daemonFailed(nodes[bad]!, codes[bad]);
+}
+
+/** A daemon's failure: which one, its exit code and the last lines it wrote to stderr. */
+export function daemonFailed(d: Daemon, code?: number | null): FedtwinError {
+  return new FedtwinError('SIM_DAEMON_FAILED', `${d.name} exited${code === undefined ? '' : ` with code ${code}`}: ${d.stderrTail().split('\n').slice(-6).join(' | ') || 'no error output'}`, {
+    hint: 'see the log files under the output directory (aggregator/aggregator.log, nodes/<i>/node.log)',
+  });
+}

@@ -52,7 +52,7 @@ ${r.privacy.mode === 'off' ? '' : `<tr><td>ε spent (largest member) / budget</t
 <tr><td>sampling rate q · steps</td><td>${fmt(r.privacy.sampleRate ?? undefined, 4)} · ${r.privacy.steps}</td></tr>
 <tr><td>baselines trained with the same DP</td><td>${r.privacy.baselinesPrivate ? 'yes' : 'no'}</td></tr>`}
 <tr><td>secure aggregation</td><td>${esc(r.secureAggregation.scheme)}${r.secureAggregation.polyModulusDegree ? ` (N = ${r.secureAggregation.polyModulusDegree})` : ''}</td></tr>
-<tr><td>bytes per model value on the wire</td><td>${r.secureAggregation.bytesPerValue.toFixed(2)} (${r.secureAggregation.ratioToFloat32.toFixed(2)}× float32)</td></tr>
+<tr><td title="mean bytes of one member's upload in one round, divided by the number of values in the shared model">bytes per model value in each member's upload</td><td>${r.secureAggregation.bytesPerValue.toFixed(2)} (${r.secureAggregation.ratioToFloat32.toFixed(2)}× float32)</td></tr>
 ${r.secureAggregation.keyId ? `<tr><td>HE key id</td><td><code>${esc(r.secureAggregation.keyId.slice(0, 24))}…</code></td></tr>` : ''}
 </table>
 ${r.privacy.audit ? auditSection(r.privacy.audit) : ''}

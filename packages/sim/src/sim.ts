@@ -12,7 +12,7 @@ import {
   type EncodedTable, type Table, type TableSchema,
 } from '@fedtwin/models';
 import { noiseMultiplierFor } from '@fedtwin/dp';
-import { startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from './processes.ts';
+import { daemonFailed, membersFinished, startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from './processes.ts';
 import { createProgress } from './progress.ts';
 import { writeHtmlReport } from './report-html.ts';
 import { auditReport, canaryScores, flipCoins, loadMemberModel, makeCanaryRows, recordsWithCanaries, type Canaries, type SimAuditReport } from './audit.ts';
@@ -161,7 +161,8 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   let done = 0;
   const tFed = performance.now();
   try {
-    const agg = startDaemon('aggregator', ['aggregator', 'start', '--config', join(aggDir, 'config.json')], (e: LogEvent) => {
+    // The aggregator leaves by itself once every member has the final aggregate (or the grace has passed).
+    const agg = startDaemon('aggregator', ['aggregator', 'start', '--config', join(aggDir, 'config.json'), '--exit-when-finished', '--finish-grace', String(FINISH_GRACE_SECONDS)], (e: LogEvent) => {
       if (e.event === 'round-open') roundTimes.set(Number(e.round), { opened: performance.now() });
       if (e.event === 'round-aggregated' || e.event === 'round-failed') {
         const r = roundTimes.get(Number(e.round));
@@ -203,10 +204,13 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     }
     const nodeDaemons = daemons.slice(1);
     const deadline = setTimeout(() => { for (const d of daemons) d.child.kill('SIGKILL'); }, opts.timeoutSeconds * 1000);
-    const codes = await Promise.all(nodeDaemons.map((d) => d.exited));
-    clearTimeout(deadline);
-    const failed = codes.map((c, i) => ({ c, d: nodeDaemons[i]! })).filter((x) => x.c !== 0);
-    if (failed.length) throw daemonFailed(failed[0]!.d, failed[0]!.c);
+    try {
+      await membersFinished(nodeDaemons, agg);
+    } finally {
+      clearTimeout(deadline);
+    }
+    await Promise.race([agg.exited, new Promise((r) => setTimeout(r, (FINISH_GRACE_SECONDS + 10) * 1000))]);
+    if (agg.child.exitCode !== null && agg.child.exitCode !== 0) throw daemonFailed(agg, agg.child.exitCode);
     await stopDaemon(agg);
   } finally {
     for (const d of daemons) await stopDaemon(d, 3000);
@@ -395,11 +399,9 @@ async function runAudit(o: SimOptions, schema: TableSchema, canaries: Canaries, 
   return { report, scores };
 }
 
-function daemonFailed(d: Daemon, code?: number | null): FedtwinError {
-  return new FedtwinError('SIM_DAEMON_FAILED', `${d.name} exited${code === undefined ? '' : ` with code ${code}`}: ${d.stderrTail().split('\n').slice(-6).join(' | ') || 'no error output'}`, {
-    hint: 'see the log files under the output directory (aggregator/aggregator.log, nodes/<i>/node.log)',
-  });
-}
+/** How long the aggregator waits, once the last round is aggregated, for members to fetch it (--finish-grace). */
+const FINISH_GRACE_SECONDS = 20;
+
 
 function countClasses(t: Table, schema: TableSchema): Record<string, number> {
   const ti = schema.columns.findIndex((c) => c.name === schema.target);
