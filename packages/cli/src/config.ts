@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { FedtwinError } from '@fedtwin/errors';
 import { ModelConfigMessage, TableSchemaMessage, TrainingConfigMessage } from '@fedtwin/protocol';
-import { configIssues } from './config-issues.ts';
+import { configIssues } from '@fedtwin/consortium';
 
 /** Config files are YAML or JSON; every field is documented in docs/configuration.md. */
 

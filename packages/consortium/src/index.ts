@@ -6,3 +6,4 @@ export {
 export {
   resolvePrivacyPolicy, privacyPolicyOf, SITE_SAMPLE_RATE, calibrationRounds, siteDpWithoutSecureAggregation, SITE_DP_PLAINTEXT_HINT, secureAggregationOf, memberIds, maxWeights, checkPrivacyFloor, type PrivacyFloor,
 } from './derive.ts';
+export { configIssues, keysAt, closest, type ConfigIssue } from './field-issues.ts';

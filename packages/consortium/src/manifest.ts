@@ -4,8 +4,9 @@ import { z } from 'zod';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { FedtwinError } from '@fedtwin/errors';
 import { canonicalJson } from '@fedtwin/ledger';
-import { ModelConfigMessage, TrainingConfigMessage } from '@fedtwin/protocol';
+import { MARGINALS_ROUNDS, ModelConfigMessage, TrainingConfigMessage } from '@fedtwin/protocol';
 import { SITE_DP_PLAINTEXT_HINT, siteDpWithoutSecureAggregation } from './derive.ts';
+import { configIssues } from './field-issues.ts';
 
 /**
  * The consortium manifest: everything a member agrees to before it sends anything, in one file every
@@ -98,6 +99,12 @@ export const ManifestSchema = z.object({
   if (m.rounds.quorum > ids.length) ctx.addIssue({ code: 'custom', path: ['rounds', 'quorum'], message: `is ${m.rounds.quorum} but only ${ids.length} members are listed` });
   if (m.rounds.minParticipants > m.rounds.quorum) ctx.addIssue({ code: 'custom', path: ['rounds', 'minParticipants'], message: 'must be between 1 and quorum' });
   if (m.rounds.witnessQuorum !== undefined && m.rounds.witnessQuorum > ids.length) ctx.addIssue({ code: 'custom', path: ['rounds', 'witnessQuorum'], message: `is ${m.rounds.witnessQuorum} but only ${ids.length} members are listed` });
+  // The marginals generator (docs/marginals.md) is three rounds of counts with record-level Gaussian noise.
+  if (m.model.kind === 'marginals') {
+    if (m.rounds.total !== MARGINALS_ROUNDS) ctx.addIssue({ code: 'custom', path: ['rounds', 'total'], message: `must be ${MARGINALS_ROUNDS} for the marginals generator (1-way counts, selection, tree), got ${m.rounds.total}` });
+    if (m.privacy.mode === 'site' || m.privacy.mode === 'both') ctx.addIssue({ code: 'custom', path: ['privacy', 'mode'], message: `the marginals generator protects records (mode record) or nothing (off), not mode "${m.privacy.mode}"` });
+    if (m.privacy.unitColumn !== undefined) ctx.addIssue({ code: 'custom', path: ['privacy', 'unitColumn'], message: 'is not supported by the marginals generator yet (use the vae generator for patient-level DP)' });
+  }
   // A unit is what DP-SGD samples and clips: without record-level DP the manifest would name a protection nothing gives.
   if (m.privacy.unitColumn !== undefined && m.privacy.mode !== 'record' && m.privacy.mode !== 'both') {
     ctx.addIssue({ code: 'custom', path: ['privacy', 'unitColumn'], message: `applies to record-level DP (privacy.mode record or both), not mode "${m.privacy.mode}"` });
@@ -116,11 +123,13 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 export function parseManifest(raw: unknown, source = 'manifest'): Manifest {
   const parsed = ManifestSchema.safeParse(raw);
   if (!parsed.success) {
-    const first = parsed.error.issues[0]!;
-    const field = first.path.length ? first.path.join('.') : '(top level)';
-    throw new FedtwinError('CONSORTIUM_INVALID', `${source}: field "${field}": ${first.message}`, {
+    // A typo is named itself with the closest valid key, before the field it leaves missing.
+    const issues = configIssues(ManifestSchema, parsed.error.issues);
+    const first = issues[0]!;
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more: ${issues.slice(1, 4).map((i) => `${i.field} ${i.message}`).join('; ')})` : '';
+    throw new FedtwinError('CONSORTIUM_INVALID', `${source}: ${first.field} ${first.message}${more}`, {
       hint: 'fix the consortium manifest (docs/configuration.md, "Consortium manifest")',
-      details: { issues: parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`) },
+      details: { field: first.field, issues: issues.map((i) => `${i.field}: ${i.message}`) },
     });
   }
   const m = parsed.data;

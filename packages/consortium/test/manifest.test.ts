@@ -39,6 +39,17 @@ describe('consortium manifest', () => {
     bad({ ...minimal, colour: 'red' }, /colour|Unrecognized/);
   });
 
+  it('names a typo itself, with the closest valid key, before the field it leaves missing (issue 15 item 6)', () => {
+    const typo = (raw: unknown) => { try { parseManifest(raw, 'c.yaml'); } catch (e) { return e as { code: string; message: string; details: { field: string } }; } throw new Error('accepted'); };
+    const e = typo({ ...minimal, privacy: { mode: 'record', epsilom: 8, delta: 1e-5, clip: 1 } });
+    expect(e.code).toBe('CONSORTIUM_INVALID');
+    expect(e.message).toMatch(/^c\.yaml: privacy\.epsilom is not a known field \(did you mean "epsilon"\?\)/);
+    expect(e.details.field).toBe('privacy.epsilom');
+    const { rounds, ...noRounds } = minimal;
+    expect(typo({ ...noRounds, rouns: rounds }).message).toMatch(/^c\.yaml: rouns is not a known field \(did you mean "rounds"\?\)/);
+    expect(typo({ ...minimal, rounds: { ...rounds, qorum: 2 } }).message).toMatch(/rounds\.qorum is not a known field \(did you mean "quorum"\?\)/);
+  });
+
   it('derives the policy and the HE setup members apply, and names the first difference', () => {
     const m = parseManifest(minimal);
     expect(privacyPolicyOf(m)).toEqual({ mode: 'record', epsilon: 8, delta: 1e-5, record: { clip: 1, targetEpsilon: 8 } });
