@@ -28,6 +28,19 @@ export function calibrationRounds(total: number): number {
   return total + Math.ceil(total / 10);
 }
 
+/** The smallest fixed record-level noise multiplier a manifest may name: @fedtwin/models' MIN_NOISE_MULTIPLIER (a test keeps them equal). */
+export const RECORD_NOISE_FLOOR = 0.5;
+
+/**
+ * Why a manifest's fixed record-level noise cannot run, or undefined. DP-SGD refuses z below its floor at
+ * training time (MODELS_NOISE_TOO_SMALL): such a manifest would validate and then stop every member in round 1.
+ */
+export function recordNoiseBelowFloor(c: PrivacyConfig): string | undefined {
+  if (c.mode !== 'record' && c.mode !== 'both') return undefined;
+  if (c.noiseMultiplier === undefined || c.noiseMultiplier >= RECORD_NOISE_FLOOR) return undefined;
+  return `privacy.noiseMultiplier is ${c.noiseMultiplier}, below the ${RECORD_NOISE_FLOOR} DP-SGD enforces (its noise sampler's tail bound is accounted from there; docs/privacy.md)`;
+}
+
 /**
  * The manifest's `privacy` as the policy members apply. Site-level noise is resolved here (a target ε
  * becomes the smallest z that spends it over calibrationRounds(total) rounds at q = SITE_SAMPLE_RATE = 1);
@@ -41,6 +54,7 @@ export function resolvePrivacyPolicy(c: PrivacyConfig, rounds: { total: number; 
   const siteCfg = c.mode === 'site' ? c : c.mode === 'both' ? c.site : undefined;
   if (recordCfg) {
     if (recordCfg.clip === undefined) throw bad('clip', 'is required for record-level DP (per-example gradient clip)');
+
     policy.record = {
       clip: recordCfg.clip,
       ...(recordCfg.noiseMultiplier !== undefined ? { noiseMultiplier: recordCfg.noiseMultiplier } : { targetEpsilon: recordCfg.targetEpsilon ?? c.epsilon }),

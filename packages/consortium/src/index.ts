@@ -4,6 +4,6 @@ export {
   type Manifest, type ManifestInput, type PrivacyConfig,
 } from './manifest.ts';
 export {
-  resolvePrivacyPolicy, privacyPolicyOf, SITE_SAMPLE_RATE, calibrationRounds, siteDpWithoutSecureAggregation, SITE_DP_PLAINTEXT_HINT, secureAggregationOf, memberIds, maxWeights, checkPrivacyFloor, type PrivacyFloor,
+  resolvePrivacyPolicy, RECORD_NOISE_FLOOR, privacyPolicyOf, SITE_SAMPLE_RATE, calibrationRounds, siteDpWithoutSecureAggregation, SITE_DP_PLAINTEXT_HINT, secureAggregationOf, memberIds, maxWeights, checkPrivacyFloor, type PrivacyFloor,
 } from './derive.ts';
 export { configIssues, keysAt, closest, type ConfigIssue } from './field-issues.ts';

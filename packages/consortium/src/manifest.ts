@@ -5,7 +5,7 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { FedtwinError } from '@fedtwin/errors';
 import { canonicalJson } from '@fedtwin/ledger';
 import { MARGINALS_ROUNDS, ModelConfigMessage, TrainingConfigMessage } from '@fedtwin/protocol';
-import { SITE_DP_PLAINTEXT_HINT, siteDpWithoutSecureAggregation } from './derive.ts';
+import { RECORD_NOISE_FLOOR, SITE_DP_PLAINTEXT_HINT, recordNoiseBelowFloor, siteDpWithoutSecureAggregation } from './derive.ts';
 import { configIssues } from './field-issues.ts';
 
 /**
@@ -135,6 +135,10 @@ export function parseManifest(raw: unknown, source = 'manifest'): Manifest {
   const m = parsed.data;
   const weak = siteDpWithoutSecureAggregation(m);
   if (weak) throw new FedtwinError('CONSORTIUM_INVALID', `${source}: ${weak}`, { hint: SITE_DP_PLAINTEXT_HINT, details: { field: 'privacy.mode' } });
+  const tooLittleNoise = recordNoiseBelowFloor(m.privacy);
+  if (tooLittleNoise) {
+    throw new FedtwinError('CONSORTIUM_INVALID', `${source}: ${tooLittleNoise}`, { hint: `raise privacy.noiseMultiplier to at least ${RECORD_NOISE_FLOOR}, or drop it and let members calibrate z to privacy.epsilon`, details: { field: 'privacy.noiseMultiplier' } });
+  }
   if ((m.privacy.mode === 'record' || m.privacy.mode === 'both') && m.privacy.clip === undefined) m.privacy = { ...m.privacy, clip: DEFAULT_RECORD_CLIP };
   if (m.secureAggregation.scheme === 'bfv' && m.secureAggregation.keyHolder === undefined) {
     m.secureAggregation = { ...m.secureAggregation, keyHolder: m.members[0]!.peerId };

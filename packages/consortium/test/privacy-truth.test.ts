@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { epsilonFor } from '@fedtwin/dp';
-import { calibrationRounds, loadManifest, parseManifest, privacyPolicyOf } from '../src/index.ts';
+import { RECORD_NOISE_FLOOR, calibrationRounds, loadManifest, parseManifest, privacyPolicyOf } from '../src/index.ts';
 
 // Issue 13 items 1, 4 and 9 (docs/privacy.md): the ε a manifest's policy states is a true bound.
 const AGG = '12D3KooWCWarB5PocFg6VSA6aZwVA9e7M3zEcBKtxSo5ET4naUQB';
@@ -64,6 +64,21 @@ describe('site-level DP needs secure aggregation', () => {
     }
     // Record-level DP holds for each update on its own: plaintext aggregation is a baseline it allows.
     expect(parseManifest({ ...base(5), secureAggregation: { scheme: 'plaintext' }, privacy: { mode: 'record', clip: 1 } }).privacy.mode).toBe('record');
+  });
+});
+
+describe('a fixed record-level noise multiplier below the DP-SGD floor', () => {
+  it('is refused at validation (not in round 1 on every member), naming the field and the floor', () => {
+    for (const mode of ['record', 'both'] as const) {
+      const raw = { ...base(5), privacy: { mode, epsilon: 8, delta: 1e-5, clip: 1, noiseMultiplier: 0.3, ...(mode === 'both' ? { site: { clip: 1 } } : {}) } };
+      expect(() => parseManifest(raw), mode).toThrowError(/privacy\.noiseMultiplier is 0\.3, below the 0\.5 DP-SGD enforces/);
+    }
+    expect(parseManifest({ ...base(5), privacy: { mode: 'record', clip: 1, noiseMultiplier: RECORD_NOISE_FLOOR } }).privacy.noiseMultiplier).toBe(0.5);
+  });
+
+  it('is the floor DP-SGD itself enforces', async () => {
+    const { MIN_NOISE_MULTIPLIER } = await import('@fedtwin/models');
+    expect(RECORD_NOISE_FLOOR).toBe(MIN_NOISE_MULTIPLIER);
   });
 });
 
