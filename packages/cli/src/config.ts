@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { FedtwinError } from '@fedtwin/errors';
+import { LISTEN_PATTERN } from '@fedtwin/dashboard';
 import { ModelConfigMessage, TableSchemaMessage, TrainingConfigMessage } from '@fedtwin/protocol';
 import { configIssues } from '@fedtwin/consortium';
 
@@ -11,6 +12,19 @@ import { configIssues } from '@fedtwin/consortium';
 const multiaddr = z.string().regex(/^\/(ip4|ip6|dns4|dns6)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/[1-9A-HJ-NP-Za-km-z]+)?$/, 'must be a multiaddr like /ip4/127.0.0.1/tcp/9400');
 const peerId = z.string().regex(/^(12D3Koo|Qm)[1-9A-HJ-NP-Za-km-z]{20,}$/, 'must be a libp2p peer ID (fedtwin keys generate prints it)');
 const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info');
+const httpListen = z.string().regex(LISTEN_PATTERN, 'must be host:port, e.g. 127.0.0.1:9464 ([::1]:9464 for IPv6)')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0 to 65535');
+const bearerToken = z.string().min(16, 'must be at least 16 characters (e.g. the output of openssl rand -hex 24)').max(512).regex(/^\S+$/, 'must not contain spaces');
+/**
+ * Read-only HTTP views, both off unless configured. A listen address other than loopback needs a token (the
+ * daemon refuses to start without one: HTTP_TOKEN_REQUIRED); docs/operations.md.
+ */
+const metricsConfig = z.object({ listen: httpListen, token: bearerToken.optional() }).strict();
+const dashboardConfig = z.object({
+  listen: httpListen, token: bearerToken.optional(),
+  /** A sim's report.json whose fidelity and utility the dashboard shows once it exists. */
+  report: z.string().min(1).optional(),
+}).strict();
 
 export { PrivacyConfigSchema, type PrivacyConfig } from '@fedtwin/consortium';
 
@@ -24,6 +38,8 @@ export const AggregatorConfigSchema = z.object({
   ledgerDir: z.string().min(1).optional(),
   schema: z.union([z.string().min(1), TableSchemaMessage]),
   log: z.object({ level: logLevel }).strict().default({ level: 'info' }),
+  metrics: metricsConfig.optional(),
+  dashboard: dashboardConfig.optional(),
 }).strict();
 export type AggregatorConfig = z.infer<typeof AggregatorConfigSchema>;
 
@@ -73,6 +89,8 @@ export const NodeConfigSchema = z.object({
     }).strict().optional(),
   }).strict().optional(),
   log: z.object({ level: logLevel }).strict().default({ level: 'info' }),
+  metrics: metricsConfig.optional(),
+  dashboard: dashboardConfig.omit({ report: true }).strict().optional(),
 }).strict();
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;
 

@@ -15,14 +15,28 @@ export interface Served {
  * persist — who joined, when a member was last seen, who has fetched the final aggregate — without a change to
  * the aggregator. A failing `onServed` is swallowed: observing must never fail a request.
  */
-export function tapHost<H extends Pick<WireHost, 'peerId' | 'handle'>>(host: H, onServed: (s: Served) => void): Pick<WireHost, 'peerId' | 'handle'> {
+export function tapHost<H extends Pick<WireHost, 'peerId' | 'handle'>>(host: H, onServed: (s: Served) => void, onRefused?: (protocol: string, code: string) => void): Pick<WireHost, 'peerId' | 'handle'> {
   return {
     peerId: host.peerId,
     handle<Req, Res>(name: string, spec: HandlerSpec<Req, Res>) {
       return host.handle<Req, Res>(name, {
         ...spec,
         handler: async (ctx) => {
-          const res = await spec.handler(ctx);
+          let res: Awaited<ReturnType<typeof spec.handler>>;
+          try {
+            res = await spec.handler(ctx);
+          } catch (err) {
+            // A typed refusal (a bad signature, a stale round): counted by the metrics, then answered as before.
+            const code = (err as { code?: unknown } | null)?.code;
+            if (typeof code === 'string') {
+              try {
+                onRefused?.(name, code);
+              } catch {
+                // a view of the traffic; never the traffic's problem
+              }
+            }
+            throw err;
+          }
           try {
             onServed({ protocol: name, peer: ctx.peer, header: ctx.header, response: res.header, at: Date.now() });
           } catch {

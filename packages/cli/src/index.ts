@@ -11,7 +11,7 @@ export const EXIT_USAGE = 2;
 export const EXIT_CONSORTIUM = 3;
 
 // A key file others can read is a set-up error the operator fixes (chmod 600), like a bad config.
-const USAGE_CODES = new Set(['CLI_BAD_ARGUMENT', 'DATA_CHECK_FAILED', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'CONFIG_PARSE', 'WIRE_IDENTITY_INSECURE_PERMISSIONS', 'CONSORTIUM_INVALID', 'CONSORTIUM_NOT_FOUND']);
+const USAGE_CODES = new Set(['CLI_BAD_ARGUMENT', 'HTTP_TOKEN_REQUIRED', 'HTTP_BAD_LISTEN', 'DATA_CHECK_FAILED', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'CONFIG_PARSE', 'WIRE_IDENTITY_INSECURE_PERMISSIONS', 'CONSORTIUM_INVALID', 'CONSORTIUM_NOT_FOUND']);
 // Refusals to take part in what the aggregator runs: the member's pinned manifest or privacy floor says no.
 const CONSORTIUM_CODES = new Set(['CONSORTIUM_MISMATCH', 'CONSORTIUM_PRIVACY_TOO_WEAK']);
 

@@ -36,6 +36,9 @@ export interface SimOptions {
   /** Empirical privacy audit (docs/privacy-audit.md): `canaries` canary records offered to node 0, each kept
    *  with probability 1/2; report.json gets `privacy.audit`. Off when undefined. */
   audit?: { canaries: number };
+  /** The aggregator also serves its dashboard and /metrics on a free loopback port (listening.json's `http`):
+   *  what `fedtwin sim --serve` shows for the whole run. */
+  aggregatorHttp?: boolean;
 }
 
 /** Canaries per audit by default: enough for the one-run bound to reach well past ε = 1 (its ceiling for 200

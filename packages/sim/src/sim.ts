@@ -152,6 +152,8 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   const aggConfig = {
     consortium: '../consortium.json', dataDir: '.', identity: 'identity.key', listen: ['/ip4/127.0.0.1/tcp/0'],
     schema: '../schema.json', ledgerDir: '../ledger', log: { level: 'info' },
+    // One server (the same address) for the page and /metrics; the report appears on it once written.
+    ...(opts.aggregatorHttp ? { dashboard: { listen: '127.0.0.1:0', report: '../report.json' }, metrics: { listen: '127.0.0.1:0' } } : {}),
   };
   await writeFile(join(aggDir, 'config.json'), JSON.stringify(aggConfig, null, 2));
 

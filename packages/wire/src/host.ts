@@ -207,6 +207,8 @@ export interface WireHost {
   /** Application payload bytes (header + body frames, with their length prefixes) moved by the RPC layer. */
   bytes(): ByteCounts;
   bytesByPeer(): Record<string, ByteCounts>;
+  /** The same bytes by protocol name (`join`, `upload-update`, …: the `<name>` of `/fedtwin/<name>/1.0.0`). */
+  bytesByProtocol(): Record<string, ByteCounts>;
   stop(): Promise<void>;
 }
 
@@ -221,6 +223,12 @@ export const INITIAL_STREAM_WINDOW = 4 * 1024 * 1024;
 const PRE_ADMISSION_HIGH_WATER = 64 * 1024;
 
 const NAME_RE = /^[a-z][a-z0-9-]{0,63}$/;
+
+/** `/fedtwin/<name>/1.0.0` → `<name>`; any other protocol ID as it is. */
+function protocolName(id: string): string {
+  const m = /^\/fedtwin\/([a-z][a-z0-9-]{0,63})\/[^/]+$/.exec(id);
+  return m ? m[1]! : id;
+}
 
 /** `/fedtwin/<name>/1.0.0`: the version moves with the envelope format. */
 export function protocolId(name: string): string {
@@ -452,16 +460,24 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
   const selfId = node.peerId.toString();
   const total: ByteCounts = { sent: 0, received: 0 };
   const perPeer = new Map<string, ByteCounts>();
-  const counter = (peer: string, dir: 'sent' | 'received') => {
-    let c = perPeer.get(peer);
+  // Per protocol too, for the daemons' metrics (fedtwin_wire_bytes_total{protocol,direction}): which exchange
+  // moves the bytes (uploads, aggregate downloads, ledger sync) is what an operator sizes links by.
+  const perProtocol = new Map<string, ByteCounts>();
+  const countsIn = (map: Map<string, ByteCounts>, key: string): ByteCounts => {
+    let c = map.get(key);
     if (c === undefined) {
       c = { sent: 0, received: 0 };
-      perPeer.set(peer, c);
+      map.set(key, c);
     }
-    const pc = c;
+    return c;
+  };
+  const counter = (peer: string, dir: 'sent' | 'received', protocol: string) => {
+    const pc = countsIn(perPeer, peer);
+    const pp = countsIn(perProtocol, protocolName(protocol));
     return (n: number): void => {
       total[dir] += n;
       pc[dir] += n;
+      pp[dir] += n;
     };
   };
   const stopController = new AbortController();
@@ -571,11 +587,11 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
   };
 
   /** Send `{ error }` and close; reset too if the requester may still be sending what we refused to read. */
-  const sendError = async (stream: Stream, peer: string, code: string, message: string, resetAfter: boolean): Promise<void> => {
+  const sendError = async (stream: Stream, peer: string, protocol: string, code: string, message: string, resetAfter: boolean): Promise<void> => {
     const signal = AbortSignal.any([AbortSignal.timeout(limits.writeTimeoutMs), stopController.signal]);
     try {
       const frame = encodeJsonFrame({ v: ENVELOPE_VERSION, error: { code, message: message.slice(0, 2000) } }, Number.MAX_SAFE_INTEGER, 'error response');
-      await writeFrame(stream, frame, signal, counter(peer, 'sent'));
+      await writeFrame(stream, frame, signal, counter(peer, 'sent', protocol));
       await stream.close({ signal });
     } catch (e) {
       log.info({ peer, protocol: stream.protocol, err: errMessage(e) }, 'could not deliver error response');
@@ -646,7 +662,7 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
   ): Promise<void> => {
     // Until the body is admitted, pause (stop granting yamux credit) past 64 KiB: a refused requester
     // can then make us hold at most the initial stream window, never a growing buffer.
-    const reader = new StreamReader(stream, { highWaterMark: PRE_ADMISSION_HIGH_WATER, onBytes: counter(peer, 'received') });
+    const reader = new StreamReader(stream, { highWaterMark: PRE_ADMISSION_HIGH_WATER, onBytes: counter(peer, 'received', protocol) });
     const readSignal = AbortSignal.any([AbortSignal.timeout(limits.readTimeoutMs), stopController.signal]);
     let header: Req;
     let body: Uint8Array | undefined;
@@ -703,13 +719,13 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       const remoteClosedEarly = (e instanceof EndOfStreamError || errName(e) === 'EndOfStreamError') && !readSignal.aborted;
       if (isFedtwinError(e)) {
         log.warn({ peer, protocol, code: e.code, err: e.message }, 'rejected request; handler not called');
-        await sendError(stream, peer, e.code, e.message, true);
+        await sendError(stream, peer, protocol, e.code, e.message, true);
       } else if (remoteClosedEarly && stream.writeStatus === 'writable') {
         log.warn({ peer, protocol, code: WIRE_CODES.TRUNCATED, err: errMessage(e) }, 'request cut short; handler not called');
-        await sendError(stream, peer, WIRE_CODES.TRUNCATED, `request to ${protocol} is truncated: the requester closed its side early (${errMessage(e)})`, false);
+        await sendError(stream, peer, protocol, WIRE_CODES.TRUNCATED, `request to ${protocol} is truncated: the requester closed its side early (${errMessage(e)})`, false);
       } else if (readSignal.aborted && !stopController.signal.aborted) {
         log.warn({ peer, protocol, timeoutMs: limits.readTimeoutMs }, 'request not received in time; handler not called');
-        await sendError(stream, peer, WIRE_CODES.TIMEOUT, `request not received within ${limits.readTimeoutMs} ms`, true);
+        await sendError(stream, peer, protocol, WIRE_CODES.TIMEOUT, `request not received within ${limits.readTimeoutMs} ms`, true);
       } else {
         log.info({ peer, protocol, err: `${errName(e)}: ${errMessage(e)}` }, 'request stream failed before the handler ran');
         abortQuietly(stream, 'read failed');
@@ -740,13 +756,13 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
         abortQuietly(stream, 'gone');
       } else if (handlerSignal.aborted && !isFedtwinError(e)) {
         log.warn({ peer, protocol, timeoutMs: handlerTimeoutMs }, 'handler timed out');
-        await sendError(stream, peer, WIRE_CODES.TIMEOUT, `handler for ${protocol} did not answer within ${handlerTimeoutMs} ms`, false);
+        await sendError(stream, peer, protocol, WIRE_CODES.TIMEOUT, `handler for ${protocol} did not answer within ${handlerTimeoutMs} ms`, false);
       } else if (isFedtwinError(e)) {
         log.info({ peer, protocol, code: e.code, err: e.message }, 'handler refused request');
-        await sendError(stream, peer, e.code, e.message, false);
+        await sendError(stream, peer, protocol, e.code, e.message, false);
       } else {
         log.error({ peer, protocol, err: `${errName(e)}: ${errMessage(e)}` }, 'handler failed');
-        await sendError(stream, peer, WIRE_CODES.REMOTE_INTERNAL, `handler for ${protocol} failed; see the remote's log`, false);
+        await sendError(stream, peer, protocol, WIRE_CODES.REMOTE_INTERNAL, `handler for ${protocol} failed; see the remote's log`, false);
       }
       return;
     }
@@ -768,14 +784,14 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       } catch (e) {
         throw new FedtwinError(WIRE_CODES.REMOTE_INTERNAL, `handler produced an unsendable response: ${errMessage(e)}`);
       }
-      const sent = counter(peer, 'sent');
+      const sent = counter(peer, 'sent', protocol);
       await writeFrame(stream, frame, writeSignal, sent);
       if (rbody !== undefined) await writeBody(stream, rbody, limits.chunkBytes, writeSignal, sent);
       await stream.close({ signal: writeSignal });
     } catch (e) {
       if (isFedtwinError(e, WIRE_CODES.REMOTE_INTERNAL)) {
         log.error({ peer, protocol, err: e.message }, 'handler produced an invalid response');
-        await sendError(stream, peer, e.code, e.message, false);
+        await sendError(stream, peer, protocol, e.code, e.message, false);
         return;
       }
       log.info({ peer, protocol, err: `${errName(e)}: ${errMessage(e)}` }, 'could not send response');
@@ -877,7 +893,7 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       const onAbort = (): void => abortQuietly(stream, 'request aborted');
       signal.addEventListener('abort', onAbort, { once: true });
 
-      const reader = new StreamReader(stream, { highWaterMark: 2 * MAX_FRAME_BYTES, onBytes: counter(peer, 'received') });
+      const reader = new StreamReader(stream, { highWaterMark: 2 * MAX_FRAME_BYTES, onBytes: counter(peer, 'received', protocol) });
       // If the responder answers early (usually a refusal), stop sending the rest of the body.
       const answered = new AbortController();
       const readResponse = async (): Promise<WireMessage<Res>> => {
@@ -907,7 +923,7 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
       let completed = false;
       try {
         const writeSignal = AbortSignal.any([signal, answered.signal]);
-        const sent = counter(peer, 'sent');
+        const sent = counter(peer, 'sent', protocol);
         await writeFrame(stream, headerFrame, writeSignal, sent);
         if (body !== undefined) await writeBody(stream, body, limits.chunkBytes, writeSignal, sent);
         await stream.close({ signal: writeSignal });
@@ -929,6 +945,12 @@ export async function createWireHost(init: WireHostInit): Promise<WireHost> {
     },
 
     bytes: () => ({ ...total }),
+
+    bytesByProtocol(): Record<string, ByteCounts> {
+      const out: Record<string, ByteCounts> = {};
+      for (const [k, v] of perProtocol) out[k] = { ...v };
+      return out;
+    },
 
     bytesByPeer(): Record<string, ByteCounts> {
       const out: Record<string, ByteCounts> = {};

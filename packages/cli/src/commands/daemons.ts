@@ -12,6 +12,7 @@ import { liveAggregatorStatus, liveNodeStatus } from '../status/live.ts';
 import { publishStatus } from '../status/publish.ts';
 import { explainNetworkError } from '../network-errors.ts';
 import { ensurePrivateDir, restrictUmask } from '../private-dirs.ts';
+import { planViews, startViews } from '../views.ts';
 import { loadManifest, maxWeights, memberIds, privacyPolicyOf, secureAggregationOf } from '@fedtwin/consortium';
 
 /** How long --exit-when-finished waits for members that have not fetched the final aggregate. */
@@ -44,6 +45,7 @@ export function registerDaemonCommands(program: Command): void {
 async function startAggregator(configPath: string, exitWhenFinished?: { graceMs: number }): Promise<void> {
   restrictUmask(); // every file and directory this daemon creates is owner-only (0600 / 0700)
   const { config, baseDir } = await loadConfigFile(configPath, AggregatorConfigSchema);
+  const viewPlans = await planViews(config); // a public bind without a token is refused before anything starts
   // Heavy modules load only for the command that needs them (keeps `fedtwin dp …` instant).
   const [{ createWireHost, loadIdentity }, { createAggregator }, { initBackend }] = await Promise.all([
     import('@fedtwin/wire'), import('@fedtwin/aggregator'), import('@fedtwin/models'),
@@ -70,10 +72,11 @@ async function startAggregator(configPath: string, exitWhenFinished?: { graceMs:
   const live = await liveAggregatorStatus({ stateDir: `${dataDir}/state`, manifest, peerId: host.peerId });
   const watch = exitWhenFinished ? new FinishWatch({ witnessQuorum: manifest.rounds.witnessQuorum ?? 0, graceMs: exitWhenFinished.graceMs }) : undefined;
   let publisher: ReturnType<typeof publishStatus> | undefined;
+  let views: Awaited<ReturnType<typeof startViews>> | undefined;
   const tapped = tapHost(host, (s) => {
     if (live.observe(s)) publisher?.changed();
     watch?.served(s);
-  });
+  }, (protocol, code) => views?.metrics?.refused(protocol, code));
   const aggregator = await createAggregator({
     host: tapped, dataDir: `${dataDir}/state`, consortium: manifest.consortium, members: memberList, schema, model: manifest.model,
     modelValues, strategy: manifest.strategy, training: manifest.training,
@@ -83,11 +86,12 @@ async function startAggregator(configPath: string, exitWhenFinished?: { graceMs:
     manifest: { manifest, hash: manifestHash },
     secureAggregation: secureAggregationOf(manifest),
     ledger: { dir: ledgerDir, identity: privateKey },
-    logger: log,
+    logger: observeEvents(log, (e) => views?.metrics?.onEvent(e)),
   });
+  views = await startViews({ role: 'aggregator', plans: viewPlans, baseDir, report: config.dashboard?.report, status: () => live.build(aggregator), bytes: () => host.bytesByProtocol(), log });
   const addrs = host.addrs();
   // tmp + rename: whoever polls for this file (fedtwin sim, scripts) never reads half of it
-  await writeFile(`${dataDir}/listening.json.tmp`, JSON.stringify({ peerId: host.peerId, addrs }, null, 2));
+  await writeFile(`${dataDir}/listening.json.tmp`, JSON.stringify({ peerId: host.peerId, addrs, ...(views.urls.dashboard || views.urls.metrics ? { http: views.urls } : {}) }, null, 2));
   await rename(`${dataDir}/listening.json.tmp`, `${dataDir}/listening.json`);
   log.info({ event: 'listening', peerId: host.peerId, addrs, members: memberList.length, manifestHash, modelValues, secureAggregation: manifest.secureAggregation.scheme }, `aggregator ${host.peerId} listening on ${addrs.join(', ')}`);
   const stats = async () => ({
@@ -101,6 +105,7 @@ async function startAggregator(configPath: string, exitWhenFinished?: { graceMs:
     watch?.stop();
     await writeStats(`${dataDir}/result.json`, await stats());
     await publisher.stop();
+    await views?.close();
     await aggregator.stop();
     await host.stop();
   });
@@ -128,6 +133,7 @@ async function startAggregator(configPath: string, exitWhenFinished?: { graceMs:
 async function startNode(configPath: string, exitFlag?: boolean): Promise<void> {
   restrictUmask(); // state (the private adapter, the HE key), ledger, outputs: owner-only (0600 / 0700)
   const { config, baseDir } = await loadConfigFile(configPath, NodeConfigSchema);
+  const viewPlans = await planViews(config); // a public bind without a token is refused before anything starts
   const [{ createWireHost, loadIdentity }, { createNode }, { initBackend }] = await Promise.all([
     import('@fedtwin/wire'), import('@fedtwin/node'), import('@fedtwin/models'),
   ]);
@@ -172,7 +178,8 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
   // Level lets one process open the node's state and replica: `fedtwin status` reads what it publishes instead.
   const live = await liveNodeStatus({ stateDir: `${dataDir}/state`, ledgerDir, consortium: manifest.consortium, peerId: host.peerId });
   let publisher: ReturnType<typeof publishStatus> | undefined;
-  const observed = observeEvents(log, (e) => { if (live.onEvent(e)) publisher?.changed(); });
+  const views = await startViews({ role: 'node', plans: viewPlans, baseDir, status: () => live.build(), bytes: () => host.bytesByProtocol(), log }).catch(async (err: unknown) => { await host.stop(); throw err; });
+  const observed = observeEvents(log, (e) => { if (live.onEvent(e)) publisher?.changed(); views.metrics?.onEvent(e); });
   publisher = publishStatus({ dataDir, build: () => live.build(), log });
   publisher.changed();
   const node = await createNode({
@@ -187,7 +194,7 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
     heKeyFile: `${dataDir}/he-secret.key`,
   });
   let signalled = false;
-  const stop = once(async () => { await publisher.stop(); await node.stop(); await host.stop(); });
+  const stop = once(async () => { await publisher.stop(); await views.close(); await node.stop(); await host.stop(); });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { signalled = true; log.info({ event: 'stopping', signal: sig }, `stopping (${sig})`); void stop(); });
   try {
     await node.run();

@@ -38,6 +38,7 @@ export function registerSimCommand(program: Command): void {
     .option('--audit-canaries <m>', `canaries for --audit (implies it; default ${DEFAULT_AUDIT_CANARIES}; more raise the attainable bound and node 0's training time)`)
     .option('--progress <mode>', 'auto | lines | none', d.progress)
     .option('--json', 'print report.json to stdout at the end')
+    .option('--serve <host:port>', 'for the whole run, serve the aggregator\'s dashboard at / and its Prometheus metrics at /metrics (e.g. 127.0.0.1:8080; another address than loopback needs FEDTWIN_SERVE_TOKEN)')
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const opts: SimOptions = {
         ...d,
@@ -66,7 +67,14 @@ export function registerSimCommand(program: Command): void {
         return;
       }
       const { runSimulation } = await import('@fedtwin/sim');
-      const { report, outDir } = await runSimulation(opts);
+      const serving = o.serve === undefined ? undefined : await serveRun(String(o.serve), opts.out);
+      let run: Awaited<ReturnType<typeof runSimulation>>;
+      try {
+        run = await runSimulation({ ...opts, ...(serving ? { aggregatorHttp: true } : {}) });
+      } finally {
+        await serving?.close();
+      }
+      const { report, outDir } = run;
       const t = report.utility.tstrAuc;
       if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
       else {
@@ -82,6 +90,16 @@ export function registerSimCommand(program: Command): void {
         ].join('\n'));
       }
     });
+}
+
+/** --serve: the dashboard and /metrics for the whole run (sim-serve.ts); says where on stderr. */
+async function serveRun(listen: string, out: string): Promise<{ close(): Promise<void> }> {
+  const { resolve } = await import('node:path');
+  const { serveSim } = await import('../sim-serve.ts');
+  const token = process.env.FEDTWIN_SERVE_TOKEN || undefined;
+  const server = await serveSim({ listen, ...(token ? { token } : {}), outDir: resolve(out) });
+  process.stderr.write(`fedtwin sim: dashboard on ${server.url}/ , metrics on ${server.url}/metrics${token ? ' (bearer token from FEDTWIN_SERVE_TOKEN; open the page as /#token=…)' : ''}\n`);
+  return server;
 }
 
 /** One line: ε_lower against the claim, with what it rests on. */
