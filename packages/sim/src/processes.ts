@@ -17,9 +17,13 @@ export interface Daemon {
 
 export type LogEvent = Record<string, unknown> & { event?: string; msg?: string };
 
-/** Starts `fedtwin <args>` on this Node (the project's Node 24) and streams its JSON log lines. */
-export function startDaemon(name: string, args: string[], onEvent: (e: LogEvent) => void, logFile?: NodeJS.WritableStream): Daemon {
-  const child = spawn(process.execPath, [CLI_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+/**
+ * Starts `fedtwin <args>` on this Node (the project's Node 24) and streams its JSON log lines. `prefix` runs it
+ * under another command that execs it (e.g. `ip netns exec NS`, so the daemon lives in a network namespace).
+ */
+export function startDaemon(name: string, args: string[], onEvent: (e: LogEvent) => void, logFile?: NodeJS.WritableStream, opts: { prefix?: readonly string[] } = {}): Daemon {
+  const argv = [...(opts.prefix ?? []), process.execPath, CLI_BIN, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
   const tail: string[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
     logFile?.write(`${line}\n`);
