@@ -637,6 +637,13 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (!anyDp && (!Number.isInteger(header.weight) || header.weight > maxWeight)) {
           throw new FedtwinError('AGG_BAD_WEIGHT', `weight ${header.weight} is not a record count between 1 and this member's maximum ${maxWeight}`, { hint: 'the consortium bounds each member\'s declared record count (aggregator config maxWeight)' });
         }
+        // What the body sums to must be what the consortium's generator sends (the manifest pins it): a count
+        // vector is never summed into a model's round, nor a model delta released as counts.
+        const payload = header.payload ?? 'model-delta';
+        const wanted = init.model.kind === 'marginals' ? 'counts' : 'model-delta';
+        if (payload !== wanted) {
+          throw new FedtwinError('AGG_BAD_UPDATE', `update carries ${payload}, this consortium's ${init.model.kind} generator sums ${wanted}`, { hint: 'the member runs another generator than the consortium manifest names: check its manifest' });
+        }
         if (header.encoding !== scheme.encoding) {
           throw new FedtwinError('AGG_BAD_UPDATE', `update is ${header.encoding}, the consortium aggregates ${scheme.encoding}`, { hint: 'the member and the aggregator disagree on secure aggregation: check both configs' });
         }

@@ -279,3 +279,29 @@ export function fitReleased(s: MstSchedule, released: ArrayLike<number>): TreeMo
   });
   return fitTree(s.schema, coarse, measurements, edges, { within, total: one.total });
 }
+
+/** The generator options a consortium manifest pins (`model: { kind: 'marginals', … }`). */
+export interface MarginalsConfig {
+  fineBins?: number | undefined;
+  maxBins?: number | undefined;
+  selectionBins?: number | undefined;
+}
+
+/**
+ * The schedule of a consortium: its schema, its pinned generator options and its privacy target (ε = ∞ with DP
+ * off). The same on every member: a member whose own budget is stricter refuses rounds rather than adding less
+ * noise than the others (the noise shares only add up to σ² if every member draws them at the same σ).
+ */
+export function scheduleFor(schema: TableSchema, config: MarginalsConfig, privacy: { epsilon: number; delta: number }): MstSchedule {
+  return mstSchedule(schema, {
+    epsilon: privacy.epsilon, delta: privacy.delta,
+    ...(config.fineBins !== undefined ? { fineBins: config.fineBins } : {}),
+    ...(config.maxBins !== undefined ? { maxBins: config.maxBins } : {}),
+    ...(config.selectionBins !== undefined ? { selectionBins: config.selectionBins } : {}),
+  });
+}
+
+/** Length of the summed count vector (the layout does not depend on ε): what every update must have. */
+export function countVectorLength(schema: TableSchema, config: MarginalsConfig): number {
+  return scheduleFor(schema, config, { epsilon: Infinity, delta: 1e-5 }).values;
+}

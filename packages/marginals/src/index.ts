@@ -15,6 +15,6 @@ export type { Measurement, TreeModel, FitTreeOptions } from './fit.ts';
 export { MISSING_CELL, checkTreeModel, sampleBins, decodeBins, sampleTable } from './sample.ts';
 export { autoBins, fitMst } from './mst.ts';
 export type { MstOptions, MstResult, MstRound } from './mst.ts';
-export { MST_ROUNDS, MAX_SCHEDULE_VALUES, mstSchedule, roundRequest, memberCounts, fitReleased } from './federated.ts';
-export type { MstSchedule, ScheduleOptions, RoundRequest, Segment } from './federated.ts';
+export { MST_ROUNDS, MAX_SCHEDULE_VALUES, mstSchedule, scheduleFor, countVectorLength, roundRequest, memberCounts, fitReleased } from './federated.ts';
+export type { MstSchedule, ScheduleOptions, MarginalsConfig, RoundRequest, Segment } from './federated.ts';
 export { marginalsGenerator, openSavedModel, rerootTree } from './generator.ts';

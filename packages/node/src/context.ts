@@ -1,11 +1,12 @@
 // What every phase of a member's run works with: set up once by the join, key, witness and resume
 // phases, then shared by the round loop. `state` and `global` change as rounds are applied and contributed.
 import type { PrivacyBudget } from '@fedtwin/dp';
-import type { EncodedTable, TableSchema, TwinVae } from '@fedtwin/models';
+import type { EncodedTable, TableSchema } from '@fedtwin/models';
 import { f32ToBytes, type JoinResponse } from '@fedtwin/protocol';
 import type { Strategy } from '@fedtwin/strategy';
 import type { NodeInit } from './api.ts';
 import type { AggregatorCall } from './call.ts';
+import type { MemberModel } from './member-model.ts';
 import type { PinnedConsortium } from './consortium-check.ts';
 import type { MemberScheme } from './scheme.ts';
 import type { NodeState, NodeStore } from './store.ts';
@@ -43,7 +44,8 @@ export interface NodeContext {
   readonly units: Int32Array | undefined;
   readonly unitCount: number | undefined;
   readonly strategy: Strategy;
-  readonly vae: TwinVae;
+  /** What this member federates: the VAE, or the marginals generator's schedule and records (member-model.ts). */
+  readonly model: MemberModel;
   readonly scheme: MemberScheme;
   readonly witness: Witness | undefined;
   readonly privacy: Privacy;
@@ -59,5 +61,5 @@ export interface NodeContext {
 export async function persist(ctx: NodeContext, pending?: Uint8Array): Promise<void> {
   const { budgets } = ctx.privacy;
   ctx.state = { ...ctx.state, privacy: { ...ctx.state.privacy, record: budgets.record?.toJSON(), site: budgets.site?.toJSON() } };
-  await ctx.store.save(ctx.state, f32ToBytes(ctx.global), f32ToBytes(ctx.vae.getPrivateWeights()), pending);
+  await ctx.store.save(ctx.state, f32ToBytes(ctx.global), f32ToBytes(ctx.model.weights.getPrivateWeights()), pending);
 }

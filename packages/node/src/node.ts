@@ -27,7 +27,7 @@ export async function createNode(init: NodeInit): Promise<FedtwinNode> {
       if (stopped) return;
       stopped = true;
       abort.abort();
-      resources.vae?.dispose();
+      resources.model?.weights.dispose();
       await resources.scheme?.close();
       await resources.witness?.close();
       await store.close();

@@ -2,11 +2,11 @@
 // federation finishes — each task is a probe, the end, or a round: catch up, check, plan, train, encode, deliver.
 import { MAX_TASK_WAIT_MS, Protocols, TaskResponse } from '@fedtwin/protocol';
 import { createStrategy } from '@fedtwin/strategy';
-import type { TwinVae } from '@fedtwin/models';
 import type { NodeInit, NodeRunResult } from './api.ts';
 import type { AggregatorLink } from './call.ts';
 import { checkTaskTraining, warnPrivacyOff } from './consortium-check.ts';
 import type { NodeContext } from './context.ts';
+import type { MemberModel } from './member-model.ts';
 import type { RoundPlan } from './privacy.ts';
 import type { MemberScheme } from './scheme.ts';
 import type { NodeStore } from './store.ts';
@@ -17,11 +17,12 @@ import { openPrivacy, planOrRefuse, recordSpend, type Affordability } from './ph
 import { deliver, persistPending, resendPending } from './phases/deliver.ts';
 import { prepareUpdateMasks, roundRefOf, sealUpdate, sitOutIfAlreadyEncrypted, strategyUpdate } from './phases/encode.ts';
 import { runResult, writeResult, writeSynthetic } from './phases/finish.ts';
-import { buildModel, checkModelSize, checkOwnAgreement, joinConsortium, loadData, readRecords } from './phases/join.ts';
+import { buildMemberModel, checkModelSize, checkOwnAgreement, joinConsortium, loadData, readRecords } from './phases/join.ts';
 import { openScheme } from './phases/key.ts';
 import { answerProbe } from './phases/probe.ts';
 import { resumeState } from './phases/resume.ts';
 import { trainLocal } from './phases/train.ts';
+import { countLocal } from './phases/count.ts';
 import { openMemberWitness } from './phases/witness-sync.ts';
 
 type OpenTask = Extract<TaskResponse, { status: 'open' }>;
@@ -38,7 +39,7 @@ export interface RunDeps {
 
 /** What stop() releases, set as soon as each is opened. */
 export interface Resources {
-  vae?: TwinVae;
+  model?: MemberModel;
   scheme?: MemberScheme;
   witness?: Witness;
 }
@@ -54,17 +55,17 @@ async function setUp(deps: RunDeps, res: Resources): Promise<NodeContext> {
   const csv = await readRecords(init);
   checkOwnAgreement(init);
   const join = await joinConsortium(init, link);
-  const { schema, data, units, unitCount } = loadData(init, join, csv);
+  const { schema, table, data, units, unitCount } = loadData(init, join, csv);
   const strategy = createStrategy(join.strategy);
-  const vae = res.vae = buildModel(join, data);
-  checkModelSize(vae, join);
+  const model = res.model = await buildMemberModel(join, data, table);
+  checkModelSize(model.weights, join);
   const scheme = res.scheme = await openScheme(init, join, link.call, deps.giveUpMs);
   const witness = res.witness = await openMemberWitness(init, join);
-  const resumed = await resumeState(init, deps.store, join, vae, { witness, call: link.call, rows: data.rows, unitCount });
+  const resumed = await resumeState(init, deps.store, join, model.weights, { witness, call: link.call, rows: data.rows, unitCount });
   const privacy = openPrivacy(init, join, resumed.state);
   return {
     init, host: init.host, log: init.logger, store: deps.store, call: link.call, signal: deps.signal, stopped: deps.stopped,
-    consortium: init.consortium, join, schema, data, units, unitCount, strategy, vae, scheme, witness, privacy,
+    consortium: init.consortium, join, schema, data, units, unitCount, strategy, model, scheme, witness, privacy,
     resumedPending: resumed.pending, state: resumed.state, global: resumed.global,
   };
 }
@@ -129,8 +130,10 @@ async function contribute(ctx: NodeContext, task: OpenTask, { plan, check }: { p
   if (await sitOutIfAlreadyEncrypted(ctx, ref)) return;
   // Posted synchronously, right before training: the HE workers make the masks while this thread trains.
   prepareUpdateMasks(ctx, ref);
-  const trained = await trainLocal(ctx, task, plan);
-  const update = strategyUpdate(ctx, trained.delta, plan);
+  // The VAE trains and sends its (clipped, noised) change; the marginals generator counts and sends noisy counts.
+  const counts = ctx.model.kind === 'marginals';
+  const trained = counts ? await countLocal(ctx, task, plan) : await trainLocal(ctx, task, plan);
+  const update = counts ? { values: trained.delta, weight: 1 } : strategyUpdate(ctx, trained.delta, plan);
   recordSpend(ctx.privacy, plan);
   const tEncode = performance.now();
   const cEncode = process.cpuUsage();

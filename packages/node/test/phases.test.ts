@@ -14,10 +14,13 @@ describe('round phases', () => {
       data: { rows: 1 },
       log: { warn: () => undefined },
       scheme: { prepare: () => { order.push('prepare'); return Promise.resolve(); } },
-      vae: {
-        setSharedWeights: () => { order.push('set-weights'); },
-        trainEpochs: async () => { order.push('train'); return { losses: [0.5], steps: 1, sampleRate: 1 }; },
-        getSharedWeights: () => new Float32Array([1.5, 2.5]),
+      model: {
+        kind: 'vae',
+        vae: {
+          setSharedWeights: () => { order.push('set-weights'); },
+          trainEpochs: async () => { order.push('train'); return { losses: [0.5], steps: 1, sampleRate: 1 }; },
+          getSharedWeights: () => new Float32Array([1.5, 2.5]),
+        },
       },
     } as unknown as NodeContext;
     const task = { status: 'open', round: 3, baseVersion: 2, baseHash: 'b', training: { epochs: 1, batchSize: 1 } } as unknown as Parameters<typeof trainLocal>[1];

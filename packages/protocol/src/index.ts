@@ -52,14 +52,35 @@ export const TableSchemaMessage = z.object({
   boundsSource: z.enum(['data', 'declared']).optional(),
 }).strict();
 
-export const ModelConfigMessage = z.object({
+export const VaeModelConfigMessage = z.object({
   kind: z.literal('vae'),
   latentDim: z.number().int().min(1).max(512),
   hidden: z.number().int().min(4).max(4096),
   sharedLayers: z.array(z.string()).optional(),
   seed: z.number().int().min(0).max(2 ** 31 - 1),
 }).strict();
+/**
+ * The `marginals` generator (federated MST, docs/marginals.md): three rounds of count vectors instead of
+ * model deltas. Its options fix every member's requests, so they are pinned here with the generator itself:
+ * an aggregator cannot switch a consortium from one generator to the other, or change its bins.
+ */
+export const MarginalsModelConfigMessage = z.object({
+  kind: z.literal('marginals'),
+  /** Cap on a numeric column's round-1 bins (one per declared grid value up to this). Default 1024. */
+  fineBins: z.number().int().min(2).max(65_536).optional(),
+  /** Upper limit of the tree tables' coarse bins per numeric column. Default 16. */
+  maxBins: z.number().int().min(2).max(256).optional(),
+  /** Coarse bins per numeric column in the selection round. Default 4. */
+  selectionBins: z.number().int().min(2).max(64).optional(),
+  /** Seed of the members' sampling of their release (post-processing). */
+  seed: z.number().int().min(0).max(2 ** 31 - 1),
+}).strict();
+export const ModelConfigMessage = z.discriminatedUnion('kind', [VaeModelConfigMessage, MarginalsModelConfigMessage]);
 export type ModelConfig = z.infer<typeof ModelConfigMessage>;
+export type VaeModelConfig = z.infer<typeof VaeModelConfigMessage>;
+export type MarginalsModelConfig = z.infer<typeof MarginalsModelConfigMessage>;
+/** Rounds of a `marginals` consortium: 1-way, selection, tree (the manifest's rounds.total must say 3). */
+export const MARGINALS_ROUNDS = 3;
 
 export const TrainingConfigMessage = z.object({
   epochs: z.number().int().min(1).max(10_000),
@@ -220,6 +241,13 @@ export const UpdateHeader = z.object({
   weight: z.number().positive().max(1e12),
   values: z.number().int().min(1).max(MAX_MODEL_VALUES),
   encoding: z.enum(['f32le', 'bfv']),
+  /**
+   * What the body sums to: a shared-model change (`model-delta`, the VAE; the default when absent) or a
+   * vector of noisy counts (`counts`, the marginals generator). The aggregator refuses the kind its
+   * consortium's generator does not send (AGG_BAD_UPDATE): it sums either the same way, but a member's
+   * count vector must never be averaged into a model, nor a model delta released as counts.
+   */
+  payload: z.enum(['model-delta', 'counts']).optional(),
   /** With encoding bfv: the HE key id the update was encrypted under. */
   keyId: z.string().max(128).optional(),
   /**

@@ -9,8 +9,15 @@ import { createHash } from 'node:crypto';
  */
 const PREFIX = 'fedtwin-model-version/v1\n';
 
-export function genesisModelVersion(c: { consortium: string; modelValues: number; strategy: string; model: { kind: string; latentDim: number; hidden: number; seed: number; sharedLayers?: string[] | undefined }; manifestHash?: string | undefined }): string {
-  const model = { kind: c.model.kind, latentDim: c.model.latentDim, hidden: c.model.hidden, seed: c.model.seed, sharedLayers: c.model.sharedLayers ?? null };
+type GenesisModel =
+  | { kind: 'vae'; latentDim: number; hidden: number; seed: number; sharedLayers?: string[] | undefined }
+  | { kind: 'marginals'; seed: number; fineBins?: number | undefined; maxBins?: number | undefined; selectionBins?: number | undefined };
+
+export function genesisModelVersion(c: { consortium: string; modelValues: number; strategy: string; model: GenesisModel; manifestHash?: string | undefined }): string {
+  // The VAE's form is the one chains started with before there was a second generator: kept byte for byte.
+  const model = c.model.kind === 'vae'
+    ? { kind: c.model.kind, latentDim: c.model.latentDim, hidden: c.model.hidden, seed: c.model.seed, sharedLayers: c.model.sharedLayers ?? null }
+    : { kind: c.model.kind, seed: c.model.seed, fineBins: c.model.fineBins ?? null, maxBins: c.model.maxBins ?? null, selectionBins: c.model.selectionBins ?? null };
   // The manifest hash enters the chain's root, so every round tag (which names the round's base) binds it.
   return sha256Hex(`${PREFIX}genesis\n${JSON.stringify({ consortium: c.consortium, modelValues: c.modelValues, strategy: c.strategy, model, manifestHash: c.manifestHash ?? null })}`);
 }

@@ -8,10 +8,12 @@ import { FedtwinError } from '@fedtwin/errors';
 import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
 import {
   createTwinVae, decodeRows, dirichletSplit, encodeTable, fidelityReport, columnHistograms, initBackend, inferSchema,
-  loadDataset, parseCsv, tableFromCsv, toCsv, trainTestSplit, trtrAuc, tstrAuc,
+  createPrng, loadDataset, parseCsv, tableFromCsv, toCsv, trainTestSplit, trtrAuc, tstrAuc,
   type EncodedTable, type Table, type TableSchema,
 } from '@fedtwin/models';
 import { noiseMultiplierFor } from '@fedtwin/dp';
+import { MARGINALS_ROUNDS } from '@fedtwin/protocol';
+import { fitMst, sampleTable } from '@fedtwin/marginals';
 import { daemonFailed, membersFinished, startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from './processes.ts';
 import { createProgress } from './progress.ts';
 import { writeHtmlReport } from './report-html.ts';
@@ -51,6 +53,8 @@ export interface SimPrivacyReport {
 export interface SimReport {
   dataset: string;
   target: string;
+  /** The synthesizer the consortium federated (the manifest's model.kind). */
+  generator: SimOptions['generator'];
   nodes: number;
   rounds: number;
   seed: number;
@@ -137,13 +141,15 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     await writeFile(join(dir, 'data.csv'), toCsv(colNames, canaries && i === AUDIT_NODE ? recordsWithCanaries(rows, canaries, opts.seed) : rows));
   }
   const quorum = opts.nodes;
+  // The marginals generator always runs its three measurement rounds (1-way, selection, tree).
+  const rounds = opts.generator === 'marginals' ? MARGINALS_ROUNDS : opts.rounds;
   // The consortium manifest every process pins: what each hospital agreed to before it sends anything.
   const manifest = parseManifest({
     consortium: `sim-${ds.name}`, aggregator: peerIdOf(aggKey),
     members: nodeIds.map((peerId, i) => ({ peerId, name: `site ${i}` })), schemaHash: schemaHash(schema),
-    model: { kind: 'vae', latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed },
+    model: opts.generator === 'marginals' ? { kind: 'marginals', seed: opts.seed } : { kind: 'vae', latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed },
     strategy: 'fedavg', training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate },
-    rounds: { total: opts.rounds, quorum, minParticipants: Math.max(1, Math.ceil(opts.nodes / 2)), deadlineSeconds: opts.deadlineSeconds },
+    rounds: { total: rounds, quorum, minParticipants: Math.max(1, Math.ceil(opts.nodes / 2)), deadlineSeconds: opts.deadlineSeconds },
     privacy: privacyConfig(opts),
     secureAggregation: { scheme: opts.secureAggregation, ...(opts.heMaxParticipants !== undefined ? { maxParticipants: opts.heMaxParticipants } : {}) },
   }, 'the simulation\'s consortium manifest');
@@ -172,7 +178,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
         if (e.event === 'round-aggregated') done = Number(e.version);
       }
       if (e.event === 'contribution' || e.event === 'round-aggregated' || e.event === 'round-open' || e.event === 'round-failed') {
-        progress.update({ round: done, total: opts.rounds, contributions: Number(e.count ?? 0), nodes: opts.nodes, msg: String(e.msg ?? '') });
+        progress.update({ round: done, total: rounds, contributions: Number(e.count ?? 0), nodes: opts.nodes, msg: String(e.msg ?? '') });
       }
     }, createWriteStream(join(aggDir, 'aggregator.log')));
     daemons.push(agg);
@@ -240,10 +246,16 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   }
 
   // --- baselines in this process: local-only (each shard alone) and centralized (pooled) ----------
-  progress.log('baselines: training local-only and centralized models for comparison');
+  progress.log(`baselines: ${opts.generator === 'marginals' ? 'fitting' : 'training'} local-only and centralized ${opts.generator} models for comparison`);
   const tBase = performance.now();
   const totalEpochs = opts.epochs * opts.rounds;
   const trainAndSynth = async (t: Table, seed: number): Promise<Table> => {
+    // The same generator as the federation, at the same ε: MST over the one table (no secure aggregation needed).
+    if (opts.generator === 'marginals') {
+      const run = fitMst([t], { epsilon: dpOn(opts) ? opts.epsilon : Infinity, delta: opts.delta });
+      const prng = createPrng(seed + 7);
+      return sampleTable(run.model, train.length, () => prng.next());
+    }
     const enc = encodeTable(t);
     const vae = createTwinVae({ width: enc.width, segments: enc.segments, classes: enc.classes, latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed });
     try {
@@ -272,7 +284,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
 
   const fidelity = fidelityReport(trainTable, synthetic);
   const report: SimReport = {
-    dataset: ds.name, target, nodes: opts.nodes, rounds: opts.rounds, seed: opts.seed,
+    dataset: ds.name, target, generator: opts.generator, nodes: opts.nodes, rounds, seed: opts.seed,
     backend: backend.name, nodeVersion: process.version,
     split: {
       alpha: opts.alpha, testFraction: opts.testFraction, trainRows: train.length, testRows: test.length,
@@ -430,6 +442,9 @@ function validateOptions(o: SimOptions): void {
   if (!(o.epsilon > 0)) throw bad('epsilon', 'must be > 0 (or inf for no DP)');
   if (!(o.delta > 0 && o.delta < 1)) throw bad('delta', 'must be in (0, 1)');
   if (!(o.clip > 0) || !(o.siteClip > 0)) throw bad('clip', 'must be > 0');
+  if (o.generator !== 'vae' && o.generator !== 'marginals') throw bad('generator', `must be vae or marginals, got "${String(o.generator)}"`);
+  if (o.generator === 'marginals' && (o.dp === 'site' || o.dp === 'both') && Number.isFinite(o.epsilon)) throw bad('dp', `${o.dp} is for the vae generator: the marginals generator protects records (--dp record) or runs without DP (--dp off)`);
+  if (o.generator === 'marginals' && o.audit) throw bad('audit', 'scores canaries by the VAE\'s loss: it is for --generator vae (an audit of the marginals generator is not built yet)');
   if (o.audit && !(Number.isInteger(o.audit.canaries) && o.audit.canaries >= 2 && o.audit.canaries <= 100_000)) throw bad('audit-canaries', 'must be an integer between 2 and 100000');
 }
 

@@ -4,7 +4,7 @@ import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import type { TableSchema } from '@fedtwin/models';
 import { TableSchemaMessage } from '@fedtwin/protocol';
 import { AggregatorConfigSchema, NodeConfigSchema, loadConfigFile, resolveFrom, validateConfig, type AggregatorConfig } from '../config.ts';
-import type { SecureAggregation } from '@fedtwin/protocol';
+import type { ModelConfig, SecureAggregation } from '@fedtwin/protocol';
 import { FinishWatch } from '../finish-watch.ts';
 import { tapHost } from '../host-tap.ts';
 import { createLogger, observeEvents } from '../logger.ts';
@@ -222,8 +222,15 @@ export async function loadSchema(schema: string | object, baseDir: string): Prom
   return validateConfig(raw, TableSchemaMessage, `schema ${path}`) as TableSchema;
 }
 
-/** Shared sub-model size for a schema and model config: what every member's update must have. */
-export async function sharedModelSize(schema: TableSchema, model: { latentDim: number; hidden: number; sharedLayers?: string[]; seed: number }): Promise<number> {
+/**
+ * What every member's update must have: the VAE's shared sub-model size, or for the marginals generator the
+ * length of its count vector (a function of the schema and the pinned bins alone).
+ */
+export async function sharedModelSize(schema: TableSchema, model: ModelConfig): Promise<number> {
+  if (model.kind === 'marginals') {
+    const { countVectorLength } = await import('@fedtwin/marginals');
+    return countVectorLength(schema, model);
+  }
   const { createTwinVae, encodeTable } = await import('@fedtwin/models');
   const layout = encodeTable({ schema, rows: [] });
   const vae = createTwinVae({ width: layout.width, segments: layout.segments, classes: layout.classes, latentDim: model.latentDim, hidden: model.hidden, sharedLayers: model.sharedLayers, seed: model.seed });

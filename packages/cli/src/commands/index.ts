@@ -10,6 +10,7 @@ import { registerSchemaCommands } from './schema.ts';
 import { registerConsortiumCommands } from './consortium.ts';
 import { registerDataCommands } from './data.ts';
 import { registerStatusCommand } from './status.ts';
+import { registerGenerateCommand } from './generate.ts';
 
 /** Each command group lives in its own file and registers itself here. */
 export function registerCommands(program: Command): void {
@@ -18,6 +19,7 @@ export function registerCommands(program: Command): void {
   registerKeysCommands(program);
   registerConsortiumCommands(program);
   registerSimCommand(program);
+  registerGenerateCommand(program);
   registerSchemaCommands(program);
   registerDataCommands(program);
   registerDpCommands(program);

@@ -6,6 +6,7 @@ import { AggregateResponse, Protocols, f32ToBytes, nextModelVersion, type TaskRe
 import { versionHash } from '@fedtwin/strategy';
 import type { NodeContext } from '../context.ts';
 import { cpuMsBetween } from '../util.ts';
+import { addReleased } from '../marginals/wire.ts';
 import { sendVerdict } from './probe.ts';
 import { syncLedger } from './witness-sync.ts';
 import { checkAggregate } from './aggregate-check.ts';
@@ -58,7 +59,8 @@ async function applyNext(ctx: NodeContext): Promise<void> {
     await sendVerdict(ctx, { round: agg.round, version: v, body, participants: agg.participants.length, valid: false, reason: err.message });
     throw new AggregateUnusable(v, err.message);
   }
-  ctx.global = ctx.strategy.applyAggregate(ctx.global, decoded, agg.totalWeight, agg.participants.length);
+  // A model delta is averaged in by the strategy; a count vector is added to the counts released so far.
+  ctx.global = ctx.model.kind === 'marginals' ? addReleased(ctx.global, decoded, ctx.model.marginals.units) : ctx.strategy.applyAggregate(ctx.global, decoded, agg.totalWeight, agg.participants.length);
   ctx.state = { ...ctx.state, version: v, hash: versionHash(ctx.global), base: nextModelVersion(ctx.state.base!, sha256Hex(body)) };
   const tSave = performance.now();
   const cSave = process.cpuUsage();

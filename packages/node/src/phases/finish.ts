@@ -1,29 +1,42 @@
-// Finish: once the federation is over, generate the synthetic records (if asked) and write result.json.
+// Finish: once the federation is over, generate the synthetic records (if asked), save the model they came from
+// (model.json beside them, for `fedtwin generate`) and write result.json.
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join as joinPath } from 'node:path';
 import { FedtwinError } from '@fedtwin/errors';
-import { decodeRows, toCsv } from '@fedtwin/models';
+import { decodeRows, toCsv, vaeGenerator, vaeState, type Generator, type SavedPrivacy } from '@fedtwin/models';
 import type { NodeRunResult, SyntheticOutput } from '../api.ts';
 import type { NodeContext } from '../context.ts';
+import { vaeOf } from '../member-model.ts';
+import { releasedGenerator, sampleRelease } from '../marginals/release.ts';
 import { openBudgets, releaseUsesPrivateLayers } from '../privacy.ts';
 import { spentSummary } from '../util.ts';
 import { dpOn } from './encode.ts';
 import { genesisPrivateWeights } from './join.ts';
 
+/** The saved model's file: `model.json` beside the synthetic CSV. */
+export function modelPathFor(synthetic: SyntheticOutput): string {
+  return joinPath(dirname(synthetic.out), 'model.json');
+}
+
 /**
  * Generates synthetic records from the final global model and, where its DP covers them, this site's private
- * layers (releaseUsesPrivateLayers); returns how many.
+ * layers (releaseUsesPrivateLayers) — or, for the marginals generator, from the tree fitted to the released
+ * counts — writes them and the model (model.json); returns how many rows.
  */
 export async function writeSynthetic(ctx: NodeContext, synthetic: SyntheticOutput): Promise<number> {
-  const { vae, init } = ctx;
+  if (ctx.model.kind === 'marginals') return writeMarginalsSynthetic(ctx, synthetic);
+  const { init } = ctx;
+  const vae = vaeOf(ctx.model);
   vae.setSharedWeights(ctx.global);
   const trainedPrivate = releaseUsesPrivateLayers(ctx.privacy.policy.mode) ? undefined : useGenesisPrivateLayers(ctx);
   const mix = syntheticClassMix(ctx.data.classes, ctx.data.cond, {
     operator: synthetic.classProbs, consortium: ctx.consortium.manifest.training.classMix, dp: dpOn(ctx.privacy.policy.mode),
   });
   let gen: ReturnType<typeof vae.generate>;
+  let released: Float32Array;
   try {
     gen = vae.generate(synthetic.rows, { classProbs: mix.probs, seed: (init.seed ?? 1) + 7 });
+    released = vae.getPrivateWeights();
   } finally {
     if (trainedPrivate) vae.setPrivateWeights(trainedPrivate);
   }
@@ -31,7 +44,41 @@ export async function writeSynthetic(ctx: NodeContext, synthetic: SyntheticOutpu
   await mkdir(dirname(synthetic.out), { recursive: true });
   await writeFile(synthetic.out, toCsv(ctx.schema.columns.map((c) => c.name), synthRows));
   ctx.log.info({ event: 'synthetic-written', rows: synthRows.length, out: synthetic.out, classMix: mix.source }, `wrote ${synthRows.length} synthetic records to ${synthetic.out} (class mix: ${mix.source})`);
+  if (ctx.join.model.kind === 'vae') {
+    const g = vaeGenerator(ctx.schema, vaeState(ctx.join.model, ctx.global, released));
+    try {
+      await saveModel(ctx, g, synthetic);
+    } finally {
+      g.dispose();
+    }
+  }
   return synthRows.length;
+}
+
+async function writeMarginalsSynthetic(ctx: NodeContext, synthetic: SyntheticOutput): Promise<number> {
+  if (ctx.model.kind !== 'marginals') throw new FedtwinError('NODE_MODEL_MISMATCH', 'not a marginals consortium');
+  const g = releasedGenerator(ctx.model.marginals, ctx.global);
+  const classes = g.describe().classes;
+  const declared = synthetic.classProbs ?? ctx.consortium.manifest.training.classMix;
+  const probs = declared ? syntheticClassMix(classes, [], { operator: synthetic.classProbs, consortium: ctx.consortium.manifest.training.classMix, dp: true }).probs : undefined;
+  const table = sampleRelease(g, synthetic.rows, (ctx.init.seed ?? 1) + 7, probs);
+  await mkdir(dirname(synthetic.out), { recursive: true });
+  await writeFile(synthetic.out, toCsv(ctx.schema.columns.map((c) => c.name), table.rows));
+  const source = declared ? (synthetic.classProbs ? 'operator' : 'consortium') : 'released-counts';
+  ctx.log.info({ event: 'synthetic-written', rows: table.rows.length, out: synthetic.out, classMix: source, generator: 'marginals' }, `wrote ${table.rows.length} synthetic records to ${synthetic.out} (marginals generator; class mix: ${source})`);
+  await saveModel(ctx, g, synthetic);
+  return table.rows.length;
+}
+
+/** model.json: the generator, the schema, and the ε this member spent on what it was fitted from. */
+async function saveModel(ctx: NodeContext, g: Generator, synthetic: SyntheticOutput): Promise<void> {
+  const mode = ctx.privacy.policy.mode;
+  const main = ctx.privacy.budgets.record ?? ctx.privacy.budgets.site;
+  const privacy: SavedPrivacy = { mode, epsilon: mode === 'off' || !main ? null : main.spent().epsilon, delta: mode === 'off' || !main ? null : main.delta };
+  const path = modelPathFor(synthetic);
+  const saved = g.save(privacy, { consortium: ctx.join.consortium, member: ctx.host.peerId, version: ctx.state.version, modelVersion: ctx.state.base ?? null });
+  await writeFile(path, `${JSON.stringify(saved)}\n`, { mode: 0o600 });
+  ctx.log.info({ event: 'model-saved', out: path, generator: g.kind }, `saved the ${g.kind} model to ${path} (fedtwin generate --model ${path} … samples more, at no further privacy cost)`);
 }
 
 /**
@@ -41,9 +88,10 @@ export async function writeSynthetic(ctx: NodeContext, synthetic: SyntheticOutpu
  * Returns the trained private weights, to put back afterwards.
  */
 function useGenesisPrivateLayers(ctx: NodeContext): Float32Array {
-  const trained = ctx.vae.getPrivateWeights();
-  ctx.vae.setPrivateWeights(genesisPrivateWeights(ctx.join, ctx.data));
-  const other = ctx.vae.privateLayers.filter((l) => l !== 'site.adapter');
+  const vae = vaeOf(ctx.model);
+  const trained = vae.getPrivateWeights();
+  vae.setPrivateWeights(genesisPrivateWeights(ctx.join, ctx.data));
+  const other = vae.privateLayers.filter((l) => l !== 'site.adapter');
   if (other.length > 0) {
     ctx.log.warn({ event: 'synthetic-shared-only', layers: other }, `site-level DP: the synthetic records come from the shared layers only; the private layers ${other.join(', ')} are at their untrained initial values in them`);
   }

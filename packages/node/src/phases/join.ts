@@ -1,11 +1,12 @@
 // Join: check this member agrees to its own manifest, join, check everything the aggregator announces
 // against it, then load the site's records under the agreed schema and build the (seeded) model.
 import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
-import { createTwinVae, encodeTable, extractUnitColumn, readCsvFile, tableFromCsv, type EncodedTable, type TableSchema, type TwinVae } from '@fedtwin/models';
+import { createTwinVae, encodeTable, extractUnitColumn, readCsvFile, tableFromCsv, type EncodedTable, type Table, type TableSchema, type TwinVae } from '@fedtwin/models';
 import { JoinResponse, Protocols } from '@fedtwin/protocol';
 import type { NodeInit } from '../api.ts';
 import type { AggregatorLink } from '../call.ts';
 import { agreedJoin, checkOwnFloor } from '../consortium-check.ts';
+import { marginalsModel, vaeModel, type MemberModel, type ModelWeights } from '../member-model.ts';
 
 type Csv = Awaited<ReturnType<typeof readCsvFile>>;
 
@@ -30,6 +31,8 @@ export async function joinConsortium(init: NodeInit, link: AggregatorLink): Prom
 
 export interface LoadedData {
   schema: TableSchema;
+  /** The records as values (what the marginals generator counts); `data` is their encoding for the VAE. */
+  table: Table;
   data: EncodedTable;
   /** With the manifest's privacy.unitColumn: the unit (e.g. patient) index of each row, 0..unitCount−1. */
   units: Int32Array | undefined;
@@ -64,7 +67,7 @@ export function loadData(init: NodeInit, join: JoinResponse, csv: Csv): LoadedDa
   }
   const unitNote = units ? ` of ${units.unitCount} units (${unitColumn})` : '';
   init.logger.info({ event: 'data-loaded', columns: schema.columns.length, ...counts }, `loaded ${data.rows} records${unitNote} from ${init.csvPath}`);
-  return { schema, data, units: units?.units, unitCount: units?.unitCount };
+  return { schema, table: { schema, rows: table.rows }, data, units: units?.units, unitCount: units?.unitCount };
 }
 
 /** Unit indices of the rows kept (`dropped`: ascending input indices), renumbered densely by first appearance. */
@@ -96,8 +99,14 @@ function unitsOf(csv: Csv, column: string, schema: TableSchema, source: string):
   }
 }
 
-/** The consortium's model, seeded: version 0 is identical on every member. */
+/** The consortium's generator: the VAE (seeded: version 0 is identical on every member) or the marginals member. */
+export async function buildMemberModel(join: JoinResponse, data: EncodedTable, table: Table): Promise<MemberModel> {
+  return join.model.kind === 'marginals' ? marginalsModel(join, table) : vaeModel(buildModel(join, data));
+}
+
+/** The consortium's VAE, seeded: version 0 is identical on every member. */
 export function buildModel(join: JoinResponse, data: EncodedTable): TwinVae {
+  if (join.model.kind !== 'vae') throw new FedtwinError('NODE_MODEL_MISMATCH', `the consortium's generator is ${join.model.kind}, not vae`);
   return createTwinVae({
     width: data.width, segments: data.segments, classes: data.classes,
     latentDim: join.model.latentDim, hidden: join.model.hidden, sharedLayers: join.model.sharedLayers, seed: join.model.seed,
@@ -114,8 +123,8 @@ export function genesisPrivateWeights(join: JoinResponse, data: EncodedTable): F
   }
 }
 
-export function checkModelSize(vae: TwinVae, join: JoinResponse): void {
+export function checkModelSize(vae: ModelWeights, join: JoinResponse): void {
   if (vae.sharedSize !== join.modelValues) {
-    throw new FedtwinError('NODE_MODEL_MISMATCH', `local shared model has ${vae.sharedSize} values, the consortium's ${join.modelValues}`, { hint: 'run the same fedtwin version as the aggregator' });
+    throw new FedtwinError('NODE_MODEL_MISMATCH', `local ${join.model.kind === 'vae' ? 'shared model' : 'count vector'} has ${vae.sharedSize} values, the consortium's ${join.modelValues}`, { hint: 'run the same fedtwin version as the aggregator' });
   }
 }

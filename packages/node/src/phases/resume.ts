@@ -2,14 +2,15 @@
 // initial model, identical on every member), saved at once. Its privacy spending is checked against its own
 // signed ledger entries first: a missing or stale state is rebuilt from them, never replaced by a fresh budget.
 import { FedtwinError } from '@fedtwin/errors';
-import type { TwinVae } from '@fedtwin/models';
 import { LedgerSyncResponse, MAX_LEDGER_SYNC_BYTES, Protocols, bytesToF32, f32ToBytes, genesisModelVersion, type JoinResponse } from '@fedtwin/protocol';
 import { versionHash } from '@fedtwin/strategy';
 import type { NodeInit } from '../api.ts';
+import type { ModelWeights } from '../member-model.ts';
 import type { AggregatorCall } from '../call.ts';
 import { rebuildSpending, savedEpsilon, type OwnLedgerEntry, type RebuiltSpending } from '../privacy.ts';
 import type { NodeState, NodeStore } from '../store.ts';
 import type { Witness } from '../witness.ts';
+import { LEDGER_SYNC_TIMEOUT_MS } from './witness-sync.ts';
 
 export interface Resumed {
   state: NodeState;
@@ -27,7 +28,7 @@ export interface LedgerCheck {
   unitCount?: number | undefined;
 }
 
-export async function resumeState(init: NodeInit, store: NodeStore, join: JoinResponse, vae: TwinVae, ledger?: LedgerCheck): Promise<Resumed> {
+export async function resumeState(init: NodeInit, store: NodeStore, join: JoinResponse, vae: ModelWeights, ledger?: LedgerCheck): Promise<Resumed> {
   const saved = await store.load();
   const genesis = genesisModelVersion({ consortium: join.consortium, modelValues: join.modelValues, strategy: join.strategy, model: join.model, manifestHash: init.consortium.hash });
   const own = ledger?.witness ? await ownLedgerEntries(ledger.witness, ledger.call, init.host.peerId, saved?.state.ledgerLeaves ?? []) : [];
@@ -91,7 +92,7 @@ function stateBehindLedger(state: NodeState, own: readonly OwnLedgerEntry[], joi
  * this member accepted, holding the leaves it knows are its own). Co-signing waits for the round loop.
  */
 async function ownLedgerEntries(witness: Witness, call: AggregatorCall, self: string, mustInclude: Array<{ leafHash: string; index?: number }>): Promise<OwnLedgerEntry[]> {
-  const { header, body } = await call(Protocols.ledger, { fromSize: witness.size }, LedgerSyncResponse, { maxBodyBytes: MAX_LEDGER_SYNC_BYTES });
+  const { header, body } = await call(Protocols.ledger, { fromSize: witness.size }, LedgerSyncResponse, { maxBodyBytes: MAX_LEDGER_SYNC_BYTES, timeoutMs: LEDGER_SYNC_TIMEOUT_MS });
   await witness.syncReply({ checkpoint: header.checkpoint, body }, mustInclude);
   const out: OwnLedgerEntry[] = [];
   for (let index = 0; index < witness.size; index++) {

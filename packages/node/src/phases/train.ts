@@ -3,6 +3,7 @@
 import { FedtwinError } from '@fedtwin/errors';
 import type { TaskResponse } from '@fedtwin/protocol';
 import type { NodeContext } from '../context.ts';
+import { vaeOf } from '../member-model.ts';
 import type { RoundPlan } from '../privacy.ts';
 import { cpuMsBetween } from '../util.ts';
 
@@ -22,7 +23,8 @@ export interface Trained {
  * before must be on its workers while this thread trains.
  */
 export async function trainLocal(ctx: NodeContext, task: OpenTask, plan: RoundPlan): Promise<Trained> {
-  const { vae, init } = ctx;
+  const { init } = ctx;
+  const vae = vaeOf(ctx.model);
   const cpuTrain = process.cpuUsage(); // process-wide: the HE workers' offline phase counts here too
   const t0 = performance.now();
   vae.setSharedWeights(ctx.global);

@@ -1,0 +1,71 @@
+// What a member federates, by the consortium's generator (the manifest's `model.kind`): the VAE's shared
+// sub-model (rounds of DP-SGD deltas) or the marginals generator's count vector (three rounds of noisy
+// counts, docs/marginals.md). Both are a fixed-size Float32 "global" every member holds, saved and resumed
+// the same way; only how a round's update is made, how a sum is applied and how the release is sampled differ.
+import { FedtwinError } from '@fedtwin/errors';
+import type { Table, TwinVae } from '@fedtwin/models';
+import { scheduleFor, type MstSchedule } from '@fedtwin/marginals';
+import type { JoinResponse, MarginalsModelConfig } from '@fedtwin/protocol';
+import { countUnits, type CountUnits } from './marginals/wire.ts';
+
+/** The weights the round machinery persists and resumes (the VAE's own methods; the marginals member's below). */
+export interface ModelWeights {
+  readonly sharedSize: number;
+  /** Version 0 of the global: the VAE's seeded initial weights; no counts released yet (zeros). */
+  getSharedWeights(): Float32Array;
+  getPrivateWeights(): Float32Array;
+  setPrivateWeights(w: Float32Array): void;
+  dispose(): void;
+}
+
+/** A member of a marginals consortium: the public schedule and its own records (never sent). */
+export interface MarginalsMember {
+  readonly config: MarginalsModelConfig;
+  readonly schedule: MstSchedule;
+  readonly table: Table;
+  /** How a count travels in an update (HE quantum) and the per-cell cap. */
+  readonly units: CountUnits;
+}
+
+export type MemberModel =
+  | { kind: 'vae'; weights: ModelWeights; vae: TwinVae }
+  | { kind: 'marginals'; weights: ModelWeights; marginals: MarginalsMember };
+
+export function vaeModel(vae: TwinVae): MemberModel {
+  return { kind: 'vae', weights: vae, vae };
+}
+
+/**
+ * The marginals member: its schedule from the pinned schema, generator options and privacy target. The target is
+ * the consortium's (record.targetEpsilon, else its ε; ∞ with DP off), never this member's own budget: the noise
+ * shares add up to the accounted σ² only if every member draws them at the same σ. A member with a stricter
+ * budget refuses the rounds it cannot afford instead.
+ */
+export async function marginalsModel(join: JoinResponse, table: Table): Promise<MemberModel> {
+  if (join.model.kind !== 'marginals') throw new FedtwinError('NODE_MODEL_MISMATCH', `the consortium's generator is ${join.model.kind}, not marginals`);
+  const p = join.privacy;
+  if (p.mode === 'site' || p.mode === 'both') {
+    throw new FedtwinError('CONSORTIUM_INVALID', `the marginals generator protects records (privacy.mode record) or nothing (off), not mode "${p.mode}"`, { hint: 'set privacy.mode to record in the consortium manifest' });
+  }
+  if (p.record?.unitColumn !== undefined) {
+    throw new FedtwinError('CONSORTIUM_INVALID', 'the marginals generator does not support privacy.unitColumn yet (a patient\'s rows would need a public cap on how many cells they add to)', { hint: 'drop privacy.unitColumn, or use the vae generator for patient-level DP' });
+  }
+  const epsilon = p.mode === 'off' ? Infinity : Math.min(p.record?.targetEpsilon ?? p.epsilon, p.epsilon);
+  const schedule = scheduleFor(table.schema, join.model, { epsilon, delta: p.delta });
+  const weights: ModelWeights = {
+    sharedSize: schedule.values,
+    getSharedWeights: () => new Float32Array(schedule.values),
+    getPrivateWeights: () => new Float32Array(0),
+    setPrivateWeights: (w) => {
+      if (w.length !== 0) throw new FedtwinError('STATE_CORRUPT', `a marginals member keeps no private weights, the saved state holds ${w.length}`);
+    },
+    dispose: () => undefined,
+  };
+  return { kind: 'marginals', weights, marginals: { config: join.model, schedule, table, units: await countUnits(join) } };
+}
+
+/** The VAE of a VAE consortium (NODE_MODEL_MISMATCH otherwise: a phase of the other generator was called). */
+export function vaeOf(model: MemberModel): TwinVae {
+  if (model.kind !== 'vae') throw new FedtwinError('NODE_MODEL_MISMATCH', `this consortium's generator is ${model.kind}: there is no VAE to train or sample`);
+  return model.vae;
+}

@@ -1,0 +1,53 @@
+// Count (the marginals generator's "train"): this round's request, derived from the counts released so far
+// (the global this member holds), this site's exact counts, its noise share, in wire units. Only the noisy,
+// then encrypted, vector leaves the member; the exact counts and how many cells were capped stay here.
+import { FedtwinError } from '@fedtwin/errors';
+import { memberCounts, roundRequest } from '@fedtwin/marginals';
+import type { TaskResponse } from '@fedtwin/protocol';
+import type { NodeContext } from '../context.ts';
+import type { MarginalsMember } from '../member-model.ts';
+import type { RoundPlan } from '../privacy.ts';
+import { countNoiseShare } from '../marginals/noise.ts';
+import { toWire } from '../marginals/wire.ts';
+import { cpuMsBetween } from '../util.ts';
+import type { Trained } from './train.ts';
+
+type OpenTask = Extract<TaskResponse, { status: 'open' }>;
+
+export function marginalsOf(ctx: NodeContext): MarginalsMember {
+  if (ctx.model.kind !== 'marginals') throw new FedtwinError('NODE_MODEL_MISMATCH', `this consortium's generator is ${ctx.model.kind}, not marginals`);
+  return ctx.model.marginals;
+}
+
+/**
+ * The mechanism this round charges, from the schedule (the same on every member): one q = 1 Gaussian over the
+ * round's count vectors at σ/Δ (undefined with DP off). What the budget checks and the ledger entry records.
+ */
+export function countPlan(ctx: NodeContext, round: number): RoundPlan {
+  const m = marginalsOf(ctx);
+  const mech = m.schedule.plan.mechanisms[round - 1];
+  if (ctx.privacy.policy.mode === 'off' || mech === undefined) return {};
+  return { record: { ...mech, clip: m.schedule.plan.sensitivity } };
+}
+
+/** This member's update for a marginals round (returned as a Trained: `delta` holds the wire values). */
+export async function countLocal(ctx: NodeContext, task: OpenTask, plan: RoundPlan): Promise<Trained> {
+  const m = marginalsOf(ctx);
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  const req = roundRequest(m.schedule, task.round, ctx.global);
+  if ((req.mechanism?.noiseMultiplier ?? 0) !== (plan.record?.noiseMultiplier ?? 0) || (req.mechanism?.steps ?? 0) !== (plan.record?.steps ?? 0)) {
+    throw new FedtwinError('NODE_PRIVACY_MISMATCH', `round ${task.round}: the counts would be noised as σ ${req.sigma}, ${req.mechanism?.steps ?? 0} vectors; the accountant planned z ${plan.record?.noiseMultiplier ?? 0}, ${plan.record?.steps ?? 0}`);
+  }
+  const exact = memberCounts(m.schedule, req, m.table);
+  const noisy = countNoiseShare(exact, req.sigma, ctx.consortium.manifest.rounds.minParticipants, ctx.privacy.normal);
+  const wire = toWire(noisy, exact, m.units);
+  const capped = wire.capped;
+  // The whole vector: this round's segment, zeros for the others (public: no one's counts).
+  const values = new Float32Array(m.schedule.values);
+  values.set(wire.values, req.segment.offset);
+  const seconds = (performance.now() - t0) / 1000;
+  ctx.log.info({ event: 'counted', round: task.round, marginals: req.marginals.length, cells: req.used, sigma: req.sigma, capped },
+    `round ${task.round}: counted ${req.marginals.length} marginal(s), ${req.used} cells, noise share σ/√m with σ = ${req.sigma.toPrecision(4)}${capped ? ` (${capped} cell(s) capped at ${m.units.cap})` : ''}`);
+  return { losses: [], trainSeconds: seconds, trainCpuMs: cpuMsBetween(cpu), delta: values };
+}
