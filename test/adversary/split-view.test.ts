@@ -33,7 +33,7 @@ describe('a malicious aggregator showing two members different checkpoints', () 
     await c?.cleanup(); c = undefined;
   });
 
-  it('members gossiping their checkpoints both detect the split view (LEDGER_INCONSISTENT), keep both checkpoints and apply nothing', { timeout: 200_000, retry: 1 }, async () => {
+  it('members gossiping their checkpoints both detect the split view (LEDGER_INCONSISTENT), keep both checkpoints and apply nothing', { timeout: 200_000 }, async () => {
     // Each view closes rounds with its one member (quorum 1); plaintext so no key ceremony spans the views.
     c = await createConsortium({
       nodes: 2, rounds: 3, quorum: 1, minParticipants: 1, deadlineSeconds: 60,
@@ -48,7 +48,7 @@ describe('a malicious aggregator showing two members different checkpoints', () 
     const nodes = [0, 1].map((i) => c!.startNode(i));
     const codes = await Promise.race([
       Promise.all(nodes.map((n) => n.daemon.exited)),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`members did not stop: ${nodes.map((n) => n.events.slice(-5).map((e) => `${e.event} ${e.msg}`).join(' / ')).join(' | ')}`)), 90_000)),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`members did not stop: ${nodes.map((n) => n.events.map((e) => `${String(e.time).slice(11, 23)} ${e.event} ${e.msg}`).join(' / ')).join(' | ')}`)), 150_000)),
     ]);
     for (const [i, n] of nodes.entries()) {
       const stderr = n.daemon.stderrTail();
@@ -60,8 +60,11 @@ describe('a malicious aggregator showing two members different checkpoints', () 
     // The member that found it first keeps both signed checkpoints (its own view and the other member's).
     const kept = await Promise.all([0, 1].map((i) => readdir(join(c!.dir, `node${i}-data`, 'evidence')).catch(() => [] as string[])));
     expect(kept.some((files) => files.some((f) => f.endsWith('fork-served.note')) && files.some((f) => f.endsWith('fork-cosigned.note'))), JSON.stringify(kept)).toBe(true);
-    // Seen twice in a loaded full-suite run (not alone): one member logged nothing after join for 120 s while
-  // the other kept gossiping 0 of 1 — under investigation (issue 12 note); one retry meanwhile.
+    // Seen twice in loaded full-suite runs (session 6): one member logged nothing for 120 s after its key phase
+    // while the other kept gossiping "0 of 1"; 120 s is the default RPC timeout, so most likely its first ledger
+    // sync waited for an answer that never came (not reproduced since, alone or under load). A ledger sync now
+    // gives up after LEDGER_SYNC_TIMEOUT_MS (60 s) and is retried with a log line, so the member recovers inside
+    // this test's 150 s; on timeout the message above lists every event of both members.
   });
 
   it('an honest aggregator: members gossiping the same log agree every round and finish (no false alarm)', async () => {

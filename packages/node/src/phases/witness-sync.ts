@@ -21,8 +21,15 @@ export async function openMemberWitness(init: NodeInit, join: JoinResponse): Pro
     if (!host.handle) throw new FedtwinError('CONFIG_INVALID', 'witnesses: gossip needs a host that can answer requests');
     gossips.set(witness, await startGossip({ host: { handle: host.handle.bind(host), request: host.request.bind(host) }, witness, peers: init.witnesses, members: init.consortium.manifest.members.map((m) => m.peerId), log: init.logger }));
   }
+  init.logger.info({ event: 'ledger-replica', size: witness.size, gossipPeers: init.witnesses?.length ?? 0 }, `ledger replica open at size ${witness.size}${init.witnesses?.length ? `, comparing views with ${init.witnesses.length} member(s)` : ''}`);
   return witness;
 }
+
+/**
+ * A ledger sync is one bounded reply (≤ MAX_LEDGER_SYNC_BYTES), not a long-poll: an exchange still open after a
+ * minute is stuck, and is retried (logged as aggregator-unreachable) rather than waited on for the default 120 s.
+ */
+export const LEDGER_SYNC_TIMEOUT_MS = 60_000;
 
 /** Checkpoint size each witness last co-signed in this process (a re-sent cosignature is harmless, just noise). */
 const lastCosigned = new WeakMap<Witness, number>();
@@ -33,7 +40,7 @@ export async function syncLedger(ctx: NodeContext): Promise<void> {
   if (!witness) return;
   const gossip = gossips.get(witness);
   if (gossip?.fatal) throw gossip.fatal; // another member showed this one a split view
-  const { header, body } = await ctx.call(Protocols.ledger, { fromSize: witness.size }, LedgerSyncResponse, { maxBodyBytes: MAX_LEDGER_SYNC_BYTES });
+  const { header, body } = await ctx.call(Protocols.ledger, { fromSize: witness.size }, LedgerSyncResponse, { maxBodyBytes: MAX_LEDGER_SYNC_BYTES, timeoutMs: LEDGER_SYNC_TIMEOUT_MS });
   // Every reply is judged by its signed checkpoint (equal size ⇒ same root, smaller ⇒ rollback), never by its unsigned size.
   const accepted = await witness.syncReply({ checkpoint: header.checkpoint, body }, ctx.state.ledgerLeaves ?? []);
   if (accepted.appended === 0 && accepted.size === lastCosigned.get(witness)) {
