@@ -43,19 +43,18 @@ export function createAggregatorMetrics(init: { status: () => Promise<Aggregator
   let pending: Promise<AggregatorView> | undefined;
   const view = (): Promise<AggregatorView> => (pending ??= init.status().finally(() => { setImmediate(() => { pending = undefined; }); }));
   const observed = new Set<number>();
-  const duration = new Histogram({ name: 'fedtwin_round_duration_seconds', help: 'Time from a round\'s opening to its aggregate', buckets: ROUND_DURATION_BUCKETS, registers: [registry] });
-  const observeDurations = (v: AggregatorView): void => {
-    for (const r of v.rounds) {
-      if (r.status !== 'aggregated' || r.seconds === undefined || observed.has(r.round)) continue;
-      observed.add(r.round);
-      duration.observe(r.seconds);
-    }
-  };
-  derivedCounter(registry, 'fedtwin_rounds_opened_total', 'Rounds opened', [] as const, async () => {
-    const v = await view();
-    observeDurations(v);
-    return [[{}, v.rounds.length]];
+  // Each aggregated round observed once, when a scrape first sees it (its duration is in the state already).
+  new Histogram({
+    name: 'fedtwin_round_duration_seconds', help: 'Time from a round\'s opening to its aggregate', buckets: ROUND_DURATION_BUCKETS, registers: [registry],
+    async collect() {
+      for (const r of (await view()).rounds) {
+        if (r.status !== 'aggregated' || r.seconds === undefined || observed.has(r.round)) continue;
+        observed.add(r.round);
+        this.observe(r.seconds);
+      }
+    },
   });
+  derivedCounter(registry, 'fedtwin_rounds_opened_total', 'Rounds opened', [] as const, async () => [[{}, (await view()).rounds.length]]);
   derivedCounter(registry, 'fedtwin_rounds_closed_total', 'Rounds closed, by outcome (aggregated, or failed at the deadline)', ['outcome'] as const, async () => {
     const v = await view();
     const aggregated = v.rounds.filter((r) => r.status === 'aggregated').length;

@@ -1,0 +1,123 @@
+// `fedtwin sim --serve HOST:PORT` (issue 15 items 3 and 7), scripted as an operator would: during a real sim (an
+// aggregator and two nodes as processes) /metrics has a fedtwin_ series once the first round is open, and the
+// dashboard, opened in a real browser (Debian's Chromium driven by playwright-core), shows the members, a round
+// count and ε figures. Screenshots go to the test's temp dir and to .ci/screenshots/ (gitignored) when it can be
+// created. Without Chromium the browser test is skipped, saying so.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_BIN, waitFor } from '@fedtwin/sim';
+import { freePort } from './helpers/consortium.ts';
+
+const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p): p is string => !!p && existsSync(p));
+if (!CHROMIUM) console.warn('sim-serve.test.ts: no Chromium at /usr/bin/chromium (apt-get install -y chromium, or set CHROMIUM_PATH): the dashboard browser test is skipped');
+const CI_SHOTS = fileURLToPath(new URL('../.ci/screenshots/', import.meta.url));
+
+let out: string;
+let url: string;
+let sim: ChildProcess;
+let stderr = '';
+let exited: Promise<number | null>;
+
+beforeAll(async () => {
+  out = await mkdtemp(join(tmpdir(), 'fedtwin-sim-serve-'));
+  url = `http://127.0.0.1:${await freePort()}`;
+  // Five short rounds: long enough for a browser to watch a few of them on a loaded machine.
+  sim = spawn(process.execPath, [CLI_BIN, 'sim', '--nodes', '2', '--rounds', '5', '--epochs', '1', '--seed', '3', '--out', join(out, 'sim'), '--progress', 'lines', '--timeout', '240', '--serve', url.slice('http://'.length)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  sim.stderr!.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-20_000); });
+  sim.stdout!.resume();
+  exited = new Promise((resolve) => sim.once('exit', (code) => resolve(code)));
+});
+afterAll(async () => {
+  if (sim.exitCode === null) {
+    const done = await Promise.race([exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 90_000))]);
+    if (!done) sim.kill('SIGKILL');
+  }
+  await rm(out, { recursive: true, force: true });
+}, 120_000);
+
+const metricsText = async (): Promise<string | undefined> => {
+  try {
+    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) });
+    return res.ok ? await res.text() : undefined;
+  } catch {
+    return undefined; // not listening yet
+  }
+};
+
+describe('fedtwin sim --serve', () => {
+  it('serves a fedtwin_ metric at /metrics once the first round is open', async () => {
+    const text = await waitFor('a round to open (fedtwin_rounds_opened_total ≥ 1)', async () => {
+      if (sim.exitCode !== null) throw new Error(`sim exited ${sim.exitCode}: ${stderr}`);
+      const t = await metricsText();
+      return t && /^fedtwin_rounds_opened_total\{[^}]*\} [1-9]/m.test(t) ? t : undefined;
+    }, 55_000, 250);
+    expect(text).toMatch(/^fedtwin_[a-z_]+(\{[^}]*\})? \d/m);
+    expect(text).toMatch(/^fedtwin_wire_bytes_total\{protocol="join",direction="in",role="aggregator"\} [1-9]/m);
+    expect(text).toMatch(/^fedtwin_sim_aggregator_up 1$/m);
+  }, 60_000);
+
+  it.skipIf(!CHROMIUM)('shows the federation in a real browser: members, rounds, ε (screenshots)', async () => {
+    const { chromium } = await import('playwright-core');
+    const shots = [join(out, 'screenshots')];
+    await mkdir(shots[0]!, { recursive: true });
+    try {
+      await mkdir(CI_SHOTS, { recursive: true });
+      shots.push(CI_SHOTS);
+    } catch {
+      // a read-only checkout: the temp dir has them
+    }
+    const browser = await chromium.launch({ executablePath: CHROMIUM!, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'], timeout: 30_000 });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+      const pageErrors: string[] = [];
+      page.on('pageerror', (e) => pageErrors.push(String(e)));
+      await page.goto(`${url}/`, { timeout: 15_000 });
+      const snap = async (name: string) => {
+        const png = await page.screenshot({ fullPage: true });
+        const { writeFile } = await import('node:fs/promises');
+        for (const dir of shots) await writeFile(join(dir, name), png);
+      };
+      await snap('sim-serve-1-open.png');
+      // Until a member has contributed: a round count > 0, both members listed, an ε figure beside them.
+      // (a string: it runs in the page, which this file's Node types do not describe)
+      await page.waitForFunction(`(() => {
+        const rows = document.querySelectorAll('#members tbody tr');
+        const rounds = Number(document.getElementById('rounds-count')?.textContent ?? '0');
+        const eps = [...rows].some((r) => /^\\d+(\\.\\d+)?$/.test(r.children[6]?.textContent ?? ''));
+        return rows.length === 2 && rounds > 0 && eps;
+      })()`, undefined, { timeout: 45_000, polling: 250 });
+      await page.waitForTimeout(300); // let the charts draw the same data
+      await snap('sim-serve-2-rounds.png');
+      const rounds = Number(await page.textContent('#rounds-count'));
+      expect(rounds).toBeGreaterThan(0);
+      const rows = await page.$$eval('#members tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent ?? '')));
+      expect(rows.map((r) => r[0])).toEqual(['site 0', 'site 1']);
+      const eps = rows.map((r) => Number(r[6])).filter((x) => Number.isFinite(x));
+      expect(eps.length).toBeGreaterThan(0);
+      for (const e of eps) { expect(e).toBeGreaterThan(0); expect(e).toBeLessThanOrEqual(8); }
+      expect(rows.map((r) => r[7])).toEqual(['8', '8']);
+      // The charts are uPlot's: canvases it drew, no hand-made SVG.
+      expect(await page.locator('#rounds-chart .uplot canvas').count()).toBe(1);
+      expect(await page.locator('#epsilon-chart .uplot canvas').count()).toBe(1);
+      expect(await page.locator('#bytes-chart .uplot canvas').count()).toBe(1);
+      expect(Number(await page.textContent('#ledger dd'))).toBeGreaterThan(0);
+      expect(pageErrors).toEqual([]);
+      const files = await readdir(shots[0]!);
+      expect(files.sort()).toEqual(['sim-serve-1-open.png', 'sim-serve-2-rounds.png']);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
+
+  it('the sim completes (the server closes with it)', async () => {
+    const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 55_000))]);
+    expect(code, stderr).toBe(0);
+    expect(stderr).toContain(`dashboard on ${url}/`);
+    expect(await metricsText()).toBeUndefined();
+  }, 60_000);
+});
