@@ -7,7 +7,7 @@
 // The federation (BFV, record-level DP) must finish, every ledger verify, and `fedtwin status` read the
 // aggregator's state. Skipped, with the reason, where namespaces cannot be created (not root, no iproute2).
 import { afterAll, describe, expect, it } from 'vitest';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,9 @@ describe.skipIf(why !== undefined)('an aggregator and three hospitals on separat
       listen: `/ip4/${aggHost.ip}/tcp/${PORT}`,
       privacy: { mode: 'record', epsilon: 8, delta: 1e-5, clip: 1 },
     });
+    // The aggregator takes TCP connections only from the gateway (allowIps); the hospitals come through it.
+    const aggConfig = JSON.parse(await readFile(c.aggConfig, 'utf8')) as Record<string, unknown>;
+    await writeFile(c.aggConfig, JSON.stringify({ ...aggConfig, allowIps: [`${gateway.ip}/32`] }));
     const aggEvents: LogEvent[] = [];
     const agg = startDaemon('aggregator', ['aggregator', 'start', '--config', c.aggConfig, '--exit-when-finished', '--finish-grace', '30'], (e) => aggEvents.push(e), undefined, { prefix: aggHost.exec });
     daemons.push(agg);
@@ -65,6 +68,19 @@ describe.skipIf(why !== undefined)('an aggregator and three hospitals on separat
     });
     const address = `/ip4/${gateway.ip}/tcp/${PORT}/p2p/${c.aggregatorId}`;
 
+    // A member dialling the aggregator's own address, around the gateway, is closed before the handshake.
+    const around = net.hosts.get('hospital-0')!;
+    await writeFile(join(c.dir, 'around.json'), JSON.stringify({
+      ...JSON.parse(await readFile(c.nodeConfig(0), 'utf8').catch(() => '{}')) as object,
+      consortium: 'consortium.json', dataDir: 'around-data', identity: 'node0.key', data: { csv: 'node0.csv' },
+      aggregator: { peerId: c.aggregatorId, address: `/ip4/${aggHost.ip}/tcp/${PORT}` }, unreachableGiveUpSeconds: 3, exitWhenDone: true,
+    }));
+    const direct = startDaemon('around the gateway', ['node', 'start', '--config', join(c.dir, 'around.json')], () => undefined, undefined, { prefix: around.exec });
+    daemons.push(direct);
+    expect(await direct.exited, direct.stderrTail()).toBe(1);
+    expect(direct.stderrTail()).toMatch(/NODE_AGGREGATOR_UNREACHABLE|WIRE_/);
+    await waitFor('the aggregator to log the refused address', async () => (aggEvents.some((e) => /not in allowIps/.test(String(e.msg))) ? true : undefined), 10_000);
+
     const nodeEvents: LogEvent[][] = [];
     for (let i = 0; i < 3; i++) {
       const host = net.hosts.get(`hospital-${i}`)!;
@@ -73,7 +89,7 @@ describe.skipIf(why !== undefined)('an aggregator and three hospitals on separat
       nodeEvents.push(events);
       daemons.push(startDaemon(`node ${i}`, ['node', 'start', '--config', c.nodeConfig(i)], (e) => events.push(e), undefined, { prefix: host.exec }));
     }
-    const nodes = daemons.slice(1);
+    const nodes = daemons.slice(2);
     const codes = await Promise.race([
       Promise.all(nodes.map((d) => d.exited)),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`members did not finish: ${nodeEvents.map((ev) => ev.slice(-4).map((e) => `${e.event} ${e.msg}`).join(' / ')).join(' | ')}`)), 240_000)),

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { FedtwinError } from '@fedtwin/errors';
@@ -26,6 +27,13 @@ const dashboardConfig = z.object({
   report: z.string().min(1).optional(),
 }).strict();
 
+/** An inbound-connection allowlist entry (checked by the wire layer before any handshake; docs/wire.md). */
+const ipOrCidr = z.string().max(64).refine((s) => {
+  const [addr, prefix, ...rest] = s.split('/');
+  const family = isIP(addr ?? '');
+  return family !== 0 && rest.length === 0 && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)));
+}, 'must be an IP address (10.0.0.7, fd00::7) or a CIDR range (10.0.0.0/24, fd00::/64)');
+
 export { PrivacyConfigSchema, type PrivacyConfig } from '@fedtwin/consortium';
 
 export const AggregatorConfigSchema = z.object({
@@ -34,6 +42,11 @@ export const AggregatorConfigSchema = z.object({
   dataDir: z.string().min(1),
   identity: z.string().min(1),
   listen: z.array(multiaddr).min(1).default(['/ip4/127.0.0.1/tcp/9400']),
+  /**
+   * Accept TCP connections only from these addresses or ranges (the hospitals', or the gateway that forwards
+   * them); others are closed before the handshake. Default: any address (the peer-ID gate still applies).
+   */
+  allowIps: z.array(ipOrCidr).min(1).max(10_000).optional(),
   /** The audit log (default: <dataDir>/ledger). */
   ledgerDir: z.string().min(1).optional(),
   schema: z.union([z.string().min(1), TableSchemaMessage]),
@@ -48,6 +61,8 @@ export const NodeConfigSchema = z.object({
   identity: z.string().min(1),
   /** A node only dials out (the aggregator never dials nodes), so by default it opens no listener. */
   listen: z.array(multiaddr).default([]),
+  /** With `listen` (gossip): accept connections only from these addresses or ranges (the other members'). */
+  allowIps: z.array(ipOrCidr).min(1).max(10_000).optional(),
   /** The consortium manifest file this member installed and pins (its own copy). */
   consortium: z.string().min(1),
   /** Where the aggregator listens; its peer ID comes from the manifest (`peerId` here, if given, must match it). */

@@ -64,6 +64,15 @@ describe('config validation', () => {
     expect(() => validateConfig({ dataDir: 'd' }, AggregatorConfigSchema, 'agg.yaml')).toThrowError(/field "consortium": is missing/);
   });
 
+  it('allowIps takes addresses and CIDR ranges (IPv4, IPv6) and names a bad entry', () => {
+    const agg = { consortium: 'c.yaml', dataDir: 'd', identity: 'k', schema: 's.json' };
+    expect(validateConfig({ ...agg, allowIps: ['10.0.0.7', '10.1.0.0/16', 'fd00::/64', '::1'] }, AggregatorConfigSchema, 'agg.yaml').allowIps).toHaveLength(4);
+    for (const bad of ['10.0.0.300', '10.0.0.0/33', 'fd00::/129', 'host.example', '10.0.0.0/8/1', '']) {
+      expect(() => validateConfig({ ...agg, allowIps: [bad] }, AggregatorConfigSchema, 'agg.yaml'), bad).toThrowError(/field "allowIps\.0": must be an IP address .* or a CIDR range/);
+    }
+    expect(() => validateConfig({ ...node, allowIps: ['10.0.0.0/24', 'x'] }, NodeConfigSchema, 'node.yaml')).toThrowError(/allowIps\.1/);
+  });
+
   it('reads YAML and JSON files and reports syntax errors with CONFIG_PARSE', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fedtwin-cfg-'));
     try {

@@ -63,7 +63,7 @@ async function startAggregator(configPath: string, exitWhenFinished?: { graceMs:
   }
   const memberList = memberIds(manifest);
   const members = new Set(memberList);
-  const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => members.has(peer), logger: log });
+  const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => members.has(peer), logger: log, ...(config.allowIps ? { allowIps: config.allowIps } : {}) });
   const dataDir = resolveFrom(baseDir, config.dataDir);
   const ledgerDir = config.ledgerDir ? resolveFrom(baseDir, config.ledgerDir) : `${dataDir}/ledger`;
   for (const dir of [dataDir, `${dataDir}/state`, ledgerDir]) await ensurePrivateDir(dir, log);
@@ -153,7 +153,7 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
   // The aggregator, and the other members it gossips with (Noise proves each holds its manifest key).
   const witnesses = config.witnesses.map((address) => ({ address, peerId: address.slice(address.lastIndexOf('/p2p/') + 5) }));
   const gossipWith = new Set(witnesses.length ? manifest.members.map((m) => m.peerId) : []);
-  const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => peer === aggregatorId || gossipWith.has(peer), logger: log });
+  const host = await createWireHost({ privateKey, listen: config.listen, allow: (peer) => peer === aggregatorId || gossipWith.has(peer), logger: log, ...(config.allowIps ? { allowIps: config.allowIps } : {}) });
   // A node only dials out: unless its config sets listen, it has no listener at all (listenAddrs: []).
   log.info({ event: 'node-host', peerId: host.peerId, listenAddrs: host.addrs() }, `node ${host.peerId} ${host.addrs().length ? `listening on ${host.addrs().join(', ')}` : 'dials out only (no listener)'}`);
   const address = config.aggregator.address.includes('/p2p/') ? config.aggregator.address : `${config.aggregator.address}/p2p/${aggregatorId}`;
