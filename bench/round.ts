@@ -50,7 +50,7 @@ for (let rep = 1; rep <= repeat; rep++) for (const n of args.nodes.split(',').ma
     const out = await mkdtemp(join(tmpdir(), 'fedtwin-bench-round-'));
     try {
       const { report } = await runSimulation({
-        ...DEFAULT_SIM_OPTIONS, nodes: n, rounds: Number(args.rounds), epochs: Number(args.epochs), hidden: Number(args.hidden),
+        ...DEFAULT_SIM_OPTIONS, generator: 'vae', nodes: n, rounds: Number(args.rounds), epochs: Number(args.epochs), hidden: Number(args.hidden),
         out, progress: 'none', alpha: 1, dp: 'off', secureAggregation: scheme,
         ...(args['max-participants'] !== undefined ? { heMaxParticipants: Number(args['max-participants']) } : {}),
       });

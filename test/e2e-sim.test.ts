@@ -15,7 +15,7 @@ describe('fedtwin sim (real processes)', () => {
   it('runs a 3-node federation and writes synthetic.csv, report.json and report.html', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fedtwin-sim-'));
     dirs.push(out);
-    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--nodes', '3', '--rounds', '2', '--epochs', '3', '--seed', '7', '--out', out, '--progress', 'lines', '--json'], { encoding: 'utf8', timeout: 240_000 });
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--generator', 'vae', '--nodes', '3', '--rounds', '2', '--epochs', '3', '--seed', '7', '--out', out, '--progress', 'lines', '--json'], { encoding: 'utf8', timeout: 240_000 });
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
     expect(report).toMatchObject({ dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 2, nodeVersion: process.version });

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { FedtwinError } from '@fedtwin/errors';
 import { canonicalJson } from '@fedtwin/ledger';
-import { ModelConfigMessage, TrainingConfigMessage } from '@fedtwin/protocol';
+import { MARGINALS_ROUNDS, ModelConfigMessage, TrainingConfigMessage } from '@fedtwin/protocol';
 import { RECORD_NOISE_FLOOR, SITE_DP_PLAINTEXT_HINT, recordNoiseBelowFloor, siteDpWithoutSecureAggregation } from './derive.ts';
 import { configIssues } from './field-issues.ts';
 
@@ -99,6 +99,12 @@ export const ManifestSchema = z.object({
   if (m.rounds.quorum > ids.length) ctx.addIssue({ code: 'custom', path: ['rounds', 'quorum'], message: `is ${m.rounds.quorum} but only ${ids.length} members are listed` });
   if (m.rounds.minParticipants > m.rounds.quorum) ctx.addIssue({ code: 'custom', path: ['rounds', 'minParticipants'], message: 'must be between 1 and quorum' });
   if (m.rounds.witnessQuorum !== undefined && m.rounds.witnessQuorum > ids.length) ctx.addIssue({ code: 'custom', path: ['rounds', 'witnessQuorum'], message: `is ${m.rounds.witnessQuorum} but only ${ids.length} members are listed` });
+  // The marginals generator (docs/marginals.md) is three rounds of counts with record-level Gaussian noise.
+  if (m.model.kind === 'marginals') {
+    if (m.rounds.total !== MARGINALS_ROUNDS) ctx.addIssue({ code: 'custom', path: ['rounds', 'total'], message: `must be ${MARGINALS_ROUNDS} for the marginals generator (1-way counts, selection, tree), got ${m.rounds.total}` });
+    if (m.privacy.mode === 'site' || m.privacy.mode === 'both') ctx.addIssue({ code: 'custom', path: ['privacy', 'mode'], message: `the marginals generator protects records (mode record) or nothing (off), not mode "${m.privacy.mode}"` });
+    if (m.privacy.unitColumn !== undefined) ctx.addIssue({ code: 'custom', path: ['privacy', 'unitColumn'], message: 'is not supported by the marginals generator yet (use the vae generator for patient-level DP)' });
+  }
   // A unit is what DP-SGD samples and clips: without record-level DP the manifest would name a protection nothing gives.
   if (m.privacy.unitColumn !== undefined && m.privacy.mode !== 'record' && m.privacy.mode !== 'both') {
     ctx.addIssue({ code: 'custom', path: ['privacy', 'unitColumn'], message: `applies to record-level DP (privacy.mode record or both), not mode "${m.privacy.mode}"` });

@@ -34,9 +34,10 @@ export interface SimOptions {
   /** Draw DP noise from the OS CSPRNG (true) or from the seed, for a reproducible simulation (false). */
   secureNoise: boolean;
   /**
-   * The synthesizer the consortium federates (its manifest pins it): `vae` (DP-SGD rounds of model deltas) or
-   * `marginals` (federated MST: three rounds of noisy counts under BFV; docs/marginals.md). With `marginals`
-   * the federation has 3 rounds whatever --rounds says, and the epochs/batch/VAE options do not apply.
+   * The synthesizer the consortium federates (its manifest pins it): `marginals` (the default: federated MST,
+   * three rounds of noisy counts under BFV; docs/marginals.md) or `vae` (DP-SGD rounds of model deltas). With
+   * `marginals` the federation has 3 rounds whatever --rounds says, and the epochs/batch/VAE options do not
+   * apply. The default is the one that won at ε = 8 on the default data (docs/models.md, bench/generators.ts).
    */
   generator: 'vae' | 'marginals';
   /** Empirical privacy audit (docs/privacy-audit.md): `canaries` canary records offered to node 0, each kept
@@ -55,5 +56,5 @@ export const DEFAULT_AUDIT_CANARIES = 200;
 export const DEFAULT_SIM_OPTIONS: SimOptions = {
   dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
   epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
-  progress: 'auto', generator: 'vae', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'bfv', secureNoise: true,
+  progress: 'auto', generator: 'marginals', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'bfv', secureNoise: true,
 };

@@ -25,7 +25,7 @@ export function registerSimCommand(program: Command): void {
     .option('--hidden <h>', 'VAE hidden width', String(d.hidden))
     .option('--latent <z>', 'VAE latent dimension', String(d.latentDim))
     .option('--timeout <seconds>', 'give up on the federation after this long', String(d.timeoutSeconds))
-    .option('--generator <kind>', 'the synthesizer the consortium federates: vae (DP-SGD) | marginals (federated MST: 3 rounds of noisy counts under BFV; --rounds, --epochs and the VAE options do not apply)', d.generator)
+    .option('--generator <kind>', `the synthesizer the consortium federates: marginals (federated MST: 3 rounds of noisy counts under BFV; --rounds, --epochs and the VAE options do not apply) | vae (DP-SGD); default ${d.generator}, or vae with --audit`)
     .option('--dp <mode>', 'differential privacy: record (DP-SGD) | site (DP-FedAvg) | both | off', d.dp)
     .option('--epsilon <e>', 'each member\'s privacy budget ε over the whole federation (inf = no DP)', String(d.epsilon))
     .option('--delta <d>', 'δ of the (ε, δ) guarantee', String(d.delta))
@@ -48,7 +48,8 @@ export function registerSimCommand(program: Command): void {
         alpha: num(o.alpha, 'alpha'), testFraction: num(o.testFraction, 'test-fraction'), epochs: int(o.epochs, 'epochs'),
         batchSize: int(o.batchSize, 'batch-size'), learningRate: num(o.learningRate, 'learning-rate'),
         hidden: int(o.hidden, 'hidden'), latentDim: int(o.latent, 'latent'), timeoutSeconds: num(o.timeout, 'timeout'),
-        progress: mode(o.progress), generator: generatorKind(o.generator),
+        // --audit scores canaries by the VAE's loss: without an explicit --generator it audits the vae generator.
+        progress: mode(o.progress), generator: o.generator === undefined ? (o.audit || o.auditCanaries !== undefined ? 'vae' : d.generator) : generatorKind(o.generator),
         secureAggregation: o.plaintext ? 'plaintext' : 'bfv', secureNoise: o.seededNoise !== true,
         dp: dpMode(o.dp), epsilon: eps(o.epsilon, 'epsilon'), delta: num(o.delta, 'delta'), clip: num(o.clip, 'clip'), siteClip: num(o.siteClip, 'site-clip'),
         ...(o.audit || o.auditCanaries !== undefined ? { audit: { canaries: o.auditCanaries === undefined ? DEFAULT_AUDIT_CANARIES : int(o.auditCanaries, 'audit-canaries') } } : {}),

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { manifestHash, parseManifest, privacyPolicyOf, secureAggregationOf } from '@fedtwin/consortium';
+import { createRng, fillNormal } from '@fedtwin/models';
+import { UpdateHeader, type JoinResponse } from '@fedtwin/protocol';
+import { agreedJoin } from '../src/consortium-check.ts';
+import { countNoiseShare } from '../src/marginals/noise.ts';
+import { addReleased, toWire } from '../src/marginals/wire.ts';
+
+const peer = (c: string) => `12D3KooW${c.repeat(44)}`;
+
+function pinned(model: unknown) {
+  const manifest = parseManifest({
+    consortium: 'c', aggregator: peer('A'), members: [{ peerId: peer('B') }, { peerId: peer('C') }],
+    rounds: { total: 3, quorum: 2, minParticipants: 2, deadlineSeconds: 60 }, model, secureAggregation: { scheme: 'plaintext' }, privacy: { mode: 'record' },
+  });
+  return { manifest, hash: manifestHash(manifest) };
+}
+
+describe('marginals member', () => {
+  it('an aggregator that announces another generator (or other bins) is refused at join: the manifest pins it', () => {
+    const p = pinned({ kind: 'marginals', seed: 1 });
+    const m = p.manifest;
+    const join = (model: JoinResponse['model']): JoinResponse => ({
+      consortium: m.consortium, schema: { columns: [{ name: 'a', kind: 'numeric', min: 0, max: 1, integer: false, decimals: 2 }, { name: 'y', kind: 'categorical', categories: ['0', '1'] }], target: 'y' },
+      model, strategy: m.strategy, modelValues: 10, totalRounds: 3, privacy: privacyPolicyOf(m), secureAggregation: secureAggregationOf(m), manifestHash: p.hash,
+    });
+    expect(agreedJoin(p, join({ kind: 'marginals', seed: 1 })).model.kind).toBe('marginals');
+    for (const evil of [{ kind: 'vae', latentDim: 8, hidden: 64, seed: 1 }, { kind: 'marginals', seed: 1, maxBins: 2 }] as const) {
+      expect(() => agreedJoin(p, join(evil))).toThrow(expect.objectContaining({ code: 'CONSORTIUM_MISMATCH' }));
+    }
+  });
+
+  it('a manifest naming the marginals generator must say 3 rounds and record-level DP (or off)', () => {
+    expect(() => parseManifest({ consortium: 'c', aggregator: peer('A'), members: [{ peerId: peer('B') }], rounds: { total: 5, quorum: 1, minParticipants: 1, deadlineSeconds: 60 }, model: { kind: 'marginals', seed: 1 } }))
+      .toThrow(expect.objectContaining({ code: 'CONSORTIUM_INVALID' }));
+    expect(() => parseManifest({ consortium: 'c', aggregator: peer('A'), members: [{ peerId: peer('B') }], rounds: { total: 3, quorum: 1, minParticipants: 1, deadlineSeconds: 60 }, model: { kind: 'marginals', seed: 1 }, privacy: { mode: 'site', site: { clip: 1, noiseMultiplier: 1 } } }))
+      .toThrow(expect.objectContaining({ code: 'CONSORTIUM_INVALID' }));
+  });
+
+  it('noise share: none with DP off; N(0, σ²/m) per cell otherwise, so m shares add up to σ²', () => {
+    const counts = Float64Array.from({ length: 20_000 }, (_, i) => i % 7);
+    expect(countNoiseShare(counts, 0, 3, () => { throw new Error('no noise with DP off'); })).toEqual(counts);
+    const rng = createRng(4);
+    const normal = (out: Float32Array, std: number) => fillNormal(rng, out, 0, std);
+    const shares = [0, 1, 2].map(() => countNoiseShare(counts, 6, 3, normal));
+    let sq = 0;
+    for (let i = 0; i < counts.length; i++) sq += (shares[0]![i]! + shares[1]![i]! + shares[2]![i]! - 3 * counts[i]!) ** 2;
+    expect(Math.sqrt(sq / counts.length)).toBeCloseTo(6, 0); // σ of the sum of 3 shares
+  });
+
+  it('counts travel in HE quanta: summed and read back they are the counts; a cell above the cap is capped (sensitivity stays 1)', () => {
+    const u = { unit: 64 / 32767, cap: 16383 };
+    const a = toWire(Float64Array.from([0, 5, 20_000]), Float64Array.from([0, 5, 20_000]), u);
+    expect(a.capped).toBe(1);
+    const b = toWire(Float64Array.from([1, 2, 3]), Float64Array.from([1, 2, 3]), u);
+    const sum = Float64Array.from(a.values, (v, i) => v + b.values[i]!);
+    const released = addReleased(new Float32Array(3), sum, u);
+    expect(Array.from(released, (x) => Math.round(x * 1000) / 1000)).toEqual([1, 7, 16383 + 3]);
+  });
+
+  it('the update header names its payload: counts or model-delta, nothing else', () => {
+    const base = { round: 1, baseVersion: 0, baseHash: 'a'.repeat(64), weight: 1, values: 10, encoding: 'f32le', privacy: [], entry: '' };
+    expect(UpdateHeader.parse({ ...base, payload: 'counts' }).payload).toBe('counts');
+    expect(UpdateHeader.parse(base).payload).toBeUndefined();
+    expect(UpdateHeader.safeParse({ ...base, payload: 'rows' }).success).toBe(false);
+  });
+});
