@@ -57,6 +57,7 @@ export type {
   LogisticRegressionModel,
   UtilityResult,
 } from './evaluate.ts';
+export { dcrReport, membershipInferenceAuc, distancePoints, nearestDistances, type DcrReport, type MiaReport } from './privacy-eval.ts';
 export { BUILTIN_DATASETS, builtinDataset, defaultDataDir, loadDataset, loadDatasetTable, applyBinning, subsetTable } from './datasets.ts';
 export type { BuiltinDataset, BuiltinDatasetName, Binning, Dataset, LoadDatasetOptions, LoadTableOptions } from './datasets.ts';
 export { GENERATOR_KINDS, SAVED_MODEL_FORMAT, MAX_SAMPLE_ROWS, checkSampleRows, resolveCondition, describeSchema, rejectionSample, checkSavedModel, vaeGenerator, vaeState } from './generator.ts';
