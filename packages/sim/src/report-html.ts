@@ -43,6 +43,13 @@ ${barChart(bars)}
 <table><tr><th>node</th><th>rows</th><th>classes</th><th>TSTR AUC local-only</th></tr>
 ${r.split.rowsPerNode.map((n, i) => `<tr><td>${i}</td><td>${n}</td><td>${esc(JSON.stringify(r.split.classesPerNode[i]))}</td><td>${fmt(u.tstrAuc.localOnlyPerNode[i])}</td></tr>`).join('')}
 </table>
+<p>With a random forest (it also sees interactions): TRTR ${fmt(u.forest.trtrAuc)}, TSTR federated ${fmt(u.forest.tstrAuc)}${u.forest.minorityClass === null ? '' : `; recall of the rarest class (${esc(u.forest.minorityClass)}) ${fmt(u.forest.minorityRecall.trtr ?? undefined)} trained on real rows, ${fmt(u.forest.minorityRecall.federated ?? undefined)} on the release`}.</p>
+<h2>Does the release copy its training rows?</h2>
+<table><tr><th>check</th><th>value</th><th>healthy</th></tr>
+<tr><td>median distance to the closest training row ÷ to the closest test row (DCR ratio, ${r.release.dcr.matchedRows} rows each)</td><td>${fmt(r.release.dcr.ratio)}</td><td>≈ 1</td></tr>
+<tr><td>synthetic rows closer to a training row than to any test row</td><td>${fmt(r.release.dcr.closerToTrainShare)}</td><td>≈ 0.5</td></tr>
+<tr><td>membership inference AUC (an attacker scoring records by their distance to the release)</td><td>${fmt(r.release.membershipInferenceAuc)}</td><td>≈ 0.5</td></tr>
+</table>
 <h2>Privacy and secure aggregation</h2>
 <table><tr><th>what</th><th>value</th></tr>
 <tr><td>differential privacy</td><td>${r.privacy.mode === 'off' ? 'off' : `${esc(r.privacy.mode)}-level`}</td></tr>
@@ -60,7 +67,7 @@ ${r.privacy.audit ? auditSection(r.privacy.audit) : ''}
 ${lineChart(r.lossPerRound.map((n, i) => ({ name: `node ${n.node}`, color: palette(i), points: n.rounds.map((p) => [p.round, p.loss] as [number, number]) })))}
 <h2>Fidelity: real vs synthetic, per column</h2>
 <p>Mean score ${fmt(r.fidelity.mean)} (KS complement for numeric columns, TV complement for categorical; 1 = identical). Correlation-matrix distance ${fmt(r.fidelity.correlationDistance)} (0 = identical).</p>
-<p class="legend"><span style="background:#999"></span>real training data<span style="background:#27c"></span>synthetic (federated)</p>
+<p class="legend"><span style="background:#999"></span>real test data (held out)<span style="background:#27c"></span>synthetic (federated)</p>
 <div class="grid">${hists.map((h) => {
     const score = r.fidelity.columns.find((c) => c.name === h.name)?.score;
     return `<div class="card"><b>${esc(h.name)}</b> <span class="muted">${fmt(score)}</span>${histogram(h)}</div>`;
