@@ -81,11 +81,13 @@ export function registerSimCommand(program: Command): void {
       if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
       else {
         process.stdout.write([
-          `fedtwin sim done in ${report.wallSeconds.toFixed(1)} s (${report.generator} generator, ${report.nodes} nodes, ${report.rounds} rounds, ${report.dataset}, seed ${report.seed}, backend ${report.backend})`,
+          `fedtwin sim done in ${report.wallSeconds.toFixed(1)} s (${report.nodes} nodes, ${report.rounds} rounds, ${report.dataset}, seed ${report.seed}, backend ${report.backend})`,
           `  TSTR AUC  federated ${t.federated.toFixed(3)}  local-only ${t.localOnly.toFixed(3)}  centralized ${t.centralized.toFixed(3)}  (TRTR ${report.utility.trtrAuc.toFixed(3)})`,
           `  privacy   ${report.privacy.mode === 'off' ? 'off' : `${report.privacy.mode}-level DP, ε = ${formatEpsilon(report.privacy.epsilon)} of budget ${formatEpsilon(report.privacy.budget)} (δ = ${report.privacy.delta}), noise z = ${formatLowerBound(report.privacy.noiseMultiplier)}, clip ${report.privacy.clip}`}`,
           `  secure aggregation  ${report.secureAggregation.scheme}${report.secureAggregation.polyModulusDegree ? ` N=${report.secureAggregation.polyModulusDegree}` : ''}, each member's upload is ${report.secureAggregation.bytesPerValue.toFixed(2)} bytes per model value (mean per contribution ÷ values in the shared model; ${report.secureAggregation.ratioToFloat32.toFixed(2)}× sending them as float32)`,
-          `  fidelity  ${report.fidelity.mean.toFixed(3)} mean column score, correlation distance ${report.fidelity.correlationDistance.toFixed(3)}`,
+          `  forest    TSTR ${report.utility.forest.tstrAuc.toFixed(3)} (TRTR ${report.utility.forest.trtrAuc.toFixed(3)})${report.utility.forest.minorityClass === null ? '' : `, recall of the rarest class "${report.utility.forest.minorityClass}" ${report.utility.forest.minorityRecall.federated?.toFixed(3) ?? '—'} (real ${report.utility.forest.minorityRecall.trtr?.toFixed(3) ?? '—'})`}`,
+          `  fidelity  ${report.fidelity.mean.toFixed(3)} mean column score vs the held-out test rows, correlation distance ${report.fidelity.correlationDistance.toFixed(3)}`,
+          `  release   DCR ratio ${report.release.dcr.ratio.toFixed(3)} (≈ 1: not closer to training rows than to unseen ones), membership inference AUC ${report.release.membershipInferenceAuc.toFixed(3)} (0.5 = chance)`,
           ...(report.privacy.audit ? [auditLine(report.privacy.audit)] : []),
           `  wrote ${outDir}/synthetic.csv, report.json, report.html`,
           '',
