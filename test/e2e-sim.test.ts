@@ -28,6 +28,15 @@ describe('fedtwin sim (real processes)', () => {
     expect(report.fidelity.columns).toHaveLength(31);
     expect(report.fidelity.mean).toBeGreaterThan(0.3);
     expect(report.fidelity.correlationDistance).toBeGreaterThanOrEqual(0);
+    // Issue 14 item 4: trees beside the linear model, the rarest class's recall, and the release's privacy checks.
+    expect(report.utility.forest.trtrAuc).toBeGreaterThan(0.9);
+    expect(report.utility.forest.tstrAuc).toBeGreaterThanOrEqual(0);
+    expect(report.utility.forest.minorityClass).toBe('0'); // malignant: 212 of 569
+    expect(report.utility.forest.minorityRecall.trtr).toBeGreaterThan(0.5);
+    expect(report.release.dcr.matchedRows).toBe(report.split.testRows);
+    expect(report.release.dcr.ratio).toBeGreaterThan(0);
+    expect(report.release.membershipInferenceAuc).toBeGreaterThanOrEqual(0);
+    expect(report.release.membershipInferenceAuc).toBeLessThanOrEqual(1);
     expect(report.bytes.nodes).toHaveLength(3);
     for (const b of report.bytes.nodes) { expect(b.sent).toBeGreaterThan(1000); expect(b.received).toBeGreaterThan(1000); }
     expect(report.bytes.aggregator.received).toBeGreaterThan(report.bytes.nodes[0].sent - 1);
