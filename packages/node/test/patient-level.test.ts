@@ -120,7 +120,7 @@ describe('calibration never goes below the sampler\'s floor', () => {
     const policy = privacyPolicyOf(manifestOf({ mode: 'record', epsilon: 200 }));
     const join = { ...joinWith(policy), totalRounds: 10 } as JoinResponse;
     const privacy = openPrivacy(init, join, { version: 0, hash: '', lastRound: 0, contributions: [], losses: [] });
-    const ctx = { init, log: init.logger, privacy, join, data: { rows: 40 }, units: undefined, unitCount: undefined, state: {} } as unknown as NodeContext;
+    const ctx = { init, log: init.logger, privacy, join, model: { kind: 'vae' }, data: { rows: 40 }, units: undefined, unitCount: undefined, state: {} } as unknown as NodeContext;
     const task = { status: 'open', round: 1, training } as unknown as Parameters<typeof planOrRefuse>[1];
     const planned = await planOrRefuse(ctx, task);
     expect(planned!.plan.record!.noiseMultiplier).toBe(MIN_NOISE_MULTIPLIER);

@@ -199,8 +199,8 @@ describe('site mode: the synthetic release comes from the shared layers only', (
       const csvFor = async (mode: PrivacyPolicy['mode']) => {
         const out = join(dir, `${mode}.csv`);
         const ctx = {
-          vae, init: { seed: 1 }, global, data, schema, join: { model }, log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-          consortium: { manifest: { training: { ...training, classMix: { '0': 1, '1': 1 } } } }, privacy: { policy: { mode } },
+          model: { kind: 'vae', vae, weights: vae }, init: { seed: 1 }, global, data, schema, join: { model }, log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+          consortium: { manifest: { training: { ...training, classMix: { '0': 1, '1': 1 } } } }, privacy: { policy: { mode }, budgets: {} }, host: { peerId: 'p' }, state: { version: 0 },
         } as unknown as NodeContext;
         await writeSynthetic(ctx, { rows: 200, out });
         expect(Array.from(vae.getPrivateWeights()), `${mode}: the trained adapter is put back`).toEqual(Array.from(trained));
@@ -211,8 +211,8 @@ describe('site mode: the synthetic release comes from the shared layers only', (
       ref.setSharedWeights(global);
       const fresh = join(dir, 'fresh.csv');
       const refCtx = {
-        vae: ref, init: { seed: 1 }, global, data, schema, join: { model }, log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-        consortium: { manifest: { training: { ...training, classMix: { '0': 1, '1': 1 } } } }, privacy: { policy: { mode: 'record' } },
+        model: { kind: 'vae', vae: ref, weights: ref }, init: { seed: 1 }, global, data, schema, join: { model }, log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+        consortium: { manifest: { training: { ...training, classMix: { '0': 1, '1': 1 } } } }, privacy: { policy: { mode: 'record' }, budgets: {} }, host: { peerId: 'p' }, state: { version: 0 },
       } as unknown as NodeContext;
       await writeSynthetic(refCtx, { rows: 200, out: fresh });
       ref.dispose();
