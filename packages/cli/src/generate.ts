@@ -71,8 +71,11 @@ async function readModelJson(path: string): Promise<unknown> {
 
 /** Samples `rows` rows into `out` (CSV in the model's schema: same columns and formats as the consortium's data). */
 export async function generateFromModel(req: GenerateRequest): Promise<GenerateSummary> {
-  const [{ openSavedModel }, { toCsv }] = await Promise.all([import('@fedtwin/marginals'), import('@fedtwin/models')]);
-  const { saved, generator } = openSavedModel(await readModelJson(req.model));
+  const [{ openSavedModel }, { toCsv, initBackend }] = await Promise.all([import('@fedtwin/marginals'), import('@fedtwin/models')]);
+  const json = await readModelJson(req.model);
+  // The VAE runs on tfjs: its backend set up as the daemons do (the marginals model needs none).
+  if ((json as { generator?: unknown } | null)?.generator === 'vae') await initBackend();
+  const { saved, generator } = openSavedModel(json);
   try {
     const condition = req.condition ? { column: req.condition.column || saved.schema.target, value: req.condition.value } : undefined;
     // Validate before creating the output file: a typo leaves nothing half-written behind.
