@@ -34,6 +34,17 @@ describe('fedtwin consortium', () => {
     expect(run(['consortium', 'init', '--members', A, '--aggregator', AGG, '--out', out]).code).toBe(2);
   });
 
+  it('init --generator marginals pins the marginals generator with its 3 rounds; with site-level DP it is refused', () => {
+    const out = join(dir, 'marginals.yaml');
+    const init = run(['consortium', 'init', '--members', `${A},${B}`, '--aggregator', AGG, '--generator', 'marginals', '--out', out]);
+    expect(init.code, init.stderr).toBe(0);
+    expect(parse(readFileSync(out, 'utf8'))).toMatchObject({ model: { kind: 'marginals', seed: 42 }, rounds: { total: 3 }, privacy: { mode: 'record' } });
+    const site = run(['consortium', 'init', '--members', A, '--aggregator', AGG, '--generator', 'marginals', '--privacy', 'site', '--out', join(dir, 'y.yaml')]);
+    expect(site.code).toBe(2);
+    expect(site.stderr).toMatch(/CONSORTIUM_INVALID.*privacy\.mode/);
+    expect(run(['consortium', 'init', '--members', A, '--aggregator', AGG, '--generator', 'gan', '--out', join(dir, 'z.yaml')]).stderr).toMatch(/CLI_BAD_ARGUMENT/);
+  });
+
   it('bad input: exit 2 naming the field', () => {
     const r = run(['consortium', 'init', '--members', `${A},${A}`, '--aggregator', AGG, '--out', join(dir, 'x.yaml')]);
     expect(r.code).toBe(2);

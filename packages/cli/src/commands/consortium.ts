@@ -17,7 +17,8 @@ export function registerConsortiumCommands(program: Command): void {
     .option('--epsilon <e>', 'each member\'s ε budget over the federation', '8')
     .option('--delta <d>', 'δ', '1e-5')
     .option('--clip <c>', 'DP clip (per example for record, per update for site)', '1')
-    .option('--rounds <n>', 'rounds', '5')
+    .option('--generator <kind>', 'the synthesizer the members federate: vae (DP-SGD model deltas) | marginals (federated MST: 3 rounds of noisy counts; record-level DP or off)', 'vae')
+    .option('--rounds <n>', 'rounds (vae; the marginals generator always runs 3)', '5')
     .option('--quorum <n>', 'aggregate as soon as this many contributed (default: all members)')
     .option('--min-participants <n>', 'aggregate at the deadline with at least this many (default: quorum)')
     .option('--deadline <seconds>', 'seconds a round stays open', '300')
@@ -26,7 +27,7 @@ export function registerConsortiumCommands(program: Command): void {
     .option('--json', 'print {"file","manifestHash"} as JSON')
     .action(async (opts: {
       members: string; aggregator: string; out: string; id: string; keyHolder?: string; plaintext?: boolean; privacy: string; epsilon: string; delta: string;
-      clip: string; rounds: string; quorum?: string; minParticipants?: string; deadline: string; schema?: string; force?: boolean; json?: boolean;
+      clip: string; generator: string; rounds: string; quorum?: string; minParticipants?: string; deadline: string; schema?: string; force?: boolean; json?: boolean;
     }) => {
       const { parseManifest, manifestHash, manifestYaml, schemaHash } = await import('@fedtwin/consortium');
       if (!opts.force && await access(opts.out).then(() => true, () => false)) {
@@ -42,6 +43,8 @@ export function registerConsortiumCommands(program: Command): void {
         if (!Number.isFinite(n)) throw new FedtwinError('CLI_BAD_ARGUMENT', `${flag} must be a number, got ${JSON.stringify(v)}`);
         return n;
       };
+      if (opts.generator !== 'vae' && opts.generator !== 'marginals') throw new FedtwinError('CLI_BAD_ARGUMENT', `--generator must be vae or marginals, got ${JSON.stringify(opts.generator)}`);
+      const marginals = opts.generator === 'marginals';
       const quorum = num('--quorum', opts.quorum) ?? members.length;
       let schemaHashValue: string | undefined;
       if (opts.schema) {
@@ -61,7 +64,8 @@ export function registerConsortiumCommands(program: Command): void {
         ...(schemaHashValue ? { schemaHash: schemaHashValue } : {}),
         secureAggregation: opts.plaintext ? { scheme: 'plaintext' } : { scheme: 'bfv', ...(opts.keyHolder ? { keyHolder: opts.keyHolder } : {}) },
         privacy,
-        rounds: { total: num('--rounds', opts.rounds), quorum, minParticipants: num('--min-participants', opts.minParticipants) ?? quorum, deadlineSeconds: num('--deadline', opts.deadline) },
+        ...(marginals ? { model: { kind: 'marginals', seed: 42 } } : {}),
+        rounds: { total: marginals ? 3 : num('--rounds', opts.rounds), quorum, minParticipants: num('--min-participants', opts.minParticipants) ?? quorum, deadlineSeconds: num('--deadline', opts.deadline) },
       }, 'consortium init');
       // No DP is allowed, never silent: each member must also opt in (privacy: { mode: off } in its node config).
       if (manifest.privacy.mode === 'off') process.stderr.write('warning: this manifest has no differential privacy (--privacy off): updates carry no DP; each member must opt in with privacy: { mode: off } in its node config and then logs a warning every round\n');
