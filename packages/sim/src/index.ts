@@ -1,6 +1,8 @@
 export { runSimulation, DEFAULT_SIM_OPTIONS, DEFAULT_AUDIT_CANARIES, AUDIT_NODE } from './sim.ts';
 export { runEpsilonSweep } from './sweep.ts';
 export type { SweepPoint } from './sweep.ts';
+export { runSeeds, summarise, meanInterval, HEADLINE_FIGURES, MAX_SEEDS, at } from './seeds.ts';
+export type { Interval, SeedsSummary } from './seeds.ts';
 export type { SimOptions, SimReport, SimPrivacyReport, SimAuditReport } from './sim.ts';
 export { makeCanaryRows, flipCoins, recordsWithCanaries, canaryScores, loadMemberModel } from './audit.ts';
 export type { Canaries } from './audit.ts';

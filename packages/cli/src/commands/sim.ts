@@ -32,6 +32,7 @@ export function registerSimCommand(program: Command): void {
     .option('--clip <c>', 'record-level per-example gradient clip', String(d.clip))
     .option('--site-clip <c>', 'site-level update clip', String(d.siteClip))
     .option('--epsilon-sweep <list>', 'run once per ε (e.g. 1,3,8,inf) into OUT/eps-<ε>/ and chart TSTR AUC against ε')
+    .option('--seeds <K>', 'repeat the whole run with seeds --seed … --seed+K−1 (OUT/seed-<s>/) and report every figure as the mean with its 95 % confidence interval (OUT/report.json: means, seeds.ci95 beside them)')
     .option('--plaintext', 'baseline: aggregate plaintext updates instead of BFV ciphertexts')
     .option('--seeded-noise', 'draw DP sampling masks and noise from the seed, so runs are reproducible (then ε holds only against whoever does not know --seed); default: the OS CSPRNG')
     .option('--secure-noise', 'the default (OS CSPRNG noise); kept for older scripts')
@@ -65,6 +66,21 @@ export function registerSimCommand(program: Command): void {
           process.stdout.write(`epsilon  TSTR federated  local-only  centralized  spent ε (max member)${audited ? '  audit ε_lower' : ''}\n`);
           for (const r of sweep.points) process.stdout.write(`${(r.epsilon === 'inf' ? '∞' : formatEpsilon(r.epsilon)).padStart(7)}  ${r.federated.toFixed(3).padStart(14)}  ${r.localOnly.toFixed(3).padStart(10)}  ${r.centralized.toFixed(3).padStart(11)}  ${audited ? formatEpsilon(r.spentEpsilon).padStart(20) : formatEpsilon(r.spentEpsilon)}${audited ? `  ${formatLowerBound(r.epsilonLower)}` : ''}\n`);
           process.stdout.write(`wrote ${sweep.outDir}/sweep.json and sweep.html\n`);
+        }
+        return;
+      }
+      if (o.seeds !== undefined) {
+        if (o.serve !== undefined) throw new FedtwinError('CLI_BAD_ARGUMENT', '--seeds and --serve do not go together', { hint: 'serve one run at a time' });
+        const { runSeeds, HEADLINE_FIGURES, at } = await import('@fedtwin/sim');
+        const { report, outDir } = await runSeeds(opts, int(o.seeds, 'seeds'));
+        if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+        else {
+          process.stdout.write(`fedtwin sim: ${report.seeds.count} runs (seeds ${report.seeds.values.join(', ')}), mean [95 % CI]\n`);
+          for (const { path, label } of HEADLINE_FIGURES) {
+            const iv = at(report.seeds.ci95, path) as { mean: number; lo: number; hi: number } | null | undefined;
+            if (iv && Number.isFinite(iv.mean)) process.stdout.write(`  ${label.padEnd(46)} ${iv.mean.toFixed(3)} [${iv.lo.toFixed(3)}, ${iv.hi.toFixed(3)}]\n`);
+          }
+          process.stdout.write(`  wrote ${outDir}/report.json and report.html (each run in ${outDir}/seed-<s>/)\n`);
         }
         return;
       }
