@@ -16,7 +16,7 @@ import { AggregateUnusable, catchUp, requireHeldBase, requireHeldVersion } from 
 import { openPrivacy, planOrRefuse, recordSpend, type Affordability } from './phases/budget.ts';
 import { deliver, persistPending, resendPending } from './phases/deliver.ts';
 import { prepareUpdateMasks, roundRefOf, sealUpdate, sitOutIfAlreadyEncrypted, strategyUpdate } from './phases/encode.ts';
-import { runResult, writeResult, writeSynthetic } from './phases/finish.ts';
+import { modelPathFor, runResult, saveReleasedModel, writeResult, writeSynthetic } from './phases/finish.ts';
 import { buildMemberModel, checkModelSize, checkOwnAgreement, joinConsortium, loadData, readRecords } from './phases/join.ts';
 import { openScheme } from './phases/key.ts';
 import { answerProbe } from './phases/probe.ts';
@@ -151,6 +151,7 @@ async function finish(ctx: NodeContext): Promise<NodeRunResult> {
   const { init } = ctx;
   let syntheticRows = 0;
   if (init.synthetic && !ctx.stopped()) syntheticRows = await writeSynthetic(ctx, init.synthetic);
+  if (!ctx.stopped()) await saveReleasedModel(ctx, modelPathFor(init));
   const result = runResult(ctx, syntheticRows);
   if (init.resultPath) await writeResult(ctx, init.resultPath, result);
   return result;

@@ -1,5 +1,5 @@
-// Finish: once the federation is over, generate the synthetic records (if asked), save the model they came from
-// (model.json beside them, for `fedtwin generate`) and write result.json.
+// Finish: once the federation is over, generate the synthetic records (if asked), save the model they come from
+// (model.json: beside them, or beside the state directory; for `fedtwin generate`) and write result.json.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join as joinPath } from 'node:path';
 import { FedtwinError } from '@fedtwin/errors';
@@ -13,15 +13,15 @@ import { spentSummary } from '../util.ts';
 import { dpOn } from './encode.ts';
 import { genesisPrivateWeights } from './join.ts';
 
-/** The saved model's file: `model.json` beside the synthetic CSV. */
-export function modelPathFor(synthetic: SyntheticOutput): string {
-  return joinPath(dirname(synthetic.out), 'model.json');
+/** The saved model's file: `model.json` beside the synthetic CSV, or beside the state directory without one. */
+export function modelPathFor(init: { dataDir: string; synthetic?: SyntheticOutput | undefined }): string {
+  return joinPath(dirname(init.synthetic ? init.synthetic.out : init.dataDir), 'model.json');
 }
 
 /**
  * Generates synthetic records from the final global model and, where its DP covers them, this site's private
  * layers (releaseUsesPrivateLayers) — or, for the marginals generator, from the tree fitted to the released
- * counts — writes them and the model (model.json); returns how many rows.
+ * counts — and writes them; returns how many rows.
  */
 export async function writeSynthetic(ctx: NodeContext, synthetic: SyntheticOutput): Promise<number> {
   if (ctx.model.kind === 'marginals') return writeMarginalsSynthetic(ctx, synthetic);
@@ -33,10 +33,8 @@ export async function writeSynthetic(ctx: NodeContext, synthetic: SyntheticOutpu
     operator: synthetic.classProbs, consortium: ctx.consortium.manifest.training.classMix, dp: dpOn(ctx.privacy.policy.mode),
   });
   let gen: ReturnType<typeof vae.generate>;
-  let released: Float32Array;
   try {
     gen = vae.generate(synthetic.rows, { classProbs: mix.probs, seed: (init.seed ?? 1) + 7 });
-    released = vae.getPrivateWeights();
   } finally {
     if (trainedPrivate) vae.setPrivateWeights(trainedPrivate);
   }
@@ -44,14 +42,6 @@ export async function writeSynthetic(ctx: NodeContext, synthetic: SyntheticOutpu
   await mkdir(dirname(synthetic.out), { recursive: true });
   await writeFile(synthetic.out, toCsv(ctx.schema.columns.map((c) => c.name), synthRows));
   ctx.log.info({ event: 'synthetic-written', rows: synthRows.length, out: synthetic.out, classMix: mix.source }, `wrote ${synthRows.length} synthetic records to ${synthetic.out} (class mix: ${mix.source})`);
-  if (ctx.join.model.kind === 'vae') {
-    const g = vaeGenerator(ctx.schema, vaeState(ctx.join.model, ctx.global, released));
-    try {
-      await saveModel(ctx, g, synthetic);
-    } finally {
-      g.dispose();
-    }
-  }
   return synthRows.length;
 }
 
@@ -66,16 +56,34 @@ async function writeMarginalsSynthetic(ctx: NodeContext, synthetic: SyntheticOut
   await writeFile(synthetic.out, toCsv(ctx.schema.columns.map((c) => c.name), table.rows));
   const source = declared ? (synthetic.classProbs ? 'operator' : 'consortium') : 'released-counts';
   ctx.log.info({ event: 'synthetic-written', rows: table.rows.length, out: synthetic.out, classMix: source, generator: 'marginals' }, `wrote ${table.rows.length} synthetic records to ${synthetic.out} (marginals generator; class mix: ${source})`);
-  await saveModel(ctx, g, synthetic);
   return table.rows.length;
 }
 
-/** model.json: the generator, the schema, and the ε this member spent on what it was fitted from. */
-async function saveModel(ctx: NodeContext, g: Generator, synthetic: SyntheticOutput): Promise<void> {
+/**
+ * model.json: the generator this member releases from — the VAE with the final global weights and its private
+ * layers as released (their seeded start under site-level DP), or the tree fitted to the released counts — with
+ * the schema and the ε this member spent. `fedtwin generate` samples more from it at no further privacy cost.
+ */
+export async function saveReleasedModel(ctx: NodeContext, path: string): Promise<void> {
+  let g: Generator;
+  if (ctx.model.kind === 'marginals') g = releasedGenerator(ctx.model.marginals, ctx.global);
+  else {
+    if (ctx.join.model.kind !== 'vae') throw new FedtwinError('NODE_MODEL_MISMATCH', 'the member holds a VAE, the consortium names another generator');
+    const priv = releaseUsesPrivateLayers(ctx.privacy.policy.mode) ? vaeOf(ctx.model).getPrivateWeights() : genesisPrivateWeights(ctx.join, ctx.data);
+    g = vaeGenerator(ctx.schema, vaeState(ctx.join.model, ctx.global, priv));
+  }
+  try {
+    await saveModel(ctx, g, path);
+  } finally {
+    g.dispose();
+  }
+}
+
+async function saveModel(ctx: NodeContext, g: Generator, path: string): Promise<void> {
   const mode = ctx.privacy.policy.mode;
   const main = ctx.privacy.budgets.record ?? ctx.privacy.budgets.site;
   const privacy: SavedPrivacy = { mode, epsilon: mode === 'off' || !main ? null : main.spent().epsilon, delta: mode === 'off' || !main ? null : main.delta };
-  const path = modelPathFor(synthetic);
+  await mkdir(dirname(path), { recursive: true });
   const saved = g.save(privacy, { consortium: ctx.join.consortium, member: ctx.host.peerId, version: ctx.state.version, modelVersion: ctx.state.base ?? null });
   await writeFile(path, `${JSON.stringify(saved)}\n`, { mode: 0o600 });
   ctx.log.info({ event: 'model-saved', out: path, generator: g.kind }, `saved the ${g.kind} model to ${path} (fedtwin generate --model ${path} … samples more, at no further privacy cost)`);
