@@ -4,8 +4,9 @@
 import { FedtwinError } from '@fedtwin/errors';
 import {
   SAVED_MODEL_FORMAT, checkSampleRows, checkSavedModel, createPrng, describeSchema, resolveCondition, vaeGenerator,
-  type Generator, type SavedModel, type VaeState,
+  type FederatedFit, type Generator, type SavedModel, type VaeState,
 } from '@fedtwin/models';
+import { MST_ROUNDS, fitReleased, memberCounts, roundRequest, type MstSchedule } from './federated.ts';
 import { columnSize } from './domain.ts';
 import { checkTreeModel, sampleTable } from './sample.ts';
 import type { TreeModel } from './fit.ts';
@@ -132,6 +133,20 @@ export function marginalsGenerator(model: TreeModel): Generator {
       format: SAVED_MODEL_FORMAT, version: 1, generator: 'marginals', schema, privacy, createdAt: new Date().toISOString(), ...(source ? { source } : {}), model,
     }),
     dispose: () => undefined,
+  };
+}
+
+/** The federated fit of a schedule: three rounds of count vectors, then the tree fitted to their sums. */
+export function marginalsFit(schedule: MstSchedule): FederatedFit {
+  return {
+    kind: 'marginals',
+    rounds: MST_ROUNDS,
+    values: schedule.values,
+    contribution(round, released, table) {
+      const req = roundRequest(schedule, round, released);
+      return { values: memberCounts(schedule, req, table), offset: req.segment.offset, sigma: req.sigma, mechanism: req.mechanism, marginals: req.marginals.length, cells: req.used };
+    },
+    finish: (released) => marginalsGenerator(fitReleased(schedule, released)),
   };
 }
 

@@ -17,4 +17,4 @@ export { autoBins, fitMst } from './mst.ts';
 export type { MstOptions, MstResult, MstRound } from './mst.ts';
 export { MST_ROUNDS, MAX_SCHEDULE_VALUES, mstSchedule, scheduleFor, countVectorLength, roundRequest, memberCounts, fitReleased } from './federated.ts';
 export type { MstSchedule, ScheduleOptions, MarginalsConfig, RoundRequest, Segment } from './federated.ts';
-export { marginalsGenerator, openSavedModel, rerootTree } from './generator.ts';
+export { marginalsFit, marginalsGenerator, openSavedModel, rerootTree } from './generator.ts';

@@ -73,6 +73,34 @@ export interface Generator {
   dispose(): void;
 }
 
+/**
+ * Fitting from federated rounds of summed vectors (what a member runs, packages/node): each round a member
+ * contributes its exact statistics for the request the earlier releases imply, the consortium sums them (with
+ * noise, under encryption), and the generator is a function of the released sums. The marginals generator
+ * implements it (`marginalsFit`); the VAE's federated fit is DP-SGD between model averages (the node's training
+ * phase: clipping, HE masks prepared while it trains), not sums of statistics, so it does not.
+ */
+export interface FederatedFit {
+  readonly kind: GeneratorKind;
+  /** Measurement rounds. */
+  readonly rounds: number;
+  /** Length of the summed vector (every round's update has this many values). */
+  readonly values: number;
+  /**
+   * A member's exact contribution to `round` given the sums released so far (zeros where none yet): the values
+   * for `[offset, offset + values.length)`, the noise the sum must carry per cell (σ; 0 without DP) and the
+   * mechanism to account ({ sampleRate: 1, noiseMultiplier: σ/Δ, steps }; undefined without DP).
+   */
+  contribution(round: number, released: ArrayLike<number>, table: Table): {
+    values: Float64Array; offset: number; sigma: number;
+    mechanism: { sampleRate: number; noiseMultiplier: number; steps: number } | undefined;
+    /** Request size, for the member's own log. */
+    marginals: number; cells: number;
+  };
+  /** The generator fitted to the released sums: post-processing, no ε. */
+  finish(released: ArrayLike<number>): Generator;
+}
+
 // --- shared checks ---------------------------------------------------------------------------------
 
 /** rows must be an integer in [1, MAX_SAMPLE_ROWS]: GENERATE_BAD_ROWS. */

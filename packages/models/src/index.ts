@@ -62,4 +62,4 @@ export { dcrReport, membershipInferenceAuc, distancePoints, nearestDistances, ty
 export { BUILTIN_DATASETS, builtinDataset, defaultDataDir, loadDataset, loadDatasetTable, applyBinning, subsetTable } from './datasets.ts';
 export type { BuiltinDataset, BuiltinDatasetName, Binning, Dataset, LoadDatasetOptions, LoadTableOptions } from './datasets.ts';
 export { GENERATOR_KINDS, SAVED_MODEL_FORMAT, MAX_SAMPLE_ROWS, checkSampleRows, resolveCondition, describeSchema, rejectionSample, checkSavedModel, vaeGenerator, vaeState } from './generator.ts';
-export type { Generator, GeneratorKind, GeneratorDescription, SavedModel, SavedPrivacy, SampleOptions, Condition, VaeState } from './generator.ts';
+export type { FederatedFit, Generator, GeneratorKind, GeneratorDescription, SavedModel, SavedPrivacy, SampleOptions, Condition, VaeState } from './generator.ts';

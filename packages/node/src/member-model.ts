@@ -3,8 +3,8 @@
 // counts, docs/marginals.md). Both are a fixed-size Float32 "global" every member holds, saved and resumed
 // the same way; only how a round's update is made, how a sum is applied and how the release is sampled differ.
 import { FedtwinError } from '@fedtwin/errors';
-import type { Table, TwinVae } from '@fedtwin/models';
-import { scheduleFor, type MstSchedule } from '@fedtwin/marginals';
+import type { FederatedFit, Table, TwinVae } from '@fedtwin/models';
+import { marginalsFit, scheduleFor, type MstSchedule } from '@fedtwin/marginals';
 import type { JoinResponse, MarginalsModelConfig } from '@fedtwin/protocol';
 import { countUnits, type CountUnits } from './marginals/wire.ts';
 
@@ -22,6 +22,8 @@ export interface ModelWeights {
 export interface MarginalsMember {
   readonly config: MarginalsModelConfig;
   readonly schedule: MstSchedule;
+  /** The rounds as a FederatedFit: this member's contribution per round, the generator at the end. */
+  readonly fit: FederatedFit;
   readonly table: Table;
   /** How a count travels in an update (HE quantum) and the per-cell cap. */
   readonly units: CountUnits;
@@ -61,7 +63,7 @@ export async function marginalsModel(join: JoinResponse, table: Table): Promise<
     },
     dispose: () => undefined,
   };
-  return { kind: 'marginals', weights, marginals: { config: join.model, schedule, table, units: await countUnits(join) } };
+  return { kind: 'marginals', weights, marginals: { config: join.model, schedule, fit: marginalsFit(schedule), table, units: await countUnits(join) } };
 }
 
 /** The VAE of a VAE consortium (NODE_MODEL_MISMATCH otherwise: a phase of the other generator was called). */

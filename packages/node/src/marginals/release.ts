@@ -1,12 +1,11 @@
 // The marginals generator's release: the tree model fitted to the three rounds' released counts (the global
 // every member holds, so every member fits the same model), sampled. Post-processing of DP counts: no ε.
-import { fitReleased, marginalsGenerator } from '@fedtwin/marginals';
 import type { Generator, Table } from '@fedtwin/models';
 import type { MarginalsMember } from '../member-model.ts';
 
 /** The fitted generator (same on every member: a function of the released counts and the schedule). */
 export function releasedGenerator(m: MarginalsMember, global: Float32Array): Generator {
-  return marginalsGenerator(fitReleased(m.schedule, global));
+  return m.fit.finish(global);
 }
 
 /**

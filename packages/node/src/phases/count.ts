@@ -2,7 +2,6 @@
 // (the global this member holds), this site's exact counts, its noise share, in wire units. Only the noisy,
 // then encrypted, vector leaves the member; the exact counts and how many cells were capped stay here.
 import { FedtwinError } from '@fedtwin/errors';
-import { memberCounts, roundRequest } from '@fedtwin/marginals';
 import type { TaskResponse } from '@fedtwin/protocol';
 import type { NodeContext } from '../context.ts';
 import type { MarginalsMember } from '../member-model.ts';
@@ -35,19 +34,19 @@ export async function countLocal(ctx: NodeContext, task: OpenTask, plan: RoundPl
   const m = marginalsOf(ctx);
   const cpu = process.cpuUsage();
   const t0 = performance.now();
-  const req = roundRequest(m.schedule, task.round, ctx.global);
+  const req = m.fit.contribution(task.round, ctx.global, m.table);
   if ((req.mechanism?.noiseMultiplier ?? 0) !== (plan.record?.noiseMultiplier ?? 0) || (req.mechanism?.steps ?? 0) !== (plan.record?.steps ?? 0)) {
     throw new FedtwinError('NODE_PRIVACY_MISMATCH', `round ${task.round}: the counts would be noised as σ ${req.sigma}, ${req.mechanism?.steps ?? 0} vectors; the accountant planned z ${plan.record?.noiseMultiplier ?? 0}, ${plan.record?.steps ?? 0}`);
   }
-  const exact = memberCounts(m.schedule, req, m.table);
+  const exact = req.values;
   const noisy = countNoiseShare(exact, req.sigma, ctx.consortium.manifest.rounds.minParticipants, ctx.privacy.normal);
   const wire = toWire(noisy, exact, m.units);
   const capped = wire.capped;
   // The whole vector: this round's segment, zeros for the others (public: no one's counts).
-  const values = new Float32Array(m.schedule.values);
-  values.set(wire.values, req.segment.offset);
+  const values = new Float32Array(m.fit.values);
+  values.set(wire.values, req.offset);
   const seconds = (performance.now() - t0) / 1000;
-  ctx.log.info({ event: 'counted', round: task.round, marginals: req.marginals.length, cells: req.used, sigma: req.sigma, capped },
-    `round ${task.round}: counted ${req.marginals.length} marginal(s), ${req.used} cells, noise share σ/√m with σ = ${req.sigma.toPrecision(4)}${capped ? ` (${capped} cell(s) capped at ${m.units.cap})` : ''}`);
+  ctx.log.info({ event: 'counted', round: task.round, marginals: req.marginals, cells: req.cells, sigma: req.sigma, capped },
+    `round ${task.round}: counted ${req.marginals} marginal(s), ${req.cells} cells, noise share σ/√m with σ = ${req.sigma.toPrecision(4)}${capped ? ` (${capped} cell(s) capped at ${m.units.cap})` : ''}`);
   return { losses: [], trainSeconds: seconds, trainCpuMs: cpuMsBetween(cpu), delta: values };
 }
