@@ -21,6 +21,8 @@ export interface AggregatorLink {
 }
 
 const RPC_TIMEOUT_MS = 120_000;
+/** Quick retries of WIRE_NOT_MEMBER before the first join (backoff 0.25 + 0.5 + 1 + 2 s), then it is final. */
+export const NOT_MEMBER_RETRIES_BEFORE_JOIN = 4;
 /** Wire errors worth retrying: the aggregator may be restarting. */
 const TRANSIENT = new Set(['WIRE_TIMEOUT', 'WIRE_DIAL_FAILED', 'WIRE_STREAM_FAILED']);
 
@@ -34,8 +36,13 @@ export function linkToAggregator(opts: {
   // handlers are registered), also before our first join (a node may start first). A refused
   // handshake is retried only once joined: before that we cannot tell "restarting" from "does not
   // admit us", and a stranger or a wrong key must hear so at once (WIRE_NOT_MEMBER), not in 300 s.
+  // Before the first join, a connection dropped right after the handshake is refused ... or an aggregator too busy
+  // to finish the upgrade in time (50 members starting at once on 2 cores: the 50-node sim lost members this way).
+  // The two look the same from here, so a few quick retries (about 3.5 s) come before the verdict.
+  let notMemberBeforeJoin = 0;
   const isTransient = (err: unknown): err is FedtwinError =>
-    isFedtwinError(err) && (TRANSIENT.has(err.code) || err.code === 'WIRE_UNSUPPORTED_PROTOCOL' || (joinedOnce && err.code === 'WIRE_NOT_MEMBER'));
+    isFedtwinError(err) && (TRANSIENT.has(err.code) || err.code === 'WIRE_UNSUPPORTED_PROTOCOL'
+      || (err.code === 'WIRE_NOT_MEMBER' && (joinedOnce || ++notMemberBeforeJoin <= NOT_MEMBER_RETRIES_BEFORE_JOIN)));
 
   const call: AggregatorCall = async <Res>(name: string, header: unknown, response: z.ZodType<Res>, o: CallOptions = {}) => {
     let firstFailure: number | undefined;

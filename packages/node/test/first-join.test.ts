@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { FedtwinError } from '@fedtwin/errors';
 import { openLedger } from '@fedtwin/ledger';
 import { createNode } from '../src/node.ts';
+import { NOT_MEMBER_RETRIES_BEFORE_JOIN } from '../src/call.ts';
 import { NodeStore } from '../src/store.ts';
 import type { NodeHost } from '../src/types.ts';
 import { generateIdentity, peerIdOf } from '@fedtwin/wire';
@@ -57,10 +58,18 @@ describe('a node before its first join', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
   });
 
-  it('fails at once when a running aggregator does not admit it (WIRE_NOT_MEMBER): no waiting on a stranger', async () => {
+  it('fails within seconds when a running aggregator does not admit it (WIRE_NOT_MEMBER): a few quick retries, no waiting on a stranger', async () => {
+    const t0 = Date.now();
     const { result, seen } = await nodeFacing(['WIRE_NOT_MEMBER']);
     expect(result?.code).toBe('WIRE_NOT_MEMBER');
-    expect(seen).toEqual(['join:WIRE_NOT_MEMBER']);
+    expect(seen).toEqual(new Array(NOT_MEMBER_RETRIES_BEFORE_JOIN + 1).fill('join:WIRE_NOT_MEMBER'));
+    expect(Date.now() - t0).toBeLessThan(15_000);
+  });
+
+  it('joins when a busy aggregator dropped its first handshakes (the same symptom as a refusal)', async () => {
+    const { result, seen } = await nodeFacing(['WIRE_NOT_MEMBER', 'WIRE_NOT_MEMBER', 'TEST_STOP']);
+    expect(result?.code).toBe('TEST_STOP');
+    expect(seen).toEqual(['join:WIRE_NOT_MEMBER', 'join:WIRE_NOT_MEMBER', 'join:TEST_STOP']);
   });
 });
 
