@@ -6,7 +6,7 @@ import { FedtwinError } from '@fedtwin/errors';
 import type { FederatedFit, Table, TwinVae } from '@fedtwin/models';
 import { marginalsFit, scheduleFor, type MstSchedule } from '@fedtwin/marginals';
 import type { JoinResponse, MarginalsModelConfig } from '@fedtwin/protocol';
-import { countUnits, type CountUnits } from './marginals/wire.ts';
+import { roundUnits, wireScale, type CountUnits, type WireScale } from './marginals/wire.ts';
 
 /** The weights the round machinery persists and resumes (the VAE's own methods; the marginals member's below). */
 export interface ModelWeights {
@@ -25,8 +25,8 @@ export interface MarginalsMember {
   /** The rounds as a FederatedFit: this member's contribution per round, the generator at the end. */
   readonly fit: FederatedFit;
   readonly table: Table;
-  /** How a count travels in an update (HE quantum) and the per-cell cap. */
-  readonly units: CountUnits;
+  /** The wire's range (HE quanta); each round's encoding follows from it and the round's noise (unitsFor). */
+  readonly scale: WireScale;
 }
 
 export type MemberModel =
@@ -63,7 +63,14 @@ export async function marginalsModel(join: JoinResponse, table: Table): Promise<
     },
     dispose: () => undefined,
   };
-  return { kind: 'marginals', weights, marginals: { config: join.model, schedule, fit: marginalsFit(schedule), table, units: await countUnits(join) } };
+  return { kind: 'marginals', weights, marginals: { config: join.model, schedule, fit: marginalsFit(schedule), table, scale: await wireScale(join) } };
+}
+
+/** Round `round`'s count encoding: from the wire's range and the round's noise share σ/√m (public, same on every member). */
+export function unitsFor(m: MarginalsMember, round: number, minParticipants: number): CountUnits {
+  const p = m.schedule.plan;
+  const sigma = round === 1 ? p.oneWay.sigma : round === 2 ? (p.select.kind === 'measured' ? p.select.sigma : 0) : p.edges.sigma;
+  return roundUnits(m.scale, sigma / Math.sqrt(minParticipants));
 }
 
 /** The VAE of a VAE consortium (NODE_MODEL_MISMATCH otherwise: a phase of the other generator was called). */

@@ -4,7 +4,7 @@ import { createRng, fillNormal } from '@fedtwin/models';
 import { UpdateHeader, type JoinResponse } from '@fedtwin/protocol';
 import { agreedJoin } from '../src/consortium-check.ts';
 import { countNoiseShare } from '../src/marginals/noise.ts';
-import { addReleased, toWire } from '../src/marginals/wire.ts';
+import { addReleased, roundUnits, toWire } from '../src/marginals/wire.ts';
 
 const peer = (c: string) => `12D3KooW${c.repeat(44)}`;
 
@@ -49,13 +49,27 @@ describe('marginals member', () => {
   });
 
   it('counts travel in HE quanta: summed and read back they are the counts; a cell above the cap is capped (sensitivity stays 1)', () => {
-    const u = { unit: 64 / 32767, cap: 16383 };
+    const u = roundUnits({ unit: 64 / 32767, qmax: 32767 }, 6);
+    expect(u).toEqual({ unit: 64 / 32767, cap: 16383, resolution: 1 });
     const a = toWire(Float64Array.from([0, 5, 20_000]), Float64Array.from([0, 5, 20_000]), u);
     expect(a.capped).toBe(1);
     const b = toWire(Float64Array.from([1, 2, 3]), Float64Array.from([1, 2, 3]), u);
     const sum = Float64Array.from(a.values, (v, i) => v + b.values[i]!);
     const released = addReleased(new Float32Array(3), sum, u);
     expect(Array.from(released, (x) => Math.round(x * 1000) / 1000)).toEqual([1, 7, 16383 + 3]);
+  });
+
+  it('a noise share too wide for half the HE range makes a quantum stand for several counts (the same on every member)', () => {
+    const u = roundUnits({ unit: 64 / 32767, qmax: 32767 }, 5000); // 8 σ = 40,000 quanta > 16,383
+    expect(u.resolution).toBe(3);
+    expect(u.unit).toBeCloseTo(64 / 32767 / 3, 15);
+    // count and noise each fit in half the range: the cap (16,383 quanta) and 8 σ of the share
+    expect(u.cap * u.unit).toBeLessThanOrEqual(64 / 2 + 1e-9);
+    expect(8 * 5000 * u.unit).toBeLessThanOrEqual(64 / 2 + 1e-9);
+    const sum = Float64Array.from(toWire(Float64Array.from([30_000]), Float64Array.from([30_000]), u).values);
+    expect(addReleased(new Float32Array(1), sum, u)[0]).toBeCloseTo(30_000, 1);
+    // plaintext float32: never
+    expect(roundUnits({ unit: 1, qmax: 2 ** 24 }, 5000).resolution).toBe(1);
   });
 
   it('the update header names its payload: counts or model-delta, nothing else', () => {

@@ -7,6 +7,7 @@ import { versionHash } from '@fedtwin/strategy';
 import type { NodeContext } from '../context.ts';
 import { cpuMsBetween } from '../util.ts';
 import { addReleased } from '../marginals/wire.ts';
+import { unitsFor } from '../member-model.ts';
 import { sendVerdict } from './probe.ts';
 import { syncLedger } from './witness-sync.ts';
 import { checkAggregate } from './aggregate-check.ts';
@@ -60,7 +61,9 @@ async function applyNext(ctx: NodeContext): Promise<void> {
     throw new AggregateUnusable(v, err.message);
   }
   // A model delta is averaged in by the strategy; a count vector is added to the counts released so far.
-  ctx.global = ctx.model.kind === 'marginals' ? addReleased(ctx.global, decoded, ctx.model.marginals.units) : ctx.strategy.applyAggregate(ctx.global, decoded, agg.totalWeight, agg.participants.length);
+  ctx.global = ctx.model.kind === 'marginals'
+    ? addReleased(ctx.global, decoded, unitsFor(ctx.model.marginals, agg.round, ctx.consortium.manifest.rounds.minParticipants))
+    : ctx.strategy.applyAggregate(ctx.global, decoded, agg.totalWeight, agg.participants.length);
   ctx.state = { ...ctx.state, version: v, hash: versionHash(ctx.global), base: nextModelVersion(ctx.state.base!, sha256Hex(body)) };
   const tSave = performance.now();
   const cSave = process.cpuUsage();

@@ -4,7 +4,7 @@
 import { FedtwinError } from '@fedtwin/errors';
 import type { TaskResponse } from '@fedtwin/protocol';
 import type { NodeContext } from '../context.ts';
-import type { MarginalsMember } from '../member-model.ts';
+import { unitsFor, type MarginalsMember } from '../member-model.ts';
 import type { RoundPlan } from '../privacy.ts';
 import { countNoiseShare } from '../marginals/noise.ts';
 import { toWire } from '../marginals/wire.ts';
@@ -40,13 +40,14 @@ export async function countLocal(ctx: NodeContext, task: OpenTask, plan: RoundPl
   }
   const exact = req.values;
   const noisy = countNoiseShare(exact, req.sigma, ctx.consortium.manifest.rounds.minParticipants, ctx.privacy.normal);
-  const wire = toWire(noisy, exact, m.units);
+  const units = unitsFor(m, task.round, ctx.consortium.manifest.rounds.minParticipants);
+  const wire = toWire(noisy, exact, units);
   const capped = wire.capped;
   // The whole vector: this round's segment, zeros for the others (public: no one's counts).
   const values = new Float32Array(m.fit.values);
   values.set(wire.values, req.offset);
   const seconds = (performance.now() - t0) / 1000;
   ctx.log.info({ event: 'counted', round: task.round, marginals: req.marginals, cells: req.cells, sigma: req.sigma, capped },
-    `round ${task.round}: counted ${req.marginals} marginal(s), ${req.cells} cells, noise share σ/√m with σ = ${req.sigma.toPrecision(4)}${capped ? ` (${capped} cell(s) capped at ${m.units.cap})` : ''}`);
+    `round ${task.round}: counted ${req.marginals} marginal(s), ${req.cells} cells, noise share σ/√m with σ = ${req.sigma.toPrecision(4)}${units.resolution > 1 ? ` (${units.resolution} counts per HE quantum)` : ''}${capped ? ` (${capped} cell(s) capped at ${units.cap})` : ''}`);
   return { losses: [], trainSeconds: seconds, trainCpuMs: cpuMsBetween(cpu), delta: values };
 }
