@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { manifestHash, parseManifest, privacyPolicyOf, secureAggregationOf } from '@fedtwin/consortium';
 import { createRng, fillNormal } from '@fedtwin/models';
 import { UpdateHeader, type JoinResponse } from '@fedtwin/protocol';
+import { RdpAccountant } from '@fedtwin/dp';
+import { scheduleFor } from '@fedtwin/marginals';
 import { agreedJoin } from '../src/consortium-check.ts';
+import { rebuildSpending, savedEpsilon, type OwnLedgerEntry } from '../src/privacy.ts';
 import { countNoiseShare } from '../src/marginals/noise.ts';
 import { addReleased, roundUnits, toWire } from '../src/marginals/wire.ts';
 
@@ -70,6 +73,22 @@ describe('marginals member', () => {
     expect(addReleased(new Float32Array(1), sum, u)[0]).toBeCloseTo(30_000, 1);
     // plaintext float32: never
     expect(roundUnits({ unit: 1, qmax: 2 ** 24 }, 5000).resolution).toBe(1);
+  });
+
+  it('a member that lost its state rebuilds its spending from its signed entries by replaying the schedule\'s mechanisms', () => {
+    const schema = { target: 'y', columns: [{ name: 'a', kind: 'numeric' as const, min: 0, max: 100, integer: true, decimals: 0 }, { name: 'y', kind: 'categorical' as const, categories: ['0', '1'] }] };
+    const plan = scheduleFor(schema, {}, { epsilon: 8, delta: 1e-5 }).plan;
+    const acc = new RdpAccountant();
+    const entries: OwnLedgerEntry[] = plan.mechanisms.map((m, i) => ({ index: 10 + i, leafHash: 'x'.repeat(64), type: 'contribution', round: i + 1, epsilonTotal: acc.compose(m).getEpsilon(1e-5).epsilon, delta: 1e-5 }));
+    const policy = { mode: 'record' as const, epsilon: 8, delta: 1e-5, record: { clip: 1 } };
+    const input = { policy, rows: 100, training: { batchSize: 32, epochs: 1 }, totalRounds: 3, own: {}, roundMechanism: (r: number) => plan.mechanisms[r - 1] };
+    const r = rebuildSpending(entries, input);
+    expect(r.lastRound).toBe(3);
+    expect(savedEpsilon(r.privacy, 'record', 1e-5)).toBeCloseTo(entries[2]!.epsilonTotal!, 9);
+    expect(savedEpsilon(r.privacy, 'record', 1e-5)).toBeLessThanOrEqual(8);
+    // an entry that signed less than its round's mechanism spends is not a spending to rebuild from
+    const forged = entries.map((e, i) => (i === 1 ? { ...e, epsilonTotal: e.epsilonTotal! * 0.9 } : e));
+    expect(() => rebuildSpending(forged, input)).toThrow(expect.objectContaining({ code: 'NODE_BUDGET_UNRECOVERABLE' }));
   });
 
   it('the update header names its payload: counts or model-delta, nothing else', () => {

@@ -6,6 +6,7 @@ import { LedgerSyncResponse, MAX_LEDGER_SYNC_BYTES, Protocols, bytesToF32, f32To
 import { versionHash } from '@fedtwin/strategy';
 import type { NodeInit } from '../api.ts';
 import type { ModelWeights } from '../member-model.ts';
+import type { SampledGaussian } from '@fedtwin/dp';
 import type { AggregatorCall } from '../call.ts';
 import { rebuildSpending, savedEpsilon, type OwnLedgerEntry, type RebuiltSpending } from '../privacy.ts';
 import type { NodeState, NodeStore } from '../store.ts';
@@ -24,6 +25,8 @@ export interface LedgerCheck {
   witness: Witness | undefined;
   call: AggregatorCall;
   rows: number;
+  /** The marginals generator: each round's mechanism from the public schedule (the rebuild replays those). */
+  roundMechanism?: ((round: number) => SampledGaussian | undefined) | undefined;
   /** With a unit column: DP-SGD's q is batchSize / unitCount, and the rebuild replays at that q. */
   unitCount?: number | undefined;
 }
@@ -32,7 +35,7 @@ export async function resumeState(init: NodeInit, store: NodeStore, join: JoinRe
   const saved = await store.load();
   const genesis = genesisModelVersion({ consortium: join.consortium, modelValues: join.modelValues, strategy: join.strategy, model: join.model, manifestHash: init.consortium.hash });
   const own = ledger?.witness ? await ownLedgerEntries(ledger.witness, ledger.call, init.host.peerId, saved?.state.ledgerLeaves ?? []) : [];
-  const rebuild = () => rebuildSpending(own, { policy: join.privacy, rows: ledger!.rows, unitCount: ledger!.unitCount, training: init.consortium.manifest.training, totalRounds: join.totalRounds, own: init.privacy ?? {} });
+  const rebuild = () => rebuildSpending(own, { policy: join.privacy, rows: ledger!.rows, unitCount: ledger!.unitCount, training: init.consortium.manifest.training, totalRounds: join.totalRounds, own: init.privacy ?? {}, roundMechanism: ledger!.roundMechanism });
   if (!saved) {
     const global = vae.getSharedWeights();
     let state: NodeState = { version: 0, hash: versionHash(global), base: genesis, lastRound: 0, contributions: [], losses: [] };
