@@ -201,7 +201,7 @@ const REPLAY_TOLERANCE = 1e-9;
  * count N (or unit count U) is not in the ledger under DP, so a CSV changed since the last contribution, with only
  * that one entry after a z change to go by, is taken at its current N (U).
  */
-export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { policy: PrivacyPolicy; rows: number; unitCount?: number; training: Pick<TrainingConfig, 'batchSize' | 'epochs'>; totalRounds: number; own: SiteBudget; roundMechanism?: ((round: number) => SampledGaussian | undefined) | undefined }): RebuiltSpending {
+export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { policy: PrivacyPolicy; rows: number; unitCount?: number; training: Pick<TrainingConfig, 'batchSize' | 'epochs'>; totalRounds: number; own: SiteBudget; scheduled?: readonly SampledGaussian[] | undefined }): RebuiltSpending {
   const { policy } = input;
   const sorted = [...entries].sort((a, b) => a.index - b.index);
   const budgets = openBudgets(undefined, policy, input.own);
@@ -233,12 +233,13 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
       const after = (a: RdpAccountant, m: SampledGaussian) => a.clone().compose(m).getEpsilon(delta).epsilon;
       const matches = (x: number) => Math.abs(x - signed) <= REPLAY_TOLERANCE * Math.max(1e-12, signed);
       let mech: SampledGaussian;
-      if (main === 'record' && input.roundMechanism) {
-        // The marginals generator: each round's mechanism is fixed by the public schedule, never by this member's data.
-        const scheduled = input.roundMechanism(e.round);
-        if (!scheduled) throw unrecoverable(`round ${e.round} has no mechanism in the marginals schedule`);
-        mech = scheduled;
-        if (!matches(after(acc.record, mech))) throw unrecoverable(`round ${e.round} signed ε = ${signed}, the marginals schedule's mechanism (q = 1, z = ${mech.noiseMultiplier}, ${mech.steps} count vectors) replays to ${after(acc.record, mech)}`);
+      if (main === 'record' && input.scheduled) {
+        // The marginals generator: every contribution is one of the public schedule's measurements (a failed round's
+        // measurement is made again under a later round number, so the entry's round does not say which): the one
+        // whose mechanism reproduces the signed total. The mechanisms differ in z and steps, so at most one does.
+        const found = input.scheduled.find((m) => matches(after(acc.record, m)));
+        if (!found) throw unrecoverable(`round ${e.round} signed ε = ${signed}, which none of the marginals schedule's mechanisms (q = 1, z = ${input.scheduled.map((m) => m.noiseMultiplier.toPrecision(4)).join(' / ')}) reproduces`);
+        mech = found;
       } else if (main === 'site') {
         mech = { sampleRate: siteStep!.sampleRate, noiseMultiplier: siteStep!.noiseMultiplier, steps: 1 };
         if (!matches(after(acc.site, mech))) throw unrecoverable(`round ${e.round} signed ε = ${signed}, the manifest's site-level mechanism (q = 1, z = ${siteStep!.noiseMultiplier}) replays to ${after(acc.site, mech)}`);

@@ -61,8 +61,8 @@ async function setUp(deps: RunDeps, res: Resources): Promise<NodeContext> {
   checkModelSize(model.weights, join);
   const scheme = res.scheme = await openScheme(init, join, link.call, deps.giveUpMs);
   const witness = res.witness = await openMemberWitness(init, join);
-  const roundMechanism = model.kind === 'marginals' ? (r: number) => model.marginals.schedule.plan.mechanisms[r - 1] : undefined;
-  const resumed = await resumeState(init, deps.store, join, model.weights, { witness, call: link.call, rows: data.rows, unitCount, roundMechanism });
+  const scheduled = model.kind === 'marginals' ? model.marginals.schedule.plan.mechanisms : undefined;
+  const resumed = await resumeState(init, deps.store, join, model.weights, { witness, call: link.call, rows: data.rows, unitCount, scheduled });
   const privacy = openPrivacy(init, join, resumed.state);
   return {
     init, host: init.host, log: init.logger, store: deps.store, call: link.call, signal: deps.signal, stopped: deps.stopped,

@@ -81,7 +81,7 @@ describe('marginals member', () => {
     const acc = new RdpAccountant();
     const entries: OwnLedgerEntry[] = plan.mechanisms.map((m, i) => ({ index: 10 + i, leafHash: 'x'.repeat(64), type: 'contribution', round: i + 1, epsilonTotal: acc.compose(m).getEpsilon(1e-5).epsilon, delta: 1e-5 }));
     const policy = { mode: 'record' as const, epsilon: 8, delta: 1e-5, record: { clip: 1 } };
-    const input = { policy, rows: 100, training: { batchSize: 32, epochs: 1 }, totalRounds: 3, own: {}, roundMechanism: (r: number) => plan.mechanisms[r - 1] };
+    const input = { policy, rows: 100, training: { batchSize: 32, epochs: 1 }, totalRounds: 3, own: {}, scheduled: plan.mechanisms };
     const r = rebuildSpending(entries, input);
     expect(r.lastRound).toBe(3);
     expect(savedEpsilon(r.privacy, 'record', 1e-5)).toBeCloseTo(entries[2]!.epsilonTotal!, 9);
@@ -89,6 +89,13 @@ describe('marginals member', () => {
     // an entry that signed less than its round's mechanism spends is not a spending to rebuild from
     const forged = entries.map((e, i) => (i === 1 ? { ...e, epsilonTotal: e.epsilonTotal! * 0.9 } : e));
     expect(() => rebuildSpending(forged, input)).toThrow(expect.objectContaining({ code: 'NODE_BUDGET_UNRECOVERABLE' }));
+    // A failed round made measurement 2 twice (rounds 2 and 3, then 4 for the tree): replayed as such.
+    const again = new RdpAccountant();
+    const seq = [plan.mechanisms[0]!, plan.mechanisms[1]!, plan.mechanisms[1]!, plan.mechanisms[2]!];
+    const retried: OwnLedgerEntry[] = seq.map((m, i) => ({ index: 20 + i, leafHash: 'y'.repeat(64), type: 'contribution', round: i + 1, epsilonTotal: again.compose(m).getEpsilon(1e-5).epsilon, delta: 1e-5 }));
+    const rr = rebuildSpending(retried, input);
+    expect(rr.lastRound).toBe(4);
+    expect(savedEpsilon(rr.privacy, 'record', 1e-5)).toBeCloseTo(retried[3]!.epsilonTotal!, 9);
   });
 
   it('the update header names its payload: counts or model-delta, nothing else', () => {

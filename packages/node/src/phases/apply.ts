@@ -60,9 +60,10 @@ async function applyNext(ctx: NodeContext): Promise<void> {
     await sendVerdict(ctx, { round: agg.round, version: v, body, participants: agg.participants.length, valid: false, reason: err.message });
     throw new AggregateUnusable(v, err.message);
   }
-  // A model delta is averaged in by the strategy; a count vector is added to the counts released so far.
+  // A model delta is averaged in by the strategy; a count vector is added to the counts released so far
+  // (aggregate v is the schedule's measurement v, whatever round number it was summed in).
   ctx.global = ctx.model.kind === 'marginals'
-    ? addReleased(ctx.global, decoded, unitsFor(ctx.model.marginals, agg.round, ctx.consortium.manifest.rounds.minParticipants))
+    ? addReleased(ctx.global, decoded, unitsFor(ctx.model.marginals, agg.version, ctx.consortium.manifest.rounds.minParticipants))
     : ctx.strategy.applyAggregate(ctx.global, decoded, agg.totalWeight, agg.participants.length);
   ctx.state = { ...ctx.state, version: v, hash: versionHash(ctx.global), base: nextModelVersion(ctx.state.base!, sha256Hex(body)) };
   const tSave = performance.now();

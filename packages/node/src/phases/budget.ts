@@ -9,7 +9,7 @@ import { persist, type NodeContext, type Privacy } from '../context.ts';
 import { calibrateRecordNoise, checkAffordable, looserConfig, openBudgets, planRound, recordRound, type RoundPlan } from '../privacy.ts';
 import type { NodeState } from '../store.ts';
 import { spentSummary } from '../util.ts';
-import { countPlan } from './count.ts';
+import { countPlan, measurementOf } from './count.ts';
 
 type OpenTask = Extract<TaskResponse, { status: 'open' }>;
 export type Affordability = ReturnType<typeof checkAffordable>;
@@ -54,7 +54,7 @@ function noiseSource(init: NodeInit): Privacy['normal'] {
 /** This round's plan and what it would spend; undefined if this member refuses the round (the refusal is persisted and sent). */
 export async function planOrRefuse(ctx: NodeContext, task: OpenTask): Promise<{ plan: RoundPlan; check: Affordability } | undefined> {
   const { policy, budgets } = ctx.privacy;
-  const plan = ctx.model.kind === 'marginals' ? countPlan(ctx, task.round) : planRound(policy, ctx.data.rows, task.training, recordNoise(ctx, task), ctx.unitCount);
+  const plan = ctx.model.kind === 'marginals' ? countPlan(ctx, measurementOf(task)) : planRound(policy, ctx.data.rows, task.training, recordNoise(ctx, task), ctx.unitCount);
   const check = checkAffordable(budgets, plan);
   if (!check.affordable || ctx.state.privacy?.refused) {
     await refuse(ctx, task.round, check);

@@ -19,12 +19,21 @@ export function marginalsOf(ctx: NodeContext): MarginalsMember {
 }
 
 /**
- * The mechanism this round charges, from the schedule (the same on every member): one q = 1 Gaussian over the
- * round's count vectors at σ/Δ (undefined with DP off). What the budget checks and the ledger entry records.
+ * Which of the schedule's measurements a round makes: the one after the aggregates already applied. A round that
+ * failed (too few contributions by its deadline) publishes nothing and is opened again under the next round
+ * number with the same base, so round numbers can run past 3; the aggregate count cannot.
  */
-export function countPlan(ctx: NodeContext, round: number): RoundPlan {
+export function measurementOf(task: { baseVersion: number }): number {
+  return task.baseVersion + 1;
+}
+
+/**
+ * The mechanism this measurement charges, from the schedule (the same on every member): one q = 1 Gaussian over
+ * its count vectors at σ/Δ (undefined with DP off). What the budget checks and the ledger entry records.
+ */
+export function countPlan(ctx: NodeContext, measurement: number): RoundPlan {
   const m = marginalsOf(ctx);
-  const mech = m.schedule.plan.mechanisms[round - 1];
+  const mech = m.schedule.plan.mechanisms[measurement - 1];
   if (ctx.privacy.policy.mode === 'off' || mech === undefined) return {};
   return { record: { ...mech, clip: m.schedule.plan.sensitivity } };
 }
@@ -34,20 +43,21 @@ export async function countLocal(ctx: NodeContext, task: OpenTask, plan: RoundPl
   const m = marginalsOf(ctx);
   const cpu = process.cpuUsage();
   const t0 = performance.now();
-  const req = m.fit.contribution(task.round, ctx.global, m.table);
+  const measurement = measurementOf(task);
+  const req = m.fit.contribution(measurement, ctx.global, m.table);
   if ((req.mechanism?.noiseMultiplier ?? 0) !== (plan.record?.noiseMultiplier ?? 0) || (req.mechanism?.steps ?? 0) !== (plan.record?.steps ?? 0)) {
     throw new FedtwinError('NODE_PRIVACY_MISMATCH', `round ${task.round}: the counts would be noised as σ ${req.sigma}, ${req.mechanism?.steps ?? 0} vectors; the accountant planned z ${plan.record?.noiseMultiplier ?? 0}, ${plan.record?.steps ?? 0}`);
   }
   const exact = req.values;
   const noisy = countNoiseShare(exact, req.sigma, ctx.consortium.manifest.rounds.minParticipants, ctx.privacy.normal);
-  const units = unitsFor(m, task.round, ctx.consortium.manifest.rounds.minParticipants);
+  const units = unitsFor(m, measurement, ctx.consortium.manifest.rounds.minParticipants);
   const wire = toWire(noisy, exact, units);
   const capped = wire.capped;
   // The whole vector: this round's segment, zeros for the others (public: no one's counts).
   const values = new Float32Array(m.fit.values);
   values.set(wire.values, req.offset);
   const seconds = (performance.now() - t0) / 1000;
-  ctx.log.info({ event: 'counted', round: task.round, marginals: req.marginals, cells: req.cells, sigma: req.sigma, capped },
-    `round ${task.round}: counted ${req.marginals} marginal(s), ${req.cells} cells, noise share σ/√m with σ = ${req.sigma.toPrecision(4)}${units.resolution > 1 ? ` (${units.resolution} counts per HE quantum)` : ''}${capped ? ` (${capped} cell(s) capped at ${units.cap})` : ''}`);
+  ctx.log.info({ event: 'counted', round: task.round, measurement, marginals: req.marginals, cells: req.cells, sigma: req.sigma, capped },
+    `round ${task.round} (measurement ${measurement} of 3): counted ${req.marginals} marginal(s), ${req.cells} cells, noise share σ/√m with σ = ${req.sigma.toPrecision(4)}${units.resolution > 1 ? ` (${units.resolution} counts per HE quantum)` : ''}${capped ? ` (${capped} cell(s) capped at ${units.cap})` : ''}`);
   return { losses: [], trainSeconds: seconds, trainCpuMs: cpuMsBetween(cpu), delta: values };
 }

@@ -25,8 +25,8 @@ export interface LedgerCheck {
   witness: Witness | undefined;
   call: AggregatorCall;
   rows: number;
-  /** The marginals generator: each round's mechanism from the public schedule (the rebuild replays those). */
-  roundMechanism?: ((round: number) => SampledGaussian | undefined) | undefined;
+  /** The marginals generator: the public schedule's mechanisms (the rebuild replays those). */
+  scheduled?: readonly SampledGaussian[] | undefined;
   /** With a unit column: DP-SGD's q is batchSize / unitCount, and the rebuild replays at that q. */
   unitCount?: number | undefined;
 }
@@ -35,7 +35,7 @@ export async function resumeState(init: NodeInit, store: NodeStore, join: JoinRe
   const saved = await store.load();
   const genesis = genesisModelVersion({ consortium: join.consortium, modelValues: join.modelValues, strategy: join.strategy, model: join.model, manifestHash: init.consortium.hash });
   const own = ledger?.witness ? await ownLedgerEntries(ledger.witness, ledger.call, init.host.peerId, saved?.state.ledgerLeaves ?? []) : [];
-  const rebuild = () => rebuildSpending(own, { policy: join.privacy, rows: ledger!.rows, unitCount: ledger!.unitCount, training: init.consortium.manifest.training, totalRounds: join.totalRounds, own: init.privacy ?? {}, roundMechanism: ledger!.roundMechanism });
+  const rebuild = () => rebuildSpending(own, { policy: join.privacy, rows: ledger!.rows, unitCount: ledger!.unitCount, training: init.consortium.manifest.training, totalRounds: join.totalRounds, own: init.privacy ?? {}, scheduled: ledger!.scheduled });
   if (!saved) {
     const global = vae.getSharedWeights();
     let state: NodeState = { version: 0, hash: versionHash(global), base: genesis, lastRound: 0, contributions: [], losses: [] };
