@@ -33,8 +33,10 @@ export function measurementOf(task: { baseVersion: number }): number {
  */
 export function countPlan(ctx: NodeContext, measurement: number): RoundPlan {
   const m = marginalsOf(ctx);
+  if (ctx.privacy.policy.mode === 'off') return {};
   const mech = m.schedule.plan.mechanisms[measurement - 1];
-  if (ctx.privacy.policy.mode === 'off' || mech === undefined) return {};
+  // Never a free round under DP: a measurement the schedule does not have is not counted at all.
+  if (mech === undefined) throw new FedtwinError('NODE_PRIVACY_MISMATCH', `the marginals schedule has ${m.schedule.plan.mechanisms.length} measurements, not a measurement ${measurement}`);
   return { record: { ...mech, clip: m.schedule.plan.sensitivity } };
 }
 
