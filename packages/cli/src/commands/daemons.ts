@@ -21,7 +21,9 @@ const DEFAULT_FINISH_GRACE_SECONDS = 120;
 const EXIT_DRAIN_MS = 1000;
 
 /** What a first dial gets from an aggregator that is not up (yet): worth waiting for. */
-const AGGREGATOR_DOWN = new Set(['WIRE_DIAL_FAILED', 'WIRE_TIMEOUT', 'WIRE_STREAM_FAILED', 'WIRE_HANDSHAKE_TIMEOUT', 'WIRE_HANDSHAKE_CLOSED']);
+// WIRE_NOT_MEMBER too: a connection dropped right after the handshake is a refusal or an aggregator too busy to
+// finish the upgrade; the join decides after a few quick retries (NOT_MEMBER_RETRIES_BEFORE_JOIN in @fedtwin/node).
+const AGGREGATOR_DOWN = new Set(['WIRE_DIAL_FAILED', 'WIRE_TIMEOUT', 'WIRE_STREAM_FAILED', 'WIRE_HANDSHAKE_TIMEOUT', 'WIRE_HANDSHAKE_CLOSED', 'WIRE_NOT_MEMBER']);
 
 export function registerDaemonCommands(program: Command): void {
   program.command('aggregator').description('The consortium daemon').command('start')
@@ -166,8 +168,8 @@ async function startNode(configPath: string, exitFlag?: boolean): Promise<void> 
   } catch (raw) {
     // Nothing listens (yet): the aggregator may start after this node, or be restarting. The node's
     // join retries as it would mid-run, for up to unreachableGiveUpSeconds. Anything else fails now, with
-    // its own message: a running aggregator that does not admit this peer (WIRE_NOT_MEMBER), another peer
-    // or another service at the address (WIRE_PEER_MISMATCH, WIRE_NOT_LIBP2P) — waiting would not change it.
+    // its own message: another peer or another service at the address (WIRE_PEER_MISMATCH, WIRE_NOT_LIBP2P) —
+    // waiting would not change it. A refusal (WIRE_NOT_MEMBER) is confirmed by the join's few retries.
     const err = explainNetworkError(raw);
     if (!isFedtwinError(err) || !AGGREGATOR_DOWN.has(err.code)) {
       await host.stop();
