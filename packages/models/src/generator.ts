@@ -227,7 +227,7 @@ export function vaeGenerator(schema: TableSchema, state: VaeState): Generator {
       if (!opts.condition) return { schema, rows: draw(rows, seed, uniformMix) };
       const { column, category } = resolveCondition(schema, opts.condition);
       if (column === t) return { schema, rows: draw(rows, seed, classes.map((_, i) => (i === category ? 1 : 0))) };
-      return { schema, rows: rejectionSample(rows, column, opts.condition.value, (n, round) => draw(n, seed + round * 7919, uniformMix)) };
+      return { schema, rows: rejectionSample(rows, column, opts.condition.value, (n, round) => draw(n, (seed + round * 7919) % 2 ** 31, uniformMix)) };
     },
     describe: () => ({ kind: 'vae', ...describeSchema(schema), details: { latentDim: state.latentDim, hidden: state.hidden, classMix: 'uniform unless conditioned' } }),
     save: (privacy, source) => ({
