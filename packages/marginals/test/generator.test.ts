@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createPrng, encodeTable, loadDatasetTable, tableFromCsv, parseCsv, tableToCsv, vaeGenerator, vaeState, createTwinVae, encodedLayout } from '@fedtwin/models';
+import { createPrng, encodeTable, loadDatasetTable, tableFromCsv, parseCsv, tableToCsv, vaeGenerator, vaeState, createTwinVae, encodedLayout, rejectionSample } from '@fedtwin/models';
 import type { TableSchema } from '@fedtwin/models';
 import { fitMst, marginalsGenerator, openSavedModel, rerootTree, sampleTable } from '../src/index.ts';
 
@@ -109,4 +109,30 @@ describe('Generator: vae', () => {
     g.dispose();
     back.dispose();
   });
+
+  it('a non-target categorical column is conditioned by rejection; a value it never draws is GENERATE_CONDITION_TOO_RARE', async () => {
+    const schema: TableSchema = { target: 'y', columns: [
+      { name: 'x', kind: 'numeric', min: 0, max: 1, integer: false, decimals: 2 },
+      { name: 'ward', kind: 'categorical', categories: ['icu', 'general'] },
+      { name: 'y', kind: 'categorical', categories: ['a', 'b'] },
+    ] };
+    const prng = createPrng(2);
+    const t = { schema, rows: Array.from({ length: 300 }, () => [Math.round(prng.next() * 100) / 100, prng.next() < 0.3 ? 'icu' : 'general', prng.next() < 0.5 ? 'a' : 'b']) };
+    const enc = encodeTable(t);
+    const config = { latentDim: 2, hidden: 8, seed: 1 };
+    const vae = createTwinVae({ width: enc.width, segments: enc.segments, classes: enc.classes, ...config });
+    await vae.trainEpochs(enc, { epochs: 2, batchSize: 32, learningRate: 0.01, seed: 1 });
+    const g = vaeGenerator(schema, vaeState(config, vae.getSharedWeights(), vae.getPrivateWeights()));
+    vae.dispose();
+    try {
+      const s = g.sample(100, { seed: 3, condition: { column: 'ward', value: 'icu' } });
+      expect(s.rows).toHaveLength(100);
+      expect(s.rows.every((r) => r[1] === 'icu')).toBe(true);
+    } finally {
+      g.dispose();
+    }
+    // A value the model never draws: the typed error after the bounded number of draws, never a short sample.
+    const never = () => [[0.5, 'general', 'a']];
+    expect(() => rejectionSample(10, 1, 'icu', never, 5000)).toThrow(expect.objectContaining({ code: 'GENERATE_CONDITION_TOO_RARE' }));
+  }, 60_000);
 });
