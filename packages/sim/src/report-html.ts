@@ -52,6 +52,7 @@ ${r.split.rowsPerNode.map((n, i) => `<tr><td>${i}</td><td>${n}</td><td>${esc(JSO
 </table>
 <h2>Privacy and secure aggregation</h2>
 <table><tr><th>what</th><th>value</th></tr>
+<tr><td>generator</td><td>${r.generator === 'marginals' ? 'marginals (federated MST: three rounds of noisy counts; z is σ on the counts, C the sensitivity, q = 1, steps = count vectors)' : 'vae (DP-SGD)'}</td></tr>
 <tr><td>differential privacy</td><td>${r.privacy.mode === 'off' ? 'off' : `${esc(r.privacy.mode)}-level`}</td></tr>
 ${r.privacy.mode === 'off' ? '' : `<tr><td>ε spent (largest member) / budget</td><td>${fmt(r.privacy.epsilon ?? undefined)} / ${r.privacy.budget}</td></tr>
 <tr><td>δ</td><td>${r.privacy.delta}</td></tr>
@@ -64,7 +65,7 @@ ${r.secureAggregation.keyId ? `<tr><td>HE key id</td><td><code>${esc(r.secureAgg
 </table>
 ${r.privacy.audit ? auditSection(r.privacy.audit) : ''}
 <h2>Training loss per round</h2>
-${lineChart(r.lossPerRound.map((n, i) => ({ name: `node ${n.node}`, color: palette(i), points: n.rounds.map((p) => [p.round, p.loss] as [number, number]) })))}
+${r.generator === 'marginals' ? '<p class="muted">The marginals generator trains nothing by gradient: its members send noisy counts (see docs/marginals.md).</p>' : lineChart(r.lossPerRound.map((n, i) => ({ name: `node ${n.node}`, color: palette(i), points: n.rounds.map((p) => [p.round, p.loss] as [number, number]) })))}
 <h2>Fidelity: real vs synthetic, per column</h2>
 <p>Mean score ${fmt(r.fidelity.mean)} (KS complement for numeric columns, TV complement for categorical; 1 = identical). Correlation-matrix distance ${fmt(r.fidelity.correlationDistance)} (0 = identical).</p>
 <p class="legend"><span style="background:#999"></span>real test data (held out)<span style="background:#27c"></span>synthetic (federated)</p>
