@@ -13,6 +13,7 @@ const benches: Record<string, { what: string; args: string[] }> = {
   'round-1m': { what: 'round overhead with a ~1.1M-value model, 10 nodes, BFV vs plaintext, 3 interleaved pairs (target ≤ 1.5×)', args: ['bench/round.ts', '--nodes', '10', '--hidden', '1000', '--epochs', '1', '--rounds', '6', '--repeat', '3'] },
   he: { what: 'HE secure aggregation vs CKKS (NVIDIA FLARE defaults), 1M values x 10 updates', args: [cli, 'bench', 'he'] },
   netns: { what: 'round time across hosts (network namespaces, 20 Mbit/s, 50 ms RTT) vs loopback, 3 hospitals, BFV + DP', args: ['bench/netns.ts'] },
+  scale: { what: 'fedtwin sim with 10, 20 and 50 nodes on this machine: wall time and peak total RSS', args: ['bench/scale.ts'] },
   ledger: { what: 'ledger appends/s batched vs single, proof reads vs log2 n, verify of 1M entries', args: ['bench/ledger.ts'] },
 };
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
