@@ -9,7 +9,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from '@fedtwin/sim';
 import { verifyLedgerDir } from '@fedtwin/ledger';
@@ -24,6 +24,14 @@ const SHAPING = { delayMs: 12.5, rateMbit: 20 };
 const RTT_MS = 50;
 const PORT = 7100;
 const RELAY = fileURLToPath(new URL('./helpers/delay-relay.mjs', import.meta.url));
+const HTTP_PORT = 9464;
+
+/** Runs an ES module snippet with this Node inside a host's namespace; resolves with its stdout. */
+function onHost(exec: readonly string[], code: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(exec[0]!, [...exec.slice(1), process.execPath, '--input-type=module', '-e', code], { timeout: 30_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve(stdout)));
+  });
+}
 
 describe.skipIf(why !== undefined)('an aggregator and three hospitals on separate hosts (network namespaces, 50 ms RTT, 20 Mbit/s)', () => {
   let net: Network | undefined;
@@ -48,7 +56,9 @@ describe.skipIf(why !== undefined)('an aggregator and three hospitals on separat
     });
     // The aggregator takes TCP connections only from the gateway (allowIps); the hospitals come through it.
     const aggConfig = JSON.parse(await readFile(c.aggConfig, 'utf8')) as Record<string, unknown>;
-    await writeFile(c.aggConfig, JSON.stringify({ ...aggConfig, allowIps: [`${gateway.ip}/32`] }));
+    // Metrics and the dashboard on the aggregator host's loopback (one server: the page at /, /metrics), as
+    // docs/deployment.md advises: an operator reaches them on that host (or through an SSH tunnel).
+    await writeFile(c.aggConfig, JSON.stringify({ ...aggConfig, allowIps: [`${gateway.ip}/32`], metrics: { listen: `127.0.0.1:${HTTP_PORT}` }, dashboard: { listen: `127.0.0.1:${HTTP_PORT}` } }));
     const aggEvents: LogEvent[] = [];
     const agg = startDaemon('aggregator', ['aggregator', 'start', '--config', c.aggConfig, '--exit-when-finished', '--finish-grace', '30'], (e) => aggEvents.push(e), undefined, { prefix: aggHost.exec });
     daemons.push(agg);
@@ -90,6 +100,16 @@ describe.skipIf(why !== undefined)('an aggregator and three hospitals on separat
       daemons.push(startDaemon(`node ${i}`, ['node', 'start', '--config', c.nodeConfig(i)], (e) => events.push(e), undefined, { prefix: host.exec }));
     }
     const nodes = daemons.slice(2);
+    // While the hospitals train: scrape the aggregator's metrics and read its dashboard from its own host.
+    await waitFor('round 1 aggregated', async () => (aggEvents.some((e) => e.event === 'round-aggregated') ? true : undefined), 240_000);
+    const scraped = await onHost(aggHost.exec, `const m = await fetch('http://127.0.0.1:${HTTP_PORT}/metrics'); const d = await fetch('http://127.0.0.1:${HTTP_PORT}/api/dashboard'); const p = await fetch('http://127.0.0.1:${HTTP_PORT}/');
+      console.log(JSON.stringify({ metrics: m.status, text: await m.text(), dashboard: d.status, json: await d.json(), page: p.status }));`);
+    const view = JSON.parse(scraped) as { metrics: number; text: string; dashboard: number; json: unknown; page: number };
+    expect(view.metrics).toBe(200);
+    expect(view.text).toMatch(/^fedtwin_rounds_opened_total\{role="aggregator"\} [1-9]/m);
+    expect(view.text).toMatch(/^fedtwin_contributions_total\{/m);
+    expect([view.dashboard, view.page]).toEqual([200, 200]);
+    expect(JSON.stringify(view.json)).toContain(c.nodeIds[0]!);
     const codes = await Promise.race([
       Promise.all(nodes.map((d) => d.exited)),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`members did not finish: ${nodeEvents.map((ev) => ev.slice(-4).map((e) => `${e.event} ${e.msg}`).join(' / ')).join(' | ')}`)), 240_000)),
