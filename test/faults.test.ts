@@ -64,11 +64,22 @@ describe('faults', () => {
     await saveIdentity(join(c.dir, 'stranger.key'), stranger);
     await c.writeNodeConfig(0);
     const cfg = JSON.parse(await readFile(c.nodeConfig(0), 'utf8'));
+    // With the consortium's manifest, the stranger's own node already says it is not a member (exit 3).
     await writeFile(join(c.dir, 'stranger.json'), JSON.stringify({ ...cfg, identity: 'stranger.key', dataDir: 'stranger-data' }));
-    const r = await runCli(['node', 'start', '--config', join(c.dir, 'stranger.json')]);
-    expect(r.code).toBe(1);
+    const own = await runCli(['node', 'start', '--config', join(c.dir, 'stranger.json')]);
+    expect(own.code, own.stderr).toBe(3);
+    expect(own.stderr).toMatch(/CONSORTIUM_MISMATCH.*not in the consortium manifest's members/);
+    // With a manifest of its own that lists it, the aggregator's gate refuses it: WIRE_NOT_MEMBER within seconds
+    // (a few quick retries first, since an overloaded aggregator drops a fresh connection the same way).
+    const forged = { ...c.manifest, members: [...c.manifest.members, { peerId: peerIdOf(stranger) }] };
+    await writeFile(join(c.dir, 'stranger-manifest.json'), JSON.stringify(forged));
+    await writeFile(join(c.dir, 'stranger2.json'), JSON.stringify({ ...cfg, consortium: 'stranger-manifest.json', identity: 'stranger.key', dataDir: 'stranger2-data' }));
+    const t0 = Date.now();
+    const r = await runCli(['node', 'start', '--config', join(c.dir, 'stranger2.json')]);
+    expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/WIRE_NOT_MEMBER/);
     expect(r.stderr).toMatch(/allowlist|member/i);
+    expect(Date.now() - t0).toBeLessThan(30_000);
     expect(agg.daemon.child.exitCode).toBeNull();
     expect(agg.events.some((e) => e.event === 'member-joined')).toBe(false);
     // A listed member still gets through afterwards.
