@@ -57,7 +57,7 @@ export type {
   LogisticRegressionModel,
   UtilityResult,
 } from './evaluate.ts';
-export { forestUtility, minorityRecall, type ClassifierUtility, type ForestOptions } from './forest.ts';
+export { forestUtility, minorityRecall, DEFAULT_FOREST_TREES, type ClassifierUtility, type ForestOptions } from './forest.ts';
 export { dcrReport, membershipInferenceAuc, distancePoints, nearestDistances, type DcrReport, type MiaReport } from './privacy-eval.ts';
 export { BUILTIN_DATASETS, builtinDataset, defaultDataDir, loadDataset, loadDatasetTable, applyBinning, subsetTable } from './datasets.ts';
 export type { BuiltinDataset, BuiltinDatasetName, Binning, Dataset, LoadDatasetOptions, LoadTableOptions } from './datasets.ts';
