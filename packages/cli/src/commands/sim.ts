@@ -97,7 +97,7 @@ export function registerSimCommand(program: Command): void {
       if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
       else {
         process.stdout.write([
-          `fedtwin sim done in ${report.wallSeconds.toFixed(1)} s (${report.nodes} nodes, ${report.rounds} rounds, ${report.dataset}, seed ${report.seed}, backend ${report.backend})`,
+          `fedtwin sim done in ${report.wallSeconds.toFixed(1)} s (${report.generator} generator, ${report.nodes} nodes, ${report.rounds} rounds, ${report.dataset}, seed ${report.seed}, backend ${report.backend})`,
           `  TSTR AUC  federated ${t.federated.toFixed(3)}  local-only ${t.localOnly.toFixed(3)}  centralized ${t.centralized.toFixed(3)}  (TRTR ${report.utility.trtrAuc.toFixed(3)})`,
           `  privacy   ${report.privacy.mode === 'off' ? 'off' : `${report.privacy.mode}-level DP, ε = ${formatEpsilon(report.privacy.epsilon)} of budget ${formatEpsilon(report.privacy.budget)} (δ = ${report.privacy.delta}), noise z = ${formatLowerBound(report.privacy.noiseMultiplier)}, clip ${report.privacy.clip}`}`,
           `  secure aggregation  ${report.secureAggregation.scheme}${report.secureAggregation.polyModulusDegree ? ` N=${report.secureAggregation.polyModulusDegree}` : ''}, each member's upload is ${report.secureAggregation.bytesPerValue.toFixed(2)} bytes per model value (mean per contribution ÷ values in the shared model; ${report.secureAggregation.ratioToFloat32.toFixed(2)}× sending them as float32)`,
