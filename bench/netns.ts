@@ -3,20 +3,16 @@
 // 20 Mbit/s per host and a 50 ms round trip (netem, or the gateway forwarder where the kernel has no netem:
 // test/helpers/netns.ts). Pairs are interleaved because this machine's speed drifts between runs.
 //   node bench/netns.ts [--rounds 4] [--hidden 256] [--repeat 2]
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from '@fedtwin/sim';
+import type { Daemon } from '@fedtwin/sim';
 import { createConsortium } from '../test/helpers/consortium.ts';
-import { createNetwork, netnsUnavailable, type Network } from '../test/helpers/netns.ts';
+import { createNetwork, netnsUnavailable, startForwarder, type Network } from '../test/helpers/netns.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '4' }, hidden: { type: 'string', default: '256' }, repeat: { type: 'string', default: '2' } } });
 const rounds = Number(values.rounds);
 const hidden = Number(values.hidden);
 const repeat = Number(values.repeat);
-const RELAY = fileURLToPath(new URL('../test/helpers/delay-relay.mjs', import.meta.url));
 const PORT = 7100;
 
 const why = netnsUnavailable();
@@ -28,7 +24,6 @@ if (why) {
 /** Seconds from round-open to round-aggregated for rounds 2.. (round 1 also carries the HE key ceremony). */
 async function run(mode: 'loopback' | 'netns'): Promise<number[]> {
   let net: Network | undefined;
-  const daemons: Daemon[] = [];
   const relays: ChildProcess[] = [];
   const agg = mode === 'netns' ? (net = createNetwork(['aggregator', 'gateway', 'h0', 'h1', 'h2'], { delayMs: 12.5, rateMbit: 20 })).hosts.get('aggregator')! : undefined;
   const c = await createConsortium({
@@ -38,37 +33,29 @@ async function run(mode: 'loopback' | 'netns'): Promise<number[]> {
     manifest: { model: { kind: 'vae', latentDim: 8, hidden, seed: 1 } },
   });
   try {
-    const events: LogEvent[] = [];
-    const a = startDaemon('aggregator', ['aggregator', 'start', '--config', c.aggConfig], (e) => events.push(e), undefined, agg ? { prefix: agg.exec } : {});
-    daemons.push(a);
-    const l = await waitFor('aggregator listening', async () => {
-      if (a.child.exitCode !== null) throw new Error(`aggregator exited: ${a.stderrTail()}`);
-      return readFile(join(c.dir, 'agg-data', 'listening.json'), 'utf8').then((t) => { try { return JSON.parse(t) as { addrs: string[] }; } catch { return undefined; } }, () => undefined);
-    }, 60_000);
-    let address = l.addrs[0]!;
+    const a = await c.startAggregator(agg ? { prefix: agg.exec } : {});
+    let address = a.address;
     if (net && agg) {
       const gw = net.hosts.get('gateway')!;
-      const relay = spawn(gw.exec[0]!, [...gw.exec.slice(1), process.execPath, RELAY, gw.ip, String(PORT), agg.ip, String(PORT), String(net.delayInKernel ? 0 : 25)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      relays.push(relay);
-      await new Promise<void>((resolve) => relay.stdout!.once('data', () => resolve()));
+      relays.push(await startForwarder(gw, agg, PORT, net.delayInKernel ? 0 : 25));
       address = `/ip4/${gw.ip}/tcp/${PORT}/p2p/${c.aggregatorId}`;
     }
+    const nodes: Daemon[] = [];
     for (let i = 0; i < 3; i++) {
       await c.writeNodeConfig(i, { aggregator: { peerId: c.aggregatorId, address } });
-      daemons.push(startDaemon(`node ${i}`, ['node', 'start', '--config', c.nodeConfig(i)], () => undefined, undefined, net ? { prefix: net.hosts.get(`h${i}`)!.exec } : {}));
+      nodes.push(c.startNode(i, [], net ? { prefix: net.hosts.get(`h${i}`)!.exec } : {}).daemon);
     }
-    const codes = await Promise.all(daemons.slice(1).map((d) => d.exited));
-    if (codes.some((x) => x !== 0)) throw new Error(`a node failed: ${daemons.slice(1).map((d) => d.stderrTail()).join(' | ')}`);
+    const codes = await Promise.all(nodes.map((d) => d.exited));
+    if (codes.some((x) => x !== 0)) throw new Error(`a node failed: ${nodes.map((d) => d.stderrTail()).join(' | ')}`);
     const opened = new Map<number, number>();
     const out: number[] = [];
-    for (const e of events) {
+    for (const e of a.events) {
       if (e.event === 'round-open') opened.set(Number(e.round), Date.parse(String(e.time)));
       if (e.event === 'round-aggregated' && Number(e.round) > 1) out.push((Date.parse(String(e.time)) - opened.get(Number(e.round))!) / 1000);
     }
     return out;
   } finally {
     for (const r of relays) r.kill('SIGKILL');
-    for (const d of daemons) await stopDaemon(d, 2000);
     await c.cleanup();
     net?.destroy();
   }

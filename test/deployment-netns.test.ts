@@ -9,12 +9,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from '@fedtwin/sim';
 import { verifyLedgerDir } from '@fedtwin/ledger';
 import { createConsortium, runCli, type Consortium } from './helpers/consortium.ts';
-import { createNetwork, netnsUnavailable, type Network } from './helpers/netns.ts';
+import { createNetwork, netnsUnavailable, startForwarder, type Network } from './helpers/netns.ts';
 
 const why = netnsUnavailable();
 if (why) console.warn(`skipping the multi-host (network namespace) test: ${why}`);
@@ -23,7 +22,6 @@ if (why) console.warn(`skipping the multi-host (network namespace) test: ${why}`
 const SHAPING = { delayMs: 12.5, rateMbit: 20 };
 const RTT_MS = 50;
 const PORT = 7100;
-const RELAY = fileURLToPath(new URL('./helpers/delay-relay.mjs', import.meta.url));
 const HTTP_PORT = 9464;
 
 /** Runs an ES module snippet with this Node inside a host's namespace; resolves with its stdout. */
@@ -59,23 +57,11 @@ describe.skipIf(why !== undefined)('an aggregator and three hospitals on separat
     // Metrics and the dashboard on the aggregator host's loopback (one server: the page at /, /metrics), as
     // docs/deployment.md advises: an operator reaches them on that host (or through an SSH tunnel).
     await writeFile(c.aggConfig, JSON.stringify({ ...aggConfig, allowIps: [`${gateway.ip}/32`], metrics: { listen: `127.0.0.1:${HTTP_PORT}` }, dashboard: { listen: `127.0.0.1:${HTTP_PORT}` } }));
-    const aggEvents: LogEvent[] = [];
-    const agg = startDaemon('aggregator', ['aggregator', 'start', '--config', c.aggConfig, '--exit-when-finished', '--finish-grace', '30'], (e) => aggEvents.push(e), undefined, { prefix: aggHost.exec });
-    daemons.push(agg);
-    const listening = await waitFor('the aggregator to listen in its namespace', async () => {
-      if (agg.child.exitCode !== null) throw new Error(`aggregator exited: ${agg.stderrTail()}`);
-      return readFile(join(c!.dir, 'agg-data', 'listening.json'), 'utf8').then((t) => { try { return JSON.parse(t) as { addrs: string[] }; } catch { return undefined; } }, () => undefined);
-    }, 60_000);
-    expect(listening.addrs.some((a) => a.startsWith(`/ip4/${aggHost.ip}/tcp/${PORT}/`)), `listening on ${listening.addrs.join(', ')}`).toBe(true);
+    const { events: aggEvents, daemon: agg, address: listening } = await c.startAggregator({ args: ['--exit-when-finished', '--finish-grace', '30'], prefix: aggHost.exec });
+    expect(listening.startsWith(`/ip4/${aggHost.ip}/tcp/${PORT}/`), `listening on ${listening}`).toBe(true);
     // The gateway forwards its port to the aggregator (a port forward on the consortium's firewall); the
     // hospitals are given the gateway's address and the aggregator's peer ID, which Noise checks end to end.
-    const relayDelay = net.delayInKernel ? 0 : RTT_MS / 2;
-    const relay = spawn(gateway.exec[0]!, [...gateway.exec.slice(1), process.execPath, RELAY, gateway.ip, String(PORT), aggHost.ip, String(PORT), String(relayDelay)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    relays.push(relay);
-    await new Promise<void>((resolve, reject) => {
-      relay.stdout!.once('data', () => resolve());
-      relay.once('exit', (code) => reject(new Error(`the gateway's forwarder exited with ${code}`)));
-    });
+    relays.push(await startForwarder(gateway, aggHost, PORT, net.delayInKernel ? 0 : RTT_MS / 2));
     const address = `/ip4/${gateway.ip}/tcp/${PORT}/p2p/${c.aggregatorId}`;
 
     // A member dialling the aggregator's own address, around the gateway, is closed before the handshake.
@@ -92,14 +78,13 @@ describe.skipIf(why !== undefined)('an aggregator and three hospitals on separat
     await waitFor('the aggregator to log the refused address', async () => (aggEvents.some((e) => /not in allowIps/.test(String(e.msg))) ? true : undefined), 10_000);
 
     const nodeEvents: LogEvent[][] = [];
+    const nodes: Daemon[] = [];
     for (let i = 0; i < 3; i++) {
-      const host = net.hosts.get(`hospital-${i}`)!;
       await c.writeNodeConfig(i, { aggregator: { peerId: c.aggregatorId, address } });
-      const events: LogEvent[] = [];
-      nodeEvents.push(events);
-      daemons.push(startDaemon(`node ${i}`, ['node', 'start', '--config', c.nodeConfig(i)], (e) => events.push(e), undefined, { prefix: host.exec }));
+      const n = c.startNode(i, [], { prefix: net.hosts.get(`hospital-${i}`)!.exec });
+      nodeEvents.push(n.events);
+      nodes.push(n.daemon);
     }
-    const nodes = daemons.slice(2);
     // While the hospitals train: scrape the aggregator's metrics and read its dashboard from its own host.
     await waitFor('round 1 aggregated', async () => (aggEvents.some((e) => e.event === 'round-aggregated') ? true : undefined), 240_000);
     const scraped = await onHost(aggHost.exec, `const m = await fetch('http://127.0.0.1:${HTTP_PORT}/metrics'); const d = await fetch('http://127.0.0.1:${HTTP_PORT}/api/dashboard'); const p = await fetch('http://127.0.0.1:${HTTP_PORT}/');

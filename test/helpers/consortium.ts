@@ -18,8 +18,9 @@ export interface Consortium {
   aggConfig: string;
   nodeConfig(i: number): string;
   /** `crashAt`: this aggregator process kills itself at that crash point (FEDTWIN_CRASH_AT, packages/aggregator/src/crash-points.ts). */
-  startAggregator(opts?: { crashAt?: string }): Promise<{ daemon: Daemon; events: LogEvent[]; address: string }>;
-  startNode(i: number, extraArgs?: string[]): { daemon: Daemon; events: LogEvent[] };
+  /** `args`: extra CLI arguments; `prefix`: a command that execs the daemon (e.g. `ip netns exec NS`, test/helpers/netns.ts). */
+  startAggregator(opts?: { crashAt?: string; args?: string[]; prefix?: readonly string[] }): Promise<{ daemon: Daemon; events: LogEvent[]; address: string }>;
+  startNode(i: number, extraArgs?: string[], opts?: { prefix?: readonly string[] }): { daemon: Daemon; events: LogEvent[] };
   writeNodeConfig(i: number, patch?: Record<string, unknown>): Promise<void>;
   cleanup(): Promise<void>;
 }
@@ -85,7 +86,7 @@ export async function createConsortium(opts: {
       if (opts.crashAt) process.env.FEDTWIN_CRASH_AT = opts.crashAt;
       let daemon: Daemon;
       try {
-        daemon = startDaemon('aggregator', ['aggregator', 'start', '--config', aggConfig], (e) => events.push(e));
+        daemon = startDaemon('aggregator', ['aggregator', 'start', '--config', aggConfig, ...(opts.args ?? [])], (e) => events.push(e), undefined, { prefix: opts.prefix });
       } finally {
         delete process.env.FEDTWIN_CRASH_AT;
       }
@@ -97,9 +98,9 @@ export async function createConsortium(opts: {
       address = l.addrs[0]!;
       return { daemon, events, address };
     },
-    startNode(i, extraArgs = []) {
+    startNode(i, extraArgs = [], opts = {}) {
       const events: LogEvent[] = [];
-      const daemon = startDaemon(`node ${i}`, ['node', 'start', '--config', join(dir, `node${i}.json`), ...extraArgs], (e) => events.push(e));
+      const daemon = startDaemon(`node ${i}`, ['node', 'start', '--config', join(dir, `node${i}.json`), ...extraArgs], (e) => events.push(e), undefined, { prefix: opts.prefix });
       daemons.push(daemon);
       return { daemon, events };
     },

@@ -2,7 +2,10 @@
 // address on a private /24, joined by a bridge in a switch namespace (veth pairs), every host's egress shaped
 // by `tc netem` (delay, rate). Everything is created by the test and removed by destroy(); nothing touches the
 // machine's own interfaces. Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN) and iproute2.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const RELAY = fileURLToPath(new URL('./delay-relay.mjs', import.meta.url));
 
 export interface NetHost {
   name: string;
@@ -90,14 +93,18 @@ export function createNetwork(names: readonly string[], shaping: Shaping): Netwo
       ip('-n', ns, 'link', 'set', hostEnd, 'name', 'eth0');
       ip('-n', ns, 'addr', 'add', `${subnet}.${i + 1}/24`, 'dev', 'eth0');
       ip('-n', ns, 'link', 'set', 'eth0', 'up');
-      // netem shapes egress only: each direction of a path is delayed once, at its sender.
+      // netem shapes egress only: each direction of a path is delayed once, at its sender. The first host
+      // finds out whether the kernel has netem; every later host is shaped the same way.
       const tc = (...qdisc: string[]) => execFileSync('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', ...qdisc], { stdio: 'ignore' });
-      try {
-        if (!delayInKernel) throw new Error('no netem');
-        tc('netem', 'delay', `${shaping.delayMs}ms`, 'rate', `${shaping.rateMbit}mbit`);
-      } catch {
-        delayInKernel = false;
-        tc('tbf', 'rate', `${shaping.rateMbit}mbit`, 'burst', '32kbit', 'latency', '400ms');
+      const tbf = () => tc('tbf', 'rate', `${shaping.rateMbit}mbit`, 'burst', '32kbit', 'latency', '400ms');
+      if (!delayInKernel) tbf();
+      else {
+        try {
+          tc('netem', 'delay', `${shaping.delayMs}ms`, 'rate', `${shaping.rateMbit}mbit`);
+        } catch {
+          delayInKernel = false;
+          tbf();
+        }
       }
       hosts.set(name, { name, ns, ip: `${subnet}.${i + 1}`, exec: ['ip', 'netns', 'exec', ns] });
     });
@@ -105,11 +112,18 @@ export function createNetwork(names: readonly string[], shaping: Shaping): Netwo
     destroy();
     throw e;
   }
-  if (!delayInKernel) {
-    // Hosts shaped before netem was found missing keep their netem; every host must be alike.
-    for (const h of hosts.values()) {
-      execFileSync('ip', ['netns', 'exec', h.ns, 'tc', 'qdisc', 'replace', 'dev', 'eth0', 'root', 'tbf', 'rate', `${shaping.rateMbit}mbit`, 'burst', '32kbit', 'latency', '400ms'], { stdio: 'ignore' });
-    }
-  }
   return { hosts, delayInKernel, destroy };
+}
+
+/**
+ * A TCP port forward on `via` (the consortium's gateway) to `to`:`port`, delaying each direction by `delayMs`
+ * (delay-relay.mjs; 0 where netem already delays). Resolves once it listens; kill the process to stop it.
+ */
+export async function startForwarder(via: NetHost, to: NetHost, port: number, delayMs: number): Promise<ChildProcess> {
+  const relay = spawn(via.exec[0]!, [...via.exec.slice(1), process.execPath, RELAY, via.ip, String(port), to.ip, String(port), String(delayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    relay.stdout!.once('data', () => resolve());
+    relay.once('exit', (code) => reject(new Error(`the forwarder on ${via.name} exited with ${code}`)));
+  });
+  return relay;
 }

@@ -9,6 +9,7 @@
 // each categorical column (the target included) one-hot scaled by 1/√2, so a category mismatch weighs like a
 // full-range numeric difference.
 import { FedtwinError } from '@fedtwin/errors';
+import { subsetTable } from './datasets.ts';
 import { encodeTable } from './encode.ts';
 import { assertSameSchema, rocAuc } from './evaluate.ts';
 import type { Prng } from './random.ts';
@@ -80,10 +81,6 @@ function sampleRows(n: number, k: number, rng: Prng): number[] {
   return idx.slice(0, k);
 }
 
-function pick(table: Table, rows: readonly number[]): Table {
-  return { schema: table.schema, rows: rows.map((r) => table.rows[r]!) };
-}
-
 function median(xs: Float64Array): number {
   const s = Float64Array.from(xs).sort();
   const n = s.length;
@@ -102,8 +99,8 @@ function checkInputs(synthetic: Table, train: Table, test: Table): number {
 /** DCR of `synthetic` against size-matched `train` and `test` rows (training rows subsampled with `rng`). */
 export function dcrReport(synthetic: Table, train: Table, test: Table, rng: Prng): DcrReport {
   const m = checkInputs(synthetic, train, test);
-  const trainM = pick(train, sampleRows(train.rows.length, m, rng));
-  const testM = pick(test, sampleRows(test.rows.length, m, rng));
+  const trainM = subsetTable(train, sampleRows(train.rows.length, m, rng));
+  const testM = subsetTable(test, sampleRows(test.rows.length, m, rng));
   const s = distancePoints(synthetic);
   const tr = distancePoints(trainM);
   const te = distancePoints(testM);
@@ -123,8 +120,8 @@ export function dcrReport(synthetic: Table, train: Table, test: Table, rng: Prng
 /** Distance-based membership inference on the release: members are training rows, non-members test rows (equal numbers). */
 export function membershipInferenceAuc(synthetic: Table, train: Table, test: Table, rng: Prng): MiaReport {
   const m = checkInputs(synthetic, train, test);
-  const members = distancePoints(pick(train, sampleRows(train.rows.length, m, rng)));
-  const outsiders = distancePoints(pick(test, sampleRows(test.rows.length, m, rng)));
+  const members = distancePoints(subsetTable(train, sampleRows(train.rows.length, m, rng)));
+  const outsiders = distancePoints(subsetTable(test, sampleRows(test.rows.length, m, rng)));
   const s = distancePoints(synthetic);
   const dIn = nearestDistances(members.points, members.rows, s.points, s.rows, s.dim);
   const dOut = nearestDistances(outsiders.points, outsiders.rows, s.points, s.rows, s.dim);
