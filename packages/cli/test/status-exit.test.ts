@@ -146,9 +146,9 @@ describe('fedtwin status while the federation runs (what the daemons publish)', 
     expect(finished).toBe(true);
     expect(live.privacy[0]!.spent).toBeCloseTo(disk.privacy[0]!.spent, 9);
     // The replica's size and root agree; its cosignature count means what the aggregator counted (live) vs the
-    // stored note's own line (dataDir): see NodeStatus.replica.
+    // stored note's lines (dataDir): see NodeStatus.replica. Either is 1 or 2 with two members, by arrival order.
     expect([1, 2]).toContain(live.replica!.checkpoint!.cosignatures); // 1 if it co-signed first, 2 if second
-    expect(disk.replica!.checkpoint!.cosignatures).toBe(1);
+    expect([1, 2]).toContain(disk.replica!.checkpoint!.cosignatures);
     const same = (x: typeof live) => ({ ...x, privacy: [], replica: { ...x.replica!, checkpoint: { ...x.replica!.checkpoint!, cosignatures: 0 } } });
     expect(same(live)).toEqual(same(disk));
   });

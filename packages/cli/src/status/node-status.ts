@@ -25,8 +25,8 @@ export interface NodeStatus {
   refused: { round: number; reason: string } | null;
   /**
    * This member's replica of the ledger. Its checkpoint's `cosignatures`: live, the members' cosignatures the
-   * aggregator counted when this member co-signed; from the dataDir, those in the replica's stored note (this
-   * member's own — a replica does not collect the others').
+   * aggregator counted when this member co-signed; from the dataDir, those in the replica's stored note (its own,
+   * plus the others' when a later witness sync stored the aggregator's more co-signed note).
    */
   replica: LedgerView | null;
 }
