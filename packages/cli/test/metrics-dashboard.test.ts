@@ -1,8 +1,12 @@
 // Issue 15 items 2 and 3 on real daemons: an aggregator and two nodes as processes (BFV, record-level DP), each
 // with Prometheus metrics and a dashboard; /metrics scraped while rounds run and after; the dashboard's JSON;
-// a public bind without a token refused at start, and the token enforced with one.
-import { readFile, writeFile } from 'node:fs/promises';
+// both pages opened in a real browser (Debian's Chromium via playwright-core; skipped, saying so, without it):
+// the node's own budget and contributions mid-run, the aggregator's members and its latest report; a public bind
+// without a token refused at start, and the token enforced with one.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor, type Daemon, type LogEvent } from '@fedtwin/sim';
 import { createConsortium, freePort, runCli, type Consortium } from '../../../test/helpers/consortium.ts';
@@ -29,6 +33,39 @@ let duringRun = '';
 let nodeDuringRun = '';
 let nodeSnapshot: { role: string; status: { contributions: number; privacy: unknown[] } } | undefined;
 
+const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p): p is string => !!p && existsSync(p));
+if (!CHROMIUM) console.warn('metrics-dashboard.test.ts: no Chromium at /usr/bin/chromium (apt-get install -y chromium, or set CHROMIUM_PATH): the dashboards\' browser tests are skipped');
+const CI_SHOTS = fileURLToPath(new URL('../../../.ci/screenshots/', import.meta.url));
+type Browser = import('playwright-core').Browser;
+type Page = import('playwright-core').Page;
+let browser: Browser | undefined;
+/** What node 0's page showed mid-run, in a real browser (read while node 1 was paused, so node 0 was up). */
+let nodePage: { budget: string[][]; contributions: string; ledgerTitle: string; aggSectionsHidden: boolean; errors: string[] } | undefined;
+/** A report.json as `fedtwin sim` writes it (the fields the dashboard reads), named in the aggregator's config. */
+const REPORT = {
+  dataset: 'breast_cancer_wdbc', nodes: 2, rounds: 2,
+  fidelity: { mean: 0.8964, correlationDistance: 0.0712 },
+  utility: { trtrAuc: 0.9941, tstrAuc: { federated: 0.9823, localOnly: 0.7968, centralized: 0.9931 } },
+  privacy: { mode: 'record', epsilon: 7.9999, budget: 8 },
+};
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  const png = await page.screenshot({ fullPage: true });
+  try {
+    await mkdir(CI_SHOTS, { recursive: true });
+    await writeFile(join(CI_SHOTS, name), png);
+  } catch {
+    // a read-only checkout: the assertions still ran
+  }
+}
+async function openPage(url: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 1000 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(url, { timeout: 15_000 });
+  return { page, errors };
+}
+
 beforeAll(async () => {
   c = await createConsortium({ nodes: 2, rounds: 2, quorum: 2, minParticipants: 2, deadlineSeconds: 120, privacy: { mode: 'record', epsilon: 8, delta: 1e-5, clip: 1 } });
   const [mPort, dPort, nPort] = [await freePort(), await freePort(), await freePort()];
@@ -36,7 +73,11 @@ beforeAll(async () => {
   aggDashboard = `http://127.0.0.1:${dPort}`;
   nodeUrl = `http://127.0.0.1:${nPort}`;
   const config = JSON.parse(await readFile(c.aggConfig, 'utf8')) as Record<string, unknown>;
-  await writeFile(c.aggConfig, JSON.stringify({ ...config, metrics: { listen: `127.0.0.1:${mPort}` }, dashboard: { listen: `127.0.0.1:${dPort}` } }));
+  await writeFile(c.aggConfig, JSON.stringify({ ...config, metrics: { listen: `127.0.0.1:${mPort}` }, dashboard: { listen: `127.0.0.1:${dPort}`, report: 'report.json' } }));
+  if (CHROMIUM) {
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'], timeout: 30_000 });
+  }
   agg = await c.startAggregator();
   const listening = JSON.parse(await readFile(join(c.dir, 'agg-data', 'listening.json'), 'utf8')) as { http?: { metrics?: string; dashboard?: string } };
   expect(listening.http).toEqual({ metrics: aggMetrics, dashboard: `${aggDashboard}/` });
@@ -47,10 +88,29 @@ beforeAll(async () => {
   // While round 1 is open (its aggregate needs both members' uploads, which take seconds of training).
   await waitFor('round 1 to open', async () => agg.events.find((e) => e.event === 'round-open'), 120_000, 100);
   duringRun = await scrape(aggMetrics);
-  // Node 0 after its first contribution: it still has round 2 to go, so it is up.
-  await waitFor('node 0 to contribute', async () => nodes[0]!.events.find((e) => e.event === 'contributed'), 120_000, 100);
-  nodeDuringRun = await scrape(`${nodeUrl}/metrics`);
-  nodeSnapshot = await (await fetch(`${nodeUrl}/api/dashboard`, { signal: AbortSignal.timeout(10_000) })).json() as typeof nodeSnapshot;
+  // Node 1 paused (SIGSTOP) before it can send round 2: no round 2 aggregate, so node 0 stays up for its page.
+  nodes[1]!.daemon.child.kill('SIGSTOP');
+  try {
+    await waitFor('node 0 to contribute', async () => nodes[0]!.events.find((e) => e.event === 'contributed'), 120_000, 100);
+    nodeDuringRun = await scrape(`${nodeUrl}/metrics`);
+    nodeSnapshot = await (await fetch(`${nodeUrl}/api/dashboard`, { signal: AbortSignal.timeout(10_000) })).json() as typeof nodeSnapshot;
+    if (browser) {
+      const { page, errors } = await openPage(`${nodeUrl}/`);
+      await page.waitForSelector('#budget tbody tr', { timeout: 30_000 });
+      await page.waitForFunction(() => Number((globalThis as unknown as { document: { getElementById(id: string): { textContent: string | null } | null } }).document.getElementById('contributions')?.textContent ?? '0') >= 1, undefined, { timeout: 30_000, polling: 250 });
+      await screenshot(page, 'node-dashboard.png');
+      nodePage = {
+        budget: await page.$$eval('#budget tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent ?? ''))),
+        contributions: (await page.textContent('#contributions')) ?? '',
+        ledgerTitle: (await page.textContent('#ledger-title')) ?? '',
+        aggSectionsHidden: await page.locator('#agg-members').isHidden(),
+        errors,
+      };
+      await page.close();
+    }
+  } finally {
+    nodes[1]!.daemon.child.kill('SIGCONT');
+  }
   await waitFor('the federation to finish', async () => {
     if (agg.daemon.child.exitCode !== null) throw new Error(`aggregator exited: ${agg.daemon.stderrTail()}`);
     return agg.events.find((e) => e.event === 'finished');
@@ -58,7 +118,10 @@ beforeAll(async () => {
   const codes = await Promise.all(nodes.map((n) => n.daemon.exited));
   expect(codes, nodes.map((n) => n.daemon.stderrTail()).join('\n')).toEqual([0, 0]);
 }, 420_000);
-afterAll(async () => { await c?.cleanup(); });
+afterAll(async () => {
+  await browser?.close();
+  await c?.cleanup();
+});
 
 describe('aggregator metrics (prom-client)', () => {
   it('has fedtwin_ series once the first round is open', () => {
@@ -119,6 +182,44 @@ describe('node metrics and dashboard', () => {
     expect(nodeSnapshot?.role).toBe('node');
     expect(nodeSnapshot?.status.contributions).toBeGreaterThanOrEqual(1);
     expect(nodeSnapshot?.status.privacy.length).toBeGreaterThan(0);
+  });
+});
+
+describe('the dashboards in a real browser', () => {
+  it.skipIf(!CHROMIUM)('node 0\'s page mid-run: its own ε against its budget, its contributions, its verified replica; no aggregator sections', () => {
+    expect(nodePage, 'node 0\'s page was read in beforeAll').toBeDefined();
+    const [row] = nodePage!.budget;
+    expect(row![0]).toBe('record');
+    expect(Number(row![1])).toBeGreaterThan(0);
+    expect(Number(row![1])).toBeLessThanOrEqual(8);
+    expect(row![2]).toBe('8');
+    expect(Number(nodePage!.contributions)).toBeGreaterThanOrEqual(1);
+    expect(nodePage!.ledgerTitle).toMatch(/replica/);
+    expect(nodePage!.aggSectionsHidden).toBe(true);
+    expect(nodePage!.errors).toEqual([]);
+  });
+
+  it.skipIf(!CHROMIUM)('the aggregator\'s page shows the latest report once a sim wrote one, beside the finished federation', async () => {
+    const { page, errors } = await openPage(`${aggDashboard}/`);
+    try {
+      await page.waitForSelector('#members tbody tr', { timeout: 30_000 });
+      expect(await page.locator('#report-section').isHidden()).toBe(true); // no report.json yet
+      await writeFile(join(c.dir, 'report.json'), JSON.stringify(REPORT));
+      await page.waitForSelector('#report-section', { state: 'visible', timeout: 30_000 });
+      await screenshot(page, 'aggregator-dashboard-report.png');
+      const kv = await page.$$eval('#report dt', (dts) => dts.map((dt) => [dt.textContent ?? '', dt.nextElementSibling?.textContent ?? '']));
+      const get = (k: string) => kv.find(([key]) => key.startsWith(k))?.[1];
+      expect(get('data set')).toBe('breast_cancer_wdbc (2 nodes, 2 rounds)');
+      expect(get('fidelity')).toBe('0.896');
+      expect(get('correlation distance')).toBe('0.071');
+      expect(get('TRTR AUC')).toBe('0.994');
+      expect(get('privacy')).toMatch(/^record-level, ε 8(\.0+)? of 8$/);
+      const rows = await page.$$eval('#members tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent ?? '')));
+      expect(rows.map((r) => r[4])).toEqual(['2', '2']);
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+    }
   });
 });
 

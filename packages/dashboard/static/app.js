@@ -42,6 +42,8 @@ function fmtBytes(n) {
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
   return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
+/** A time axis of at least two minutes: with one sample uPlot would otherwise span years around it. */
+const timeScale = { time: true, range: (u, min, max) => (max - min < 120 ? [max - 120, max + 5] : [min, max]) };
 function fmtTime(ms) {
   return ms ? new Date(ms).toLocaleTimeString() : '–';
 }
@@ -153,7 +155,7 @@ function renderNode(status) {
     const budget = budgetSamples.t.map(() => p.budget);
     plot('budget-chart', (width) => ({
       width, height: 180,
-      scales: { y: { range: (u, min, max) => [0, Math.max(p.budget, max) * 1.05] } },
+      scales: { x: timeScale, y: { range: (u, min, max) => [0, Math.max(p.budget, max) * 1.05] } },
       axes: [{}, { label: 'ε' }],
       series: [{}, { label: `ε spent (${p.mode})`, stroke: '#eb3b5a', width: 2, value: (u, v) => fmtEps(v) }, { label: 'budget', stroke: '#4b4b4b', dash: [6, 4], value: (u, v) => fmtEps(v) }],
     }), [budgetSamples.t, budgetSamples.spent, budget], `budget:${p.mode}`);
@@ -184,6 +186,7 @@ function renderBytes(bytes) {
   if (byteSamples.t.length > MAX_SAMPLES) for (const k of ['t', 'sent', 'received']) byteSamples[k].shift();
   plot('bytes-chart', (width) => ({
     width, height: 180,
+    scales: { x: timeScale },
     axes: [{}, { label: 'bytes (total)', values: (u, vals) => vals.map(fmtBytes), size: 70 }],
     series: [{}, { label: 'in', stroke: '#3867d6', width: 2, value: (u, v) => fmtBytes(v) }, { label: 'out', stroke: '#fa8231', width: 2, value: (u, v) => fmtBytes(v) }],
   }), [byteSamples.t, byteSamples.received, byteSamples.sent], 'bytes');
