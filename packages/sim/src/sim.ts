@@ -225,7 +225,10 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     } finally {
       clearTimeout(deadline);
     }
-    await Promise.race([agg.exited, new Promise((r) => setTimeout(r, (FINISH_GRACE_SECONDS + 10) * 1000))]);
+    // The grace timer is cleared once the aggregator has left: a pending one kept the process alive ~30 s after the run.
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([agg.exited, new Promise((r) => { grace = setTimeout(r, (FINISH_GRACE_SECONDS + 10) * 1000); })]);
+    clearTimeout(grace);
     if (agg.child.exitCode !== null && agg.child.exitCode !== 0) throw daemonFailed(agg, agg.child.exitCode);
     await stopDaemon(agg);
   } finally {
