@@ -68,7 +68,7 @@ function fromState(a: number, b: number, c: number, d: number): Rng {
   const normalZig = (): number => slowPath(nextU32());
   const slowPath = (first: number): number => zigguratFrom(first, nextU32, tail32);
   const slowPathDp = (first: number): number => zigguratFrom(first, nextU32, gaussianTailFrom);
-  const fill = (out: Float32Array, slow: (first: number) => number): Float32Array => {
+  const fill = <T extends Float32Array | Float64Array>(out: T, slow: (first: number) => number): T => {
     const { kn, wn } = ZIG;
     // xoshiro128** inlined on local copies of the state (closure variables are context slots,
     // ~2× slower to update); the state is written back around the rare slow path so the
@@ -91,12 +91,19 @@ function fromState(a: number, b: number, c: number, d: number): Rng {
     a = s0; b = s1; c = s2; d = s3;
     return out;
   };
+  let pairs = new Float64Array(0);
   const rng: Rng = {
     nextU32,
     uniform,
     normal: normalZig,
     normals: (out) => fill(out, slowPath),
-    dpNormals: (out) => fill(out, slowPathDp),
+    // Holohan & Braghin's (Z₁ + Z₂)/√2 as normalsFrom, the draws kept in double until they are summed.
+    dpNormals: (out) => {
+      if (pairs.length < 2 * out.length) pairs = new Float64Array(2 * out.length);
+      fill(pairs.subarray(0, 2 * out.length), slowPathDp);
+      for (let i = 0; i < out.length; i++) out[i] = (pairs[2 * i]! + pairs[2 * i + 1]!) * Math.SQRT1_2;
+      return out;
+    },
     int(n: number): number {
       if (!(n >= 1) || !Number.isInteger(n)) throw new FedtwinError('MODELS_BAD_ARGUMENT', `rng.int needs a positive integer, got ${n}`);
       return Math.floor(uniform() * n);
@@ -171,13 +178,27 @@ function zigguratFrom(first: number, u32: () => number, tail: (u32: () => number
 }
 
 /**
- * Fill `out` with N(0, 1) draws for DP noise, every random bit from `u32()`: Rng.normal's ziggurat body
- * with the untruncated tail of gaussian.ts (|z| up to 41.5 rather than 10.087). With a CSPRNG-backed
- * `u32` the noise is as unpredictable as the OS generator.
+ * Fill `out` with N(0, 1) draws for DP noise, every random bit from `u32()`. Each value is (Z₁ + Z₂)/√2 of two
+ * independent draws of Rng.normal's ziggurat body with the untruncated tail of gaussian.ts (|Zᵢ| ≤ 41.5), the
+ * secure sampling of Holohan & Braghin (ESORICS 2021) for an infinitely divisible law: one ziggurat draw lies on
+ * a sparse grid (a 25-bit integer times its layer's width), which is what floating-point attacks on DP noise
+ * (Mironov 2012; Jin et al. 2022 on DP-SGD) test a candidate output against; a sum of two covers the line densely,
+ * and undoing it means searching pairs. With a CSPRNG-backed `u32` the noise is as unpredictable as the OS
+ * generator. Costs two draws per value, on the noise worker's thread (noise.ts).
  */
 export function normalsFrom(u32: () => number, out: Float32Array): Float32Array {
-  for (let i = 0; i < out.length; i++) out[i] = zigguratFrom(u32(), u32, gaussianTailFrom);
+  for (let i = 0; i < out.length; i++) out[i] = (zigguratDraw(u32) + zigguratDraw(u32)) * Math.SQRT1_2;
   return out;
+}
+
+/** One ziggurat draw with the untruncated tail: N(0, 1), but on its layers' grids (see normalsFrom). */
+export function zigguratDraw(u32: () => number): number {
+  return zigguratFrom(u32(), u32, gaussianTailFrom);
+}
+
+/** The ziggurat's layer widths: a base-strip draw of layer i is (a multiple of 128) · widths[i]. */
+export function zigguratWidths(): Float64Array {
+  return Float64Array.from(ZIG.wn);
 }
 
 /** Derive an independent seed from a base seed and integer tags (e.g. round, epoch, site). */

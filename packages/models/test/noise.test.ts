@@ -1,8 +1,8 @@
 // DP noise sources: the worker-fed OS-CSPRNG ring hands out fresh N(0,1) draws every step, and the
 // ziggurat over an arbitrary u32 stream is Rng.normal's, with a tail that is not cut at 10.087.
 import { describe, expect, it } from 'vitest';
-import { createRng, normalsFrom } from '../src/rng.ts';
-import { log10GaussianTail, openUniform, SAMPLER_MAX_ABS_Z, ZIGGURAT_R } from '../src/gaussian.ts';
+import { createRng, normalsFrom, zigguratDraw, zigguratWidths } from '../src/rng.ts';
+import { log10GaussianTail, openUniform, SAMPLER_MAX_ABS_Z, samplerTruncationLog10Delta, ZIGGURAT_R } from '../src/gaussian.ts';
 import { osNoise, secureNoise, seededNoise } from '../src/noise.ts';
 
 function moments(z: Float32Array): { mean: number; variance: number; beyond3: number } {
@@ -17,16 +17,19 @@ function moments(z: Float32Array): { mean: number; variance: number; beyond3: nu
 }
 
 describe('noise sources', () => {
-  it('normalsFrom over a xoshiro stream is Rng.dpNormals exactly, and Rng.normals until the first tail draw', () => {
+  it('normalsFrom over a xoshiro stream is Rng.dpNormals exactly: (Z₁ + Z₂)/√2 of two ziggurat draws, which are Rng.normals until the first tail draw', () => {
     const viaRng = createRng(99).dpNormals(new Float32Array(200_000));
     const b = createRng(99);
     const viaU32 = normalsFrom(() => b.nextU32(), new Float32Array(200_000));
     expect(Array.from(viaU32)).toEqual(Array.from(viaRng));
+    const c = createRng(99);
+    const draws = Float64Array.from({ length: 400_000 }, () => zigguratDraw(() => c.nextU32()));
+    expect(Array.from(viaU32.subarray(0, 1000))).toEqual(Array.from({ length: 1000 }, (_, i) => Math.fround((draws[2 * i]! + draws[2 * i + 1]!) * Math.SQRT1_2)));
     // Same ziggurat body as the ML sampler; only the tail (|z| > r) draws differently (and more words).
-    const ml = createRng(99).normals(new Float32Array(200_000));
-    const firstTail = viaU32.findIndex((z) => Math.abs(z) > ZIGGURAT_R);
-    expect(firstTail).toBeGreaterThan(0); // P(|z| > r) = 5.8e-4: ~115 tail draws in 200k
-    expect(Array.from(ml.subarray(0, firstTail))).toEqual(Array.from(viaU32.subarray(0, firstTail)));
+    const ml = createRng(99).normals(new Float32Array(400_000));
+    const firstTail = draws.findIndex((z) => Math.abs(z) > ZIGGURAT_R);
+    expect(firstTail).toBeGreaterThan(0); // P(|z| > r) = 5.8e-4: ~230 tail draws in 400k
+    expect(Array.from(ml.subarray(0, firstTail))).toEqual(Array.from(Float32Array.from(draws.subarray(0, firstTail))));
   });
 
   it('the DP sampler has no tail cut at 10.087: extreme uniforms reach far beyond it', () => {
@@ -35,11 +38,46 @@ describe('noise sources', () => {
     // nine zero words deep, so y ≥ x²/2 and x is accepted.
     const words = [0x7fffff80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
     let k = 0;
-    const z = normalsFrom(() => { if (k >= words.length) throw new Error('stream exhausted'); return words[k++]; }, new Float32Array(1))[0];
-    const u = (2 ** 20 + 0.5) * 2 ** -116;
+    const z = zigguratDraw(() => { if (k >= words.length) throw new Error('stream exhausted'); return words[k++]; });
     expect(z).toBeGreaterThan(10.087);
-    expect(z).toBeCloseTo(ZIGGURAT_R - Math.log(u) / ZIGGURAT_R, 4); // ≈ 22.7
+    expect(z).toBeCloseTo(ZIGGURAT_R - Math.log(2 ** -116 * (2 ** 20 + 0.5)) / ZIGGURAT_R, 4); // ≈ 22.7
     expect(k).toBe(words.length);
+    // normalsFrom sums two such draws: the same words twice give √2·z.
+    let j = 0;
+    const pair = normalsFrom(() => words[j++ % words.length]!, new Float32Array(1))[0]!;
+    expect(pair).toBeCloseTo(Math.SQRT2 * z, 4);
+  });
+
+  it('floating-point attack (Mironov 2012; Jin et al. 2022): one ziggurat draw lands on its layer grid, the secure sampler\'s output does not', () => {
+    // A base-strip draw of layer i is fround(hz · w[i]) with hz a multiple of 128: an observer who sees a noised
+    // value can test each candidate for "is value − candidate on some layer's grid". Near 0 that grid is far
+    // coarser than float32's own spacing, so a value off every grid rules a candidate out. The test plays the
+    // observer on small outputs (|v| < 1e-4) of both samplers, with the same OS-CSPRNG-like stream.
+    const w = zigguratWidths();
+    const onGrid = (v: number) => {
+      for (let i = 0; i < w.length; i++) {
+        const step = 128 * w[i]!;
+        if (Math.fround(Math.round(v / step) * step) === v) return true;
+      }
+      return false;
+    };
+    const rng = createRng(20261204);
+    const u32 = () => rng.nextU32();
+    const small = { single: [] as number[], secure: [] as number[] };
+    const buf = new Float32Array(1);
+    for (let k = 0; k < 3_000_000 && (small.single.length < 150 || small.secure.length < 150); k++) {
+      const a = Math.fround(zigguratDraw(u32));
+      if (Math.abs(a) < 1e-4 && a !== 0) small.single.push(a);
+      const b = normalsFrom(u32, buf)[0]!;
+      if (Math.abs(b) < 1e-4 && b !== 0) small.secure.push(b);
+    }
+    expect(small.single.length).toBeGreaterThanOrEqual(100);
+    expect(small.secure.length).toBeGreaterThanOrEqual(100);
+    const rate = (xs: number[]) => xs.filter(onGrid).length / xs.length;
+    // Every small single draw is on a grid (it can only be a base-strip draw): the attack's test always succeeds.
+    expect(rate(small.single)).toBe(1);
+    // The secure sampler's small outputs are on a grid only by the chance any float32 there has (≈ 0.1).
+    expect(rate(small.secure)).toBeLessThan(0.35);
   });
 
   it('openUniform is in (0, 1) even on an all-zero or all-one stream (−ln u finite)', () => {
@@ -51,6 +89,10 @@ describe('noise sources', () => {
     expect(SAMPLER_MAX_ABS_Z).toBeCloseTo(ZIGGURAT_R + Math.sqrt(2 * 1045 * Math.LN2), 6);
     expect(SAMPLER_MAX_ABS_Z).toBeGreaterThan(41.5);
     expect(log10GaussianTail(SAMPLER_MAX_ABS_Z)).toBeLessThan(-376);
+    // Total variation of one step's noise from exact Gaussian noise, 10⁹ coordinates (two draws each), and the δ it
+    // adds at ε = 100 over 10⁶ steps: the figures docs/privacy.md gives.
+    expect(samplerTruncationLog10Delta(0.5, 1e9)).toBeCloseTo(-366.47, 2);
+    expect(Math.log10(1 + Math.exp(100)) + 6 + samplerTruncationLog10Delta(0.5, 1e9)).toBeLessThan(-316);
   });
 
   it('log10GaussianTail is log10 Φ̄(t), also far past double range', () => {
