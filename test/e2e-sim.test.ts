@@ -84,6 +84,9 @@ describe('fedtwin sim (real processes)', () => {
     expect(html).toContain('<svg');
     expect(html).toContain('TSTR federated');
     expect(html).toContain('Training loss per round');
+    // The correlation heatmap pair: WDBC's 30 numeric columns, real and synthetic, 30 × 30 cells each.
+    expect(html).toContain('Correlations: real vs synthetic');
+    expect(html.match(/<td style="background:/g)?.length).toBe(2 * 30 * 30);
   }, 300_000);
 });
 

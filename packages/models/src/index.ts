@@ -63,3 +63,5 @@ export { BUILTIN_DATASETS, builtinDataset, defaultDataDir, loadDataset, loadData
 export type { BuiltinDataset, BuiltinDatasetName, Binning, Dataset, LoadDatasetOptions, LoadTableOptions } from './datasets.ts';
 export { GENERATOR_KINDS, SAVED_MODEL_FORMAT, MAX_SAMPLE_ROWS, checkSampleRows, resolveCondition, describeSchema, rejectionSample, checkSavedModel, vaeGenerator, vaeState } from './generator.ts';
 export type { FederatedFit, Generator, GeneratorKind, GeneratorDescription, SavedModel, SavedPrivacy, SampleOptions, Condition, VaeState } from './generator.ts';
+export { correlationHeatmap, numericCorrelations } from './heatmap.ts';
+export type { CorrelationHeatmap } from './heatmap.ts';

@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { SimReport } from './sim.ts';
 import type { SimAuditReport } from './audit.ts';
+import type { CorrelationHeatmap } from '@fedtwin/models';
 
 export interface ColumnHistogram {
   name: string;
@@ -12,11 +13,11 @@ export interface ColumnHistogram {
 
 /** A self-contained HTML report (inline SVG, no scripts, no network): loss per round per node,
  *  per-column real-vs-synthetic distributions, utility bars. */
-export async function writeHtmlReport(path: string, r: SimReport, hists: ColumnHistogram[]): Promise<void> {
-  await writeFile(path, renderHtmlReport(r, hists));
+export async function writeHtmlReport(path: string, r: SimReport, hists: ColumnHistogram[], heat?: CorrelationHeatmap): Promise<void> {
+  await writeFile(path, renderHtmlReport(r, hists, heat));
 }
 
-export function renderHtmlReport(r: SimReport, hists: ColumnHistogram[]): string {
+export function renderHtmlReport(r: SimReport, hists: ColumnHistogram[], heat?: CorrelationHeatmap): string {
   const u = r.utility;
   const bars = [
     { label: 'TRTR (real → real)', value: u.trtrAuc, color: '#555' },
@@ -34,6 +35,7 @@ table{border-collapse:collapse}td,th{padding:.2rem .6rem;border-bottom:1px solid
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:.8rem}
 .card{border:1px solid #e3e3e3;border-radius:6px;padding:.4rem .6rem}.muted{color:#777}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
+.heat{display:flex;gap:2rem;flex-wrap:wrap}.heat table{border-collapse:separate;border-spacing:1px}.heat td{width:11px;height:11px;padding:0;border:0}
 </style></head><body>
 <h1>fedtwin simulation — ${esc(r.dataset)}</h1>
 <p class="muted">${r.nodes} nodes · ${r.rounds} rounds · seed ${r.seed} · target <code>${esc(r.target)}</code> · Node ${esc(r.nodeVersion)} · tfjs backend ${esc(r.backend)} · wall ${r.wallSeconds.toFixed(1)} s</p>
@@ -73,6 +75,7 @@ ${r.generator === 'marginals' ? '<p class="muted">The marginals generator trains
     const score = r.fidelity.columns.find((c) => c.name === h.name)?.score;
     return `<div class="card"><b>${esc(h.name)}</b> <span class="muted">${fmt(score)}</span>${histogram(h)}</div>`;
   }).join('')}</div>
+${heat && heat.columns.length >= 2 ? heatmapSection(heat) : ''}
 <h2>Bytes on the wire</h2>
 <table><tr><th>party</th><th>sent</th><th>received</th></tr>
 ${r.bytes.nodes.map((b) => `<tr><td>node ${b.node}</td><td>${kb(b.sent)}</td><td>${kb(b.received)}</td></tr>`).join('')}
@@ -152,3 +155,24 @@ ${syn.map((v, i) => `<rect x="${(i * bw + bw / 2).toFixed(1)}" y="${(h - (h * v)
 const palette = (i: number) => ['#27c', '#c72', '#2a7', '#a3c', '#c33', '#777', '#0aa', '#b90'][i % 8]!;
 const fmt = (v: number | undefined, d = 3) => (v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d));
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+
+/** r in [−1, 1] → blue (−1), white (0), red (+1); NaN (too few rows, constant column) grey. */
+function heatColor(v: number): string {
+  if (!Number.isFinite(v)) return '#ddd';
+  const t = Math.min(1, Math.abs(v));
+  const fade = (full: number) => Math.round(255 + (full - 255) * t);
+  return v >= 0 ? `rgb(${fade(200)},${fade(40)},${fade(40)})` : `rgb(${fade(40)},${fade(90)},${fade(200)})`;
+}
+
+/** The real (held-out test) and synthetic correlation matrices of the numeric columns, side by side. */
+function heatmapSection(h: CorrelationHeatmap): string {
+  const grid = (title: string, m: number[][]) => `<div><b>${esc(title)}</b><table role="img" aria-label="${esc(title)} correlation matrix">${m.map((row, i) => `<tr>${row.map((v, j) => `<td style="background:${heatColor(v)}" title="${esc(h.columns[i]!)} × ${esc(h.columns[j]!)}: ${Number.isFinite(v) ? v.toFixed(2) : 'n/a'}"></td>`).join('')}</tr>`).join('')}</table></div>`;
+  let sum = 0, n = 0;
+  for (let i = 0; i < h.columns.length; i++) for (let j = i + 1; j < h.columns.length; j++) {
+    const d = Math.abs(h.real[i]![j]! - h.synthetic[i]![j]!);
+    if (Number.isFinite(d)) { sum += d; n++; }
+  }
+  return `<h2>Correlations: real vs synthetic</h2>
+<p>Pearson r between the ${h.columns.length} numeric columns (in schema order; hover a cell for the pair), real test rows left, synthetic right; <span style="color:#c82828">red</span> +1, white 0, <span style="color:#285ac8">blue</span> −1. Mean |r_real − r_synthetic| over the ${n} pairs: ${fmt(n ? sum / n : undefined)}.</p>
+<div class="heat">${grid('real (held-out test)', h.real)}${grid('synthetic', h.synthetic)}</div>`;
+}

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { FedtwinError } from '@fedtwin/errors';
 import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
 import {
-  createTwinVae, decodeRows, dirichletSplit, encodeTable, fidelityReport, columnHistograms, initBackend, inferSchema,
+  createTwinVae, decodeRows, dirichletSplit, encodeTable, fidelityReport, columnHistograms, correlationHeatmap, initBackend, inferSchema,
   createPrng, loadDataset, parseCsv, tableFromCsv, toCsv, trainTestSplit, trtrAuc, tstrAuc, forestUtility, dcrReport, membershipInferenceAuc,
   type EncodedTable, type Table, type TableSchema,
 } from '@fedtwin/models';
@@ -327,7 +327,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     wallSeconds: (performance.now() - t0) / 1000,
   };
   await writeFile(join(out, 'report.json'), JSON.stringify(report, null, 2));
-  await writeHtmlReport(join(out, 'report.html'), report, columnHistograms(testTable, synthetic, 20));
+  await writeHtmlReport(join(out, 'report.html'), report, columnHistograms(testTable, synthetic, 20), correlationHeatmap(testTable, synthetic));
   return { report, outDir: out };
 }
 
