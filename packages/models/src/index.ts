@@ -39,6 +39,8 @@ export {
   pearsonMatrix,
   correlationDistance,
   fidelityReport,
+  missingnessReport,
+  missingRate,
   columnHistograms,
   rocAuc,
   multiclassAuc,
@@ -50,6 +52,8 @@ export {
 export type {
   ColumnScore,
   FidelityReport,
+  MissingnessReport,
+  MissingnessScore,
   ColumnHistogram,
   MulticlassAuc,
   Features,
@@ -63,3 +67,4 @@ export { BUILTIN_DATASETS, builtinDataset, defaultDataDir, loadDataset, loadData
 export type { BuiltinDataset, BuiltinDatasetName, Binning, Dataset, LoadDatasetOptions, LoadTableOptions } from './datasets.ts';
 export { GENERATOR_KINDS, SAVED_MODEL_FORMAT, MAX_SAMPLE_ROWS, checkSampleRows, resolveCondition, describeSchema, rejectionSample, checkSavedModel, vaeGenerator, vaeState } from './generator.ts';
 export type { FederatedFit, Generator, GeneratorKind, GeneratorDescription, SavedModel, SavedPrivacy, SampleOptions, Condition, VaeState } from './generator.ts';
+export { DEFAULT_MISSING_TOKENS, hasMissing, missingTokensOf, isMissingField, isMissing, missingColumns } from './missing.ts';

@@ -8,7 +8,7 @@ import { FedtwinError } from '@fedtwin/errors';
 import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
 import {
   createTwinVae, decodeRows, dirichletSplit, encodeTable, fidelityReport, columnHistograms, initBackend, inferSchema,
-  createPrng, loadDataset, parseCsv, tableFromCsv, toCsv, trainTestSplit, trtrAuc, tstrAuc, forestUtility, dcrReport, membershipInferenceAuc,
+  createPrng, loadDataset, parseCsv, tableFromCsv, tableToCsv, trainTestSplit, trtrAuc, tstrAuc, forestUtility, dcrReport, membershipInferenceAuc,
   type EncodedTable, type Table, type TableSchema,
 } from '@fedtwin/models';
 import { noiseMultiplierFor } from '@fedtwin/dp';
@@ -119,7 +119,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   const testTable = pick(test);
   const colNames = schema.columns.map((c) => c.name);
   await writeFile(join(out, 'schema.json'), JSON.stringify(schema, null, 2));
-  await writeFile(join(out, 'test.csv'), toCsv(colNames, testTable.rows));
+  await writeFile(join(out, 'test.csv'), tableToCsv(testTable));
   await writeFile(join(out, 'split.json'), JSON.stringify({ seed: opts.seed, alpha: opts.alpha, testFraction: opts.testFraction, test, nodes: shardRows }, null, 0));
   // Audit canaries: values from the seed, inclusion coins from the OS CSPRNG, held in memory until the scoring.
   const canaries: Canaries | undefined = opts.audit
@@ -146,7 +146,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     await saveIdentity(join(dir, 'identity.key'), key);
     nodeIds.push(peerIdOf(key));
     const rows = pick(shardRows[i]!).rows;
-    await writeFile(join(dir, 'data.csv'), toCsv(colNames, canaries && i === AUDIT_NODE ? recordsWithCanaries(rows, canaries, opts.seed) : rows));
+    await writeFile(join(dir, 'data.csv'), tableToCsv({ schema, rows: canaries && i === AUDIT_NODE ? recordsWithCanaries(rows, canaries, opts.seed) : rows }));
   }
   const quorum = opts.nodes;
   // The marginals generator always runs its three measurement rounds (1-way, selection, tree).
@@ -245,7 +245,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     return tableFromCsv(header, rows, schema);
   }));
   const synthetic: Table = { schema, rows: synthParts.flatMap((t) => t.rows) };
-  await writeFile(join(out, 'synthetic.csv'), toCsv(colNames, synthetic.rows));
+  await writeFile(join(out, 'synthetic.csv'), tableToCsv(synthetic));
   const recordDp = dpOn(opts) && (opts.dp === 'record' || opts.dp === 'both');
   const privacy = privacyReport(opts, nodeResults, recordDp);
   if (canaries) {
