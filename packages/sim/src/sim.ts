@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { manifestHash, parseManifest, schemaHash } from '@fedtwin/consortium';
 import { createWriteStream } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, extname, join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { FedtwinError } from '@fedtwin/errors';
 import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
@@ -77,6 +77,8 @@ export interface SimReport {
     columns: Array<{ name: string; kind: string; metric: string; score: number }>;
     mean: number;
     correlationDistance: number;
+    /** Per column that may be missing: the missing-cell rate in the test rows and in the release, 1 − |Δ| and its mean. */
+    missingness?: { columns: Array<{ name: string; real: number; synthetic: number; score: number }>; mean: number };
   };
   training: { epochsPerRound: number; batchSize: number; learningRate: number; latentDim: number; hidden: number; modelValues: number };
   lossPerRound: Array<{ node: number; peerId: string; rounds: Array<{ round: number; loss: number }> }>;
@@ -87,6 +89,12 @@ export interface SimReport {
   secureAggregation: { scheme: string; polyModulusDegree: number | null; bytesPerValue: number; ratioToFloat32: number; keyId: string | null };
   ledger: { size: number; rootHash: string; checkpoint: string | null; cosignatures: number; dir: string; replicas: string[]; verified: { aggregator: boolean; replicas: boolean[] } } | null;
   wallSeconds: number;
+}
+
+/** The manifest's consortium id for a data set: a CSV path ("data/x.csv") becomes "sim-x"; ids take letters, digits, . _ - only. */
+export function simConsortiumId(dataset: string): string {
+  const stem = basename(dataset, extname(dataset)).replace(/[^A-Za-z0-9._-]+/g, '_');
+  return `sim-${stem || 'data'}`;
 }
 
 /**
@@ -153,7 +161,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   const rounds = opts.generator === 'marginals' ? MARGINALS_ROUNDS : opts.rounds;
   // The consortium manifest every process pins: what each hospital agreed to before it sends anything.
   const manifest = parseManifest({
-    consortium: `sim-${ds.name}`, aggregator: peerIdOf(aggKey),
+    consortium: simConsortiumId(ds.name), aggregator: peerIdOf(aggKey),
     members: nodeIds.map((peerId, i) => ({ peerId, name: `site ${i}` })), schemaHash: schemaHash(schema),
     model: opts.generator === 'marginals' ? { kind: 'marginals', seed: opts.seed } : { kind: 'vae', latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed },
     strategy: 'fedavg', training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate },
