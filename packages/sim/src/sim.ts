@@ -115,7 +115,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   const target = opts.target ?? ds.defaultTarget;
   if (!target) throw new FedtwinError('SIM_BAD_ARGUMENT', `dataset ${ds.name} has no default target`, { hint: `pass --target with one of: ${ds.header.join(', ')}` });
   if (!ds.header.includes(target)) throw new FedtwinError('SIM_BAD_ARGUMENT', `--target ${target} is not a column of ${ds.name}`, { hint: `choose one of: ${ds.header.join(', ')}` });
-  const schema: TableSchema = inferSchema(ds.header, ds.rows, { target });
+  const schema: TableSchema = inferSchema(ds.header, ds.rows, { target, ...(opts.zeroIsMissing?.length ? { zeroIsMissing: opts.zeroIsMissing } : {}) });
   const full: Table = tableFromCsv(ds.header, ds.rows, schema);
   const fullEnc = encodeTable(full);
   const { train, test } = trainTestSplit(full.rows.length, opts.testFraction, opts.seed, Array.from(fullEnc.cond));

@@ -46,7 +46,7 @@ export function registerSchemaCommands(program: Command): void {
       process.stderr.write(boundsFromDataWarning(o.csv));
       const missing = s.columns.filter((c) => c.allowMissing === true || (c.kind === 'numeric' && c.zeroIsMissing === true)).map((c) => c.name);
       if (missing.length > 0) {
-        process.stderr.write(`note: missing values declared in ${missing.join(', ')} (tokens ${(s.missingTokens ?? []).map((t) => JSON.stringify(t)).join(', ')}${zeroIsMissing.length ? `; zero means missing in ${zeroIsMissing.join(', ')}` : ''}): they are modelled, not refused (docs/data.md, "Missing values")\n`);
+        process.stderr.write(`note: missing values declared in ${missing.join(', ')} (${[s.missingTokens ? `tokens ${s.missingTokens.map((t) => JSON.stringify(t)).join(', ')}` : '', zeroIsMissing.length ? `zero means missing in ${zeroIsMissing.join(', ')}` : ''].filter(Boolean).join('; ')}): they are modelled, not refused (docs/data.md, "Missing values")\n`);
       }
       for (const c of ids) {
         process.stderr.write(`warning: left out ${describeIdColumn(c)}; keep it with --keep ${c.column} if it is a real feature\n`);

@@ -13,6 +13,7 @@ export function registerSimCommand(program: Command): void {
     .description('Run a federation of N nodes + an aggregator as separate processes on 127.0.0.1 and write synthetic twins and a report')
     .option('--dataset <name|file.csv>', 'built-in data set name or a CSV file', d.dataset)
     .option('--target <column>', 'label column to condition on and split by (default: the data set\'s own)')
+    .option('--zero-missing <columns>', 'comma-separated numeric columns where 0 means "not measured" (modelled as missing, e.g. pima_diabetes: glucose,pressure,triceps,insulin,mass)')
     .option('--nodes <n>', 'number of hospital nodes', String(d.nodes))
     .option('--rounds <r>', 'federated rounds', String(d.rounds))
     .option('--out <dir>', 'output directory', d.out)
@@ -45,6 +46,7 @@ export function registerSimCommand(program: Command): void {
       const opts: SimOptions = {
         ...d,
         dataset: String(o.dataset), target: o.target === undefined ? undefined : String(o.target),
+        ...(o.zeroMissing === undefined ? {} : { zeroIsMissing: String(o.zeroMissing).split(',').map((c) => c.trim()).filter(Boolean) }),
         nodes: int(o.nodes, 'nodes'), rounds: int(o.rounds, 'rounds'), out: String(o.out), seed: int(o.seed, 'seed'),
         alpha: num(o.alpha, 'alpha'), testFraction: num(o.testFraction, 'test-fraction'), epochs: int(o.epochs, 'epochs'),
         batchSize: int(o.batchSize, 'batch-size'), learningRate: num(o.learningRate, 'learning-rate'),
