@@ -178,7 +178,10 @@ export function inferSchema(header: readonly string[], rows: ReadonlyArray<Reado
         {
           hint: isTarget
             ? 'The target must be a class label: choose another --target or bin this column into classes (docs/data.md)'
-            : `Drop the column, make it numeric, or raise maxCategories`,
+            : firstNonNumeric
+              // Mostly numbers and one odd spelling is usually a missing-value token nobody declared.
+              ? `If "${firstNonNumeric.value}" means missing, declare it a missing token (schema infer --missing, missingTokens); otherwise drop the column or raise maxCategories`
+              : `Drop the column, make it numeric, or raise maxCategories`,
           details: { column: name, maxCategories },
         },
       );

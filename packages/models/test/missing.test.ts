@@ -120,6 +120,12 @@ describe('inferSchema detects missing values', () => {
     // A missing class is not modelled: the record needs its label.
     expect(errorOf(() => inferSchema(h, [...rows, ['1', '1', 'no', '0.1', 'NA']], { target: 'y' })).code).toBe('DATA_MISSING_VALUE');
     expect(errorOf(() => inferSchema(h, rows, { target: 'y', zeroIsMissing: ['smoker'] })).code).toBe('DATA_BAD_ARGUMENT');
+    // An undeclared spelling of missing in a numeric column: the hint names the fix, not only maxCategories.
+    const many = Array.from({ length: 60 }, (_, i) => [i === 7 ? 'missing' : String(i), String(i % 2)]);
+    const e = errorOf(() => inferSchema(['v', 'y'], many, { target: 'y' }));
+    expect(e.code).toBe('DATA_TOO_MANY_CATEGORIES');
+    expect(e.hint).toMatch(/If "missing" means missing, declare it a missing token/);
+    expect(inferSchema(['v', 'y'], many, { target: 'y', missingTokens: ['', 'missing'] }).columns[0]).toMatchObject({ kind: 'numeric', allowMissing: true });
   });
 });
 
