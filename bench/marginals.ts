@@ -6,6 +6,7 @@
 // logistic regression, correlation distance, fit and sample times. DP noise comes from the OS CSPRNG
 // (as in production) unless --seeded-noise.
 //   node bench/marginals.ts [--datasets breast_cancer_wdbc,pima_diabetes] [--eps 1,8,inf] [--seeds 3]
+//   (pima_diabetes_na, lung_ncctg: tables with missing cells; the "missing" column is the missingness-rate score)
 //        [--selection measured|exponential] [--bins auto|N] [--max-bins 16] [--fine-bins 1024] [--branching 8]
 //        [--smoothing james-stein|none] [--coarsen noisy-quantiles|equal-width] [--split 1,1,1] [--nodes 3]
 //        [--seeded-noise] [--scale 7000]   (--scale 0 skips the timing at scale)
@@ -64,7 +65,7 @@ const fmt = (a: number[], d = 3): string => `${mean(a).toFixed(d)} ± ${sd(a).to
 for (const name of datasets) {
   const full = await loadDatasetTable(name);
   const enc = encodeTable(full);
-  const rows = new Map<string, { fid: number[]; tstr: number[]; corr: number[]; fit: number[]; sample: number[]; eps: number[]; bins: string[] }>();
+  const rows = new Map<string, { fid: number[]; tstr: number[]; corr: number[]; miss: number[]; fit: number[]; sample: number[]; eps: number[]; bins: string[] }>();
   const ceiling = { fid: [] as number[], trtr: [] as number[], corr: [] as number[] };
   for (const seed of seeds) {
     const { train, test } = trainTestSplit(full.rows.length, 0.2, seed, Array.from(enc.cond));
@@ -87,8 +88,9 @@ for (const name of datasets) {
       const sampleMs = performance.now() - t1;
       const fid = fidelityReport(testT, synth);
       const key = String(epsilon);
-      const r = rows.get(key) ?? { fid: [], tstr: [], corr: [], fit: [], sample: [], eps: [], bins: [] };
+      const r = rows.get(key) ?? { fid: [], tstr: [], corr: [], miss: [], fit: [], sample: [], eps: [], bins: [] };
       r.fid.push(fid.mean);
+      if (fid.missingness) r.miss.push(fid.missingness.mean);
       r.corr.push(fid.correlationDistance);
       r.tstr.push(tstrAuc(synth, testT).auc);
       r.fit.push(res.millis);
@@ -99,10 +101,10 @@ for (const name of datasets) {
     }
   }
   console.log(`\n${name}: ${full.rows.length} rows × ${full.schema.columns.length} columns; mean ± sd over ${seeds.length} seeds`);
-  console.log('ε        spent   fidelity vs test   ceiling (train)   TSTR LR AUC        TRTR LR AUC        corr dist (ceil)        bins  fit ms  sample ms');
+  console.log('ε        spent   fidelity vs test   ceiling (train)   TSTR LR AUC        TRTR LR AUC        corr dist (ceil)        missing         bins  fit ms  sample ms');
   for (const [key, r] of rows) {
     console.log(
-      `${key.padEnd(8)} ${(Number.isFinite(mean(r.eps)) ? mean(r.eps).toFixed(3) : '∞').padEnd(7)} ${fmt(r.fid).padEnd(18)} ${fmt(ceiling.fid).padEnd(17)} ${fmt(r.tstr).padEnd(18)} ${fmt(ceiling.trtr).padEnd(18)} ${fmt(r.corr)} (${mean(ceiling.corr).toFixed(3)})  ${r.bins.join('/').padEnd(5)} ${mean(r.fit).toFixed(0).padStart(6)} ${mean(r.sample).toFixed(0).padStart(9)}`,
+      `${key.padEnd(8)} ${(Number.isFinite(mean(r.eps)) ? mean(r.eps).toFixed(3) : '∞').padEnd(7)} ${fmt(r.fid).padEnd(18)} ${fmt(ceiling.fid).padEnd(17)} ${fmt(r.tstr).padEnd(18)} ${fmt(ceiling.trtr).padEnd(18)} ${fmt(r.corr)} (${mean(ceiling.corr).toFixed(3)})  ${(r.miss.length ? fmt(r.miss) : '—').padEnd(15)} ${r.bins.join('/').padEnd(5)} ${mean(r.fit).toFixed(0).padStart(6)} ${mean(r.sample).toFixed(0).padStart(9)}`,
     );
   }
 }

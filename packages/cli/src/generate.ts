@@ -71,7 +71,7 @@ async function readModelJson(path: string): Promise<unknown> {
 
 /** Samples `rows` rows into `out` (CSV in the model's schema: same columns and formats as the consortium's data). */
 export async function generateFromModel(req: GenerateRequest): Promise<GenerateSummary> {
-  const [{ openSavedModel }, { toCsv, initBackend }] = await Promise.all([import('@fedtwin/marginals'), import('@fedtwin/models')]);
+  const [{ openSavedModel }, { tableToCsv, initBackend }] = await Promise.all([import('@fedtwin/marginals'), import('@fedtwin/models')]);
   const json = await readModelJson(req.model);
   // The VAE runs on tfjs: its backend set up as the daemons do (the marginals model needs none).
   if ((json as { generator?: unknown } | null)?.generator === 'vae') await initBackend();
@@ -80,7 +80,6 @@ export async function generateFromModel(req: GenerateRequest): Promise<GenerateS
     const condition = req.condition ? { column: req.condition.column || saved.schema.target, value: req.condition.value } : undefined;
     // Validate before creating the output file: a typo leaves nothing half-written behind.
     generator.sample(1, { seed: 0, ...(condition ? { condition } : {}) });
-    const columns = saved.schema.columns.map((c) => c.name);
     await mkdir(dirname(req.out), { recursive: true });
     const file = createWriteStream(req.out);
     const write = async (s: string) => { if (!file.write(s)) await once(file, 'drain'); };
@@ -89,7 +88,7 @@ export async function generateFromModel(req: GenerateRequest): Promise<GenerateS
     for (let done = 0, k = 0; done < req.rows; k++) {
       const n = Math.min(CHUNK_ROWS, req.rows - done);
       const t = generator.sample(n, { seed: (seed + k * 1_000_003) % 2 ** 31, ...(condition ? { condition } : {}) });
-      const csv = toCsv(columns, t.rows);
+      const csv = tableToCsv(t);
       await write(header ? csv : csv.slice(csv.indexOf('\n') + 1));
       header = false;
       done += n;

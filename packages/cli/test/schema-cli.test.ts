@@ -78,4 +78,26 @@ describe('fedtwin schema infer', () => {
     expect(bad.code).toBe(1); // like a --target not in the header (DATA_MISSING_COLUMN)
     expect(bad.stderr).toMatch(/--keep names "rows", not in the header/);
   });
+
+  it('declares the missing values it finds (issue 14 item 2): N/A, ? and empty cells are not categories; --zero-missing, --missing', () => {
+    const m = join(dir, 'missing.csv');
+    writeFileSync(m, 'glucose,insulin,smoker,label\n148,0,yes,pos\nN/A,94,NA,neg\n183,0,?,pos\n,168,no,neg\n120,15,-,neg\n');
+    const out = join(dir, 'missing.json');
+    const r = run(['schema', 'infer', '--csv', m, '--target', 'label', '--max-categories', '3', '--zero-missing', 'insulin', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/missing values declared in glucose, insulin, smoker/);
+    const s = JSON.parse(readFileSync(out, 'utf8'));
+    expect(s.missingTokens).toEqual(['', 'NA', 'N/A', '?', 'NaN']);
+    expect(s.columns[0]).toMatchObject({ name: 'glucose', kind: 'numeric', allowMissing: true });
+    expect(s.columns[1]).toMatchObject({ name: 'insulin', kind: 'numeric', min: 10, max: 170, zeroIsMissing: true });
+    expect(s.columns[2]).toEqual({ name: 'smoker', kind: 'categorical', categories: ['-', 'no', 'yes'], allowMissing: true });
+    expect(validateSchema(s)).toBeTruthy();
+    expect(TableSchemaMessage.safeParse(s).success).toBe(true);
+    // Own tokens: "-" is missing too, "?" is not in the list any more, so it is a category.
+    const r2 = run(['schema', 'infer', '--csv', m, '--target', 'label', '--missing', ',NA,N/A,-']);
+    expect(r2.code, r2.stderr).toBe(0);
+    const s2 = JSON.parse(r2.stdout);
+    expect(s2.missingTokens).toEqual(['', 'NA', 'N/A', '-']);
+    expect(s2.columns[2].categories).toEqual(['?', 'no', 'yes']);
+  });
 });

@@ -2,12 +2,12 @@
 // schema's declared bounds and categories, or a DP release). Counts over these bins are the only thing
 // a site ever contributes, so nothing here may depend on one site's rows.
 import { FedtwinError } from '@fedtwin/errors';
-import type { Table, TableSchema } from '@fedtwin/models';
+import { hasMissing, type Table, type TableSchema } from '@fedtwin/models';
 
 /**
  * One column's bins. Numeric: bin k is [edges[k], edges[k+1]) (the last one closed), so `edges` has
  * one entry more than there are value bins. With `missing`, one extra bin (the last index) holds
- * missing cells; missing-value support in tables is a later slice, this is its hook.
+ * missing cells, so every marginal over the column counts missingness jointly with the other columns.
  */
 export type ColumnDomain =
   | { name: string; kind: 'numeric'; edges: number[]; min: number; max: number; integer: boolean; decimals: number; missing: boolean }
@@ -26,7 +26,8 @@ export interface DomainOptions {
    *  such as 0 keep their mass on themselves; a finer grid gets this many equal-width bins over
    *  [min, max]. Default DEFAULT_FINE_BINS. */
   bins?: number;
-  /** Columns that get a missing-value bin (empty cell, null, undefined or NaN lands there). */
+  /** Columns that get a missing-value bin (empty cell, null, undefined or NaN lands there), besides those
+   *  the schema declares as allowing missing cells (allowMissing / zeroIsMissing), which always get one. */
   missing?: readonly string[];
 }
 
@@ -53,7 +54,8 @@ export function domainFromSchema(schema: TableSchema, opts: DomainOptions = {}):
     if (!schema.columns.some((c) => c.name === m)) throw badArgument(`missing-value column "${m}" is not in the schema`);
   }
   const columns = schema.columns.map((c): ColumnDomain => {
-    const miss = missing.has(c.name);
+    // Public: the bin exists because the schema declares the column may be missing, not because a site's rows are.
+    const miss = missing.has(c.name) || hasMissing(c);
     if (c.kind === 'categorical') return { name: c.name, kind: 'categorical', categories: [...c.categories], missing: miss };
     if (!(c.min < c.max)) throw badArgument(`column "${c.name}": declared max (${c.max}) must exceed min (${c.min})`);
     const decimals = c.integer ? 0 : c.decimals;

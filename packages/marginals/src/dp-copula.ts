@@ -15,7 +15,7 @@
 // inverse CDF (uniform within a numeric bin, rounded to the column's grid).
 import { FedtwinError } from '@fedtwin/errors';
 import { RdpAccountant, noiseMultiplierFor, normalCdf, type SampledGaussian } from '@fedtwin/dp';
-import type { Table, TableSchema } from '@fedtwin/models';
+import type { Cell, Table, TableSchema } from '@fedtwin/models';
 import { CholeskyDecomposition, EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { binTable, columnSize, domainFromSchema, valueBins, type ColumnDomain } from './domain.ts';
 import { MISSING_CELL } from './sample.ts';
@@ -184,12 +184,12 @@ export function sampleDpCopula(model: DpCopula, rows: number, rng: { normal: () 
     for (let k = 0; k < p.length; k++) { s += p[k]!; if (u < s) return { k, within: p[k]! > 0 ? (u - (s - p[k]!)) / p[k]! : 0.5 }; }
     return { k: p.length - 1, within: 0.5 };
   };
-  const out: Array<Array<number | string>> = [];
+  const out: Cell[][] = [];
   const e = new Array<number>(d);
   for (let r = 0; r < rows; r++) {
     const ci = pick(model.classProbs, rng.uniform()).k;
     for (let j = 0; j < d; j++) e[j] = rng.normal();
-    const row: Array<number | string> = new Array(model.schema.columns.length);
+    const row: Cell[] = new Array(model.schema.columns.length);
     row[ti] = model.classes[ci]!;
     let j = 0;
     for (let k = 0; k < model.schema.columns.length; k++) {

@@ -2,13 +2,13 @@
 // parent's bin), then bins back to values in the schema's formats. Post-processing: costs no ε, and a
 // seeded stream is fine here (the noise that protects the data was added before the model existed).
 import { FedtwinError } from '@fedtwin/errors';
-import type { Table } from '@fedtwin/models';
+import type { Cell, Table } from '@fedtwin/models';
 import { columnSize, valueBins } from './domain.ts';
 import type { TreeModel } from './fit.ts';
 import { TREE_MODEL_FORMAT } from './fit.ts';
 
-/** What a missing cell is written as (an empty CSV field). */
-export const MISSING_CELL = '';
+/** A missing cell in a sampled Table (tableToCsv writes it as an empty field). */
+export const MISSING_CELL: Cell = null;
 
 function badModel(message: string): FedtwinError {
   return new FedtwinError('MARGINALS_BAD_MODEL', message, { hint: 'Use a model produced by fitTree / fitMst' });
@@ -105,11 +105,11 @@ function roundTo(v: number, decimals: number): number {
  * picks a fine bin inside it by the estimated fine mass (uniformly if none), then a uniform value inside
  * that, rounded to the column's decimals and kept inside the declared bounds; a missing bin is MISSING_CELL.
  */
-export function decodeBins(model: TreeModel, bins: readonly Int32Array[], uniform: () => number): Array<Array<number | string>> {
+export function decodeBins(model: TreeModel, bins: readonly Int32Array[], uniform: () => number): Cell[][] {
   const d = model.domain.columns.length;
   if (bins.length !== d) throw new FedtwinError('MARGINALS_BAD_ARGUMENT', `${bins.length} columns of bins for ${d} columns`);
   const n = bins[0]?.length ?? 0;
-  const rows: Array<Array<number | string>> = Array.from({ length: n }, () => new Array(d));
+  const rows: Cell[][] = Array.from({ length: n }, () => new Array(d));
   model.domain.columns.forEach((c, k) => {
     const missingBin = valueBins(c);
     const b = bins[k];

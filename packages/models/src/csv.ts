@@ -203,7 +203,9 @@ function needsQuotes(s: string): boolean {
   return s.length > 0 && (s.charCodeAt(0) === 32 || s.charCodeAt(s.length - 1) === 32);
 }
 
-function cell(v: string | number): string {
+function cell(v: string | number | null): string {
+  // null is a missing cell: an empty field (tableToCsv writes a schema's own missing spelling).
+  if (v === null) return '';
   const s = typeof v === 'number' ? formatNumber(v) : v;
   return needsQuotes(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
@@ -227,7 +229,7 @@ export function formatNumber(v: number, decimals?: number): string {
 }
 
 /** Write CSV (LF line ends, trailing LF). Fields are quoted only when needed. */
-export function toCsv(header: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+export function toCsv(header: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number | null>>): string {
   if (header.length === 0) throw new FedtwinError('DATA_BAD_ARGUMENT', 'toCsv needs at least one column');
   const out: string[] = [header.length === 1 && header[0] === '' ? '""' : header.map(cell).join(',')];
   for (let r = 0; r < rows.length; r++) {

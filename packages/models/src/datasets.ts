@@ -1,4 +1,4 @@
-// The five public medical data sets shipped in the repository's data/ directory, and loading of
+// The seven public medical data sets shipped in the repository's data/ directory, and loading of
 // any CSV file by path. Built-ins are checked against their sha256 on every load.
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
@@ -11,7 +11,8 @@ import type { CsvLimits } from './csv.ts';
 import { inferSchema, parseNumber, tableFromCsv } from './schema.ts';
 import type { LoadedTable, TableFromCsvOptions } from './schema.ts';
 
-export type BuiltinDatasetName = 'breast_cancer_wdbc' | 'diabetes_efron' | 'pima_diabetes' | 'baby_ecg_hr' | 'ecg_mitbih208_360hz';
+export type BuiltinDatasetName =
+  | 'breast_cancer_wdbc' | 'diabetes_efron' | 'pima_diabetes' | 'pima_diabetes_na' | 'lung_ncctg' | 'baby_ecg_hr' | 'ecg_mitbih208_360hz';
 
 /** A numeric column replaced by classes: value ≤ edges[0] → labels[0], ≤ edges[1] → labels[1], … else the last label. */
 export interface Binning {
@@ -67,6 +68,26 @@ export const BUILTIN_DATASETS: readonly BuiltinDataset[] = [
     defaultTarget: 'diabetes',
     description: 'Pima Indians Diabetes (mlbench PimaIndiansDiabetes): 8 measurements; diabetes pos/neg',
     license: 'GPL-2 (mlbench)',
+  },
+  {
+    name: 'pima_diabetes_na',
+    file: 'pima_diabetes_na.csv',
+    sha256: 'faaf583f3fe15dc4028f6698775f52b749083093bd0387535ea19e368887d66a',
+    rows: 768,
+    columns: 9,
+    defaultTarget: 'diabetes',
+    description: 'Pima Indians Diabetes with the impossible zeros as empty cells (mlbench PimaIndiansDiabetes2): 652 missing cells in 5 columns; diabetes pos/neg',
+    license: 'GPL-2 (mlbench)',
+  },
+  {
+    name: 'lung_ncctg',
+    file: 'lung_ncctg.csv',
+    sha256: '0ac31bd0ce8a38c4c116db089c281659a8c244266267847f7540d6e2eea9a319',
+    rows: 228,
+    columns: 10,
+    defaultTarget: 'status',
+    description: 'NCCTG advanced lung cancer (R survival::lung): survival, ECOG/Karnofsky scores, meals, weight loss; 67 missing cells in 6 columns; status 1 = censored, 2 = dead',
+    license: 'GPL-2 / LGPL (>= 2) (survival)',
   },
   {
     name: 'baby_ecg_hr',

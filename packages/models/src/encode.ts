@@ -1,8 +1,9 @@
 // Table ⇄ model vectors. Numeric columns are scaled to [0,1] by the *declared* bounds and
 // categorical ones one-hot encoded; the target is not in x but is the condition (`cond`).
 import { FedtwinError } from '@fedtwin/errors';
-import type { EncodedTable, Segment, Table, TableSchema } from './types.ts';
+import type { Cell, EncodedTable, Segment, Table, TableSchema } from './types.ts';
 import { targetIndex } from './schema.ts';
+import { hasMissing, isMissing } from './missing.ts';
 import type { Prng } from './random.ts';
 
 export interface EncodedLayout {
@@ -13,19 +14,33 @@ export interface EncodedLayout {
   classes: string[];
 }
 
-/** Where each feature column lives in an encoded row; depends on the schema only (no data). */
+/** Value the numeric slot of a missing cell holds: the declared midpoint (public), so metrics that read
+ *  encoded rows see a fixed point; the VAE masks the slot out of its loss for such rows. */
+export const MISSING_NUMERIC_SLOT = 0.5;
+
+/**
+ * Where each feature column lives in an encoded row; depends on the schema only (no data). A column that
+ * allows missing cells carries its missingness as data: a categorical one gets one more one-hot slot
+ * (last, `missing: 'slot'`), a numeric one a [present, missing] segment right after its value.
+ */
 export function encodedLayout(schema: TableSchema): EncodedLayout {
   const t = targetIndex(schema);
   const segments: Segment[] = [];
   let offset = 0;
   schema.columns.forEach((c, k) => {
     if (k === t) return;
+    const miss = hasMissing(c);
     if (c.kind === 'numeric') {
       segments.push({ column: c.name, kind: 'numeric', offset, width: 1 });
       offset += 1;
+      if (miss) {
+        segments.push({ column: c.name, kind: 'categorical', offset, width: 2, missing: 'indicator' });
+        offset += 2;
+      }
     } else {
-      segments.push({ column: c.name, kind: 'categorical', offset, width: c.categories.length });
-      offset += c.categories.length;
+      const w = c.categories.length + (miss ? 1 : 0);
+      segments.push(miss ? { column: c.name, kind: 'categorical', offset, width: w, missing: 'slot' } : { column: c.name, kind: 'categorical', offset, width: w });
+      offset += w;
     }
   });
   const tc = schema.columns[t];
@@ -45,8 +60,9 @@ export function encodeTable(table: Table): EncodedTable {
   // Per column: its place in the row and a lookup for categories.
   const plan = schema.columns.map((c, k) => {
     if (k === t) return undefined;
-    const seg = layout.segments.find((s) => s.column === c.name) as Segment;
-    return { c, offset: seg.offset, index: c.kind === 'categorical' ? new Map(c.categories.map((v, i) => [v, i])) : undefined };
+    const seg = valueSegment(layout.segments, c.name);
+    const ind = indicatorSegment(layout.segments, c.name);
+    return { c, offset: seg.offset, indicator: ind?.offset, miss: hasMissing(c), index: c.kind === 'categorical' ? new Map(c.categories.map((v, i) => [v, i])) : undefined };
   });
   for (let i = 0; i < n; i++) {
     const row = rows[i];
@@ -65,6 +81,15 @@ export function encodeTable(table: Table): EncodedTable {
       const p = plan[k];
       if (p === undefined) continue;
       const c = p.c;
+      if (isMissing(v)) {
+        if (!p.miss) throw badValue(i, c.name, v, 'missing in a column that does not allow missing cells');
+        if (c.kind === 'numeric') {
+          x[base + p.offset] = MISSING_NUMERIC_SLOT;
+          x[base + (p.indicator as number) + 1] = 1;
+        } else x[base + p.offset + c.categories.length] = 1;
+        continue;
+      }
+      if (p.indicator !== undefined) x[base + p.indicator] = 1;
       if (c.kind === 'numeric') {
         if (typeof v !== 'number' || !Number.isFinite(v)) throw badValue(i, c.name, v, 'not a finite number');
         const s = (v - c.min) / (c.max - c.min);
@@ -77,6 +102,18 @@ export function encodeTable(table: Table): EncodedTable {
     }
   }
   return { x, rows: n, width, segments: layout.segments, cond, classes: layout.classes };
+}
+
+/** A column's value segment (its numeric slot or its one-hot block), not its missing indicator. */
+export function valueSegment(segments: readonly Segment[], column: string): Segment {
+  const s = segments.find((x) => x.column === column && !(x.kind === 'categorical' && x.missing === 'indicator'));
+  if (s === undefined) throw new FedtwinError('DATA_BAD_ARGUMENT', `no segment for column "${column}"`);
+  return s;
+}
+
+/** A numeric column's [present, missing] indicator segment, if it has one. */
+export function indicatorSegment(segments: readonly Segment[], column: string): Segment | undefined {
+  return segments.find((x) => x.column === column && x.kind === 'categorical' && x.missing === 'indicator');
 }
 
 function badValue(row: number, column: string, v: unknown, why: string): FedtwinError {
@@ -110,7 +147,7 @@ export function decodeRows(
   x: ArrayLike<number>,
   cond: ArrayLike<number>,
   opts: DecodeOptions = {},
-): Array<Array<number | string>> {
+): Cell[][] {
   const layout = encodedLayout(schema);
   const t = targetIndex(schema);
   const n = cond.length;
@@ -127,11 +164,13 @@ export function decodeRows(
   if (mode === 'sample' && uniform === undefined) {
     throw new FedtwinError('DATA_BAD_ARGUMENT', "decodeRows: categorical 'sample' needs an rng");
   }
-  const segOf = new Map(layout.segments.map((s) => [s.column, s]));
-  const out: Array<Array<number | string>> = new Array(n);
+  const segOf = new Map(schema.columns.map((c, k) => [c.name, k === t ? undefined : valueSegment(layout.segments, c.name)]));
+  const indOf = new Map(schema.columns.map((c) => [c.name, indicatorSegment(layout.segments, c.name)]));
+  const choose = (off: number, w: number): number => (mode === 'sample' ? sampleSlot(x, off, w, uniform as () => number) : argmax(x, off, w));
+  const out: Cell[][] = new Array(n);
   for (let i = 0; i < n; i++) {
     const base = i * width;
-    const row: Array<number | string> = new Array(schema.columns.length);
+    const row: Cell[] = new Array(schema.columns.length);
     for (let k = 0; k < schema.columns.length; k++) {
       const c = schema.columns[k];
       if (k === t) {
@@ -143,6 +182,11 @@ export function decodeRows(
         continue;
       }
       const seg = segOf.get(c.name) as Segment;
+      const ind = indOf.get(c.name);
+      if (ind !== undefined && choose(base + ind.offset, 2) === 1) {
+        row[k] = null;
+        continue;
+      }
       if (c.kind === 'numeric') {
         const s = x[base + seg.offset];
         if (!Number.isFinite(s)) {
@@ -159,31 +203,33 @@ export function decodeRows(
         row[k] = v === 0 ? 0 : v; // no -0
         continue;
       }
-      const w = seg.width;
-      let pick = 0;
-      if (mode === 'sample') {
-        let total = 0;
-        for (let q = 0; q < w; q++) {
-          const p = x[base + seg.offset + q];
-          if (p > 0) total += p;
-        }
-        if (total > 0 && Number.isFinite(total)) {
-          let u = (uniform as () => number)() * total;
-          pick = -1;
-          for (let q = 0; q < w; q++) {
-            const p = x[base + seg.offset + q];
-            if (!(p > 0)) continue;
-            pick = q;
-            u -= p;
-            if (u < 0) break;
-          }
-        } else pick = argmax(x, base + seg.offset, w);
-      } else pick = argmax(x, base + seg.offset, w);
-      row[k] = c.categories[pick];
+      const pick = choose(base + seg.offset, seg.width);
+      // The extra last slot of a column that allows missing cells is "missing".
+      row[k] = pick === c.categories.length ? null : c.categories[pick];
     }
     out[i] = row;
   }
   return out;
+}
+
+/** Slot drawn with probability ∝ max(0, x); argmax if nothing is positive. */
+function sampleSlot(x: ArrayLike<number>, off: number, w: number, uniform: () => number): number {
+  let total = 0;
+  for (let q = 0; q < w; q++) {
+    const p = x[off + q];
+    if (p > 0) total += p;
+  }
+  if (!(total > 0 && Number.isFinite(total))) return argmax(x, off, w);
+  let u = uniform() * total;
+  let pick = -1;
+  for (let q = 0; q < w; q++) {
+    const p = x[off + q];
+    if (!(p > 0)) continue;
+    pick = q;
+    u -= p;
+    if (u < 0) break;
+  }
+  return pick;
 }
 
 function argmax(x: ArrayLike<number>, off: number, w: number): number {

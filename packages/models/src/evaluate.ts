@@ -5,6 +5,7 @@ import { FedtwinError } from '@fedtwin/errors';
 import type { EncodedTable, Table, TableSchema } from './types.ts';
 import { encodeTable } from './encode.ts';
 import { targetIndex } from './schema.ts';
+import { hasMissing, isMissing } from './missing.ts';
 import { createPrng } from './random.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -57,8 +58,17 @@ export function tvComplement(a: ArrayLike<string>, b: ArrayLike<string>): number
   return 1 - tvDistance(a, b);
 }
 
+/** Column k's present values (missing cells left out: their rate is scored apart, by missingnessReport). */
 function column<T>(t: Table, k: number): T[] {
-  return t.rows.map((r) => r[k] as T);
+  const out: T[] = [];
+  for (const r of t.rows) if (!isMissing(r[k])) out.push(r[k] as T);
+  return out;
+}
+
+/** Score of two present-value samples; a column missing everywhere on one side only scores 0, on both 1. */
+function presentScore<T>(a: T[], b: T[], score: (a: T[], b: T[]) => number): number {
+  if (a.length === 0 || b.length === 0) return a.length === b.length ? 1 : 0;
+  return score(a, b);
 }
 
 /** Throws DATA_SCHEMA_MISMATCH unless both schemas have the same columns (name, kind, categories) and target. */
@@ -90,7 +100,7 @@ export interface ColumnScore {
   score: number;
 }
 
-/** Per-column marginal similarity over every column, the target included. */
+/** Per-column marginal similarity over every column, the target included; over present values only. */
 export function columnScores(real: Table, synth: Table): ColumnScore[] {
   assertSameSchema(real.schema, synth.schema);
   nonEmpty(real, 'real');
@@ -99,8 +109,48 @@ export function columnScores(real: Table, synth: Table): ColumnScore[] {
     name: c.name,
     kind: c.kind,
     metric: c.kind === 'numeric' ? ('KSComplement' as const) : ('TVComplement' as const),
-    score: c.kind === 'numeric' ? ksComplement(column<number>(real, k), column<number>(synth, k)) : tvComplement(column<string>(real, k), column<string>(synth, k)),
+    score: c.kind === 'numeric'
+      ? presentScore(column<number>(real, k), column<number>(synth, k), ksComplement)
+      : presentScore(column<string>(real, k), column<string>(synth, k), tvComplement),
   }));
+}
+
+/** Fraction of a table's rows whose cell k is missing. */
+export function missingRate(t: Table, k: number): number {
+  if (t.rows.length === 0) return 0;
+  let m = 0;
+  for (const r of t.rows) if (isMissing(r[k])) m++;
+  return m / t.rows.length;
+}
+
+export interface MissingnessScore {
+  name: string;
+  /** Fraction of missing cells in the real and the synthetic rows. */
+  real: number;
+  synthetic: number;
+  /** 1 − |real − synthetic|: 1 = same missingness rate. */
+  score: number;
+}
+
+export interface MissingnessReport {
+  /** Every column the schema declares as allowing missing cells, in schema order. */
+  columns: MissingnessScore[];
+  /** Mean score over those columns. */
+  mean: number;
+}
+
+/** Missingness-rate fidelity per column that may be missing; undefined when the schema declares none. */
+export function missingnessReport(real: Table, synth: Table): MissingnessReport | undefined {
+  assertSameSchema(real.schema, synth.schema);
+  const columns: MissingnessScore[] = [];
+  real.schema.columns.forEach((c, k) => {
+    if (!hasMissing(c)) return;
+    const r = missingRate(real, k);
+    const s = missingRate(synth, k);
+    columns.push({ name: c.name, real: r, synthetic: s, score: 1 - Math.abs(r - s) });
+  });
+  if (columns.length === 0) return undefined;
+  return { columns, mean: columns.reduce((a, c) => a + c.score, 0) / columns.length };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,11 +166,11 @@ function correlationMatrixInput(t: Table): { x: Float64Array; rows: number; widt
     for (let j = 0; j < e.width; j++) x[i * width + j] = e.x[i * e.width + j];
     x[i * width + e.width + e.cond[i]] = 1;
   }
+  // Blocks are source columns: a numeric value and its missing indicator are one block (their pairing is by construction).
+  const names = [...new Set(e.segments.map((s) => s.column))];
   const block: number[] = [];
-  e.segments.forEach((s, si) => {
-    for (let q = 0; q < s.width; q++) block.push(si);
-  });
-  for (let q = 0; q < k; q++) block.push(e.segments.length);
+  for (const s of e.segments) for (let q = 0; q < s.width; q++) block.push(names.indexOf(s.column));
+  for (let q = 0; q < k; q++) block.push(names.length);
   return { x, rows: e.rows, width, block };
 }
 
@@ -184,13 +234,16 @@ export interface FidelityReport {
   /** Mean of the column scores. */
   mean: number;
   correlationDistance: number;
+  /** Missingness rates real vs synthetic; present only when the schema declares columns that may be missing. */
+  missingness?: MissingnessReport;
 }
 
-/** Marginal and pairwise fidelity of synthetic vs real rows (same schema). */
+/** Marginal and pairwise fidelity of synthetic vs real rows (same schema), and missingness when declared. */
 export function fidelityReport(real: Table, synth: Table): FidelityReport {
   const columns = columnScores(real, synth);
   const mean = columns.reduce((s, c) => s + c.score, 0) / columns.length;
-  return { columns, mean, correlationDistance: correlationDistance(real, synth) };
+  const missingness = missingnessReport(real, synth);
+  return { columns, mean, correlationDistance: correlationDistance(real, synth), ...(missingness ? { missingness } : {}) };
 }
 
 export type ColumnHistogram =
@@ -209,6 +262,7 @@ export function columnHistograms(real: Table, synth: Table, bins = 20): ColumnHi
       const hist = (t: Table): number[] => {
         const h = new Array<number>(bins).fill(0);
         for (const r of t.rows) {
+          if (isMissing(r[k])) continue; // missing cells are the shortfall below 1 (missingnessReport has the rate)
           const v = r[k] as number;
           let b = Math.floor((v - c.min) / w);
           if (b < 0) b = 0;

@@ -39,6 +39,8 @@ export {
   pearsonMatrix,
   correlationDistance,
   fidelityReport,
+  missingnessReport,
+  missingRate,
   columnHistograms,
   rocAuc,
   multiclassAuc,
@@ -50,6 +52,8 @@ export {
 export type {
   ColumnScore,
   FidelityReport,
+  MissingnessReport,
+  MissingnessScore,
   ColumnHistogram,
   MulticlassAuc,
   Features,
@@ -65,3 +69,4 @@ export { GENERATOR_KINDS, SAVED_MODEL_FORMAT, MAX_SAMPLE_ROWS, checkSampleRows, 
 export type { FederatedFit, Generator, GeneratorKind, GeneratorDescription, SavedModel, SavedPrivacy, SampleOptions, Condition, VaeState } from './generator.ts';
 export { correlationHeatmap, numericCorrelations } from './heatmap.ts';
 export type { CorrelationHeatmap } from './heatmap.ts';
+export { DEFAULT_MISSING_TOKENS, hasMissing, missingTokensOf, isMissingField, isMissing, missingColumns } from './missing.ts';

@@ -2,8 +2,9 @@
 // (validateSchema), and turning CSV rows into a validated Table against a declared schema (tableFromCsv).
 import { z } from 'zod';
 import { FedtwinError } from '@fedtwin/errors';
-import type { ColumnSpec, Table, TableSchema } from './types.ts';
+import type { Cell, ColumnSpec, Table, TableSchema } from './types.ts';
 import { formatNumber, toCsv } from './csv.ts';
+import { DEFAULT_MISSING_TOKENS, hasMissing, isMissing, isMissingField, missingTokensOf } from './missing.ts';
 
 /** Decimal number as CSV writes it: optional sign, digits, optional fraction, optional exponent. */
 const NUMBER_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
@@ -58,6 +59,11 @@ export interface InferSchemaOptions {
   categorical?: string[];
   /** Round numeric bounds outward to two significant digits of the range. Default true. */
   roundBounds?: boolean;
+  /** Fields that mean "missing" (default DEFAULT_MISSING_TOKENS); an empty field is always missing. A column
+   *  holding any gets `allowMissing: true`, and they are not counted as categories or taken for non-numbers. */
+  missingTokens?: readonly string[];
+  /** Numeric columns where 0 means "not measured" (e.g. Pima insulin): declared `zeroIsMissing`, zeros kept out of the bounds. */
+  zeroIsMissing?: readonly string[];
 }
 
 function roundTo(v: number, decimals: number): number {
@@ -81,7 +87,8 @@ function roundOutward(min: number, max: number, integer: boolean, decimals: numb
  * Draft a schema from rows (e.g. a public data set, or a consortium operator's sample). Numeric
  * columns get min/max (rounded outward), `integer` and `decimals` (most decimals seen, ignoring
  * float artefacts: see significantDecimals); other
- * columns are categorical with their sorted categories. Empty fields are skipped.
+ * columns are categorical with their sorted categories. Missing tokens (and empty fields) are not values:
+ * a column holding any is declared `allowMissing`, and the schema lists the tokens (`missingTokens`).
  */
 export function inferSchema(header: readonly string[], rows: ReadonlyArray<ReadonlyArray<string>>, opts: InferSchemaOptions): TableSchema {
   const maxCategories = opts.maxCategories ?? 50;
@@ -89,7 +96,11 @@ export function inferSchema(header: readonly string[], rows: ReadonlyArray<Reado
     throw new FedtwinError('DATA_BAD_ARGUMENT', `maxCategories must be an integer ≥ 2, got ${maxCategories}`);
   }
   const forced = new Set(opts.categorical ?? []);
-  for (const c of [opts.target, ...forced]) {
+  const zeroMissing = new Set(opts.zeroIsMissing ?? []);
+  const tokens = [...new Set([...(opts.missingTokens ?? DEFAULT_MISSING_TOKENS)].map((t) => t.trim()))];
+  // An empty field is never a value (no category may be empty, no number is blank).
+  const detect = tokens.includes('') ? tokens : [...tokens, ''];
+  for (const c of [opts.target, ...forced, ...zeroMissing]) {
     if (!header.includes(c)) {
       throw new FedtwinError('DATA_MISSING_COLUMN', `column "${c}" is not in the header`, {
         hint: `Columns are: ${header.join(', ')}`,
@@ -98,7 +109,9 @@ export function inferSchema(header: readonly string[], rows: ReadonlyArray<Reado
     }
   }
   if (rows.length === 0) throw new FedtwinError('DATA_EMPTY', 'no rows to infer a schema from');
+  if (zeroMissing.has(opts.target)) throw new FedtwinError('DATA_BAD_ARGUMENT', `the target "${opts.target}" cannot have zero meaning missing`, { hint: 'zeroIsMissing is for numeric feature columns' });
   const columns: ColumnSpec[] = [];
+  let sawBlank = false;
   for (let j = 0; j < header.length; j++) {
     const name = header[j];
     let min = Infinity;
@@ -109,9 +122,15 @@ export function inferSchema(header: readonly string[], rows: ReadonlyArray<Reado
     let firstNonNumeric: { row: number; value: string } | undefined;
     const cats = new Set<string>();
     let present = 0;
+    let missing = 0;
     for (let i = 0; i < rows.length; i++) {
       const s = rows[i][j];
-      if (s === undefined || s.trim() === '') continue;
+      if (s === undefined || isMissingField(s, detect)) {
+        missing++;
+        if (s !== undefined && s.trim() === '') sawBlank = true;
+        continue;
+      }
+      if (zeroMissing.has(name) && parseNumber(s) === 0) continue;
       present++;
       if (cats.size <= maxCategories) cats.add(s);
       if (!numeric) continue;
@@ -133,10 +152,21 @@ export function inferSchema(header: readonly string[], rows: ReadonlyArray<Reado
     if (present === 0) {
       throw new FedtwinError('DATA_MISSING_VALUE', `column "${name}" has no values`, { hint: 'Drop the column or fill it', details: { column: name } });
     }
+    if (missing > 0 && name === opts.target) {
+      throw new FedtwinError('DATA_MISSING_VALUE', `target "${name}" has ${missing} missing value(s)`, {
+        hint: 'Every record needs its class: drop the rows without one, or choose another --target',
+        details: { column: name, missing },
+      });
+    }
+    const miss = missing > 0 ? { allowMissing: true } : {};
+    if (zeroMissing.has(name) && !numeric) {
+      throw new FedtwinError('DATA_BAD_ARGUMENT', `column "${name}" is not numeric: zero cannot mean missing there`, { hint: 'zeroIsMissing is for numeric columns', details: { column: name } });
+    }
     if (numeric) {
       // A constant column is widened by one step either way: scaling needs min < max.
       const [lo, hi] = opts.roundBounds === false && min < max ? [min, max] : roundOutward(min, max, integer, decimals);
-      columns.push({ name, kind: 'numeric', min: lo, max: hi, integer, decimals: integer ? 0 : decimals });
+      const zero = zeroMissing.has(name) ? { zeroIsMissing: true } : {};
+      columns.push({ name, kind: 'numeric', min: lo, max: hi, integer, decimals: integer ? 0 : decimals, ...miss, ...zero });
       continue;
     }
     if (cats.size > maxCategories) {
@@ -148,12 +178,15 @@ export function inferSchema(header: readonly string[], rows: ReadonlyArray<Reado
         {
           hint: isTarget
             ? 'The target must be a class label: choose another --target or bin this column into classes (docs/data.md)'
-            : `Drop the column, make it numeric, or raise maxCategories`,
+            : firstNonNumeric
+              // Mostly numbers and one odd spelling is usually a missing-value token nobody declared.
+              ? `If "${firstNonNumeric.value}" means missing, declare it a missing token (schema infer --missing, missingTokens); otherwise drop the column or raise maxCategories`
+              : `Drop the column, make it numeric, or raise maxCategories`,
           details: { column: name, maxCategories },
         },
       );
     }
-    columns.push({ name, kind: 'categorical', categories: sortCategories(cats) });
+    columns.push({ name, kind: 'categorical', categories: sortCategories(cats), ...miss });
   }
   const target = columns.find((c) => c.name === opts.target);
   if (target?.kind === 'categorical' && target.categories.length < 2) {
@@ -164,7 +197,10 @@ export function inferSchema(header: readonly string[], rows: ReadonlyArray<Reado
   if (columns.length < 2) {
     throw new FedtwinError('DATA_BAD_SCHEMA', 'a table needs at least one column besides the target', { hint: 'Add feature columns' });
   }
-  return { columns, target: opts.target };
+  // Declare the tokens only when some column holds missing cells, so complete data keeps its old schema.
+  if (!columns.some((c) => c.allowMissing === true)) return { columns, target: opts.target };
+  const declared = sawBlank && !tokens.includes('') ? [...tokens, ''] : tokens;
+  return { columns, target: opts.target, missingTokens: declared };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,6 +217,9 @@ const numericSpec = z
     max: z.number().finite(),
     integer: z.boolean(),
     decimals: z.number().int().min(0).max(15),
+    allowMissing: z.boolean().optional(),
+    missingTokens: z.array(z.string().max(100)).max(100).optional(),
+    zeroIsMissing: z.boolean().optional(),
   })
   .strict();
 const categoricalSpec = z
@@ -188,6 +227,8 @@ const categoricalSpec = z
     name: z.string().min(1),
     kind: z.literal('categorical'),
     categories: z.array(z.string().min(1)).min(1).max(MAX_CATEGORIES),
+    allowMissing: z.boolean().optional(),
+    missingTokens: z.array(z.string().max(100)).max(100).optional(),
   })
   .strict();
 const tableSchemaZ = z
@@ -195,6 +236,7 @@ const tableSchemaZ = z
     columns: z.array(z.discriminatedUnion('kind', [numericSpec, categoricalSpec])).min(2).max(MAX_COLUMNS),
     target: z.string().min(1),
     boundsSource: z.enum(['data', 'declared']).optional(),
+    missingTokens: z.array(z.string().max(100)).max(100).optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -202,6 +244,18 @@ const tableSchemaZ = z
     s.columns.forEach((c, i) => {
       if (names.has(c.name)) ctx.addIssue({ code: 'custom', path: ['columns', i, 'name'], message: `duplicate column name "${c.name}"` });
       names.add(c.name);
+      if (c.missingTokens !== undefined && !hasMissing(c as ColumnSpec)) {
+        ctx.addIssue({ code: 'custom', path: ['columns', i, 'missingTokens'], message: 'missingTokens needs allowMissing: true on the column' });
+      }
+      if (c.kind === 'categorical' && c.allowMissing === true) {
+        // A category spelled like a missing token would be read as missing: refuse the ambiguity.
+        const tokens = missingTokensOf(s as TableSchema, c as ColumnSpec);
+        const clash = c.categories.find((cat) => tokens.includes(cat.trim()));
+        if (clash !== undefined) ctx.addIssue({ code: 'custom', path: ['columns', i, 'categories'], message: `category "${clash}" is also a missing token of the column` });
+      }
+      if (c.name === s.target && hasMissing(c as ColumnSpec)) {
+        ctx.addIssue({ code: 'custom', path: ['columns', i, 'allowMissing'], message: 'the target cannot have missing values' });
+      }
       if (c.kind === 'numeric') {
         if (!(c.min < c.max)) ctx.addIssue({ code: 'custom', path: ['columns', i, 'max'], message: `max (${c.max}) must be greater than min (${c.min})` });
         if (c.integer && c.decimals !== 0) ctx.addIssue({ code: 'custom', path: ['columns', i, 'decimals'], message: 'an integer column must have decimals 0' });
@@ -306,26 +360,37 @@ export function tableFromCsv(
       details: { columns: extra },
     });
   }
-  const cols = schema.columns.map((c) => ({ spec: c, j: index.get(c.name) as number, cats: c.kind === 'categorical' ? new Set(c.categories) : undefined }));
+  const cols = schema.columns.map((c) => ({
+    spec: c,
+    j: index.get(c.name) as number,
+    cats: c.kind === 'categorical' ? new Set(c.categories) : undefined,
+    tokens: hasMissing(c) ? missingTokensOf(schema, c) : undefined,
+  }));
   const clamped: Record<string, number> = {};
   let clampedTotal = 0;
   const dropped: Record<string, number> = {};
   const droppedRows: number[] = [];
-  const out: Array<Array<number | string>> = [];
+  const out: Cell[][] = [];
   rowLoop: for (let i = 0; i < rows.length; i++) {
     const raw = rows[i];
     if (raw.length !== header.length) {
       throw new FedtwinError('DATA_CSV_MALFORMED', `${src}: data row ${i + 1} has ${raw.length} fields, header has ${header.length}`);
     }
-    const row: Array<number | string> = new Array(cols.length);
+    const row: Cell[] = new Array(cols.length);
     const clampedHere: string[] = []; // counted only if the row is kept
     for (let k = 0; k < cols.length; k++) {
-      const { spec, j, cats } = cols[k];
+      const { spec, j, cats, tokens } = cols[k];
       const s = raw[j];
       const where = { row: i + 1, column: spec.name, value: s };
+      if (tokens !== undefined && isMissingField(s, tokens)) {
+        row[k] = null;
+        continue;
+      }
       if (s.trim() === '') {
         throw new FedtwinError('DATA_MISSING_VALUE', `${src}: data row ${i + 1}, column "${spec.name}": empty value`, {
-          hint: 'fedtwin does not impute: fill or drop rows with missing values before import',
+          hint: spec.name === schema.target
+            ? 'Every record needs its class: drop the rows without one'
+            : `Declare the column as allowing missing cells ("allowMissing": true in the schema, docs/data.md "Missing values"), or fill the value`,
           details: where,
         });
       }
@@ -347,9 +412,13 @@ export function tableFromCsv(
       let v = parseNumber(s);
       if (v === undefined) {
         throw new FedtwinError('DATA_BAD_VALUE', `${src}: data row ${i + 1}, column "${spec.name}": "${s}" is not a number`, {
-          hint: 'Numeric columns take plain decimals like 12.5 or -3',
+          hint: badNumberHint(s, tokens),
           details: where,
         });
+      }
+      if (v === 0 && spec.zeroIsMissing === true) {
+        row[k] = null;
+        continue;
       }
       if (spec.integer && !Number.isInteger(v)) {
         throw new FedtwinError('DATA_BAD_VALUE', `${src}: data row ${i + 1}, column "${spec.name}": "${s}" is not an integer`, {
@@ -381,11 +450,32 @@ export function tableFromCsv(
   return { schema, rows: out, report: { clamped, clampedTotal, dropped, droppedTotal: droppedRows.length, droppedRows, ignoredColumns: extra } };
 }
 
-/** Write a Table as CSV with the schema's columns and number formats (decimals; no exponents). */
+/** Why a field is not a number, and what to do: a missing token in a column not declared to allow missing. */
+function badNumberHint(s: string, tokens: readonly string[] | undefined): string {
+  if (tokens === undefined && DEFAULT_MISSING_TOKENS.includes(s.trim())) {
+    return `"${s.trim()}" looks like a missing value: declare the column "allowMissing": true in the schema (docs/data.md "Missing values")`;
+  }
+  const also = tokens === undefined ? '' : ` or a missing token (${tokens.map((t) => JSON.stringify(t)).join(', ')})`;
+  return `Numeric columns take plain decimals like 12.5 or -3${also}`;
+}
+
+/**
+ * How a missing cell of column `c` is written: 0 in a zeroIsMissing column (the input's own convention), else
+ * empty — or, if the schema's tokens for the column leave out the empty field, its first token, so the file reads back.
+ */
+export function missingFieldOf(schema: TableSchema, c: ColumnSpec): string {
+  if (c.kind === 'numeric' && c.zeroIsMissing === true) return '0';
+  const tokens = missingTokensOf(schema, c);
+  return tokens.includes('') || tokens.length === 0 ? '' : tokens[0];
+}
+
+/** Write a Table as CSV with the schema's columns and number formats (decimals; no exponents; missing cells empty). */
 export function tableToCsv(table: Table): string {
   const specs = table.schema.columns;
+  const missingAs = specs.map((c) => missingFieldOf(table.schema, c));
   const rows = table.rows.map((r) => r.map((v, k) => {
     const c = specs[k];
+    if (isMissing(v)) return missingAs[k];
     return c.kind === 'numeric' && typeof v === 'number' ? formatNumber(v, c.decimals) : String(v);
   }));
   return toCsv(specs.map((c) => c.name), rows);

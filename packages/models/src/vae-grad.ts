@@ -71,7 +71,7 @@ export function forwardBackward(core: VaeCore, x: tf.Tensor2D, y: tf.Tensor2D, e
   let gLogits: tf.Tensor2D = tf.zeros([rows, core.width]);
   if (core.hasNumeric) {
     const s = tf.sigmoid(logits);
-    const diff = tf.mul(tf.sub(s, x), core.numMask);
+    const diff = tf.mul(tf.sub(s, x), core.numMaskOf(x));
     parts.push(tf.mul(tf.sum(tf.square(diff)), core.invTwoSigma2));
     // d/dl (s−x)²/2σ² = (s−x)/σ² · s(1−s)
     gLogits = tf.mul(diff, tf.mul(tf.mul(s, tf.sub(1, s)), 2 * core.invTwoSigma2 * scale));

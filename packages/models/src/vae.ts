@@ -83,6 +83,9 @@ export interface VaeCore {
   lossPerExample(x: tf.Tensor2D, y: tf.Tensor2D, eps: tf.Tensor2D): tf.Tensor1D;
   /** 1×width mask of numeric columns. */
   numMask: tf.Tensor2D;
+  /** Per-row mask of numeric slots holding a value: numMask, minus the slots of missing cells (read from
+   *  the row's own "present" indicators), so a missing cell's placeholder is not learned as a value. */
+  numMaskOf(x: tf.Tensor2D): tf.Tensor2D;
   hasNumeric: boolean;
   catSegs: ReadonlyArray<{ offset: number; width: number }>;
   invTwoSigma2: number;
@@ -172,6 +175,20 @@ export function createTwinVae(init: TwinVaeInit): TwinVae {
   for (const s of init.segments) if (s.kind === 'numeric') numMaskArr[s.offset] = 1;
   const hasNumeric = numMaskArr.some((v) => v === 1);
   const numMask = tf.keep(tf.tensor2d(numMaskArr, [1, width])) as tf.Tensor2D;
+  // presentMap[i][j] = 1 when slot i is numeric column j's "present" indicator: x·presentMap is 1 on j iff present.
+  const plainMaskArr = numMaskArr.slice();
+  const presentArr = new Float32Array(width * width);
+  for (const s of init.segments) {
+    if (s.kind !== 'categorical' || s.missing !== 'indicator') continue;
+    const v = init.segments.find((q) => q.kind === 'numeric' && q.column === s.column);
+    if (v === undefined) continue;
+    plainMaskArr[v.offset] = 0;
+    presentArr[s.offset * width + v.offset] = 1;
+  }
+  const hasIndicators = presentArr.some((v) => v === 1);
+  const plainMask = tf.keep(tf.tensor2d(plainMaskArr, [1, width])) as tf.Tensor2D;
+  const presentMap = tf.keep(tf.tensor2d(presentArr, [width, width])) as tf.Tensor2D;
+  const numMaskOf = (x: tf.Tensor2D): tf.Tensor2D => (hasIndicators ? (tf.add(plainMask, tf.matMul(x, presentMap)) as tf.Tensor2D) : numMask);
   const invTwoSigma2 = 1 / (2 * sigma * sigma);
 
   const decoderHidden = (z: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor2D => {
@@ -184,7 +201,7 @@ export function createTwinVae(init: TwinVaeInit): TwinVae {
   const core: VaeCore = {
     layers, vars, width, classCount, latentDim,
     optimizer: null,
-    numMask, hasNumeric, catSegs, invTwoSigma2, klWeight,
+    numMask, numMaskOf, hasNumeric, catSegs, invTwoSigma2, klWeight,
     lossPerExample(x, y, eps) {
       const h = tf.relu(applyDense(L('enc.h1'), tf.concat([x, y], 1)));
       const mu = applyDense(L('enc.mu'), h);
@@ -193,7 +210,7 @@ export function createTwinVae(init: TwinVaeInit): TwinVae {
       const logits = applyDense(L('dec.out'), decoderHidden(z, y));
       let recon: tf.Tensor1D = tf.zeros([x.shape[0]]);
       if (hasNumeric) {
-        const err = tf.mul(tf.square(tf.sub(tf.sigmoid(logits), x)), numMask);
+        const err = tf.mul(tf.square(tf.sub(tf.sigmoid(logits), x)), numMaskOf(x));
         recon = tf.add(recon, tf.mul(tf.sum(err, 1), invTwoSigma2));
       }
       for (const s of catSegs) {
@@ -289,6 +306,8 @@ export function createTwinVae(init: TwinVaeInit): TwinVae {
       core.optimizer = null;
       for (const v of layers.values()) disposeDense(v);
       numMask.dispose();
+      plainMask.dispose();
+      presentMap.dispose();
     },
   };
   cores.set(model, core);

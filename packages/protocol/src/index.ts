@@ -38,11 +38,17 @@ const numericColumn = z.object({
   max: z.number().finite(),
   integer: z.boolean(),
   decimals: z.number().int().min(0).max(12),
+  /** Missing values (docs/data.md, "Missing values"): the column may be missing, its own tokens, zero meaning missing. */
+  allowMissing: z.boolean().optional(),
+  missingTokens: z.array(z.string().max(100)).max(100).optional(),
+  zeroIsMissing: z.boolean().optional(),
 }).strict();
 const categoricalColumn = z.object({
   name: z.string().min(1).max(200),
   kind: z.literal('categorical'),
   categories: z.array(z.string().max(200)).min(1).max(1000),
+  allowMissing: z.boolean().optional(),
+  missingTokens: z.array(z.string().max(100)).max(100).optional(),
 }).strict();
 
 export const TableSchemaMessage = z.object({
@@ -50,6 +56,8 @@ export const TableSchemaMessage = z.object({
   target: z.string().min(1),
   /** Provenance of the bounds: `data` (drafted by `fedtwin schema infer` from a CSV) or `declared` (docs/data.md). */
   boundsSource: z.enum(['data', 'declared']).optional(),
+  /** Fields meaning "missing" in columns that allow missing cells (default: empty, NA, N/A, ?, NaN). */
+  missingTokens: z.array(z.string().max(100)).max(100).optional(),
 }).strict();
 
 export const VaeModelConfigMessage = z.object({

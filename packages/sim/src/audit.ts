@@ -6,12 +6,12 @@ import { randomInt } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import { FedtwinError } from '@fedtwin/errors';
 import { auditOneRun, type OneRunAudit } from '@fedtwin/audit';
-import { createPrng, createTwinVae, encodeTable, type Table, type TableSchema } from '@fedtwin/models';
+import { createPrng, createTwinVae, encodeTable, type Cell, type Table, type TableSchema } from '@fedtwin/models';
 // @fedtwin/models exports no per-row loss; its own DP-SGD tests reach getVaeCore the same way. Scoring with
 // exactly the objective the member trained on beats a re-implementation that could drift from it.
 import { getVaeCore } from '../../models/src/vae.ts';
 
-type Row = Array<number | string>;
+type Row = Cell[];
 
 export interface Canaries {
   rows: Row[];

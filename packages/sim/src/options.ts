@@ -3,6 +3,8 @@
 export interface SimOptions {
   dataset: string;
   target?: string;
+  /** Numeric columns where 0 means "not measured": the inferred schema declares them zeroIsMissing (docs/data.md). */
+  zeroIsMissing?: string[];
   nodes: number;
   rounds: number;
   out: string;

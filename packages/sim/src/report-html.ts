@@ -76,6 +76,7 @@ ${r.generator === 'marginals' ? '<p class="muted">The marginals generator trains
     return `<div class="card"><b>${esc(h.name)}</b> <span class="muted">${fmt(score)}</span>${histogram(h)}</div>`;
   }).join('')}</div>
 ${heat && heat.columns.length >= 2 ? heatmapSection(heat) : ''}
+${r.fidelity.missingness ? missingnessSection(r.fidelity.missingness) : ''}
 <h2>Bytes on the wire</h2>
 <table><tr><th>party</th><th>sent</th><th>received</th></tr>
 ${r.bytes.nodes.map((b) => `<tr><td>node ${b.node}</td><td>${kb(b.sent)}</td><td>${kb(b.received)}</td></tr>`).join('')}
@@ -88,6 +89,16 @@ ${r.timing.roundSeconds.map((s, i) => `<tr><td>round ${i + 1} (open → aggregat
 </table>
 </body></html>
 `;
+}
+
+/** Missing cells per column that may hold them: the rate in the test rows and in the release (the histograms show present values). */
+function missingnessSection(m: NonNullable<SimReport['fidelity']['missingness']>): string {
+  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+  return `<h2>Missing values</h2>
+<p>Mean missingness-rate score ${fmt(m.mean)} (1 − |rate in the test rows − rate in the synthetic rows|; 1 = same rate). Column scores above compare present values only.</p>
+<table><tr><th>column</th><th>missing, real test rows</th><th>missing, synthetic</th><th>score</th></tr>
+${m.columns.map((c) => `<tr><td>${esc(c.name)}</td><td>${pct(c.real)}</td><td>${pct(c.synthetic)}</td><td>${fmt(c.score)}</td></tr>`).join('')}
+</table>`;
 }
 
 /** The empirical audit: ε_lower next to the claim, what the guesses were, and the method's ceiling for this m. */

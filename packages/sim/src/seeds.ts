@@ -107,6 +107,7 @@ export const HEADLINE_FIGURES: ReadonlyArray<{ path: string; label: string }> = 
   { path: 'utility.forest.minorityRecall.federated', label: 'rarest class recall, trained on the release' },
   { path: 'fidelity.mean', label: 'fidelity vs test rows (mean column score)' },
   { path: 'fidelity.correlationDistance', label: 'correlation distance' },
+  { path: 'fidelity.missingness.mean', label: 'missingness-rate score (1 − |rate real − rate synthetic|)' },
   { path: 'release.dcr.ratio', label: 'DCR ratio (train ÷ test)' },
   { path: 'release.membershipInferenceAuc', label: 'membership inference AUC' },
   { path: 'privacy.epsilon', label: 'ε spent (largest member)' },

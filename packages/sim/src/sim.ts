@@ -2,13 +2,13 @@ import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { manifestHash, parseManifest, schemaHash } from '@fedtwin/consortium';
 import { createWriteStream } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, extname, join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { FedtwinError } from '@fedtwin/errors';
 import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
 import {
   createTwinVae, decodeRows, dirichletSplit, encodeTable, fidelityReport, columnHistograms, correlationHeatmap, initBackend, inferSchema,
-  createPrng, loadDataset, parseCsv, tableFromCsv, toCsv, trainTestSplit, trtrAuc, tstrAuc, forestUtility, dcrReport, membershipInferenceAuc,
+  createPrng, loadDataset, parseCsv, tableFromCsv, tableToCsv, trainTestSplit, trtrAuc, tstrAuc, forestUtility, dcrReport, membershipInferenceAuc,
   type EncodedTable, type Table, type TableSchema,
 } from '@fedtwin/models';
 import { noiseMultiplierFor } from '@fedtwin/dp';
@@ -77,6 +77,8 @@ export interface SimReport {
     columns: Array<{ name: string; kind: string; metric: string; score: number }>;
     mean: number;
     correlationDistance: number;
+    /** Per column that may be missing: the missing-cell rate in the test rows and in the release, 1 − |Δ| and its mean. */
+    missingness?: { columns: Array<{ name: string; real: number; synthetic: number; score: number }>; mean: number };
   };
   training: { epochsPerRound: number; batchSize: number; learningRate: number; latentDim: number; hidden: number; modelValues: number };
   lossPerRound: Array<{ node: number; peerId: string; rounds: Array<{ round: number; loss: number }> }>;
@@ -87,6 +89,12 @@ export interface SimReport {
   secureAggregation: { scheme: string; polyModulusDegree: number | null; bytesPerValue: number; ratioToFloat32: number; keyId: string | null };
   ledger: { size: number; rootHash: string; checkpoint: string | null; cosignatures: number; dir: string; replicas: string[]; verified: { aggregator: boolean; replicas: boolean[] } } | null;
   wallSeconds: number;
+}
+
+/** The manifest's consortium id for a data set: a CSV path ("data/x.csv") becomes "sim-x"; ids take letters, digits, . _ - only. */
+export function simConsortiumId(dataset: string): string {
+  const stem = basename(dataset, extname(dataset)).replace(/[^A-Za-z0-9._-]+/g, '_');
+  return `sim-${stem || 'data'}`;
 }
 
 /**
@@ -107,7 +115,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   const target = opts.target ?? ds.defaultTarget;
   if (!target) throw new FedtwinError('SIM_BAD_ARGUMENT', `dataset ${ds.name} has no default target`, { hint: `pass --target with one of: ${ds.header.join(', ')}` });
   if (!ds.header.includes(target)) throw new FedtwinError('SIM_BAD_ARGUMENT', `--target ${target} is not a column of ${ds.name}`, { hint: `choose one of: ${ds.header.join(', ')}` });
-  const schema: TableSchema = inferSchema(ds.header, ds.rows, { target });
+  const schema: TableSchema = inferSchema(ds.header, ds.rows, { target, ...(opts.zeroIsMissing?.length ? { zeroIsMissing: opts.zeroIsMissing } : {}) });
   const full: Table = tableFromCsv(ds.header, ds.rows, schema);
   const fullEnc = encodeTable(full);
   const { train, test } = trainTestSplit(full.rows.length, opts.testFraction, opts.seed, Array.from(fullEnc.cond));
@@ -119,7 +127,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   const testTable = pick(test);
   const colNames = schema.columns.map((c) => c.name);
   await writeFile(join(out, 'schema.json'), JSON.stringify(schema, null, 2));
-  await writeFile(join(out, 'test.csv'), toCsv(colNames, testTable.rows));
+  await writeFile(join(out, 'test.csv'), tableToCsv(testTable));
   await writeFile(join(out, 'split.json'), JSON.stringify({ seed: opts.seed, alpha: opts.alpha, testFraction: opts.testFraction, test, nodes: shardRows }, null, 0));
   // Audit canaries: values from the seed, inclusion coins from the OS CSPRNG, held in memory until the scoring.
   const canaries: Canaries | undefined = opts.audit
@@ -146,14 +154,14 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     await saveIdentity(join(dir, 'identity.key'), key);
     nodeIds.push(peerIdOf(key));
     const rows = pick(shardRows[i]!).rows;
-    await writeFile(join(dir, 'data.csv'), toCsv(colNames, canaries && i === AUDIT_NODE ? recordsWithCanaries(rows, canaries, opts.seed) : rows));
+    await writeFile(join(dir, 'data.csv'), tableToCsv({ schema, rows: canaries && i === AUDIT_NODE ? recordsWithCanaries(rows, canaries, opts.seed) : rows }));
   }
   const quorum = opts.nodes;
   // The marginals generator always runs its three measurement rounds (1-way, selection, tree).
   const rounds = opts.generator === 'marginals' ? MARGINALS_ROUNDS : opts.rounds;
   // The consortium manifest every process pins: what each hospital agreed to before it sends anything.
   const manifest = parseManifest({
-    consortium: `sim-${ds.name}`, aggregator: peerIdOf(aggKey),
+    consortium: simConsortiumId(ds.name), aggregator: peerIdOf(aggKey),
     members: nodeIds.map((peerId, i) => ({ peerId, name: `site ${i}` })), schemaHash: schemaHash(schema),
     model: opts.generator === 'marginals' ? { kind: 'marginals', seed: opts.seed } : { kind: 'vae', latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed },
     strategy: 'fedavg', training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate },
@@ -245,7 +253,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     return tableFromCsv(header, rows, schema);
   }));
   const synthetic: Table = { schema, rows: synthParts.flatMap((t) => t.rows) };
-  await writeFile(join(out, 'synthetic.csv'), toCsv(colNames, synthetic.rows));
+  await writeFile(join(out, 'synthetic.csv'), tableToCsv(synthetic));
   const recordDp = dpOn(opts) && (opts.dp === 'record' || opts.dp === 'both');
   const privacy = privacyReport(opts, nodeResults, recordDp);
   if (canaries) {

@@ -22,7 +22,9 @@ export function registerSchemaCommands(program: Command): void {
     .option('--out <file>', 'write the schema here (default: stdout)')
     .option('--max-categories <n>', 'a column with at most this many distinct values is categorical', '50')
     .option('--keep <columns>', 'comma-separated columns to keep as features although they look like identifiers')
-    .action(async (o: { csv: string; target: string; out?: string; maxCategories: string; keep?: string }) => {
+    .option('--missing <tokens>', 'comma-separated fields that mean "missing" (default: empty, NA, N/A, ?, NaN); a column holding any is declared "allowMissing"')
+    .option('--zero-missing <columns>', 'comma-separated numeric columns where 0 means "not measured" (declared "zeroIsMissing")')
+    .action(async (o: { csv: string; target: string; out?: string; maxCategories: string; keep?: string; missing?: string; zeroMissing?: string }) => {
       const { readCsvFile, inferSchema, detectIdColumns, describeIdColumn, withoutColumns } = await import('@fedtwin/models');
       const table = await readCsvFile(o.csv);
       const keep = (o.keep ?? '').split(',').map((c) => c.trim()).filter(Boolean);
@@ -33,12 +35,19 @@ export function registerSchemaCommands(program: Command): void {
       // An identifier as a feature teaches nothing that generalises, and its drafted bounds disclose the id range.
       const ids = detectIdColumns(table.header, table.rows, { keep: [o.target, ...keep] });
       const { header, rows } = withoutColumns(table.header, table.rows, ids.map((c) => c.column));
-      const s = inferSchema(header, rows, { target: o.target, maxCategories: Number(o.maxCategories) });
+      const zeroIsMissing = (o.zeroMissing ?? '').split(',').map((c) => c.trim()).filter(Boolean);
+      // Split as given: an empty item (",NA") is the empty-field token.
+      const missingTokens = o.missing === undefined ? undefined : o.missing.split(',').map((t) => t.trim());
+      const s = inferSchema(header, rows, { target: o.target, maxCategories: Number(o.maxCategories), missingTokens, zeroIsMissing });
       // The marker first, where a reviewer sees it; it is part of the schema (and of its hash) until replaced.
       const text = `${JSON.stringify({ boundsSource: 'data', ...s }, null, 2)}\n`;
       if (o.out) await writeFile(o.out, text);
       else process.stdout.write(text);
       process.stderr.write(boundsFromDataWarning(o.csv));
+      const missing = s.columns.filter((c) => c.allowMissing === true || (c.kind === 'numeric' && c.zeroIsMissing === true)).map((c) => c.name);
+      if (missing.length > 0) {
+        process.stderr.write(`note: missing values declared in ${missing.join(', ')} (${[s.missingTokens ? `tokens ${s.missingTokens.map((t) => JSON.stringify(t)).join(', ')}` : '', zeroIsMissing.length ? `zero means missing in ${zeroIsMissing.join(', ')}` : ''].filter(Boolean).join('; ')}): they are modelled, not refused (docs/data.md, "Missing values")\n`);
+      }
       for (const c of ids) {
         process.stderr.write(`warning: left out ${describeIdColumn(c)}; keep it with --keep ${c.column} if it is a real feature\n`);
       }

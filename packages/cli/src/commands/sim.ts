@@ -13,6 +13,7 @@ export function registerSimCommand(program: Command): void {
     .description('Run a federation of N nodes + an aggregator as separate processes on 127.0.0.1 and write synthetic twins and a report')
     .option('--dataset <name|file.csv>', 'built-in data set name or a CSV file', d.dataset)
     .option('--target <column>', 'label column to condition on and split by (default: the data set\'s own)')
+    .option('--zero-missing <columns>', 'comma-separated numeric columns where 0 means "not measured" (modelled as missing, e.g. pima_diabetes: glucose,pressure,triceps,insulin,mass)')
     .option('--nodes <n>', 'number of hospital nodes', String(d.nodes))
     .option('--rounds <r>', 'federated rounds', String(d.rounds))
     .option('--out <dir>', 'output directory', d.out)
@@ -45,6 +46,7 @@ export function registerSimCommand(program: Command): void {
       const opts: SimOptions = {
         ...d,
         dataset: String(o.dataset), target: o.target === undefined ? undefined : String(o.target),
+        ...(o.zeroMissing === undefined ? {} : { zeroIsMissing: String(o.zeroMissing).split(',').map((c) => c.trim()).filter(Boolean) }),
         nodes: int(o.nodes, 'nodes'), rounds: int(o.rounds, 'rounds'), out: String(o.out), seed: int(o.seed, 'seed'),
         alpha: num(o.alpha, 'alpha'), testFraction: num(o.testFraction, 'test-fraction'), epochs: int(o.epochs, 'epochs'),
         batchSize: int(o.batchSize, 'batch-size'), learningRate: num(o.learningRate, 'learning-rate'),
@@ -103,6 +105,7 @@ export function registerSimCommand(program: Command): void {
           `  secure aggregation  ${report.secureAggregation.scheme}${report.secureAggregation.polyModulusDegree ? ` N=${report.secureAggregation.polyModulusDegree}` : ''}, each member's upload is ${report.secureAggregation.bytesPerValue.toFixed(2)} bytes per model value (mean per contribution ÷ values in the shared model; ${report.secureAggregation.ratioToFloat32.toFixed(2)}× sending them as float32)`,
           `  forest    TSTR ${report.utility.forest.tstrAuc.toFixed(3)} (TRTR ${report.utility.forest.trtrAuc.toFixed(3)})${report.utility.forest.minorityClass === null ? '' : `, recall of the rarest class "${report.utility.forest.minorityClass}" ${report.utility.forest.minorityRecall.federated?.toFixed(3) ?? '—'} (real ${report.utility.forest.minorityRecall.trtr?.toFixed(3) ?? '—'})`}`,
           `  fidelity  ${report.fidelity.mean.toFixed(3)} mean column score vs the held-out test rows, correlation distance ${report.fidelity.correlationDistance.toFixed(3)}`,
+          ...(report.fidelity.missingness ? [`  missing   ${report.fidelity.missingness.mean.toFixed(3)} missingness-rate score (1 − |rate real − rate synthetic|, mean over ${report.fidelity.missingness.columns.length} columns): ${report.fidelity.missingness.columns.map((c) => `${c.name} ${(100 * c.real).toFixed(1)}/${(100 * c.synthetic).toFixed(1)} %`).join(', ')}`] : []),
           `  release   DCR ratio ${report.release.dcr.ratio.toFixed(3)} (≈ 1: not closer to training rows than to unseen ones), membership inference AUC ${report.release.membershipInferenceAuc.toFixed(3)} (0.5 = chance)`,
           ...(report.privacy.audit ? [auditLine(report.privacy.audit)] : []),
           `  wrote ${outDir}/synthetic.csv, report.json, report.html`,

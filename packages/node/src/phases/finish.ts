@@ -3,7 +3,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join as joinPath } from 'node:path';
 import { FedtwinError } from '@fedtwin/errors';
-import { decodeRows, toCsv, vaeGenerator, vaeState, type Generator, type SavedPrivacy } from '@fedtwin/models';
+import { decodeRows, tableToCsv, vaeGenerator, vaeState, type Generator, type SavedPrivacy } from '@fedtwin/models';
 import type { NodeRunResult, SyntheticOutput } from '../api.ts';
 import type { NodeContext } from '../context.ts';
 import { vaeOf } from '../member-model.ts';
@@ -40,7 +40,7 @@ export async function writeSynthetic(ctx: NodeContext, synthetic: SyntheticOutpu
   }
   const synthRows = decodeRows(ctx.schema, gen.x, gen.cond);
   await mkdir(dirname(synthetic.out), { recursive: true });
-  await writeFile(synthetic.out, toCsv(ctx.schema.columns.map((c) => c.name), synthRows));
+  await writeFile(synthetic.out, tableToCsv({ schema: ctx.schema, rows: synthRows }));
   ctx.log.info({ event: 'synthetic-written', rows: synthRows.length, out: synthetic.out, classMix: mix.source }, `wrote ${synthRows.length} synthetic records to ${synthetic.out} (class mix: ${mix.source})`);
   return synthRows.length;
 }
@@ -53,7 +53,7 @@ async function writeMarginalsSynthetic(ctx: NodeContext, synthetic: SyntheticOut
   const probs = declared ? syntheticClassMix(classes, [], { operator: synthetic.classProbs, consortium: ctx.consortium.manifest.training.classMix, dp: true }).probs : undefined;
   const table = sampleRelease(g, synthetic.rows, (ctx.init.seed ?? 1) + 7, probs);
   await mkdir(dirname(synthetic.out), { recursive: true });
-  await writeFile(synthetic.out, toCsv(ctx.schema.columns.map((c) => c.name), table.rows));
+  await writeFile(synthetic.out, tableToCsv({ schema: ctx.schema, rows: table.rows }));
   const source = declared ? (synthetic.classProbs ? 'operator' : 'consortium') : 'released-counts';
   ctx.log.info({ event: 'synthetic-written', rows: table.rows.length, out: synthetic.out, classMix: source, generator: 'marginals' }, `wrote ${table.rows.length} synthetic records to ${synthetic.out} (marginals generator; class mix: ${source})`);
   return table.rows.length;
