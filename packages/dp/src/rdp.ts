@@ -17,11 +17,25 @@ export const DEFAULT_ORDERS: readonly number[] = Object.freeze([
   1024,
 ]);
 
-/** One sampled Gaussian mechanism applied `steps` times: Poisson rate q, noise σ/Δ = z. */
+/**
+ * One sampled Gaussian mechanism applied `steps` times: Poisson rate q, noise σ/Δ = z. With `skellam`, the
+ * distributed Skellam mechanism instead (skellam.ts; q must be 1, z is then √variance / l2, for display).
+ */
 export interface SampledGaussian {
   sampleRate: number;
   noiseMultiplier: number;
   steps: number;
+  skellam?: SkellamParams;
+}
+
+/**
+ * The summed Skellam noise of one round, in integer units of the quantization grid: per-coordinate variance of
+ * the sum of the shares, and the L2 and L1 sensitivities of one member's rounded update.
+ */
+export interface SkellamParams {
+  l1: number;
+  l2: number;
+  variance: number;
 }
 
 /** log A_α for integer α (0 < q < 1): A_α = Σ_i C(α,i) q^i (1-q)^{α-i} exp((i²-i)/(2σ²)). */
