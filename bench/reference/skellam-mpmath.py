@@ -30,6 +30,25 @@ for c in cases:
     r = [rdp_bound(a, c['l2'], c['l1'], c['v'])*c['T'] for a in ORDERS]
     e, a = eps_improved(r, c['delta'])
     print(json.dumps(dict(kind='epsilon', **c, epsilon=float(e), order=a)))
+# 3. Composition with Gaussian steps at q = 1 (RDP α/(2z²), exact) at the same orders: marginals-like rounds
+#    (count vectors of sensitivity 1, Sk(μ) with μ in the convention Poisson(μ) − Poisson(μ), variance 2μ), mixed
+#    with a Gaussian round. Fractional orders are +∞ for Skellam, so only the integer orders above take part.
+def sk_rdp_mu(a, l2, l1, mu):
+    return rdp_bound(a, l2, l1, 2*mp.mpf(mu))
+mixed = [
+    dict(skellam=[dict(mu=73.8125, l1=1, l2=1, steps=121), dict(mu=283.625, l1=1, l2=1, steps=465), dict(mu=18.3125, l1=1, l2=1, steps=30)], gaussian=[], delta=1e-5),
+    dict(skellam=[dict(mu=18.3125, l1=1, l2=1, steps=30)], gaussian=[dict(z=6.05, steps=30)], delta=1e-5),
+    dict(skellam=[dict(mu=0.5, l1=3, l2=2, steps=7)], gaussian=[dict(z=1.5, steps=3)], delta=1e-6),
+]
+for c in mixed:
+    r = []
+    for a in ORDERS:
+        t = mp.mpf(0)
+        for s_ in c['skellam']: t += sk_rdp_mu(a, s_['l2'], s_['l1'], s_['mu'])*s_['steps']
+        for g in c['gaussian']: t += mp.mpf(a)/(2*mp.mpf(g['z'])**2)*g['steps']
+        r.append(t)
+    e, a = eps_improved(r, c['delta'])
+    print(json.dumps(dict(kind='composed', **c, epsilon=float(e), order=a)))
 # Skellam(V) pmf: P(k) = e^{-V} I_|k|(V) for Poisson(V/2) - Poisson(V/2).
 def sk_pmf(k, v):
     v = mp.mpf(v)

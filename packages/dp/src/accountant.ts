@@ -4,7 +4,7 @@ import { FedtwinError } from '@fedtwin/errors';
 import { checkConversion, rdpToDelta, rdpToEpsilon } from './conversion.ts';
 import type { Conversion, DeltaResult, EpsilonResult } from './conversion.ts';
 import { DEFAULT_ORDERS, checkFractionalSeries, rdpPerStep } from './rdp.ts';
-import { checkSkellamParams, skellamRdpOrder } from './skellam.ts';
+import { checkSkellamParams, skellamNoiseMultiplier, skellamRdpOrder } from './skellam.ts';
 import type { FractionalSeries, SampledGaussian } from './rdp.ts';
 import { checkDelta, checkEpsilon, checkNoiseMultiplier, checkOrders, checkSampleRate, checkSteps } from './validate.ts';
 
@@ -29,9 +29,15 @@ export function checkMechanism(m: unknown, name = 'mechanism'): SampledGaussian 
     steps: checkSteps(o.steps, `${name}.steps`),
   };
   if (o.skellam !== undefined) {
-    // The Skellam bound is for the unsampled mechanism (every round, q = 1).
-    if (out.sampleRate !== 1) throw new FedtwinError('DP_BAD_ARGUMENT', `${name}: a Skellam mechanism has sampleRate 1, got ${out.sampleRate}`, { hint: 'site-level rounds are not sampled' });
-    out.skellam = checkSkellamParams(o.skellam, `${name}.skellam`);
+    // The Skellam bound is for the unsampled mechanism (q = 1), and z must be the one its μ and Δ₂ give, so a
+    // record cannot show one noise level and be accounted at another.
+    if (out.sampleRate !== 1) throw new FedtwinError('DP_BAD_ARGUMENT', `${name}: a Skellam mechanism has sampleRate 1, got ${out.sampleRate}`, { hint: 'Skellam steps are not sampled: record sampleRate 1' });
+    const sk = checkSkellamParams(o.skellam, `${name}.skellam`);
+    const z = skellamNoiseMultiplier(sk);
+    if (!(Math.abs(out.noiseMultiplier - z) <= 1e-12 * z)) {
+      throw new FedtwinError('DP_BAD_ARGUMENT', `${name}: noiseMultiplier ${out.noiseMultiplier} is not √(2μ)/l2 = ${z} of its Skellam parameters`, { hint: 'build the mechanism with skellamMechanism({ mu, l1, l2, steps })' });
+    }
+    out.skellam = sk;
   }
   return out;
 }
@@ -40,7 +46,7 @@ export function checkMechanism(m: unknown, name = 'mechanism'): SampledGaussian 
 function sameMechanism(a: SampledGaussian, b: SampledGaussian): boolean {
   if (a.sampleRate !== b.sampleRate || a.noiseMultiplier !== b.noiseMultiplier) return false;
   if (!a.skellam || !b.skellam) return !a.skellam && !b.skellam;
-  return a.skellam.l1 === b.skellam.l1 && a.skellam.l2 === b.skellam.l2 && a.skellam.variance === b.skellam.variance;
+  return a.skellam.l1 === b.skellam.l1 && a.skellam.l2 === b.skellam.l2 && a.skellam.mu === b.skellam.mu;
 }
 
 /** Per-step RDP at each order: the sampled Gaussian's, or the Skellam bound (integer orders only). */
@@ -71,6 +77,9 @@ export class RdpAccountant {
    */
   compose(mechanism: SampledGaussian): this {
     const m = checkMechanism(mechanism);
+    if (m.skellam && !this.orders.some((a) => Number.isInteger(a) && a >= 2)) {
+      throw new FedtwinError('DP_BAD_ARGUMENT', 'a Skellam mechanism is accounted at integer orders only, and this accountant has none', { hint: 'use the default orders or include integers ≥ 2' });
+    }
     const same = this.#entries.find((e) => sameMechanism(e.mechanism, m));
     if (same !== undefined) {
       const steps = same.mechanism.steps + m.steps;

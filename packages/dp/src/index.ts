@@ -21,7 +21,7 @@ export { bernoulli, bernoulliBig, bernoulliExpNeg, bernoulliExpNegBig, discreteL
 export { poisson, skellam, skellamLogTail, skellamTailBound, poissonEnvelope, poissonLogRatio, expInterval, poissonStats, poissonTuning, POISSON_FAST_MARGIN } from './poisson.ts';
 export type { Rational } from './poisson.ts';
 export {
-  skellamRdpOrder, roundedL2Bound, roundedL1Bound, skellamSite, skellamShare, skellamEpsilon, skellamNoiseFor, gaussianEpsilonAtIntegerOrders,
+  skellamRdpOrder, skellamMechanism, skellamNoiseMultiplier, checkSkellamParams, roundedL2Bound, roundedL1Bound, skellamSite, skellamShare, skellamEpsilon, skellamNoiseFor, gaussianEpsilonAtIntegerOrders,
   ROUNDING_BETA, SKELLAM_TAIL_LOG2, LAMBDA_DENOMINATOR,
 } from './skellam.ts';
 export type { SkellamSite, SkellamSiteInit, SkellamShare } from './skellam.ts';

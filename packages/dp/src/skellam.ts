@@ -7,30 +7,52 @@ import type { Conversion, EpsilonResult } from './conversion.ts';
 import { rdpToEpsilon } from './conversion.ts';
 import { skellam, skellamTailBound, type Rational } from './poisson.ts';
 import { uniform53, type RandomSource } from './random.ts';
-import { DEFAULT_ORDERS, type SkellamParams } from './rdp.ts';
+import { DEFAULT_ORDERS, type SampledGaussian, type SkellamParams } from './rdp.ts';
 import { badArgument } from './validate.ts';
 
 /**
- * RDP at order α of the multi-dimensional Skellam mechanism with summed noise Sk of per-coordinate variance V
- * (Poisson(V/2) − Poisson(V/2)) and sensitivities Δ₂, Δ₁ (integer units): Agarwal et al. 2021, Corollary 4.1,
- *   αΔ₂²/(2V) + min(((2α−1)Δ₂² + 6Δ₁)/(4V²), 3Δ₁/(2V)).
- * Used at integer orders only (as the reference implementation does); other orders get +Infinity, so the
- * conversion never picks them. The first term is the Gaussian's RDP at the same variance.
+ * RDP at order α of the multi-dimensional Skellam mechanism: integer vectors of L2 / L1 sensitivity Δ₂, Δ₁ plus
+ * Sk(μ) = Poisson(μ) − Poisson(μ) per coordinate (variance 2μ). Agarwal, Kairouz & Liu 2021, Theorem 3.5 /
+ * Corollary 3.6 (stated for integer α > 1):
+ *   αΔ₂²/(4μ) + min(((2α−1)Δ₂² + 6Δ₁)/(16μ²), 3Δ₁/(4μ)).
+ * Other orders get +Infinity, so a conversion never picks them. The first term is the RDP of the continuous
+ * Gaussian of the same variance 2μ; the second is what integer noise costs on top.
  */
 export function skellamRdpOrder(p: SkellamParams, alpha: number): number {
   if (!Number.isInteger(alpha) || alpha < 2) return Infinity;
-  const { l1, l2, variance: v } = p;
+  const { l1, l2, mu } = p;
   if (l2 === 0) return 0;
-  return (alpha * l2 * l2) / (2 * v) + Math.min(((2 * alpha - 1) * l2 * l2 + 6 * l1) / (4 * v * v), (3 * l1) / (2 * v));
+  return (alpha * l2 * l2) / (4 * mu) + Math.min(((2 * alpha - 1) * l2 * l2 + 6 * l1) / (16 * mu * mu), (3 * l1) / (4 * mu));
 }
 
+/**
+ * Validates Skellam parameters (DP_BAD_ARGUMENT naming the field): μ > 0 and finite, Δ₂ ≥ 0, and Δ₁ ≥ Δ₂
+ * (on integers ‖x‖₁ ≥ ‖x‖₂, so a smaller Δ₁ cannot be a true bound and would under-report the second term).
+ */
 export function checkSkellamParams(p: unknown, name = 'skellam'): SkellamParams {
-  const o = (typeof p === 'object' && p !== null ? p : {}) as Record<string, unknown>;
-  const ok = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0;
-  if (!ok(o.l1) || !ok(o.l2) || !ok(o.variance) || !((o.variance as number) > 0)) {
-    throw badArgument(`${name} must be { l1 ≥ 0, l2 ≥ 0, variance > 0 } (finite numbers), got ${JSON.stringify(p)}`, 'integer-grid sensitivities and the summed noise variance');
+  if (typeof p !== 'object' || p === null) {
+    throw badArgument(`${name} must be an object { mu, l1, l2 }, got ${JSON.stringify(p)}`, 'e.g. { mu: 18, l1: 1, l2: 1 }: the summed noise Poisson(μ) − Poisson(μ) and the integer sensitivities');
   }
-  return { l1: o.l1 as number, l2: o.l2 as number, variance: o.variance as number };
+  const o = p as Record<string, unknown>;
+  const fin = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+  if (!fin(o.mu) || !(o.mu > 0)) throw badArgument(`${name}.mu must be a finite number > 0, got ${JSON.stringify(o.mu)}`, 'μ is the Poisson mean of each half of the summed noise (variance 2μ)');
+  if (!fin(o.l2) || !(o.l2 > 0)) throw badArgument(`${name}.l2 must be a finite number > 0, got ${JSON.stringify(o.l2)}`, 'the L2 sensitivity of one unit on the integer grid');
+  if (!fin(o.l1) || !(o.l1 >= o.l2)) throw badArgument(`${name}.l1 must be a finite number ≥ l2 (${String(o.l2)}), got ${JSON.stringify(o.l1)}`, 'on integers ‖x‖₁ ≥ ‖x‖₂: a count vector where one unit changes one cell by 1 has l1 = l2 = 1');
+  return { mu: o.mu, l1: o.l1, l2: o.l2 };
+}
+
+/** The noise multiplier a Skellam step amounts to: √(2μ)/Δ₂, the Gaussian of the same variance and sensitivity. */
+export function skellamNoiseMultiplier(p: SkellamParams): number {
+  return Math.sqrt(2 * p.mu) / p.l2;
+}
+
+/**
+ * A Skellam step in the accountant's form: q = 1, z = √(2μ)/Δ₂ (for display and for old readers) and the
+ * Skellam parameters, which are what the RDP is computed from.
+ */
+export function skellamMechanism(p: SkellamParams & { steps: number }): SampledGaussian {
+  const skellam = checkSkellamParams({ mu: p.mu, l1: p.l1, l2: p.l2 });
+  return { sampleRate: 1, noiseMultiplier: skellamNoiseMultiplier(skellam), steps: p.steps, skellam };
 }
 
 /**
@@ -86,11 +108,11 @@ export interface SkellamSite {
   tailBound: number;
   /** Largest |rounded signal| per coordinate: ⌈γ·c∞⌉. */
   signalBound: number;
-  /** What the accountant composes per round, at minParticipants shares (variance = 2λ·m). */
+  /** What the accountant composes per round, at minParticipants shares (μ = λ·m, variance 2μ). */
   params: SkellamParams;
   /** The L2 bound the conditional rounding enforces (= params.l2). */
   l2Bound: number;
-  /** √variance / Δ₂: the noise multiplier the summed noise amounts to. */
+  /** √(2μ) / Δ₂: the noise multiplier the summed noise amounts to. */
   noiseMultiplier: number;
 }
 
@@ -111,11 +133,11 @@ function siteAt(init: SkellamSiteInit, scale: number): SkellamSite | undefined {
   const tailBound = skellamTailBound(lam, SKELLAM_TAIL_LOG2);
   const signalBound = Math.ceil(scale * cInf);
   if (signalBound + tailBound > init.quantMax) return undefined;
-  const variance = 2 * lam * m;
+  const mu = lam * m; // exact: a multiple of m/1024
   return {
     clip, scale, coordinateClip: cInf, lambda, tailBound, signalBound, l2Bound: l2,
-    params: { l1: roundedL1Bound(l2, d), l2, variance },
-    noiseMultiplier: Math.sqrt(variance) / l2,
+    params: { l1: roundedL1Bound(l2, d), l2, mu },
+    noiseMultiplier: Math.sqrt(2 * mu) / l2,
   };
 }
 

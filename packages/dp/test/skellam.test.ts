@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   PrivacyBudget, RdpAccountant, epsilonFor, gaussianEpsilonAtIntegerOrders, roundedL1Bound, roundedL2Bound, seededRandom,
-  skellamEpsilon, skellamNoiseFor, skellamRdpOrder, skellamShare, skellamSite, DEFAULT_ORDERS,
+  skellamEpsilon, skellamMechanism, skellamNoiseFor, skellamRdpOrder, skellamShare, skellamSite, DEFAULT_ORDERS,
 } from '../src/index.ts';
 
 // From `python3 bench/reference/skellam-mpmath.py` (mpmath, 50 digits).
@@ -24,7 +24,7 @@ const REFERENCE_DIVERGENCE = [
 describe('Skellam accounting', () => {
   it('matches an independent 50-digit evaluation of ε (bound at integer orders, improved conversion) to 1e-12', () => {
     for (const c of REFERENCE_EPSILON) {
-      const r = skellamEpsilon({ params: { l1: c.l1, l2: c.l2, variance: c.v }, steps: c.T, delta: c.delta });
+      const r = skellamEpsilon({ params: { l1: c.l1, l2: c.l2, mu: c.v / 2 }, steps: c.T, delta: c.delta });
       expect(Math.abs(r.epsilon - c.epsilon) / c.epsilon).toBeLessThan(1e-12);
       expect(r.order).toBe(c.order);
     }
@@ -32,15 +32,15 @@ describe('Skellam accounting', () => {
 
   it('the bound is never below the exact one-dimensional Rényi divergence (mpmath, Bessel pmf)', () => {
     for (const c of REFERENCE_DIVERGENCE) {
-      const b = skellamRdpOrder({ l1: c.shift, l2: c.shift, variance: c.v }, c.alpha);
+      const b = skellamRdpOrder({ l1: c.shift, l2: c.shift, mu: c.v / 2 }, c.alpha);
       expect(Math.abs(b - c.bound)).toBeLessThan(1e-14);
       expect(b).toBeGreaterThanOrEqual(c.exact);
     }
   });
 
   it('fractional orders get +Infinity (the bound is used at integer orders only)', () => {
-    expect(skellamRdpOrder({ l1: 1, l2: 1, variance: 10 }, 2.5)).toBe(Infinity);
-    expect(skellamRdpOrder({ l1: 1, l2: 1, variance: 10 }, 3)).toBeCloseTo(3 / 20 + Math.min((5 + 6) / 400, 3 / 20), 15);
+    expect(skellamRdpOrder({ l1: 1, l2: 1, mu: 5 }, 2.5)).toBe(Infinity);
+    expect(skellamRdpOrder({ l1: 1, l2: 1, mu: 5 }, 3)).toBeCloseTo(3 / 20 + Math.min((5 + 6) / 400, 3 / 20), 15);
   });
 
   it('approaches the continuous Gaussian of the same variance as the scale grows, and never goes below it', () => {
@@ -51,7 +51,7 @@ describe('Skellam accounting', () => {
     let previous = Infinity;
     for (const l2 of [10, 100, 1000, 10_000, 100_000]) {
       const d = 10_000;
-      const params = { l2, l1: roundedL1Bound(l2, d), variance: (z * l2) ** 2 };
+      const params = { l2, l1: roundedL1Bound(l2, d), mu: (z * l2) ** 2 / 2 };
       const e = skellamEpsilon({ params, steps, delta }).epsilon;
       expect(e).toBeGreaterThanOrEqual(gauss);
       expect(e).toBeLessThanOrEqual(previous);
@@ -70,8 +70,8 @@ describe('Skellam accounting', () => {
   });
 
   it('composes in the accountant (merging equal rounds, JSON round trip) like the Gaussian', () => {
-    const skellam = { l1: 1000, l2: 100, variance: 40_000 };
-    const m = { sampleRate: 1, noiseMultiplier: 2, steps: 1, skellam };
+    const skellam = { l1: 1000, l2: 100, mu: 20_000 };
+    const m = skellamMechanism({ ...skellam, steps: 1 });
     const acc = new RdpAccountant();
     for (let i = 0; i < 10; i++) acc.compose(m);
     expect(acc.mechanisms).toEqual([{ ...m, steps: 10 }]);
@@ -87,6 +87,74 @@ describe('Skellam accounting', () => {
   });
 });
 
+// `python3 bench/reference/skellam-mpmath.py`, kind 'composed': Skellam steps (μ: Poisson(μ) − Poisson(μ)) composed
+// with q = 1 Gaussian steps at the default orders (fractional ones are +∞ for Skellam), improved conversion.
+const REFERENCE_COMPOSED = [
+  { skellam: [{ mu: 73.8125, l1: 1, l2: 1, steps: 121 }, { mu: 283.625, l1: 1, l2: 1, steps: 465 }, { mu: 18.3125, l1: 1, l2: 1, steps: 30 }], gaussian: [], delta: 1e-5, epsilon: 8.100291455874107, order: 4 },
+  { skellam: [{ mu: 18.3125, l1: 1, l2: 1, steps: 30 }], gaussian: [{ z: 6.05, steps: 30 }], delta: 1e-5, epsilon: 6.433418460046743, order: 5 },
+  { skellam: [{ mu: 0.5, l1: 3, l2: 2, steps: 7 }], gaussian: [{ z: 1.5, steps: 3 }], delta: 1e-6, epsilon: 73.26254953017772, order: 2 },
+];
+
+describe('Skellam steps in the RdpAccountant', () => {
+  it('composes with Gaussian steps at the same orders and matches the mpmath reference to ≤ 1e-6 relative (in fact 1e-12)', () => {
+    for (const c of REFERENCE_COMPOSED) {
+      const acc = new RdpAccountant();
+      for (const s of c.skellam) acc.compose(skellamMechanism(s));
+      for (const g of c.gaussian) acc.compose({ sampleRate: 1, noiseMultiplier: g.z, steps: g.steps });
+      const r = acc.getEpsilon(c.delta);
+      expect(Math.abs(r.epsilon - c.epsilon) / c.epsilon).toBeLessThan(1e-12);
+      expect(r.order).toBe(c.order);
+      // the order in which steps are composed does not matter, nor does splitting them into single steps
+      const rev = new RdpAccountant();
+      for (const g of c.gaussian) rev.compose({ sampleRate: 1, noiseMultiplier: g.z, steps: g.steps });
+      for (const s of [...c.skellam].reverse()) for (let k = 0; k < s.steps; k++) rev.compose(skellamMechanism({ ...s, steps: 1 }));
+      expect(Math.abs(rev.getEpsilon(c.delta).epsilon - r.epsilon) / r.epsilon).toBeLessThan(1e-12);
+    }
+  });
+
+  it('k count vectors of sensitivity 1 as k steps equal one step of the joint vector (Δ₂² = Δ₁ = k)', () => {
+    for (const [mu, k] of [[18.3125, 30], [283.625, 465]] as const) {
+      for (const a of [2, 3, 7, 63, 1024]) {
+        const steps = k * skellamRdpOrder({ mu, l1: 1, l2: 1 }, a);
+        const joint = skellamRdpOrder({ mu, l1: k, l2: Math.sqrt(k) }, a);
+        expect(Math.abs(steps - joint) / joint).toBeLessThan(1e-12);
+      }
+    }
+  });
+
+  it('records name their noise: z is √(2μ)/Δ₂; a Skellam step never merges with a Gaussian one of the same z', () => {
+    const m = skellamMechanism({ mu: 18.3125, l1: 1, l2: 1, steps: 1 });
+    expect(m.noiseMultiplier).toBe(Math.sqrt(36.625));
+    const acc = new RdpAccountant().compose(m).compose({ sampleRate: 1, noiseMultiplier: m.noiseMultiplier, steps: 1 });
+    expect(acc.mechanisms).toHaveLength(2);
+    // and the Skellam one costs more than the Gaussian of the same variance
+    const g = new RdpAccountant().compose({ sampleRate: 1, noiseMultiplier: m.noiseMultiplier, steps: 2 }).getEpsilon(1e-5).epsilon;
+    expect(acc.getEpsilon(1e-5).epsilon).toBeGreaterThan(g);
+  });
+
+  it('refuses malformed Skellam steps with DP_BAD_ARGUMENT naming the field', () => {
+    const code = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return `${(e as { code?: string }).code}: ${(e as Error).message}`;
+      }
+      return 'no error';
+    };
+    const ok = skellamMechanism({ mu: 10, l1: 2, l2: 1, steps: 3 });
+    const acc = () => new RdpAccountant();
+    expect(code(() => acc().compose({ ...ok, skellam: { mu: 0, l1: 2, l2: 1 } }))).toMatch(/^DP_BAD_ARGUMENT: .*skellam\.mu/);
+    expect(code(() => acc().compose({ ...ok, skellam: { mu: 10, l1: 0.5, l2: 1 } }))).toMatch(/^DP_BAD_ARGUMENT: .*skellam\.l1 .*≥ l2/);
+    expect(code(() => acc().compose({ ...ok, skellam: { mu: 10, l1: 2, l2: 0 } }))).toMatch(/^DP_BAD_ARGUMENT: .*skellam\.l2/);
+    expect(code(() => acc().compose({ ...ok, noiseMultiplier: ok.noiseMultiplier * 1.01 }))).toMatch(/^DP_BAD_ARGUMENT: .*not √\(2μ\)\/l2/);
+    expect(code(() => acc().compose({ ...ok, sampleRate: 0.5 }))).toMatch(/^DP_BAD_ARGUMENT: .*sampleRate 1/);
+    expect(code(() => acc().compose({ ...ok, skellam: 'x' as never }))).toMatch(/^DP_BAD_ARGUMENT: .*\{ mu, l1, l2 \}/);
+    expect(code(() => new RdpAccountant({ orders: [1.5, 2.5] }).compose(ok))).toMatch(/^DP_BAD_ARGUMENT: .*integer orders/);
+    expect(code(() => RdpAccountant.fromJSON({ orders: [2, 3], mechanisms: [{ ...ok, skellam: { mu: -1, l1: 1, l2: 1 } }] }))).toMatch(/^DP_(BAD_ARGUMENT|BAD_STATE)/);
+    expect(code(() => acc().compose(ok))).toBe('no error');
+  });
+});
+
 describe('site mechanism and the member share', () => {
   const init = { clip: 1, coordinateClip: 1, noiseMultiplier: 1.2, minParticipants: 3, dimension: 5000, quantMax: 32767 };
 
@@ -94,7 +162,7 @@ describe('site mechanism and the member share', () => {
     const s = skellamSite(init);
     expect(s.signalBound + s.tailBound).toBeLessThanOrEqual(32767);
     expect(s.params.l2).toBeCloseTo(roundedL2Bound(s.scale, 5000, Math.exp(-0.5)), 12);
-    expect(s.params.variance).toBe(2 * (s.lambda.num / s.lambda.den) * 3);
+    expect(s.params.mu).toBe((s.lambda.num / s.lambda.den) * 3);
     expect(s.noiseMultiplier).toBeGreaterThanOrEqual(1.2);
     expect(() => skellamSite({ ...init, quantMax: 7 })).toThrow(/does not fit/);
   });
@@ -134,7 +202,7 @@ describe('site mechanism and the member share', () => {
     const sum = new Float64Array(4000);
     for (let k = 0; k < 3; k++) skellamShare(zero, s, rng).values.forEach((v, i) => (sum[i]! += v));
     const v = sum.reduce((a, x) => a + x * x, 0) / 4000;
-    expect(Math.abs(v - s.params.variance) / s.params.variance).toBeLessThan(0.1);
+    expect(Math.abs(v - 2 * s.params.mu) / (2 * s.params.mu)).toBeLessThan(0.1);
   });
 
   it('calibration returns a z whose mechanism meets the target ε', () => {
