@@ -85,7 +85,7 @@ export interface SealedUpdate {
 }
 
 /** Encodes (HE: encrypts) the update, starts the sum's offline phase, signs the contribution entry and builds the header. */
-export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef, update: EncodedUpdate, trained: Trained, spends: PrivacySpend[]): Promise<SealedUpdate> {
+export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef, update: { values: EncodedUpdate['values'] | Int32Array; weight: number }, trained: Trained, spends: PrivacySpend[]): Promise<SealedUpdate> {
   const { scheme, init } = ctx;
   const mode = ctx.privacy.policy.mode;
   const body = await scheme.encode(update.values, ref, init.seededNoise ? [init.seed ?? 1, task.round] : undefined);
