@@ -4,6 +4,7 @@ import { FedtwinError } from '@fedtwin/errors';
 import { checkConversion, rdpToDelta, rdpToEpsilon } from './conversion.ts';
 import type { Conversion, DeltaResult, EpsilonResult } from './conversion.ts';
 import { DEFAULT_ORDERS, checkFractionalSeries, rdpPerStep } from './rdp.ts';
+import { checkSkellamParams, skellamNoiseMultiplier, skellamRdpOrder } from './skellam.ts';
 import type { FractionalSeries, SampledGaussian } from './rdp.ts';
 import { checkDelta, checkEpsilon, checkNoiseMultiplier, checkOrders, checkSampleRate, checkSteps } from './validate.ts';
 
@@ -22,11 +23,36 @@ export function checkMechanism(m: unknown, name = 'mechanism'): SampledGaussian 
     throw new FedtwinError('DP_BAD_ARGUMENT', `${name} must be an object {sampleRate, noiseMultiplier, steps}`, { hint: 'e.g. { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 }' });
   }
   const o = m as Record<string, unknown>;
-  return {
+  const out: SampledGaussian = {
     sampleRate: checkSampleRate(o.sampleRate, `${name}.sampleRate`),
     noiseMultiplier: checkNoiseMultiplier(o.noiseMultiplier, `${name}.noiseMultiplier`),
     steps: checkSteps(o.steps, `${name}.steps`),
   };
+  if (o.skellam !== undefined) {
+    // The Skellam bound is for the unsampled mechanism (q = 1), and z must be the one its μ and Δ₂ give, so a
+    // record cannot show one noise level and be accounted at another.
+    if (out.sampleRate !== 1) throw new FedtwinError('DP_BAD_ARGUMENT', `${name}: a Skellam mechanism has sampleRate 1, got ${out.sampleRate}`, { hint: 'Skellam steps are not sampled: record sampleRate 1' });
+    const sk = checkSkellamParams(o.skellam, `${name}.skellam`);
+    const z = skellamNoiseMultiplier(sk);
+    if (!(Math.abs(out.noiseMultiplier - z) <= 1e-12 * z)) {
+      throw new FedtwinError('DP_BAD_ARGUMENT', `${name}: noiseMultiplier ${out.noiseMultiplier} is not √(2μ)/l2 = ${z} of its Skellam parameters`, { hint: 'build the mechanism with skellamMechanism({ mu, l1, l2, steps })' });
+    }
+    out.skellam = sk;
+  }
+  return out;
+}
+
+/** Same mechanism (so their steps may merge): equal q and z, and equal Skellam parameters if any. */
+function sameMechanism(a: SampledGaussian, b: SampledGaussian): boolean {
+  if (a.sampleRate !== b.sampleRate || a.noiseMultiplier !== b.noiseMultiplier) return false;
+  if (!a.skellam || !b.skellam) return !a.skellam && !b.skellam;
+  return a.skellam.l1 === b.skellam.l1 && a.skellam.l2 === b.skellam.l2 && a.skellam.mu === b.skellam.mu;
+}
+
+/** Per-step RDP at each order: the sampled Gaussian's, or the Skellam bound (integer orders only). */
+function perStep(m: SampledGaussian, orders: readonly number[], series: FractionalSeries): number[] {
+  if (m.skellam) return orders.map((a) => skellamRdpOrder(m.skellam!, a));
+  return rdpPerStep(m.sampleRate, m.noiseMultiplier, orders, series);
 }
 
 interface Entry {
@@ -51,7 +77,10 @@ export class RdpAccountant {
    */
   compose(mechanism: SampledGaussian): this {
     const m = checkMechanism(mechanism);
-    const same = this.#entries.find((e) => e.mechanism.sampleRate === m.sampleRate && e.mechanism.noiseMultiplier === m.noiseMultiplier);
+    if (m.skellam && !this.orders.some((a) => Number.isInteger(a) && a >= 2)) {
+      throw new FedtwinError('DP_BAD_ARGUMENT', 'a Skellam mechanism is accounted at integer orders only, and this accountant has none', { hint: 'use the default orders or include integers ≥ 2' });
+    }
+    const same = this.#entries.find((e) => sameMechanism(e.mechanism, m));
     if (same !== undefined) {
       const steps = same.mechanism.steps + m.steps;
       if (!Number.isSafeInteger(steps)) throw new FedtwinError('DP_BAD_ARGUMENT', 'total steps exceed 2^53 - 1', { hint: 'Split the accounting.' });
@@ -61,13 +90,13 @@ export class RdpAccountant {
     if (this.#entries.length >= MAX_MECHANISMS) {
       throw new FedtwinError('DP_BAD_ARGUMENT', `an accountant holds at most ${MAX_MECHANISMS} distinct (sampleRate, noiseMultiplier) pairs`, { hint: 'Round noise multipliers to a grid so rounds merge.' });
     }
-    this.#entries.push({ mechanism: m, perStep: rdpPerStep(m.sampleRate, m.noiseMultiplier, this.orders, this.fractionalSeries) });
+    this.#entries.push({ mechanism: m, perStep: perStep(m, this.orders, this.fractionalSeries) });
     return this;
   }
 
   /** The composed mechanisms, merged, in order of first appearance (copies). */
   get mechanisms(): SampledGaussian[] {
-    return this.#entries.map((e) => ({ ...e.mechanism }));
+    return this.#entries.map((e) => ({ ...e.mechanism, ...(e.mechanism.skellam ? { skellam: { ...e.mechanism.skellam } } : {}) }));
   }
 
   /** Total RDP at each order: Σ over mechanisms of steps × per-step RDP. */

@@ -14,3 +14,14 @@ export { erfc, logErfc, normalCdf, logNormalCdf, logGamma, logAdd } from './math
 export { MAX_ORDER, MAX_ORDERS } from './validate.ts';
 export { privatizeSiteUpdate } from './site.ts';
 export type { PrivatizedUpdate } from './site.ts';
+export type { SkellamParams } from './rdp.ts';
+export { osRandom, seededRandom, uniformInt, uniformBigInt, uniform53 } from './random.ts';
+export type { RandomSource } from './random.ts';
+export { bernoulli, bernoulliBig, bernoulliExpNeg, bernoulliExpNegBig, discreteLaplace, discreteGaussian, isqrt } from './exact.ts';
+export { poisson, skellam, skellamLogTail, skellamTailBound, poissonEnvelope, poissonLogRatio, expInterval, poissonStats, poissonTuning, POISSON_FAST_MARGIN } from './poisson.ts';
+export type { Rational } from './poisson.ts';
+export {
+  skellamRdpOrder, skellamMechanism, skellamNoiseMultiplier, checkSkellamParams, roundedL2Bound, roundedL1Bound, skellamSite, skellamShare, skellamEpsilon, skellamNoiseFor, gaussianEpsilonAtIntegerOrders,
+  ROUNDING_BETA, SKELLAM_TAIL_LOG2, LAMBDA_DENOMINATOR,
+} from './skellam.ts';
+export type { SkellamSite, SkellamSiteInit, SkellamShare } from './skellam.ts';

@@ -17,11 +17,25 @@ export const DEFAULT_ORDERS: readonly number[] = Object.freeze([
   1024,
 ]);
 
-/** One sampled Gaussian mechanism applied `steps` times: Poisson rate q, noise σ/Δ = z. */
+/**
+ * One sampled Gaussian mechanism applied `steps` times: Poisson rate q, noise σ/Δ = z. With `skellam`, the
+ * distributed Skellam mechanism instead (skellam.ts; q must be 1, z must be √(2μ) / l2: the Gaussian of the same variance).
+ */
 export interface SampledGaussian {
   sampleRate: number;
   noiseMultiplier: number;
   steps: number;
+  skellam?: SkellamParams;
+}
+
+/**
+ * The summed Skellam noise of one step, in integer units: Sk(μ) = Poisson(μ) − Poisson(μ) per coordinate
+ * (variance 2μ; m shares Sk(μ/m) sum to it exactly), and the L2 / L1 sensitivities of one unit's integer vector.
+ */
+export interface SkellamParams {
+  mu: number;
+  l1: number;
+  l2: number;
 }
 
 /** log A_α for integer α (0 < q < 1): A_α = Σ_i C(α,i) q^i (1-q)^{α-i} exp((i²-i)/(2σ²)). */

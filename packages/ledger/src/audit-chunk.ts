@@ -11,6 +11,9 @@ import { createRequire } from 'node:module';
 import { verify } from 'node:crypto';
 import { ENTRY_TYPES, entrySignedMessage, parseEntry, publicKeyOfPeerId, publicKeyRawOfPeerId, type EntryType } from './entry.ts';
 
+/** Numbers per contribution in AuditChunkResult.mechanism. */
+export const MECHANISM_FIELDS = 7;
+
 export interface AuditJob {
   id: number;
   /** concatenated stored entry bytes */
@@ -42,7 +45,10 @@ export interface AuditChunkResult {
   deltaTotal: Float64Array;
   /** contribution: ε of the round */
   epsilon: Float64Array;
-  /** contribution: mechanism (sampleRate, noiseMultiplier, steps, delta) at [4i, 4i+4); NaN when absent */
+  /**
+   * contribution: mechanism (sampleRate, noiseMultiplier, steps, delta, mu, l1, l2) at [7i, 7i+7); NaN when absent
+   * (mu, l1, l2: NaN unless the mechanism is Skellam)
+   */
   mechanism: Float64Array;
   /** round: index into `strings` of its globalVersion, aggregate: of its modelVersion, exclusion (withdraw): of its aggregateHash; else -1 */
   version: Int32Array;
@@ -93,7 +99,7 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
   const epsilonTotal = new Float64Array(n);
   const deltaTotal = new Float64Array(n);
   const epsilon = new Float64Array(n);
-  const mechanism = new Float64Array(4 * n).fill(NaN);
+  const mechanism = new Float64Array(MECHANISM_FIELDS * n).fill(NaN);
   const version = new Int32Array(n).fill(-1);
   const aggOffsets = new Uint32Array(n + 1);
   const agg: number[] = [];
@@ -139,7 +145,11 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
         epsilonTotal[i] = p.epsilonTotal;
         deltaTotal[i] = p.deltaTotal;
         epsilon[i] = p.epsilon;
-        if (p.mechanism) mechanism.set([p.mechanism.sampleRate, p.mechanism.noiseMultiplier, p.mechanism.steps, p.mechanism.delta], 4 * i);
+        if (p.mechanism) {
+          const m = p.mechanism;
+          const sk = m.kind === 'skellam' ? [m.mu!, m.l1!, m.l2!] : [NaN, NaN, NaN];
+          mechanism.set([m.sampleRate, m.noiseMultiplier, m.steps, m.delta, ...sk], MECHANISM_FIELDS * i);
+        }
         break;
       case 'aggregate':
         round[i] = p.round;

@@ -109,16 +109,26 @@ export const contributionPayloadSchema = z.strictObject({
   keyId: shortText,
   globalVersion: hex32.optional(),
   /**
-   * The mechanism this round's ε was computed from (optional): a sampled Gaussian applied `steps` times,
-   * accounted at `delta`. When present, `verify` recomputes ε with @fedtwin/dp and refuses an under-report.
+   * The mechanism this round's ε was computed from (optional): a sampled Gaussian or a Skellam mechanism applied
+   * `steps` times, accounted at `delta`. When present, `verify` recomputes ε with @fedtwin/dp and refuses an under-report.
    */
   mechanism: z
     .strictObject({
+      /**
+       * Which noise: absent or 'gaussian' (the sampled Gaussian of q and z, as before), or 'skellam' (integer
+       * noise Poisson(μ) − Poisson(μ) on integer vectors of sensitivities l2, l1; q = 1, z = √(2μ)/l2 for display:
+       * the ε comes from μ, l1, l2, docs/privacy.md).
+       */
+      kind: z.enum(['gaussian', 'skellam']).optional(),
       sampleRate: z.number().gt(0).max(1),
       noiseMultiplier: z.number().gt(0).max(1e6),
       steps: z.int().positive().max(1e9),
       delta: z.number().gt(0).lt(1),
+      mu: z.number().gt(0).max(1e15).optional(),
+      l1: z.number().gt(0).max(1e15).optional(),
+      l2: z.number().gt(0).max(1e15).optional(),
     })
+    .refine((m) => (m.kind === 'skellam') === (m.mu !== undefined && m.l1 !== undefined && m.l2 !== undefined) && (m.kind === 'skellam' || (m.mu === undefined && m.l1 === undefined && m.l2 === undefined)), 'a skellam mechanism names mu, l1 and l2; a gaussian one none of them')
     .optional(),
   time,
 });

@@ -10,7 +10,7 @@ import { bytesEqual, readU64be, toHex, utf8 } from './bytes.ts';
 import { ENTRY_TYPES, authorshipViolation, isAuthorKey, publicKeyRawOfPeerId, type EntryPayload, type EntryType } from './entry.ts';
 import { RdpAccountant, type SampledGaussian } from '@fedtwin/dp';
 import { createAuditPool } from './audit-pool.ts';
-import { signatureImpl as sigImpl, type AuditChunkResult, type SignatureImpl } from './audit-chunk.ts';
+import { MECHANISM_FIELDS, signatureImpl as sigImpl, type AuditChunkResult, type SignatureImpl } from './audit-chunk.ts';
 import { emptyRoot, pushLeaf, rootOfRange, verifyConsistency, type HashedNode } from './merkle.ts';
 import { cosignatureVerifierFromPeerId, noteVerifierFromPeerId, parseCheckpoint, parseVerifierKey, verifyCheckpoint, type Checkpoint, type NoteSignature, type NoteVerifier } from './checkpoint.ts';
 import { ledgerInternals, openLedgerForAudit, parseNodeKey, type Ledger } from './ledger.ts';
@@ -196,15 +196,20 @@ class Tally {
     if (prev && deltaTotal < prev.delta - 1e-18) throw bad(`deltaTotal ${deltaTotal} is below the ${prev.delta} its entry ${prev.index} reported`);
     if (epsTotal < eps * (1 - 1e-9) - 1e-12) throw bad(`epsilonTotal ${epsTotal} is below this round's epsilon ${eps}`);
     this.lastTotals.set(who, { epsilon: epsTotal, delta: deltaTotal, index });
-    const q = r.mechanism[4 * j];
+    const f = MECHANISM_FIELDS * j;
+    const q = r.mechanism[f];
     if (Number.isNaN(q)) return;
-    const [sigma, steps, delta] = [r.mechanism[4 * j + 1], r.mechanism[4 * j + 2], r.mechanism[4 * j + 3]];
+    const [sigma, steps, delta, mu, l1, l2] = [r.mechanism[f + 1], r.mechanism[f + 2], r.mechanism[f + 3], r.mechanism[f + 4], r.mechanism[f + 5], r.mechanism[f + 6]];
+    // A Skellam record is accounted from μ, l1, l2 (the accountant checks z = √(2μ)/l2 and q = 1); a Gaussian
+    // one (no kind: every entry before Skellam) from q and z exactly as before.
+    const skellam = Number.isNaN(mu) ? undefined : { mu, l1, l2 };
     const list = this.recorded.get(who) ?? [];
     const last = list.at(-1);
-    if (last && last.sampleRate === q && last.noiseMultiplier === sigma) list[list.length - 1] = { ...last, steps: last.steps + steps };
-    else list.push({ sampleRate: q, noiseMultiplier: sigma, steps });
+    const same = last && last.sampleRate === q && last.noiseMultiplier === sigma && (last.skellam === undefined ? skellam === undefined : skellam !== undefined && last.skellam.mu === mu && last.skellam.l1 === l1 && last.skellam.l2 === l2);
+    if (same) list[list.length - 1] = { ...last, steps: last.steps + steps };
+    else list.push({ sampleRate: q, noiseMultiplier: sigma, steps, ...(skellam ? { skellam } : {}) });
     this.recorded.set(who, list);
-    const key = `${delta} ${list.map((m) => `${m.sampleRate}/${m.noiseMultiplier}/${m.steps}`).join(' ')}`;
+    const key = `${delta} ${list.map((m) => `${m.sampleRate}/${m.noiseMultiplier}/${m.steps}${m.skellam ? `/sk${m.skellam.mu}/${m.skellam.l1}/${m.skellam.l2}` : ''}`).join(' ')}`;
     let expected = this.epsilonCache.get(key);
     if (expected === undefined) {
       try {
@@ -217,7 +222,7 @@ class Tally {
     this.mechanismsChecked++;
     if (epsTotal < expected * (1 - 1e-6) - 1e-12) {
       const n = list.reduce((a, m) => a + m.steps, 0);
-      throw bad(`epsilonTotal ${epsTotal} under-reports the mechanisms its contributions recorded (${list.length} distinct, ${n} steps in all, last q ${q}, σ ${sigma}, δ ${delta}), which together spend ε ${expected}`);
+      throw bad(`epsilonTotal ${epsTotal} under-reports the mechanisms its contributions recorded (${list.length} distinct, ${n} steps in all, last q ${q}, σ ${sigma}${skellam ? ` (Skellam μ ${mu}, l1 ${l1}, l2 ${l2})` : ''}, δ ${delta}), which together spend ε ${expected}`);
     }
   }
 

@@ -185,6 +185,44 @@ describe('verify: privacy totals, aggregates, trusted checkpoints', () => {
     expect(after(3) - after(2)).toBeLessThan(after(1));
   });
 
+  it('Skellam records: verify recomputes ε from μ, l1, l2 (not from z), so a total that a Gaussian of the same z would cover but the Skellam steps do not is rejected; old Gaussian records verify unchanged beside them', async () => {
+    const { RdpAccountant, skellamMechanism } = await import('@fedtwin/dp');
+    const sk = skellamMechanism({ mu: 18.3125, l1: 1, l2: 1, steps: 30 });
+    const mechanism = { kind: 'skellam', sampleRate: 1, noiseMultiplier: sk.noiseMultiplier, steps: 30, delta: 1e-5, mu: 18.3125, l1: 1, l2: 1 };
+    const gaussMech = { sampleRate: 1, noiseMultiplier: 9, steps: 5, delta: 1e-5 };
+    const total = (k: number) => new RdpAccountant({ mechanisms: [{ ...sk, steps: 30 * k }, { sampleRate: 1, noiseMultiplier: 9, steps: 5 }] }).getEpsilon(1e-5).epsilon;
+    const asGaussian = (k: number) => new RdpAccountant({ mechanisms: [{ sampleRate: 1, noiseMultiplier: sk.noiseMultiplier, steps: 30 * k }, { sampleRate: 1, noiseMultiplier: 9, steps: 5 }] }).getEpsilon(1e-5).epsilon;
+    expect(asGaussian(2)).toBeLessThan(total(2) * (1 - 1e-6));
+    for (const [claim, ok] of [[total(2), true], [asGaussian(2), false]] as const) {
+      const { agg, nodes, log, dir } = await world();
+      await log.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {} }, agg.entry));
+      await log.append(contrib(nodes[1], 1, 1, new RdpAccountant({ mechanisms: [{ sampleRate: 1, noiseMultiplier: 9, steps: 5 }] }).getEpsilon(1e-5).epsilon, { mechanism: gaussMech }));
+      await log.append(createEntrySync({ type: 'round', action: 'open', round: 2, config: {} }, agg.entry));
+      await log.append(contrib(nodes[1], 2, 1, total(1), { mechanism }));
+      await log.append(createEntrySync({ type: 'round', action: 'open', round: 3, config: {} }, agg.entry));
+      await log.append(contrib(nodes[1], 3, 1, claim, { mechanism }));
+      await log.close();
+      const r = await verifyLedgerDir(dir);
+      if (ok) expect(r).toMatchObject({ ok: true, summary: { mechanismsChecked: 3 } });
+      else {
+        expect(r).toMatchObject({ ok: false, code: 'LEDGER_ENTRY_INVALID' });
+        expect(r.ok === false && r.message).toMatch(/under-reports .*Skellam μ 18.3125, l1 1, l2 1/);
+      }
+    }
+    // a Skellam record must name μ, l1 and l2, and a Gaussian one none of them
+    const { nodes } = await world();
+    expect(() => contrib(nodes[1], 1, 1, 1, { mechanism: { ...mechanism, mu: undefined } })).toThrow();
+    expect(() => contrib(nodes[1], 1, 1, 1, { mechanism: { ...gaussMech, mu: 3 } })).toThrow();
+    // a z that is not √(2μ)/l2 cannot be accounted
+    const { agg: a2, nodes: n2, log: l2, dir: d2 } = await world();
+    await l2.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {} }, a2.entry));
+    await l2.append(contrib(n2[1], 1, 100, 100, { mechanism: { ...mechanism, noiseMultiplier: 20 } }));
+    await l2.close();
+    const bad = await verifyLedgerDir(d2);
+    expect(bad).toMatchObject({ ok: false, code: 'LEDGER_ENTRY_INVALID' });
+    expect(bad.ok === false && bad.message).toMatch(/cannot be accounted: .*√\(2μ\)\/l2/);
+  });
+
   it('attack: a round opening on a global version no aggregate entry produced is flagged (an aggregation left out of the log)', async () => {
     const { agg, log, dir } = await world();
     await log.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {}, globalVersion: hex('genesis') }, agg.entry));

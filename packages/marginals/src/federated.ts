@@ -17,7 +17,7 @@ import type { ColumnDomain, Domain } from './domain.ts';
 import { localCounts, marginalSize } from './counts.ts';
 import type { Marginal } from './counts.ts';
 import { calibrateMst } from './privacy.ts';
-import type { MstPlan } from './privacy.ts';
+import type { CountNoise, MstPlan } from './privacy.ts';
 import { allPairs, independenceL2Squared, maximumSpanningTree } from './select.ts';
 import type { Edge } from './select.ts';
 import { fitTree } from './fit.ts';
@@ -45,6 +45,8 @@ export interface ScheduleOptions {
   /** Count sensitivity (1: record-level DP). */
   sensitivity?: number;
   missing?: readonly string[];
+  /** The noise on the sums (calibrateMst): scheduleFor, what the federation runs, uses 'skellam'. Default 'gaussian'. */
+  noise?: CountNoise;
 }
 
 /** Where one round's counts go in the summed vector. */
@@ -106,7 +108,7 @@ export function mstSchedule(schema: TableSchema, opts: ScheduleOptions): MstSche
   if (d < 2) throw bad(`the marginals generator needs at least 2 columns, the schema has ${d}`);
   const hierarchies = fine.columns.map((c) => hierarchyFor(c, branching));
   const levels = hierarchies.reduce((s, h) => s + h.spans.length, 0);
-  const plan = calibrateMst({ epsilon: opts.epsilon, delta: opts.delta, columns: d, selection: 'measured', sensitivity: opts.sensitivity, oneWayCount: levels });
+  const plan = calibrateMst({ epsilon: opts.epsilon, delta: opts.delta, columns: d, selection: 'measured', sensitivity: opts.sensitivity, oneWayCount: levels, ...(opts.noise ? { noise: opts.noise } : {}) });
   const size1 = hierarchies.reduce((s, h) => s + h.sizes.reduce((a, n) => a + n, 0), 0);
   const pairs = allPairs(d);
   const sel = fine.columns.map((c) => maxCoarse(c, selectionBins));
@@ -298,6 +300,8 @@ export function scheduleFor(schema: TableSchema, config: MarginalsConfig, privac
     ...(config.fineBins !== undefined ? { fineBins: config.fineBins } : {}),
     ...(config.maxBins !== undefined ? { maxBins: config.maxBins } : {}),
     ...(config.selectionBins !== undefined ? { selectionBins: config.selectionBins } : {}),
+    // integer noise on the BFV path: members' Skellam shares sum to the accounted Sk(μ) exactly
+    noise: 'skellam',
   });
 }
 

@@ -4,7 +4,8 @@ export { DEFAULT_FINE_BINS, domainFromSchema, binTable, coarsenDomain, columnSiz
 export type { ColumnDomain, Domain, DomainOptions, CoarsenMode, Coarsening } from './domain.ts';
 export { checkMarginal, marginalSize, strides, countsFromBins, localCounts, sumCounts, addNoise, noiseShare } from './counts.ts';
 export type { Marginal, GaussianSource } from './counts.ts';
-export { DEFAULT_SPLIT, calibrateMst, planMechanisms, accountMechanisms, zcdpEpsilon, rhoOf } from './privacy.ts';
+export { DEFAULT_SPLIT, MU_GRID, calibrateMst, muOnGrid, planMechanisms, accountMechanisms, zcdpEpsilon, rhoOf } from './privacy.ts';
+export type { CountNoise } from './privacy.ts';
 export type { BudgetSplit, CalibrateOptions, MstPlan, Selection } from './privacy.ts';
 export { allPairs, cryptoUniform, exponentialMechanism, independenceL1, independenceL2Squared, selectTreeExponential, maximumSpanningTree, pairSize } from './select.ts';
 export type { Edge } from './select.ts';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_ORDERS, RdpAccountant, computeRdp } from '@fedtwin/dp';
-import { accountMechanisms, calibrateMst, rhoOf, zcdpEpsilon } from '../src/index.ts';
+import { MU_GRID, accountMechanisms, calibrateMst, rhoOf, zcdpEpsilon } from '../src/index.ts';
+import { skellamMechanism } from '@fedtwin/dp';
 
 // Reference ρ: the largest ρ whose zCDP → (ε, δ) conversion with the optimal *continuous* order gives
 // the target, ε(ρ) = min_{α>1} αρ + log(1 − 1/α) − (log δ + log α)/(α − 1) (Canonne, Kamath & Steinke
@@ -65,5 +66,26 @@ describe('privacy accounting', () => {
       expect(() => calibrateMst({ epsilon: 8, delta: 1e-5, columns: 5, ...(bad as object) })).toThrow(expect.objectContaining({ code: 'MARGINALS_BAD_ARGUMENT' }));
     }
     expect(() => rhoOf([{ sampleRate: 0.5, noiseMultiplier: 1, steps: 1 }])).toThrow(expect.objectContaining({ code: 'MARGINALS_BAD_ARGUMENT' }));
+  });
+
+  it('Skellam noise: every measured step is a Skellam step { μ on the 1/1024 grid, l1 = l2 = Δ } that meets ε, tight (1 % less μ misses it), at least the Gaussian plan\'s variance', () => {
+    for (const [epsilon, oneWayCount, columns] of [[8, 121, 31], [1, 121, 31], [8, 26, 9]] as const) {
+      const g = calibrateMst({ epsilon, delta: 1e-5, columns, oneWayCount });
+      const p = calibrateMst({ epsilon, delta: 1e-5, columns, oneWayCount, noise: 'skellam' });
+      expect(p.noise).toBe('skellam');
+      const steps = [p.oneWay, p.select, p.edges] as Array<{ count: number; sigma: number; mu?: number }>;
+      const gs = [g.oneWay, g.select, g.edges] as Array<{ sigma: number }>;
+      steps.forEach((s, i) => {
+        expect(Number.isInteger(s.mu! * MU_GRID)).toBe(true);
+        expect(s.sigma).toBe(Math.sqrt(2 * s.mu!));
+        expect(2 * s.mu!).toBeGreaterThanOrEqual(gs[i]!.sigma ** 2);
+        expect(p.mechanisms[i]).toEqual(skellamMechanism({ mu: s.mu!, l1: 1, l2: 1, steps: s.count }));
+      });
+      const spent = accountMechanisms(p.mechanisms, 1e-5).epsilon;
+      expect(spent).toBeLessThanOrEqual(epsilon);
+      const less = steps.map((s) => skellamMechanism({ mu: s.mu! * 0.99, l1: 1, l2: 1, steps: s.count }));
+      expect(accountMechanisms(less, 1e-5).epsilon).toBeGreaterThan(epsilon);
+    }
+    expect(() => calibrateMst({ epsilon: 8, delta: 1e-5, columns: 3, sensitivity: 1.5, noise: 'skellam' })).toThrow(expect.objectContaining({ code: 'MARGINALS_BAD_ARGUMENT' }));
   });
 });

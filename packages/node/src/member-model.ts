@@ -7,6 +7,7 @@ import type { FederatedFit, Table, TwinVae } from '@fedtwin/models';
 import { marginalsFit, scheduleFor, type MstSchedule } from '@fedtwin/marginals';
 import type { JoinResponse, MarginalsModelConfig } from '@fedtwin/protocol';
 import { roundUnits, wireScale, type CountUnits, type WireScale } from './marginals/wire.ts';
+import { shareBound } from './marginals/noise.ts';
 
 /** The weights the round machinery persists and resumes (the VAE's own methods; the marginals member's below). */
 export interface ModelWeights {
@@ -66,11 +67,18 @@ export async function marginalsModel(join: JoinResponse, table: Table): Promise<
   return { kind: 'marginals', weights, marginals: { config: join.model, schedule, fit: marginalsFit(schedule), table, scale: await wireScale(join) } };
 }
 
-/** Round `round`'s count encoding: from the wire's range and the round's noise share σ/√m (public, same on every member). */
+/** Round `round`'s count encoding: from the wire's range and the bound of the round's Skellam share (public, same on every member). */
 export function unitsFor(m: MarginalsMember, round: number, minParticipants: number): CountUnits {
+  return roundUnits(m.scale, shareBound(muFor(m, round), minParticipants));
+}
+
+/** The Skellam μ of the round's summed noise (0 with DP off): the schedule's, the same on every member. */
+export function muFor(m: MarginalsMember, round: number): number {
   const p = m.schedule.plan;
-  const sigma = round === 1 ? p.oneWay.sigma : round === 2 ? (p.select.kind === 'measured' ? p.select.sigma : 0) : p.edges.sigma;
-  return roundUnits(m.scale, sigma / Math.sqrt(minParticipants));
+  if (p.epsilon === Infinity) return 0;
+  const mu = round === 1 ? p.oneWay.mu : round === 2 ? (p.select.kind === 'measured' ? p.select.mu : undefined) : p.edges.mu;
+  if (p.noise !== 'skellam' || mu === undefined) throw new FedtwinError('NODE_PRIVACY_MISMATCH', `the marginals schedule's round ${round} has no Skellam noise (noise "${p.noise}")`, { hint: 'members draw integer Skellam shares: the schedule must come from scheduleFor' });
+  return mu;
 }
 
 /** The VAE of a VAE consortium (NODE_MODEL_MISMATCH otherwise: a phase of the other generator was called). */

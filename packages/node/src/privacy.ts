@@ -141,6 +141,11 @@ export function looserConfig(state: PrivacyState | undefined, policy: PrivacyPol
   return out;
 }
 
+/** A Skellam round's parameters for its privacy spend (and so its signed ledger entry); nothing for a Gaussian one. */
+function skellamOf(m: SampledGaussian): Pick<PrivacySpend, 'skellam'> {
+  return m.skellam ? { skellam: { mu: m.skellam.mu, l1: m.skellam.l1, l2: m.skellam.l2 } } : {};
+}
+
 /** What the planned round would spend per mode; `affordable` false if any budget would be exceeded. */
 export function checkAffordable(budgets: Budgets, plan: RoundPlan): { affordable: boolean; spends: PrivacySpend[]; reason?: string } {
   const spends: PrivacySpend[] = [];
@@ -151,7 +156,7 @@ export function checkAffordable(budgets: Budgets, plan: RoundPlan): { affordable
     if (!b || !m) continue;
     const w = b.wouldSpend(m);
     const before = b.spent().epsilon;
-    spends.push({ mode, epsilonRound: w.additional, epsilonTotal: w.affordable ? w.epsilon : before, delta: b.delta, budgetEpsilon: b.epsilon, noiseMultiplier: m.noiseMultiplier, sampleRate: m.sampleRate, steps: m.steps, clip: m.clip });
+    spends.push({ mode, epsilonRound: w.additional, epsilonTotal: w.affordable ? w.epsilon : before, delta: b.delta, budgetEpsilon: b.epsilon, noiseMultiplier: m.noiseMultiplier, sampleRate: m.sampleRate, steps: m.steps, clip: m.clip, ...skellamOf(m) });
     if (!w.affordable && !reason) {
       reason = `${mode}-level privacy budget exhausted: spent ε = ${fmt(before)} of ${fmt(b.epsilon)} (δ = ${b.delta}); this round would bring it to ${fmt(w.epsilon)}`;
     }
@@ -279,7 +284,7 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
         const before = acc[mode].getEpsilon(b.delta).epsilon;
         acc[mode].compose(m);
         const total = acc[mode].getEpsilon(b.delta).epsilon;
-        spends.push({ mode, epsilonRound: total - before, epsilonTotal: total, delta: b.delta, budgetEpsilon: b.epsilon, noiseMultiplier: m.noiseMultiplier, sampleRate: m.sampleRate, steps: m.steps, clip: mode === 'record' ? policy.record!.clip : siteStep!.clip });
+        spends.push({ mode, epsilonRound: total - before, epsilonTotal: total, delta: b.delta, budgetEpsilon: b.epsilon, noiseMultiplier: m.noiseMultiplier, sampleRate: m.sampleRate, steps: m.steps, clip: mode === 'record' ? policy.record!.clip : siteStep!.clip, ...skellamOf(m) });
       }
     }
     out.contributions.push({ round: e.round, baseVersion: Number.NaN, loss: Number.NaN, weight: e.sampleCount ?? 1, trainSeconds: Number.NaN, at: e.time ?? 0, privacy: spends, ledgerIndex: e.index });

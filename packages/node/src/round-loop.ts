@@ -134,7 +134,8 @@ async function contribute(ctx: NodeContext, task: OpenTask, { plan, check }: { p
   // The VAE trains and sends its (clipped, noised) change; the marginals generator counts and sends noisy counts.
   const counts = ctx.model.kind === 'marginals';
   const trained = counts ? await countLocal(ctx, task, plan) : await trainLocal(ctx, task, plan);
-  const update = counts ? { values: trained.delta, weight: 1 } : strategyUpdate(ctx, trained.delta, plan);
+  // Counts under BFV go as integers (exact sum of counts + Skellam shares); in plaintext as float32 (exact below 2^24).
+  const update = counts ? { values: ctx.scheme.encoding === 'bfv' && trained.quanta ? trained.quanta : trained.delta, weight: 1 } : strategyUpdate(ctx, trained.delta, plan);
   recordSpend(ctx.privacy, plan);
   const tEncode = performance.now();
   const cEncode = process.cpuUsage();

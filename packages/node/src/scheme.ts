@@ -21,7 +21,8 @@ export interface MemberScheme {
   readonly keyId?: string;
   sumBytes(values: number): number;
   /** `seed` (simulations only) makes HE's stochastic rounding reproducible. */
-  encode(values: Float32Array, round: RoundRef, seed?: readonly [number, number]): Promise<Uint8Array>;
+  /** Int32Array: whole quanta, encrypted as they are (BFV) or sent as float32 (plaintext, exact below 2^24). */
+  encode(values: Float32Array | Int32Array, round: RoundRef, seed?: readonly [number, number]): Promise<Uint8Array>;
   /** Offline work for this round's update (HE: the encryption masks), run while training. */
   prepare?(values: number, round: RoundRef): Promise<void>;
   /**
@@ -50,7 +51,7 @@ export function plaintextMember(): MemberScheme {
   return {
     encoding: 'f32le',
     sumBytes: (n) => n * 4,
-    encode: async (v) => f32ToBytes(v),
+    encode: async (v) => f32ToBytes(v instanceof Int32Array ? Float32Array.from(v) : v),
     decode: async (sum, n) => {
       if (sum.length !== n * 4) throw new FedtwinError('NODE_BAD_AGGREGATE', `aggregate has ${sum.length} bytes, expected ${n * 4}`);
       return Float64Array.from(bytesToF32(sum));

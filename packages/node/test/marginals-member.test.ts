@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { manifestHash, parseManifest, privacyPolicyOf, secureAggregationOf } from '@fedtwin/consortium';
-import { createRng, fillNormal } from '@fedtwin/models';
 import { UpdateHeader, type JoinResponse } from '@fedtwin/protocol';
-import { RdpAccountant } from '@fedtwin/dp';
+import { RdpAccountant, SKELLAM_TAIL_LOG2, seededRandom, skellamTailBound } from '@fedtwin/dp';
 import { scheduleFor } from '@fedtwin/marginals';
 import { agreedJoin } from '../src/consortium-check.ts';
 import { rebuildSpending, savedEpsilon, type OwnLedgerEntry } from '../src/privacy.ts';
-import { countNoiseShare } from '../src/marginals/noise.ts';
+import { shareBound, shareLambda, skellamCountShare } from '../src/marginals/noise.ts';
 import { addReleased, roundUnits, toWire } from '../src/marginals/wire.ts';
 
 const peer = (c: string) => `12D3KooW${c.repeat(44)}`;
@@ -40,39 +39,86 @@ describe('marginals member', () => {
       .toThrow(expect.objectContaining({ code: 'CONSORTIUM_INVALID' }));
   });
 
-  it('noise share: none with DP off; N(0, σ²/m) per cell otherwise, so m shares add up to σ²', () => {
-    const counts = Float64Array.from({ length: 20_000 }, (_, i) => i % 7);
-    expect(countNoiseShare(counts, 0, 3, () => { throw new Error('no noise with DP off'); })).toEqual(counts);
-    const rng = createRng(4);
-    const normal = (out: Float32Array, std: number) => fillNormal(rng, out, 0, std);
-    const shares = [0, 1, 2].map(() => countNoiseShare(counts, 6, 3, normal));
-    let sq = 0;
-    for (let i = 0; i < counts.length; i++) sq += (shares[0]![i]! + shares[1]![i]! + shares[2]![i]! - 3 * counts[i]!) ** 2;
-    expect(Math.sqrt(sq / counts.length)).toBeCloseTo(6, 0); // σ of the sum of 3 shares
+  it('noise shares (convention Sk(μ) = Poisson(μ) − Poisson(μ), variance 2μ): m members\' integer Sk(μ/m) shares sum to the exact integer total plus Sk(μ)', () => {
+    const cells = 20_000;
+    const counts = Float64Array.from({ length: cells }, (_, i) => (i * 7919) % 23);
+    expect(skellamCountShare(counts, 0, 3, seededRandom([1]))).toEqual(counts); // DP off: the counts
+    const mu = 18.6708984375; // WDBC's tree round at ε = 8 (on the 1/1024 grid)
+    const m = 3;
+    // λ = μ/m exactly, as a rational, though μ/3 is not a double
+    const lam = shareLambda(mu, m);
+    expect(lam.num * 3 * 1024).toBe(mu * 1024 * lam.den);
+    const bound = shareBound(mu, m);
+    expect(bound).toBe(skellamTailBound(mu / m, SKELLAM_TAIL_LOG2));
+    const shares = [0, 1, 2].map((k) => skellamCountShare(counts, mu, m, seededRandom([7, k])));
+    const noise = new Float64Array(cells);
+    for (let i = 0; i < cells; i++) {
+      let sum = 0;
+      for (const sh of shares) {
+        expect(Number.isInteger(sh[i]!)).toBe(true);
+        expect(Math.abs(sh[i]! - counts[i]!)).toBeLessThanOrEqual(bound);
+        sum += sh[i]!;
+      }
+      noise[i] = sum - m * counts[i]!; // every member here holds the same counts: the total is m·counts
+    }
+    // Sk(μ): mean 0, variance 2μ, fourth central moment 2μ + 3(2μ)²; sample mean and variance within 5 standard errors
+    const mean = noise.reduce((a, x) => a + x, 0) / cells;
+    const v = noise.reduce((a, x) => a + (x - mean) ** 2, 0) / (cells - 1);
+    expect(Math.abs(mean)).toBeLessThan(5 * Math.sqrt((2 * mu) / cells));
+    const seVar = Math.sqrt((2 * mu + 2 * (2 * mu) ** 2) / cells);
+    expect(Math.abs(v - 2 * mu)).toBeLessThan(5 * seVar);
+    // the law, not only the moments: χ² against the Skellam(μ) pmf P(k) = Σ_j Pois(j + |k|) Pois(j)
+    const logPois = (j: number) => { let s = -mu + j * Math.log(mu); for (let i = 2; i <= j; i++) s -= Math.log(i); return s; };
+    const pmf = (k: number) => { let p = 0; for (let j = 0; j < 200; j++) p += Math.exp(logPois(j + Math.abs(k)) + logPois(j)); return p; };
+    const hist = new Map<number, number>();
+    for (const x of noise) hist.set(x, (hist.get(x) ?? 0) + 1);
+    let chi = 0;
+    let dof = -1;
+    let restObs = cells;
+    let restExp = cells;
+    for (let k = -30; k <= 30; k++) {
+      const e = pmf(k) * cells;
+      if (e < 20) continue;
+      const o = hist.get(k) ?? 0;
+      chi += (o - e) ** 2 / e;
+      restObs -= o;
+      restExp -= e;
+      dof++;
+    }
+    chi += (restObs - restExp) ** 2 / restExp;
+    dof++;
+    // upper 1e-6 quantile of χ²(dof), Wilson–Hilferty
+    expect(chi).toBeLessThan(dof * (1 - 2 / (9 * dof) + 4.75 * Math.sqrt(2 / (9 * dof))) ** 3);
+    // a member that drew Sk(μ) instead of Sk(μ/m) would triple the variance: this test would see it
+    expect(3 * 2 * mu - 2 * mu).toBeGreaterThan(50 * seVar);
   });
 
-  it('counts travel in HE quanta: summed and read back they are the counts; a cell above the cap is capped (sensitivity stays 1)', () => {
-    const u = roundUnits({ unit: 64 / 32767, qmax: 32767 }, 6);
+  it('shares are drawn from the OS CSPRNG unless seeded: two unseeded draws differ, two seeded ones agree', async () => {
+    const { osRandom } = await import('@fedtwin/dp');
+    const counts = new Float64Array(64);
+    expect(skellamCountShare(counts, 75.3056640625, 2, osRandom())).not.toEqual(skellamCountShare(counts, 75.3056640625, 2, osRandom()));
+    expect(skellamCountShare(counts, 75.3056640625, 2, seededRandom([3, 1]))).toEqual(skellamCountShare(counts, 75.3056640625, 2, seededRandom([3, 1])));
+    expect(() => shareLambda(1 / 3, 2)).toThrow(expect.objectContaining({ code: 'NODE_PRIVACY_MISMATCH' }));
+  });
+
+  it('counts travel in whole HE quanta: summed and read back they are the counts; a cell above the cap is capped (sensitivity stays 1)', () => {
+    const u = roundUnits({ unit: 64 / 32767, qmax: 32767 }, shareBound(18.6708984375, 2));
     expect(u).toEqual({ unit: 64 / 32767, cap: 16383, resolution: 1 });
-    const a = toWire(Float64Array.from([0, 5, 20_000]), Float64Array.from([0, 5, 20_000]), u);
+    const a = toWire(Float64Array.from([0, 5 - 3, 20_000 + 4]), Float64Array.from([0, 5, 20_000]), u);
     expect(a.capped).toBe(1);
+    expect(Array.from(a.quanta!)).toEqual([0, 2, 16383 + 4]);
     const b = toWire(Float64Array.from([1, 2, 3]), Float64Array.from([1, 2, 3]), u);
-    const sum = Float64Array.from(a.values, (v, i) => v + b.values[i]!);
+    const sum = Float64Array.from(a.quanta!, (v, i) => (v + b.quanta![i]!) * u.unit);
     const released = addReleased(new Float32Array(3), sum, u);
-    expect(Array.from(released, (x) => Math.round(x * 1000) / 1000)).toEqual([1, 7, 16383 + 3]);
+    expect(Array.from(released, (x) => Math.round(x * 1000) / 1000)).toEqual([1, 4, 16383 + 7]);
   });
 
-  it('a noise share too wide for half the HE range makes a quantum stand for several counts (the same on every member)', () => {
-    const u = roundUnits({ unit: 64 / 32767, qmax: 32767 }, 5000); // 8 σ = 40,000 quanta > 16,383
+  it('a share bound wider than half the HE range would need several counts per quantum (resolution > 1), which the member refuses for integer noise', () => {
+    const u = roundUnits({ unit: 64 / 32767, qmax: 32767 }, 40_000);
     expect(u.resolution).toBe(3);
-    expect(u.unit).toBeCloseTo(64 / 32767 / 3, 15);
-    // count and noise each fit in half the range: the cap (16,383 quanta) and 8 σ of the share
-    expect(u.cap * u.unit).toBeLessThanOrEqual(64 / 2 + 1e-9);
-    expect(8 * 5000 * u.unit).toBeLessThanOrEqual(64 / 2 + 1e-9);
-    const sum = Float64Array.from(toWire(Float64Array.from([30_000]), Float64Array.from([30_000]), u).values);
-    expect(addReleased(new Float32Array(1), sum, u)[0]).toBeCloseTo(30_000, 1);
+    expect(toWire(Float64Array.from([3]), Float64Array.from([3]), u).quanta).toBeUndefined();
     // plaintext float32: never
-    expect(roundUnits({ unit: 1, qmax: 2 ** 24 }, 5000).resolution).toBe(1);
+    expect(roundUnits({ unit: 1, qmax: 2 ** 24 }, 40_000).resolution).toBe(1);
   });
 
   it('a member that lost its state rebuilds its spending from its signed entries by replaying the schedule\'s mechanisms', () => {

@@ -141,6 +141,8 @@ export const PrivacySpendMessage = z.object({
   sampleRate: z.number().gt(0).max(1),
   steps: z.number().int().min(1),
   clip: z.number().positive(),
+  /** The round's noise was integer Skellam (Poisson(μ) − Poisson(μ) on integer counts), accounted from these. */
+  skellam: z.object({ mu: z.number().positive(), l1: z.number().positive(), l2: z.number().positive() }).strict().optional(),
 }).strict();
 export type PrivacySpend = z.infer<typeof PrivacySpendMessage>;
 

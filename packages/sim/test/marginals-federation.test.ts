@@ -7,7 +7,8 @@ import { AggregatorStore } from '@fedtwin/aggregator';
 import { loadManifest, secureAggregationOf } from '@fedtwin/consortium';
 import { accountMechanisms, memberCounts, roundRequest, scheduleFor } from '@fedtwin/marginals';
 import { loadDataset, parseCsv, tableFromCsv, type TableSchema } from '@fedtwin/models';
-import { verifyLedgerDir } from '@fedtwin/ledger';
+import { openLedger, parseEntry, verifyLedgerDir } from '@fedtwin/ledger';
+import { rebuildSpending, savedEpsilon, type OwnLedgerEntry } from '../../node/src/privacy.ts';
 import { NodeStore } from '@fedtwin/node';
 import { CLI_BIN } from '../src/index.ts';
 
@@ -44,7 +45,7 @@ describe('fedtwin sim --generator marginals (real processes)', () => {
     }
   });
 
-  it('the ledger verifies, and each member\'s signed ε is what the accountant gives for the schedule\'s three q = 1 Gaussians', async () => {
+  it('the ledger verifies, and each member\'s signed ε is what the accountant gives for the schedule\'s three q = 1 Skellam measurements', async () => {
     expect(report.ledger.verified).toEqual({ aggregator: true, replicas: [true, true] });
     const v = await verifyLedgerDir(join(out, 'ledger'));
     expect(v.ok).toBe(true);
@@ -57,6 +58,41 @@ describe('fedtwin sim --generator marginals (real processes)', () => {
     for (const e of perNode) expect(Math.abs(e - epsilon)).toBeLessThan(1e-9 * epsilon);
     expect(v.summary.mechanismsChecked).toBe(6); // 2 members × 3 rounds, each recomputed by verify
     for (const n of report.privacy.perNode) expect(n[0]).toMatchObject({ mode: 'record', sampleRate: 1, steps: scheduleFor(schema, {}, { epsilon: 8, delta: 1e-5 }).plan.mechanisms.reduce((s, m) => s + m.steps, 0) });
+  });
+
+  it('every signed contribution names its Skellam noise (μ of its measurement, l1 = l2 = 1), and a budget rebuilt from those entries is the ε ledger verify recomputes', async () => {
+    const plan = scheduleFor(schema, {}, { epsilon: 8, delta: 1e-5 }).plan;
+    expect(plan.noise).toBe('skellam');
+    const ledger = await openLedger({ dir: join(out, 'ledger'), readOnly: true });
+    const own = new Map<string, OwnLedgerEntry[]>();
+    const measured = new Map<string, number[]>();
+    try {
+      for (let i = 0; i < ledger.size; i++) {
+        const e = parseEntry(await ledger.getEntryBytes(i));
+        const p = e.payload;
+        if (p.type !== 'contribution') continue;
+        const k = plan.mechanisms.findIndex((m) => m.skellam!.mu === p.mechanism?.mu);
+        expect(k).toBeGreaterThanOrEqual(0);
+        expect(p.mechanism).toEqual({ kind: 'skellam', sampleRate: 1, noiseMultiplier: plan.mechanisms[k]!.noiseMultiplier, steps: plan.mechanisms[k]!.steps, delta: 1e-5, mu: plan.mechanisms[k]!.skellam!.mu, l1: 1, l2: 1 });
+        own.set(p.node, [...(own.get(p.node) ?? []), { index: i, leafHash: 'x'.repeat(64), type: 'contribution', round: p.round, epsilonTotal: p.epsilonTotal, delta: p.delta }]);
+        measured.set(p.node, [...(measured.get(p.node) ?? []), k]);
+      }
+    } finally {
+      await ledger.close();
+    }
+    const v = await verifyLedgerDir(join(out, 'ledger'));
+    if (!v.ok) throw new Error('ledger verify failed');
+    expect(own.size).toBe(2);
+    for (const [node, entries] of own) {
+      expect(measured.get(node)).toEqual([0, 1, 2]);
+      const rebuilt = rebuildSpending(entries, {
+        policy: { mode: 'record', epsilon: 8, delta: 1e-5, record: { clip: 1 } }, rows: 100, training: { batchSize: 32, epochs: 1 }, totalRounds: 3, own: {}, scheduled: plan.mechanisms,
+      });
+      expect(rebuilt.privacy.record!.mechanisms.every((m) => m.skellam !== undefined)).toBe(true);
+      const eps = savedEpsilon(rebuilt.privacy, 'record', 1e-5);
+      expect(Math.abs(eps - v.summary.epsilonPerNode[node]!)).toBeLessThan(1e-9 * eps);
+      expect(eps).toBeLessThanOrEqual(8);
+    }
   });
 
   it('the aggregator holds only BFV ciphertexts of the members\' counts, and no key to open them', async () => {

@@ -1,12 +1,10 @@
-// Counts on the wire: the update body is a vector of reals that HE quantizes (clip, then round(x·scale) into
-// [−qmax, qmax]), so a count vector travels in whole quanta: value = count · unit. At resolution 1 one count is one
-// quantum (unit = clip / qmax) and a BFV sum of counts is an exact integer sum (up to the unbiased rounding of
-// the noise's fractional part); the plaintext modulus sized for maxParticipants · qmax holds it. A member's
-// value is its count plus its noise share, and both must fit in ±qmax quanta without clipping (clipping a noisy
-// value would make the sum other than counts + Gaussian noise): the count is capped at qmax/2 quanta, and when
-// the round's noise share is too wide for the other half, a quantum stands for s > 1 counts (s public: a
-// function of σ and m), the counts then rounded stochastically, unbiased, adding at most s²/4 variance ≪ σ².
-// In plaintext (float32) the unit is 1.
+// Counts on the wire: the update body is a vector that HE sums as integers in [−qmax, qmax] (quanta), so a count
+// vector travels in whole quanta: one count is one quantum (unit = clip / qmax in real terms) and a BFV sum of counts
+// is an exact integer sum. A member's value is its count plus its integer Skellam share (noise.ts), and both must fit
+// in ±qmax quanta without clipping (clipping a noisy value would make the sum other than counts + Sk(μ)): the count is
+// capped at qmax/2 quanta and the share is drawn within ±B (shareBound), which must fit the other half. Under BFV the
+// member hands the integers to the encryption as they are (`quanta`), so no float rounding touches them. In plaintext
+// (float32, exact for integers below 2^24) the unit is 1.
 import type { JoinResponse } from '@fedtwin/protocol';
 
 /** The wire's range: the real value of one quantum per count at resolution 1, and the largest quantum. */
@@ -27,8 +25,6 @@ export interface CountUnits {
 
 /** Float32 holds every integer up to 2^24 exactly. */
 const F32_EXACT = 2 ** 24;
-/** Noise share kept inside the range up to this many standard deviations (P(|z| > 8) ≈ 1e-15 per cell). */
-const SHARE_SDS = 8;
 
 export async function wireScale(join: JoinResponse): Promise<WireScale> {
   const sa = join.secureAggregation;
@@ -38,23 +34,33 @@ export async function wireScale(join: JoinResponse): Promise<WireScale> {
   return { unit: (sa.params.clip ?? DEFAULTS.clip) / qmax, qmax };
 }
 
-/** The encoding of a round whose noise share has std-dev `shareSigma` (σ/√m): same on every member. */
-export function roundUnits(scale: WireScale, shareSigma: number): CountUnits {
+/**
+ * The encoding of a round whose noise shares lie within ±`shareBound` counts: same on every member. Resolution 1 (one
+ * count per quantum) when the bound fits half the range; otherwise a quantum would have to stand for several counts,
+ * which integer noise cannot do exactly: countLocal refuses that round (NODE_NOISE_RANGE).
+ */
+export function roundUnits(scale: WireScale, shareBound: number): CountUnits {
   const half = Math.floor(scale.qmax / 2);
-  const resolution = Math.max(1, Math.ceil((SHARE_SDS * shareSigma) / half));
+  const resolution = Math.max(1, Math.ceil(shareBound / half));
   return { unit: scale.unit / resolution, cap: half * resolution, resolution };
 }
 
-/** Counts (noise included) as the update's values; capped cells are counted, never named. */
-export function toWire(noisy: Float64Array, exact: Float64Array, u: CountUnits): { values: Float32Array; capped: number } {
+/**
+ * Counts (noise included) as the update's values, and at resolution 1 as whole quanta (what BFV encrypts as is);
+ * capped cells are counted, never named.
+ */
+export function toWire(noisy: Float64Array, exact: Float64Array, u: CountUnits): { values: Float32Array; quanta: Int32Array | undefined; capped: number } {
   const values = new Float32Array(noisy.length);
+  const quanta = u.resolution === 1 ? new Int32Array(noisy.length) : undefined;
   let capped = 0;
   for (let i = 0; i < noisy.length; i++) {
     const over = exact[i]! - u.cap;
     if (over > 0) capped++;
-    values[i] = (over > 0 ? noisy[i]! - over : noisy[i]!) * u.unit;
+    const v = over > 0 ? noisy[i]! - over : noisy[i]!;
+    values[i] = v * u.unit;
+    if (quanta) quanta[i] = v;
   }
-  return { values, capped };
+  return { values, quanta, capped };
 }
 
 /** The released counts after a round: the ones held plus the decrypted sum, back in count units. */

@@ -4,9 +4,10 @@
 import { FedtwinError } from '@fedtwin/errors';
 import type { TaskResponse } from '@fedtwin/protocol';
 import type { NodeContext } from '../context.ts';
-import { unitsFor, type MarginalsMember } from '../member-model.ts';
+import { osRandom, seededRandom, type RandomSource } from '@fedtwin/dp';
+import { muFor, unitsFor, type MarginalsMember } from '../member-model.ts';
 import type { RoundPlan } from '../privacy.ts';
-import { countNoiseShare } from '../marginals/noise.ts';
+import { skellamCountShare } from '../marginals/noise.ts';
 import { toWire } from '../marginals/wire.ts';
 import { cpuMsBetween } from '../util.ts';
 import type { Trained } from './train.ts';
@@ -28,8 +29,8 @@ export function measurementOf(task: { baseVersion: number }): number {
 }
 
 /**
- * The mechanism this measurement charges, from the schedule (the same on every member): one q = 1 Gaussian over
- * its count vectors at σ/Δ (undefined with DP off). What the budget checks and the ledger entry records.
+ * The mechanism this measurement charges, from the schedule (the same on every member): one q = 1 Skellam step per
+ * count vector, { μ, l1 = l2 = Δ } (undefined with DP off). What the budget checks and the ledger entry records.
  */
 export function countPlan(ctx: NodeContext, measurement: number): RoundPlan {
   const m = marginalsOf(ctx);
@@ -51,15 +52,33 @@ export async function countLocal(ctx: NodeContext, task: OpenTask, plan: RoundPl
     throw new FedtwinError('NODE_PRIVACY_MISMATCH', `round ${task.round}: the counts would be noised as σ ${req.sigma}, ${req.mechanism?.steps ?? 0} vectors; the accountant planned z ${plan.record?.noiseMultiplier ?? 0}, ${plan.record?.steps ?? 0}`);
   }
   const exact = req.values;
-  const noisy = countNoiseShare(exact, req.sigma, ctx.consortium.manifest.rounds.minParticipants, ctx.privacy.normal);
-  const units = unitsFor(m, measurement, ctx.consortium.manifest.rounds.minParticipants);
+  const minParticipants = ctx.consortium.manifest.rounds.minParticipants;
+  const mu = muFor(m, measurement);
+  if (mu !== (plan.record?.skellam?.mu ?? 0)) {
+    throw new FedtwinError('NODE_PRIVACY_MISMATCH', `round ${task.round}: the counts would be noised with Skellam μ ${mu}; the accountant planned μ ${plan.record?.skellam?.mu ?? 0}`);
+  }
+  const units = unitsFor(m, measurement, minParticipants);
+  if (units.resolution !== 1) {
+    throw new FedtwinError('NODE_NOISE_RANGE', `round ${task.round}: this measurement's Skellam share (μ/m = ${mu / minParticipants}) needs more than the ${Math.floor(m.scale.qmax / 2)} quanta half the HE range leaves`, {
+      hint: 'raise secureAggregation.params.quantBits in the consortium manifest (e.g. 20), or the target ε',
+    });
+  }
+  const noisy = skellamCountShare(exact, mu, minParticipants, noiseSource(ctx, task.round));
   const wire = toWire(noisy, exact, units);
   const capped = wire.capped;
   // The whole vector: this round's segment, zeros for the others (public: no one's counts).
   const values = new Float32Array(m.fit.values);
   values.set(wire.values, req.offset);
+  // the same vector in whole quanta (resolution 1): what BFV encrypts, untouched by float rounding
+  const quanta = new Int32Array(m.fit.values);
+  quanta.set(wire.quanta!, req.offset);
   const seconds = (performance.now() - t0) / 1000;
   ctx.log.info({ event: 'counted', round: task.round, measurement, marginals: req.marginals, cells: req.cells, sigma: req.sigma, capped },
-    `round ${task.round} (measurement ${measurement} of 3): counted ${req.marginals} marginal(s), ${req.cells} cells, noise share σ/√m with σ = ${req.sigma.toPrecision(4)}${units.resolution > 1 ? ` (${units.resolution} counts per HE quantum)` : ''}${capped ? ` (${capped} cell(s) capped at ${units.cap})` : ''}`);
-  return { losses: [], trainSeconds: seconds, trainCpuMs: cpuMsBetween(cpu), delta: values };
+    `round ${task.round} (measurement ${measurement} of 3): counted ${req.marginals} marginal(s), ${req.cells} cells, Skellam share Sk(μ/m) with μ = ${mu} (sum std-dev ${req.sigma.toPrecision(4)})${capped ? ` (${capped} cell(s) capped at ${units.cap})` : ''}`);
+  return { losses: [], trainSeconds: seconds, trainCpuMs: cpuMsBetween(cpu), delta: values, quanta };
+}
+
+/** The OS CSPRNG; a stream seeded by (seed, round) only when a simulation asks for seeded noise (not private). */
+function noiseSource(ctx: NodeContext, round: number): RandomSource {
+  return ctx.init.seededNoise ? seededRandom([ctx.init.seed ?? 1, round]) : osRandom();
 }

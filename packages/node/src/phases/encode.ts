@@ -85,7 +85,7 @@ export interface SealedUpdate {
 }
 
 /** Encodes (HE: encrypts) the update, starts the sum's offline phase, signs the contribution entry and builds the header. */
-export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef, update: EncodedUpdate, trained: Trained, spends: PrivacySpend[]): Promise<SealedUpdate> {
+export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef, update: { values: EncodedUpdate['values'] | Int32Array; weight: number }, trained: Trained, spends: PrivacySpend[]): Promise<SealedUpdate> {
   const { scheme, init } = ctx;
   const mode = ctx.privacy.policy.mode;
   const body = await scheme.encode(update.values, ref, init.seededNoise ? [init.seed ?? 1, task.round] : undefined);
@@ -102,7 +102,8 @@ export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef
       epsilon: main?.epsilonRound ?? 0, delta: main?.delta ?? 0, epsilonTotal: main?.epsilonTotal ?? 0, deltaTotal: main?.delta ?? 0,
       // the mechanism this round applied: `ledger verify` composes a member's recorded mechanisms and checks
       // its epsilonTotal reaches what they spend together (an auditor needs no trust in the member's arithmetic)
-      ...(main ? { mechanism: { sampleRate: main.sampleRate, noiseMultiplier: main.noiseMultiplier, steps: main.steps, delta: main.delta } } : {}),
+      // (a Skellam round names its μ and sensitivities: its ε is computed from them, not from z)
+      ...(main ? { mechanism: { ...(main.skellam ? { kind: 'skellam' as const } : {}), sampleRate: main.sampleRate, noiseMultiplier: main.noiseMultiplier, steps: main.steps, delta: main.delta, ...main.skellam } } : {}),
       keyId: keyId ?? 'plaintext', globalVersion: ctx.state.base!,
     })
     : undefined;

@@ -16,6 +16,8 @@ export interface Trained {
   trainCpuMs: number;
   /** local − global, shared sub-model only. */
   delta: Float32Array;
+  /** Marginals: the same update as whole HE quanta (integers), which BFV encrypts as they are. */
+  quanta?: Int32Array;
 }
 
 /**
