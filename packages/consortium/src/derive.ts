@@ -2,6 +2,7 @@ import { FedtwinError } from '@fedtwin/errors';
 import { epsilonFor, noiseMultiplierFor } from '@fedtwin/dp';
 import type { PrivacyPolicy, SecureAggregation } from '@fedtwin/protocol';
 import type { Manifest, PrivacyConfig } from './manifest.ts';
+import { DEFAULT_COUNT_NOISE } from './manifest.ts';
 
 /**
  * What every party derives from the manifest the same way, so a member need not take it from the
@@ -59,6 +60,7 @@ export function resolvePrivacyPolicy(c: PrivacyConfig, rounds: { total: number; 
       clip: recordCfg.clip,
       ...(recordCfg.noiseMultiplier !== undefined ? { noiseMultiplier: recordCfg.noiseMultiplier } : { targetEpsilon: recordCfg.targetEpsilon ?? c.epsilon }),
       ...(c.unitColumn !== undefined ? { unitColumn: c.unitColumn } : {}),
+      countNoise: c.countNoise ?? DEFAULT_COUNT_NOISE,
     };
   }
   if (c.mode === 'site' || c.mode === 'both') {

@@ -1,5 +1,5 @@
 export {
-  ManifestSchema, MemberSchema, RoundPolicySchema, SecureAggregationConfigSchema, PrivacyConfigSchema, MAX_MANIFEST_BYTES, DEFAULT_PRIVACY, DEFAULT_RECORD_CLIP,
+  ManifestSchema, MemberSchema, RoundPolicySchema, SecureAggregationConfigSchema, PrivacyConfigSchema, MAX_MANIFEST_BYTES, DEFAULT_PRIVACY, DEFAULT_RECORD_CLIP, DEFAULT_COUNT_NOISE,
   parseManifest, manifestHash, schemaHash, loadManifest, manifestYaml, firstDifference, requireSame,
   type Manifest, type ManifestInput, type PrivacyConfig,
 } from './manifest.ts';

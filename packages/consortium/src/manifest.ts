@@ -25,6 +25,8 @@ const mechanism = {
 /** Per-example gradient clip of record-level DP when the manifest names none (the usual DP-SGD default, as Opacus / TF Privacy examples). */
 export const DEFAULT_RECORD_CLIP = 1;
 /** The privacy of a manifest that says nothing: record-level DP-SGD at ε = 8, δ = 1e-5. No DP needs an explicit `mode: off`. */
+/** σ_N of the count release when the manifest names none: 1/(2σ²) = 1/800 RDP per order, ε ≈ 0.24 alone at δ = 1e-5 (docs/privacy.md). */
+export const DEFAULT_COUNT_NOISE = 20;
 export const DEFAULT_PRIVACY = { mode: 'record', epsilon: 8, delta: 1e-5, clip: DEFAULT_RECORD_CLIP } as const;
 
 export const PrivacyConfigSchema = z.object({
@@ -40,6 +42,12 @@ export const PrivacyConfigSchema = z.object({
    * is taken out of every member's records before the schema sees them: it never enters the model.
    */
   unitColumn: z.string().min(1).max(200).optional(),
+  /**
+   * σ_N of record-level DP-SGD's count release: each member draws Ñ = max(1, round(N + σ_N·Z)) once per federation
+   * and derives q = min(1, B/Ñ) from it, so q no longer discloses its record (unit) count N. One Gaussian
+   * mechanism of sensitivity 1, charged to the record-level budget. Default DEFAULT_COUNT_NOISE (20).
+   */
+  countNoise: z.number().positive().max(1e6).optional(),
 }).strict();
 export type PrivacyConfig = z.infer<typeof PrivacyConfigSchema>;
 
@@ -104,6 +112,9 @@ export const ManifestSchema = z.object({
     if (m.rounds.total !== MARGINALS_ROUNDS) ctx.addIssue({ code: 'custom', path: ['rounds', 'total'], message: `must be ${MARGINALS_ROUNDS} for the marginals generator (1-way counts, selection, tree), got ${m.rounds.total}` });
     if (m.privacy.mode === 'site' || m.privacy.mode === 'both') ctx.addIssue({ code: 'custom', path: ['privacy', 'mode'], message: `the marginals generator protects records (mode record) or nothing (off), not mode "${m.privacy.mode}"` });
     if (m.privacy.unitColumn !== undefined) ctx.addIssue({ code: 'custom', path: ['privacy', 'unitColumn'], message: 'is not supported by the marginals generator yet (use the vae generator for patient-level DP)' });
+  }
+  if (m.privacy.countNoise !== undefined && ((m.privacy.mode !== 'record' && m.privacy.mode !== 'both') || m.model.kind === 'marginals')) {
+    ctx.addIssue({ code: 'custom', path: ['privacy', 'countNoise'], message: 'is the noise of DP-SGD\'s record count release: it applies to record-level DP (mode record or both) with the vae generator only' });
   }
   // A unit is what DP-SGD samples and clips: without record-level DP the manifest would name a protection nothing gives.
   if (m.privacy.unitColumn !== undefined && m.privacy.mode !== 'record' && m.privacy.mode !== 'both') {

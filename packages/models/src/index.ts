@@ -11,6 +11,7 @@ export { createRng, deriveSeed, fillNormal, normalsFrom } from './rng.ts';
 export { osNoise, secureNoise, seededNoise } from './noise.ts';
 export { MIN_NOISE_MULTIPLIER, SAMPLER_MAX_ABS_Z, log10GaussianTail, samplerTruncationLog10Delta } from './gaussian.ts';
 export { dpSampleRate, groupUnits } from './sampling.ts';
+export { dpPlan } from './train.ts';
 export type { Units } from './sampling.ts';
 export type { NoiseSource } from './noise.ts';
 export type { Rng } from './rng.ts';

@@ -36,6 +36,13 @@ export interface DpTrainOptions {
    *  units at q = batchSize / U (batchSize = expected units per step) and clips each sampled unit's
    *  summed gradient to `clip` — user-level DP: the guarantee covers a whole unit, all its rows. */
   units?: Int32Array;
+  /** The public population q is computed from: q = min(1, batchSize / population), and the noisy clipped sum
+   *  is divided by q·population = min(batchSize, population). Under record-level DP this must not be the
+   *  private row (unit) count, which q would disclose outside any ε: the node passes its DP count Ñ
+   *  (docs/privacy.md, "The record count"). Absent: the rows (units), for callers whose N is public. */
+  population?: number;
+  /** The q the caller accounted for (optional): refused (MODELS_DP_INCONSISTENT) unless it is the trainer's. */
+  sampleRate?: number;
 }
 
 export interface TrainOptions {
@@ -97,7 +104,29 @@ function checkOptions(o: TrainOptions): void {
       });
     }
     isSeeded(o.dp);
+    const p = o.dp.population;
+    if (p !== undefined && !(Number.isInteger(p) && p >= 1 && p <= 2 ** 40)) {
+      throw new FedtwinError('MODELS_DP_INCONSISTENT', `dp.population must be an integer in [1, 2^40], got ${p}`, { hint: 'pass the public (DP) count the accountant used for q, e.g. the node\'s count estimate', details: { population: p } });
+    }
   }
+}
+
+/**
+ * DP-SGD's q and the public divisor of the noisy sum, from the public population when given (else the private
+ * count `own`, which the caller then treats as public). A caller's accounted q that differs is refused: the
+ * accountant would charge another mechanism than the one that runs.
+ */
+export function dpPlan(batchSize: number, dp: Pick<DpTrainOptions, 'population' | 'sampleRate'>, own: number): { sampleRate: number; expectedBatch: number } {
+  const population = dp.population ?? own;
+  const sampleRate = dpSampleRate(batchSize, population);
+  if (dp.sampleRate !== undefined && dp.sampleRate !== sampleRate) {
+    throw new FedtwinError('MODELS_DP_INCONSISTENT', `dp.sampleRate = ${dp.sampleRate} is not min(1, batchSize / population) = ${sampleRate} (batchSize ${batchSize}, population ${population})`, {
+      hint: 'compute q with dpSampleRate(batchSize, population) from the same public population you pass as dp.population',
+      details: { sampleRate: dp.sampleRate, expected: sampleRate, batchSize, population },
+    });
+  }
+  // q·population = min(batchSize, population): public whenever the population is.
+  return { sampleRate, expectedBatch: Math.min(batchSize, population) };
 }
 
 function ensureOptimizer(core: VaeCore, lr: number): FlatAdam {
@@ -131,8 +160,11 @@ export async function runTraining(core: VaeCore, data: EncodedTable, opts: Train
   const N = data.rows;
   const dp = opts.dp;
   const units = dp?.units ? groupUnits(dp.units, N) : undefined;
-  const population = units?.count ?? N; // what Poisson sampling draws: units, or rows
-  const q = dp ? dpSampleRate(opts.batchSize, N, units?.count) : undefined;
+  const population = units?.count ?? N; // what Poisson sampling draws: units, or rows (private)
+  if (dp && units) dpSampleRate(opts.batchSize, N, units.count); // checks the unit count
+  // q and the divisor come from the public population (dp.population), never from the private count when one is given.
+  const planned = dp ? dpPlan(opts.batchSize, dp, population) : undefined;
+  const q = planned?.sampleRate;
   const seeded = dp ? isSeeded(dp) : false;
   const osCoins = dp && !seeded ? osUniforms() : undefined;
   // With Poisson sampling a batch can exceed its expectation; cap the buffers well above it.
@@ -179,7 +211,7 @@ export async function runTraining(core: VaeCore, data: EncodedTable, opts: Train
         const lossSum = dpSgdStep(core, opt, {
           x: xb.subarray(0, m * W), y: yb.subarray(0, m * C), eps: eb.subarray(0, m * Z), rows: m,
         }, {
-          clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, expectedBatch: q! * population, noise,
+          clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, expectedBatch: planned!.expectedBatch, noise,
           ...(units ? { groups: groups.subarray(0, g + 1) } : {}),
         });
         costs.push(lossSum);

@@ -111,6 +111,8 @@ const dpMechanism = z.object({
   targetEpsilon: z.number().positive().finite().optional(),
   /** The manifest's `privacy.unitColumn`: DP-SGD samples and clips per unit (e.g. patient) instead of per row. */
   unitColumn: z.string().min(1).max(200).optional(),
+  /** σ_N of the member's DP count Ñ of its records (units), from which DP-SGD's q = min(1, B/Ñ) is derived. */
+  countNoise: z.number().positive().finite().optional(),
 }).strict();
 
 export const PrivacyPolicyMessage = z.object({
