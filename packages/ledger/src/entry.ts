@@ -100,6 +100,10 @@ export const contributionPayloadSchema = z.strictObject({
   ciphertextHash: hex32,
   ciphertextSize: count,
   sampleCount: count.optional(),
+  /** Record-level DP-SGD: the member's DP count Ñ of its records (units) its q = min(1, B/Ñ) derives from, released
+   *  once (Gaussian, σ = countNoise, sensitivity 1) and charged in its epsilonTotal from its first contribution. */
+  countEstimate: z.int().positive().max(2 ** 40).optional(),
+  countNoise: z.number().gt(0).max(1e6).optional(),
   /** privacy spent in this round */
   epsilon,
   delta,

@@ -19,6 +19,12 @@ export interface RoundPlan {
 export interface PrivacyState {
   record?: PrivacyBudgetState;
   site?: PrivacyBudgetState;
+  /**
+   * Record-level DP-SGD's public count: Ñ = max(1, round(N + σ_N·Z)) of this member's records (units), drawn once
+   * per federation and charged to the record budget (countRelease). Never redrawn while the state exists: a
+   * second draw would be a second release of N.
+   */
+  count?: { estimate: number; noiseMultiplier: number };
   /** Set once the member declined a round for budget; it then declines every later round. */
   refused?: { round: number; code: string; reason: string };
 }
@@ -27,6 +33,34 @@ export type Budgets = { record?: PrivacyBudget; site?: PrivacyBudget };
 
 const hasRecord = (mode: PrivacyPolicy['mode']) => mode === 'record' || mode === 'both';
 const hasSite = (mode: PrivacyPolicy['mode']) => mode === 'site' || mode === 'both';
+
+// --- the DP count of N (docs/privacy.md, "The record count") ---------------------------------------------
+
+/**
+ * The count release as the accountant sees it: one Gaussian mechanism (q = 1, one step) of noise σ_N. N changes by
+ * one between neighbours (add/remove one record, or one unit with a unit column), so its L2 sensitivity is 1 and
+ * z = σ_N.
+ */
+export function countRelease(noiseMultiplier: number): SampledGaussian {
+  return { sampleRate: 1, noiseMultiplier, steps: 1 };
+}
+
+/** Ñ = max(1, round(n + σ·z)) for a standard normal draw z: a positive integer, so q = min(1, B/Ñ) is defined. */
+export function noisyCount(n: number, noiseMultiplier: number, z: number): number {
+  if (!Number.isInteger(n) || n < 1) throw new FedtwinError('NODE_PRIVACY_MISMATCH', `the record count must be a positive integer, got ${n}`);
+  if (!(noiseMultiplier > 0 && Number.isFinite(z))) throw new FedtwinError('NODE_PRIVACY_MISMATCH', `count noise needs σ > 0 and a finite draw, got σ = ${noiseMultiplier}, z = ${z}`);
+  return Math.max(1, Math.round(n + noiseMultiplier * z));
+}
+
+/** Whether this member releases a DP count: record-level DP-SGD (the marginals generator's counts are noised already; DP off sends N). */
+export function releasesCount(policy: PrivacyPolicy, generator: 'vae' | 'marginals'): boolean {
+  return hasRecord(policy.mode) && generator !== 'marginals' && policy.record?.countNoise !== undefined;
+}
+
+/** Steps in a record budget that are not DP-SGD rounds (the count release), so calibration does not count them as rounds. */
+export function countSteps(state: PrivacyState | undefined): number {
+  return state?.count ? countRelease(state.count.noiseMultiplier).steps : 0;
+}
 
 /**
  * One round of this member's DP-SGD: Poisson sampling at q = batchSize / rows, or with a unit column (patient-level
@@ -45,8 +79,8 @@ export function recordRound(rows: number, training: Pick<TrainingConfig, 'batchS
  * spent — the remaining planned rounds are calibrated on what is left instead, so a stricter budget means
  * more noise from now on rather than a refusal half-way.
  */
-export function recordNoiseMultiplier(policy: PrivacyPolicy, round: { sampleRate: number; steps: number }, totalRounds: number, budget: PrivacyBudget): number {
-  return calibrateRecordNoise(policy, round, totalRounds, budget).noiseMultiplier;
+export function recordNoiseMultiplier(policy: PrivacyPolicy, round: { sampleRate: number; steps: number }, totalRounds: number, budget: PrivacyBudget, nonRoundSteps = 0): number {
+  return calibrateRecordNoise(policy, round, totalRounds, budget, nonRoundSteps).noiseMultiplier;
 }
 
 /**
@@ -55,7 +89,7 @@ export function recordNoiseMultiplier(policy: PrivacyPolicy, round: { sampleRate
  * member then trains at the floor instead of failing at training time: more noise than the target needs, so it
  * spends less than the target, which is always safe. `calibrated` lets the caller say so.
  */
-export function calibrateRecordNoise(policy: PrivacyPolicy, round: { sampleRate: number; steps: number }, totalRounds: number, budget: PrivacyBudget): { noiseMultiplier: number; calibrated?: number } {
+export function calibrateRecordNoise(policy: PrivacyPolicy, round: { sampleRate: number; steps: number }, totalRounds: number, budget: PrivacyBudget, nonRoundSteps = 0): { noiseMultiplier: number; calibrated?: number } {
   const r = policy.record;
   if (!r) throw new FedtwinError('CONFIG_INVALID', 'privacy.record is required for record-level DP', { hint: 'set privacy.clip (and noiseMultiplier or targetEpsilon) in the consortium manifest' });
   // A fixed z is the manifest's: the trainer refuses one below the floor (MODELS_NOISE_TOO_SMALL), nothing to calibrate.
@@ -63,7 +97,8 @@ export function calibrateRecordNoise(policy: PrivacyPolicy, round: { sampleRate:
   const target = Math.min(r.targetEpsilon ?? budget.epsilon, budget.epsilon);
   const planned = calibrationRounds(totalRounds);
   const full = noiseMultiplierFor({ epsilon: target, sampleRate: round.sampleRate, steps: round.steps * planned, delta: budget.delta }).noiseMultiplier;
-  const spentSteps = budget.mechanisms.reduce((s, m) => s + m.steps, 0);
+  // The count release (nonRoundSteps) is in the budget, so `at` leaves room for it, but it is not a round.
+  const spentSteps = budget.mechanisms.reduce((s, m) => s + m.steps, 0) - nonRoundSteps;
   const left = Math.max(1, planned - Math.ceil(spentSteps / round.steps - 1e-9));
   const at = (z: number) => budget.wouldSpend({ sampleRate: round.sampleRate, noiseMultiplier: z, steps: round.steps * left }).epsilon;
   // Nothing affordable at any z (the budget is spent): the full calibration stands and the budget check refuses.
@@ -177,6 +212,9 @@ export interface OwnLedgerEntry {
   delta?: number;
   /** Contribution with DP off: the record count it declared. */
   sampleCount?: number;
+  /** Contribution under record-level DP-SGD: the DP count Ñ its q derives from, and that release's σ_N. */
+  countEstimate?: number;
+  countNoise?: number;
   /** Refusal: why. */
   reason?: string;
   time?: number;
@@ -202,17 +240,20 @@ const REPLAY_TOLERANCE = 1e-9;
  * z at q = 1), and a record-level z that config no longer gives (a budget changed between runs) is recovered as
  * the unique z whose composition reproduces the signed total (ε is strictly decreasing in z), and must reproduce the next
  * contribution too (one free z per entry would fit any q). Every entry's total must be reproduced to 1e-9,
- * or the spending is not rebuilt: a fresh budget is never the fallback. What cannot be checked: the record
- * count N (or unit count U) is not in the ledger under DP, so a CSV changed since the last contribution, with only
- * that one entry after a z change to go by, is taken at its current N (U).
+ * or the spending is not rebuilt: a fresh budget is never the fallback. An entry naming a DP count Ñ (countEstimate,
+ * every contribution since that release) replays at q = B/Ñ and charges the count release once, before the first
+ * such entry's round, so the rebuilt state holds Ñ and never redraws it. Only entries from before the DP count
+ * (none name Ñ) replay at the current N (U): a CSV changed since, with only one entry after a z change to go by,
+ * is taken at its current N (U).
  */
 export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { policy: PrivacyPolicy; rows: number; unitCount?: number; training: Pick<TrainingConfig, 'batchSize' | 'epochs'>; totalRounds: number; own: SiteBudget; scheduled?: readonly SampledGaussian[] | undefined }): RebuiltSpending {
   const { policy } = input;
   const sorted = [...entries].sort((a, b) => a.index - b.index);
   const budgets = openBudgets(undefined, policy, input.own);
   const main: 'record' | 'site' | undefined = hasRecord(policy.mode) ? 'record' : hasSite(policy.mode) ? 'site' : undefined;
-  const shape = recordRound(input.rows, input.training, input.unitCount);
-  const calibrated = budgets.record ? recordNoiseMultiplier(policy, shape, input.totalRounds, budgets.record) : undefined;
+  let shape = recordRound(input.rows, input.training, input.unitCount);
+  let calibrated = budgets.record ? recordNoiseMultiplier(policy, shape, input.totalRounds, budgets.record) : undefined;
+  let count: PrivacyState['count'];
   const siteStep = hasSite(policy.mode) ? sitePlan(policy) : undefined;
   const acc = { record: new RdpAccountant(), site: new RdpAccountant() };
   let lastZ: number | undefined;
@@ -237,6 +278,20 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
       if (!(signed >= 0) || !(delta > 0 && delta < 1)) throw unrecoverable(`its contribution to round ${e.round} (ledger entry ${e.index}) records no ε total at a valid δ`);
       const after = (a: RdpAccountant, m: SampledGaussian) => a.clone().compose(m).getEpsilon(delta).epsilon;
       const matches = (x: number) => Math.abs(x - signed) <= REPLAY_TOLERANCE * Math.max(1e-12, signed);
+      if (e.countEstimate !== undefined && main === 'record' && !input.scheduled) {
+        if (count && count.estimate !== e.countEstimate) throw unrecoverable(`round ${e.round} names the count estimate ${e.countEstimate}, an earlier entry ${count.estimate}: a count is released once`);
+        if (!count) {
+          // The first entry naming Ñ: its release is charged once, before this round, and q is B/Ñ from here on.
+          const sigma = e.countNoise ?? policy.record?.countNoise;
+          if (!(sigma !== undefined && sigma > 0)) throw unrecoverable(`round ${e.round} names a count estimate but no count noise, and the policy has none`);
+          count = { estimate: e.countEstimate, noiseMultiplier: sigma };
+          acc.record.compose(countRelease(sigma));
+          shape = recordRound(count.estimate, input.training);
+          calibrated = budgets.record && policy.record?.noiseMultiplier === undefined
+            ? recordNoiseMultiplier(policy, shape, input.totalRounds, new PrivacyBudget({ epsilon: budgets.record.epsilon, delta: budgets.record.delta, mechanisms: acc.record.mechanisms }), countSteps({ count }))
+            : calibrated;
+        }
+      }
       let mech: SampledGaussian;
       if (main === 'record' && input.scheduled) {
         // The marginals generator: every contribution is one of the public schedule's measurements (a failed round's
@@ -253,7 +308,7 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
         // What a member under this config would have used: the same z as its previous round, the policy's, the
         // calibration from scratch, or the calibration resumed on what it had spent (recordNoiseMultiplier).
         const resumed = () => (budgets.record && calibrated !== undefined
-          ? recordNoiseMultiplier(policy, shape, input.totalRounds, new PrivacyBudget({ epsilon: budgets.record.epsilon, delta: budgets.record.delta, mechanisms: acc.record.mechanisms }))
+          ? recordNoiseMultiplier(policy, shape, input.totalRounds, new PrivacyBudget({ epsilon: budgets.record.epsilon, delta: budgets.record.delta, mechanisms: acc.record.mechanisms }), countSteps({ count }))
           : undefined);
         let z: number | undefined;
         for (const candidate of [() => lastZ, () => policy.record?.noiseMultiplier, () => calibrated, resumed]) {
@@ -293,6 +348,7 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
     const b = budgets[mode];
     if (b) out.privacy[mode] = new PrivacyBudget({ epsilon: b.epsilon, delta: b.delta, mechanisms: acc[mode].mechanisms }).toJSON();
   }
+  if (count) out.privacy.count = count;
   out.ledgerEpsilon = ledgerEpsilon;
   return out;
 }

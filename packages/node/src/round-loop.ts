@@ -13,7 +13,7 @@ import type { NodeStore } from './store.ts';
 import { cpuMsBetween, sleep } from './util.ts';
 import type { Witness } from './witness.ts';
 import { AggregateUnusable, catchUp, requireHeldBase, requireHeldVersion } from './phases/apply.ts';
-import { openPrivacy, planOrRefuse, recordSpend, type Affordability } from './phases/budget.ts';
+import { ensureCountEstimate, openPrivacy, planOrRefuse, recordSpend, type Affordability } from './phases/budget.ts';
 import { deliver, persistPending, resendPending } from './phases/deliver.ts';
 import { prepareUpdateMasks, roundRefOf, sealUpdate, sitOutIfAlreadyEncrypted, strategyUpdate } from './phases/encode.ts';
 import { modelPathFor, runResult, saveReleasedModel, writeResult, writeSynthetic } from './phases/finish.ts';
@@ -64,11 +64,13 @@ async function setUp(deps: RunDeps, res: Resources): Promise<NodeContext> {
   const scheduled = model.kind === 'marginals' ? model.marginals.schedule.plan.mechanisms : undefined;
   const resumed = await resumeState(init, deps.store, join, model.weights, { witness, call: link.call, rows: data.rows, unitCount, scheduled });
   const privacy = openPrivacy(init, join, resumed.state);
-  return {
+  const ctx: NodeContext = {
     init, host: init.host, log: init.logger, store: deps.store, call: link.call, signal: deps.signal, stopped: deps.stopped,
     consortium: init.consortium, join, schema, data, units, unitCount, strategy, model, scheme, witness, privacy,
     resumedPending: resumed.pending, state: resumed.state, global: resumed.global,
   };
+  await ensureCountEstimate(ctx); // before the first round: calibration leaves room for it
+  return ctx;
 }
 
 async function takePartInRounds(ctx: NodeContext): Promise<void> {

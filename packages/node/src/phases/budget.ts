@@ -6,7 +6,7 @@ import { calibrationRounds } from '@fedtwin/consortium';
 import { Protocols, RefuseAck, type JoinResponse, type TaskResponse } from '@fedtwin/protocol';
 import type { NodeInit } from '../api.ts';
 import { persist, type NodeContext, type Privacy } from '../context.ts';
-import { calibrateRecordNoise, checkAffordable, looserConfig, openBudgets, planRound, recordRound, type RoundPlan } from '../privacy.ts';
+import { calibrateRecordNoise, checkAffordable, countRelease, countSteps, looserConfig, noisyCount, openBudgets, planRound, recordRound, releasesCount, type RoundPlan } from '../privacy.ts';
 import type { NodeState } from '../store.ts';
 import { spentSummary } from '../util.ts';
 import { countPlan, measurementOf } from './count.ts';
@@ -54,13 +54,40 @@ function noiseSource(init: NodeInit): Privacy['normal'] {
 /** This round's plan and what it would spend; undefined if this member refuses the round (the refusal is persisted and sent). */
 export async function planOrRefuse(ctx: NodeContext, task: OpenTask): Promise<{ plan: RoundPlan; check: Affordability } | undefined> {
   const { policy, budgets } = ctx.privacy;
-  const plan = ctx.model.kind === 'marginals' ? countPlan(ctx, measurementOf(task)) : planRound(policy, ctx.data.rows, task.training, recordNoise(ctx, task), ctx.unitCount);
+  const plan = ctx.model.kind === 'marginals' ? countPlan(ctx, measurementOf(task)) : planRound(policy, dpPopulation(ctx), task.training, recordNoise(ctx, task));
   const check = checkAffordable(budgets, plan);
   if (!check.affordable || ctx.state.privacy?.refused) {
     await refuse(ctx, task.round, check);
     return undefined;
   }
   return { plan, check };
+}
+
+/**
+ * The population DP-SGD's q is computed from: the DP count Ñ when this member released one (ensureCountEstimate),
+ * else its units or rows (DP off, or a policy from before the DP count, whose q still discloses N).
+ */
+export function dpPopulation(ctx: Pick<NodeContext, 'state' | 'data' | 'unitCount'>): number {
+  return ctx.state.privacy?.count?.estimate ?? ctx.unitCount ?? ctx.data.rows;
+}
+
+/**
+ * Record-level DP-SGD: draws this member's DP count Ñ = max(1, round(N + σ_N·Z)) of its records (units) once per
+ * federation, charges it to the record budget and persists both before any round, so q = min(1, B/Ñ) discloses
+ * only Ñ. Kept in the state (and signed into every contribution entry, from which a lost state is rebuilt): a
+ * second draw would be a second release. No-op for the marginals generator, with DP off, or after a refusal.
+ */
+export async function ensureCountEstimate(ctx: NodeContext): Promise<void> {
+  const { policy, budgets } = ctx.privacy;
+  if (!budgets.record || !releasesCount(policy, ctx.model.kind) || ctx.state.privacy?.count || ctx.state.privacy?.refused) return;
+  const sigma = policy.record!.countNoise!;
+  const z = new Float32Array(1);
+  ctx.privacy.normal(z, 1); // OS CSPRNG (seeded only in simulations)
+  const estimate = noisyCount(ctx.unitCount ?? ctx.data.rows, sigma, z[0]!);
+  budgets.record.record(countRelease(sigma));
+  ctx.state = { ...ctx.state, privacy: { ...ctx.state.privacy, count: { estimate, noiseMultiplier: sigma } } };
+  await persist(ctx);
+  ctx.log.info({ event: 'count-released', noiseMultiplier: sigma, spent: spentSummary(budgets) }, `record-level DP: released a DP count of this member's ${ctx.unitCount !== undefined ? 'units' : 'records'} (σ = ${sigma}); DP-SGD's sampling rate derives from it`);
 }
 
 /** The record-level z, calibrated once per run from the budget as restored (recordNoiseMultiplier): equal every round, so rounds merge in the accountant. */
@@ -70,8 +97,8 @@ function recordNoise(ctx: NodeContext, task: OpenTask): number | undefined {
   if (!budgets.record || policy.record?.noiseMultiplier !== undefined) return undefined;
   let z = calibratedNoise.get(ctx.privacy);
   if (z === undefined) {
-    const round = recordRound(ctx.data.rows, task.training, ctx.unitCount);
-    const c = calibrateRecordNoise(policy, round, ctx.join.totalRounds, budgets.record);
+    const round = recordRound(dpPopulation(ctx), task.training);
+    const c = calibrateRecordNoise(policy, round, ctx.join.totalRounds, budgets.record, countSteps(ctx.state.privacy));
     z = c.noiseMultiplier;
     if (c.calibrated !== undefined && c.calibrated < z) logNoiseFloor(ctx, c.calibrated, z, round);
     calibratedNoise.set(ctx.privacy, z);
@@ -83,7 +110,7 @@ function recordNoise(ctx: NodeContext, task: OpenTask): number | undefined {
 function logNoiseFloor(ctx: NodeContext, calibrated: number, z: number, round: { sampleRate: number; steps: number }): void {
   const budget = ctx.privacy.budgets.record!;
   const planned = calibrationRounds(ctx.join.totalRounds);
-  const left = Math.max(0, planned - Math.ceil(budget.mechanisms.reduce((s, m) => s + m.steps, 0) / round.steps - 1e-9));
+  const left = Math.max(0, planned - Math.ceil((budget.mechanisms.reduce((s, m) => s + m.steps, 0) - countSteps(ctx.state.privacy)) / round.steps - 1e-9));
   const epsilon = budget.wouldSpend({ ...round, noiseMultiplier: z, steps: Math.max(1, left) * round.steps }).epsilon;
   ctx.log.warn({ event: 'noise-floor', calibrated, noiseMultiplier: z, plannedEpsilon: epsilon, budget: budget.epsilon },
     `record-level DP: the ε budget calibrates to z = ${calibrated.toPrecision(4)}, below the floor DP-SGD enforces; training at z = ${z} instead, which spends ε ≈ ${epsilon.toPrecision(4)} over the planned rounds (the calibration aimed at ε = ${Math.min(ctx.privacy.policy.record?.targetEpsilon ?? budget.epsilon, budget.epsilon)})`);

@@ -77,6 +77,14 @@ export function entrySampleCount(mode: PrivacyPolicy['mode'], rows: number): { s
   return dpOn(mode) ? {} : { sampleCount: rows };
 }
 
+/**
+ * The DP count Ñ (and its σ_N) in every contribution entry under record-level DP-SGD: public already through q, it lets
+ * a member that lost its state rebuild Ñ and its cost from the ledger instead of drawing (releasing) a second one.
+ */
+export function entryCountEstimate(count: { estimate: number; noiseMultiplier: number } | undefined): { countEstimate?: number; countNoise?: number } {
+  return count ? { countEstimate: count.estimate, countNoise: count.noiseMultiplier } : {};
+}
+
 export interface SealedUpdate {
   header: UpdateHeader;
   body: Uint8Array;
@@ -99,6 +107,7 @@ export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef
     ? await ctx.witness.sign({
       type: 'contribution', v: 1, round: task.round, node: ctx.host.peerId, ciphertextHash: sha256Hex(body), ciphertextSize: body.length,
       ...entrySampleCount(mode, ctx.data.rows),
+      ...entryCountEstimate(ctx.state.privacy?.count),
       epsilon: main?.epsilonRound ?? 0, delta: main?.delta ?? 0, epsilonTotal: main?.epsilonTotal ?? 0, deltaTotal: main?.delta ?? 0,
       // the mechanism this round applied: `ledger verify` composes a member's recorded mechanisms and checks
       // its epsilonTotal reaches what they spend together (an auditor needs no trust in the member's arithmetic)

@@ -104,7 +104,7 @@ async function ownLedgerEntries(witness: Witness, call: AggregatorCall, self: st
     const p = e.payload;
     const leafHash = Buffer.from(e.leafHash).toString('hex');
     if (p.type === 'contribution') {
-      out.push({ index, leafHash, type: 'contribution', round: p.round, epsilonTotal: p.epsilonTotal, delta: p.delta, ...(p.sampleCount !== undefined ? { sampleCount: p.sampleCount } : {}), ...(p.time !== undefined ? { time: p.time } : {}) });
+      out.push({ index, leafHash, type: 'contribution', round: p.round, epsilonTotal: p.epsilonTotal, delta: p.delta, ...(p.sampleCount !== undefined ? { sampleCount: p.sampleCount } : {}), ...(p.countEstimate !== undefined ? { countEstimate: p.countEstimate } : {}), ...(p.countNoise !== undefined ? { countNoise: p.countNoise } : {}), ...(p.time !== undefined ? { time: p.time } : {}) });
     } else if (p.type === 'refusal') {
       out.push({ index, leafHash, type: 'refusal', round: p.round, reason: p.reason, ...(p.time !== undefined ? { time: p.time } : {}) });
     }

@@ -6,6 +6,7 @@ import type { NodeContext } from '../context.ts';
 import { vaeOf } from '../member-model.ts';
 import type { RoundPlan } from '../privacy.ts';
 import { cpuMsBetween } from '../util.ts';
+import { dpPopulation } from './budget.ts';
 
 type OpenTask = Extract<TaskResponse, { status: 'open' }>;
 
@@ -34,7 +35,11 @@ export async function trainLocal(ctx: NodeContext, task: OpenTask, plan: RoundPl
   // them follow the (public) seed. The seed below drives only the non-private randomness (eps, order).
   // With a unit column the trainer samples and clips per unit (patient), at the q the plan charged for.
   const dp = plan.record
-    ? { clip: plan.record.clip, noiseMultiplier: plan.record.noiseMultiplier, seeded: init.seededNoise === true, ...(ctx.units ? { units: ctx.units } : {}) }
+    ? {
+      clip: plan.record.clip, noiseMultiplier: plan.record.noiseMultiplier, seeded: init.seededNoise === true, ...(ctx.units ? { units: ctx.units } : {}),
+      // q from the public population the plan used (the DP count Ñ), never the private N; the trainer checks they agree.
+      population: dpPopulation(ctx), sampleRate: plan.record.sampleRate,
+    }
     : undefined;
   const trained = await vae.trainEpochs(ctx.data, { ...task.training, seed: (init.seed ?? 1) * 1_000_003 + task.round, dp });
   if (plan.record && (trained.steps !== plan.record.steps || trained.sampleRate !== plan.record.sampleRate)) {
