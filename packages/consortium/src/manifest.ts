@@ -25,7 +25,7 @@ const mechanism = {
 /** Per-example gradient clip of record-level DP when the manifest names none (the usual DP-SGD default, as Opacus / TF Privacy examples). */
 export const DEFAULT_RECORD_CLIP = 1;
 /** The privacy of a manifest that says nothing: record-level DP-SGD at ε = 8, δ = 1e-5. No DP needs an explicit `mode: off`. */
-/** σ_N of the count release when the manifest names none: 1/(2σ²) = 1/800 RDP per order, ε ≈ 0.24 alone at δ = 1e-5 (docs/privacy.md). */
+/** σ_N of the count release when the manifest names none: RDP α/(2σ²) = α/800, ε = 0.18 alone at δ = 1e-5 (docs/privacy.md). */
 export const DEFAULT_COUNT_NOISE = 20;
 export const DEFAULT_PRIVACY = { mode: 'record', epsilon: 8, delta: 1e-5, clip: DEFAULT_RECORD_CLIP } as const;
 

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { checkPrivacyFloor, firstDifference, loadManifest, manifestHash, parseManifest, privacyPolicyOf, requireSame, secureAggregationOf } from '../src/index.ts';
+import { DEFAULT_COUNT_NOISE, checkPrivacyFloor, firstDifference, loadManifest, manifestHash, parseManifest, privacyPolicyOf, requireSame, secureAggregationOf } from '../src/index.ts';
 
 const A = '12D3KooWRFGvfm6rcokkWBEeoxyyotr9CzK8q1SL4dvJNo3XSpHU';
 const B = '12D3KooWDkysGXzm4bHro351yue1T2Spk87nuXGigCNCNHg26Rs7';
@@ -52,7 +52,7 @@ describe('consortium manifest', () => {
 
   it('derives the policy and the HE setup members apply, and names the first difference', () => {
     const m = parseManifest(minimal);
-    expect(privacyPolicyOf(m)).toEqual({ mode: 'record', epsilon: 8, delta: 1e-5, record: { clip: 1, targetEpsilon: 8 } });
+    expect(privacyPolicyOf(m)).toEqual({ mode: 'record', epsilon: 8, delta: 1e-5, record: { clip: 1, targetEpsilon: 8, countNoise: DEFAULT_COUNT_NOISE } });
     expect(secureAggregationOf(m)).toEqual({ scheme: 'bfv', params: { clip: 64, maxParticipants: 1024 }, keyHolder: A, members: [A, B] });
     expect(firstDifference({ a: 1, b: [1, 2] }, { a: 1, b: [1, 3] })).toEqual({ field: 'b[1]', pinned: 2, announced: 3 });
     expect(() => requireSame('x', { mode: 'record' }, { mode: 'off' }, 'privacy')).toThrowError(/privacy\.mode is "off", the manifest says "record"/);

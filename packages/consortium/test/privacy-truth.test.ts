@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { epsilonFor } from '@fedtwin/dp';
-import { RECORD_NOISE_FLOOR, calibrationRounds, loadManifest, parseManifest, privacyPolicyOf } from '../src/index.ts';
+import { DEFAULT_COUNT_NOISE, RECORD_NOISE_FLOOR, calibrationRounds, loadManifest, parseManifest, privacyPolicyOf } from '../src/index.ts';
 
 // Issue 13 items 1, 4 and 9 (docs/privacy.md): the ε a manifest's policy states is a true bound.
 const AGG = '12D3KooWCWarB5PocFg6VSA6aZwVA9e7M3zEcBKtxSo5ET4naUQB';
@@ -86,7 +86,7 @@ describe('DP is on by default', () => {
   it('a manifest that says nothing about privacy gets record-level DP at ε = 8, δ = 1e-5; no DP needs mode off', () => {
     const m = parseManifest(base(5));
     expect(m.privacy).toEqual({ mode: 'record', epsilon: 8, delta: 1e-5, clip: 1 });
-    expect(privacyPolicyOf(m)).toEqual({ mode: 'record', epsilon: 8, delta: 1e-5, record: { clip: 1, targetEpsilon: 8 } });
+    expect(privacyPolicyOf(m)).toEqual({ mode: 'record', epsilon: 8, delta: 1e-5, record: { clip: 1, targetEpsilon: 8, countNoise: DEFAULT_COUNT_NOISE } });
     expect(parseManifest({ ...base(5), privacy: { epsilon: 3 } }).privacy).toEqual({ mode: 'record', epsilon: 3, delta: 1e-5, clip: 1 });
     expect(parseManifest({ ...base(5), privacy: { mode: 'off' } }).privacy.mode).toBe('off');
   });

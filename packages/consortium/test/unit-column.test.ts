@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PrivacyPolicyMessage } from '@fedtwin/protocol';
-import { manifestHash, parseManifest, privacyPolicyOf } from '../src/index.ts';
+import { DEFAULT_COUNT_NOISE, manifestHash, parseManifest, privacyPolicyOf } from '../src/index.ts';
 
 // Issue 13 item 6 (docs/privacy.md, "The protected unit"): the unit of record-level DP is a consortium-wide
 // choice, pinned in the manifest, so it is in the manifest hash and no aggregator can announce another.
@@ -18,7 +18,7 @@ describe('privacy.unitColumn', () => {
     const m = parseManifest({ ...base, privacy: { mode: 'record', epsilon: 4, unitColumn: 'patient_id' } });
     expect(m.privacy.unitColumn).toBe('patient_id');
     const policy = privacyPolicyOf(m);
-    expect(policy.record).toEqual({ clip: 1, targetEpsilon: 4, unitColumn: 'patient_id' });
+    expect(policy.record).toEqual({ clip: 1, targetEpsilon: 4, unitColumn: 'patient_id', countNoise: DEFAULT_COUNT_NOISE });
     // The aggregator announces the same policy in its join response: the message carries it.
     expect(PrivacyPolicyMessage.parse(policy)).toEqual(policy);
     const rowLevel = parseManifest({ ...base, privacy: { mode: 'record', epsilon: 4 } });
