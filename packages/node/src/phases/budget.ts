@@ -87,7 +87,7 @@ export async function ensureCountEstimate(ctx: NodeContext): Promise<void> {
   budgets.record.record(countRelease(sigma));
   ctx.state = { ...ctx.state, privacy: { ...ctx.state.privacy, count: { estimate, noiseMultiplier: sigma } } };
   await persist(ctx);
-  ctx.log.info({ event: 'count-released', noiseMultiplier: sigma, spent: spentSummary(budgets) }, `record-level DP: released a DP count of this member's ${ctx.unitCount !== undefined ? 'units' : 'records'} (σ = ${sigma}); DP-SGD's sampling rate derives from it`);
+  ctx.log.info({ event: 'count-released', estimate, noiseMultiplier: sigma, spent: spentSummary(budgets) }, `record-level DP: released a DP count of this member's ${ctx.unitCount !== undefined ? 'units' : 'records'} (σ = ${sigma}); DP-SGD's sampling rate derives from it`);
 }
 
 /** The record-level z, calibrated once per run from the budget as restored (recordNoiseMultiplier): equal every round, so rounds merge in the accountant. */
