@@ -1,13 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { epsilonFor } from '@fedtwin/dp';
+import { RdpAccountant } from '@fedtwin/dp';
 import { parseCsv } from '@fedtwin/models';
 import { waitFor } from '@fedtwin/sim';
 import { createConsortium, type Consortium } from './helpers/consortium.ts';
 
 // A member whose privacy budget runs out mid-federation refuses (and says why), is restarted, and
 // still refuses: it never trains again, never double-spends, never forgets what it spent.
+const BATCH = 4096;
 describe('privacy budget enforcement (real processes)', () => {
   let c: Consortium | undefined;
   afterEach(async () => { await c?.cleanup(); c = undefined; });
@@ -16,13 +17,16 @@ describe('privacy budget enforcement (real processes)', () => {
     c = await createConsortium({
       nodes: 2, rounds: 40, quorum: 2, minParticipants: 1, deadlineSeconds: 60,
       privacy: { mode: 'record', epsilon: 1000, delta: 1e-5, clip: 1, noiseMultiplier: 1 },
+      manifest: { training: { epochs: 1, batchSize: BATCH, learningRate: 0.003 } },
     });
-    // Node 0 can pay for exactly one round: budget halfway between the cost of one and of two.
+    // Node 0 can pay for exactly one round: budget halfway between the cost of one and of two. q = min(1, B/Ñ) with Ñ
+    // its DP count (issue 13 item 3), unknown before it starts: a batch far above any plausible Ñ makes q = 1 and one
+    // step per round whatever the draw; every total includes the count release (σ = 20), charged once.
     const rows = parseCsv(await readFile(join(c.dir, 'node0.csv'), 'utf8')).rows.length;
-    const q = Math.min(1, 64 / rows);
-    const stepsPerRound = Math.max(1, Math.round(1 / q));
-    const one = epsilonFor({ sampleRate: q, noiseMultiplier: 1, steps: stepsPerRound, delta: 1e-5 }).epsilon;
-    const two = epsilonFor({ sampleRate: q, noiseMultiplier: 1, steps: 2 * stepsPerRound, delta: 1e-5 }).epsilon;
+    expect(rows + 20 * 40).toBeLessThan(BATCH);
+    const count = { sampleRate: 1, noiseMultiplier: 20, steps: 1 };
+    const one = new RdpAccountant({ mechanisms: [count, { sampleRate: 1, noiseMultiplier: 1, steps: 1 }] }).getEpsilon(1e-5).epsilon;
+    const two = new RdpAccountant({ mechanisms: [count, { sampleRate: 1, noiseMultiplier: 1, steps: 2 }] }).getEpsilon(1e-5).epsilon;
     const agg = await c.startAggregator();
     await c.writeNodeConfig(0, { privacy: { epsilon: (one + two) / 2 } });
     await c.writeNodeConfig(1);

@@ -11,8 +11,9 @@ import { createNode } from '../src/node.ts';
 
 // Issue 13 item 6 end to end: a real aggregator and two real members (in-process, plaintext aggregation,
 // record-level DP at a calibrated z) with privacy.unitColumn: patient_id, each site's CSV holding several
-// visits per patient. The federation runs; every spend the members sign has q = B/U (U = the site's patients,
-// not its rows); the model is built without the id column; the synthetic CSVs have no patient_id column.
+// visits per patient. The federation runs; every spend the members sign has q = B/Ũ (Ũ = the DP count of the site's
+// patients, not of its rows: issue 13 item 3); the model is built without the id column; the synthetic CSVs have
+// no patient_id column.
 const ROUNDS = 2;
 const BATCH = 8;
 type Event = Record<string, unknown>;
@@ -36,7 +37,7 @@ function withPatients(header: string[], rows: string[][], prefix: string): { csv
 }
 
 describe('patient-level DP in a federation', () => {
-  it('two members with privacy.unitColumn: q = B/U in every signed spend, no id in the model or the synthetic records', async () => {
+  it('two members with privacy.unitColumn: q = B/Ũ (DP count of units) in every signed spend, no id in the model or the synthetic records', async () => {
     const ds = await loadDataset('breast_cancer_wdbc');
     const schema = inferSchema(ds.header, ds.rows, { target: 'diagnosis' });
     const sites = [withPatients(ds.header, ds.rows.slice(0, 120), 'A'), withPatients(ds.header, ds.rows.slice(120, 220), 'B')];
@@ -89,14 +90,19 @@ describe('patient-level DP in a federation', () => {
       await aggHost.stop().catch(() => undefined);
     }
 
+    const countOf = new Map<string, number>();
     for (const [i, s] of sites.entries()) {
       const ev = events[i]!;
       expect(ev.find((e) => e.event === 'data-loaded'), `site ${i}`).toMatchObject({ rows: i === 0 ? 120 : 100, units: s.patients });
       expect(ev.some((e) => e.event === 'federation-finished'), `site ${i}`).toBe(true);
-      // What the member charged and sent each round: q = B/U, round(U/B) steps per epoch.
+      // What the member charged and sent each round: q = min(1, B/Ũ), round(1/q) steps per epoch, Ũ its DP count of units.
+      const released = ev.find((e) => e.event === 'count-released');
+      const units = released!.estimate as number;
+      countOf.set(ids[i]!, units);
       const spends = ev.filter((e) => e.event === 'contributed').map((e) => (e.privacy as Array<{ sampleRate: number; steps: number }>)[0]!);
       expect(spends).toHaveLength(ROUNDS);
-      for (const p of spends) expect(p).toMatchObject({ sampleRate: BATCH / s.patients, steps: Math.round(s.patients / BATCH) });
+      const q = Math.min(1, BATCH / units);
+      for (const p of spends) expect(p).toMatchObject({ sampleRate: q, steps: Math.max(1, Math.round(1 / q)) });
       // The synthetic release: the schema's columns, no patient id.
       const synthetic = parseCsv(await readFile(join(dir, `site-${i}-synthetic.csv`), 'utf8'));
       expect(synthetic.header).toEqual(schema.columns.map((c) => c.name));
@@ -104,7 +110,7 @@ describe('patient-level DP in a federation', () => {
       expect(synthetic.rows).toHaveLength(50);
     }
 
-    // The signed ledger: each member's contribution entries record the mechanism at q = B/U.
+    // The signed ledger: each member's contribution entries record the mechanism at q = B/Ũ, and Ũ.
     const ledger = await openLedger({ dir: join(dir, 'agg-ledger'), readOnly: true });
     const contributions: Array<Extract<EntryPayload, { type: 'contribution' }>> = [];
     try {
@@ -117,8 +123,9 @@ describe('patient-level DP in a federation', () => {
     }
     expect(contributions).toHaveLength(2 * ROUNDS);
     for (const c of contributions) {
-      const patients = sites[ids.indexOf(c.node)]!.patients;
-      expect(c.mechanism!.sampleRate, c.node).toBe(BATCH / patients);
+      const units = countOf.get(c.node)!;
+      expect(c.countEstimate, c.node).toBe(units);
+      expect(c.mechanism!.sampleRate, c.node).toBe(Math.min(1, BATCH / units));
       expect(c.epsilonTotal).toBeLessThanOrEqual(8);
     }
     // The model every party built has the schema's width: the id never became an input (a member that had
