@@ -47,8 +47,8 @@ export interface DpTrainOptions {
 
 export interface TrainOptions {
   epochs: number;
-  /** Minibatch size; with `dp`, the expected batch size (sampling rate q = batchSize / rows, or
-   *  expected units per batch with dp.units: q = batchSize / units — see dpSampleRate). */
+  /** Minibatch size; with `dp`, the expected batch size (sampling rate q = batchSize / dp.population, by default
+   *  the rows, or expected units per batch with dp.units — see dpPlan). */
   batchSize: number;
   learningRate: number;
   seed: number;

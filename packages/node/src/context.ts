@@ -39,7 +39,7 @@ export interface NodeContext {
   readonly data: EncodedTable;
   /**
    * Patient-level DP (the manifest's privacy.unitColumn): each row's unit index and the number of units. DP-SGD
-   * samples and clips per unit and every q this member accounts is batchSize / unitCount. Undefined: a row is a unit.
+   * samples and clips per unit, and its DP count Ũ (state.privacy.count) counts units: q = batchSize / Ũ. Undefined: a row is a unit.
    */
   readonly units: Int32Array | undefined;
   readonly unitCount: number | undefined;

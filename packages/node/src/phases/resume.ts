@@ -27,7 +27,7 @@ export interface LedgerCheck {
   rows: number;
   /** The marginals generator: the public schedule's mechanisms (the rebuild replays those). */
   scheduled?: readonly SampledGaussian[] | undefined;
-  /** With a unit column: DP-SGD's q is batchSize / unitCount, and the rebuild replays at that q. */
+  /** With a unit column: entries from before the DP count replay at q = batchSize / unitCount (later ones at B/Ũ, Ũ from the entries). */
   unitCount?: number | undefined;
 }
 
