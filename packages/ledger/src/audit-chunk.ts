@@ -50,6 +50,8 @@ export interface AuditChunkResult {
    * (mu, l1, l2: NaN unless the mechanism is Skellam)
    */
   mechanism: Float64Array;
+  /** contribution: σ of the DP count release the entry names (countNoise), charged once per node; NaN when absent */
+  countNoise: Float64Array;
   /** round: index into `strings` of its globalVersion, aggregate: of its modelVersion, exclusion (withdraw): of its aggregateHash; else -1 */
   version: Int32Array;
   /** aggregate: its contribution leaf indices are aggLeaves[aggOffsets[i] .. aggOffsets[i+1]) */
@@ -100,6 +102,7 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
   const deltaTotal = new Float64Array(n);
   const epsilon = new Float64Array(n);
   const mechanism = new Float64Array(MECHANISM_FIELDS * n).fill(NaN);
+  const countNoise = new Float64Array(n).fill(NaN);
   const version = new Int32Array(n).fill(-1);
   const aggOffsets = new Uint32Array(n + 1);
   const agg: number[] = [];
@@ -150,6 +153,7 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
           const sk = m.kind === 'skellam' ? [m.mu!, m.l1!, m.l2!] : [NaN, NaN, NaN];
           mechanism.set([m.sampleRate, m.noiseMultiplier, m.steps, m.delta, ...sk], MECHANISM_FIELDS * i);
         }
+        if (p.countEstimate !== undefined && p.countNoise !== undefined) countNoise[i] = p.countNoise;
         break;
       case 'aggregate':
         round[i] = p.round;
@@ -201,10 +205,10 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
       break;
     }
   }
-  return { id: job.id, count, leafHashes, type, round, who, author, admit, epsilonTotal, deltaTotal, epsilon, mechanism, version, aggOffsets, aggLeaves: Float64Array.from(agg), strings, bad, impl };
+  return { id: job.id, count, leafHashes, type, round, who, author, admit, epsilonTotal, deltaTotal, epsilon, mechanism, countNoise, version, aggOffsets, aggLeaves: Float64Array.from(agg), strings, bad, impl };
 }
 
 /** The transferable buffers of a result (so posting it copies nothing). */
 export function resultTransferList(r: AuditChunkResult): ArrayBuffer[] {
-  return [r.leafHashes, r.type, r.round, r.who, r.author, r.admit, r.epsilonTotal, r.deltaTotal, r.epsilon, r.mechanism, r.version, r.aggOffsets, r.aggLeaves].map((a) => a.buffer as ArrayBuffer);
+  return [r.leafHashes, r.type, r.round, r.who, r.author, r.admit, r.epsilonTotal, r.deltaTotal, r.epsilon, r.mechanism, r.countNoise, r.version, r.aggOffsets, r.aggLeaves].map((a) => a.buffer as ArrayBuffer);
 }

@@ -175,6 +175,8 @@ class Tally {
 
   /** Per node: the mechanisms its contributions recorded, in log order (equal consecutive ones merged). */
   recorded = new Map<string, SampledGaussian[]>();
+  /** Nodes whose DP count release is already in `recorded`. */
+  countCharged = new Set<string>();
 
   /**
    * Privacy accounting a contribution claims: totals never decrease and cover this round's spend; and a node's
@@ -183,7 +185,9 @@ class Tally {
    * δ) and `epsilonTotal` must reach that ε. Entries without a mechanism add nothing to the composition, so it
    * is a lower bound of the true total even when some are missing. A round's own ε is the increase of the
    * member's total (its accountant may also have charged an update that was sent but declined, so no lower
-   * bound on one increase follows from the log): only totals are checked against mechanisms. Sums of per-round
+   * bound on one increase follows from the log): only totals are checked against mechanisms. A node's first entry
+   * naming a DP count (countEstimate, countNoise σ) adds that release, one Gaussian step at q = 1, before its round:
+   * the count is released once, whatever later entries repeat. Sums of per-round
    * ε are NOT compared with the total: under RDP composition the total is smaller than that sum.
    */
   privacy(index: number, r: AuditChunkResult, j: number, who: string, round: number): void {
@@ -204,6 +208,11 @@ class Tally {
     // one (no kind: every entry before Skellam) from q and z exactly as before.
     const skellam = Number.isNaN(mu) ? undefined : { mu, l1, l2 };
     const list = this.recorded.get(who) ?? [];
+    const countSigma = r.countNoise[j]!;
+    if (!Number.isNaN(countSigma) && !this.countCharged.has(who)) {
+      this.countCharged.add(who);
+      list.push({ sampleRate: 1, noiseMultiplier: countSigma, steps: 1 });
+    }
     const last = list.at(-1);
     const same = last && last.sampleRate === q && last.noiseMultiplier === sigma && (last.skellam === undefined ? skellam === undefined : skellam !== undefined && last.skellam.mu === mu && last.skellam.l1 === l1 && last.skellam.l2 === l2);
     if (same) list[list.length - 1] = { ...last, steps: last.steps + steps };

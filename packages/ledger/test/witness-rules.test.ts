@@ -223,6 +223,30 @@ describe('verify: privacy totals, aggregates, trusted checkpoints', () => {
     expect(bad.ok === false && bad.message).toMatch(/cannot be accounted: .*√\(2μ\)\/l2/);
   });
 
+  it('attack: a member naming a DP count (countEstimate) whose totals leave out that release is rejected; with it, charged once, they are accepted', async () => {
+    const { RdpAccountant } = await import('@fedtwin/dp');
+    const mechanism = { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100, delta: 1e-5 };
+    const m = { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 };
+    const count = { sampleRate: 1, noiseMultiplier: 20, steps: 1 };
+    const after = (k: number, charged: boolean) => new RdpAccountant({ mechanisms: [...(charged ? [count] : []), { ...m, steps: 100 * k }] }).getEpsilon(1e-5).epsilon;
+    for (const charged of [true, false]) {
+      const { agg, nodes, log, dir } = await world();
+      for (const round of [1, 2]) {
+        await log.append(createEntrySync({ type: 'round', action: 'open', round, config: {} }, agg.entry));
+        const total = after(round, charged);
+        // every entry repeats Ñ; the release is composed once (a second charge would make the honest totals fail)
+        await log.append(contrib(nodes[1], round, total - (round === 1 ? 0 : after(round - 1, charged)), total, { mechanism, countEstimate: 413, countNoise: 20 }));
+      }
+      await log.close();
+      const r = await verifyLedgerDir(dir);
+      if (charged) expect(r).toMatchObject({ ok: true, summary: { mechanismsChecked: 2 } });
+      else {
+        expect(r).toMatchObject({ ok: false, code: 'LEDGER_ENTRY_INVALID' });
+        expect(r.ok === false && r.message).toMatch(/under-reports the mechanisms its contributions recorded/);
+      }
+    }
+  });
+
   it('attack: a round opening on a global version no aggregate entry produced is flagged (an aggregation left out of the log)', async () => {
     const { agg, log, dir } = await world();
     await log.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {}, globalVersion: hex('genesis') }, agg.entry));

@@ -146,6 +146,27 @@ describe('DP-SGD (ghost clipping)', () => {
     }
     expect(tf.memory().numTensors).toBe(n0);
   });
+  it('DP training takes q from a public population (the node\'s DP count), not the private row count; inconsistent inputs are MODELS_DP_INCONSISTENT', async () => {
+    const rng = createRng(6);
+    const rows = 200;
+    const x = new Float32Array(rows * W), cond = new Int32Array(rows);
+    for (let i = 0; i < rows; i++) { cond[i] = rng.int(C); x[i * W] = rng.uniform(); x[i * W + 1 + rng.int(2)] = 1; x[i * W + 3] = rng.uniform(); }
+    const data: EncodedTable = { x, rows, width: W, segments, cond, classes: ['p', 'q', 'r'] };
+    const m = createTwinVae({ width: W, segments, classes: C, latentDim: Z, hidden: 16, seed: 2 });
+    try {
+      const r = await m.trainEpochs(data, { epochs: 1, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1, population: 250, sampleRate: 20 / 250 } });
+      expect(r.sampleRate).toBe(20 / 250);
+      expect(r.steps).toBe(Math.round(250 / 20));
+      const small = await m.trainEpochs(data, { epochs: 1, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1, population: 12 } });
+      expect(small).toMatchObject({ sampleRate: 1, steps: 1 });
+      const inconsistent = expect.objectContaining({ code: 'MODELS_DP_INCONSISTENT' });
+      await expect(m.trainEpochs(data, { epochs: 1, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1, population: 250, sampleRate: 20 / 200 } })).rejects.toEqual(inconsistent);
+      await expect(m.trainEpochs(data, { epochs: 1, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1, population: 250.5 } })).rejects.toEqual(inconsistent);
+      await expect(m.trainEpochs(data, { epochs: 1, batchSize: 20, learningRate: 1e-2, seed: 7, dp: { clip: 1, noiseMultiplier: 1.1, population: 0 } })).rejects.toEqual(inconsistent);
+    } finally {
+      m.dispose();
+    }
+  });
   it('fused JS clipping equals the tensor path aᵀ·diag(s)·gz (scales, every variable, no leaks)', () => {
     const m = tinyModel();
     try {
