@@ -663,6 +663,14 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (anyDp && entry?.payload.type === 'contribution' && entry.payload.sampleCount !== undefined) {
           throw new FedtwinError('AGG_BAD_ENTRY', `under differential privacy (mode ${privacy.mode}) a contribution entry must not name the member's record count (sampleCount)`, { hint: 'run a fedtwin node that applies the consortium\'s privacy policy' });
         }
+        // A DP count Ñ (issue 13 item 3) is public and charged; the q the entry records must be the one it gives, or
+        // the member's ledger would not replay (and its q would again say something of N that Ñ does not).
+        if (entry?.payload.type === 'contribution' && entry.payload.countEstimate !== undefined) {
+          const q = Math.min(1, init.training.batchSize / entry.payload.countEstimate);
+          if (!recordDp || entry.payload.mechanism?.sampleRate !== q) {
+            throw new FedtwinError('AGG_BAD_ENTRY', `the contribution entry names a record count estimate but its sampling rate ${entry.payload.mechanism?.sampleRate ?? '(none)'} is not min(1, batchSize / estimate) under privacy mode ${privacy.mode}`, { hint: 'run a fedtwin node that applies the consortium\'s privacy policy (record-level DP derives q from its DP count)' });
+          }
+        }
         const stats = keptStats(header, anyDp);
         if (stats.dropped) {
           log.warn({ event: 'update-stats-dropped', round: header.round, peer }, `round ${header.round}: ${peer.slice(-8)} sent its training loss or time under differential privacy; discarded unread (never stored or logged): update that node`);

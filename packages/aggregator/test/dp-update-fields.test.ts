@@ -116,6 +116,18 @@ describe('aggregator: what it keeps of an update under DP', () => {
     expect((await agg.rounds())[0]!.contributions).toHaveLength(0);
   });
 
+  it('under record-level DP an entry naming the member\'s DP count Ñ is accepted when its q is min(1, B/Ñ), refused otherwise', async () => {
+    const { agg, call, memberKeys } = await setup(RECORD_DP);
+    const size0 = (await agg.ledger())!.size;
+    const mechanism = (q: number) => ({ sampleRate: q, noiseMultiplier: 1, steps: Math.round(1 / q), delta: 1e-5 });
+    const wrong = call(0, 'update', header(await entry(memberKeys[0]!, body(1), { countEstimate: 413, countNoise: 20, mechanism: mechanism(8 / 400) })), UpdateAck, body(1));
+    await expect(wrong).rejects.toMatchObject({ code: 'AGG_BAD_ENTRY' });
+    expect((await agg.ledger())!.size).toBe(size0);
+    await call(0, 'update', header(await entry(memberKeys[0]!, body(1), { countEstimate: 413, countNoise: 20, mechanism: mechanism(8 / 413) })), UpdateAck, body(1));
+    expect((await agg.rounds())[0]!.contributions).toHaveLength(1);
+    expect((await agg.ledger())!.size).toBe(size0 + 1);
+  });
+
   it('with DP off the loss and training time are kept for debugging (documented: docs/privacy.md, "What leaves a node")', async () => {
     const { agg, call, memberKeys, lines } = await setup({ mode: 'off', epsilon: 8, delta: 1e-5 });
     await call(0, 'update', header(await entry(memberKeys[0]!, body(1), { sampleCount: 10 }), { weight: 10, privacy: [], loss: LOSS, trainSeconds: TRAIN_SECONDS }), UpdateAck, body(1));
