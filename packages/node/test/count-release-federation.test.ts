@@ -52,8 +52,7 @@ describe('the record count under record-level DP, end to end', () => {
       secureAggregation: { scheme: 'plaintext' },
       privacy: { mode: 'record', epsilon: 8, delta: 1e-5, clip: 1 },
     });
-    const sigma = privacyPolicyOf(manifest).record!.countNoise!;
-    expect(sigma).toBe(20);
+    const sigma = privacyPolicyOf(manifest).record!.countNoise;
     const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
     const agg = await createAggregator({
       host: aggHost, dataDir: join(dir, 'agg-state'), consortium: manifest.consortium, members: ids, schema, model, modelValues, strategy: 'fedavg',
@@ -96,6 +95,16 @@ describe('the record count under record-level DP, end to end', () => {
     }
     expect(contributions).toHaveLength(2 * ROUNDS);
 
+    // The attack, first: invert each entry's q. Before the DP count it returned N exactly (B/q = 100 and 101, the
+    // two sites told apart with certainty) and the entry named nothing else; now it returns the Ñ the entry signs.
+    for (const c of contributions) {
+      const q = c.mechanism!.sampleRate;
+      const recovered = q < 1 ? Math.round(BATCH / q) : undefined;
+      if (recovered !== undefined) expect(recovered, `B/q of ${c.node.slice(-6)} in round ${c.round} is the DP count it signed, not its record count`).toBe(c.countEstimate);
+      expect(c.countEstimate, 'every entry names the DP count its q derives from').toBeDefined();
+    }
+    expect(sigma).toBe(20);
+
     for (const [i, n] of ROWS.entries()) {
       const ev = events[i]!;
       expect(ev.find((e) => e.event === 'data-loaded'), `site ${i}`).toMatchObject({ rows: n });
@@ -122,7 +131,7 @@ describe('the record count under record-level DP, end to end', () => {
       }
       // Ñ is charged: the first signed total covers the count release composed with that round.
       const first = own[0]!;
-      const charged = new RdpAccountant({ mechanisms: [{ sampleRate: 1, noiseMultiplier: sigma, steps: 1 }, { sampleRate: first.mechanism!.sampleRate, noiseMultiplier: first.mechanism!.noiseMultiplier, steps: first.mechanism!.steps }] })
+      const charged = new RdpAccountant({ mechanisms: [{ sampleRate: 1, noiseMultiplier: sigma!, steps: 1 }, { sampleRate: first.mechanism!.sampleRate, noiseMultiplier: first.mechanism!.noiseMultiplier, steps: first.mechanism!.steps }] })
         .getEpsilon(first.delta).epsilon;
       expect(first.epsilonTotal).toBeCloseTo(charged, 9);
       expect(own.at(-1)!.epsilonTotal).toBeLessThanOrEqual(8);
