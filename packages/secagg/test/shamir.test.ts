@@ -17,7 +17,7 @@ describe('Shamir over GF(2^521 − 1)', () => {
         const pts = idx.map((i) => ({ x: xs[i], y: ys[i] }));
         expect(Buffer.from(fieldToBytes(combine(pts), 32)).equals(Buffer.from(bytes))).toBe(true);
         if (t > 1) expect(combine(pts.slice(0, t - 1))).not.toBe(secret);
-      }), { numRuns: 100 });
+      }), { numRuns: 50 });
   });
 
   it('t − 1 shares are consistent with every secret (perfect hiding): the missing share can be chosen to give any value', () => {
