@@ -12,6 +12,7 @@ const benches: Record<string, { what: string; args: string[] }> = {
   round: { what: 'round wall time split into local training vs everything else, 3 and 10 nodes, BFV vs plaintext', args: ['bench/round.ts'] },
   'round-1m': { what: 'round overhead with a ~1.1M-value model, 10 nodes, BFV vs plaintext, 3 interleaved pairs (target ≤ 1.5×)', args: ['bench/round.ts', '--nodes', '10', '--hidden', '1000', '--epochs', '1', '--rounds', '6', '--repeat', '3'] },
   he: { what: 'HE secure aggregation vs CKKS (NVIDIA FLARE defaults), 1M values x 10 updates', args: [cli, 'bench', 'he'] },
+  secagg: { what: 'pairwise masking (SecAgg/SecAgg+) vs single-key BFV: bytes up, member and aggregator CPU, 1.1M values, 10/20/50 members', args: ['bench/secagg.ts'] },
   netns: { what: 'round time across hosts (network namespaces, 20 Mbit/s, 50 ms RTT) vs loopback, 3 hospitals, BFV + DP', args: ['bench/netns.ts'] },
   scale: { what: 'fedtwin sim with 10, 20 and 50 nodes on this machine: wall time and peak total RSS', args: ['bench/scale.ts'] },
   twin: { what: 'twin quality at ε = 8: default vs other generator vs DP off vs a DP Gaussian copula, 5 seeds, WDBC / Pima with missing cells / NCCTG lung', args: ['bench/twin.ts'] },

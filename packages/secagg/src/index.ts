@@ -4,7 +4,7 @@ export type { SecaggConfig, KeyAdvertisement, EncryptedShare, ShareBundle, Maske
 export { buildGraph, graphSeed, defaultDegree } from './graph.ts';
 export type { Graph } from './graph.ts';
 export { split, combine, lagrangeAtZero, randomFieldElement, bytesToField, fieldToBytes, FIELD_PRIME, SHARE_BYTES } from './shamir.ts';
-export { addMask, expandMask } from './prg.ts';
+export { addMask, expandMask, warmUp } from './prg.ts';
 export { generateX25519, x25519PublicOf, sharedSecret, pairwiseSeed, shareKey, selfMaskSeed, commitB, verifyIdentitySignature } from './keys.ts';
 export type { IdentitySigner, X25519KeyPair } from './keys.ts';
 export type { SecaggCode } from './errors.ts';

@@ -19,9 +19,26 @@ export function addMask(acc: Uint32Array, seed: Uint8Array, sign: 1 | -1): void 
     const ks = c.update(ZERO.subarray(0, words * 4));
     // a small last chunk may come from Node's buffer pool at an unaligned offset: copy it then
     const m = ks.byteOffset % 4 === 0 ? new Uint32Array(ks.buffer, ks.byteOffset, words) : new Uint32Array(new Uint8Array(ks).buffer);
-    if (sign === 1) for (let i = 0; i < words; i++) acc[off + i] += m[i];
-    else for (let i = 0; i < words; i++) acc[off + i] -= m[i];
+    if (sign === 1) addWords(acc, off, m, words);
+    else subWords(acc, off, m, words);
   }
+}
+
+// The hot loops, each in its own small function: V8 optimizes a function called often much sooner than a
+// loop inside a long-running one (measured: ≈ 18 ms CPU per 1.1M-value mask for the first ~16 masks, 2 ms after).
+function addWords(acc: Uint32Array, off: number, m: Uint32Array, words: number): void {
+  for (let i = 0; i < words; i++) acc[off + i] += m[i];
+}
+
+function subWords(acc: Uint32Array, off: number, m: Uint32Array, words: number): void {
+  for (let i = 0; i < words; i++) acc[off + i] -= m[i];
+}
+
+/** Runs the hot paths on throwaway data so the first real round does not pay for the JIT (as @fedtwin/he's workers do). */
+export function warmUp(): void {
+  const acc = new Uint32Array(4 * CHUNK_WORDS);
+  const seed = new Uint8Array(32);
+  for (let r = 0; r < 12; r++) addMask(acc, seed, r % 2 ? 1 : -1);
 }
 
 /** PRG(seed) as n words (tests and the collusion check). */

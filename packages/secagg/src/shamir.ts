@@ -88,18 +88,42 @@ export function split(secret: bigint, threshold: number, xs: readonly number[]):
   });
 }
 
-/** Lagrange coefficients at 0 for the points xs: λ_j = Π_{m≠j} x_m / (x_m − x_j). */
+const lagrangeCache = new Map<string, bigint[]>();
+
+/**
+ * Lagrange coefficients at 0 for the points xs: λ_j = Π_{m≠j} x_m / (x_m − x_j). One field inversion for
+ * all of them (Montgomery's trick: a 521-bit inversion costs ≈ 1 ms in BigInt, a product µs), cached by
+ * point set, since in the full graph every member's shares come from the same holders.
+ */
 export function lagrangeAtZero(xs: readonly number[]): bigint[] {
+  const key = xs.join(',');
+  const hit = lagrangeCache.get(key);
+  if (hit) return hit;
   checkXs(xs);
-  return xs.map((xj, j) => {
+  const nums: bigint[] = [], dens: bigint[] = [];
+  for (let j = 0; j < xs.length; j++) {
     let num = 1n, den = 1n;
     for (let m = 0; m < xs.length; m++) {
       if (m === j) continue;
       num = (num * BigInt(xs[m])) % FIELD_PRIME;
-      den = mod(den * BigInt(xs[m] - xj));
+      den = mod(den * BigInt(xs[m] - xs[j]));
     }
-    return (num * inv(den)) % FIELD_PRIME;
-  });
+    nums.push(num);
+    dens.push(den);
+  }
+  // prefix products, one inverse, then walk back
+  const prefix: bigint[] = [];
+  let acc = 1n;
+  for (const d of dens) { prefix.push(acc); acc = (acc * d) % FIELD_PRIME; }
+  let invAcc = inv(acc);
+  const out = new Array<bigint>(xs.length);
+  for (let j = xs.length - 1; j >= 0; j--) {
+    out[j] = (nums[j] * ((invAcc * prefix[j]) % FIELD_PRIME)) % FIELD_PRIME;
+    invAcc = (invAcc * dens[j]) % FIELD_PRIME;
+  }
+  if (lagrangeCache.size > 4096) lagrangeCache.clear();
+  lagrangeCache.set(key, out);
+  return out;
 }
 
 /**

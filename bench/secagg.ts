@@ -1,0 +1,181 @@
+// `npm run bench -- --only secagg`: pairwise masking (SecAgg / SecAgg+, @fedtwin/secagg) beside today's
+// single-key BFV (@fedtwin/he) on the same machine in the same run: bytes up per value, member CPU and
+// aggregator CPU per round for 1.1M values and n = 10, 20, 50 members (full graph and the sparse graph).
+//
+// CPU is process CPU time (process.cpuUsage, all threads, so the BFV pool's worker counts), measured around
+// each party's own work; all members run in this one process, one after the other.
+import { parseArgs } from 'node:util';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { createEntrySigner } from '@fedtwin/ledger';
+import { Accumulator, createHePool, generateKeys, quantize } from '@fedtwin/he';
+import {
+  advertise, answerRecovery, collectAdvertisements, defaultDegree, warmUp, maskInput, recoveryRequest, routeShares, shareKeys, unmask,
+  type IdentitySigner, type KeyAdvertisement, type MaskedInput, type MemberState, type RecoveryResponse, type SecaggConfig, type ShareBundle,
+} from '@fedtwin/secagg';
+
+const { values: args } = parseArgs({ options: {
+  values: { type: 'string', default: '1100000' },
+  nodes: { type: 'string', default: '10,20,50' },
+  drop: { type: 'string', default: '0.1' },
+  json: { type: 'boolean', default: false },
+} });
+const L = Number(args.values);
+const NODES = args.nodes!.split(',').map(Number);
+const DROP = Number(args.drop);
+const QMAX = 32767;
+
+const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const r1 = (x: number): number => Number(x.toFixed(1));
+const r3 = (x: number): number => Number(x.toFixed(3));
+
+/** Model-delta-like data, N(0, 0.25²) clipped to [-1, 1], as `fedtwin bench he` uses. */
+function makeUpdate(n: number, seed: number): Float32Array {
+  let s = (seed * 0x9e3779b1 + 0x6d2b79f5) >>> 0 || 1;
+  const next = (): number => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return (s + 0.5) / 4294967296; };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = 0.25 * Math.sqrt(-2 * Math.log(next())), a = 2 * Math.PI * next();
+    out[i] = Math.max(-1, Math.min(1, r * Math.cos(a)));
+    if (i + 1 < n) out[i + 1] = Math.max(-1, Math.min(1, r * Math.sin(a)));
+  }
+  return out;
+}
+const updates = [1, 2, 3].map((s) => makeUpdate(L, s));
+
+// ---------------------------------------------------------------------------------------------
+// Baseline: today's single-key BFV, one HE worker thread (so CPU ≈ the work, not the oversubscription).
+
+async function bfv(): Promise<{ bytesPerValue: number; encryptMs: number; decryptMs: number; addMs: number; resultMs: number; downBytesPerValue: number }> {
+  const pool = await createHePool({ threads: 1, params: { maxParticipants: 1024, clip: 1 } });
+  try {
+    const key = generateKeys(pool.ctx);
+    const tag = new Uint8Array(32).fill(7);
+    await pool.encrypt(key, updates[0].subarray(0, 8192), { member: 'warm-up', tag: new Uint8Array(32).fill(8) });
+    const acc = new Accumulator(pool.ctx);
+    const enc: number[] = [], add: number[] = [];
+    let bytes = 0;
+    const members = ['m0', 'm1', 'm2'];
+    for (let u = 0; u < 3; u++) {
+      let c = cpuMs();
+      const { update } = await pool.encrypt(key, updates[u], { member: members[u], tag });
+      enc.push(cpuMs() - c);
+      bytes = update.length;
+      c = cpuMs();
+      acc.add(update);
+      add.push(cpuMs() - c);
+    }
+    let c = cpuMs();
+    const sum = acc.result();
+    const resultMs = cpuMs() - c;
+    acc.dispose();
+    const dec: number[] = [];
+    for (let r = 0; r < 3; r++) { c = cpuMs(); await pool.decrypt(key, sum, members, L); dec.push(cpuMs() - c); }
+    return { bytesPerValue: bytes / L, encryptMs: median(enc), decryptMs: median(dec), addMs: median(add), resultMs, downBytesPerValue: sum.length / L };
+  } finally {
+    await pool.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Masking: one whole round, `drop` of the members leaving after sharing (the costly case for the aggregator).
+
+interface SecaggFigures {
+  n: number; graph: string; degree: number; threshold: number; dropped: number;
+  bytesUpPerValue: number; memberMs: number; memberMaskMs: number; aggregatorMs: number; exact: boolean;
+}
+
+function adBytes(a: KeyAdvertisement): number { return a.member.length + 8 + 32 + 32 + 64; }
+function bundleBytes(b: ShareBundle): number { return b.member.length + 32 + b.shares.reduce((s, x) => s + x.from.length + x.to.length + x.nonce.length + x.ciphertext.length, 0); }
+function responseBytes(r: RecoveryResponse): number { return r.member.length + 32 + [...r.bShares, ...r.sShares].reduce((s, x) => s + x.owner.length + x.y.length, 0); }
+
+async function secaggRound(ids: IdentitySigner[], degree: number | undefined): Promise<SecaggFigures> {
+  const n = ids.length;
+  const m = degree === undefined || degree >= n - 1 ? n : degree + 1;
+  const threshold = Math.floor(m / 2) + 1 + Math.floor((m - Math.floor(m / 2) - 1) / 2); // about 3m/4: tolerates ≈ m/4 dropouts
+  const cfg: SecaggConfig = { consortium: 'bench', round: 1, members: ids.map((s) => s.peerId), threshold, degree, length: L };
+  const dropped = new Set(ids.slice(0, Math.floor(n * DROP)).map((s) => s.peerId));
+  const memberCpu = new Map<string, number>();
+  const charge = <T>(who: string, f: () => T): T => { const c = cpuMs(); const v = f(); memberCpu.set(who, (memberCpu.get(who) ?? 0) + cpuMs() - c); return v; };
+  let aggCpu = 0;
+  const agg = <T>(f: () => T): T => { const c = cpuMs(); const v = f(); aggCpu += cpuMs() - c; return v; };
+  const up = new Map<string, number>();
+  const send = (who: string, bytes: number) => up.set(who, (up.get(who) ?? 0) + bytes);
+
+  const states = new Map<string, MemberState>();
+  const ads: KeyAdvertisement[] = [];
+  for (const id of ids) {
+    const r = charge(id.peerId, () => advertise(cfg, id));
+    states.set(id.peerId, r.state); ads.push(r.ad); send(id.peerId, adBytes(r.ad));
+  }
+  const { accepted } = agg(() => collectAdvertisements(cfg, ads));
+  const bundles: ShareBundle[] = [];
+  for (const [p, s] of states) {
+    const r = charge(p, () => shareKeys(s, accepted));
+    states.set(p, r.state); bundles.push(r.bundle); send(p, bundleBytes(r.bundle));
+  }
+  const { round, inboxes } = agg(() => routeShares(cfg, accepted, bundles));
+  const masked: MaskedInput[] = [];
+  const plain = new Int32Array(L);
+  const maskMs: number[] = [];
+  let u = 0;
+  for (const [p, s] of states) {
+    if (dropped.has(p)) continue;
+    const x = updates[u % 3];
+    const seed: [number, number] = [u++, 1];
+    const c = cpuMs();
+    let q: Int32Array = new Int32Array(0);
+    const r = charge(p, () => maskInput(s, inboxes.get(p) ?? [], (q = quantize(x, { scale: QMAX, clip: 1, seed }).values)));
+    maskMs.push(cpuMs() - c);
+    states.set(p, r.state); masked.push(r.masked); send(p, 4 * L);
+    for (let i = 0; i < L; i++) plain[i] += q[i]; // the exact sum to compare with (not charged)
+  }
+  const request = agg(() => recoveryRequest(round, masked.map((x) => x.member)));
+  const responses: RecoveryResponse[] = [];
+  for (const [p, s] of states) {
+    if (dropped.has(p)) continue;
+    const r = charge(p, () => answerRecovery(s, request));
+    responses.push(r.response); send(p, responseBytes(r.response));
+  }
+  const sum = agg(() => unmask(round, request, masked, responses));
+  let exact = true;
+  for (let i = 0; i < L; i++) if (sum[i] !== plain[i]) { exact = false; break; }
+  const senders = [...states.keys()].filter((p) => !dropped.has(p));
+  return {
+    n, graph: m === n ? 'full' : `sparse k=${degree}`, degree: m - 1, threshold, dropped: dropped.size,
+    bytesUpPerValue: median(senders.map((p) => up.get(p)!)) / L,
+    memberMs: median(senders.map((p) => memberCpu.get(p)!)),
+    memberMaskMs: median(maskMs),
+    aggregatorMs: aggCpu,
+    exact,
+  };
+}
+
+warmUp(); // as a daemon would at start: the mask loops are JIT-compiled before the first round
+const base = await bfv();
+const bfvMember = base.encryptMs + base.decryptMs;
+const out: unknown[] = [];
+const log = (s: string) => { if (!args.json) console.log(s); };
+log(`values ${L}; BFV (single key, 1 HE thread): up ${base.bytesPerValue.toFixed(3)} B/value (${(base.bytesPerValue / 4).toFixed(3)}× float32), `
+  + `member CPU ${r1(bfvMember)} ms (encrypt ${r1(base.encryptMs)} + decrypt ${r1(base.decryptMs)}), aggregator CPU ${r1(base.addMs)} ms per update + ${r1(base.resultMs)} ms per sum`);
+log(`SecAgg: k = 32-bit ring, 16-bit values, t ≈ 3/4 of a sharing neighbourhood, ${Math.round(DROP * 100)}% of the members drop after sharing`);
+log('| n | graph | t | dropped | bytes up / value (× float32) | vs BFV | member CPU ms (mask part) | vs BFV | aggregator CPU ms | BFV aggregator ms | vs BFV | sum ok |');
+log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+const allIds: IdentitySigner[] = [];
+for (const n of NODES) {
+  while (allIds.length < n) allIds.push(createEntrySigner(await generateKeyPair('Ed25519'), 'fedtwin/bench'));
+  const ids = allIds.slice(0, n);
+  const variants = n <= 10 ? [undefined] : [undefined, defaultDegree(n)];
+  for (const degree of variants) {
+    const f = await secaggRound(ids, degree);
+    const bfvAgg = (n - f.dropped) * base.addMs + base.resultMs;
+    const row = {
+      ...f, bytesUpPerValue: r3(f.bytesUpPerValue), ratioToFloat32: r3(f.bytesUpPerValue / 4), bytesVsBfv: r3(f.bytesUpPerValue / base.bytesPerValue),
+      memberMs: r1(f.memberMs), memberMaskMs: r1(f.memberMaskMs), memberVsBfv: r3(f.memberMs / bfvMember),
+      aggregatorMs: r1(f.aggregatorMs), bfvAggregatorMs: r1(bfvAgg), aggregatorVsBfv: r3(f.aggregatorMs / bfvAgg),
+    };
+    out.push(row);
+    log(`| ${n} | ${row.graph} | ${row.threshold} | ${row.dropped} | ${row.bytesUpPerValue} (${row.ratioToFloat32}×) | ${row.bytesVsBfv}× | ${row.memberMs} (${row.memberMaskMs}) | ${row.memberVsBfv}× | ${row.aggregatorMs} | ${row.bfvAggregatorMs} | ${row.aggregatorVsBfv}× | ${row.exact ? 'yes' : 'NO'} |`);
+  }
+}
+if (args.json) console.log(JSON.stringify({ values: L, drop: DROP, bfv: { ...base, memberMs: bfvMember }, secagg: out }, null, 2));
