@@ -118,6 +118,9 @@ export function checkConfig(cfg: SecaggConfig): Required<Pick<SecaggConfig, 'val
   if (!Number.isSafeInteger(cfg.length) || cfg.length < 1 || cfg.length > 1 << 28) bad(`length ${cfg.length} out of range`, 'pass the vector length');
   const n = cfg.members.length;
   if (new Set(cfg.members).size !== n || n < 2) bad('members must be ≥ 2 distinct peer IDs', 'list each member once');
+  if (cfg.degree !== undefined && (!Number.isSafeInteger(cfg.degree) || cfg.degree < 2 || cfg.degree % 2 !== 0)) {
+    bad(`graph degree ${cfg.degree} must be an even integer ≥ 2`, `e.g. defaultDegree(${n})`);
+  }
   const m = neighbourhoodSize(cfg, n);
   // t > m/2: two disjoint groups of t honest members cannot both exist, so no two answers to conflicting
   // requests can together reach t for one member's b and its s.

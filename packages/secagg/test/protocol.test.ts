@@ -73,6 +73,28 @@ describe('sparse neighbourhood graph (SecAgg+)', () => {
     expect(members.some((m) => other.neighbours(m).join() !== g.neighbours(m).join())).toBe(true);
   });
 
+  it('property: 8–12 members, degree 4, t = 3, random dropouts at every step: the exact sum of the senders or a typed error, never a wrong sum', () => {
+    let ok = 0;
+    fc.assert(fc.property(
+      fc.integer({ min: 8, max: 12 }), fc.array(fc.constantFrom<DropStep>(undefined, undefined, undefined, undefined, undefined, undefined, 0, 1, 2, 3), { minLength: 12, maxLength: 12 }), fc.integer(),
+      (n, steps, seed) => {
+        const cfg = config(n, 3, { degree: 4 });
+        const drop = Object.fromEntries(cfg.members.map((m, i) => [m, steps[i]]));
+        const inputs = randomInputs(cfg.members, cfg.length, 32767, seededRand(seed));
+        try {
+          const sum = finish(runRound(cfg, ids.slice(0, n), inputs, drop));
+          const senders = cfg.members.filter((m) => drop[m] === undefined || drop[m]! >= 3);
+          expect(Array.from(sum)).toEqual(Array.from(plainSum(inputs, senders, cfg.length)));
+          ok++;
+        } catch (e) {
+          const c = (e as { code?: string }).code;
+          if (c === undefined) throw e;
+          expect(['SECAGG_TOO_FEW_MEMBERS', 'SECAGG_RECOVERY_TOO_FEW', 'SECAGG_NOT_ENOUGH_SHARES']).toContain(c);
+        }
+      }), { numRuns: 25 });
+    expect(ok).toBeGreaterThan(0);
+  });
+
   it('12 members, degree 4, t = 3 of each neighbourhood of 5: exact sum with one member dropping after sharing and one after sending', () => {
     const cfg = config(12, 3, { degree: 4 });
     const inputs = randomInputs(cfg.members, cfg.length, 1000, seededRand(5));
@@ -143,6 +165,7 @@ describe('refusals with typed errors', () => {
     expect(code(() => checkConfig(config(4, 2)))).toBe('SECAGG_BAD_CONFIG');
     expect(code(() => checkConfig(config(4, 5)))).toBe('SECAGG_BAD_CONFIG');
     expect(code(() => checkConfig({ ...config(4, 3), valueBound: 2 ** 30 }))).toBe('SECAGG_BAD_CONFIG');
+    expect(code(() => checkConfig({ ...config(12, 3), degree: 3 }))).toBe('SECAGG_BAD_CONFIG');
   });
 
   it('a wrong revealed share is detected at reconstruction (commitment / signed key), not summed into garbage', () => {
