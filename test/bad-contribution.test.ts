@@ -124,8 +124,13 @@ describe('a false report', () => {
     const nodes = [0, 1, 2].map((i) => c!.startNode(i));
     const stop = new AbortController();
     const lying = runFalseReporter(liar, agg.address, stop.signal);
-    const codes = await Promise.all(nodes.map((n) => n.daemon.exited));
+    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 150_000).unref());
+    const codes = await Promise.race([Promise.all(nodes.map((n) => n.daemon.exited)), timeout]);
     stop.abort();
+    if (codes === 'timeout') {
+      const show = (events: Array<Record<string, unknown>>) => events.map((e) => `${e.event} ${e.msg ?? ''}`).join('\n');
+      throw new Error(`the federation did not finish:\n--- aggregator\n${show(agg.events)}\n${nodes.map((n, i) => `--- node ${i}\n${show(n.events).slice(-3000)}\n${n.daemon.stderrTail()}`).join('\n')}`);
+    }
     const l = await lying;
     expect(codes, nodes.map((n) => n.daemon.stderrTail()).join('\n')).toEqual([0, 0, 0]);
     expect(l.reports).toBeGreaterThanOrEqual(1);
