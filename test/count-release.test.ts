@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openLedger, verifyLedgerDir, type EntryPayload } from '@fedtwin/ledger';
+import { verifyLedgerDir } from '@fedtwin/ledger';
+import { contributionEntries } from '../packages/node/test/helpers/in-process-federation.ts';
 import { stopDaemon, waitFor } from '@fedtwin/sim';
 import { createConsortium, freePort, type Consortium } from './helpers/consortium.ts';
 
@@ -43,16 +44,7 @@ describe('the DP record count (real processes)', () => {
     const ledgerDir = join(c.dir, 'agg-data', 'ledger');
     const v = await verifyLedgerDir(ledgerDir);
     expect(v.ok, JSON.stringify(v)).toBe(true);
-    const ledger = await openLedger({ dir: ledgerDir, readOnly: true });
-    const contributions: Array<Extract<EntryPayload, { type: 'contribution' }>> = [];
-    try {
-      for (let k = 0; k < ledger.size; k++) {
-        const p = (await ledger.getEntry(k)).payload;
-        if (p.type === 'contribution') contributions.push(p);
-      }
-    } finally {
-      await ledger.close();
-    }
+    const contributions = await contributionEntries(ledgerDir);
     for (const i of [0, 1]) {
       const own = contributions.filter((p) => p.node === c!.nodeIds[i]);
       expect(own.length, `node ${i}`).toBeGreaterThanOrEqual(i === 0 ? 2 : 3);

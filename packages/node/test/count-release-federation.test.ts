@@ -2,13 +2,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manifestHash, parseManifest, privacyPolicyOf, secureAggregationOf } from '@fedtwin/consortium';
-import { createAggregator } from '@fedtwin/aggregator';
+import { privacyPolicyOf } from '@fedtwin/consortium';
 import { RdpAccountant } from '@fedtwin/dp';
-import { openLedger, type EntryPayload } from '@fedtwin/ledger';
-import { createTwinVae, encodeTable, inferSchema, initBackend, loadDataset, toCsv } from '@fedtwin/models';
-import { createWireHost, generateIdentity, peerIdOf } from '@fedtwin/wire';
-import { createNode } from '../src/node.ts';
+import { inferSchema, initBackend, loadDataset, toCsv } from '@fedtwin/models';
+import { contributionEntries, runInProcessFederation } from './helpers/in-process-federation.ts';
 
 // Issue 13 item 3, the record count N, end to end: a real aggregator and two real members (in-process, plaintext
 // aggregation, record-level DP at a calibrated z) whose record counts differ by one (100 and 101). The attack reads
@@ -19,7 +16,6 @@ import { createNode } from '../src/node.ts';
 const ROUNDS = 2;
 const BATCH = 8;
 const ROWS = [100, 101];
-type Event = Record<string, unknown>;
 type Spend = { mode: string; sampleRate: number; steps: number; noiseMultiplier: number; epsilonTotal: number; delta: number };
 
 let dir = '';
@@ -36,63 +32,12 @@ describe('the record count under record-level DP, end to end', () => {
     await writeFile(join(dir, 'site-0.csv'), toCsv(ds.header, ds.rows.slice(0, ROWS[0])));
     await writeFile(join(dir, 'site-1.csv'), toCsv(ds.header, ds.rows.slice(200, 200 + ROWS[1]!)));
 
-    const model = { kind: 'vae' as const, latentDim: 2, hidden: 8, seed: 1 };
-    const layout = encodeTable({ schema, rows: [] });
-    const probe = createTwinVae({ width: layout.width, segments: layout.segments, classes: layout.classes, latentDim: 2, hidden: 8, seed: 1 });
-    const modelValues = probe.sharedSize;
-    probe.dispose();
-    const keys = [await generateIdentity(), await generateIdentity()];
-    const ids = keys.map((k) => peerIdOf(k));
-    const aggKey = await generateIdentity();
-    const aggHost = await createWireHost({ privateKey: aggKey, allow: ids });
-    const manifest = parseManifest({
-      consortium: 'count', aggregator: aggHost.peerId, members: ids.map((peerId) => ({ peerId })), model,
-      training: { epochs: 1, batchSize: BATCH, learningRate: 0.003 },
-      rounds: { total: ROUNDS, quorum: 2, minParticipants: 2, deadlineSeconds: 600 },
-      secureAggregation: { scheme: 'plaintext' },
-      privacy: { mode: 'record', epsilon: 8, delta: 1e-5, clip: 1 },
+    const { ids, manifest, events, ledgerDir } = await runInProcessFederation({
+      dir, consortium: 'count', schema, members: 2, rounds: ROUNDS, batchSize: BATCH, privacy: { mode: 'record', epsilon: 8, delta: 1e-5, clip: 1 },
     });
     const sigma = privacyPolicyOf(manifest).record!.countNoise;
-    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-    const agg = await createAggregator({
-      host: aggHost, dataDir: join(dir, 'agg-state'), consortium: manifest.consortium, members: ids, schema, model, modelValues, strategy: 'fedavg',
-      training: manifest.training, rounds: { totalRounds: ROUNDS, quorum: 2, minParticipants: 2, deadlineSeconds: 600 },
-      privacy: privacyPolicyOf(manifest), secureAggregation: secureAggregationOf(manifest), manifest: { manifest, hash: manifestHash(manifest) },
-      ledger: { dir: join(dir, 'agg-ledger'), identity: aggKey }, logger: quiet,
-    });
-    const events: Event[][] = [[], []];
-    try {
-      await Promise.all(keys.map(async (key, i) => {
-        const h = await createWireHost({ privateKey: key, listen: [], allow: [aggHost.peerId] });
-        const record = (e: Event) => { events[i]!.push(e); };
-        const node = await createNode({
-          host: h, aggregator: aggHost.addrs()[0]!, dataDir: join(dir, `site-${i}`, 'state'), csvPath: join(dir, `site-${i}.csv`), backend: 'cpu',
-          logger: { info: record, warn: record, error: record }, consortium: { manifest, hash: manifestHash(manifest) }, identity: key,
-          ledgerDir: join(dir, `site-${i}`, 'ledger'), heKeyFile: join(dir, `site-${i}`, 'he-secret.key'), seed: 1 + i, unreachableGiveUpSeconds: 30,
-        });
-        try {
-          await node.run();
-        } finally {
-          await node.stop().catch(() => undefined);
-          await h.stop().catch(() => undefined);
-        }
-      }));
-    } finally {
-      await agg.stop().catch(() => undefined);
-      await aggHost.stop().catch(() => undefined);
-    }
-
     // What every party holds: the signed contribution entries (the ledger every member replicates).
-    const ledger = await openLedger({ dir: join(dir, 'agg-ledger'), readOnly: true });
-    const contributions: Array<Extract<EntryPayload, { type: 'contribution' }>> = [];
-    try {
-      for (let k = 0; k < ledger.size; k++) {
-        const p = (await ledger.getEntry(k)).payload;
-        if (p.type === 'contribution') contributions.push(p);
-      }
-    } finally {
-      await ledger.close();
-    }
+    const contributions = await contributionEntries(ledgerDir);
     expect(contributions).toHaveLength(2 * ROUNDS);
 
     // The attack, first: invert each entry's q. Before the DP count it returned N exactly (B/q = 100 and 101, the

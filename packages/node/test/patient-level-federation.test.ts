@@ -2,12 +2,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manifestHash, parseManifest, privacyPolicyOf, secureAggregationOf } from '@fedtwin/consortium';
-import { createAggregator } from '@fedtwin/aggregator';
-import { openLedger, type EntryPayload } from '@fedtwin/ledger';
-import { createTwinVae, encodeTable, inferSchema, initBackend, loadDataset, parseCsv, toCsv } from '@fedtwin/models';
-import { createWireHost, generateIdentity, peerIdOf } from '@fedtwin/wire';
-import { createNode } from '../src/node.ts';
+import { encodeTable, inferSchema, initBackend, loadDataset, parseCsv, toCsv } from '@fedtwin/models';
+import { contributionEntries, runInProcessFederation } from './helpers/in-process-federation.ts';
 
 // Issue 13 item 6 end to end: a real aggregator and two real members (in-process, plaintext aggregation,
 // record-level DP at a calibrated z) with privacy.unitColumn: patient_id, each site's CSV holding several
@@ -16,7 +12,6 @@ import { createNode } from '../src/node.ts';
 // no patient_id column.
 const ROUNDS = 2;
 const BATCH = 8;
-type Event = Record<string, unknown>;
 
 let dir = '';
 beforeAll(async () => {
@@ -44,51 +39,11 @@ describe('patient-level DP in a federation', () => {
     for (const [i, s] of sites.entries()) await writeFile(join(dir, `site-${i}.csv`), s.csv);
     expect(sites.map((s) => s.patients)).toEqual([40, 34]);
 
-    const model = { kind: 'vae' as const, latentDim: 2, hidden: 8, seed: 1 };
-    const layout = encodeTable({ schema, rows: [] });
-    const probe = createTwinVae({ width: layout.width, segments: layout.segments, classes: layout.classes, latentDim: 2, hidden: 8, seed: 1 });
-    const modelValues = probe.sharedSize;
-    probe.dispose();
-    const keys = [await generateIdentity(), await generateIdentity()];
-    const ids = keys.map((k) => peerIdOf(k));
-    const aggKey = await generateIdentity();
-    const aggHost = await createWireHost({ privateKey: aggKey, allow: ids });
-    const manifest = parseManifest({
-      consortium: 'patients', aggregator: aggHost.peerId, members: ids.map((peerId) => ({ peerId })), model,
-      training: { epochs: 1, batchSize: BATCH, learningRate: 0.003 },
-      rounds: { total: ROUNDS, quorum: 2, minParticipants: 2, deadlineSeconds: 600 },
-      secureAggregation: { scheme: 'plaintext' },
+    const { ids, events, ledgerDir } = await runInProcessFederation({
+      dir, consortium: 'patients', schema, members: 2, rounds: ROUNDS, batchSize: BATCH,
       privacy: { mode: 'record', epsilon: 8, delta: 1e-5, clip: 1, unitColumn: 'patient_id' },
+      node: (i) => ({ synthetic: { rows: 50, out: join(dir, `site-${i}-synthetic.csv`) } }),
     });
-    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-    const agg = await createAggregator({
-      host: aggHost, dataDir: join(dir, 'agg-state'), consortium: manifest.consortium, members: ids, schema, model, modelValues, strategy: 'fedavg',
-      training: manifest.training, rounds: { totalRounds: ROUNDS, quorum: 2, minParticipants: 2, deadlineSeconds: 600 },
-      privacy: privacyPolicyOf(manifest), secureAggregation: secureAggregationOf(manifest), manifest: { manifest, hash: manifestHash(manifest) },
-      ledger: { dir: join(dir, 'agg-ledger'), identity: aggKey }, logger: quiet,
-    });
-    const events: Event[][] = [[], []];
-    try {
-      await Promise.all(keys.map(async (key, i) => {
-        const h = await createWireHost({ privateKey: key, listen: [], allow: [aggHost.peerId] });
-        const record = (e: Event) => { events[i]!.push(e); };
-        const node = await createNode({
-          host: h, aggregator: aggHost.addrs()[0]!, dataDir: join(dir, `site-${i}`, 'state'), csvPath: join(dir, `site-${i}.csv`), backend: 'cpu',
-          logger: { info: record, warn: record, error: record }, consortium: { manifest, hash: manifestHash(manifest) }, identity: key,
-          ledgerDir: join(dir, `site-${i}`, 'ledger'), heKeyFile: join(dir, `site-${i}`, 'he-secret.key'), seed: 1 + i, unreachableGiveUpSeconds: 30,
-          synthetic: { rows: 50, out: join(dir, `site-${i}-synthetic.csv`) },
-        });
-        try {
-          await node.run();
-        } finally {
-          await node.stop().catch(() => undefined);
-          await h.stop().catch(() => undefined);
-        }
-      }));
-    } finally {
-      await agg.stop().catch(() => undefined);
-      await aggHost.stop().catch(() => undefined);
-    }
 
     const countOf = new Map<string, number>();
     for (const [i, s] of sites.entries()) {
@@ -111,16 +66,7 @@ describe('patient-level DP in a federation', () => {
     }
 
     // The signed ledger: each member's contribution entries record the mechanism at q = B/Ũ, and Ũ.
-    const ledger = await openLedger({ dir: join(dir, 'agg-ledger'), readOnly: true });
-    const contributions: Array<Extract<EntryPayload, { type: 'contribution' }>> = [];
-    try {
-      for (let k = 0; k < ledger.size; k++) {
-        const p = (await ledger.getEntry(k)).payload;
-        if (p.type === 'contribution') contributions.push(p);
-      }
-    } finally {
-      await ledger.close();
-    }
+    const contributions = await contributionEntries(ledgerDir);
     expect(contributions).toHaveLength(2 * ROUNDS);
     for (const c of contributions) {
       const units = countOf.get(c.node)!;
@@ -130,6 +76,6 @@ describe('patient-level DP in a federation', () => {
     }
     // The model every party built has the schema's width: the id never became an input (a member that had
     // encoded it would have had another shared size and refused with NODE_MODEL_MISMATCH).
-    expect(layout.segments.map((s) => s.column)).not.toContain('patient_id');
+    expect(encodeTable({ schema, rows: [] }).segments.map((s) => s.column)).not.toContain('patient_id');
   }, 300_000);
 });

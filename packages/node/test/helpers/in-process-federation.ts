@@ -1,0 +1,100 @@
+// A small federation in one process for the member-side tests: a real aggregator and real members (createNode)
+// over libp2p on loopback, plaintext aggregation, a tiny VAE on WDBC's schema, each member's log events kept.
+// The sites' CSVs are written by the caller into `dir` as site-<i>.csv.
+import { join } from 'node:path';
+import { manifestHash, parseManifest, privacyPolicyOf, secureAggregationOf, type Manifest } from '@fedtwin/consortium';
+import { createAggregator } from '@fedtwin/aggregator';
+import { openLedger, type EntryPayload } from '@fedtwin/ledger';
+import { createTwinVae, encodeTable, type TableSchema } from '@fedtwin/models';
+import { createWireHost, generateIdentity, peerIdOf } from '@fedtwin/wire';
+import { createNode } from '../../src/node.ts';
+
+export type Event = Record<string, unknown>;
+type NodeInit = Parameters<typeof createNode>[0];
+
+export interface InProcessFederationOptions {
+  dir: string;
+  consortium: string;
+  schema: TableSchema;
+  members: number;
+  rounds: number;
+  batchSize: number;
+  /** The manifest's `privacy` section. */
+  privacy: Record<string, unknown>;
+  /** Extra options for member i's createNode (e.g. `synthetic`). */
+  node?: (i: number) => Partial<NodeInit>;
+}
+
+export interface InProcessFederation {
+  ids: string[];
+  manifest: Manifest;
+  /** Each member's log events, in order. */
+  events: Event[][];
+  /** The aggregator's ledger directory (closed). */
+  ledgerDir: string;
+}
+
+/** Runs the federation to its end (every member's run() returned) and stops everything. */
+export async function runInProcessFederation(o: InProcessFederationOptions): Promise<InProcessFederation> {
+  const model = { kind: 'vae' as const, latentDim: 2, hidden: 8, seed: 1 };
+  const layout = encodeTable({ schema: o.schema, rows: [] });
+  const probe = createTwinVae({ width: layout.width, segments: layout.segments, classes: layout.classes, latentDim: 2, hidden: 8, seed: 1 });
+  const modelValues = probe.sharedSize;
+  probe.dispose();
+  const keys = await Promise.all(Array.from({ length: o.members }, () => generateIdentity()));
+  const ids = keys.map((k) => peerIdOf(k));
+  const aggKey = await generateIdentity();
+  const aggHost = await createWireHost({ privateKey: aggKey, allow: ids });
+  const rounds = { total: o.rounds, quorum: o.members, minParticipants: o.members, deadlineSeconds: 600 };
+  const manifest = parseManifest({
+    consortium: o.consortium, aggregator: aggHost.peerId, members: ids.map((peerId) => ({ peerId })), model,
+    training: { epochs: 1, batchSize: o.batchSize, learningRate: 0.003 }, rounds,
+    secureAggregation: { scheme: 'plaintext' }, privacy: o.privacy,
+  });
+  const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+  const ledgerDir = join(o.dir, 'agg-ledger');
+  const agg = await createAggregator({
+    host: aggHost, dataDir: join(o.dir, 'agg-state'), consortium: manifest.consortium, members: ids, schema: o.schema, model, modelValues, strategy: 'fedavg',
+    training: manifest.training, rounds: { totalRounds: o.rounds, quorum: o.members, minParticipants: o.members, deadlineSeconds: 600 },
+    privacy: privacyPolicyOf(manifest), secureAggregation: secureAggregationOf(manifest), manifest: { manifest, hash: manifestHash(manifest) },
+    ledger: { dir: ledgerDir, identity: aggKey }, logger: quiet,
+  });
+  const events: Event[][] = ids.map(() => []);
+  try {
+    await Promise.all(keys.map(async (key, i) => {
+      const h = await createWireHost({ privateKey: key, listen: [], allow: [aggHost.peerId] });
+      const record = (e: Event) => { events[i]!.push(e); };
+      const node = await createNode({
+        host: h, aggregator: aggHost.addrs()[0]!, dataDir: join(o.dir, `site-${i}`, 'state'), csvPath: join(o.dir, `site-${i}.csv`), backend: 'cpu',
+        logger: { info: record, warn: record, error: record }, consortium: { manifest, hash: manifestHash(manifest) }, identity: key,
+        ledgerDir: join(o.dir, `site-${i}`, 'ledger'), heKeyFile: join(o.dir, `site-${i}`, 'he-secret.key'), seed: 1 + i, unreachableGiveUpSeconds: 30,
+        ...(o.node?.(i) ?? {}),
+      });
+      try {
+        await node.run();
+      } finally {
+        await node.stop().catch(() => undefined);
+        await h.stop().catch(() => undefined);
+      }
+    }));
+  } finally {
+    await agg.stop().catch(() => undefined);
+    await aggHost.stop().catch(() => undefined);
+  }
+  return { ids, manifest, events, ledgerDir };
+}
+
+/** Every signed contribution entry in a (closed) ledger directory, in log order. */
+export async function contributionEntries(ledgerDir: string): Promise<Array<Extract<EntryPayload, { type: 'contribution' }>>> {
+  const ledger = await openLedger({ dir: ledgerDir, readOnly: true });
+  const out: Array<Extract<EntryPayload, { type: 'contribution' }>> = [];
+  try {
+    for (let k = 0; k < ledger.size; k++) {
+      const p = (await ledger.getEntry(k)).payload;
+      if (p.type === 'contribution') out.push(p);
+    }
+  } finally {
+    await ledger.close();
+  }
+  return out;
+}
