@@ -4,17 +4,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { FedtwinError } from '@fedtwin/errors';
+import { errorOf } from './error-of.ts';
 import { formatNumber, parseCsv, readCsvFile, toCsv } from '../src/csv.ts';
 
-function errorOf(f: () => unknown): FedtwinError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof FedtwinError) return e;
-    throw e;
-  }
-  throw new Error('expected a FedtwinError');
-}
 
 describe('parseCsv', () => {
   it('parses plain rows, quotes, escaped quotes, embedded line breaks, CRLF and a BOM', () => {

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FedtwinError } from '@fedtwin/errors';
+import { errorOf } from './error-of.ts';
 import type { TableSchema } from '../src/types.ts';
 import { inferSchema, tableFromCsv, tableToCsv, validateSchema } from '../src/schema.ts';
 import { parseCsv } from '../src/csv.ts';
@@ -11,15 +12,6 @@ import { decodeRows, encodeTable, encodedLayout } from '../src/encode.ts';
 import { columnScores, correlationDistance, fidelityReport, missingnessReport } from '../src/evaluate.ts';
 import { defaultDataDir, loadDatasetTable } from '../src/datasets.ts';
 
-function errorOf(f: () => unknown): FedtwinError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof FedtwinError) return e;
-    throw e;
-  }
-  throw new Error('expected a FedtwinError');
-}
 
 const schema: TableSchema = {
   target: 'y',

@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { FedtwinError } from '@fedtwin/errors';
+import { errorOf } from './error-of.ts';
 import type { TableSchema } from '../src/types.ts';
 import { decimalsOf, inferSchema, parseNumber, significantDecimals, sortCategories, tableFromCsv, tableToCsv, validateSchema } from '../src/schema.ts';
 import { parseCsv } from '../src/csv.ts';
 
-function errorOf(f: () => unknown): FedtwinError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof FedtwinError) return e;
-    throw e;
-  }
-  throw new Error('expected a FedtwinError');
-}
 
 const header = ['age', 'bmi', 'smoker', 'site', 'label'];
 const rows = [
