@@ -43,6 +43,16 @@ async function csvTable(path: string, schema: TableSchema): Promise<Table> {
   return tableFromCsv(header, rows, schema);
 }
 
+interface Split { schema: TableSchema; train: Table; test: Table }
+
+/** A sim output's split: its schema, the held-out test rows and the training rows (the nodes' data.csv, pooled). */
+async function loadSplit(out: string, nodeCount: number): Promise<Split> {
+  const schema = JSON.parse(await readFile(join(out, 'schema.json'), 'utf8')) as TableSchema;
+  const test = await csvTable(join(out, 'test.csv'), schema);
+  const parts = await Promise.all(Array.from({ length: nodeCount }, (_, i) => csvTable(join(out, 'nodes', String(i), 'data.csv'), schema)));
+  return { schema, test, train: { schema, rows: parts.flatMap((p) => p.rows) } };
+}
+
 /** The sim's own evaluation, recomputed the same way for every config so the copula is scored alike. */
 function score(synthetic: Table, train: Table, test: Table, seed: number, seconds: number): Scores {
   const f = fidelityReport(test, synthetic);
@@ -79,38 +89,28 @@ for (const dataset of values.datasets.split(',')) {
   results[dataset] = perConfig;
   for (const seed of seeds) {
     const base = { ...DEFAULT_SIM_OPTIONS, dataset, ...(target ? { target } : {}), nodes, seed, epsilon, progress: 'none' as const };
-    let split: { out: string } | undefined;
+    let split: Split | undefined; // this seed's split, shared by every config (same --seed, same data)
     for (const c of configs) {
       if (c === 'copula') continue;
       const out = join(values.out, `${dataset.replace(/[^a-z0-9_]+/gi, '_')}-${c}-${seed}`);
       const opts = c === 'other' ? { ...base, generator: otherGenerator as typeof defaultGenerator, out } : c === 'dp-off' ? { ...base, dp: 'off' as const, epsilon: Infinity, out } : { ...base, out };
       const { report } = await runSimulation(opts);
-      const schema = JSON.parse(await readFile(join(out, 'schema.json'), 'utf8')) as TableSchema;
-      const test = await csvTable(join(out, 'test.csv'), schema);
-      const parts = await Promise.all(report.split.rowsPerNode.map((_, i) => csvTable(join(out, 'nodes', String(i), 'data.csv'), schema)));
-      const train: Table = { schema, rows: parts.flatMap((p) => p.rows) };
-      perConfig[c]!.push(score(await csvTable(join(out, 'synthetic.csv'), schema), train, test, seed, report.timing.federatedSeconds));
-      split ??= { out };
+      split ??= await loadSplit(out, report.split.rowsPerNode.length);
+      perConfig[c]!.push(score(await csvTable(join(out, 'synthetic.csv'), split.schema), split.train, split.test, seed, report.timing.federatedSeconds));
       process.stdout.write('.');
     }
     if (configs.includes('copula')) {
-      // The same split as the federations of this seed (same --seed, same data): train = the nodes' rows, pooled.
-      let out = split?.out;
-      if (!out) {
-        out = join(values.out, `${dataset.replace(/[^a-z0-9_]+/gi, '_')}-split-${seed}`);
+      if (!split) {
+        const out = join(values.out, `${dataset.replace(/[^a-z0-9_]+/gi, '_')}-split-${seed}`);
         await runSimulation({ ...base, out });
+        split = await loadSplit(out, nodes);
       }
-      const schema = JSON.parse(await readFile(join(out, 'schema.json'), 'utf8')) as TableSchema;
-      const test = await csvTable(join(out, 'test.csv'), schema);
-      const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as { split: { rowsPerNode: number[] } };
-      const parts = await Promise.all(report.split.rowsPerNode.map((_, i) => csvTable(join(out!, 'nodes', String(i), 'data.csv'), schema)));
-      const train: Table = { schema, rows: parts.flatMap((p) => p.rows) };
-      const missing = schema.columns.filter((col) => train.rows.some((r) => r[schema.columns.indexOf(col)] === '' || r[schema.columns.indexOf(col)] === null)).map((col) => col.name);
+      // Missing bins come from the schema's declarations (domainFromSchema), never from which cells the rows lack.
       const p = createPrng(`copula-${seed}`);
       const t0 = performance.now();
-      const model = fitDpCopula(train, { epsilon, delta: DEFAULT_SIM_OPTIONS.delta, missing, normal: () => p.normal(), uniform: () => p.next() || 0.5 });
-      const synthetic = sampleDpCopula(model, train.rows.length, { normal: () => p.normal(), uniform: () => p.next() || 0.5 });
-      perConfig.copula!.push(score(synthetic, train, test, seed, (performance.now() - t0) / 1000));
+      const model = fitDpCopula(split.train, { epsilon, delta: DEFAULT_SIM_OPTIONS.delta, normal: () => p.normal(), uniform: () => p.next() || 0.5 });
+      const synthetic = sampleDpCopula(model, split.train.rows.length, { normal: () => p.normal(), uniform: () => p.next() || 0.5 });
+      perConfig.copula!.push(score(synthetic, split.train, split.test, seed, (performance.now() - t0) / 1000));
       process.stdout.write('c');
     }
   }
