@@ -4,18 +4,15 @@
 // count and ε figures. Screenshots go to the test's temp dir and to .ci/screenshots/ (gitignored) when it can be
 // created. Without Chromium the browser test is skipped, saying so.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_BIN, waitFor } from '@fedtwin/sim';
 import { freePort } from './helpers/consortium.ts';
+import { CHROMIUM, launchChromium, saveScreenshot, warnIfNoChromium } from './helpers/browser.ts';
 
-const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p): p is string => !!p && existsSync(p));
-if (!CHROMIUM) console.warn('sim-serve.test.ts: no Chromium at /usr/bin/chromium (apt-get install -y chromium, or set CHROMIUM_PATH): the dashboard browser test is skipped');
-const CI_SHOTS = fileURLToPath(new URL('../.ci/screenshots/', import.meta.url));
+warnIfNoChromium('sim-serve.test.ts');
 
 let out: string;
 let url: string;
@@ -71,26 +68,15 @@ describe('fedtwin sim --serve', () => {
   }, 60_000);
 
   it.skipIf(!CHROMIUM)('shows the federation in a real browser: members, rounds, ε (screenshots)', async () => {
-    const { chromium } = await import('playwright-core');
-    const shots = [join(out, 'screenshots')];
-    await mkdir(shots[0]!, { recursive: true });
-    try {
-      await mkdir(CI_SHOTS, { recursive: true });
-      shots.push(CI_SHOTS);
-    } catch {
-      // a read-only checkout: the temp dir has them
-    }
-    const browser = await chromium.launch({ executablePath: CHROMIUM!, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'], timeout: 30_000 });
+    const shots = join(out, 'screenshots');
+    await mkdir(shots, { recursive: true });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
       const pageErrors: string[] = [];
       page.on('pageerror', (e) => pageErrors.push(String(e)));
       await page.goto(`${url}/`, { timeout: 15_000 });
-      const snap = async (name: string) => {
-        const png = await page.screenshot({ fullPage: true });
-        const { writeFile } = await import('node:fs/promises');
-        for (const dir of shots) await writeFile(join(dir, name), png);
-      };
+      const snap = (name: string) => saveScreenshot(page, name, [shots]);
       await snap('sim-serve-1-open.png');
       // Until a member has contributed: a round count > 0, both members listed, an ε figure beside them.
       // Runs in the page (this file's types describe Node, not the DOM: the little it reads is typed here).
@@ -118,7 +104,7 @@ describe('fedtwin sim --serve', () => {
       expect(await page.locator('#bytes-chart .uplot canvas').count()).toBe(1);
       expect(Number(await page.textContent('#ledger dd'))).toBeGreaterThan(0);
       expect(pageErrors).toEqual([]);
-      const files = await readdir(shots[0]!);
+      const files = await readdir(shots);
       expect(files.sort()).toEqual(['sim-serve-1-open.png', 'sim-serve-2-rounds.png']);
     } finally {
       await browser.close();

@@ -3,13 +3,12 @@
 // both pages opened in a real browser (Debian's Chromium via playwright-core; skipped, saying so, without it):
 // the node's own budget and contributions mid-run, the aggregator's members and its latest report; a public bind
 // without a token refused at start, and the token enforced with one.
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor, type Daemon, type LogEvent } from '@fedtwin/sim';
 import { createConsortium, freePort, runCli, type Consortium } from '../../../test/helpers/consortium.ts';
+import { CHROMIUM, launchChromium, saveScreenshot, warnIfNoChromium } from '../../../test/helpers/browser.ts';
 
 /** One sample's value from Prometheus exposition text: the first line whose series starts with `series`. */
 function sample(text: string, series: string): number | undefined {
@@ -33,9 +32,7 @@ let duringRun = '';
 let nodeDuringRun = '';
 let nodeSnapshot: { role: string; status: { contributions: number; privacy: unknown[] } } | undefined;
 
-const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p): p is string => !!p && existsSync(p));
-if (!CHROMIUM) console.warn('metrics-dashboard.test.ts: no Chromium at /usr/bin/chromium (apt-get install -y chromium, or set CHROMIUM_PATH): the dashboards\' browser tests are skipped');
-const CI_SHOTS = fileURLToPath(new URL('../../../.ci/screenshots/', import.meta.url));
+warnIfNoChromium('metrics-dashboard.test.ts');
 type Browser = import('playwright-core').Browser;
 type Page = import('playwright-core').Page;
 let browser: Browser | undefined;
@@ -49,15 +46,6 @@ const REPORT = {
   privacy: { mode: 'record', epsilon: 7.9999, budget: 8 },
 };
 
-async function screenshot(page: Page, name: string): Promise<void> {
-  const png = await page.screenshot({ fullPage: true });
-  try {
-    await mkdir(CI_SHOTS, { recursive: true });
-    await writeFile(join(CI_SHOTS, name), png);
-  } catch {
-    // a read-only checkout: the assertions still ran
-  }
-}
 async function openPage(url: string): Promise<{ page: Page; errors: string[] }> {
   const page = await browser!.newPage({ viewport: { width: 1280, height: 1000 } });
   const errors: string[] = [];
@@ -74,10 +62,7 @@ beforeAll(async () => {
   nodeUrl = `http://127.0.0.1:${nPort}`;
   const config = JSON.parse(await readFile(c.aggConfig, 'utf8')) as Record<string, unknown>;
   await writeFile(c.aggConfig, JSON.stringify({ ...config, metrics: { listen: `127.0.0.1:${mPort}` }, dashboard: { listen: `127.0.0.1:${dPort}`, report: 'report.json' } }));
-  if (CHROMIUM) {
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'], timeout: 30_000 });
-  }
+  if (CHROMIUM) browser = await launchChromium();
   agg = await c.startAggregator();
   const listening = JSON.parse(await readFile(join(c.dir, 'agg-data', 'listening.json'), 'utf8')) as { http?: { metrics?: string; dashboard?: string } };
   expect(listening.http).toEqual({ metrics: aggMetrics, dashboard: `${aggDashboard}/` });
@@ -98,7 +83,7 @@ beforeAll(async () => {
       const { page, errors } = await openPage(`${nodeUrl}/`);
       await page.waitForSelector('#budget tbody tr', { timeout: 30_000 });
       await page.waitForFunction(() => Number((globalThis as unknown as { document: { getElementById(id: string): { textContent: string | null } | null } }).document.getElementById('contributions')?.textContent ?? '0') >= 1, undefined, { timeout: 30_000, polling: 250 });
-      await screenshot(page, 'node-dashboard.png');
+      await saveScreenshot(page, 'node-dashboard.png');
       nodePage = {
         budget: await page.$$eval('#budget tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent ?? ''))),
         contributions: (await page.textContent('#contributions')) ?? '',
@@ -206,7 +191,7 @@ describe('the dashboards in a real browser', () => {
       expect(await page.locator('#report-section').isHidden()).toBe(true); // no report.json yet
       await writeFile(join(c.dir, 'report.json'), JSON.stringify(REPORT));
       await page.waitForSelector('#report-section', { state: 'visible', timeout: 30_000 });
-      await screenshot(page, 'aggregator-dashboard-report.png');
+      await saveScreenshot(page, 'aggregator-dashboard-report.png');
       const kv = await page.$$eval('#report dt', (dts) => dts.map((dt) => [dt.textContent ?? '', dt.nextElementSibling?.textContent ?? '']));
       const get = (k: string) => kv.find(([key]) => key.startsWith(k))?.[1];
       expect(get('data set')).toBe('breast_cancer_wdbc (2 nodes, 2 rounds)');
