@@ -7,7 +7,6 @@ import { FedtwinError } from '@fedtwin/errors';
 import { errorOf } from './error-of.ts';
 import { formatNumber, parseCsv, readCsvFile, toCsv } from '../src/csv.ts';
 
-
 describe('parseCsv', () => {
   it('parses plain rows, quotes, escaped quotes, embedded line breaks, CRLF and a BOM', () => {
     const text = '\uFEFFname,note,n\r\n"Smith, J","said ""hi""",1\r\n plain ,"two\nlines",2\r\n';

@@ -12,7 +12,6 @@ import { decodeRows, encodeTable, encodedLayout } from '../src/encode.ts';
 import { columnScores, correlationDistance, fidelityReport, missingnessReport } from '../src/evaluate.ts';
 import { defaultDataDir, loadDatasetTable } from '../src/datasets.ts';
 
-
 const schema: TableSchema = {
   target: 'y',
   columns: [

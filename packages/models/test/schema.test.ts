@@ -5,7 +5,6 @@ import type { TableSchema } from '../src/types.ts';
 import { decimalsOf, inferSchema, parseNumber, significantDecimals, sortCategories, tableFromCsv, tableToCsv, validateSchema } from '../src/schema.ts';
 import { parseCsv } from '../src/csv.ts';
 
-
 const header = ['age', 'bmi', 'smoker', 'site', 'label'];
 const rows = [
   ['34', '22.15', 'no', '10', '0'],
