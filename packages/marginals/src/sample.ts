@@ -2,7 +2,7 @@
 // parent's bin), then bins back to values in the schema's formats. Post-processing: costs no ε, and a
 // seeded stream is fine here (the noise that protects the data was added before the model existed).
 import { FedtwinError } from '@fedtwin/errors';
-import type { Cell, Table } from '@fedtwin/models';
+import { drawIndex, type Cell, type Table } from '@fedtwin/models';
 import { columnSize, valueBins } from './domain.ts';
 import type { TreeModel } from './fit.ts';
 import { TREE_MODEL_FORMAT } from './fit.ts';
@@ -14,19 +14,6 @@ function badModel(message: string): FedtwinError {
   return new FedtwinError('MARGINALS_BAD_MODEL', message, { hint: 'Use a model produced by fitTree / fitMst' });
 }
 
-/** Index drawn with probability ∝ w[off + k], k < n (w ≥ 0 and not all 0), from one uniform u ∈ [0, 1). */
-function draw(w: ArrayLike<number>, off: number, n: number, total: number, u: number): number {
-  let r = u * total;
-  let last = -1;
-  for (let k = 0; k < n; k++) {
-    const p = w[off + k];
-    if (!(p > 0)) continue;
-    last = k;
-    r -= p;
-    if (r < 0) return k;
-  }
-  return last; // rounding left r ≥ 0 after the last positive weight
-}
 
 function rowSums(p: ArrayLike<number>, rows: number, cols: number): Float64Array {
   const s = new Float64Array(rows);
@@ -79,7 +66,7 @@ export function sampleBins(model: TreeModel, n: number, uniform: () => number, f
       const w = model.oneWay[c];
       const t = w.reduce((s, x) => s + (x > 0 ? x : 0), 0);
       if (!(t > 0)) throw badModel(`column ${c} has an all-zero distribution`);
-      for (let i = 0; i < n; i++) col[i] = draw(w, 0, nc, t, uniform());
+      for (let i = 0; i < n; i++) col[i] = drawIndex(w, 0, nc, t, uniform());
       continue;
     }
     const cond = model.conditional[c] as number[];
@@ -89,7 +76,7 @@ export function sampleBins(model: TreeModel, n: number, uniform: () => number, f
     for (let i = 0; i < n; i++) {
       const pb = pcol[i];
       if (!(totals[pb] > 0)) throw badModel(`column ${c}: the row of parent bin ${pb} is all zero`);
-      col[i] = draw(cond, pb * nc, nc, totals[pb], uniform());
+      col[i] = drawIndex(cond, pb * nc, nc, totals[pb], uniform());
     }
   }
   return out;

@@ -4,7 +4,7 @@ import { FedtwinError } from '@fedtwin/errors';
 import type { Cell, EncodedTable, Segment, Table, TableSchema } from './types.ts';
 import { targetIndex } from './schema.ts';
 import { hasMissing, isMissing } from './missing.ts';
-import type { Prng } from './random.ts';
+import { drawIndex, type Prng } from './random.ts';
 
 export interface EncodedLayout {
   segments: Segment[];
@@ -220,16 +220,7 @@ function sampleSlot(x: ArrayLike<number>, off: number, w: number, uniform: () =>
     if (p > 0) total += p;
   }
   if (!(total > 0 && Number.isFinite(total))) return argmax(x, off, w);
-  let u = uniform() * total;
-  let pick = -1;
-  for (let q = 0; q < w; q++) {
-    const p = x[off + q];
-    if (!(p > 0)) continue;
-    pick = q;
-    u -= p;
-    if (u < 0) break;
-  }
-  return pick;
+  return drawIndex(x, off, w, total, uniform());
 }
 
 function argmax(x: ArrayLike<number>, off: number, w: number): number {

@@ -26,7 +26,7 @@ export { detectIdColumns, describeIdColumn, looksLikeIdName, withoutColumns } fr
 export type { IdColumn, DetectIdColumnsOptions } from './id-columns.ts';
 export { encodeTable, encodedLayout, decodeRows, decodeTable } from './encode.ts';
 export type { EncodedLayout, DecodeOptions } from './encode.ts';
-export { createPrng, prngFromState } from './random.ts';
+export { createPrng, prngFromState, drawIndex } from './random.ts';
 export type { Prng } from './random.ts';
 export { dirichletSplit, dirichletSplitDetailed, iidSplit, trainTestSplit, pick } from './split.ts';
 export type { DirichletSplitOptions, DirichletSplitResult } from './split.ts';

@@ -195,3 +195,21 @@ export function createPrng(seed: number | string): Prng {
 export function prngFromState(state: [number, number, number, number]): Prng {
   return Xoshiro128.fromState(state);
 }
+
+/**
+ * Index k < n drawn with probability ∝ w[off + k] from one uniform u ∈ [0, 1); `total` is the sum of the positive
+ * weights (> 0). Non-positive weights are never drawn; rounding that leaves u·total unspent returns the last
+ * positive weight.
+ */
+export function drawIndex(w: ArrayLike<number>, off: number, n: number, total: number, u: number): number {
+  let r = u * total;
+  let last = -1;
+  for (let k = 0; k < n; k++) {
+    const p = w[off + k]!;
+    if (!(p > 0)) continue;
+    last = k;
+    r -= p;
+    if (r < 0) return k;
+  }
+  return last;
+}
