@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { manifestHash, parseManifest, privacyPolicyOf, secureAggregationOf, type Manifest } from '@fedtwin/consortium';
 import { createAggregator, type Aggregator } from '@fedtwin/aggregator';
-import { openLedger, type EntryPayload } from '@fedtwin/ledger';
+import type { EntryPayload } from '@fedtwin/ledger';
 import { createTwinVae, encodeTable, inferSchema, initBackend, loadDataset, toCsv, type TableSchema } from '@fedtwin/models';
 import { createWireHost, generateIdentity, peerIdOf, type WireHost } from '@fedtwin/wire';
 import type { PrivateKey } from '@libp2p/interface';
 import { createNode } from '../src/node.ts';
+import { contributionEntries } from './helpers/in-process-federation.ts';
 
 // Issue 13 item 7: a member's privacy budget cannot be reset by losing (or deleting) its state, and a
 // stricter ε configured after a run applies. A real aggregator and one real member (in-process, plaintext
@@ -98,17 +99,7 @@ async function runMember(f: Fixture, opts: { epsilon?: number; stopAtVersion?: n
 
 /** The member's own contribution entries in its ledger replica (verified, synced before each aggregate it applied), in log order. */
 async function ledgerContributions(f: Fixture): Promise<Array<Extract<EntryPayload, { type: 'contribution' }>>> {
-  const ledger = await openLedger({ dir: join(f.dir, 'site', 'ledger'), readOnly: true });
-  const out: Array<Extract<EntryPayload, { type: 'contribution' }>> = [];
-  try {
-    for (let i = 0; i < ledger.size; i++) {
-      const p = (await ledger.getEntry(i)).payload;
-      if (p.type === 'contribution') out.push(p);
-    }
-  } finally {
-    await ledger.close();
-  }
-  return out;
+  return contributionEntries(join(f.dir, 'site', 'ledger'));
 }
 
 const spentOf = (events: Event[]) => (events.find((e) => e.event === 'privacy')!.spent as { record: { epsilon: number; budget: number } }).record;
