@@ -185,14 +185,15 @@ describe('a malicious aggregator serving another history', () => {
 
   it('a rolled-back ledger (an older signed checkpoint) is refused: LEDGER_INCONSISTENT, both checkpoints kept as evidence', async () => {
     c = await createConsortium({ nodes: 2, rounds: 3, quorum: 2, minParticipants: 2, deadlineSeconds: 60, privacy: { mode: 'record', epsilon: 8, delta: 1e-5, clip: 1 } });
-    // Remember the first ledger reply; once a round has been aggregated, serve it again (the operator rolled the log back).
+    // Remember the first ledger reply; once a member has fetched an aggregate, serve it that reply again (the operator
+    // rolled the log back). Per member: a member still at the first checkpoint would only see a malformed sync.
     let first: { header: unknown; body?: Uint8Array | undefined } | undefined;
-    let aggregated = false;
-    const evil = await maliciousAggregator(c, () => ({}), (protocol, _peer, reply) => {
-      if (protocol === 'aggregate') aggregated = true;
+    const aggregated = new Set<string>();
+    const evil = await maliciousAggregator(c, () => ({}), (protocol, peer, reply) => {
+      if (protocol === 'aggregate') aggregated.add(peer);
       if (protocol !== 'ledger') return reply;
       first ??= reply;
-      return aggregated ? first : reply;
+      return aggregated.has(peer) ? first : reply;
     });
     stops.push(async () => { await evil.agg.stop(); await evil.host.stop(); });
     for (let i = 0; i < 2; i++) await c.writeNodeConfig(i, { aggregator: { address: evil.address } });
