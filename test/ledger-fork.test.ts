@@ -20,6 +20,7 @@ describe('ledger witnesses (real processes)', () => {
     // Both members have verified and co-signed a checkpoint that includes round 1's aggregate.
     await waitFor('both members to co-sign after round 1', async () =>
       nodes.every((n) => n.events.some((e) => e.event === 'ledger-cosigned' && Number(e.size) >= 7)) ? true : undefined, 120_000);
+    const seenBeforeKill = nodes.map((n) => n.events.length);
     agg.daemon.child.kill('SIGKILL');
     await agg.daemon.exited;
     // The operator throws the log away and starts a new one: same consortium, different history.
@@ -30,6 +31,9 @@ describe('ledger witnesses (real processes)', () => {
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`members did not stop: ${nodes.map((n) => JSON.stringify(n.events.slice(-4).map((e) => e.msg))).join(' | ')} ${nodes.map((n) => n.daemon.stderrTail()).join(' | ')}`)), 90_000)),
     ]);
     expect(codes).toEqual([1, 1]);
+    // A member that reconnects re-verifies the log before anything else: it hands the rewritten log's
+    // aggregator no update (it used to, then waited for that round's deadline to find the fork).
+    nodes.forEach((n, i) => expect(n.events.slice(seenBeforeKill[i]).filter((e) => e.event === 'contributed').map((e) => e.msg)).toEqual([]));
     for (const n of nodes) expect(n.daemon.stderrTail()).toMatch(/LEDGER_INCONSISTENT/);
     // A shorter log is a rollback; a log as long or longer whose root differs is a fork: both are refused.
     expect(nodes[0]!.daemon.stderrTail()).toMatch(/rolled back or rewritten|is smaller than the \d+ entries this replica already accepted|does not match the root/);

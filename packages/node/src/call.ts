@@ -18,6 +18,13 @@ export interface AggregatorLink {
   call: AggregatorCall;
   /** From the first join on, a refused handshake (WIRE_NOT_MEMBER) means "restarting", and is retried. */
   markJoined(): void;
+  /**
+   * Runs `check` (the member's ledger sync) before the next request that follows a spell of unreachability:
+   * a restarted aggregator is exactly where a rolled-back or rewritten log would show up, and the member must
+   * see it before it hands that aggregator anything, not when the next round closes. Requests named in
+   * `exempt` (the sync's own) never trigger it.
+   */
+  checkAfterReconnect(check: () => Promise<void>, exempt: readonly string[]): void;
 }
 
 const RPC_TIMEOUT_MS = 120_000;
@@ -44,15 +51,27 @@ export function linkToAggregator(opts: {
     isFedtwinError(err) && (TRANSIENT.has(err.code) || err.code === 'WIRE_UNSUPPORTED_PROTOCOL'
       || (err.code === 'WIRE_NOT_MEMBER' && (joinedOnce || ++notMemberBeforeJoin <= NOT_MEMBER_RETRIES_BEFORE_JOIN)));
 
+  let reconnectCheck: { run: () => Promise<void>; exempt: ReadonlySet<string> } | undefined;
+  let unverifiedReconnect = false;
+  let checking: Promise<void> | undefined;
+
   const call: AggregatorCall = async <Res>(name: string, header: unknown, response: z.ZodType<Res>, o: CallOptions = {}) => {
     let firstFailure: number | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
+        if (unverifiedReconnect && reconnectCheck && !reconnectCheck.exempt.has(name)) {
+          // One check at a time for every caller waiting on it; its own requests retry on their own; a fork
+          // or a rollback throws from here.
+          checking ??= reconnectCheck.run().finally(() => { checking = undefined; });
+          await checking;
+          unverifiedReconnect = false;
+        }
         return await host.request<unknown, Res>(opts.aggregator, name, { header, body: o.body }, {
           response, maxBodyBytes: o.maxBodyBytes ?? 0, timeoutMs: o.timeoutMs ?? RPC_TIMEOUT_MS, signal,
         });
       } catch (err) {
         if (opts.stopped() || !isTransient(err)) throw err;
+        if (reconnectCheck) unverifiedReconnect = true;
         firstFailure ??= Date.now();
         if (Date.now() - firstFailure > giveUpMs) {
           throw new FedtwinError('NODE_AGGREGATOR_UNREACHABLE', `aggregator unreachable for ${Math.round(giveUpMs / 1000)} s (last error ${err.code}: ${err.message})`, { hint: 'check that the aggregator runs and that aggregator.address is right', cause: err });
@@ -62,5 +81,9 @@ export function linkToAggregator(opts: {
       }
     }
   };
-  return { call, markJoined: () => { joinedOnce = true; } };
+  return {
+    call,
+    markJoined: () => { joinedOnce = true; },
+    checkAfterReconnect: (run, exempt) => { reconnectCheck = { run, exempt: new Set(exempt) }; },
+  };
 }

@@ -23,7 +23,7 @@ import { answerProbe } from './phases/probe.ts';
 import { resumeState } from './phases/resume.ts';
 import { trainLocal } from './phases/train.ts';
 import { countLocal } from './phases/count.ts';
-import { openMemberWitness } from './phases/witness-sync.ts';
+import { openMemberWitness, syncLedger } from './phases/witness-sync.ts';
 
 type OpenTask = Extract<TaskResponse, { status: 'open' }>;
 
@@ -69,6 +69,8 @@ async function setUp(deps: RunDeps, res: Resources): Promise<NodeContext> {
     consortium: init.consortium, join, schema, data, units, unitCount, strategy, model, scheme, witness, privacy,
     resumedPending: resumed.pending, state: resumed.state, global: resumed.global,
   };
+  // After the aggregator was unreachable (a restart), re-verify its log before the next request to it.
+  link.checkAfterReconnect(() => syncLedger(ctx), [Protocols.ledger, Protocols.cosign]);
   await ensureCountEstimate(ctx); // before the first round: calibration leaves room for it
   return ctx;
 }
