@@ -45,6 +45,9 @@ export interface GenerateOptions {
   seed: number;
   /** Categorical output: 'sample' (one-hot of a sampled category, default) or 'probs'. */
   categorical?: 'sample' | 'probs';
+  /** Numeric output: 'sample' (a draw from the Gaussian likelihood the model was trained with, mean + σ·N(0, 1),
+   *  clamped to the declared bounds; default) or 'mean' (the decoder mean: every column comes out too narrow). */
+  numeric?: 'sample' | 'mean';
 }
 
 export interface TwinVae {
@@ -364,6 +367,9 @@ function generateRows(core: VaeCore, n: number, opts: GenerateOptions, segments:
   const W = core.width, Z = core.latentDim;
   const x = new Float32Array(n * W);
   const mode = opts.categorical ?? 'sample';
+  // The likelihood's σ (loss (x̂ − x)²/2σ²), on the [0, 1] scale of the declared bounds.
+  const numericSigma = (opts.numeric ?? 'sample') === 'sample' ? Math.sqrt(0.5 / core.invTwoSigma2) : 0;
+  const numericOffsets = segments.filter((s) => s.kind === 'numeric').map((s) => s.offset);
   for (let start = 0; start < n; start += GEN_CHUNK) {
     const m = Math.min(GEN_CHUNK, n - start);
     const z = new Float32Array(m * Z);
@@ -374,6 +380,12 @@ function generateRows(core: VaeCore, n: number, opts: GenerateOptions, segments:
     const vals = out.dataSync() as Float32Array;
     out.dispose();
     x.set(vals, start * W);
+    if (numericSigma > 0) {
+      for (let i = 0; i < m; i++) {
+        const base = (start + i) * W;
+        for (const o of numericOffsets) x[base + o] = Math.min(1, Math.max(0, x[base + o] + numericSigma * rng.normal()));
+      }
+    }
     if (mode === 'sample') {
       for (const s of segments) {
         if (s.kind !== 'categorical') continue;

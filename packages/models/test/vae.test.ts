@@ -142,6 +142,22 @@ describe('twin VAE', () => {
       expect(f1[1] - f1[0]).toBeGreaterThan(0.2); // true gap 0.4
       expect(catC[1] - catC[0]).toBeGreaterThan(0.3); // true gap 0.7
 
+      // Numeric columns are drawn from the Gaussian likelihood (σ = 0.05 by default), not set to the decoder mean:
+      // with the same latent draws, each value moves from the mean by about σ (a mean-only release is too narrow).
+      const means = m.generate(600, { classCounts: [300, 300], seed: 2, numeric: 'mean', categorical: 'probs' });
+      const draws = m.generate(600, { classCounts: [300, 300], seed: 2, categorical: 'probs' });
+      let sq = 0, interior = 0;
+      for (let i = 0; i < 600; i++) {
+        for (let j = 0; j < 4; j++) {
+          const mean = means.x[i * WIDTH + j]!, v = draws.x[i * WIDTH + j]!;
+          expect(v >= 0 && v <= 1).toBe(true);
+          if (mean > 0.2 && mean < 0.8) { sq += (v - mean) ** 2; interior++; } // away from the clamps
+        }
+      }
+      expect(interior).toBeGreaterThan(200);
+      expect(Math.sqrt(sq / interior)).toBeGreaterThan(0.04);
+      expect(Math.sqrt(sq / interior)).toBeLessThan(0.06);
+
       const probs = m.generate(20, { classProbs: [0, 1], seed: 3, categorical: 'probs' });
       expect(probs.cond.every((c) => c === 1)).toBe(true);
       const s = probs.x[4] + probs.x[5] + probs.x[6];
