@@ -14,7 +14,7 @@ import {
   commitB, generateX25519, lp, open, pairwiseSeed, seal, selfMaskSeed, shareAad, shareKey, sharedSecret,
   verifyIdentitySignature, x25519PublicOf, type IdentitySigner, type X25519KeyPair,
 } from './keys.ts';
-import { addMask } from './prg.ts';
+import { sumStreams, type MaskTerm } from './prg.ts';
 import { bytesToField, combine, fieldToBytes, shareFromBytes, shareToBytes, split, SHARE_BYTES } from './shamir.ts';
 
 /** Bits of the masking ring Z_{2^k}: k = 32, so values travel as 4 bytes (1.0× float32). */
@@ -239,20 +239,17 @@ export function maskInput(state: MemberState, inbox: readonly EncryptedShare[], 
     held.set(sh.from, { b: shareFromBytes(body.subarray(0, SHARE_BYTES)), s: shareFromBytes(body.subarray(SHARE_BYTES)) });
   }
   requireAtLeast(cfg, held.size, 'members of this neighbourhood shared keys');
-  const y = new Uint32Array(cfg.length);
-  let outside = 0;
-  const bound = cfg.valueBound;
-  for (let i = 0; i < y.length; i++) {
-    const v = values[i];
-    outside += v > bound || v < -bound ? 1 : 0;
-    y[i] = v; // two's complement: v mod 2^32
-  }
-  if (outside) throw secaggError('SECAGG_VALUE_OUT_OF_RANGE', `${outside} values exceed ±${bound}`, 'clip before quantizing, and include noise in valueBound', { outside });
-  addMask(y, selfMaskSeed(state.b, cfg.consortium, cfg.round, state.me), 1);
+  // y = x + PRG(b) + Σ_j ±PRG(s_ij), one chunked pass over x (prg.ts); the range check rides along and
+  // throws before anything leaves this function.
+  const masks: MaskTerm[] = [{ seed: selfMaskSeed(state.b, cfg.consortium, cfg.round, state.me), sign: 1 }];
   for (const j of held.keys()) {
     if (j === state.me) continue;
-    addMask(y, pairSeed(cfg, state.me, state.s.secret, state.s.public, ads.get(j)!), maskSign(state.me, j));
+    masks.push({ seed: pairSeed(cfg, state.me, state.s.secret, state.s.public, ads.get(j)!), sign: maskSign(state.me, j) });
   }
+  const y = new Uint32Array(cfg.length);
+  const bound = cfg.valueBound;
+  const outside = sumStreams(y, values, [], masks, bound);
+  if (outside) throw secaggError('SECAGG_VALUE_OUT_OF_RANGE', `${outside} values exceed ±${bound}`, 'clip before quantizing, and include noise in valueBound', { outside });
   return { state: { ...state, phase: 'sent', held }, masked: { member: state.me, values: y } };
 }
 
@@ -388,12 +385,11 @@ export function unmask(round: AggregatorRound, req: RecoveryRequest, masked: rea
   const cfg = round.config;
   const want = Buffer.from(requestDigest(req));
   const inputs = new Map(masked.map((m) => [m.member, m]));
-  const sum = new Uint32Array(cfg.length);
+  const ys: Uint32Array[] = [];
   for (const m of req.survivors) {
     const y = inputs.get(m);
     if (!y || y.values.length !== cfg.length) throw secaggError('SECAGG_BAD_MESSAGE', `no masked input of ${m} of the round's length`, 'survivors are the members whose inputs arrived');
-    const v = y.values;
-    for (let i = 0; i < v.length; i++) sum[i] += v[i];
+    ys.push(y.values);
   }
   const bReveals = new Map<string, { holder: string; y: Uint8Array }[]>();
   const sReveals = new Map<string, { holder: string; y: Uint8Array }[]>();
@@ -402,12 +398,14 @@ export function unmask(round: AggregatorRound, req: RecoveryRequest, masked: rea
     for (const s of r.bShares) (bReveals.get(s.owner) ?? bReveals.set(s.owner, []).get(s.owner)!).push({ holder: r.member, y: s.y });
     for (const s of r.sShares) (sReveals.get(s.owner) ?? sReveals.set(s.owner, []).get(s.owner)!).push({ holder: r.member, y: s.y });
   }
+  // Every secret is reconstructed and checked before the one pass over the vectors.
+  const masks: MaskTerm[] = [];
   for (const m of req.survivors) {
     const b = fieldToBytes(reconstruct(round, m, bReveals.get(m) ?? [], 'b'), 32);
     if (!Buffer.from(commitB(b, cfg.consortium, cfg.round, m)).equals(round.commits.get(m)!)) {
       throw secaggError('SECAGG_RECONSTRUCTION_FAILED', `b of ${m} does not match its commitment`, 'a revealed share was wrong; exclude its holder and retry with others');
     }
-    addMask(sum, selfMaskSeed(b, cfg.consortium, cfg.round, m), -1);
+    masks.push({ seed: selfMaskSeed(b, cfg.consortium, cfg.round, m), sign: -1 });
   }
   const surv = new Set(req.survivors);
   for (const d of req.dropped) {
@@ -419,8 +417,11 @@ export function unmask(round: AggregatorRound, req: RecoveryRequest, masked: rea
     for (const j of round.graph.neighbours(d)) {
       if (!surv.has(j)) continue;
       // j added maskSign(j, d)·PRG(s_jd); take it back out.
-      addMask(sum, pairSeed(cfg, d, sk, ad.sPub, round.ads.get(j)!), maskSign(j, d) === 1 ? -1 : 1);
+      masks.push({ seed: pairSeed(cfg, d, sk, ad.sPub, round.ads.get(j)!), sign: maskSign(j, d) === 1 ? -1 : 1 });
     }
   }
+  // Σ y − Σ PRG(b) ∓ pair masks, one chunked pass (prg.ts)
+  const sum = new Uint32Array(cfg.length);
+  sumStreams(sum, undefined, ys, masks);
   return new Int32Array(sum.buffer, sum.byteOffset, sum.length);
 }
