@@ -4,6 +4,12 @@
 //
 // CPU is process CPU time (process.cpuUsage, all threads, so the BFV pool's worker counts), measured around
 // each party's own work; all members run in this one process, one after the other.
+//
+// On a shared machine the CPU time of the same work drifts by several × within a minute (other sessions'
+// tests), so the aggregator comparison is paired: every secagg round (`--repeat` fresh rounds per row, new
+// keys each) is followed by a fresh measurement of the BFV aggregator for the same number of updates, and a
+// row reports the medians of both and their ratio. The load average is printed (and in --json) at start and end.
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { createEntrySigner } from '@fedtwin/ledger';
@@ -17,11 +23,13 @@ const { values: args } = parseArgs({ options: {
   values: { type: 'string', default: '1100000' },
   nodes: { type: 'string', default: '10,20,50' },
   drop: { type: 'string', default: '0.1' },
+  repeat: { type: 'string', default: '1' },
   json: { type: 'boolean', default: false },
 } });
 const L = Number(args.values);
 const NODES = args.nodes!.split(',').map(Number);
 const DROP = Number(args.drop);
+const REPEAT = Math.max(1, Math.floor(Number(args.repeat)));
 const QMAX = 32767;
 
 const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
@@ -46,25 +54,28 @@ const updates = [1, 2, 3].map((s) => makeUpdate(L, s));
 // ---------------------------------------------------------------------------------------------
 // Baseline: today's single-key BFV, one HE worker thread (so CPU ≈ the work, not the oversubscription).
 
-async function bfv(): Promise<{ bytesPerValue: number; encryptMs: number; decryptMs: number; addMs: number; resultMs: number; downBytesPerValue: number }> {
+interface BfvFigures { bytesPerValue: number; encryptMs: number; decryptMs: number; addMs: number; resultMs: number; downBytesPerValue: number }
+
+/** The BFV figures, and `aggregator(k)`: a fresh measurement of the aggregator's CPU for k updates (median add × k + median sum). */
+async function bfv(): Promise<{ figures: BfvFigures; aggregator: (updatesInSum: number) => { addMs: number; resultMs: number; ms: number }; close: () => Promise<void> }> {
   const pool = await createHePool({ threads: 1, params: { maxParticipants: 1024, clip: 1 } });
-  try {
-    const key = generateKeys(pool.ctx);
-    const tag = new Uint8Array(32).fill(7);
-    await pool.encrypt(key, updates[0].subarray(0, 8192), { member: 'warm-up', tag: new Uint8Array(32).fill(8) });
-    const enc: number[] = [];
-    const ups: Uint8Array[] = [];
-    const members = ['m0', 'm1', 'm2'];
-    for (let u = 0; u < 3; u++) {
-      const c = cpuMs();
-      ups.push((await pool.encrypt(key, updates[u], { member: members[u], tag })).update);
-      enc.push(cpuMs() - c);
-    }
-    const bytes = ups[0].length;
-    // The adds are short (≈ 5 ms) on a shared machine: 7 sums of the 3 updates, the first (JIT warm-up) left out.
+  const key = generateKeys(pool.ctx);
+  const tag = new Uint8Array(32).fill(7);
+  await pool.encrypt(key, updates[0].subarray(0, 8192), { member: 'warm-up', tag: new Uint8Array(32).fill(8) });
+  const enc: number[] = [];
+  const ups: Uint8Array[] = [];
+  const members = ['m0', 'm1', 'm2'];
+  for (let u = 0; u < 3; u++) {
+    const c = cpuMs();
+    ups.push((await pool.encrypt(key, updates[u], { member: members[u], tag })).update);
+    enc.push(cpuMs() - c);
+  }
+  const bytes = ups[0].length;
+  // The adds are short (≈ 3 ms) on a shared machine: `sums` sums of the 3 updates, the first (JIT warm-up) left out.
+  let sum: Uint8Array = new Uint8Array(0);
+  const measure = (sums: number): { addMs: number; resultMs: number } => {
     const add: number[] = [], res: number[] = [];
-    let sum: Uint8Array = new Uint8Array(0);
-    for (let r = 0; r < 7; r++) {
+    for (let r = 0; r < sums; r++) {
       const acc = new Accumulator(pool.ctx);
       for (const up of ups) { const c = cpuMs(); acc.add(up); if (r > 0) add.push(cpuMs() - c); }
       const c = cpuMs();
@@ -72,14 +83,17 @@ async function bfv(): Promise<{ bytesPerValue: number; encryptMs: number; decryp
       if (r > 0) res.push(cpuMs() - c);
       acc.dispose();
     }
-    const resultMs = median(res);
-    let c = 0;
-    const dec: number[] = [];
-    for (let r = 0; r < 3; r++) { c = cpuMs(); await pool.decrypt(key, sum, members, L); dec.push(cpuMs() - c); }
-    return { bytesPerValue: bytes / L, encryptMs: median(enc), decryptMs: median(dec), addMs: median(add), resultMs, downBytesPerValue: sum.length / L };
-  } finally {
-    await pool.close();
-  }
+    return { addMs: median(add), resultMs: median(res) };
+  };
+  const first = measure(7);
+  let c = 0;
+  const dec: number[] = [];
+  for (let r = 0; r < 3; r++) { c = cpuMs(); await pool.decrypt(key, sum, members, L); dec.push(cpuMs() - c); }
+  return {
+    figures: { bytesPerValue: bytes / L, encryptMs: median(enc), decryptMs: median(dec), addMs: first.addMs, resultMs: first.resultMs, downBytesPerValue: sum.length / L },
+    aggregator: (k) => { const m = measure(4); return { ...m, ms: k * m.addMs + m.resultMs }; },
+    close: () => pool.close(),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -156,31 +170,50 @@ async function secaggRound(ids: IdentitySigner[], degree: number | undefined): P
   };
 }
 
-warmUp(); // as a daemon would at start: the mask loops are JIT-compiled before the first round
-const base = await bfv();
+warmUp(); // as a daemon would at start: the mask kernels are compiled before the first round
+const load0 = loadavg();
+const baseline = await bfv();
+const base = baseline.figures;
 const bfvMember = base.encryptMs + base.decryptMs;
 const out: unknown[] = [];
 const log = (s: string) => { if (!args.json) console.log(s); };
+const fmtLoad = (l: number[]): string => l.map((x) => x.toFixed(2)).join(', ');
+log(`load average at start: ${fmtLoad(load0)}`);
 log(`values ${L}; BFV (single key, 1 HE thread): up ${base.bytesPerValue.toFixed(3)} B/value (${(base.bytesPerValue / 4).toFixed(3)}× float32), `
   + `member CPU ${r1(bfvMember)} ms (encrypt ${r1(base.encryptMs)} + decrypt ${r1(base.decryptMs)}), aggregator CPU ${r1(base.addMs)} ms per update + ${r1(base.resultMs)} ms per sum`);
-log(`SecAgg: k = 32-bit ring, 16-bit values, t ≈ 3/4 of a sharing neighbourhood, ${Math.round(DROP * 100)}% of the members drop after sharing`);
+log(`SecAgg: k = 32-bit ring, 16-bit values, t ≈ 3/4 of a sharing neighbourhood, ${Math.round(DROP * 100)}% of the members drop after sharing; `
+  + `${REPEAT} round(s) per row, each followed by a fresh BFV aggregator measurement (medians)`);
 log('| n | graph | t | dropped | bytes up / value (× float32) | vs BFV | member CPU ms (mask part) | vs BFV | aggregator CPU ms | BFV aggregator ms | vs BFV | sum ok |');
 log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 const allIds: IdentitySigner[] = [];
-for (const n of NODES) {
-  while (allIds.length < n) allIds.push(createEntrySigner(await generateKeyPair('Ed25519'), 'fedtwin/bench'));
-  const ids = allIds.slice(0, n);
-  const variants = n <= 10 ? [undefined] : [undefined, defaultDegree(n)];
-  for (const degree of variants) {
-    const f = await secaggRound(ids, degree);
-    const bfvAgg = (n - f.dropped) * base.addMs + base.resultMs;
-    const row = {
-      ...f, bytesUpPerValue: r3(f.bytesUpPerValue), ratioToFloat32: r3(f.bytesUpPerValue / 4), bytesVsBfv: r3(f.bytesUpPerValue / base.bytesPerValue),
-      memberMs: r1(f.memberMs), memberMaskMs: r1(f.memberMaskMs), memberVsBfv: r3(f.memberMs / bfvMember),
-      aggregatorMs: r1(f.aggregatorMs), bfvAggregatorMs: r1(bfvAgg), aggregatorVsBfv: r3(f.aggregatorMs / bfvAgg),
-    };
-    out.push(row);
-    log(`| ${n} | ${row.graph} | ${row.threshold} | ${row.dropped} | ${row.bytesUpPerValue} (${row.ratioToFloat32}×) | ${row.bytesVsBfv}× | ${row.memberMs} (${row.memberMaskMs}) | ${row.memberVsBfv}× | ${row.aggregatorMs} | ${row.bfvAggregatorMs} | ${row.aggregatorVsBfv}× | ${row.exact ? 'yes' : 'NO'} |`);
+try {
+  for (const n of NODES) {
+    while (allIds.length < n) allIds.push(createEntrySigner(await generateKeyPair('Ed25519'), 'fedtwin/bench'));
+    const ids = allIds.slice(0, n);
+    const variants = n <= 10 ? [undefined] : [undefined, defaultDegree(n)];
+    for (const degree of variants) {
+      const runs: SecaggFigures[] = [], bfvAggRuns: number[] = [];
+      for (let r = 0; r < REPEAT; r++) {
+        const f = await secaggRound(ids, degree);
+        runs.push(f);
+        bfvAggRuns.push(baseline.aggregator(n - f.dropped).ms);
+      }
+      const f = runs[0];
+      const aggMs = median(runs.map((x) => x.aggregatorMs)), bfvAgg = median(bfvAggRuns);
+      const memberMs = median(runs.map((x) => x.memberMs)), memberMaskMs = median(runs.map((x) => x.memberMaskMs));
+      const row = {
+        ...f, exact: runs.every((x) => x.exact), bytesUpPerValue: r3(f.bytesUpPerValue), ratioToFloat32: r3(f.bytesUpPerValue / 4), bytesVsBfv: r3(f.bytesUpPerValue / base.bytesPerValue),
+        memberMs: r1(memberMs), memberMaskMs: r1(memberMaskMs), memberVsBfv: r3(memberMs / bfvMember),
+        aggregatorMs: r1(aggMs), bfvAggregatorMs: r1(bfvAgg), aggregatorVsBfv: r3(aggMs / bfvAgg),
+        repeats: REPEAT, aggregatorMsRuns: runs.map((x) => r1(x.aggregatorMs)), bfvAggregatorMsRuns: bfvAggRuns.map(r1),
+      };
+      out.push(row);
+      log(`| ${n} | ${row.graph} | ${row.threshold} | ${row.dropped} | ${row.bytesUpPerValue} (${row.ratioToFloat32}×) | ${row.bytesVsBfv}× | ${row.memberMs} (${row.memberMaskMs}) | ${row.memberVsBfv}× | ${row.aggregatorMs} | ${row.bfvAggregatorMs} | ${row.aggregatorVsBfv}× | ${row.exact ? 'yes' : 'NO'} |`);
+    }
   }
+} finally {
+  await baseline.close();
 }
-if (args.json) console.log(JSON.stringify({ values: L, drop: DROP, bfv: { ...base, memberMs: bfvMember }, secagg: out }, null, 2));
+const load1 = loadavg();
+log(`load average at end: ${fmtLoad(load1)}`);
+if (args.json) console.log(JSON.stringify({ values: L, drop: DROP, repeat: REPEAT, loadavg: { start: load0.map(r3), end: load1.map(r3) }, bfv: { ...base, memberMs: bfvMember }, secagg: out }, null, 2));
