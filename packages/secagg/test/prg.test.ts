@@ -45,6 +45,19 @@ describe('mask pass (chunked AES-CTR keystreams, SIMD adds)', () => {
     }
   });
 
+  it('the result does not depend on the chunk size (4 words up to more than the vector)', () => {
+    const n = 1001;
+    const masks: MaskTerm[] = [{ seed: randomBytes(32), sign: -1 }, { seed: randomBytes(32), sign: 1 }];
+    const start = Int32Array.from({ length: n }, (_, i) => (i % 3 ? 1 : -1) * i * 40);
+    const adds = [words(n, (i) => i * 2654435761)];
+    const want = reference(n, new Uint32Array(start.buffer), adds, masks);
+    for (const chunk of [4, 8, 12, 64, 1000, 1004, 4096]) {
+      const out = new Uint32Array(n);
+      expect(sumStreams(out, start, adds, masks, 32767, chunk)).toBe(start.filter((v) => v > 32767 || v < -32767).length);
+      expect(out).toEqual(want);
+    }
+  });
+
   it('wraps mod 2^32 in both directions', () => {
     const n = 37;
     const big = words(n, () => 0xfffffffe), one = words(n, () => 1);
