@@ -114,6 +114,8 @@ async function bfv(): Promise<{ figures: BfvFigures; aggregator: (updatesInSum: 
 interface SecaggFigures {
   n: number; graph: string; degree: number; threshold: number; dropped: number;
   bytesUpPerValue: number; memberMs: number; memberMaskMs: number; aggregatorMs: number; exact: boolean;
+  /** AES mask streams the aggregator expanded: one self-mask per survivor + one per (dropped, surviving neighbour) pair */
+  aggregatorStreams: number;
 }
 
 function adBytes(a: KeyAdvertisement): number { return a.member.length + 8 + 32 + 32 + 64; }
@@ -172,6 +174,8 @@ async function secaggRound(ids: IdentitySigner[], degree: number | undefined): P
   let exact = true;
   for (let i = 0; i < L; i++) if (sum[i] !== plain[i]) { exact = false; break; }
   const senders = [...states.keys()].filter((p) => !dropped.has(p));
+  const surv = new Set(request.survivors);
+  const aggregatorStreams = request.survivors.length + request.dropped.reduce((k, d) => k + round.graph.neighbours(d).filter((j) => surv.has(j)).length, 0);
   return {
     n, graph: m === n ? 'full' : `sparse k=${degree}`, degree: m - 1, threshold, dropped: dropped.size,
     bytesUpPerValue: median(senders.map((p) => up.get(p)!)) / L,
@@ -179,6 +183,7 @@ async function secaggRound(ids: IdentitySigner[], degree: number | undefined): P
     memberMaskMs: median(maskMs),
     aggregatorMs: aggCpu,
     exact,
+    aggregatorStreams,
   };
 }
 
@@ -226,6 +231,19 @@ try {
   }
 } finally {
   await baseline.close();
+}
+// How the cost grows with n, per graph: each row against the smallest n of the run (from the rows above).
+type Row = { n: number; graph: string; aggregatorMs: number; bfvAggregatorMs: number; memberMs: number; aggregatorStreams: number };
+const rows = out as Row[];
+if (rows.length > 1) {
+  log('');
+  log(`Growth with n (× the n = ${rows[0].n} row of the run; the sparse rows against the full graph at n = ${rows[0].n}):`);
+  log('| n | graph | aggregator streams | aggregator CPU ms | × | BFV aggregator ms | × | member CPU ms | × |');
+  log('|---|---|---|---|---|---|---|---|---|');
+  const first = rows[0];
+  for (const r of rows) {
+    log(`| ${r.n} | ${r.graph} | ${r.aggregatorStreams} | ${r.aggregatorMs} | ${r3(r.aggregatorMs / first.aggregatorMs)}× | ${r.bfvAggregatorMs} | ${r3(r.bfvAggregatorMs / first.bfvAggregatorMs)}× | ${r.memberMs} | ${r3(r.memberMs / first.memberMs)}× |`);
+  }
 }
 const load1 = loadavg();
 log(`load average at end: ${fmtLoad(load1)}`);
