@@ -25,6 +25,10 @@ cases = [
     dict(l2=100.0, l1=1000.0, v=40000.0, T=10, delta=1e-5),
     dict(l2=10.0, l1=100.0, v=100.0, T=1, delta=1e-6),
     dict(l2=5000.0, l1=5000.0*300, v=(3*5000.0)**2, T=200, delta=1e-5),
+    # the VAE's site-level Skellam step of `fedtwin sim --generator vae --dp site --nodes 2 --rounds 2` (ε = 8 over
+    # calibrationRounds(2) = 3 rounds; 2 rounds spent, and the 3 planned)
+    dict(l2=724.8543925744929, l1=29479.39237465257, v=2*320887.525390625, T=2, delta=1e-5),
+    dict(l2=724.8543925744929, l1=29479.39237465257, v=2*320887.525390625, T=3, delta=1e-5),
 ]
 for c in cases:
     r = [rdp_bound(a, c['l2'], c['l1'], c['v'])*c['T'] for a in ORDERS]

@@ -13,6 +13,9 @@ const REFERENCE_EPSILON = [
   { l2: 100.0, l1: 1000.0, v: 40000.0, T: 10, delta: 1e-5, epsilon: 8.087980378831665, order: 4 },
   { l2: 10.0, l1: 100.0, v: 100.0, T: 1, delta: 1e-6, epsilon: 5.264928660953289, order: 6 },
   { l2: 5000.0, l1: 1500000.0, v: 225000000.0, T: 200, delta: 1e-5, epsilon: 32.34885340903552, order: 2 },
+  // the VAE's site-level step in `fedtwin sim --generator vae --dp site --nodes 2 --rounds 2` (2 rounds; the 3 planned)
+  { l2: 724.8543925744929, l1: 29479.39237465257, v: 641775.05078125, T: 2, delta: 1e-5, epsilon: 6.3461770785177745, order: 5 },
+  { l2: 724.8543925744929, l1: 29479.39237465257, v: 641775.05078125, T: 3, delta: 1e-5, epsilon: 7.999999991936029, order: 4 },
 ];
 const REFERENCE_DIVERGENCE = [
   { v: 20, shift: 1, alpha: 2, exact: 0.0499527981982203, bound: 0.055625 },

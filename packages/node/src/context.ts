@@ -1,6 +1,6 @@
 // What every phase of a member's run works with: set up once by the join, key, witness and resume
 // phases, then shared by the round loop. `state` and `global` change as rounds are applied and contributed.
-import type { PrivacyBudget } from '@fedtwin/dp';
+import type { PrivacyBudget, SkellamSite } from '@fedtwin/dp';
 import type { EncodedTable, TableSchema } from '@fedtwin/models';
 import { f32ToBytes, type JoinResponse } from '@fedtwin/protocol';
 import type { Strategy } from '@fedtwin/strategy';
@@ -21,6 +21,8 @@ export interface Privacy {
   budgetDelta: number;
   /** Fills `out` with N(0, std²) noise (OS CSPRNG; seeded only in simulations). */
   normal(out: Float32Array, std: number): void;
+  /** Site-level DP of the VAE (site, both): the integer Skellam mechanism its updates carry (site-noise.ts). */
+  siteSkellam?: SkellamSite | undefined;
 }
 
 export interface NodeContext {

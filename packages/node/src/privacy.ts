@@ -112,7 +112,7 @@ export function calibrateRecordNoise(policy: PrivacyPolicy, round: { sampleRate:
  * who was summed is published, so there is no sampling to amplify by (the policy's `sampleRate` field is
  * protocol baggage, always 1, and ignored).
  */
-export function planRound(policy: PrivacyPolicy, rows: number, training: Pick<TrainingConfig, 'batchSize' | 'epochs'>, recordNoise?: number, unitCount?: number): RoundPlan {
+export function planRound(policy: PrivacyPolicy, rows: number, training: Pick<TrainingConfig, 'batchSize' | 'epochs'>, recordNoise?: number, unitCount?: number, siteStep?: SampledGaussian): RoundPlan {
   const plan: RoundPlan = {};
   if (hasRecord(policy.mode)) {
     const r = policy.record;
@@ -121,15 +121,28 @@ export function planRound(policy: PrivacyPolicy, rows: number, training: Pick<Tr
     if (noiseMultiplier === undefined) throw new FedtwinError('NODE_PRIVACY_MISMATCH', 'record-level DP with a target ε needs the calibrated noise multiplier (recordNoiseMultiplier)');
     plan.record = { ...recordRound(rows, training, unitCount), noiseMultiplier, clip: r.clip };
   }
-  if (hasSite(policy.mode)) plan.site = sitePlan(policy);
+  if (hasSite(policy.mode)) plan.site = sitePlan(policy, siteStep);
   return plan;
 }
 
-/** The site-level mechanism of one round: the manifest's z and clip, q = 1 (this member's own derivation). */
-function sitePlan(policy: PrivacyPolicy): NonNullable<RoundPlan['site']> {
+/**
+ * The site-level mechanism of one round: the manifest's clip, q = 1 (this member's own derivation), and either the
+ * integer Skellam step the member's shares actually implement (`siteStep`, site-noise.ts: what a running member
+ * always passes) or, without one, the Gaussian of the policy's z (library callers and tests of the q = 1 rule).
+ */
+function sitePlan(policy: PrivacyPolicy, siteStep?: SampledGaussian): NonNullable<RoundPlan['site']> {
   const s = policy.site;
   if (!s) throw new FedtwinError('CONFIG_INVALID', 'privacy.site is required for site-level DP', { hint: 'set privacy.site in the consortium manifest' });
+  if (siteStep) {
+    if (siteStep.sampleRate !== SITE_SAMPLE_RATE || siteStep.steps !== 1) throw new FedtwinError('NODE_PRIVACY_MISMATCH', `a site-level round is one step at q = ${SITE_SAMPLE_RATE}, got q = ${siteStep.sampleRate}, ${siteStep.steps} steps`);
+    return { ...siteStep, clip: s.clip, minParticipants: s.minParticipants };
+  }
   return { sampleRate: SITE_SAMPLE_RATE, noiseMultiplier: s.noiseMultiplier, steps: 1, clip: s.clip, minParticipants: s.minParticipants };
+}
+
+/** A site plan's mechanism without its clip and minParticipants (what the accountant composes). */
+function siteMechanismOf(p: NonNullable<RoundPlan['site']>): SampledGaussian {
+  return { sampleRate: p.sampleRate, noiseMultiplier: p.noiseMultiplier, steps: 1, ...(p.skellam ? { skellam: p.skellam } : {}) };
 }
 
 /**
@@ -246,7 +259,7 @@ const REPLAY_TOLERANCE = 1e-9;
  * (none name Ñ) replay at the current N (U): a CSV changed since, with only one entry after a z change to go by,
  * is taken at its current N (U).
  */
-export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { policy: PrivacyPolicy; rows: number; unitCount?: number; training: Pick<TrainingConfig, 'batchSize' | 'epochs'>; totalRounds: number; own: SiteBudget; scheduled?: readonly SampledGaussian[] | undefined }): RebuiltSpending {
+export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { policy: PrivacyPolicy; rows: number; unitCount?: number; training: Pick<TrainingConfig, 'batchSize' | 'epochs'>; totalRounds: number; own: SiteBudget; scheduled?: readonly SampledGaussian[] | undefined; siteStep?: SampledGaussian | undefined }): RebuiltSpending {
   const { policy } = input;
   const sorted = [...entries].sort((a, b) => a.index - b.index);
   const budgets = openBudgets(undefined, policy, input.own);
@@ -254,7 +267,7 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
   let shape = recordRound(input.rows, input.training, input.unitCount);
   let calibrated = budgets.record ? recordNoiseMultiplier(policy, shape, input.totalRounds, budgets.record) : undefined;
   let count: PrivacyState['count'];
-  const siteStep = hasSite(policy.mode) ? sitePlan(policy) : undefined;
+  const siteStep = hasSite(policy.mode) ? sitePlan(policy, input.siteStep) : undefined;
   const acc = { record: new RdpAccountant(), site: new RdpAccountant() };
   let lastZ: number | undefined;
   let unconfirmed: { round: number } | undefined;
@@ -301,8 +314,8 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
         if (!found) throw unrecoverable(`round ${e.round} signed ε = ${signed}, which none of the marginals schedule's mechanisms (q = 1, z = ${input.scheduled.map((m) => m.noiseMultiplier.toPrecision(4)).join(' / ')}) reproduces`);
         mech = found;
       } else if (main === 'site') {
-        mech = { sampleRate: siteStep!.sampleRate, noiseMultiplier: siteStep!.noiseMultiplier, steps: 1 };
-        if (!matches(after(acc.site, mech))) throw unrecoverable(`round ${e.round} signed ε = ${signed}, the manifest's site-level mechanism (q = 1, z = ${siteStep!.noiseMultiplier}) replays to ${after(acc.site, mech)}`);
+        mech = siteMechanismOf(siteStep!);
+        if (!matches(after(acc.site, mech))) throw unrecoverable(`round ${e.round} signed ε = ${signed}, the manifest's site-level mechanism (q = 1, z = ${siteStep!.noiseMultiplier}${mech.skellam ? `, Skellam μ = ${mech.skellam.mu}` : ''}) replays to ${after(acc.site, mech)}`);
       } else {
         const replay = (z: number) => after(acc.record, { ...shape, noiseMultiplier: z });
         // What a member under this config would have used: the same z as its previous round, the policy's, the
@@ -333,7 +346,7 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
       }
       ledgerEpsilon = signed;
       for (const mode of ['record', 'site'] as const) {
-        const m = mode === 'record' ? (main === 'record' ? mech : undefined) : siteStep ? { sampleRate: siteStep.sampleRate, noiseMultiplier: siteStep.noiseMultiplier, steps: 1 } : undefined;
+        const m = mode === 'record' ? (main === 'record' ? mech : undefined) : siteStep ? siteMechanismOf(siteStep) : undefined;
         const b = budgets[mode];
         if (!m || !b) continue;
         const before = acc[mode].getEpsilon(b.delta).epsilon;

@@ -15,6 +15,7 @@ import type { Witness } from './witness.ts';
 import { AggregateUnusable, catchUp, requireHeldBase, requireHeldVersion } from './phases/apply.ts';
 import { ensureCountEstimate, openPrivacy, planOrRefuse, recordSpend, type Affordability } from './phases/budget.ts';
 import { deliver, persistPending, resendPending } from './phases/deliver.ts';
+import { siteSkellamOf, siteSkellamStep } from './site-noise.ts';
 import { prepareUpdateMasks, roundRefOf, sealUpdate, sitOutIfAlreadyEncrypted, strategyUpdate } from './phases/encode.ts';
 import { modelPathFor, runResult, saveReleasedModel, writeResult, writeSynthetic } from './phases/finish.ts';
 import { buildMemberModel, checkModelSize, checkOwnAgreement, joinConsortium, loadData, readRecords } from './phases/join.ts';
@@ -62,8 +63,11 @@ async function setUp(deps: RunDeps, res: Resources): Promise<NodeContext> {
   const scheme = res.scheme = await openScheme(init, join, link.call, deps.giveUpMs);
   const witness = res.witness = await openMemberWitness(init, join);
   const scheduled = model.kind === 'marginals' ? model.marginals.schedule.plan.mechanisms : undefined;
-  const resumed = await resumeState(init, deps.store, join, model.weights, { witness, call: link.call, rows: data.rows, unitCount, scheduled });
-  const privacy = openPrivacy(init, join, resumed.state);
+  // The VAE's site-level DP: the integer Skellam mechanism (same on every member), before the rebuild replays it.
+  const siteSkellam = await siteSkellamOf(init.consortium.manifest, join);
+  const siteStep = siteSkellam ? siteSkellamStep(siteSkellam) : undefined;
+  const resumed = await resumeState(init, deps.store, join, model.weights, { witness, call: link.call, rows: data.rows, unitCount, scheduled, siteStep });
+  const privacy = openPrivacy(init, join, resumed.state, siteSkellam);
   const ctx: NodeContext = {
     init, host: init.host, log: init.logger, store: deps.store, call: link.call, signal: deps.signal, stopped: deps.stopped,
     consortium: init.consortium, join, schema, data, units, unitCount, strategy, model, scheme, witness, privacy,
@@ -139,7 +143,7 @@ async function contribute(ctx: NodeContext, task: OpenTask, { plan, check }: { p
   const counts = ctx.model.kind === 'marginals';
   const trained = counts ? await countLocal(ctx, task, plan) : await trainLocal(ctx, task, plan);
   // Counts under BFV go as integers (exact sum of counts + Skellam shares); in plaintext as float32 (exact below 2^24).
-  const update = counts ? { values: ctx.scheme.encoding === 'bfv' && trained.quanta ? trained.quanta : trained.delta, weight: 1 } : strategyUpdate(ctx, trained.delta, plan);
+  const update = counts ? { values: ctx.scheme.encoding === 'bfv' && trained.quanta ? trained.quanta : trained.delta, weight: 1 } : strategyUpdate(ctx, trained.delta, plan, task.round);
   recordSpend(ctx.privacy, plan);
   const tEncode = performance.now();
   const cEncode = process.cpuUsage();

@@ -6,7 +6,8 @@ import { AggregateResponse, Protocols, f32ToBytes, nextModelVersion, type TaskRe
 import { versionHash } from '@fedtwin/strategy';
 import type { NodeContext } from '../context.ts';
 import { cpuMsBetween } from '../util.ts';
-import { addReleased } from '../marginals/wire.ts';
+import { addReleased, wireScale } from '../marginals/wire.ts';
+import { siteSumToModel } from '../site-noise.ts';
 import { unitsFor } from '../member-model.ts';
 import { sendVerdict } from './probe.ts';
 import { syncLedger } from './witness-sync.ts';
@@ -64,7 +65,7 @@ async function applyNext(ctx: NodeContext): Promise<void> {
   // (aggregate v is the schedule's measurement v, whatever round number it was summed in).
   ctx.global = ctx.model.kind === 'marginals'
     ? addReleased(ctx.global, decoded, unitsFor(ctx.model.marginals, agg.version, ctx.consortium.manifest.rounds.minParticipants))
-    : ctx.strategy.applyAggregate(ctx.global, decoded, agg.totalWeight, agg.participants.length);
+    : ctx.strategy.applyAggregate(ctx.global, ctx.privacy.siteSkellam ? siteSumToModel(decoded, ctx.privacy.siteSkellam, await heUnit(ctx)) : decoded, agg.totalWeight, agg.participants.length);
   ctx.state = { ...ctx.state, version: v, hash: versionHash(ctx.global), base: nextModelVersion(ctx.state.base!, sha256Hex(body)) };
   const tSave = performance.now();
   const cSave = process.cpuUsage();
@@ -88,4 +89,9 @@ export function requireHeldBase(ctx: NodeContext, task: OpenTask): void {
   if (task.baseHash !== ctx.state.base) {
     throw new FedtwinError('NODE_DIVERGED', `round ${task.round} is based on model version ${task.baseHash.slice(0, 12)}…, but the aggregates this member applied lead to ${ctx.state.base!.slice(0, 12)}…`, { hint: 'the aggregator announces a base its own published aggregates do not lead to; keep this member\'s ledger as evidence and alert the consortium' });
   }
+}
+
+/** Real value of one HE quantum (heClip / quantMax): what decode multiplied each summed integer by. */
+async function heUnit(ctx: NodeContext): Promise<number> {
+  return (await wireScale(ctx.join)).unit;
 }

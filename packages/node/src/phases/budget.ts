@@ -3,6 +3,7 @@
 import { isFedtwinError } from '@fedtwin/errors';
 import { createRng, fillNormal, osNoise } from '@fedtwin/models';
 import { calibrationRounds } from '@fedtwin/consortium';
+import type { SkellamSite } from '@fedtwin/dp';
 import { Protocols, RefuseAck, type JoinResponse, type TaskResponse } from '@fedtwin/protocol';
 import type { NodeInit } from '../api.ts';
 import { persist, type NodeContext, type Privacy } from '../context.ts';
@@ -10,6 +11,7 @@ import { calibrateRecordNoise, checkAffordable, countRelease, countSteps, looser
 import type { NodeState } from '../store.ts';
 import { spentSummary } from '../util.ts';
 import { countPlan, measurementOf } from './count.ts';
+import { siteSkellamStep } from '../site-noise.ts';
 
 type OpenTask = Extract<TaskResponse, { status: 'open' }>;
 export type Affordability = ReturnType<typeof checkAffordable>;
@@ -18,7 +20,7 @@ export type Affordability = ReturnType<typeof checkAffordable>;
  * The policy, the budgets restored from `state` (the stricter of saved and configured limits), and the noise
  * source; logs the privacy mode this member runs under.
  */
-export function openPrivacy(init: NodeInit, join: JoinResponse, state: NodeState): Privacy {
+export function openPrivacy(init: NodeInit, join: JoinResponse, state: NodeState, siteSkellam?: SkellamSite): Privacy {
   const log = init.logger;
   const policy = join.privacy;
   const own = init.privacy ?? {};
@@ -34,7 +36,12 @@ export function openPrivacy(init: NodeInit, join: JoinResponse, state: NodeState
   if (policy.mode !== 'off') {
     log.info({ event: 'privacy', mode: policy.mode, epsilon: budgetEps, delta: budgetDelta, spent: spentSummary(budgets) }, `privacy: ${policy.mode}-level DP, budget ε = ${budgetEps}, δ = ${budgetDelta}`);
   }
-  return { policy, budgets, budgetEps, budgetDelta, normal };
+  if (siteSkellam) {
+    const s = siteSkellam;
+    log.info({ event: 'site-noise', kind: 'skellam', mu: s.params.mu, l1: s.params.l1, l2: s.params.l2, scale: s.scale, noiseMultiplier: s.noiseMultiplier, tailBound: s.tailBound },
+      `site-level DP: integer updates (γ = ${s.scale.toPrecision(6)} per model unit, L2 ≤ ${s.l2Bound.toPrecision(6)} after rounding) plus Skellam shares, summed noise Sk(${s.params.mu}) (z = ${s.noiseMultiplier.toPrecision(4)})`);
+  }
+  return { policy, budgets, budgetEps, budgetDelta, normal, ...(siteSkellam ? { siteSkellam } : {}) };
 }
 
 /** Site-level DP noise: every bit from the OS CSPRNG, like DP-SGD's (seeded only in simulations). */
@@ -54,7 +61,7 @@ function noiseSource(init: NodeInit): Privacy['normal'] {
 /** This round's plan and what it would spend; undefined if this member refuses the round (the refusal is persisted and sent). */
 export async function planOrRefuse(ctx: NodeContext, task: OpenTask): Promise<{ plan: RoundPlan; check: Affordability } | undefined> {
   const { policy, budgets } = ctx.privacy;
-  const plan = ctx.model.kind === 'marginals' ? countPlan(ctx, measurementOf(task)) : planRound(policy, dpPopulation(ctx), task.training, recordNoise(ctx, task));
+  const plan = ctx.model.kind === 'marginals' ? countPlan(ctx, measurementOf(task)) : planRound(policy, dpPopulation(ctx), task.training, recordNoise(ctx, task), undefined, ctx.privacy.siteSkellam ? siteSkellamStep(ctx.privacy.siteSkellam) : undefined);
   const check = checkAffordable(budgets, plan);
   if (!check.affordable || ctx.state.privacy?.refused) {
     await refuse(ctx, task.round, check);

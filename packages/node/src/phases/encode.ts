@@ -1,6 +1,8 @@
 // Encode: the update as the strategy and secure-aggregation scheme send it (site-level DP noise, HE
 // encryption with its offline phases), signed for the ledger, with the header it travels under.
+import { FedtwinError } from '@fedtwin/errors';
 import { privatizeSiteUpdate } from '@fedtwin/dp';
+import { siteNoiseSource, siteSkellamUpdate } from '../site-noise.ts';
 import { sha256Hex } from '@fedtwin/ledger';
 import type { PrivacyPolicy, PrivacySpend, TaskResponse, UpdateHeader } from '@fedtwin/protocol';
 import type { EncodedUpdate } from '@fedtwin/strategy';
@@ -38,11 +40,22 @@ export function prepareUpdateMasks(ctx: NodeContext, ref: RoundRef): void {
   });
 }
 
-/** What the strategy sends for this change: under site-level DP, clipped and noised first; weighted as updateWeight says. */
-export function strategyUpdate(ctx: NodeContext, delta: Float32Array, plan: RoundPlan): EncodedUpdate {
-  return plan.site
-    ? ctx.strategy.encodeUpdate(privatizeSiteUpdate(delta, plan.site.clip, plan.site.noiseMultiplier, plan.site.minParticipants, ctx.privacy.normal).values, 1)
-    : ctx.strategy.encodeUpdate(delta, updateWeight(ctx.privacy.policy.mode, ctx.data.rows));
+/**
+ * What the strategy sends for this change, weighted as updateWeight says. Under site-level DP: with the Skellam
+ * mechanism (every running member under BFV) whole quanta — clipped, randomly rounded, plus an integer share — that
+ * BFV encrypts as they are; otherwise (library use without one) clipped plus a float Gaussian share.
+ */
+export function strategyUpdate(ctx: NodeContext, delta: Float32Array, plan: RoundPlan, round: number): { values: EncodedUpdate['values'] | Int32Array; weight: number } {
+  if (!plan.site) return ctx.strategy.encodeUpdate(delta, updateWeight(ctx.privacy.policy.mode, ctx.data.rows));
+  const site = ctx.privacy.siteSkellam;
+  if (site) {
+    if (plan.site.skellam?.mu !== site.params.mu || ctx.scheme.encoding !== 'bfv') {
+      throw new FedtwinError('NODE_PRIVACY_MISMATCH', `round ${round}: the update would carry Skellam μ ${site.params.mu} under ${ctx.scheme.encoding}; the accountant planned ${plan.site.skellam ? `μ ${plan.site.skellam.mu}` : 'a Gaussian'}`);
+    }
+    // Weight 1 (uniform FedAvg) and no strategy scaling: the integers are the update.
+    return { values: siteSkellamUpdate(delta, site, siteNoiseSource(ctx.init, round)), weight: 1 };
+  }
+  return ctx.strategy.encodeUpdate(privatizeSiteUpdate(delta, plan.site.clip, plan.site.noiseMultiplier, plan.site.minParticipants, ctx.privacy.normal).values, 1);
 }
 
 // --- what leaves a member besides its (accounted) update: docs/privacy.md, "What leaves a node" ---------

@@ -29,13 +29,15 @@ export interface LedgerCheck {
   scheduled?: readonly SampledGaussian[] | undefined;
   /** With a unit column: entries from before the DP count replay at q = batchSize / unitCount (later ones at B/Ũ, Ũ from the entries). */
   unitCount?: number | undefined;
+  /** Site-level DP of the VAE: the Skellam step each contribution charged (site-noise.ts), which the rebuild replays. */
+  siteStep?: SampledGaussian | undefined;
 }
 
 export async function resumeState(init: NodeInit, store: NodeStore, join: JoinResponse, vae: ModelWeights, ledger?: LedgerCheck): Promise<Resumed> {
   const saved = await store.load();
   const genesis = genesisModelVersion({ consortium: join.consortium, modelValues: join.modelValues, strategy: join.strategy, model: join.model, manifestHash: init.consortium.hash });
   const own = ledger?.witness ? await ownLedgerEntries(ledger.witness, ledger.call, init.host.peerId, saved?.state.ledgerLeaves ?? []) : [];
-  const rebuild = () => rebuildSpending(own, { policy: join.privacy, rows: ledger!.rows, unitCount: ledger!.unitCount, training: init.consortium.manifest.training, totalRounds: join.totalRounds, own: init.privacy ?? {}, scheduled: ledger!.scheduled });
+  const rebuild = () => rebuildSpending(own, { policy: join.privacy, rows: ledger!.rows, unitCount: ledger!.unitCount, training: init.consortium.manifest.training, totalRounds: join.totalRounds, own: init.privacy ?? {}, scheduled: ledger!.scheduled, siteStep: ledger!.siteStep });
   if (!saved) {
     const global = vae.getSharedWeights();
     let state: NodeState = { version: 0, hash: versionHash(global), base: genesis, lastRound: 0, contributions: [], losses: [] };
