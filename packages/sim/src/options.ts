@@ -45,6 +45,13 @@ export interface SimOptions {
   /** Empirical privacy audit (docs/privacy-audit.md): `canaries` canary records offered to node 0, each kept
    *  with probability 1/2; report.json gets `privacy.audit`. Off when undefined. */
   audit?: { canaries: number };
+  /**
+   * Patient-level DP (docs/privacy.md, "The protected unit"): the CSV column holding each row's unit (patient) id.
+   * The manifest pins it as privacy.unitColumn; every member samples and clips per unit and counts units, and the
+   * id never enters the schema, the model or any released file. The split keeps each unit's rows together (test
+   * vs train, and on one node). VAE with record-level DP (record or both) only.
+   */
+  unitColumn?: string;
   /** The aggregator also serves its dashboard and /metrics on a free loopback port (listening.json's `http`):
    *  what `fedtwin sim --serve` shows for the whole run. */
   aggregatorHttp?: boolean;

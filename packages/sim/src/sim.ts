@@ -8,7 +8,7 @@ import { FedtwinError } from '@fedtwin/errors';
 import { generateIdentity, peerIdOf, saveIdentity } from '@fedtwin/wire';
 import {
   createTwinVae, decodeRows, dirichletSplit, encodeTable, fidelityReport, columnHistograms, correlationHeatmap, initBackend, inferSchema,
-  createPrng, loadDataset, parseCsv, tableFromCsv, tableToCsv, trainTestSplit, trtrAuc, tstrAuc, forestUtility, dcrReport, membershipInferenceAuc,
+  createPrng, extractUnitColumn, loadDataset, parseCsv, tableFromCsv, tableToCsv, toCsv, trainTestSplit, trtrAuc, tstrAuc, forestUtility, dcrReport, membershipInferenceAuc,
   type EncodedTable, type Table, type TableSchema,
 } from '@fedtwin/models';
 import { noiseMultiplierFor } from '@fedtwin/dp';
@@ -48,6 +48,11 @@ export interface SimPrivacyReport {
   noise: 'os' | 'seeded';
   /** With --audit: the empirical lower bound ε_lower next to the claimed ε (docs/privacy-audit.md). */
   audit?: SimAuditReport;
+  /**
+   * With --unit-column (patient-level DP): the column, each member's unit count as it logged it, the DP count Ũ it
+   * released and accounted (q = min(1, B/Ũ) in perNode), and its rows. The ε above is then per unit, not per row.
+   */
+  unit?: { column: string; unitsPerNode: Array<number | null>; countEstimatePerNode: Array<number | null>; rowsPerNode: number[] };
 }
 
 export interface SimReport {
@@ -111,18 +116,26 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   progress.log(`fedtwin sim: Node ${process.version}, tfjs backend ${backend.name}; output in ${out}`);
 
   // --- data: schema, held-out test set, non-IID split ------------------------------------------
-  const ds = await loadDataset(opts.dataset);
+  const loaded = await loadDataset(opts.dataset);
+  // Patient-level DP: the id column comes out before any schema sees it (as every member's loadData does).
+  const byUnit = opts.unitColumn === undefined ? undefined : unitsOfDataset(loaded, opts.unitColumn, opts.target);
+  const ds = byUnit ? { ...loaded, header: byUnit.header, rows: byUnit.rows } : loaded;
   const target = opts.target ?? ds.defaultTarget;
   if (!target) throw new FedtwinError('SIM_BAD_ARGUMENT', `dataset ${ds.name} has no default target`, { hint: `pass --target with one of: ${ds.header.join(', ')}` });
   if (!ds.header.includes(target)) throw new FedtwinError('SIM_BAD_ARGUMENT', `--target ${target} is not a column of ${ds.name}`, { hint: `choose one of: ${ds.header.join(', ')}` });
   const schema: TableSchema = inferSchema(ds.header, ds.rows, { target, ...(opts.zeroIsMissing?.length ? { zeroIsMissing: opts.zeroIsMissing } : {}) });
   const full: Table = tableFromCsv(ds.header, ds.rows, schema);
   const fullEnc = encodeTable(full);
-  const { train, test } = trainTestSplit(full.rows.length, opts.testFraction, opts.seed, Array.from(fullEnc.cond));
-  const trainLabels = train.map((i) => fullEnc.cond[i]!);
-  const parts = dirichletSplit(trainLabels, opts.nodes, opts.alpha, opts.seed);
-  const shardRows = parts.map((p) => p.map((j) => train[j]!));
-  const pick = (idx: number[]): Table => ({ schema, rows: idx.map((i) => full.rows[i]!) });
+  const { train, test, shardRows } = byUnit
+    ? splitByUnit(byUnit, Array.from(fullEnc.cond), opts)
+    : splitByRow(full.rows.length, Array.from(fullEnc.cond), opts);
+  // Each picked table remembers its rows of `full` (the baselines group them by unit).
+  const rowsOf = new WeakMap<Table, number[]>();
+  const pick = (idx: number[]): Table => {
+    const t: Table = { schema, rows: idx.map((i) => full.rows[i]!) };
+    rowsOf.set(t, idx);
+    return t;
+  };
   const trainTable = pick(train);
   const testTable = pick(test);
   const colNames = schema.columns.map((c) => c.name);
@@ -154,7 +167,9 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     await saveIdentity(join(dir, 'identity.key'), key);
     nodeIds.push(peerIdOf(key));
     const rows = pick(shardRows[i]!).rows;
-    await writeFile(join(dir, 'data.csv'), tableToCsv({ schema, rows: canaries && i === AUDIT_NODE ? recordsWithCanaries(rows, canaries, opts.seed) : rows }));
+    const csv = tableToCsv({ schema, rows: canaries && i === AUDIT_NODE ? recordsWithCanaries(rows, canaries, opts.seed) : rows });
+    // With a unit column the member's CSV carries each row's id as its first column (the member takes it out).
+    await writeFile(join(dir, 'data.csv'), byUnit ? withUnitIds(csv, opts.unitColumn!, shardRows[i]!.map((r) => byUnit.ids[r]!)) : csv);
   }
   const quorum = opts.nodes;
   // The marginals generator always runs its three measurement rounds (1-way, selection, tree).
@@ -181,6 +196,8 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
 
   // --- the federation, as real processes ---------------------------------------------------------
   const daemons: Daemon[] = [];
+  const unitsSeen: Array<number | null> = nodeIds.map(() => null);
+  const countsReleased: Array<number | null> = nodeIds.map(() => null);
   const roundTimes = new Map<number, { opened: number; closed?: number; participants?: number; status?: string }>();
   let done = 0;
   const tFed = performance.now();
@@ -224,7 +241,11 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
         heThreads: Math.max(1, Math.min(2, Math.floor(availableParallelism() / opts.nodes))),
       };
       await writeFile(join(dir, 'config.json'), JSON.stringify(nodeConfig, null, 2));
-      daemons.push(startDaemon(`node ${i}`, ['node', 'start', '--config', join(dir, 'config.json')], () => undefined, createWriteStream(join(dir, 'node.log'))));
+      daemons.push(startDaemon(`node ${i}`, ['node', 'start', '--config', join(dir, 'config.json')], (e: LogEvent) => {
+        // What the member counted and released about its units (patient-level DP), for the report.
+        if (e.event === 'data-loaded' && e.units !== undefined) unitsSeen[i] = Number(e.units);
+        if (e.event === 'count-released') countsReleased[i] = Number(e.estimate);
+      }, createWriteStream(join(dir, 'node.log'))));
     }
     const nodeDaemons = daemons.slice(1);
     const deadline = setTimeout(() => { for (const d of daemons) d.child.kill('SIGKILL'); }, opts.timeoutSeconds * 1000);
@@ -256,6 +277,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   await writeFile(join(out, 'synthetic.csv'), tableToCsv(synthetic));
   const recordDp = dpOn(opts) && (opts.dp === 'record' || opts.dp === 'both');
   const privacy = privacyReport(opts, nodeResults, recordDp);
+  if (byUnit) privacy.unit = { column: opts.unitColumn!, unitsPerNode: unitsSeen, countEstimatePerNode: countsReleased, rowsPerNode: shardRows.map((s) => s.length) };
   if (canaries) {
     progress.log(`audit: scoring ${canaries.rows.length} canaries under node ${AUDIT_NODE}'s released model`);
     const { report: audit, scores } = await runAudit(opts, schema, canaries, join(out, 'nodes', String(AUDIT_NODE), 'state'), privacy);
@@ -279,11 +301,13 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     const vae = createTwinVae({ width: enc.width, segments: enc.segments, classes: enc.classes, latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed });
     try {
       // Same privacy as the members: DP-SGD calibrated to the same ε over the same epochs.
-      let dp: { clip: number; noiseMultiplier: number; secureNoise: boolean } | undefined;
+      // With a unit column, per unit like the members: q = B/U, each unit's summed gradient clipped.
+      let dp: { clip: number; noiseMultiplier: number; secureNoise: boolean; units?: Int32Array } | undefined;
       if (recordDp) {
-        const q = Math.min(1, opts.batchSize / enc.rows);
+        const units = byUnit ? denseUnits(rowsOf.get(t)!.map((r) => byUnit.units[r]!)) : undefined;
+        const q = Math.min(1, opts.batchSize / (units?.count ?? enc.rows));
         const steps = totalEpochs * Math.max(1, Math.round(1 / q));
-        dp = { clip: opts.clip, noiseMultiplier: noiseMultiplierFor({ epsilon: opts.epsilon, sampleRate: q, steps, delta: opts.delta }).noiseMultiplier, secureNoise: opts.secureNoise };
+        dp = { clip: opts.clip, noiseMultiplier: noiseMultiplierFor({ epsilon: opts.epsilon, sampleRate: q, steps, delta: opts.delta }).noiseMultiplier, secureNoise: opts.secureNoise, ...(units ? { units: units.index } : {}) };
       }
       await vae.trainEpochs(enc, { epochs: totalEpochs, batchSize: opts.batchSize, learningRate: opts.learningRate, seed, dp });
       const gen = vae.generate(train.length, { classProbs: enc.classes.map((c) => pooledProbs[c] ?? 0), seed: seed + 7 });
@@ -392,7 +416,7 @@ async function freeLoopbackPorts(n: number): Promise<number[]> {
 
 function privacyConfig(o: SimOptions): Record<string, unknown> {
   if (!dpOn(o)) return { mode: 'off' };
-  const base = { mode: o.dp, epsilon: o.epsilon, delta: o.delta };
+  const base = { mode: o.dp, epsilon: o.epsilon, delta: o.delta, ...(o.unitColumn !== undefined ? { unitColumn: o.unitColumn } : {}) };
   if (o.dp === 'record') return { ...base, clip: o.clip };
   if (o.dp === 'site') return { ...base, clip: o.siteClip };
   return { ...base, clip: o.clip, site: { clip: o.siteClip } };
@@ -470,7 +494,72 @@ function validateOptions(o: SimOptions): void {
   if (o.generator !== 'vae' && o.generator !== 'marginals') throw bad('generator', `must be vae or marginals, got "${String(o.generator)}"`);
   if (o.generator === 'marginals' && (o.dp === 'site' || o.dp === 'both') && Number.isFinite(o.epsilon)) throw bad('dp', `${o.dp} is for the vae generator: the marginals generator protects records (--dp record) or runs without DP (--dp off)`);
   if (o.generator === 'marginals' && o.audit) throw bad('audit', 'scores canaries by the VAE\'s loss: it is for --generator vae (an audit of the marginals generator is not built yet)');
+  if (o.unitColumn !== undefined) {
+    if (o.unitColumn.trim() === '') throw bad('unit-column', 'must name a column');
+    if (o.generator !== 'vae') throw bad('unit-column', 'is for --generator vae: the marginals generator protects records only (docs/privacy.md, "The protected unit")');
+    if (o.dp !== 'record' && o.dp !== 'both' || !Number.isFinite(o.epsilon)) throw bad('unit-column', `groups DP-SGD's sampling and clipping per unit: it needs --dp record or both with a finite --epsilon, got --dp ${o.dp}${Number.isFinite(o.epsilon) ? '' : ' --epsilon inf'}`);
+    if (o.audit) throw bad('unit-column', 'with --audit is not supported yet (the canaries are records, not units)');
+  }
   if (o.audit && !(Number.isInteger(o.audit.canaries) && o.audit.canaries >= 2 && o.audit.canaries <= 100_000)) throw bad('audit-canaries', 'must be an integer between 2 and 100000');
+}
+
+/** A data set with its unit column taken out: each row's unit index (0..count−1), the ids in row order. */
+interface DatasetUnits {
+  header: string[];
+  rows: string[][];
+  units: Int32Array;
+  count: number;
+  ids: string[];
+}
+
+/** The unit column out of the data set (SIM_BAD_ARGUMENT naming the columns if it is not there, or if it is the target). */
+function unitsOfDataset(ds: { name: string; header: string[]; rows: string[][] }, column: string, target: string | undefined): DatasetUnits {
+  if (!ds.header.includes(column)) {
+    throw new FedtwinError('SIM_BAD_ARGUMENT', `--unit-column ${column} is not a column of ${ds.name}`, { hint: `choose the column that holds each row's patient (unit) id, one of: ${ds.header.join(', ')}`, details: { column } });
+  }
+  if (column === target) throw new FedtwinError('SIM_BAD_ARGUMENT', `--unit-column ${column} is the --target column`, { hint: 'the unit column holds ids and never enters the model; pick another --target or unit column' });
+  const j = ds.header.indexOf(column);
+  const ids = ds.rows.map((r) => (r[j] ?? '').trim());
+  const u = extractUnitColumn(ds, column, { source: ds.name });
+  return { header: u.header, rows: u.rows, units: u.units, count: u.unitCount, ids };
+}
+
+/** Rows to test/train (stratified by label) and the train rows to nodes (Dirichlet over labels), row by row. */
+function splitByRow(n: number, labels: number[], o: SimOptions): { train: number[]; test: number[]; shardRows: number[][] } {
+  const { train, test } = trainTestSplit(n, o.testFraction, o.seed, labels);
+  const parts = dirichletSplit(train.map((i) => labels[i]!), o.nodes, o.alpha, o.seed);
+  return { train, test, shardRows: parts.map((p) => p.map((j) => train[j]!)) };
+}
+
+/**
+ * The same split over units: a unit (with its first row's label) goes to test or train, and to one node, with all
+ * its rows. A patient split across test and train would leak into the evaluation, and one on two nodes would be
+ * two units there (protected at 2ε): the simulation keeps each unit whole.
+ */
+function splitByUnit(u: DatasetUnits, labels: number[], o: SimOptions): { train: number[]; test: number[]; shardRows: number[][] } {
+  const rowsOfUnit: number[][] = Array.from({ length: u.count }, () => []);
+  u.units.forEach((k, r) => rowsOfUnit[k]!.push(r));
+  const unitLabels = rowsOfUnit.map((rs) => labels[rs[0]!]!);
+  const split = splitByRow(u.count, unitLabels, o);
+  const expand = (ks: number[]) => ks.flatMap((k) => rowsOfUnit[k]!).sort((a, b) => a - b);
+  return { train: expand(split.train), test: expand(split.test), shardRows: split.shardRows.map(expand) };
+}
+
+/** Unit indices of some rows, renumbered 0..count−1 (what DP-SGD's dp.units takes). */
+function denseUnits(units: number[]): { index: Int32Array; count: number } {
+  const map = new Map<number, number>();
+  const index = Int32Array.from(units, (k) => {
+    let v = map.get(k);
+    if (v === undefined) map.set(k, (v = map.size));
+    return v;
+  });
+  return { index, count: map.size };
+}
+
+/** A CSV with the unit id of each data row prepended as column `column` (ids in row order; canary rows get fresh ids). */
+function withUnitIds(csv: string, column: string, ids: string[]): string {
+  const { header, rows } = parseCsv(csv);
+  return toCsv([column, ...header], rows.map((r, i) => [ids[i] ?? `canary-${i}`, ...r]));
 }
 
 export type { EncodedTable };

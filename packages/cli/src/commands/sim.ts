@@ -32,6 +32,7 @@ export function registerSimCommand(program: Command): void {
     .option('--delta <d>', 'δ of the (ε, δ) guarantee', String(d.delta))
     .option('--clip <c>', 'record-level per-example gradient clip', String(d.clip))
     .option('--site-clip <c>', 'site-level update clip', String(d.siteClip))
+    .option('--unit-column <col>', 'patient-level DP: the CSV column with each row\'s patient (unit) id; DP-SGD samples and clips per patient, ε is per patient, the id never enters the model or synthetic.csv, and the split keeps each patient\'s rows together (vae, --dp record or both)')
     .option('--epsilon-sweep <list>', 'run once per ε (e.g. 1,3,8,inf) into OUT/eps-<ε>/ and chart TSTR AUC against ε')
     .option('--seeds <K>', 'repeat the whole run with seeds --seed … --seed+K−1 (OUT/seed-<s>/) and report every figure as the mean with its 95 % confidence interval (OUT/report.json: means, seeds.ci95 beside them)')
     .option('--plaintext', 'baseline: aggregate plaintext updates instead of BFV ciphertexts')
@@ -46,6 +47,7 @@ export function registerSimCommand(program: Command): void {
       const opts: SimOptions = {
         ...d,
         dataset: String(o.dataset), target: o.target === undefined ? undefined : String(o.target),
+        ...(o.unitColumn === undefined ? {} : { unitColumn: String(o.unitColumn) }),
         ...(o.zeroMissing === undefined ? {} : { zeroIsMissing: String(o.zeroMissing).split(',').map((c) => c.trim()).filter(Boolean) }),
         nodes: int(o.nodes, 'nodes'), rounds: int(o.rounds, 'rounds'), out: String(o.out), seed: int(o.seed, 'seed'),
         alpha: num(o.alpha, 'alpha'), testFraction: num(o.testFraction, 'test-fraction'), epochs: int(o.epochs, 'epochs'),
@@ -101,7 +103,7 @@ export function registerSimCommand(program: Command): void {
         process.stdout.write([
           `fedtwin sim done in ${report.wallSeconds.toFixed(1)} s (${report.generator} generator, ${report.nodes} nodes, ${report.rounds} rounds, ${report.dataset}, seed ${report.seed}, backend ${report.backend})`,
           `  TSTR AUC  federated ${t.federated.toFixed(3)}  local-only ${t.localOnly.toFixed(3)}  centralized ${t.centralized.toFixed(3)}  (TRTR ${report.utility.trtrAuc.toFixed(3)})`,
-          `  privacy   ${report.privacy.mode === 'off' ? 'off' : `${report.privacy.mode}-level DP, ε = ${formatEpsilon(report.privacy.epsilon)} of budget ${formatEpsilon(report.privacy.budget)} (δ = ${report.privacy.delta}), noise z = ${formatLowerBound(report.privacy.noiseMultiplier)}, clip ${report.privacy.clip}`}`,
+          `  privacy   ${report.privacy.mode === 'off' ? 'off' : `${report.privacy.mode}-level DP, ε = ${formatEpsilon(report.privacy.epsilon)} of budget ${formatEpsilon(report.privacy.budget)} (δ = ${report.privacy.delta}), noise z = ${formatLowerBound(report.privacy.noiseMultiplier)}, clip ${report.privacy.clip}${report.privacy.unit ? `, per patient (unit column ${report.privacy.unit.column}: ${report.privacy.unit.unitsPerNode.join('/')} units per node)` : ''}`}`,
           `  secure aggregation  ${report.secureAggregation.scheme}${report.secureAggregation.polyModulusDegree ? ` N=${report.secureAggregation.polyModulusDegree}` : ''}, each member's upload is ${report.secureAggregation.bytesPerValue.toFixed(2)} bytes per model value (mean per contribution ÷ values in the shared model; ${report.secureAggregation.ratioToFloat32.toFixed(2)}× sending them as float32)`,
           `  forest    TSTR ${report.utility.forest.tstrAuc.toFixed(3)} (TRTR ${report.utility.forest.trtrAuc.toFixed(3)})${report.utility.forest.minorityClass === null ? '' : `, recall of the rarest class "${report.utility.forest.minorityClass}" ${report.utility.forest.minorityRecall.federated?.toFixed(3) ?? '—'} (real ${report.utility.forest.minorityRecall.trtr?.toFixed(3) ?? '—'})`}`,
           `  fidelity  ${report.fidelity.mean.toFixed(3)} mean column score vs the held-out test rows, correlation distance ${report.fidelity.correlationDistance.toFixed(3)}`,
