@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { FedtwinError } from '@fedtwin/errors';
 import { auditOneRun, type OneRunAudit } from '@fedtwin/audit';
 import { createPrng, createTwinVae, encodeTable, type Cell, type Table, type TableSchema } from '@fedtwin/models';
+import { memberCounts, roundRequest, type MstSchedule } from '@fedtwin/marginals';
 // @fedtwin/models exports no per-row loss; its own DP-SGD tests reach getVaeCore the same way. Scoring with
 // exactly the objective the member trained on beats a re-implementation that could drift from it.
 import { getVaeCore } from '../../models/src/vae.ts';
@@ -28,6 +29,45 @@ export interface Canaries {
 export function makeCanaryRows(schema: TableSchema, m: number, seed: number): Row[] {
   const rng = createPrng(`audit-canaries-${seed}`);
   return Array.from({ length: m }, () => schema.columns.map((c) => (c.kind === 'numeric' ? (rng.int(2) === 0 ? c.min : c.max) : c.categories[rng.int(c.categories.length)]!)));
+}
+
+/**
+ * m canaries for the marginals generator: every numeric feature uniform over its declared range (at its declared
+ * precision), categorical features and the class uniform. Why not the VAE's corners: the generator releases binned
+ * counts, and corner canaries share the 4 corner cells of every 2-way table (≈ m/8 included ones per cell), so one
+ * canary's count is drowned by the others'. Uniform values over correlated features fall, on most tree edges, in a
+ * cell of their own that real records leave empty: an included canary puts a 1 there, an excluded one nothing.
+ */
+export function makeMarginalsCanaryRows(schema: TableSchema, m: number, seed: number): Row[] {
+  const rng = createPrng(`audit-canaries-marginals-${seed}`);
+  return Array.from({ length: m }, () => schema.columns.map((c) => {
+    if (c.kind !== 'numeric') return c.categories[rng.int(c.categories.length)]!;
+    const x = c.min + rng.next() * (c.max - c.min);
+    const p = 10 ** (c.integer ? 0 : c.decimals ?? 6);
+    return Math.min(c.max, Math.max(c.min, Math.round(x * p) / p));
+  }));
+}
+
+/**
+ * Membership scores under the marginals generator's release: over the three rounds' released (noisy, summed) count
+ * vectors — each column's 1-way hierarchy on the fine bins, the selection round's pairs, the tree's 2-way tables —
+ * the canary's cell in each counted table, its count clamped to [0, 1], summed. The requests, bins and tree are what
+ * every member derives from the release (the global it holds and fits its model from): the score is post-processing.
+ * The clamp is the point: a cell real records fill (count ≫ 1) says nothing about one canary, an empty fine bin or
+ * 2-way cell does — an included canary puts a 1 in it, an excluded one leaves 0. Uniform canaries land in such cells
+ * on many tables, so without DP the included ones score highest on every table.
+ */
+export function marginalsCanaryScores(rows: Row[], schedule: MstSchedule, released: ArrayLike<number>): Float64Array {
+  const scores = new Float64Array(rows.length);
+  for (const round of [1, 2, 3]) {
+    const req = roundRequest(schedule, round, released);
+    const off = req.segment.offset;
+    rows.forEach((row, i) => {
+      const one = memberCounts(schedule, req, { schema: schedule.schema, rows: [row] });
+      for (let j = 0; j < req.used; j++) if (one[j] !== 0) scores[i]! += one[j]! * Math.min(1, Math.max(0, released[off + j]!));
+    });
+  }
+  return scores;
 }
 
 /** One fair OS-CSPRNG coin per canary: the Bernoulli(1/2) inclusions the one-run theorem is about. */

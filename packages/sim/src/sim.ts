@@ -13,11 +13,11 @@ import {
 } from '@fedtwin/models';
 import { noiseMultiplierFor } from '@fedtwin/dp';
 import { MARGINALS_ROUNDS } from '@fedtwin/protocol';
-import { fitMst, sampleTable } from '@fedtwin/marginals';
+import { fitMst, sampleTable, scheduleFor } from '@fedtwin/marginals';
 import { daemonFailed, membersFinished, startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from './processes.ts';
 import { createProgress } from './progress.ts';
 import { writeHtmlReport } from './report-html.ts';
-import { auditReport, canaryScores, flipCoins, loadMemberModel, makeCanaryRows, recordsWithCanaries, type Canaries, type SimAuditReport } from './audit.ts';
+import { auditReport, canaryScores, flipCoins, loadMemberModel, makeCanaryRows, makeMarginalsCanaryRows, marginalsCanaryScores, recordsWithCanaries, type Canaries, type SimAuditReport } from './audit.ts';
 import type { SimOptions } from './options.ts';
 
 export type { SimOptions } from './options.ts';
@@ -144,7 +144,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   await writeFile(join(out, 'split.json'), JSON.stringify({ seed: opts.seed, alpha: opts.alpha, testFraction: opts.testFraction, test, nodes: shardRows }, null, 0));
   // Audit canaries: values from the seed, inclusion coins from the OS CSPRNG, held in memory until the scoring.
   const canaries: Canaries | undefined = opts.audit
-    ? { rows: makeCanaryRows(schema, opts.audit.canaries, opts.seed), included: flipCoins(opts.audit.canaries) }
+    ? { rows: (opts.generator === 'marginals' ? makeMarginalsCanaryRows : makeCanaryRows)(schema, opts.audit.canaries, opts.seed), included: flipCoins(opts.audit.canaries) }
     : undefined;
   const classOf = (t: Table) => countClasses(t, schema);
   const pooledProbs = normalise(classOf(trainTable));
@@ -454,6 +454,13 @@ function privacyReport(o: SimOptions, nodes: NodeResultFile[], baselinesPrivate:
  */
 async function runAudit(o: SimOptions, schema: TableSchema, canaries: Canaries, stateDir: string, privacy: SimPrivacyReport): Promise<{ report: SimAuditReport; scores: Float64Array }> {
   const weights = await loadMemberModel(stateDir);
+  if (o.generator === 'marginals') {
+    // The member's global is the released counts; the schedule is the one every member derives (member-model.ts).
+    const schedule = scheduleFor(schema, { }, { epsilon: dpOn(o) ? o.epsilon : Infinity, delta: o.delta });
+    const scores = marginalsCanaryScores(canaries.rows, schedule, weights.global);
+    const claimed = dpOn(o) ? privacy.perNode[AUDIT_NODE]?.find((p) => p.mode === 'record')?.epsilonTotal ?? null : null;
+    return { report: auditReport(scores, canaries, { delta: o.delta, epsilonClaimed: claimed, node: AUDIT_NODE, score: 'released counts of the canary\'s cells (1-way hierarchies, selection pairs, tree edges), each clamped to [0, 1], summed' }), scores };
+  }
   const releasesPrivate = o.dp !== 'site' || !dpOn(o);
   const scores = canaryScores(canaries.rows, schema, { latentDim: o.latentDim, hidden: o.hidden, seed: o.seed }, { global: weights.global, private: releasesPrivate ? weights.private : undefined });
   const main = o.dp === 'site' ? 'site' : 'record';
@@ -493,7 +500,6 @@ function validateOptions(o: SimOptions): void {
   if (!(o.clip > 0) || !(o.siteClip > 0)) throw bad('clip', 'must be > 0');
   if (o.generator !== 'vae' && o.generator !== 'marginals') throw bad('generator', `must be vae or marginals, got "${String(o.generator)}"`);
   if (o.generator === 'marginals' && (o.dp === 'site' || o.dp === 'both') && Number.isFinite(o.epsilon)) throw bad('dp', `${o.dp} is for the vae generator: the marginals generator protects records (--dp record) or runs without DP (--dp off)`);
-  if (o.generator === 'marginals' && o.audit) throw bad('audit', 'scores canaries by the VAE\'s loss: it is for --generator vae (an audit of the marginals generator is not built yet)');
   if (o.unitColumn !== undefined) {
     if (o.unitColumn.trim() === '') throw bad('unit-column', 'must name a column');
     if (o.generator !== 'vae') throw bad('unit-column', 'is for --generator vae: the marginals generator protects records only (docs/privacy.md, "The protected unit")');

@@ -26,7 +26,7 @@ export function registerSimCommand(program: Command): void {
     .option('--hidden <h>', 'VAE hidden width', String(d.hidden))
     .option('--latent <z>', 'VAE latent dimension', String(d.latentDim))
     .option('--timeout <seconds>', 'give up on the federation after this long', String(d.timeoutSeconds))
-    .option('--generator <kind>', `the synthesizer the consortium federates: marginals (federated MST: 3 rounds of noisy counts under BFV; --rounds, --epochs and the VAE options do not apply) | vae (DP-SGD); default ${d.generator}, or vae with --audit`)
+    .option('--generator <kind>', `the synthesizer the consortium federates: marginals (federated MST: 3 rounds of noisy counts under BFV; --rounds, --epochs and the VAE options do not apply) | vae (DP-SGD); default ${d.generator}`)
     .option('--dp <mode>', 'differential privacy: record (DP-SGD) | site (DP-FedAvg) | both | off', d.dp)
     .option('--epsilon <e>', 'each member\'s privacy budget ε over the whole federation (inf = no DP)', String(d.epsilon))
     .option('--delta <d>', 'δ of the (ε, δ) guarantee', String(d.delta))
@@ -38,7 +38,7 @@ export function registerSimCommand(program: Command): void {
     .option('--plaintext', 'baseline: aggregate plaintext updates instead of BFV ciphertexts')
     .option('--seeded-noise', 'draw DP sampling masks and noise from the seed, so runs are reproducible (then ε holds only against whoever does not know --seed); default: the OS CSPRNG')
     .option('--secure-noise', 'the default (OS CSPRNG noise); kept for older scripts')
-    .option('--audit', `empirical privacy audit (one run, Steinke et al. 2023): canaries into node 0, each kept with probability 1/2; reports ε_lower next to the claimed ε (docs/privacy-audit.md)`)
+    .option('--audit', `empirical privacy audit (one run, Steinke et al. 2023): canaries into node 0, each kept with probability 1/2; reports ε_lower next to the claimed ε (docs/privacy-audit.md); both generators`)
     .option('--audit-canaries <m>', `canaries for --audit (implies it; default ${DEFAULT_AUDIT_CANARIES}; more raise the attainable bound and node 0's training time)`)
     .option('--progress <mode>', 'auto | lines | none', d.progress)
     .option('--json', 'print report.json to stdout at the end')
@@ -53,8 +53,8 @@ export function registerSimCommand(program: Command): void {
         alpha: num(o.alpha, 'alpha'), testFraction: num(o.testFraction, 'test-fraction'), epochs: int(o.epochs, 'epochs'),
         batchSize: int(o.batchSize, 'batch-size'), learningRate: num(o.learningRate, 'learning-rate'),
         hidden: int(o.hidden, 'hidden'), latentDim: int(o.latent, 'latent'), timeoutSeconds: num(o.timeout, 'timeout'),
-        // --audit scores canaries by the VAE's loss: without an explicit --generator it audits the vae generator.
-        progress: mode(o.progress), generator: o.generator === undefined ? (o.audit || o.auditCanaries !== undefined ? 'vae' : d.generator) : generatorKind(o.generator),
+        // --audit audits whichever generator runs (the marginals generator by its released counts, the VAE by its loss).
+        progress: mode(o.progress), generator: o.generator === undefined ? d.generator : generatorKind(o.generator),
         secureAggregation: o.plaintext ? 'plaintext' : 'bfv', secureNoise: o.seededNoise !== true,
         dp: dpMode(o.dp), epsilon: eps(o.epsilon, 'epsilon'), delta: num(o.delta, 'delta'), clip: num(o.clip, 'clip'), siteClip: num(o.siteClip, 'site-clip'),
         ...(o.audit || o.auditCanaries !== undefined ? { audit: { canaries: o.auditCanaries === undefined ? DEFAULT_AUDIT_CANARIES : int(o.auditCanaries, 'audit-canaries') } } : {}),
