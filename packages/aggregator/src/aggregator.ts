@@ -670,6 +670,10 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
           if (!recordDp || entry.payload.mechanism?.sampleRate !== q) {
             throw new FedtwinError('AGG_BAD_ENTRY', `the contribution entry names a record count estimate but its sampling rate ${entry.payload.mechanism?.sampleRate ?? '(none)'} is not min(1, batchSize / estimate) under privacy mode ${privacy.mode}`, { hint: 'run a fedtwin node that applies the consortium\'s privacy policy (record-level DP derives q from its DP count)' });
           }
+          // Without its noise σ the count is not a DP release: only the count the manifest declares public for this member.
+          if (entry.payload.countNoise === undefined && entry.payload.countEstimate !== publicCountOf(init.manifest?.manifest, peer)) {
+            throw new FedtwinError('AGG_BAD_ENTRY', `the contribution entry names a record count ${entry.payload.countEstimate} without its noise, and the manifest declares no such public count for ${peer}`, { hint: 'a member releases a DP count (with countNoise) unless the manifest declares its count public (members[].publicCount)' });
+          }
         }
         const stats = keptStats(header, anyDp);
         if (stats.dropped) {
@@ -914,4 +918,10 @@ function validatePolicy(p: RoundPolicy, memberCount: number): void {
   if (!Number.isInteger(p.minParticipants) || p.minParticipants < 1 || p.minParticipants > p.quorum) throw bad('minParticipants', 'must be an integer between 1 and quorum');
   if (p.quorum > memberCount) throw bad('quorum', `is ${p.quorum} but only ${memberCount} members are listed`);
   if (!(p.deadlineSeconds > 0)) throw bad('deadlineSeconds', 'must be > 0');
+}
+
+/** The record count a manifest declares public for `peer` (members[].publicCount), if any. */
+function publicCountOf(manifest: unknown, peer: string): number | undefined {
+  const members = (manifest as { members?: Array<{ peerId?: string; publicCount?: number }> } | undefined)?.members;
+  return members?.find((m) => m.peerId === peer)?.publicCount;
 }

@@ -57,6 +57,14 @@ export const MemberSchema = z.object({
   name: z.string().min(1).max(200).optional(),
   /** Largest FedAvg weight (record count) this member may declare (default 1,000,000). */
   maxWeight: z.number().int().min(1).optional(),
+  /**
+   * This member's record count (unit count with privacy.unitColumn), declared public by the consortium (e.g. a
+   * registry's published size). Record-level DP-SGD then takes q = min(1, B/publicCount) and divides by
+   * min(B, publicCount) — a public constant, never a function of the member's records — and releases no DP count Ñ,
+   * so nothing about N is charged. The neighbouring relation stays add/remove one record (unit): the declaration is
+   * fixed before any data is seen, and a member uses it whatever its CSV holds (docs/privacy.md, "A declared public count").
+   */
+  publicCount: z.number().int().min(1).max(2 ** 40).optional(),
 }).strict();
 
 export const RoundPolicySchema = z.object({
@@ -116,6 +124,12 @@ export const ManifestSchema = z.object({
   if (m.privacy.countNoise !== undefined && ((m.privacy.mode !== 'record' && m.privacy.mode !== 'both') || m.model.kind === 'marginals')) {
     ctx.addIssue({ code: 'custom', path: ['privacy', 'countNoise'], message: 'is the noise of DP-SGD\'s record count release: it applies to record-level DP (mode record or both) with the vae generator only' });
   }
+  // A public count stands in for the DP count Ñ of record-level DP-SGD (the VAE); nowhere else does a member use N under DP.
+  m.members.forEach((x, i) => {
+    if (x.publicCount !== undefined && ((m.privacy.mode !== 'record' && m.privacy.mode !== 'both') || m.model.kind === 'marginals')) {
+      ctx.addIssue({ code: 'custom', path: ['members', i, 'publicCount'], message: 'declares the record count record-level DP-SGD samples from: it applies to privacy.mode record or both with the vae generator only' });
+    }
+  });
   // A unit is what DP-SGD samples and clips: without record-level DP the manifest would name a protection nothing gives.
   if (m.privacy.unitColumn !== undefined && m.privacy.mode !== 'record' && m.privacy.mode !== 'both') {
     ctx.addIssue({ code: 'custom', path: ['privacy', 'unitColumn'], message: `applies to record-level DP (privacy.mode record or both), not mode "${m.privacy.mode}"` });

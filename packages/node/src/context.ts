@@ -23,6 +23,8 @@ export interface Privacy {
   normal(out: Float32Array, std: number): void;
   /** Site-level DP of the VAE (site, both): the integer Skellam mechanism its updates carry (site-noise.ts). */
   siteSkellam?: SkellamSite | undefined;
+  /** The manifest declares this member's record (unit) count public: DP-SGD's population, no DP count drawn. */
+  publicCount?: number | undefined;
 }
 
 export interface NodeContext {

@@ -52,9 +52,21 @@ export function noisyCount(n: number, noiseMultiplier: number, z: number): numbe
   return Math.max(1, Math.round(n + noiseMultiplier * z));
 }
 
-/** Whether this member releases a DP count: record-level DP-SGD (the marginals generator's counts are noised already; DP off sends N). */
-export function releasesCount(policy: PrivacyPolicy, generator: 'vae' | 'marginals'): boolean {
-  return hasRecord(policy.mode) && generator !== 'marginals' && policy.record?.countNoise !== undefined;
+/**
+ * Whether this member releases a DP count: record-level DP-SGD (the marginals generator's counts are noised already; DP
+ * off sends N), unless the manifest declares its count public (`publicCount`: q derives from that constant instead).
+ */
+export function releasesCount(policy: PrivacyPolicy, generator: 'vae' | 'marginals', publicCount?: number): boolean {
+  return hasRecord(policy.mode) && generator !== 'marginals' && policy.record?.countNoise !== undefined && publicCount === undefined;
+}
+
+/**
+ * The record (unit) count the consortium's manifest declares public for this member (members[].publicCount), under
+ * record-level DP: DP-SGD's q and divisor come from it, and no DP count is drawn. Undefined if none is declared.
+ */
+export function declaredPublicCount(manifest: { members: ReadonlyArray<{ peerId: string; publicCount?: number | undefined }> }, policy: PrivacyPolicy, peerId: string): number | undefined {
+  if (!hasRecord(policy.mode)) return undefined;
+  return manifest.members.find((m) => m.peerId === peerId)?.publicCount;
 }
 
 /** Steps in a record budget that are not DP-SGD rounds (the count release), so calibration does not count them as rounds. */
@@ -259,12 +271,13 @@ const REPLAY_TOLERANCE = 1e-9;
  * (none name Ñ) replay at the current N (U): a CSV changed since, with only one entry after a z change to go by,
  * is taken at its current N (U).
  */
-export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { policy: PrivacyPolicy; rows: number; unitCount?: number; training: Pick<TrainingConfig, 'batchSize' | 'epochs'>; totalRounds: number; own: SiteBudget; scheduled?: readonly SampledGaussian[] | undefined; siteStep?: SampledGaussian | undefined }): RebuiltSpending {
+export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { policy: PrivacyPolicy; rows: number; unitCount?: number; training: Pick<TrainingConfig, 'batchSize' | 'epochs'>; totalRounds: number; own: SiteBudget; scheduled?: readonly SampledGaussian[] | undefined; siteStep?: SampledGaussian | undefined; publicCount?: number | undefined }): RebuiltSpending {
   const { policy } = input;
   const sorted = [...entries].sort((a, b) => a.index - b.index);
   const budgets = openBudgets(undefined, policy, input.own);
   const main: 'record' | 'site' | undefined = hasRecord(policy.mode) ? 'record' : hasSite(policy.mode) ? 'site' : undefined;
-  let shape = recordRound(input.rows, input.training, input.unitCount);
+  // A declared public count is the population of every round (no release to charge, nothing to recover).
+  let shape = input.publicCount !== undefined ? recordRound(input.publicCount, input.training) : recordRound(input.rows, input.training, input.unitCount);
   let calibrated = budgets.record ? recordNoiseMultiplier(policy, shape, input.totalRounds, budgets.record) : undefined;
   let count: PrivacyState['count'];
   const siteStep = hasSite(policy.mode) ? sitePlan(policy, input.siteStep) : undefined;
@@ -291,7 +304,10 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
       if (!(signed >= 0) || !(delta > 0 && delta < 1)) throw unrecoverable(`its contribution to round ${e.round} (ledger entry ${e.index}) records no ε total at a valid δ`);
       const after = (a: RdpAccountant, m: SampledGaussian) => a.clone().compose(m).getEpsilon(delta).epsilon;
       const matches = (x: number) => Math.abs(x - signed) <= REPLAY_TOLERANCE * Math.max(1e-12, signed);
-      if (e.countEstimate !== undefined && main === 'record' && !input.scheduled) {
+      if (e.countEstimate !== undefined && e.countNoise === undefined && input.publicCount !== undefined) {
+        // An entry naming the declared public count (no σ: nothing was released): it must be this manifest's.
+        if (e.countEstimate !== input.publicCount) throw unrecoverable(`round ${e.round} names the public count ${e.countEstimate}, the manifest declares ${input.publicCount}`);
+      } else if (e.countEstimate !== undefined && main === 'record' && !input.scheduled) {
         if (count && count.estimate !== e.countEstimate) throw unrecoverable(`round ${e.round} names the count estimate ${e.countEstimate}, an earlier entry ${count.estimate}: a count is released once`);
         if (!count) {
           // The first entry naming Ñ: its release is charged once, before this round, and q is B/Ñ from here on.

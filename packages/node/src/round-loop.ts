@@ -16,6 +16,7 @@ import { AggregateUnusable, catchUp, requireHeldBase, requireHeldVersion } from 
 import { ensureCountEstimate, openPrivacy, planOrRefuse, recordSpend, type Affordability } from './phases/budget.ts';
 import { deliver, persistPending, resendPending } from './phases/deliver.ts';
 import { siteSkellamOf, siteSkellamStep } from './site-noise.ts';
+import { declaredPublicCount } from './privacy.ts';
 import { prepareUpdateMasks, roundRefOf, sealUpdate, sitOutIfAlreadyEncrypted, strategyUpdate } from './phases/encode.ts';
 import { modelPathFor, runResult, saveReleasedModel, writeResult, writeSynthetic } from './phases/finish.ts';
 import { buildMemberModel, checkModelSize, checkOwnAgreement, joinConsortium, loadData, readRecords } from './phases/join.ts';
@@ -66,8 +67,9 @@ async function setUp(deps: RunDeps, res: Resources): Promise<NodeContext> {
   // The VAE's site-level DP: the integer Skellam mechanism (same on every member), before the rebuild replays it.
   const siteSkellam = await siteSkellamOf(init.consortium.manifest, join);
   const siteStep = siteSkellam ? siteSkellamStep(siteSkellam) : undefined;
-  const resumed = await resumeState(init, deps.store, join, model.weights, { witness, call: link.call, rows: data.rows, unitCount, scheduled, siteStep });
-  const privacy = openPrivacy(init, join, resumed.state, siteSkellam);
+  const publicCount = declaredPublicCount(init.consortium.manifest, join.privacy, init.host.peerId);
+  const resumed = await resumeState(init, deps.store, join, model.weights, { witness, call: link.call, rows: data.rows, unitCount, scheduled, siteStep, publicCount });
+  const privacy = openPrivacy(init, join, resumed.state, siteSkellam, { rows: data.rows, unitCount, publicCount });
   const ctx: NodeContext = {
     init, host: init.host, log: init.logger, store: deps.store, call: link.call, signal: deps.signal, stopped: deps.stopped,
     consortium: init.consortium, join, schema, data, units, unitCount, strategy, model, scheme, witness, privacy,

@@ -20,7 +20,7 @@ export type Affordability = ReturnType<typeof checkAffordable>;
  * The policy, the budgets restored from `state` (the stricter of saved and configured limits), and the noise
  * source; logs the privacy mode this member runs under.
  */
-export function openPrivacy(init: NodeInit, join: JoinResponse, state: NodeState, siteSkellam?: SkellamSite): Privacy {
+export function openPrivacy(init: NodeInit, join: JoinResponse, state: NodeState, siteSkellam?: SkellamSite, counts?: { rows: number; unitCount: number | undefined; publicCount: number | undefined }): Privacy {
   const log = init.logger;
   const policy = join.privacy;
   const own = init.privacy ?? {};
@@ -41,7 +41,13 @@ export function openPrivacy(init: NodeInit, join: JoinResponse, state: NodeState
     log.info({ event: 'site-noise', kind: 'skellam', mu: s.params.mu, l1: s.params.l1, l2: s.params.l2, scale: s.scale, noiseMultiplier: s.noiseMultiplier, tailBound: s.tailBound },
       `site-level DP: integer updates (γ = ${s.scale.toPrecision(6)} per model unit, L2 ≤ ${s.l2Bound.toPrecision(6)} after rounding) plus Skellam shares, summed noise Sk(${s.params.mu}) (z = ${s.noiseMultiplier.toPrecision(4)})`);
   }
-  return { policy, budgets, budgetEps, budgetDelta, normal, ...(siteSkellam ? { siteSkellam } : {}) };
+  const publicCount = counts?.publicCount;
+  if (publicCount !== undefined) {
+    const own = counts ? counts.unitCount ?? counts.rows : undefined;
+    // Logged here only: whether the CSV matches the declaration is about the records, so it never leaves the member.
+    log.info({ event: 'public-count', publicCount, ...(own !== undefined ? { own } : {}) }, `record-level DP: the manifest declares this member's ${counts?.unitCount !== undefined ? 'unit' : 'record'} count public (${publicCount}); DP-SGD samples at q = min(1, B/${publicCount}) and no DP count is released${own !== undefined && own !== publicCount ? ` (this CSV holds ${own}: the declaration, not the CSV, sets q)` : ''}`);
+  }
+  return { policy, budgets, budgetEps, budgetDelta, normal, ...(siteSkellam ? { siteSkellam } : {}), ...(publicCount !== undefined ? { publicCount } : {}) };
 }
 
 /** Site-level DP noise: every bit from the OS CSPRNG, like DP-SGD's (seeded only in simulations). */
@@ -74,8 +80,8 @@ export async function planOrRefuse(ctx: NodeContext, task: OpenTask): Promise<{ 
  * The population DP-SGD's q is computed from: the DP count Ñ when this member released one (ensureCountEstimate),
  * else its units or rows (DP off, or a policy from before the DP count, whose q still discloses N).
  */
-export function dpPopulation(ctx: Pick<NodeContext, 'state' | 'data' | 'unitCount'>): number {
-  return ctx.state.privacy?.count?.estimate ?? ctx.unitCount ?? ctx.data.rows;
+export function dpPopulation(ctx: Pick<NodeContext, 'state' | 'data' | 'unitCount' | 'privacy'>): number {
+  return ctx.state.privacy?.count?.estimate ?? ctx.privacy.publicCount ?? ctx.unitCount ?? ctx.data.rows;
 }
 
 /**
@@ -86,7 +92,7 @@ export function dpPopulation(ctx: Pick<NodeContext, 'state' | 'data' | 'unitCoun
  */
 export async function ensureCountEstimate(ctx: NodeContext): Promise<void> {
   const { policy, budgets } = ctx.privacy;
-  if (!budgets.record || !releasesCount(policy, ctx.model.kind) || ctx.state.privacy?.count || ctx.state.privacy?.refused) return;
+  if (!budgets.record || !releasesCount(policy, ctx.model.kind, ctx.privacy.publicCount) || ctx.state.privacy?.count || ctx.state.privacy?.refused) return;
   const sigma = policy.record!.countNoise!;
   const z = new Float32Array(1);
   ctx.privacy.normal(z, 1); // OS CSPRNG (seeded only in simulations)

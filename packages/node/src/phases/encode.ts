@@ -120,7 +120,7 @@ export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef
     ? await ctx.witness.sign({
       type: 'contribution', v: 1, round: task.round, node: ctx.host.peerId, ciphertextHash: sha256Hex(body), ciphertextSize: body.length,
       ...entrySampleCount(mode, ctx.data.rows),
-      ...entryCountEstimate(ctx.state.privacy?.count),
+      ...(ctx.privacy.publicCount !== undefined && !ctx.state.privacy?.count ? { countEstimate: ctx.privacy.publicCount } : entryCountEstimate(ctx.state.privacy?.count)),
       epsilon: main?.epsilonRound ?? 0, delta: main?.delta ?? 0, epsilonTotal: main?.epsilonTotal ?? 0, deltaTotal: main?.delta ?? 0,
       // the mechanism this round applied: `ledger verify` composes a member's recorded mechanisms and checks
       // its epsilonTotal reaches what they spend together (an auditor needs no trust in the member's arithmetic)

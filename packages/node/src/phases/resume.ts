@@ -31,13 +31,15 @@ export interface LedgerCheck {
   unitCount?: number | undefined;
   /** Site-level DP of the VAE: the Skellam step each contribution charged (site-noise.ts), which the rebuild replays. */
   siteStep?: SampledGaussian | undefined;
+  /** The record (unit) count the manifest declares public for this member: its rounds replay at q = B/publicCount. */
+  publicCount?: number | undefined;
 }
 
 export async function resumeState(init: NodeInit, store: NodeStore, join: JoinResponse, vae: ModelWeights, ledger?: LedgerCheck): Promise<Resumed> {
   const saved = await store.load();
   const genesis = genesisModelVersion({ consortium: join.consortium, modelValues: join.modelValues, strategy: join.strategy, model: join.model, manifestHash: init.consortium.hash });
   const own = ledger?.witness ? await ownLedgerEntries(ledger.witness, ledger.call, init.host.peerId, saved?.state.ledgerLeaves ?? []) : [];
-  const rebuild = () => rebuildSpending(own, { policy: join.privacy, rows: ledger!.rows, unitCount: ledger!.unitCount, training: init.consortium.manifest.training, totalRounds: join.totalRounds, own: init.privacy ?? {}, scheduled: ledger!.scheduled, siteStep: ledger!.siteStep });
+  const rebuild = () => rebuildSpending(own, { policy: join.privacy, rows: ledger!.rows, unitCount: ledger!.unitCount, training: init.consortium.manifest.training, totalRounds: join.totalRounds, own: init.privacy ?? {}, scheduled: ledger!.scheduled, siteStep: ledger!.siteStep, publicCount: ledger!.publicCount });
   if (!saved) {
     const global = vae.getSharedWeights();
     let state: NodeState = { version: 0, hash: versionHash(global), base: genesis, lastRound: 0, contributions: [], losses: [] };

@@ -23,6 +23,8 @@ export interface InProcessFederationOptions {
   privacy: Record<string, unknown>;
   /** Extra options for member i's createNode (e.g. `synthetic`). */
   node?: (i: number) => Partial<NodeInit>;
+  /** Extra fields of member i's entry in the manifest (e.g. `publicCount`). */
+  member?: (i: number) => Record<string, unknown>;
 }
 
 export interface InProcessFederation {
@@ -47,7 +49,7 @@ export async function runInProcessFederation(o: InProcessFederationOptions): Pro
   const aggHost = await createWireHost({ privateKey: aggKey, allow: ids });
   const rounds = { total: o.rounds, quorum: o.members, minParticipants: o.members, deadlineSeconds: 600 };
   const manifest = parseManifest({
-    consortium: o.consortium, aggregator: aggHost.peerId, members: ids.map((peerId) => ({ peerId })), model,
+    consortium: o.consortium, aggregator: aggHost.peerId, members: ids.map((peerId, i) => ({ peerId, ...(o.member?.(i) ?? {}) })), model,
     training: { epochs: 1, batchSize: o.batchSize, learningRate: 0.003 }, rounds,
     secureAggregation: { scheme: 'plaintext' }, privacy: o.privacy,
   });
