@@ -17,7 +17,7 @@ describe('fedtwin sim --audit (one-run privacy audit, real processes)', () => {
   const run = async (dpArgs: string[]) => {
     const out = await mkdtemp(join(tmpdir(), 'fedtwin-audit-'));
     dirs.push(out);
-    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--generator', 'vae', '--nodes', '2', '--rounds', '2', '--epochs', '10', '--seed', '11', '--audit-canaries', '100', ...dpArgs, '--out', out, '--progress', 'none'], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--generator', 'vae', '--nodes', '2', '--rounds', '2', '--epochs', '10', '--seed', '11', '--audit-canaries', '100', ...dpArgs, '--out', out, '--progress', 'none'], { encoding: 'utf8', timeout: 170_000 });
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
     return { out, report, audit: report.privacy.audit as SimAuditReport, stdout: r.stdout };
@@ -45,7 +45,7 @@ describe('fedtwin sim --audit (one-run privacy audit, real processes)', () => {
     }
     expect(report.split.rowsPerNode[0]).toBe(node0.size - audit.included);
     expect(await readFile(join(out, 'report.html'), 'utf8')).toContain('Empirical privacy audit');
-  }, 150_000);
+  }, 200_000);
 
   it('DP on (ε = 1): ε_lower ≤ ε_claimed, where the same canaries could have shown up to the ceiling', async () => {
     const { audit } = await run(['--epsilon', '1']);
@@ -53,12 +53,12 @@ describe('fedtwin sim --audit (one-run privacy audit, real processes)', () => {
     expect(audit.epsilonClaimed).toBeLessThanOrEqual(1);
     expect(audit.maxAttainable).toBeGreaterThan(audit.epsilonClaimed!);
     expect(audit.epsilonLower).toBeLessThanOrEqual(audit.epsilonClaimed!);
-  }, 150_000);
+  }, 200_000);
 
   it('the marginals generator (the default): DP off, the released counts give node 0\'s canaries away; report, audit.json and output line as for the VAE', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fedtwin-audit-marginals-'));
     dirs.push(out);
-    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--nodes', '2', '--seed', '11', '--audit-canaries', '100', '--dp', 'off', '--out', out, '--progress', 'none'], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--nodes', '2', '--seed', '11', '--audit-canaries', '100', '--dp', 'off', '--out', out, '--progress', 'none'], { encoding: 'utf8', timeout: 170_000 });
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
     const audit = report.privacy.audit as SimAuditReport;
@@ -71,5 +71,5 @@ describe('fedtwin sim --audit (one-run privacy audit, real processes)', () => {
     expect(r.stdout).toMatch(/audit {5}ε_lower = \d+(\.\d+)? at 95 % confidence vs no claim \(DP off\)/);
     const saved = JSON.parse(await readFile(join(out, 'audit.json'), 'utf8')) as { canaries: Array<{ included: boolean }> };
     expect(saved.canaries.filter((c) => c.included).length).toBe(audit.included);
-  }, 150_000);
+  }, 200_000);
 });
