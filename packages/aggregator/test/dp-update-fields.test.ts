@@ -29,7 +29,7 @@ describe('aggregator: what it keeps of an update under DP', () => {
   const cleanup: Array<() => Promise<void>> = [];
   afterEach(async () => { for (const f of cleanup.splice(0).reverse()) await f(); });
 
-  async function setup(privacy: PrivacyPolicy) {
+  async function setup(privacy: PrivacyPolicy, manifestMembers?: (ids: string[]) => Array<Record<string, unknown>>) {
     const dir = await mkdtemp(join(tmpdir(), 'fedtwin-agg-dp-'));
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const memberKeys = await Promise.all([generateIdentity(), generateIdentity()]);
@@ -38,7 +38,10 @@ describe('aggregator: what it keeps of an update under DP', () => {
     const aggHost = await createWireHost({ privateKey: aggKey, allow: ids });
     const lines: string[] = [];
     const record = (obj: Record<string, unknown>, msg?: string) => { lines.push(`${JSON.stringify(obj)} ${msg ?? ''}`); };
+    // With `manifestMembers`: a consortium manifest (its members' entries as given), which the aggregator reads publicCount from.
+    const manifest = manifestMembers ? { manifest: { consortium: 't', members: manifestMembers(ids) }, hash: 'f'.repeat(64) } : undefined;
     const agg = await createAggregator({
+      ...(manifest ? { manifest } : {}),
       host: aggHost, dataDir: join(dir, 'state'), consortium: 't', members: ids, schema,
       model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 }, modelValues: VALUES, strategy: 'fedavg',
       training: { epochs: 1, batchSize: 8, learningRate: 0.01 },
@@ -53,7 +56,8 @@ describe('aggregator: what it keeps of an update under DP', () => {
     const call = <R>(m: number, name: string, header: unknown, response: import('zod').ZodType<R>, body?: Uint8Array) =>
       members[m]!.request(addr, name, { header, body }, { response, maxBodyBytes: 0, timeoutMs: 20_000 });
     for (const m of [0, 1]) await call(m, 'join', { nodeVersion: 'v24', backend: 'cpu' }, JoinResponse);
-    return { agg, call, memberKeys, lines };
+    const base = manifest ? genesisModelVersion({ consortium: 't', modelValues: VALUES, strategy: 'fedavg', model: { kind: 'vae', latentDim: 2, hidden: 4, seed: 1 }, manifestHash: manifest.hash }) : HASH;
+    return { agg, call, memberKeys, lines, base };
   }
 
   const body = (v: number) => f32ToBytes(new Float32Array(VALUES).fill(v));
@@ -126,6 +130,20 @@ describe('aggregator: what it keeps of an update under DP', () => {
     await call(0, 'update', header(await entry(memberKeys[0]!, body(1), { countEstimate: 413, countNoise: 20, mechanism: mechanism(8 / 413) })), UpdateAck, body(1));
     expect((await agg.rounds())[0]!.contributions).toHaveLength(1);
     expect((await agg.ledger())!.size).toBe(size0 + 1);
+  });
+
+  it('a count named without its noise σ is accepted only as the manifest\'s publicCount for that member', async () => {
+    const { agg, call, memberKeys, base } = await setup(RECORD_DP, (ids) => [{ peerId: ids[0], publicCount: 400 }, { peerId: ids[1] }]);
+    const size0 = (await agg.ledger())!.size;
+    const mechanism = (q: number) => ({ sampleRate: q, noiseMultiplier: 1, steps: Math.round(1 / q), delta: 1e-5 });
+    const at = (e: string) => ({ ...header(e), baseHash: base });
+    // Member 1 has no declared count: a count without σ would be N in clear.
+    await expect(call(1, 'update', at(await entry(memberKeys[1]!, body(1), { countEstimate: 400, mechanism: mechanism(8 / 400), globalVersion: base })), UpdateAck, body(1))).rejects.toMatchObject({ code: 'AGG_BAD_ENTRY', message: expect.stringMatching(/without its noise/) });
+    // Member 0's declared count is 400, not 401.
+    await expect(call(0, 'update', at(await entry(memberKeys[0]!, body(1), { countEstimate: 401, mechanism: mechanism(8 / 401), globalVersion: base })), UpdateAck, body(1))).rejects.toMatchObject({ code: 'AGG_BAD_ENTRY', message: expect.stringMatching(/without its noise/) });
+    expect((await agg.ledger())!.size).toBe(size0);
+    await call(0, 'update', at(await entry(memberKeys[0]!, body(1), { countEstimate: 400, mechanism: mechanism(8 / 400), globalVersion: base })), UpdateAck, body(1));
+    expect((await agg.rounds())[0]!.contributions).toHaveLength(1);
   });
 
   it('with DP off the loss and training time are kept for debugging (documented: docs/privacy.md, "What leaves a node")', async () => {
