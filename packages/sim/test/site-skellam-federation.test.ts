@@ -11,15 +11,15 @@ import { rebuildSpending, savedEpsilon, type OwnLedgerEntry } from '../../node/s
 import { siteSkellamOf, siteSkellamStep } from '../../node/src/site-noise.ts';
 import { CLI_BIN } from '../src/index.ts';
 
-// `fedtwin sim --generator vae --dp site`, end to end with real processes (an aggregator and 2 nodes, BFV): the
-// members send integer updates with Skellam shares, sign the Skellam mechanism into the ledger, and `ledger verify`
+// `fedtwin sim --generator vae --dp site`, end to end with real processes (an aggregator and 3 nodes, BFV, so
+// minParticipants = 2 and each share is Sk(μ/2)): the members send integer updates with Skellam shares, sign the Skellam mechanism into the ledger, and `ledger verify`
 // recomputes the same ε from it. Small model and 2 rounds of 1 epoch: the privacy path, not the twin, is tested.
 describe('fedtwin sim --dp site (VAE): integer Skellam site noise', () => {
   let out = '';
   let report: Record<string, any>;
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), 'fedtwin-site-skellam-'));
-    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--generator', 'vae', '--dp', 'site', '--nodes', '2', '--rounds', '2', '--epochs', '1', '--hidden', '16', '--latent', '4', '--seed', '7', '--out', out, '--progress', 'none', '--timeout', '150'], { encoding: 'utf8', timeout: 170_000 });
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--generator', 'vae', '--dp', 'site', '--nodes', '3', '--rounds', '2', '--epochs', '1', '--hidden', '16', '--latent', '4', '--seed', '7', '--out', out, '--progress', 'none', '--timeout', '150'], { encoding: 'utf8', timeout: 170_000 });
     expect(r.status, r.stderr).toBe(0);
     report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
   }, 180_000);
@@ -55,7 +55,9 @@ describe('fedtwin sim --dp site (VAE): integer Skellam site noise', () => {
     }
     const v = await verifyLedgerDir(join(out, 'ledger'));
     if (!v.ok) throw new Error(`ledger verify failed: ${v.message}`);
-    expect(own.size).toBe(2);
+    expect(manifest.rounds.minParticipants).toBe(2);
+    expect(site.lambda.num / site.lambda.den).toBe(site.params.mu / 2);
+    expect(own.size).toBe(3);
     const expected = skellamEpsilon({ params: site.params, steps: 2, delta: 1e-5 }).epsilon;
     for (const [node, entries] of own) {
       expect(entries).toHaveLength(2);
@@ -66,16 +68,17 @@ describe('fedtwin sim --dp site (VAE): integer Skellam site noise', () => {
     }
     // What the report prints is that ε, not the Gaussian one of the policy's z.
     expect(Math.abs(report.privacy.epsilon - expected)).toBeLessThan(1e-9 * expected);
-    expect(report.ledger.verified).toEqual({ aggregator: true, replicas: [true, true] });
+    expect(report.ledger.verified).toEqual({ aggregator: true, replicas: [true, true, true] });
   });
 
   it('the members applied the Skellam sums: the federated model moved and every replica agrees', async () => {
-    const logs = await Promise.all([0, 1].map(async (i) => (await readFile(join(out, 'nodes', String(i), 'node.log'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>)));
+    const logs = await Promise.all([0, 1, 2].map(async (i) => (await readFile(join(out, 'nodes', String(i), 'node.log'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>)));
     for (const events of logs) {
       expect(events.some((e) => e.event === 'site-noise' && e.kind === 'skellam')).toBe(true);
       expect(events.filter((e) => e.event === 'global-updated').map((e) => e.version)).toEqual([1, 2]);
     }
     const hashes = logs.map((events) => events.filter((e) => e.event === 'global-updated').map((e) => e.hash));
-    expect(hashes[0]).toEqual(hashes[1]);
+    expect(hashes[1]).toEqual(hashes[0]);
+    expect(hashes[2]).toEqual(hashes[0]);
   });
 });
