@@ -174,6 +174,20 @@ export function auditChunk(job: AuditJob, only?: SignatureImpl): AuditChunkResul
         if (p.peerId !== undefined) who[i] = intern(p.peerId);
         if (p.action === 'withdraw' && p.aggregateHash !== undefined) version[i] = intern(p.aggregateHash);
         break;
+      case 'secagg-keys':
+      case 'secagg-shares':
+        round[i] = p.round;
+        who[i] = intern(p.node);
+        break;
+      case 'secagg-reveal':
+        round[i] = p.round;
+        who[i] = intern(p.node);
+        version[i] = intern(p.digest); // the request it answers, checked against the round's one request
+        break;
+      case 'secagg-recovery':
+        round[i] = p.round;
+        version[i] = intern(p.digest);
+        break;
       case 'key':
       case 'consortium':
         break;

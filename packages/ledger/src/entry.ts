@@ -212,7 +212,71 @@ export const exclusionPayloadSchema = z.strictObject({
   time,
 });
 
+// Secure aggregation by pairwise masking (docs/he.md §9): what an audit needs to replay who revealed what.
+const b64Text = (max: number) => z.string().max(max).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
+const shareRevealSchema = z.strictObject({ owner: peerIdText, y: b64Text(128) });
+
+/** A member's X25519 public keys for one round, with its identity signature over them (member-signed). */
+export const secaggKeysPayloadSchema = z.strictObject({
+  type: z.literal('secagg-keys'),
+  v: z.literal(1),
+  round: roundNo,
+  node: peerIdText,
+  cPub: b64Text(64),
+  sPub: b64Text(64),
+  /** the advertisement's signature (fedtwin/secagg/keys/v1), so the keys replay without this entry's envelope */
+  signature: b64Text(128),
+  time,
+});
+
+/** A member's commitment to its self-mask seed b and the hash of the encrypted share bundle it sent (member-signed). */
+export const secaggSharesPayloadSchema = z.strictObject({
+  type: z.literal('secagg-shares'),
+  v: z.literal(1),
+  round: roundNo,
+  node: peerIdText,
+  bCommit: hex32,
+  /** SHA-256 of the canonical JSON of the encrypted shares, in neighbour order */
+  sharesHash: hex32,
+  recipients: z.array(peerIdText).max(100_000),
+  time,
+});
+
+/** The round's one recovery request (aggregator-signed): members answer only this entry, read in their replica. */
+export const secaggRecoveryPayloadSchema = z.strictObject({
+  type: z.literal('secagg-recovery'),
+  v: z.literal(1),
+  round: roundNo,
+  /** the consortium id the request digest binds */
+  consortium: shortText,
+  threshold: count,
+  degree: count.optional(),
+  /** members whose masked inputs are in the sum (reveal their b-shares) */
+  survivors: z.array(peerIdText).max(100_000),
+  /** members who shared but whose input is not in the sum (reveal their s-shares) */
+  dropped: z.array(peerIdText).max(100_000),
+  /** hex of @fedtwin/secagg's requestDigest: what every reveal quotes */
+  digest: hex32,
+  time,
+});
+
+/** A member's answer to the recovery request: the shares it reveals (member-signed). */
+export const secaggRevealPayloadSchema = z.strictObject({
+  type: z.literal('secagg-reveal'),
+  v: z.literal(1),
+  round: roundNo,
+  node: peerIdText,
+  digest: hex32,
+  bShares: z.array(shareRevealSchema).max(1024),
+  sShares: z.array(shareRevealSchema).max(1024),
+  time,
+});
+
 export const entryPayloadSchema = z.discriminatedUnion('type', [
+  secaggKeysPayloadSchema,
+  secaggSharesPayloadSchema,
+  secaggRecoveryPayloadSchema,
+  secaggRevealPayloadSchema,
   consortiumPayloadSchema,
   membershipPayloadSchema,
   roundPayloadSchema,
@@ -235,10 +299,14 @@ export type RefusalPayload = z.infer<typeof refusalPayloadSchema>;
 export type ConsortiumPayload = z.infer<typeof consortiumPayloadSchema>;
 export type VerdictPayload = z.infer<typeof verdictPayloadSchema>;
 export type ExclusionPayload = z.infer<typeof exclusionPayloadSchema>;
+export type SecaggKeysPayload = z.infer<typeof secaggKeysPayloadSchema>;
+export type SecaggSharesPayload = z.infer<typeof secaggSharesPayloadSchema>;
+export type SecaggRecoveryPayload = z.infer<typeof secaggRecoveryPayloadSchema>;
+export type SecaggRevealPayload = z.infer<typeof secaggRevealPayloadSchema>;
 /** A payload as the caller writes it: `v` defaults to the current version. */
 export type EntryPayloadInput = EntryPayload extends infer P ? (P extends { v: 1 } ? Omit<P, 'v'> & { v?: 1 } : never) : never;
 
-export const ENTRY_TYPES: readonly EntryType[] = ['membership', 'round', 'contribution', 'aggregate', 'key', 'refusal', 'verdict', 'exclusion', 'consortium'];
+export const ENTRY_TYPES: readonly EntryType[] = ['membership', 'round', 'contribution', 'aggregate', 'key', 'refusal', 'verdict', 'exclusion', 'consortium', 'secagg-keys', 'secagg-shares', 'secagg-recovery', 'secagg-reveal'];
 
 function formatIssues(err: z.ZodError): string {
   return err.issues
@@ -542,7 +610,7 @@ export { signatureError as entrySignatureError };
 // Authorship: who may sign what.
 
 /** Entry types a member signs about itself (`payload.node` must be the author). */
-export const MEMBER_ENTRY_TYPES: ReadonlySet<EntryType> = new Set<EntryType>(['contribution', 'refusal', 'verdict']);
+export const MEMBER_ENTRY_TYPES: ReadonlySet<EntryType> = new Set<EntryType>(['contribution', 'refusal', 'verdict', 'secagg-keys', 'secagg-shares', 'secagg-reveal']);
 
 /**
  * Why `e` breaks the authorship rules, or undefined: `contribution`, `refusal` and `verdict` are signed by
@@ -551,7 +619,7 @@ export const MEMBER_ENTRY_TYPES: ReadonlySet<EntryType> = new Set<EntryType>(['c
  */
 export function authorshipViolation(e: Pick<LedgerEntry, 'author' | 'payload'>, isAggregator: (author: string) => boolean): string | undefined {
   const p = e.payload;
-  if (p.type === 'contribution' || p.type === 'refusal' || p.type === 'verdict') {
+  if (p.type === 'contribution' || p.type === 'refusal' || p.type === 'verdict' || p.type === 'secagg-keys' || p.type === 'secagg-shares' || p.type === 'secagg-reveal') {
     return p.node === e.author ? undefined : `a ${p.type} in the name of ${p.node} signed by ${e.author}; only the node it names may sign it`;
   }
   return isAggregator(e.author) ? undefined : `a ${p.type} entry signed by ${e.author}, who is not the log's aggregator; only the aggregator signs ${p.type} entries`;

@@ -111,7 +111,7 @@ class Failure extends Error {
 
 class Tally {
   entries = 0;
-  byType: Record<EntryType, number> = { membership: 0, round: 0, contribution: 0, aggregate: 0, key: 0, refusal: 0, verdict: 0, exclusion: 0, consortium: 0 };
+  byType: Record<EntryType, number> = { membership: 0, round: 0, contribution: 0, aggregate: 0, key: 0, refusal: 0, verdict: 0, exclusion: 0, consortium: 0, 'secagg-keys': 0, 'secagg-shares': 0, 'secagg-recovery': 0, 'secagg-reveal': 0 };
   rounds = new Set<number>();
   contributions: Record<string, number> = {};
   epsilon: Record<string, number> = {};
@@ -304,10 +304,40 @@ class Tally {
       case 'exclusion':
         if (who) this.excluded.add(who);
         break;
+      case 'secagg-keys':
+      case 'secagg-shares':
+        this.secaggOnce(index, type, round, who);
+        break;
+      case 'secagg-recovery': {
+        // One request per round: members answer only the one they read here, so a second is an aggregator
+        // trying to unmask someone (the SecAgg consistency check, docs/he.md §9).
+        const prior = this.secaggRequests.get(round);
+        if (prior) throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: a second secagg recovery request for round ${round} (the first is entry ${prior.index}); a round has one`);
+        this.secaggRequests.set(round, { index, digest: r.strings[r.version[j]]! });
+        break;
+      }
+      case 'secagg-reveal': {
+        const req = this.secaggRequests.get(round);
+        const digest = r.strings[r.version[j]];
+        if (!req || req.digest !== digest) throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: node ${who} reveals shares for round ${round} against ${req ? 'another request than' : 'no'} recovery request${req ? ` (entry ${req.index})` : ' recorded before it'}`);
+        this.secaggOnce(index, type, round, who);
+        break;
+      }
       case 'key':
       case 'consortium':
         break;
     }
+  }
+
+  /** The round's recovery request (its entry and digest), once recorded. */
+  secaggRequests = new Map<number, { index: number; digest: string }>();
+  #secaggSeen = new Map<string, number>();
+  /** A member advertises keys, sends shares and reveals at most once per round. */
+  secaggOnce(index: number, type: string, round: number, who: string): void {
+    const key = `${type} ${round} ${who}`;
+    const prior = this.#secaggSeen.get(key);
+    if (prior !== undefined) throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: a second ${type} of node ${who} for round ${round} (the first is entry ${prior})`);
+    this.#secaggSeen.set(key, index);
   }
 }
 

@@ -21,6 +21,11 @@ export const Protocols = {
   verdict: 'verdict',
   probe: 'probe',
   witnesses: 'witnesses',
+  /** Secure aggregation by pairwise masking (docs/he.md §9): a member's signed keys, its share bundle, its reveal; and a long-poll for the round's phase. */
+  secaggKeys: 'secagg-keys',
+  secaggShares: 'secagg-shares',
+  secaggReveal: 'secagg-reveal',
+  secaggRound: 'secagg-round',
 } as const;
 
 /** The largest shared model an aggregator accepts, in values (float32). 64M values = 256 MiB. */
@@ -170,6 +175,18 @@ export const SecureAggregationMessage = z.discriminatedUnion('scheme', [
     /** Every member (the key holder seals the key for each of them). */
     members: z.array(peerId).min(1),
   }).strict(),
+  /**
+   * Pairwise masking (SecAgg / SecAgg+, docs/he.md §9): no key anywhere; the aggregator plus fewer than
+   * `threshold` members learn nothing of one update beyond the sum. Values are quantized like BFV's (16 bits, ±clip).
+   */
+  z.object({
+    scheme: z.literal('secagg'),
+    threshold: z.number().int().min(1),
+    /** Sparse neighbourhood graph degree (even); absent: every member masks with every other. */
+    degree: z.number().int().min(2).optional(),
+    clip: z.number().positive(),
+    members: z.array(peerId).min(2),
+  }).strict(),
 ]);
 export type SecureAggregation = z.infer<typeof SecureAggregationMessage>;
 
@@ -188,6 +205,40 @@ export const KeyPublishHeader = z.object({ keyId: z.string().min(8).max(128), ep
 export const KeyPublishAck = z.object({ accepted: z.literal(true), keyId: z.string() }).strict();
 /** A sealed key box is small (a serialized BFV secret key); the whole set is capped. */
 export const MAX_SEALED_KEYS_BYTES = 64 * 1024 * 1024;
+
+// --- secagg: the phases of a masked round (docs/he.md §9), all for the open round -----------------
+/** Caps of the header-carried lists: the daemons wire up to MAX_SECAGG_MEMBERS members (headers stay < 64 KiB). */
+export const MAX_SECAGG_MEMBERS = 128;
+const b64 = (max: number) => z.string().max(max).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
+export const SecaggAdMessage = z.object({ member: peerId, cPub: b64(64), sPub: b64(64), signature: b64(128) }).strict();
+export type SecaggAd = z.infer<typeof SecaggAdMessage>;
+export const SecaggShareMessage = z.object({ from: peerId, to: peerId, nonce: b64(64), ciphertext: b64(512) }).strict();
+export type SecaggShare = z.infer<typeof SecaggShareMessage>;
+/** Phase 0: the member's signed X25519 keys, and the same as its signed `secagg-keys` ledger entry. */
+export const SecaggKeysRequest = z.object({ round: z.number().int().min(1), ad: SecaggAdMessage, entry: z.string().max(16_384) }).strict();
+/** Phase 1: the member's encrypted shares (one per neighbour) and b's commitment, with its signed `secagg-shares` entry. */
+export const SecaggSharesRequest = z.object({
+  round: z.number().int().min(1), bCommit: hex64, shares: z.array(SecaggShareMessage).max(MAX_SECAGG_MEMBERS), entry: z.string().max(16_384),
+}).strict();
+/** Phase 3: the member's signed `secagg-reveal` entry (the shares it reveals are in it). */
+export const SecaggRevealRequest = z.object({ round: z.number().int().min(1), entry: z.string().max(64 * 1024 - 1024) }).strict();
+export const SecaggAck = z.object({ recorded: z.literal(true) }).strict();
+/** Long-poll: what the member needs for `phase` once the aggregator closed the phase before it. */
+export const SecaggRoundRequest = z.object({
+  round: z.number().int().min(1), phase: z.enum(['keys', 'shares', 'recovery']), waitMs: z.number().int().min(0).max(MAX_TASK_WAIT_MS),
+}).strict();
+export const SecaggRoundResponse = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('pending') }).strict(),
+  /** The round went on without this member, or failed: it stops taking part. */
+  z.object({ status: z.literal('closed'), reason: z.string().max(1000) }).strict(),
+  /** Phase 0 closed: the accepted advertisements (every member checks every signature). */
+  z.object({ status: z.literal('keys'), ads: z.array(SecaggAdMessage).max(MAX_SECAGG_MEMBERS) }).strict(),
+  /** Phase 1 closed: the shares addressed to this member. */
+  z.object({ status: z.literal('shares'), shares: z.array(SecaggShareMessage).max(MAX_SECAGG_MEMBERS) }).strict(),
+  /** Masked inputs closed: the round's one recovery request is the ledger entry at this index (members read it in their replica). */
+  z.object({ status: z.literal('recovery'), ledgerIndex: z.number().int().min(0) }).strict(),
+]);
+export type SecaggRoundResponse = z.infer<typeof SecaggRoundResponse>;
 
 // --- join: a member introduces itself and learns the consortium's schema and model ---------------
 export const JoinRequest = z.object({
@@ -252,7 +303,7 @@ export const UpdateHeader = z.object({
    */
   weight: z.number().positive().max(1e12),
   values: z.number().int().min(1).max(MAX_MODEL_VALUES),
-  encoding: z.enum(['f32le', 'bfv']),
+  encoding: z.enum(['f32le', 'bfv', 'secagg']),
   /**
    * What the body sums to: a shared-model change (`model-delta`, the VAE; the default when absent) or a
    * vector of noisy counts (`counts`, the marginals generator). The aggregator refuses the kind its
@@ -311,7 +362,7 @@ export const AggregateResponse = z.object({
   participants: z.array(peerId).min(1),
   totalWeight: z.number().positive(),
   values: z.number().int().min(1).max(MAX_MODEL_VALUES),
-  encoding: z.enum(['f32le', 'bfv']),
+  encoding: z.enum(['f32le', 'bfv', 'secagg']),
   keyId: z.string().max(128).optional(),
   /** Model version id of the base this sum applies to (fixed when its round opened). */
   baseHash: hex64,
@@ -342,7 +393,7 @@ export const ProbeResponse = z.object({
   round: z.number().int().min(1),
   participants: z.array(peerId).min(1),
   values: z.number().int().min(1).max(MAX_MODEL_VALUES),
-  encoding: z.enum(['f32le', 'bfv']),
+  encoding: z.enum(['f32le', 'bfv', 'secagg']),
   keyId: z.string().max(128).optional(),
   baseHash: hex64,
 }).strict();
