@@ -103,6 +103,7 @@ export function secureAggregationOf(m: Manifest): SecureAggregation {
   const sa = m.secureAggregation;
   if (sa.scheme === 'plaintext') return { scheme: 'plaintext' };
   const members = m.members.map((x) => x.peerId);
+  if (sa.scheme === 'secagg') return { scheme: 'secagg', threshold: sa.threshold!, ...(sa.degree !== undefined ? { degree: sa.degree } : {}), clip: sa.clip, members };
   return { scheme: 'bfv', params: { clip: sa.clip, maxParticipants: Math.max(sa.maxParticipants, members.length) }, keyHolder: sa.keyHolder ?? members[0]!, members };
 }
 

@@ -1,6 +1,6 @@
 export {
   ManifestSchema, MemberSchema, RoundPolicySchema, SecureAggregationConfigSchema, PrivacyConfigSchema, MAX_MANIFEST_BYTES, DEFAULT_PRIVACY, DEFAULT_RECORD_CLIP, DEFAULT_COUNT_NOISE,
-  parseManifest, manifestHash, schemaHash, loadManifest, manifestYaml, firstDifference, requireSame,
+  parseManifest, manifestHash, schemaHash, loadManifest, secaggNeighbourhood, secaggThresholdIssue, manifestYaml, firstDifference, requireSame,
   type Manifest, type ManifestInput, type PrivacyConfig,
 } from './manifest.ts';
 export {

@@ -81,7 +81,15 @@ export const RoundPolicySchema = z.object({
 }).strict();
 
 export const SecureAggregationConfigSchema = z.object({
-  scheme: z.enum(['bfv', 'plaintext']).default('bfv'),
+  /** bfv: one consortium HE key; secagg: pairwise masking, no key anywhere (docs/he.md §9); plaintext: a baseline. */
+  scheme: z.enum(['bfv', 'secagg', 'plaintext']).default('bfv'),
+  /**
+   * secagg: t, in (m/2, m] for a sharing neighbourhood of m (every member: m = n). The aggregator plus fewer than t
+   * members learn nothing of one update beyond the sum; a round survives m − t dropouts. Default ⌊m/2⌋ + 1.
+   */
+  threshold: z.number().int().min(1).optional(),
+  /** secagg: sparse neighbourhood graph degree (even, SecAgg+); absent: the full graph (the threshold is global). */
+  degree: z.number().int().min(2).optional(),
   /** The member that generates and seals the HE key (default: the first member). */
   keyHolder: peerId.optional(),
   /** Update values are clipped to [-clip, clip] before 16-bit quantization. */
@@ -111,6 +119,15 @@ export const ManifestSchema = z.object({
   if (dup) ctx.addIssue({ code: 'custom', path: ['members'], message: `member ${dup} is listed twice` });
   if (ids.includes(m.aggregator)) ctx.addIssue({ code: 'custom', path: ['aggregator'], message: 'the aggregator cannot also be a member' });
   const kh = m.secureAggregation.keyHolder;
+  const sa = m.secureAggregation;
+  if (sa.scheme !== 'secagg' && (sa.threshold !== undefined || sa.degree !== undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['secureAggregation', sa.threshold !== undefined ? 'threshold' : 'degree'], message: `applies to scheme "secagg" only, not "${sa.scheme}"` });
+  }
+  if (sa.scheme === 'secagg') {
+    if (sa.keyHolder !== undefined) ctx.addIssue({ code: 'custom', path: ['secureAggregation', 'keyHolder'], message: 'scheme "secagg" has no key holder (no key exists in one place)' });
+    const why = secaggThresholdIssue(ids.length, sa.threshold, sa.degree);
+    if (why) ctx.addIssue({ code: 'custom', path: ['secureAggregation', why.field], message: why.message });
+  }
   if (kh !== undefined && !ids.includes(kh)) ctx.addIssue({ code: 'custom', path: ['secureAggregation', 'keyHolder'], message: `key holder ${kh} is not a member` });
   if (m.rounds.quorum > ids.length) ctx.addIssue({ code: 'custom', path: ['rounds', 'quorum'], message: `is ${m.rounds.quorum} but only ${ids.length} members are listed` });
   if (m.rounds.minParticipants > m.rounds.quorum) ctx.addIssue({ code: 'custom', path: ['rounds', 'minParticipants'], message: 'must be between 1 and quorum' });
@@ -137,6 +154,22 @@ export const ManifestSchema = z.object({
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
 export type ManifestInput = z.input<typeof ManifestSchema>;
+
+/** Sharing-neighbourhood size under secagg: every member (full graph) or the member and its `degree` neighbours. */
+export function secaggNeighbourhood(members: number, degree?: number): number {
+  return degree === undefined || degree >= members - 1 ? members : degree + 1;
+}
+
+/** Why a secagg threshold or degree cannot hold for `members`, or undefined (the checks of @fedtwin/secagg's checkConfig). */
+export function secaggThresholdIssue(members: number, threshold: number | undefined, degree: number | undefined): { field: 'threshold' | 'degree'; message: string } | undefined {
+  if (members < 2) return { field: 'threshold', message: 'secure aggregation by masking needs at least 2 members' };
+  if (degree !== undefined && degree % 2 !== 0) return { field: 'degree', message: `must be even (a Harary graph H(n, k)), got ${degree}` };
+  if (threshold === undefined) return undefined;
+  const m = secaggNeighbourhood(members, degree);
+  // t > m/2: two disjoint groups of t honest members cannot exist, so conflicting requests cannot both be answered.
+  if (threshold <= m / 2 || threshold > m) return { field: 'threshold', message: `must be in (${m}/2, ${m}] for a sharing neighbourhood of ${m} (e.g. ${Math.floor(m / 2) + 1}), got ${threshold}` };
+  return undefined;
+}
 
 /** Largest manifest file read. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -167,6 +200,10 @@ export function parseManifest(raw: unknown, source = 'manifest'): Manifest {
   if ((m.privacy.mode === 'record' || m.privacy.mode === 'both') && m.privacy.clip === undefined) m.privacy = { ...m.privacy, clip: DEFAULT_RECORD_CLIP };
   if (m.secureAggregation.scheme === 'bfv' && m.secureAggregation.keyHolder === undefined) {
     m.secureAggregation = { ...m.secureAggregation, keyHolder: m.members[0]!.peerId };
+  }
+  if (m.secureAggregation.scheme === 'secagg' && m.secureAggregation.threshold === undefined) {
+    // Pinned explicitly, like the key holder: the hash names the threshold in force.
+    m.secureAggregation = { ...m.secureAggregation, threshold: Math.floor(secaggNeighbourhood(m.members.length, m.secureAggregation.degree) / 2) + 1 };
   }
   if (m.rounds.witnessQuorum === undefined) m.rounds = { ...m.rounds, witnessQuorum: Math.floor(m.members.length / 2) + 1 };
   return m;

@@ -24,7 +24,7 @@ export interface AggregatorStatus {
   rounds: RoundStatus[];
   members: MemberStatus[];
   /** The HE key in force (BFV), or null (plaintext, or before the key ceremony). */
-  he: { scheme: 'bfv' | 'plaintext'; keyId: string | null; epoch: number | null };
+  he: { scheme: 'bfv' | 'secagg' | 'plaintext'; keyId: string | null; epoch: number | null };
   ledger: LedgerView | null;
 }
 

@@ -25,7 +25,7 @@ export function aggregatorText(s: AggregatorStatus): string {
   const lines = [
     `aggregator ${s.peerId} — consortium ${s.consortium}, ${source(s)}`,
     `  federation    ${s.status}${s.finishedEarly ? ` early: ${s.finishedEarly}` : ''}, version ${s.version} of ${s.totalRounds} rounds`,
-    `  HE key        ${s.he.scheme === 'plaintext' ? 'none (plaintext aggregation)' : s.he.keyId ? `${s.he.keyId.slice(0, 16)}…, epoch ${s.he.epoch ?? 'unknown'}` : 'not published yet (key ceremony pending)'}`,
+    `  HE key        ${s.he.scheme === 'plaintext' ? 'none (plaintext aggregation)' : s.he.scheme === 'secagg' ? 'none (pairwise masking: fresh keys per member and round)' : s.he.keyId ? `${s.he.keyId.slice(0, 16)}…, epoch ${s.he.epoch ?? 'unknown'}` : 'not published yet (key ceremony pending)'}`,
     ...ledgerLines('  ledger        ', s.ledger),
     `  rounds        ${s.rounds.length} (${s.rounds.filter((r) => r.status === 'open').length} open, ${s.rounds.filter((r) => r.status === 'aggregated').length} aggregated, ${s.rounds.filter((r) => r.status === 'failed').length} failed)`,
   ];
