@@ -6,8 +6,10 @@ import {
   type AggregateResponse, type JoinResponse, type KeyResponse, type ModelConfig, type PrivacyPolicy, type SecureAggregation,
   type TaskResponse, type TrainingConfig, type UpdateAck, genesisModelVersion, nextModelVersion,
 } from '@fedtwin/protocol';
-import { bfvScheme, plaintextScheme, type AggregationScheme, type SumAccumulator } from './scheme.ts';
-import { sha256Hex } from '@fedtwin/ledger';
+import { bfvScheme, int32ToBytes, maskedValues, plaintextScheme, secaggScheme, type AggregationScheme, type SumAccumulator } from './scheme.ts';
+import { SecaggAck, SecaggKeysRequest, SecaggRevealRequest, SecaggRoundRequest, SecaggSharesRequest, type SecaggRoundResponse } from '@fedtwin/protocol';
+import { adFromWire, adToWire, SecaggRound, shareFromWire, shareToWire } from './secagg-round.ts';
+import { secaggSharesHash as sharesHash, sha256Hex } from '@fedtwin/ledger';
 import { openAuditLog, type AuditLog } from './audit.ts';
 import { reconcileLedger } from './reconcile.ts';
 import type { PrivateKey } from '@libp2p/interface';
@@ -90,7 +92,13 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   const anyDp = siteDp || recordDp;
   const log = init.logger;
   const secureAggregation: SecureAggregation = init.secureAggregation ?? { scheme: 'plaintext' };
-  const scheme: AggregationScheme = secureAggregation.scheme === 'bfv' ? await bfvScheme(secureAggregation) : plaintextScheme();
+  const scheme: AggregationScheme = secureAggregation.scheme === 'bfv' ? await bfvScheme(secureAggregation) : secureAggregation.scheme === 'secagg' ? secaggScheme() : plaintextScheme();
+  const secaggConfig = secureAggregation.scheme === 'secagg' ? secureAggregation : undefined;
+  const sa = secaggConfig ? await import('@fedtwin/secagg') : undefined;
+  if (secaggConfig && !init.ledger) {
+    // Members answer only the recovery request they read in their ledger replica: without a ledger there is none.
+    throw new FedtwinError('CONFIG_INVALID', 'secure aggregation by masking (scheme secagg) needs the aggregator\'s ledger', { hint: 'give the aggregator a ledger directory (it records the keys, the recovery request and the reveals)' });
+  }
   const store = await AggregatorStore.open(init.dataDir);
   // The HE key in force: its id and each member's sealed copy (the aggregator cannot open them).
   let keyState: KeyRecord | undefined = secureAggregation.scheme === 'bfv' ? await store.getKey() : undefined;
@@ -117,6 +125,11 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   }
   let open: RoundRecord | undefined;
   let sum: SumAccumulator | undefined;
+  /** The open round's masking phases (scheme secagg; in memory: a restart fails the round, see the resume below). */
+  let secagg: SecaggRound | undefined;
+  let secaggTimer: NodeJS.Timeout | undefined;
+  // A phase waits at most a quarter of the round's deadline (and at least 5 s), unless everyone answered sooner.
+  const secaggPhaseMs = Math.max(5000, init.rounds.deadlineSeconds * 250);
   let deadlineTimer: NodeJS.Timeout | undefined;
   let stopped = false;
   let queue: Promise<unknown> = Promise.resolve();
@@ -158,6 +171,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       sum = await rebuildSum(open);
       log.info({ event: 'resume', round: rec.round, contributions: rec.contributions.length }, `resuming round ${rec.round}`);
       armDeadline();
+      // The masking round's keys, shares and request were in memory: it cannot be unmasked after a restart.
+      if (secaggConfig) await serial(() => failRound('the aggregator restarted during this secure-aggregation round (its key exchange was in memory)'));
     }
   }
   if (state.status === 'finished') resolveFinished();
@@ -193,6 +208,10 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     await audit?.record({ type: 'round', v: 1, action: 'open', round: rec.round, globalVersion: rec.baseHash!, config: { ...init.training, baseVersion: rec.baseVersion, quorum: init.rounds.quorum, minParticipants: init.rounds.minParticipants, deadline: rec.deadline, privacy: privacy.mode, encoding: scheme.encoding } });
     open = rec;
     sum = scheme.createAccumulator(init.modelValues);
+    if (secaggConfig) {
+      secagg = new SecaggRound(sa!, SecaggRound.config(secaggConfig, init.consortium, rec.round, init.modelValues), secaggPhaseMs, now());
+      armSecaggTimer();
+    }
     roundCpu = process.cpuUsage();
     log.info({ event: 'round-open', round: rec.round, baseVersion: rec.baseVersion, deadline: rec.deadline }, `round ${rec.round} open`);
     armDeadline();
@@ -223,6 +242,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     await audit?.checkpoint();
     log.warn({ event: 'round-failed', round: rec.round, reason }, `round ${rec.round} failed: ${reason}`);
     open = undefined; await sum?.dispose(); sum = undefined;
+    endSecagg();
     if (opts.reopen !== false) await openNextRound();
   }
 
@@ -230,10 +250,22 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   // Members known to have no budget left count as having answered.
   function everyoneAnswered(rec: RoundRecord): boolean {
     const answered = new Set([...rec.contributions.map((c) => c.peer), ...(rec.refusals ?? []).map((r) => r.peer), ...(state.exhausted ?? []), ...(state.excluded ?? [])]);
+    // Under masking, a member that did not share its keys in time can no longer send: it has answered.
+    if (secagg?.agg) for (const m of members) if (!secagg.sharers().has(m)) answered.add(m);
     return answered.size >= members.size;
   }
 
   async function aggregate(trigger: 'quorum' | 'deadline' | 'all-answered'): Promise<void> {
+    if (!open || !sum) return;
+    if (secagg) {
+      await startRecovery(trigger);
+      return;
+    }
+    await publish(trigger, () => sum!.result());
+  }
+
+  /** Publishes the round's sum (`bodyOf`): the aggregate record, the ledger entry and the next round. */
+  async function publish(trigger: 'quorum' | 'deadline' | 'all-answered', bodyOf: () => Promise<Uint8Array>): Promise<void> {
     if (!open || !sum) return;
     const rec: RoundRecord = { ...open, status: 'aggregated' };
     // What is published must be exactly the accepted contributions: one update summed per contribution,
@@ -248,7 +280,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       throw new FedtwinError('STATE_CORRUPT', `round ${rec.round}: ${sum.count} updates summed, ${rec.contributions.length} contributions, ${leaves.length} ledger leaves`);
     }
     const version = state.version + 1;
-    const body = await sum.result();
+    const body = await bodyOf();
     const agg: AggregateRecord = {
       version, round: rec.round,
       participants: rec.contributions.map((c) => c.peer),
@@ -270,7 +302,112 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     log.info({ event: 'round-aggregated', round: rec.round, version, participants: agg.participants.length, trigger, ...(cpu ? { cpuMs: Math.round((cpu.user + cpu.system) / 1000) } : {}) },
       `round ${rec.round} aggregated (${agg.participants.length} members, ${trigger}) → version ${version}`);
     open = undefined; await sum.dispose(); sum = undefined;
+    endSecagg();
     await openNextRound();
+  }
+
+  // ---- Secure aggregation by masking: the phases around the usual update collection (docs/he.md §9) -----
+
+  function endSecagg(): void {
+    if (secaggTimer) clearTimeout(secaggTimer);
+    secaggTimer = undefined;
+    if (secagg) secagg.phase = 'done';
+    secagg = undefined;
+    wakeWaiters();
+  }
+
+  /** Closes the current phase at its deadline (whoever made it in time goes on). */
+  function armSecaggTimer(): void {
+    if (secaggTimer) clearTimeout(secaggTimer);
+    const s = secagg;
+    if (!s || !Number.isFinite(s.phaseDeadline)) return;
+    const phase = s.phase;
+    secaggTimer = setTimeout(() => {
+      void serial(async () => {
+        if (stopped || secagg !== s || s.phase !== phase) return;
+        if (phase === 'recovery') await finishRecovery(true);
+        else await advanceSecagg(true);
+      }).catch((err) => log.error({ event: 'secagg-deadline-error', err: String(err) }, 'secure-aggregation phase deadline handling failed'));
+    }, Math.max(0, s.phaseDeadline - now()));
+    secaggTimer.unref?.();
+  }
+
+  /** Members the keys and shares phases wait for: every active member with budget that has not declined. */
+  function secaggExpected(): string[] {
+    const out = new Set([...(state.exhausted ?? []), ...(state.excluded ?? []), ...(open?.refusals ?? []).map((r) => r.peer)]);
+    return [...members].filter((m) => !out.has(m));
+  }
+
+  /** Closes the keys or shares phase when everyone expected answered (or `force`: its deadline passed). */
+  async function advanceSecagg(force: boolean): Promise<void> {
+    const s = secagg;
+    if (!s || !open) return;
+    if (s.phase === 'keys' && (force || secaggExpected().every((m) => s.ads.has(m)))) {
+      s.closeKeys(now());
+      if (s.failed) return failRound(s.failed);
+      log.info({ event: 'secagg-keys', round: open.round, accepted: s.accepted!.length }, `round ${open.round}: ${s.accepted!.length} member(s) advertised masking keys`);
+      armSecaggTimer();
+      wakeWaiters();
+      return; // the shares phase starts now: no bundle can be in yet
+    }
+    if (s.phase === 'shares' && (force || s.accepted!.every((a) => s.bundles.has(a.member)))) {
+      s.closeShares(now());
+      if (s.failed) return failRound(s.failed);
+      await audit?.checkpoint();
+      log.info({ event: 'secagg-shares', round: open.round, sharers: s.sharers().size }, `round ${open.round}: ${s.sharers().size} member(s) shared their mask keys; masked inputs open`);
+      armSecaggTimer();
+      wakeWaiters();
+      // Everyone may already have answered (members that did not share count as answered).
+      if (everyoneAnswered(open) && open.contributions.length >= init.rounds.minParticipants) await aggregate('all-answered');
+    }
+  }
+
+  /** Inputs closed: the one recovery request, recorded in the ledger (members answer only what they read there). */
+  async function startRecovery(trigger: 'quorum' | 'deadline' | 'all-answered'): Promise<void> {
+    const s = secagg!;
+    if (s.phase !== 'input') return;
+    const received = open!.contributions.map((c) => c.peer);
+    const t = s.cfg.threshold;
+    if (received.length < t) {
+      await failRound(`${received.length} masked input(s) arrived, fewer than the threshold ${t}: a smaller sum is never unmasked`);
+      return;
+    }
+    const req = s.makeRequest(received, now());
+    const entry = await audit!.record({
+      type: 'secagg-recovery', v: 1, round: req.round, consortium: req.consortium, threshold: t, ...(s.cfg.degree !== undefined ? { degree: s.cfg.degree } : {}),
+      survivors: req.survivors, dropped: req.dropped, digest: Buffer.from(sa!.requestDigest(req)).toString('hex'),
+    });
+    s.requestIndex = entry.index;
+    await audit!.checkpoint();
+    recoveryTrigger = trigger;
+    log.info({ event: 'secagg-recovery', round: req.round, survivors: req.survivors.length, dropped: req.dropped.length, ledgerIndex: entry.index },
+      `round ${req.round}: recovery request (${req.survivors.length} survivor(s), ${req.dropped.length} dropped) at ledger leaf ${entry.index}`);
+    armSecaggTimer();
+    wakeWaiters();
+  }
+  let recoveryTrigger: 'quorum' | 'deadline' | 'all-answered' = 'quorum';
+
+  /** Unmasks once enough reveals are in; at the reveal deadline (`final`) whatever is in decides. */
+  async function finishRecovery(final: boolean): Promise<void> {
+    const s = secagg;
+    if (!s || s.phase !== 'recovery' || !open) return;
+    const ups = await store.updatesOf(open.round);
+    const masked = s.request!.survivors.map((m) => ({ member: m, values: maskedValues(ups.get(m)!) }));
+    let total: Int32Array | undefined;
+    try {
+      total = s.tryUnmask(masked);
+    } catch (err) {
+      await failRound(`the masked sum could not be unmasked: ${(err as Error).message}`);
+      return;
+    }
+    if (!total) {
+      if (final) await failRound(`${s.responses.size} of ${s.request!.survivors.length} survivor(s) revealed shares by the deadline: too few to unmask (threshold ${s.cfg.threshold})`);
+      return;
+    }
+    log.info({ event: 'secagg-unmasked', round: open.round, reveals: s.responses.size, survivors: s.request!.survivors.length, dropped: s.request!.dropped.length },
+      `round ${open.round}: unmasked the sum of ${s.request!.survivors.length} input(s) from ${s.responses.size} reveal(s)`);
+    const body = int32ToBytes(total);
+    await publish(recoveryTrigger, async () => body);
   }
 
   async function maybeStart(): Promise<void> {
@@ -511,7 +648,9 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (probe && !probe.votes.has(peer)) return { status: 'probe', id: probe.id, round: probe.round };
         if (state.investigating) return undefined;
         if (state.status === 'finished') return { status: 'finished', version: state.version };
-        if (open && open.round > header.afterRound && !open.contributions.some((c) => c.peer === peer)) {
+        // Under masking a round takes newcomers only while its keys are collected, each once.
+        const secaggAdmits = !secagg || (secagg.phase === 'keys' && !secagg.ads.has(peer));
+        if (open && open.round > header.afterRound && !open.contributions.some((c) => c.peer === peer) && secaggAdmits) {
           return { status: 'open', round: open.round, baseVersion: open.baseVersion, baseHash: open.baseHash!, training: init.training, deadline: open.deadline, ...(open.keyId ? { keyId: open.keyId } : {}) };
         }
         return undefined;
@@ -650,6 +789,9 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (open.keyId && header.keyId !== open.keyId) {
           throw new FedtwinError('AGG_KEY_MISMATCH', `update encrypted under key ${header.keyId ?? '(none)'}, round ${open.round} uses ${open.keyId}`, { hint: 'fetch that key from the key ceremony' });
         }
+        if (secagg && (secagg.phase !== 'input' || !secagg.sharers().has(peer))) {
+          throw new FedtwinError('AGG_SECAGG_NOT_IN_ROUND', `member ${peer} cannot send a masked input to round ${open.round} now (phase ${secagg.phase}${secagg.phase === 'input' ? '; it did not share its keys in time' : ''})`, { hint: 'poll for the next round' });
+        }
         const expected = scheme.updateBytes(init.modelValues);
         if (header.values !== init.modelValues || !body || body.length !== expected) {
           throw new FedtwinError('AGG_BAD_UPDATE', `update has ${body?.length ?? 0} bytes for ${header.values} values, expected ${expected} for ${init.modelValues}`);
@@ -657,7 +799,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         // Everything that can reject is checked before the update touches the sum: the signed entry first,
         // then the ciphertext (the accumulator validates before it adds and leaves the sum unchanged on reject).
         const entry = audit
-          ? await audit.checkMemberEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'contribution', round: header.round, body, keyId: open.keyId ?? 'plaintext', base: open.baseHash! })
+          ? await audit.checkMemberEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'contribution', round: header.round, body, keyId: open.keyId ?? (secagg ? 'secagg' : 'plaintext'), base: open.baseHash! })
           : undefined;
         // A signed entry cannot be trimmed, and the ledger is replicated to every member and kept: refuse it.
         if (anyDp && entry?.payload.type === 'contribution' && entry.payload.sampleCount !== undefined) {
@@ -744,6 +886,102 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       return { header: { recorded: true as const } };
     },
   });
+
+  if (secaggConfig) {
+    const a = audit!;
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    const closedRound = (round: number) => new FedtwinError('AGG_ROUND_CLOSED', `round ${round} is not open (open: ${open?.round ?? 'none'})`, { hint: 'poll for the next task' });
+    const badEntry = (why: string) => new FedtwinError('AGG_BAD_ENTRY', `secagg entry rejected: ${why}`, { hint: 'the signed ledger entry must say what the message says' });
+    await host.handle(Protocols.secaggKeys, {
+      request: SecaggKeysRequest,
+      maxBodyBytes: 0,
+      handler: async ({ peer, header }) => {
+        requireActive(peer);
+        await serial(async () => {
+          if (!secagg || !open || open.round !== header.round) throw closedRound(header.round);
+          if (header.ad.member !== peer) throw new FedtwinError('AGG_SECAGG_BAD_KEYS', `member ${peer} sent keys in the name of ${header.ad.member}`);
+          const entry = await a.checkSecaggEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'secagg-keys', round: header.round });
+          const p = entry.payload;
+          if (p.type !== 'secagg-keys' || p.cPub !== header.ad.cPub || p.sPub !== header.ad.sPub || p.signature !== header.ad.signature) throw badEntry('its keys are not the ones advertised');
+          secagg.addAd(adFromWire(init.consortium, header.round, header.ad));
+          await a.appendChecked(entry);
+          await advanceSecagg(false);
+        });
+        return { header: { recorded: true as const } satisfies z.infer<typeof SecaggAck> };
+      },
+    });
+    await host.handle(Protocols.secaggShares, {
+      request: SecaggSharesRequest,
+      maxBodyBytes: 0,
+      handler: async ({ peer, header }) => {
+        requireActive(peer);
+        await serial(async () => {
+          if (!secagg || !open || open.round !== header.round) throw closedRound(header.round);
+          const entry = await a.checkSecaggEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'secagg-shares', round: header.round });
+          const p = entry.payload;
+          if (p.type !== 'secagg-shares' || p.bCommit !== header.bCommit || p.sharesHash !== sharesHash(header.shares) || p.recipients.join(',') !== header.shares.map((x) => x.to).join(',')) {
+            throw badEntry('its commitment, shares hash or recipients are not the bundle\'s');
+          }
+          secagg.addBundle({ member: peer, bCommit: new Uint8Array(Buffer.from(header.bCommit, 'hex')), shares: header.shares.map(shareFromWire) });
+          await a.appendChecked(entry);
+          await advanceSecagg(false);
+        });
+        return { header: { recorded: true as const } satisfies z.infer<typeof SecaggAck> };
+      },
+    });
+    await host.handle(Protocols.secaggRound, {
+      request: SecaggRoundRequest,
+      maxBodyBytes: 0,
+      handler: async ({ peer, header }) => {
+        requireActive(peer);
+        const closed = (reason: string): SecaggRoundResponse => ({ status: 'closed', reason });
+        const answer = (): SecaggRoundResponse | undefined => {
+          const s = secagg;
+          if (!s || !open || open.round !== header.round) return closed(`round ${header.round} is no longer open`);
+          if (s.failed) return closed(s.failed);
+          if (header.phase === 'keys') {
+            if (s.phase === 'keys') return undefined;
+            if (!s.accepted!.some((x) => x.member === peer)) return closed('this member\'s keys did not arrive in time');
+            return { status: 'keys', ads: s.accepted!.map(adToWire) };
+          }
+          if (header.phase === 'shares') {
+            if (s.phase === 'keys' || s.phase === 'shares') return undefined;
+            if (!s.sharers().has(peer)) return closed('this member\'s shares did not arrive in time');
+            return { status: 'shares', shares: (s.inboxes!.get(peer) ?? []).map(shareToWire) };
+          }
+          if (s.phase !== 'recovery') return s.phase === 'done' ? closed('the round is over') : undefined;
+          if (!s.request!.survivors.includes(peer)) return closed('this member\'s masked input is not in the sum');
+          return { status: 'recovery', ledgerIndex: s.requestIndex! };
+        };
+        let res = answer();
+        if (!res && header.waitMs > 0 && !stopped) {
+          await waitForChange(header.waitMs);
+          res = answer();
+        }
+        return { header: res ?? { status: 'pending' as const } };
+      },
+    });
+    await host.handle(Protocols.secaggReveal, {
+      request: SecaggRevealRequest,
+      maxBodyBytes: 0,
+      handler: async ({ peer, header }) => {
+        requireActive(peer);
+        await serial(async () => {
+          const s = secagg;
+          if (!s || !open || open.round !== header.round || s.phase !== 'recovery') throw closedRound(header.round);
+          const entry = await a.checkSecaggEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'secagg-reveal', round: header.round });
+          const p = entry.payload;
+          const digest = sa!.requestDigest(s.request!);
+          if (p.type !== 'secagg-reveal' || p.digest !== hex(digest)) throw badEntry('it answers another recovery request than the round\'s');
+          const unb64 = (x: string) => new Uint8Array(Buffer.from(x, 'base64'));
+          s.addResponse(peer, { member: peer, request: digest, bShares: p.bShares.map((r) => ({ owner: r.owner, y: unb64(r.y) })), sShares: p.sShares.map((r) => ({ owner: r.owner, y: unb64(r.y) })) });
+          await a.appendChecked(entry);
+          await finishRecovery(false);
+        });
+        return { header: { recorded: true as const } satisfies z.infer<typeof SecaggAck> };
+      },
+    });
+  }
 
   if (secureAggregation.scheme === 'bfv') {
     const bfv = secureAggregation;

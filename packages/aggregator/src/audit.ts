@@ -28,6 +28,8 @@ export interface AuditLog {
   checkMemberEntry(bytes: Uint8Array, expect: MemberEntryExpectation): Promise<LedgerEntry>;
   /** Decodes and checks a member's signed verdict on a sum without appending it. */
   checkVerdictEntry(bytes: Uint8Array, expect: { author: string; round: number; sumHash: string; participants: number; valid: boolean; version?: number; probe?: string }): Promise<LedgerEntry>;
+  /** Decodes and checks a member's signed secagg entry (keys, shares, reveal) for `round` without appending it. */
+  checkSecaggEntry(bytes: Uint8Array, expect: { author: string; type: 'secagg-keys' | 'secagg-shares' | 'secagg-reveal'; round: number }): Promise<LedgerEntry>;
   /** Appends an entry checkMemberEntry accepted (contribution and refusal: idempotent, as recordMemberEntry). */
   appendChecked(entry: LedgerEntry): Promise<{ index: number; existed?: true }>;
   /** Leaf indices (ascending) of `type` entries for `round` signed by `author` (default: the aggregator). */
@@ -125,6 +127,12 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
       || p.version !== expect.version || p.probe !== expect.probe) throw bad('it does not match the message (node, round, sum hash, participants, verdict, version or probe)');
     return entry;
   }
+  async function checkSecaggEntry(bytes: Uint8Array, expect: { author: string; type: 'secagg-keys' | 'secagg-shares' | 'secagg-reveal'; round: number }): Promise<LedgerEntry> {
+    const { entry, bad } = await decodeFromSender(bytes, expect.author, expect.type);
+    const p = entry.payload;
+    if ((p.type !== 'secagg-keys' && p.type !== 'secagg-shares' && p.type !== 'secagg-reveal') || p.node !== expect.author || p.round !== expect.round) throw bad('round or node does not match the message');
+    return entry;
+  }
   // Look-up and append run as one step (a duplicate check racing another append of the same key would let both in).
   let lock: Promise<unknown> = Promise.resolve();
   const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -197,6 +205,7 @@ export async function openAuditLog(init: { dir: string; identity: PrivateKey; co
     findAllByKey: (type, round, author = self) => ledger.findAllByKey(type, round, author),
     entry: (index) => ledger.getEntry(index),
     checkMemberEntry,
+    checkSecaggEntry,
     async checkpoint() {
       return ledger.signCheckpoint(note);
     },

@@ -19,7 +19,7 @@ export interface SumAccumulator {
 
 /** How updates travel and are summed: plaintext float32, or BFV ciphertexts the aggregator cannot read. */
 export interface AggregationScheme {
-  readonly encoding: 'f32le' | 'bfv';
+  readonly encoding: 'f32le' | 'bfv' | 'secagg';
   /** Exact size an update of `values` values must have. */
   updateBytes(values: number): number;
   /** Largest aggregate body. */
@@ -100,4 +100,48 @@ export async function bfvScheme(config: Extract<SecureAggregation, { scheme: 'bf
     },
     dispose: async () => ctx.dispose(),
   };
+}
+
+/**
+ * Pairwise masking (docs/he.md §9): an update is a masked vector in Z_{2^32} (4 bytes per value), unreadable alone.
+ * The accumulator only checks the size and counts: the sum is unmasked from the stored updates and the members'
+ * revealed shares once the recovery closes (secagg-round.ts), not added up here.
+ */
+export function secaggScheme(): AggregationScheme {
+  return {
+    encoding: 'secagg',
+    updateBytes: (n) => n * 4,
+    sumBytes: (n) => n * 4,
+    createAccumulator(n) {
+      let count = 0;
+      return {
+        get count() { return count; },
+        async add(body) {
+          if (body.length !== n * 4) throw new FedtwinError('AGG_BAD_UPDATE', `masked update has ${body.length} bytes, expected ${n * 4} (${n} values in Z_2^32)`);
+          count++;
+        },
+        result: async () => {
+          throw new FedtwinError('AGG_INTERNAL', 'a masked sum is unmasked from the recovery, not read from the accumulator');
+        },
+        async dispose() {},
+      };
+    },
+    async dispose() {},
+  };
+}
+
+/** A masked update's bytes as the ring elements @fedtwin/secagg's unmask takes (little-endian uint32). */
+export function maskedValues(body: Uint8Array): Uint32Array {
+  const out = new Uint32Array(body.length / 4);
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = view.getUint32(i * 4, true);
+  return out;
+}
+
+/** The unmasked sum (centred integers) as the aggregate's body: little-endian int32. */
+export function int32ToBytes(v: Int32Array): Uint8Array {
+  const out = new Uint8Array(v.length * 4);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < v.length; i++) view.setInt32(i * 4, v[i]!, true);
+  return out;
 }

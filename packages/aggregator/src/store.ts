@@ -63,7 +63,7 @@ export interface AggregateRecord {
   values: number;
   baseHash: string;
   createdAt: number;
-  encoding?: 'f32le' | 'bfv';
+  encoding?: 'f32le' | 'bfv' | 'secagg';
   keyId?: string;
 }
 

@@ -4,7 +4,7 @@
 // Signed message (v2) = "fedtwin-ledger-entry/v2\n" || origin || "\n" || canonical JSON {"author", "payload"}, so an
 // entry cannot be re-attributed to another author or replayed into another log, and the signature covers every
 // payload byte. Retired v1 signatures ("fedtwin-ledger-entry/v1\n" || canonical JSON, bound to no log) are refused.
-import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { peerIdFromString, type peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { FedtwinError } from '@fedtwin/errors';
@@ -241,6 +241,12 @@ export const secaggSharesPayloadSchema = z.strictObject({
   recipients: z.array(peerIdText).max(100_000),
   time,
 });
+
+/** What a `secagg-shares` entry names as the bundle's hash: SHA-256 (hex) of the canonical JSON of the encrypted shares (base64 fields), in order. */
+export function secaggSharesHash(shares: readonly { from: string; to: string; nonce: string; ciphertext: string }[]): string {
+  const json = canonicalJson(shares.map((x) => ({ from: x.from, to: x.to, nonce: x.nonce, ciphertext: x.ciphertext })));
+  return createHash('sha256').update(json).digest('hex');
+}
 
 /** The round's one recovery request (aggregator-signed): members answer only this entry, read in their replica. */
 export const secaggRecoveryPayloadSchema = z.strictObject({

@@ -28,6 +28,7 @@ export {
   verifiedOrigin,
   isV1Signed,
   ENTRY_TYPES,
+  secaggSharesHash,
   MEMBER_ENTRY_TYPES,
   authorshipViolation,
   isAuthorKey,
