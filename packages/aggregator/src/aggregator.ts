@@ -7,8 +7,11 @@ import {
   type TaskResponse, type TrainingConfig, type UpdateAck, genesisModelVersion, nextModelVersion,
 } from '@fedtwin/protocol';
 import { bfvScheme, int32ToBytes, maskedValues, plaintextScheme, secaggScheme, type AggregationScheme, type SumAccumulator } from './scheme.ts';
-import { SecaggAck, SecaggKeysRequest, SecaggRevealRequest, SecaggRoundRequest, SecaggSharesRequest, type SecaggRoundResponse } from '@fedtwin/protocol';
-import { adFromWire, adToWire, SecaggRound, shareFromWire, shareToWire } from './secagg-round.ts';
+import {
+  SecaggAck, SecaggKeysRequest, SecaggRevealRequest, SecaggRoundRequest, SecaggSharesRequest, type SecaggRoundResponse,
+  secaggAdFromWire as adFromWire, secaggAdToWire as adToWire, secaggShareFromWire as shareFromWire, secaggShareToWire as shareToWire,
+} from '@fedtwin/protocol';
+import { SecaggRound } from './secagg-round.ts';
 import { secaggSharesHash as sharesHash, sha256Hex } from '@fedtwin/ledger';
 import { openAuditLog, type AuditLog } from './audit.ts';
 import { reconcileLedger } from './reconcile.ts';

@@ -5,29 +5,13 @@
 // recovery (one ledger-recorded request; members reveal) → done. Each phase closes when everyone it waits for
 // answered or at its deadline; the sets are whoever made it in time.
 import { FedtwinError } from '@fedtwin/errors';
-import type { SecaggAd, SecaggShare, SecureAggregation } from '@fedtwin/protocol';
+import type { SecureAggregation } from '@fedtwin/protocol';
 import type * as Secagg from '@fedtwin/secagg';
 
 export type SecaggPhase = 'keys' | 'shares' | 'input' | 'recovery' | 'done';
 
 type SA = typeof Secagg;
 type Config = Extract<SecureAggregation, { scheme: 'secagg' }>;
-
-const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
-const unb64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
-
-export function adToWire(a: Secagg.KeyAdvertisement): SecaggAd {
-  return { member: a.member, cPub: b64(a.cPub), sPub: b64(a.sPub), signature: b64(a.signature) };
-}
-export function adFromWire(consortium: string, round: number, a: SecaggAd): Secagg.KeyAdvertisement {
-  return { consortium, round, member: a.member, cPub: unb64(a.cPub), sPub: unb64(a.sPub), signature: unb64(a.signature) };
-}
-export function shareToWire(s: Secagg.EncryptedShare): SecaggShare {
-  return { from: s.from, to: s.to, nonce: b64(s.nonce), ciphertext: b64(s.ciphertext) };
-}
-export function shareFromWire(s: SecaggShare): Secagg.EncryptedShare {
-  return { from: s.from, to: s.to, nonce: unb64(s.nonce), ciphertext: unb64(s.ciphertext) };
-}
 
 export class SecaggRound {
   phase: SecaggPhase = 'keys';

@@ -26,6 +26,7 @@ import { resumeState } from './phases/resume.ts';
 import { trainLocal } from './phases/train.ts';
 import { countLocal } from './phases/count.ts';
 import { openMemberWitness, syncLedger } from './phases/witness-sync.ts';
+import { isSecagg, secaggAfterSending, secaggBeforeTraining } from './phases/secagg.ts';
 
 type OpenTask = Extract<TaskResponse, { status: 'open' }>;
 
@@ -139,13 +140,15 @@ function checkRound(ctx: NodeContext, task: OpenTask): void {
 async function contribute(ctx: NodeContext, task: OpenTask, { plan, check }: { plan: RoundPlan; check: Affordability }, timing: { cpuAtStart: NodeJS.CpuUsage; catchUpMs: number }): Promise<void> {
   const ref = roundRefOf(ctx, task);
   if (await sitOutIfAlreadyEncrypted(ctx, ref)) return;
+  // Masking: the round's keys are agreed before training (nothing is spent if this member misses a phase).
+  if (isSecagg(ctx.scheme) && !(await secaggBeforeTraining(ctx, task))) return;
   // Posted synchronously, right before training: the HE workers make the masks while this thread trains.
   prepareUpdateMasks(ctx, ref);
   // The VAE trains and sends its (clipped, noised) change; the marginals generator counts and sends noisy counts.
   const counts = ctx.model.kind === 'marginals';
   const trained = counts ? await countLocal(ctx, task, plan) : await trainLocal(ctx, task, plan);
-  // Counts under BFV go as integers (exact sum of counts + Skellam shares); in plaintext as float32 (exact below 2^24).
-  const update = counts ? { values: ctx.scheme.encoding === 'bfv' && trained.quanta ? trained.quanta : trained.delta, weight: 1 } : strategyUpdate(ctx, trained.delta, plan, task.round);
+  // Counts under BFV or masking go as integers (exact sum of counts + Skellam shares); in plaintext as float32 (exact below 2^24).
+  const update = counts ? { values: ctx.scheme.encoding !== 'f32le' && trained.quanta ? trained.quanta : trained.delta, weight: 1 } : strategyUpdate(ctx, trained.delta, plan, task.round);
   recordSpend(ctx.privacy, plan);
   const tEncode = performance.now();
   const cEncode = process.cpuUsage();
@@ -157,6 +160,7 @@ async function contribute(ctx: NodeContext, task: OpenTask, { plan, check }: { p
     encodeCpuMs: cpuMsBetween(cEncode, cPersist), persistCpuMs: cpuMsBetween(cPersist),
     ...(ctx.scheme.lastMaskWaitMs !== undefined ? { maskWaitMs: ctx.scheme.lastMaskWaitMs } : {}) };
   await deliver(ctx, sealed.header, sealed.body, trained, phases, timing.cpuAtStart);
+  if (isSecagg(ctx.scheme)) await secaggAfterSending(ctx, task);
 }
 
 async function finish(ctx: NodeContext): Promise<NodeRunResult> {

@@ -17,7 +17,7 @@ export interface RoundRef {
 
 /** How this member encodes its update and reads the published sum. */
 export interface MemberScheme {
-  readonly encoding: 'f32le' | 'bfv';
+  readonly encoding: 'f32le' | 'bfv' | 'secagg';
   readonly keyId?: string;
   sumBytes(values: number): number;
   /** `seed` (simulations only) makes HE's stochastic rounding reproducible. */
@@ -58,6 +58,69 @@ export function plaintextMember(): MemberScheme {
     },
     close: async () => undefined,
   };
+}
+
+/** The masking round a secagg member is in: its protocol state after sharing and the shares relayed to it. */
+export interface SecaggRoundState {
+  round: number;
+  state: import('@fedtwin/secagg').MemberState;
+  inbox: import('@fedtwin/secagg').EncryptedShare[];
+}
+
+/** A secagg member's scheme: encode() masks with the round set by the secagg phases (phases/secagg.ts). */
+export interface SecaggMemberScheme extends MemberScheme {
+  readonly encoding: 'secagg';
+  /** Quantization: value · scale, clipped to ±clip (the manifest's clip), 16 bits like BFV. */
+  readonly scale: number;
+  current: SecaggRoundState | undefined;
+}
+
+/**
+ * Pairwise masking (docs/he.md §9): the update is quantized as BFV's (16 bits over ±clip; integer counts as they
+ * are), then masked in Z_{2^32} (4 bytes per value). The published sum is the exact integer sum of the inputs.
+ */
+export async function secaggMember(config: Extract<SecureAggregation, { scheme: 'secagg' }>): Promise<SecaggMemberScheme> {
+  const he = await import('@fedtwin/he');
+  const sa = await import('@fedtwin/secagg');
+  const bound = sa.DEFAULT_VALUE_BOUND;
+  const scale = bound / config.clip;
+  const scheme: SecaggMemberScheme = {
+    encoding: 'secagg',
+    scale,
+    current: undefined,
+    sumBytes: (n) => n * 4,
+    async encode(values, round, seed) {
+      const cur = scheme.current;
+      if (!cur || cur.round !== round.round || cur.state.phase !== 'shared') {
+        throw new FedtwinError('NODE_SECAGG_NOT_READY', `round ${round.round}: no shared masking keys for this round`, { hint: 'internal: the secagg phases run before the update is encoded' });
+      }
+      // Integer counts go as they are (their Skellam share is part of x before masking); floats are quantized.
+      const x = values instanceof Int32Array ? values : he.quantize(values, { scale, clip: config.clip, ...(seed ? { seed } : {}) }).values;
+      const { state, masked } = sa.maskInput(cur.state, cur.inbox, x);
+      scheme.current = { ...cur, state };
+      const out = new Uint8Array(masked.values.length * 4);
+      const view = new DataView(out.buffer);
+      for (let i = 0; i < masked.values.length; i++) view.setUint32(i * 4, masked.values[i]!, true);
+      return out;
+    },
+    async decode(sum, n, agg) {
+      if (sum.length !== n * 4) throw new FedtwinError('NODE_AGGREGATE_REFUSED', `the aggregate has ${sum.length} bytes, expected ${n * 4}`, { hint: 'the aggregator published something else than the round\'s sum' });
+      const view = new DataView(sum.buffer, sum.byteOffset, sum.byteLength);
+      const limit = agg.participants.length * bound;
+      const out = new Float64Array(n);
+      let outside = 0;
+      for (let i = 0; i < n; i++) {
+        const v = view.getInt32(i * 4, true);
+        if (v > limit || v < -limit) outside++;
+        out[i] = v / scale;
+      }
+      // An exact sum of |x| ≤ bound inputs never leaves ±participants·bound: garbage in some input (or the unmasking) did.
+      if (outside) throw new FedtwinError('NODE_BAD_AGGREGATE', `${outside} values of the unmasked sum lie outside ±${limit} (${agg.participants.length} inputs of at most ±${bound})`);
+      return out;
+    },
+    close: async () => undefined,
+  };
+  return scheme;
 }
 
 export interface KeyCeremonyIo {

@@ -240,6 +240,23 @@ export const SecaggRoundResponse = z.discriminatedUnion('status', [
 ]);
 export type SecaggRoundResponse = z.infer<typeof SecaggRoundResponse>;
 
+const toB64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+const fromB64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
+/** @fedtwin/secagg's KeyAdvertisement ↔ the wire (base64 keys; consortium and round come from the round). */
+export function secaggAdToWire(a: { member: string; cPub: Uint8Array; sPub: Uint8Array; signature: Uint8Array }): SecaggAd {
+  return { member: a.member, cPub: toB64(a.cPub), sPub: toB64(a.sPub), signature: toB64(a.signature) };
+}
+export function secaggAdFromWire(consortium: string, round: number, a: SecaggAd): { consortium: string; round: number; member: string; cPub: Uint8Array; sPub: Uint8Array; signature: Uint8Array } {
+  return { consortium, round, member: a.member, cPub: fromB64(a.cPub), sPub: fromB64(a.sPub), signature: fromB64(a.signature) };
+}
+/** @fedtwin/secagg's EncryptedShare ↔ the wire. */
+export function secaggShareToWire(s: { from: string; to: string; nonce: Uint8Array; ciphertext: Uint8Array }): SecaggShare {
+  return { from: s.from, to: s.to, nonce: toB64(s.nonce), ciphertext: toB64(s.ciphertext) };
+}
+export function secaggShareFromWire(s: SecaggShare): { from: string; to: string; nonce: Uint8Array; ciphertext: Uint8Array } {
+  return { from: s.from, to: s.to, nonce: fromB64(s.nonce), ciphertext: fromB64(s.ciphertext) };
+}
+
 // --- join: a member introduces itself and learns the consortium's schema and model ---------------
 export const JoinRequest = z.object({
   nodeVersion: z.string().max(40),

@@ -28,6 +28,11 @@ const F32_EXACT = 2 ** 24;
 
 export async function wireScale(join: JoinResponse): Promise<WireScale> {
   const sa = join.secureAggregation;
+  if (sa.scheme === 'secagg') {
+    // Masked integers: the same 16-bit range as BFV's, so the count and its Skellam share fit ±qmax quanta.
+    const { DEFAULT_VALUE_BOUND } = await import('@fedtwin/secagg');
+    return { unit: sa.clip / DEFAULT_VALUE_BOUND, qmax: DEFAULT_VALUE_BOUND };
+  }
   if (sa.scheme !== 'bfv') return { unit: 1, qmax: F32_EXACT };
   const { DEFAULTS, quantMax } = await import('@fedtwin/he');
   const qmax = quantMax(sa.params.quantBits ?? DEFAULTS.quantBits);

@@ -126,7 +126,7 @@ export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef
       // its epsilonTotal reaches what they spend together (an auditor needs no trust in the member's arithmetic)
       // (a Skellam round names its μ and sensitivities: its ε is computed from them, not from z)
       ...(main ? { mechanism: { ...(main.skellam ? { kind: 'skellam' as const } : {}), sampleRate: main.sampleRate, noiseMultiplier: main.noiseMultiplier, steps: main.steps, delta: main.delta, ...main.skellam } } : {}),
-      keyId: keyId ?? 'plaintext', globalVersion: ctx.state.base!,
+      keyId: keyId ?? (scheme.encoding === 'secagg' ? 'secagg' : 'plaintext'), globalVersion: ctx.state.base!,
     })
     : undefined;
   const header: UpdateHeader = {

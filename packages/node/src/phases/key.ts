@@ -7,12 +7,17 @@ import { FedtwinError } from '@fedtwin/errors';
 import { KeyPublishAck, KeyResponse, MAX_TASK_WAIT_MS, Protocols, type JoinResponse } from '@fedtwin/protocol';
 import type { NodeInit } from '../api.ts';
 import type { AggregatorCall } from '../call.ts';
-import { bfvMember, plaintextMember, type KeyCeremonyIo, type MemberScheme } from '../scheme.ts';
+import { bfvMember, plaintextMember, secaggMember, type KeyCeremonyIo, type MemberScheme } from '../scheme.ts';
 
 type KeyResponseT = z.infer<typeof KeyResponse>;
 
 export async function openScheme(init: NodeInit, join: JoinResponse, call: AggregatorCall, giveUpMs: number): Promise<MemberScheme> {
   const sa = join.secureAggregation;
+  if (sa.scheme === 'secagg') {
+    // No key to fetch: fresh keys per round (phases/secagg.ts). The recovery request is read in the ledger replica.
+    if (!init.identity || !init.ledgerDir) throw new FedtwinError('NODE_BAD_INIT', 'secure aggregation by masking needs the member identity (it signs its keys) and a ledger replica (recovery requests are read there)', { hint: 'give the node its identity key and a ledger directory' });
+    return secaggMember(sa);
+  }
   if (sa.scheme !== 'bfv') {
     const scheme = plaintextMember();
     init.logger.warn({ event: 'plaintext-aggregation' }, 'secure aggregation is OFF: updates travel in plaintext (baseline mode)');
