@@ -375,13 +375,13 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       await failRound(`${received.length} masked input(s) arrived, fewer than the threshold ${t}: a smaller sum is never unmasked`);
       return;
     }
-    const req = s.makeRequest(received, now());
+    const req = s.makeRequest(received);
     const entry = await audit!.record({
       type: 'secagg-recovery', v: 1, round: req.round, consortium: req.consortium, threshold: t, ...(s.cfg.degree !== undefined ? { degree: s.cfg.degree } : {}),
       survivors: req.survivors, dropped: req.dropped, digest: Buffer.from(sa!.requestDigest(req)).toString('hex'),
     });
-    s.requestIndex = entry.index;
     await audit!.checkpoint();
+    s.openRecovery(entry.index, now());
     recoveryTrigger = trigger;
     log.info({ event: 'secagg-recovery', round: req.round, survivors: req.survivors.length, dropped: req.dropped.length, ledgerIndex: entry.index },
       `round ${req.round}: recovery request (${req.survivors.length} survivor(s), ${req.dropped.length} dropped) at ledger leaf ${entry.index}`);

@@ -108,11 +108,16 @@ export class SecaggRound {
   }
 
   /** The recovery request from who sent (called once, when the inputs close). */
-  makeRequest(received: readonly string[], now: number): Secagg.RecoveryRequest {
+  makeRequest(received: readonly string[]): Secagg.RecoveryRequest {
     this.request = this.sa.recoveryRequest(this.agg!, received);
+    return this.request;
+  }
+
+  /** The request is in the ledger at leaf `index`: reveals open (only now may a member be pointed at it). */
+  openRecovery(index: number, now: number): void {
+    this.requestIndex = index;
     this.phase = 'recovery';
     this.phaseDeadline = now + this.phaseMs;
-    return this.request;
   }
 
   addResponse(member: string, r: Secagg.RecoveryResponse): void {

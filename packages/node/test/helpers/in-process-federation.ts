@@ -25,6 +25,12 @@ export interface InProcessFederationOptions {
   node?: (i: number) => Partial<NodeInit>;
   /** Extra fields of member i's entry in the manifest (e.g. `publicCount`). */
   member?: (i: number) => Record<string, unknown>;
+  /** The manifest's `secureAggregation` (default plaintext). */
+  secureAggregation?: Record<string, unknown>;
+  /** Round policy overrides (default: quorum = minParticipants = every member, deadline 600 s). */
+  policy?: { quorum?: number; minParticipants?: number; deadlineSeconds?: number };
+  /** Stops member i for good (its run is aborted, as a killed process would stop answering) once this returns true for one of its log events. */
+  kill?: (i: number, e: Event) => boolean;
 }
 
 export interface InProcessFederation {
@@ -34,6 +40,10 @@ export interface InProcessFederation {
   events: Event[][];
   /** The aggregator's ledger directory (closed). */
   ledgerDir: string;
+  /** The aggregator's state directory (closed): its aggregates. */
+  aggStateDir: string;
+  /** Members stopped by `kill`. */
+  killed: number[];
 }
 
 /** Runs the federation to its end (every member's run() returned) and stops everything. */
@@ -47,17 +57,19 @@ export async function runInProcessFederation(o: InProcessFederationOptions): Pro
   const ids = keys.map((k) => peerIdOf(k));
   const aggKey = await generateIdentity();
   const aggHost = await createWireHost({ privateKey: aggKey, allow: ids });
-  const rounds = { total: o.rounds, quorum: o.members, minParticipants: o.members, deadlineSeconds: 600 };
+  const rounds = { total: o.rounds, quorum: o.policy?.quorum ?? o.members, minParticipants: o.policy?.minParticipants ?? o.members, deadlineSeconds: o.policy?.deadlineSeconds ?? 600 };
   const manifest = parseManifest({
     consortium: o.consortium, aggregator: aggHost.peerId, members: ids.map((peerId, i) => ({ peerId, ...(o.member?.(i) ?? {}) })), model,
     training: { epochs: 1, batchSize: o.batchSize, learningRate: 0.003 }, rounds,
-    secureAggregation: { scheme: 'plaintext' }, privacy: o.privacy,
+    secureAggregation: o.secureAggregation ?? { scheme: 'plaintext' }, privacy: o.privacy,
   });
   const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
   const ledgerDir = join(o.dir, 'agg-ledger');
+  const aggStateDir = join(o.dir, 'agg-state');
+  const killed: number[] = [];
   const agg = await createAggregator({
-    host: aggHost, dataDir: join(o.dir, 'agg-state'), consortium: manifest.consortium, members: ids, schema: o.schema, model, modelValues, strategy: 'fedavg',
-    training: manifest.training, rounds: { totalRounds: o.rounds, quorum: o.members, minParticipants: o.members, deadlineSeconds: 600 },
+    host: aggHost, dataDir: aggStateDir, consortium: manifest.consortium, members: ids, schema: o.schema, model, modelValues, strategy: 'fedavg',
+    training: manifest.training, rounds: { totalRounds: o.rounds, quorum: rounds.quorum, minParticipants: rounds.minParticipants, deadlineSeconds: rounds.deadlineSeconds },
     privacy: privacyPolicyOf(manifest), secureAggregation: secureAggregationOf(manifest), manifest: { manifest, hash: manifestHash(manifest) },
     ledger: { dir: ledgerDir, identity: aggKey }, logger: quiet,
   });
@@ -65,15 +77,24 @@ export async function runInProcessFederation(o: InProcessFederationOptions): Pro
   try {
     await Promise.all(keys.map(async (key, i) => {
       const h = await createWireHost({ privateKey: key, listen: [], allow: [aggHost.peerId] });
-      const record = (e: Event) => { events[i]!.push(e); };
-      const node = await createNode({
+      let node: Awaited<ReturnType<typeof createNode>> | undefined;
+      const record = (e: Event) => {
+        events[i]!.push(e);
+        if (o.kill?.(i, e) && !killed.includes(i)) {
+          killed.push(i);
+          void node?.stop(); // aborts its calls at once (synchronously): nothing more leaves this member
+        }
+      };
+      node = await createNode({
         host: h, aggregator: aggHost.addrs()[0]!, dataDir: join(o.dir, `site-${i}`, 'state'), csvPath: join(o.dir, `site-${i}.csv`), backend: 'cpu',
         logger: { info: record, warn: record, error: record }, consortium: { manifest, hash: manifestHash(manifest) }, identity: key,
         ledgerDir: join(o.dir, `site-${i}`, 'ledger'), heKeyFile: join(o.dir, `site-${i}`, 'he-secret.key'), seed: 1 + i, unreachableGiveUpSeconds: 30,
         ...(o.node?.(i) ?? {}),
       });
       try {
-        await node.run();
+        await node.run().catch((err: unknown) => {
+          if (!killed.includes(i)) throw err;
+        });
       } finally {
         await node.stop().catch(() => undefined);
         await h.stop().catch(() => undefined);
@@ -83,7 +104,7 @@ export async function runInProcessFederation(o: InProcessFederationOptions): Pro
     await agg.stop().catch(() => undefined);
     await aggHost.stop().catch(() => undefined);
   }
-  return { ids, manifest, events, ledgerDir };
+  return { ids, manifest, events, ledgerDir, aggStateDir, killed };
 }
 
 /** Every signed contribution entry in a (closed) ledger directory, in log order. */
