@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
-import type { LedgerSummary } from '@fedtwin/ledger';
+import type { EntryPayload, LedgerSummary } from '@fedtwin/ledger';
+import { auditSecagg } from '../secagg-audit.ts';
 import { formatEpsilon } from '../format.ts';
 
 // The ledger package (Level, workers) loads only when a ledger command runs.
@@ -63,6 +64,19 @@ function summaryText(dir: string, s: LedgerSummary): string {
   return lines.join('\n') + '\n';
 }
 
+/** Every entry's payload, in log order (read-only). */
+async function allPayloads(dir: string): Promise<EntryPayload[]> {
+  const { openLedger } = await ledgerLib();
+  const ledger = await openLedger({ dir, readOnly: true });
+  try {
+    const out: EntryPayload[] = [];
+    for (let k = 0; k < ledger.size; k++) out.push((await ledger.getEntry(k)).payload);
+    return out;
+  } finally {
+    await ledger.close();
+  }
+}
+
 export function registerLedgerCommands(program: Command): void {
   const ledger = program.command('ledger').description('Audit the contribution ledger (verify, export, proofs); works on a copy of a daemon directory');
 
@@ -88,8 +102,13 @@ export function registerLedgerCommands(program: Command): void {
         ...(opts.trustedKey ? { trustedKeys: opts.trustedKey } : {}),
         ...(trustedCheckpoints.length ? { trustedCheckpoints } : {}),
       });
-      if (opts.json) await write(JSON.stringify(r.ok ? { ok: true, ...r.summary } : { ...r, summary: r.summary }) + '\n');
-      else if (r.ok) await write(summaryText(opts.dir, r.summary));
+      // Secure aggregation by masking: replay every recorded recovery (secagg-audit.ts) once the log itself verifies.
+      const secagg = r.ok && (r.summary.entriesByType['secagg-recovery'] ?? 0) > 0 ? await auditSecagg(await allPayloads(opts.dir)) : undefined;
+      if (opts.json) await write(JSON.stringify(r.ok ? { ok: true, ...r.summary, ...(secagg ? { secagg } : {}) } : { ...r, summary: r.summary }) + '\n');
+      else if (r.ok) {
+        await write(summaryText(opts.dir, r.summary));
+        for (const x of secagg ?? []) await write(`  secagg round ${x.round}: ${x.survivors} survivor(s), ${x.dropped} dropped, ${x.reveals} reveal(s); ${x.reconstructed} secret(s) rebuilt from the revealed shares match their commitments and signed keys\n`);
+      }
       if (!r.ok) {
         // r.message already names the first bad entry index or checkpoint size.
         if (!opts.json) await write(`ledger FAILED verification: ${r.message}\n`);
