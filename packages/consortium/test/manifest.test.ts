@@ -39,6 +39,31 @@ describe('consortium manifest', () => {
     bad({ ...minimal, colour: 'red' }, /colour|Unrecognized/);
   });
 
+  it('secagg (issue 16): the threshold pinned (default ⌊m/2⌋ + 1), checked in (m/2, m] with typed errors, derived for the daemons', () => {
+    const C = '12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo';
+    const three = { ...minimal, members: [...minimal.members, { peerId: C }] };
+    const m = parseManifest({ ...three, secureAggregation: { scheme: 'secagg' } });
+    expect(m.secureAggregation).toEqual({ scheme: 'secagg', clip: 64, maxParticipants: 1024, threshold: 2 });
+    expect(secureAggregationOf(m)).toEqual({ scheme: 'secagg', threshold: 2, clip: 64, members: [A, B, C] });
+    expect(manifestHash(parseManifest({ ...three, secureAggregation: { scheme: 'secagg', threshold: 3 } }))).not.toBe(manifestHash(m));
+    const refused = (sa: unknown, field: string, msg: RegExp) => {
+      try {
+        parseManifest({ ...three, secureAggregation: sa });
+      } catch (e) {
+        expect(e).toMatchObject({ code: 'CONSORTIUM_INVALID', details: { field } });
+        expect((e as Error).message).toMatch(msg);
+        return;
+      }
+      throw new Error('accepted');
+    };
+    refused({ scheme: 'secagg', threshold: 1 }, 'secureAggregation.threshold', /must be in \(3\/2, 3\]/);
+    refused({ scheme: 'secagg', threshold: 4 }, 'secureAggregation.threshold', /must be in \(3\/2, 3\]/);
+    refused({ scheme: 'secagg', degree: 3 }, 'secureAggregation.degree', /must be even/);
+    refused({ scheme: 'bfv', threshold: 2 }, 'secureAggregation.threshold', /"secagg" only/);
+    refused({ scheme: 'secagg', keyHolder: A }, 'secureAggregation.keyHolder', /no key holder/);
+    expect(() => parseManifest({ ...minimal, members: [{ peerId: A }], rounds: { ...minimal.rounds, quorum: 1 }, secureAggregation: { scheme: 'secagg' } })).toThrowError(/at least 2 members/);
+  });
+
   it('names a typo itself, with the closest valid key, before the field it leaves missing (issue 15 item 6)', () => {
     const typo = (raw: unknown) => { try { parseManifest(raw, 'c.yaml'); } catch (e) { return e as { code: string; message: string; details: { field: string } }; } throw new Error('accepted'); };
     const e = typo({ ...minimal, privacy: { mode: 'record', epsilom: 8, delta: 1e-5, clip: 1 } });

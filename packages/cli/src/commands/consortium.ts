@@ -13,6 +13,9 @@ export function registerConsortiumCommands(program: Command): void {
     .option('--id <name>', 'consortium id (the ledger origin is fedtwin/<id>)', 'fedtwin')
     .option('--key-holder <peerId>', 'member that generates and seals the HE key (default: the first member)')
     .option('--plaintext', 'no secure aggregation (a baseline; the aggregator sees each update; record-level DP only)')
+    .option('--aggregation <scheme>', 'bfv (one consortium HE key, the default) | secagg (pairwise masking: no key anywhere, the aggregator plus fewer than --threshold members learn nothing of one update; docs/he.md §9) | plaintext', 'bfv')
+    .option('--threshold <t>', 'secagg: t in (m/2, m] (m = members, or --degree + 1); default ⌊m/2⌋ + 1; rounds survive m − t dropouts')
+    .option('--degree <k>', 'secagg: sparse neighbourhood graph degree (even; SecAgg+), default: every member masks with every other')
     .option('--privacy <mode>', 'off | record | site | both (site and both need secure aggregation; off means no DP at all)', 'record')
     .option('--epsilon <e>', 'each member\'s ε budget over the federation', '8')
     .option('--delta <d>', 'δ', '1e-5')
@@ -26,7 +29,7 @@ export function registerConsortiumCommands(program: Command): void {
     .option('--force', 'overwrite an existing file')
     .option('--json', 'print {"file","manifestHash"} as JSON')
     .action(async (opts: {
-      members: string; aggregator: string; out: string; id: string; keyHolder?: string; plaintext?: boolean; privacy: string; epsilon: string; delta: string;
+      members: string; aggregator: string; out: string; id: string; keyHolder?: string; plaintext?: boolean; aggregation: string; threshold?: string; degree?: string; privacy: string; epsilon: string; delta: string;
       clip: string; generator: string; rounds: string; quorum?: string; minParticipants?: string; deadline: string; schema?: string; force?: boolean; json?: boolean;
     }) => {
       const { parseManifest, manifestHash, manifestYaml, schemaHash } = await import('@fedtwin/consortium');
@@ -59,10 +62,17 @@ export function registerConsortiumCommands(program: Command): void {
         : opts.privacy === 'both'
           ? { mode: 'both', epsilon: num('--epsilon', opts.epsilon), delta: num('--delta', opts.delta), clip: num('--clip', opts.clip), site: { clip: num('--clip', opts.clip) } }
           : { mode: opts.privacy, epsilon: num('--epsilon', opts.epsilon), delta: num('--delta', opts.delta), clip: num('--clip', opts.clip) };
+      const scheme = opts.plaintext ? 'plaintext' : opts.aggregation;
+      if (scheme !== 'bfv' && scheme !== 'secagg' && scheme !== 'plaintext') throw new FedtwinError('CLI_BAD_ARGUMENT', `--aggregation must be bfv, secagg or plaintext, got ${JSON.stringify(opts.aggregation)}`);
+      if (scheme !== 'secagg' && (opts.threshold !== undefined || opts.degree !== undefined)) throw new FedtwinError('CLI_BAD_ARGUMENT', '--threshold and --degree apply to --aggregation secagg only', { hint: 'add --aggregation secagg' });
+      const threshold = num('--threshold', opts.threshold), degree = num('--degree', opts.degree);
+      const secureAggregation = scheme === 'plaintext' ? { scheme }
+        : scheme === 'secagg' ? { scheme, ...(threshold !== undefined ? { threshold } : {}), ...(degree !== undefined ? { degree } : {}) }
+          : { scheme, ...(opts.keyHolder ? { keyHolder: opts.keyHolder } : {}) };
       const manifest = parseManifest({
         consortium: opts.id, aggregator: opts.aggregator, members,
         ...(schemaHashValue ? { schemaHash: schemaHashValue } : {}),
-        secureAggregation: opts.plaintext ? { scheme: 'plaintext' } : { scheme: 'bfv', ...(opts.keyHolder ? { keyHolder: opts.keyHolder } : {}) },
+        secureAggregation,
         privacy,
         ...(marginals ? { model: { kind: 'marginals', seed: 42 } } : {}),
         rounds: { total: marginals ? 3 : num('--rounds', opts.rounds), quorum, minParticipants: num('--min-participants', opts.minParticipants) ?? quorum, deadlineSeconds: num('--deadline', opts.deadline) },
