@@ -29,8 +29,8 @@ export interface SimOptions {
   clip: number;
   /** Site-level update clip (DP-FedAvg). */
   siteClip: number;
-  /** Secure aggregation: BFV (default) or plaintext, the explicit baseline. */
-  secureAggregation: 'bfv' | 'plaintext';
+  /** Secure aggregation: BFV (default), secagg (pairwise masking, docs/he.md §9) or plaintext, the explicit baseline. */
+  secureAggregation: 'bfv' | 'secagg' | 'plaintext';
   /** BFV only: the largest consortium the plaintext modulus has headroom for (default: the config's, 1024). */
   heMaxParticipants?: number;
   /** Draw DP noise from the OS CSPRNG (true) or from the seed, for a reproducible simulation (false). */

@@ -182,7 +182,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     strategy: 'fedavg', training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate },
     rounds: { total: rounds, quorum, minParticipants: Math.max(1, Math.ceil(opts.nodes / 2)), deadlineSeconds: opts.deadlineSeconds },
     privacy: privacyConfig(opts),
-    secureAggregation: { scheme: opts.secureAggregation, ...(opts.heMaxParticipants !== undefined ? { maxParticipants: opts.heMaxParticipants } : {}) },
+    secureAggregation: { scheme: opts.secureAggregation, ...(opts.heMaxParticipants !== undefined && opts.secureAggregation === 'bfv' ? { maxParticipants: opts.heMaxParticipants } : {}) },
   }, 'the simulation\'s consortium manifest');
   await writeFile(join(out, 'consortium.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   progress.log(`consortium manifest ${join(out, 'consortium.json')} (hash ${manifestHash(manifest).slice(0, 16)}…)`);
@@ -394,7 +394,7 @@ function secureAggregationReport(o: SimOptions, agg: AggResultFile, modelValues:
   const sizes = agg.rounds.flatMap((r) => r.contributions.map((c) => c.bytes));
   const bytesPerValue = sizes.length && modelValues ? sizes.reduce((a, b) => a + b, 0) / sizes.length / modelValues : 0;
   return {
-    scheme: o.secureAggregation === 'bfv' ? 'BFV (SEAL)' : 'plaintext',
+    scheme: o.secureAggregation === 'bfv' ? 'BFV (SEAL)' : o.secureAggregation === 'secagg' ? 'pairwise masking (SecAgg)' : 'plaintext',
     polyModulusDegree: o.secureAggregation === 'bfv' ? agg.secureAggregation?.params?.polyModulusDegree ?? 4096 : null,
     bytesPerValue, ratioToFloat32: bytesPerValue / 4, keyId: agg.keyId ?? null,
   };

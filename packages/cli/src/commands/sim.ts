@@ -36,6 +36,7 @@ export function registerSimCommand(program: Command): void {
     .option('--epsilon-sweep <list>', 'run once per ε (e.g. 1,3,8,inf) into OUT/eps-<ε>/ and chart TSTR AUC against ε')
     .option('--seeds <K>', 'repeat the whole run with seeds --seed … --seed+K−1 (OUT/seed-<s>/) and report every figure as the mean with its 95 % confidence interval (OUT/report.json: means, seeds.ci95 beside them)')
     .option('--plaintext', 'baseline: aggregate plaintext updates instead of BFV ciphertexts')
+    .option('--aggregation <scheme>', 'secure aggregation: bfv (one consortium HE key) | secagg (pairwise masking, no key anywhere; docs/he.md §9) | plaintext', d.secureAggregation)
     .option('--seeded-noise', 'draw DP sampling masks and noise from the seed, so runs are reproducible (then ε holds only against whoever does not know --seed); default: the OS CSPRNG')
     .option('--secure-noise', 'the default (OS CSPRNG noise); kept for older scripts')
     .option('--audit', `empirical privacy audit (one run, Steinke et al. 2023): canaries into node 0, each kept with probability 1/2; reports ε_lower next to the claimed ε (docs/privacy-audit.md); both generators`)
@@ -55,7 +56,7 @@ export function registerSimCommand(program: Command): void {
         hidden: int(o.hidden, 'hidden'), latentDim: int(o.latent, 'latent'), timeoutSeconds: num(o.timeout, 'timeout'),
         // --audit audits whichever generator runs (the marginals generator by its released counts, the VAE by its loss).
         progress: mode(o.progress), generator: o.generator === undefined ? d.generator : generatorKind(o.generator),
-        secureAggregation: o.plaintext ? 'plaintext' : 'bfv', secureNoise: o.seededNoise !== true,
+        secureAggregation: o.plaintext ? 'plaintext' : aggregationScheme(o.aggregation), secureNoise: o.seededNoise !== true,
         dp: dpMode(o.dp), epsilon: eps(o.epsilon, 'epsilon'), delta: num(o.delta, 'delta'), clip: num(o.clip, 'clip'), siteClip: num(o.siteClip, 'site-clip'),
         ...(o.audit || o.auditCanaries !== undefined ? { audit: { canaries: o.auditCanaries === undefined ? DEFAULT_AUDIT_CANARIES : int(o.auditCanaries, 'audit-canaries') } } : {}),
       };
@@ -161,4 +162,10 @@ function generatorKind(v: unknown): SimOptions['generator'] {
 function mode(v: unknown): SimOptions['progress'] {
   if (v === 'auto' || v === 'lines' || v === 'none') return v;
   throw new FedtwinError('CLI_BAD_ARGUMENT', `--progress must be auto, lines or none, got "${String(v)}"`);
+}
+
+function aggregationScheme(v: unknown): SimOptions['secureAggregation'] {
+  const s = String(v ?? 'bfv');
+  if (s !== 'bfv' && s !== 'secagg' && s !== 'plaintext') throw new FedtwinError('CLI_BAD_ARGUMENT', `--aggregation must be bfv, secagg or plaintext, got ${JSON.stringify(s)}`);
+  return s;
 }
