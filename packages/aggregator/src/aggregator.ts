@@ -316,7 +316,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     secaggTimer = undefined;
     if (secagg) secagg.phase = 'done';
     secagg = undefined;
-    wakeWaiters();
+    // No wake-up here: the next round's opening wakes the long-polls (waking now would answer "idle" first).
   }
 
   /** Closes the current phase at its deadline (whoever made it in time goes on). */
