@@ -881,6 +881,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         }
         open = rec;
         log.warn({ event: 'refusal', round: rec.round, peer, code: header.code, reason: header.reason }, `round ${rec.round}: ${peer.slice(-8)} declined: ${header.reason}`);
+        // Under masking the keys and shares phases wait for every member that has not declined: this may close one.
+        if (secagg) await advanceSecagg(false);
         if (everyoneAnswered(rec)) {
           if (rec.contributions.length >= init.rounds.minParticipants) await aggregate('all-answered');
           else await failRound(`every member answered but only ${rec.contributions.length} contributed (${rec.refusals!.length} declined)`);
