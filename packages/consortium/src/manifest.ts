@@ -205,6 +205,14 @@ export function parseManifest(raw: unknown, source = 'manifest'): Manifest {
     // Pinned explicitly, like the key holder: the hash names the threshold in force.
     m.secureAggregation = { ...m.secureAggregation, threshold: Math.floor(secaggNeighbourhood(m.members.length, m.secureAggregation.degree) / 2) + 1 };
   }
+  const sa = m.secureAggregation;
+  if (sa.scheme === 'secagg' && (m.privacy.mode === 'site' || m.privacy.mode === 'both') && m.rounds.minParticipants > sa.threshold!) {
+    // Site-level noise shares are calibrated for minParticipants inputs, but an honest member reveals a sum of as few
+    // as t: with t < minParticipants a malicious aggregator could unmask a sum carrying less than the accounted noise.
+    throw new FedtwinError('CONSORTIUM_INVALID', `${source}: secureAggregation.threshold ${sa.threshold} is below rounds.minParticipants ${m.rounds.minParticipants}: under site-level DP a sum of t masked inputs would carry less noise than the policy accounts`, {
+      hint: `raise secureAggregation.threshold to at least ${m.rounds.minParticipants}, or lower rounds.minParticipants`, details: { field: 'secureAggregation.threshold' },
+    });
+  }
   if (m.rounds.witnessQuorum === undefined) m.rounds = { ...m.rounds, witnessQuorum: Math.floor(m.members.length / 2) + 1 };
   return m;
 }

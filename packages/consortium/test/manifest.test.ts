@@ -62,6 +62,11 @@ describe('consortium manifest', () => {
     refused({ scheme: 'bfv', threshold: 2 }, 'secureAggregation.threshold', /"secagg" only/);
     refused({ scheme: 'secagg', keyHolder: A }, 'secureAggregation.keyHolder', /no key holder/);
     expect(() => parseManifest({ ...minimal, members: [{ peerId: A }], rounds: { ...minimal.rounds, quorum: 1 }, secureAggregation: { scheme: 'secagg' } })).toThrowError(/at least 2 members/);
+    // Site-level DP: noise is calibrated for minParticipants inputs, and members reveal sums of t or more.
+    const site = { mode: 'site', epsilon: 8, delta: 1e-5, clip: 1 };
+    expect(() => parseManifest({ ...three, privacy: site, rounds: { ...three.rounds, quorum: 3, minParticipants: 3 }, secureAggregation: { scheme: 'secagg', threshold: 2 } }))
+      .toThrowError(/threshold 2 is below rounds.minParticipants 3/);
+    expect(parseManifest({ ...three, privacy: site, rounds: { ...three.rounds, quorum: 3, minParticipants: 2 }, secureAggregation: { scheme: 'secagg', threshold: 2 } }).secureAggregation.threshold).toBe(2);
   });
 
   it('names a typo itself, with the closest valid key, before the field it leaves missing (issue 15 item 6)', () => {
