@@ -37,7 +37,7 @@ describe('secagg: a member killed mid-round', () => {
     expect(v.code, v.stderr).toBe(0);
     const out = JSON.parse(v.stdout) as { secagg: Array<{ round: number; survivors: number; dropped: number; reconstructed: number }> };
     expect(out.secagg.map((x) => x.round)).toEqual([1, 2]);
-    // Round 2: node 2 never advertised, so only the two others took part.
+    // Round 2: node 2 was gone before the keys phase (a dropout before advertising): the phase closed without it.
     expect(out.secagg[1]).toMatchObject({ survivors: 2, dropped: 0, reconstructed: 2 });
     // Round 1: three shared; node 2's update is in the sum only if it beat the kill.
     expect(out.secagg[0]!.survivors + out.secagg[0]!.dropped).toBe(3);
