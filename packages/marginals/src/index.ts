@@ -13,7 +13,8 @@ export { DEFAULT_BRANCHING, hierarchyOf, levelCounts, estimateLeaves, rangeCover
 export type { Hierarchy, LeafSmoothing } from './hierarchy.ts';
 export { TREE_MODEL_FORMAT, projectSimplex, estimateTotal, estimateOneWays, ipf, fitTree } from './fit.ts';
 export type { Measurement, TreeModel, FitTreeOptions } from './fit.ts';
-export { MISSING_CELL, checkTreeModel, sampleBins, decodeBins, sampleTable } from './sample.ts';
+export { MISSING_CELL, checkTreeModel, sampleBins, decodeBins, sampleTable, systematicCounts } from './sample.ts';
+export type { SampleMethod } from './sample.ts';
 export { autoBins, fitMst } from './mst.ts';
 export type { MstOptions, MstResult, MstRound } from './mst.ts';
 export { MST_ROUNDS, MAX_SCHEDULE_VALUES, mstSchedule, scheduleFor, countVectorLength, roundRequest, memberCounts, fitReleased } from './federated.ts';
