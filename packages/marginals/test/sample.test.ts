@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createPrng } from '@fedtwin/models';
 import type { TableSchema } from '@fedtwin/models';
-import { MISSING_CELL, TREE_MODEL_FORMAT, checkTreeModel, decodeBins, domainFromSchema, sampleBins, sampleTable } from '../src/index.ts';
+import { MISSING_CELL, TREE_MODEL_FORMAT, checkTreeModel, decodeBins, domainFromSchema, sampleBins, sampleTable, systematicCounts } from '../src/index.ts';
 import type { TreeModel } from '../src/index.ts';
 
 const schema: TableSchema = {
@@ -115,4 +115,93 @@ describe('ancestral sampling', () => {
       else expect(x >= Number(fe[4].toFixed(1))).toBe(true);
     });
   });
+
+  it('iid draws (method \'iid\') reproduce the same edges', () => {
+    const n = 100_000;
+    const prng = createPrng(7);
+    const [a, , c] = sampleBins(model(), n, () => prng.next(), undefined, 'iid');
+    const ac = new Array(12).fill(0);
+    for (let i = 0; i < n; i++) ac[a[i] * 4 + c[i]]++;
+    for (let x = 0; x < 3; x++) for (let y = 0; y < 4; y++) expect(within(ac[x * 4 + y], n, pA[x] * pCgA[x * 4 + y])).toBe(true);
+  });
 });
+
+describe('systematic sampling', () => {
+  it('systematicCounts: m points, each bin ⌊m·p⌋ or ⌈m·p⌉, none on non-positive weights; m·p on average over u (exact integral)', () => {
+    const w = [0.3, 0, 2.2, -1, 1.5, 0.001];
+    const total = 0.3 + 2.2 + 1.5 + 0.001;
+    for (const m of [1, 2, 7, 100, 1001]) {
+      const mean = new Array(w.length).fill(0);
+      const grid = 4000;
+      for (let g = 0; g < grid; g++) {
+        const u = (g + 0.5) / grid;
+        const k = systematicCounts(w, 0, w.length, total, m, u);
+        expect(k.reduce((a, b) => a + b, 0)).toBe(m);
+        w.forEach((x, i) => {
+          const e = (m * Math.max(0, x)) / total;
+          expect(k[i] === Math.floor(e) || k[i] === Math.ceil(e)).toBe(true);
+          if (!(x > 0)) expect(k[i]).toBe(0);
+          mean[i] += k[i] / grid;
+        });
+      }
+      // The count of bin i is a step function of u jumping once; the midpoint rule on 4000 points is exact to 1/4000.
+      w.forEach((x, i) => expect(Math.abs(mean[i] - (m * Math.max(0, x)) / total)).toBeLessThanOrEqual(1 / grid + 1e-9));
+    }
+    // An offset window of a longer vector (a conditional table's row).
+    expect(Array.from(systematicCounts([9, 9, 1, 3], 2, 2, 4, 8, 0.25))).toEqual([2, 6]);
+    expect(() => systematicCounts([0, 0], 0, 2, 0, 3, 0.5)).toThrow(expect.objectContaining({ code: 'MARGINALS_BAD_ARGUMENT' }));
+    expect(() => systematicCounts([1], 0, 1, 1, 3, 1)).toThrow(expect.objectContaining({ code: 'MARGINALS_BAD_ARGUMENT' }));
+  });
+
+  it('the root\'s bins and each parent group\'s child bins are within one row of n·p; each row keeps the model\'s marginal', () => {
+    const n = 997;
+    const prng = createPrng(11);
+    const [a, b, c] = sampleBins(model(), n, () => prng.next());
+    const na = [0, 0, 0];
+    for (let i = 0; i < n; i++) na[a[i]]++;
+    pA.forEach((p, x) => expect(Math.abs(na[x] - n * p)).toBeLessThan(1));
+    for (let x = 0; x < 3; x++) {
+      const kb = [0, 0];
+      const kc = [0, 0, 0, 0];
+      for (let i = 0; i < n; i++) if (a[i] === x) { kb[b[i]]++; kc[c[i]]++; }
+      kb.forEach((k, y) => expect(Math.abs(k - na[x] * pBgA[x * 2 + y])).toBeLessThan(1));
+      kc.forEach((k, z) => expect(Math.abs(k - na[x] * pCgA[x * 4 + z])).toBeLessThan(1));
+    }
+    // Random order: over many seeds, the first row's class has the model's distribution (not always the first bin).
+    const first = [0, 0, 0];
+    const reps = 20_000;
+    for (let s = 0; s < reps; s++) {
+      const p = createPrng(1000 + s);
+      first[sampleBins(model(), 10, () => p.next())[0][0]]++;
+    }
+    pA.forEach((p, x) => expect(within(first[x], reps, p)).toBe(true));
+  });
+
+  it('a coarse bin\'s values follow its piecewise-uniform fine distribution to within 1/m in CDF (Kolmogorov distance)', () => {
+    const s2: TableSchema = { target: 'y', columns: [{ name: 'y', kind: 'categorical', categories: ['n', 'p'] }, { name: 'x', kind: 'numeric', min: 0, max: 8, integer: false, decimals: 4 }] };
+    const fine = domainFromSchema(s2, { bins: 8 }); // fine bins [k, k+1)
+    const fe = fine.columns[1].kind === 'numeric' ? fine.columns[1].edges : [];
+    const coarse = { columns: [fine.columns[0], { ...(fine.columns[1] as Extract<typeof fine.columns[1], { kind: 'numeric' }>), edges: [fe[0], fe[4], fe[8]] }] };
+    const weights = [1, 3, 0, 4, 2, 2, 2, 2];
+    const m: TreeModel = {
+      format: TREE_MODEL_FORMAT, schema: s2, domain: coarse, total: 10, order: [0, 1], parent: [-1, 0], edges: [[0, 1]],
+      oneWay: [[0.5, 0.5], [0.5, 0.5]], conditional: [null, [0.5, 0.5, 0.5, 0.5]],
+      within: [null, { edges: fe, groups: [0, 0, 0, 0, 1, 1, 1, 1], weights }],
+    };
+    // Model CDF inside coarse bin 0 ([0, 4)): piecewise linear through the fine masses 1, 3, 0, 4 (of 8).
+    const cdf = (x: number): number => {
+      let acc = 0;
+      for (let f = 0; f < 4; f++) acc += (weights[f] / 8) * Math.min(1, Math.max(0, x - f));
+      return acc;
+    };
+    for (const rows of [5, 40, 333]) {
+      const prng = createPrng(rows);
+      const vals = decodeBins(m, [new Int32Array(rows), new Int32Array(rows)], () => prng.next()).map((r) => r[1] as number).sort((p, q) => p - q);
+      let ks = 0;
+      vals.forEach((v, i) => { ks = Math.max(ks, Math.abs(cdf(v) - i / rows), Math.abs(cdf(v) - (i + 1) / rows)); });
+      expect(ks).toBeLessThanOrEqual(1 / rows + 1e-3); // + rounding to 4 decimals
+      expect(vals.every((v) => v < 2 || v >= 3)).toBe(true); // fine bin [2, 3) has no mass
+    }
+  });
+});
+
