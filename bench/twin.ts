@@ -6,13 +6,16 @@
 // score), forest TSTR vs TRTR, minority-class recall (synthetic-trained vs real-trained forest), the distance-based
 // membership-inference AUC, and fit (+ sample) time. Mean ± 95 % CI over seeds; targets checked for the default.
 //   node bench/twin.ts [--datasets breast_cancer_wdbc,data/pima_diabetes_na.csv,data/lung_ncctg.csv] [--seeds 5]
-//                      [--eps 8] [--nodes 3] [--configs default,other,dp-off,copula] [--out out/bench-twin]
+//                      [--eps 8] [--nodes 3] [--configs default,other,dp-off,copula] [--out out/bench-twin] [--scale 7000]
+// --scale N (0 skips it): the default generator's fit and sample times on N rows (WDBC resampled), in-process
+// (fitMst over 3 sites, then sampleTable of N rows: the federation's arithmetic without the daemons) and through a
+// real federation on the same N-row CSV (its wall time: 3 rounds under BFV plus each node sampling its share).
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createPrng, fidelityReport, forestUtility, membershipInferenceAuc, parseCsv, tableFromCsv, type Table, type TableSchema } from '@fedtwin/models';
-import { fitDpCopula, sampleDpCopula } from '@fedtwin/marginals';
+import { createPrng, loadDatasetTable, tableToCsv, fidelityReport, forestUtility, membershipInferenceAuc, parseCsv, tableFromCsv, type Table, type TableSchema } from '@fedtwin/models';
+import { fitDpCopula, fitMst, sampleDpCopula, sampleTable } from '@fedtwin/marginals';
 import { DEFAULT_SIM_OPTIONS, runSimulation } from '@fedtwin/sim';
 
 const { values } = parseArgs({
@@ -23,6 +26,7 @@ const { values } = parseArgs({
     nodes: { type: 'string', default: String(DEFAULT_SIM_OPTIONS.nodes) },
     configs: { type: 'string', default: 'default,other,dp-off,copula' },
     out: { type: 'string', default: 'out/bench-twin' },
+    scale: { type: 'string', default: '7000' },
   },
 });
 /** Label columns of the data sets this bench knows (data/README.md); a built-in name brings its own. */
@@ -134,5 +138,26 @@ for (const dataset of values.datasets.split(',')) {
     console.log(`targets for the default generator (${defaultGenerator}): ${checks.map(([what, ok, v]) => `${ok ? 'met' : 'MISSED'} ${what} (${v})`).join('; ')}`);
   }
 }
-await writeFile(join(values.out, 'results.json'), JSON.stringify({ epsilon, nodes, seeds, results }, null, 1));
+let scaleTimes: { rows: number; fitMs: number; sampleMs: number; federationSeconds?: number } | undefined;
+const scale = Number(values.scale);
+if (scale > 0 && defaultGenerator === 'marginals') {
+  const full = await loadDatasetTable('breast_cancer_wdbc');
+  const prng = createPrng('scale');
+  const big: Table = { schema: full.schema, rows: Array.from({ length: scale }, () => full.rows[prng.int(full.rows.length)]!) };
+  const sites = [0, 1, 2].map((k) => ({ schema: big.schema, rows: big.rows.filter((_, i) => i % 3 === k) }));
+  const t0 = performance.now();
+  const fit = fitMst(sites, { epsilon, delta: DEFAULT_SIM_OPTIONS.delta });
+  const fitMs = performance.now() - t0;
+  const t1 = performance.now();
+  sampleTable(fit.model, scale, () => prng.next());
+  const sampleMs = performance.now() - t1;
+  scaleTimes = { rows: scale, fitMs, sampleMs };
+  console.log(`\nscale: ${scale} rows × ${big.schema.columns.length} columns (WDBC resampled), 3 sites, ε = ${epsilon}, ${defaultGenerator} in-process: fit ${fitMs.toFixed(0)} ms, sample ${scale} rows ${sampleMs.toFixed(0)} ms`);
+  const csv = join(values.out, `wdbc-${scale}.csv`);
+  await writeFile(csv, tableToCsv(big));
+  const { report } = await runSimulation({ ...DEFAULT_SIM_OPTIONS, dataset: csv, target: full.schema.target, nodes, seed: 42, epsilon, progress: 'none' as const, out: join(values.out, `scale-${scale}`) });
+  scaleTimes.federationSeconds = report.timing.federatedSeconds;
+  console.log(`scale: the same ${scale} rows through a real federation (${nodes} nodes, BFV, DP, each node sampling its share): ${report.timing.federatedSeconds.toFixed(1)} s wall`);
+}
+await writeFile(join(values.out, 'results.json'), JSON.stringify({ epsilon, nodes, seeds, results, ...(scaleTimes ? { scale: scaleTimes } : {}) }, null, 1));
 console.log(`\nper-seed figures: ${join(values.out, 'results.json')}`);
