@@ -98,6 +98,7 @@ export {
   LEDGER_FORMAT,
   MAX_BATCH_ENTRIES,
   openLedger,
+  readEntryPayloads,
   Ledger,
   type OpenLedgerInit,
   type AppendResult,

@@ -158,6 +158,18 @@ export function openLedger(init: OpenLedgerInit): Promise<Ledger> {
   return openLedgerImpl(init, false);
 }
 
+/** Every entry's payload in a closed ledger directory, in log order (opened read-only, then closed). */
+export async function readEntryPayloads(dir: string): Promise<Array<LedgerEntry['payload']>> {
+  const ledger = await openLedger({ dir, readOnly: true });
+  try {
+    const out: Array<LedgerEntry['payload']> = [];
+    for (let k = 0; k < ledger.size; k++) out.push((await ledger.getEntry(k)).payload);
+    return out;
+  } finally {
+    await ledger.close();
+  }
+}
+
 /** For the auditor: opens even when the stored right-border nodes are damaged (verify reports it precisely). */
 export function openLedgerForAudit(dir: string): Promise<Ledger> {
   return openLedgerImpl({ dir, readOnly: true }, true);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AggregatorStore } from '@fedtwin/aggregator';
-import { openLedger, verifyLedgerDir, type EntryPayload } from '@fedtwin/ledger';
+import { readEntryPayloads, verifyLedgerDir, type EntryPayload } from '@fedtwin/ledger';
 import { inferSchema, initBackend, loadDataset, toCsv, type TableSchema } from '@fedtwin/models';
 import { bytesToF32 } from '@fedtwin/protocol';
 import { DEFAULT_VALUE_BOUND } from '@fedtwin/secagg';
@@ -29,16 +29,6 @@ beforeAll(async () => {
 });
 afterAll(async () => { if (dir) await rm(dir, { recursive: true, force: true }); });
 
-async function ledgerPayloads(ledgerDir: string): Promise<EntryPayload[]> {
-  const ledger = await openLedger({ dir: ledgerDir, readOnly: true });
-  try {
-    const out: EntryPayload[] = [];
-    for (let k = 0; k < ledger.size; k++) out.push((await ledger.getEntry(k)).payload);
-    return out;
-  } finally {
-    await ledger.close();
-  }
-}
 
 async function aggregates(stateDir: string): Promise<Array<{ participants: string[]; encoding: string; body: Uint8Array }>> {
   const store = await AggregatorStore.open(stateDir);
@@ -85,7 +75,7 @@ describe('secure aggregation by masking in the daemons', () => {
     expect(worst).toBeLessThanOrEqual(MEMBERS / SCALE + 1e-6);
     expect(masked.events.every((ev) => ev.some((e) => e.event === 'federation-finished'))).toBe(true);
 
-    const entries = await ledgerPayloads(masked.ledgerDir);
+    const entries = await readEntryPayloads(masked.ledgerDir);
     const of = (t: string) => entries.filter((e) => e.type === t);
     expect(of('secagg-keys')).toHaveLength(MEMBERS);
     expect(of('secagg-shares')).toHaveLength(MEMBERS);
@@ -105,7 +95,7 @@ describe('secure aggregation by masking in the daemons', () => {
     expect(r.killed).toEqual([3]);
     const [agg] = await aggregates(r.aggStateDir);
     expect(agg!.participants.sort()).toEqual(r.ids.slice(0, 3).sort());
-    const entries = await ledgerPayloads(r.ledgerDir);
+    const entries = await readEntryPayloads(r.ledgerDir);
     const req = entries.find((e) => e.type === 'secagg-recovery');
     expect(req).toMatchObject({ dropped: [r.ids[3]] });
     const reveals = entries.filter((e): e is Extract<EntryPayload, { type: 'secagg-reveal' }> => e.type === 'secagg-reveal');
@@ -124,7 +114,7 @@ describe('secure aggregation by masking in the daemons', () => {
     expect(r.killed).toEqual([0]);
     const [agg] = await aggregates(r.aggStateDir);
     expect(agg!.participants.sort()).toEqual([...r.ids].sort());
-    const entries = await ledgerPayloads(r.ledgerDir);
+    const entries = await readEntryPayloads(r.ledgerDir);
     expect(entries.find((e) => e.type === 'secagg-recovery')).toMatchObject({ dropped: [] });
     const reveals = entries.filter((e): e is Extract<EntryPayload, { type: 'secagg-reveal' }> => e.type === 'secagg-reveal');
     expect(reveals.some((x) => x.node === r.ids[0]), 'the stopped member revealed nothing').toBe(false);

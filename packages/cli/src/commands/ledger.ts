@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
-import type { EntryPayload, LedgerSummary } from '@fedtwin/ledger';
+import type { LedgerSummary } from '@fedtwin/ledger';
 import { auditSecagg } from '../secagg-audit.ts';
 import { formatEpsilon } from '../format.ts';
 
@@ -64,19 +64,6 @@ function summaryText(dir: string, s: LedgerSummary): string {
   return lines.join('\n') + '\n';
 }
 
-/** Every entry's payload, in log order (read-only). */
-async function allPayloads(dir: string): Promise<EntryPayload[]> {
-  const { openLedger } = await ledgerLib();
-  const ledger = await openLedger({ dir, readOnly: true });
-  try {
-    const out: EntryPayload[] = [];
-    for (let k = 0; k < ledger.size; k++) out.push((await ledger.getEntry(k)).payload);
-    return out;
-  } finally {
-    await ledger.close();
-  }
-}
-
 export function registerLedgerCommands(program: Command): void {
   const ledger = program.command('ledger').description('Audit the contribution ledger (verify, export, proofs); works on a copy of a daemon directory');
 
@@ -88,7 +75,7 @@ export function registerLedgerCommands(program: Command): void {
     .option('--trusted-checkpoint <file...>', 'checkpoint note(s) trusted from outside the directory (e.g. one a member co-signed): the ledger must reach that size consistently, else it was truncated or rolled back')
     .option('--json', 'print one JSON object')
     .action(async (opts: DirOpts & { trustedKey?: string[]; trustedCheckpoint?: string[] }) => {
-      const { hashLeaf, openLedger, parseCheckpoint, parseEntry, toBase64, toHex, verifyLedgerDir } = await ledgerLib();
+      const { hashLeaf, openLedger, parseCheckpoint, parseEntry, readEntryPayloads, toBase64, toHex, verifyLedgerDir } = await ledgerLib();
       void hashLeaf; void openLedger; void parseCheckpoint; void parseEntry; void toBase64; void toHex; void verifyLedgerDir;
       const trustedCheckpoints: string[] = [];
       for (const f of opts.trustedCheckpoint ?? []) {
@@ -103,7 +90,7 @@ export function registerLedgerCommands(program: Command): void {
         ...(trustedCheckpoints.length ? { trustedCheckpoints } : {}),
       });
       // Secure aggregation by masking: replay every recorded recovery (secagg-audit.ts) once the log itself verifies.
-      const secagg = r.ok && (r.summary.entriesByType['secagg-recovery'] ?? 0) > 0 ? await auditSecagg(await allPayloads(opts.dir)) : undefined;
+      const secagg = r.ok && (r.summary.entriesByType['secagg-recovery'] ?? 0) > 0 ? await auditSecagg(await readEntryPayloads(opts.dir)) : undefined;
       if (opts.json) await write(JSON.stringify(r.ok ? { ok: true, ...r.summary, ...(secagg ? { secagg } : {}) } : { ...r, summary: r.summary }) + '\n');
       else if (r.ok) {
         await write(summaryText(opts.dir, r.summary));

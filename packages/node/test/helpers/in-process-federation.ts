@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { manifestHash, parseManifest, privacyPolicyOf, secureAggregationOf, type Manifest } from '@fedtwin/consortium';
 import { createAggregator } from '@fedtwin/aggregator';
-import { openLedger, type EntryPayload } from '@fedtwin/ledger';
+import { readEntryPayloads, type EntryPayload } from '@fedtwin/ledger';
 import { createTwinVae, encodeTable, type TableSchema } from '@fedtwin/models';
 import { createWireHost, generateIdentity, peerIdOf } from '@fedtwin/wire';
 import { createNode } from '../../src/node.ts';
@@ -109,15 +109,5 @@ export async function runInProcessFederation(o: InProcessFederationOptions): Pro
 
 /** Every signed contribution entry in a (closed) ledger directory, in log order. */
 export async function contributionEntries(ledgerDir: string): Promise<Array<Extract<EntryPayload, { type: 'contribution' }>>> {
-  const ledger = await openLedger({ dir: ledgerDir, readOnly: true });
-  const out: Array<Extract<EntryPayload, { type: 'contribution' }>> = [];
-  try {
-    for (let k = 0; k < ledger.size; k++) {
-      const p = (await ledger.getEntry(k)).payload;
-      if (p.type === 'contribution') out.push(p);
-    }
-  } finally {
-    await ledger.close();
-  }
-  return out;
+  return (await readEntryPayloads(ledgerDir)).filter((p): p is Extract<EntryPayload, { type: 'contribution' }> => p.type === 'contribution');
 }
