@@ -7,6 +7,7 @@ import { FedtwinError } from '@fedtwin/errors';
 import { calibrationRounds, type Manifest } from '@fedtwin/consortium';
 import { osRandom, seededRandom, skellamMechanism, skellamNoiseFor, skellamShare, skellamSite, type RandomSource, type SampledGaussian, type SkellamSite } from '@fedtwin/dp';
 import type { JoinResponse } from '@fedtwin/protocol';
+import { wireScale } from './marginals/wire.ts';
 
 /**
  * The site-level Skellam mechanism every member derives the same way from its own manifest copy and the model size:
@@ -20,19 +21,20 @@ export async function siteSkellamOf(manifest: Manifest, join: Pick<JoinResponse,
   const p = manifest.privacy;
   if ((p.mode !== 'site' && p.mode !== 'both') || manifest.model.kind === 'marginals') return undefined;
   const sa = join.secureAggregation;
-  if (sa.scheme !== 'bfv') {
+  if (sa.scheme === 'plaintext') {
     // checkOwnFloor refuses this before any contact; kept so no code path sends site-level shares in clear.
-    throw new FedtwinError('NODE_PRIVACY_MISMATCH', `privacy.mode "${p.mode}" needs secure aggregation, the consortium announces "${sa.scheme}"`, { hint: 'use secureAggregation.scheme "bfv" in the manifest' });
+    throw new FedtwinError('NODE_PRIVACY_MISMATCH', `privacy.mode "${p.mode}" needs secure aggregation, the consortium announces "${sa.scheme}"`, { hint: 'use secureAggregation.scheme "bfv" or "secagg" in the manifest' });
   }
   const cfg = p.mode === 'site' ? p : p.site;
   if (!cfg || cfg.clip === undefined) throw new FedtwinError('CONFIG_INVALID', 'privacy.site (with clip) is required for site-level DP', { hint: 'set privacy.clip (mode site) or privacy.site.clip (mode both) in the consortium manifest' });
-  const { DEFAULTS, quantMax } = await import('@fedtwin/he');
+  // The integer grid both secure schemes carry (BFV's quanta, secagg's masked 16-bit integers), as the counts use it.
+  const { unit, qmax } = await wireScale(join);
   const init = {
     clip: cfg.clip,
-    coordinateClip: sa.params.clip ?? DEFAULTS.clip,
+    coordinateClip: unit * qmax,
     minParticipants: manifest.rounds.minParticipants,
     dimension: join.modelValues,
-    quantMax: quantMax(sa.params.quantBits ?? DEFAULTS.quantBits),
+    quantMax: qmax,
   };
   try {
     if (cfg.noiseMultiplier !== undefined) return skellamSite({ ...init, noiseMultiplier: cfg.noiseMultiplier });

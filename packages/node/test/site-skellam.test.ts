@@ -76,6 +76,19 @@ describe('site-level Skellam: calibration and accounting', () => {
   });
 });
 
+describe('site-level Skellam under secagg (pairwise masking)', () => {
+  it('the same integer mechanism as under BFV on the same 16-bit grid: the shares are masked instead of encrypted', async () => {
+    // Failed before: siteSkellamOf accepted only BFV, so `sim --dp site --aggregation secagg` stopped every member.
+    const masked = manifestOf({ mode: 'site', epsilon: 8, delta: 1e-5, clip: 0.5 }, { scheme: 'secagg', threshold: 3 });
+    const encrypted = manifestOf({ mode: 'site', epsilon: 8, delta: 1e-5, clip: 0.5 }); // BFV, default 16-bit quanta
+    expect(quantMax(DEFAULTS.quantBits)).toBe(32767); // secagg's DEFAULT_VALUE_BOUND: the grid both schemes carry
+    const site = await siteOf(masked);
+    expect(site.params).toEqual((await siteOf(encrypted)).params);
+    const values = siteSkellamUpdate(new Float32Array(D).fill(0.01), site, seededRandom([5]));
+    expect(values.every((v) => Math.abs(v) <= 32767)).toBe(true); // maskInput's bound
+  });
+});
+
 describe('site-level Skellam: the members\' integers', () => {
   it('three members\' updates are integers within ±quantMax; their sum is exact, and read back in model units it is Σ/γ', async () => {
     const site = await siteOf(manifestOf({ mode: 'site', epsilon: 8, delta: 1e-5, clip: 0.5 }));

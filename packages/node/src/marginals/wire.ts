@@ -26,7 +26,7 @@ export interface CountUnits {
 /** Float32 holds every integer up to 2^24 exactly. */
 const F32_EXACT = 2 ** 24;
 
-export async function wireScale(join: JoinResponse): Promise<WireScale> {
+export async function wireScale(join: Pick<JoinResponse, 'secureAggregation'>): Promise<WireScale> {
   const sa = join.secureAggregation;
   if (sa.scheme === 'secagg') {
     // Masked integers: the same 16-bit range as BFV's, so the count and its Skellam share fit ±qmax quanta.

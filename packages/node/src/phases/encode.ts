@@ -49,10 +49,10 @@ export function strategyUpdate(ctx: NodeContext, delta: Float32Array, plan: Roun
   if (!plan.site) return ctx.strategy.encodeUpdate(delta, updateWeight(ctx.privacy.policy.mode, ctx.data.rows));
   const site = ctx.privacy.siteSkellam;
   if (site) {
-    if (plan.site.skellam?.mu !== site.params.mu || ctx.scheme.encoding !== 'bfv') {
+    if (plan.site.skellam?.mu !== site.params.mu || ctx.scheme.encoding === 'f32le') {
       throw new FedtwinError('NODE_PRIVACY_MISMATCH', `round ${round}: the update would carry Skellam μ ${site.params.mu} under ${ctx.scheme.encoding}; the accountant planned ${plan.site.skellam ? `μ ${plan.site.skellam.mu}` : 'a Gaussian'}`);
     }
-    // Weight 1 (uniform FedAvg) and no strategy scaling: the integers are the update.
+    // Weight 1 (uniform FedAvg) and no strategy scaling: the integers are the update (BFV encrypts them, secagg masks them).
     return { values: siteSkellamUpdate(delta, site, siteNoiseSource(ctx.init, round)), weight: 1 };
   }
   return ctx.strategy.encodeUpdate(privatizeSiteUpdate(delta, plan.site.clip, plan.site.noiseMultiplier, plan.site.minParticipants, ctx.privacy.normal).values, 1);
