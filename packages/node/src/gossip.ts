@@ -22,6 +22,12 @@ export interface Gossip {
   readonly fatal: FedtwinError | undefined;
   /** Sends this member's latest checkpoint to every peer and judges their answers; throws LEDGER_INCONSISTENT on a split view. */
   exchange(log: Logger): Promise<{ consistent: number; pending: number; unreachable: number }>;
+  /**
+   * Best effort, bounded: shows every peer this member's latest checkpoint, answers ignored. Sent when this member
+   * found a split view and is about to stop, so a peer that has not seen this view yet can find the split too
+   * (else it may wait for a witness quorum that never comes).
+   */
+  alert(): Promise<void>;
 }
 
 const sizeOf = (note: string | null): number => {
@@ -71,8 +77,16 @@ export async function startGossip(init: {
     },
   });
 
+  async function alertPeer(p: GossipPeer): Promise<void> {
+    const mine = await witness.latestNote().catch(() => null);
+    if (!mine) return;
+    await init.host.request(p.address, GOSSIP_PROTOCOL, { header: { note: mine } }, { response: GossipResponse, maxBodyBytes: 0, timeoutMs: EXCHANGE_TIMEOUT_MS })
+      .catch(() => undefined); // the peer may have stopped on it already, or be unreachable
+  }
+
   return {
     get fatal() { return fatal; },
+    alert: async () => { await Promise.all(init.peers.map(alertPeer)); },
     async exchange(log) {
       const mine = await witness.latestNote();
       if (!mine || mine === settled) return { consistent: 0, pending: 0, unreachable: 0 };
@@ -91,7 +105,10 @@ export async function startGossip(init: {
           return;
         }
         if (res.header.note === null) return;
-        const verdict = await witness.judgePeerView(res.header.note, p.peerId, res.header.consistencyProof);
+        const verdict = await witness.judgePeerView(res.header.note, p.peerId, res.header.consistencyProof).catch(async (err: unknown) => {
+          if (isFedtwinError(err, 'LEDGER_INCONSISTENT')) await alertPeer(p);
+          throw err;
+        });
         if (verdict === 'consistent') out.consistent++;
         else if (verdict === 'pending') out.pending++;
       })).catch((err: unknown) => {
@@ -99,7 +116,7 @@ export async function startGossip(init: {
         throw err;
       });
       if (out.consistent === init.peers.length) settled = mine;
-      log.info({ event: 'gossip', peers: init.peers.length, ...out }, `compared checkpoints with ${out.consistent} of ${init.peers.length} members`);
+      log.info({ event: 'gossip', peers: init.peers.length, ...out }, `compared checkpoints with ${out.consistent} of ${init.peers.length} members${out.pending + out.unreachable > 0 ? ` (${out.pending} ahead of this replica, ${out.unreachable} unreachable)` : ''}`);
       return out;
     },
   };

@@ -27,7 +27,7 @@ export interface Witness {
    * this member co-signed. On LEDGER_INCONSISTENT both signed checkpoints are written to the evidence
    * directory first. Returns the note with this member's cosignature, to send back.
    */
-  syncReply(reply: { checkpoint: string; body?: Uint8Array | null; size?: number }, mustInclude: Array<{ leafHash: string; index?: number }>): Promise<{ note: string; size: number; rootHash: string; appended: number }>;
+  syncReply(reply: { checkpoint: string; body?: Uint8Array | null; size?: number }, mustInclude: Array<{ leafHash: string; index?: number }>, opts?: SyncTiming): Promise<{ note: string; size: number; rootHash: string; appended: number }>;
   /** Where fork evidence is written. */
   readonly evidenceDir: string;
   /**
@@ -44,9 +44,12 @@ export interface Witness {
   consistencyProofFrom(fromSize: number): Promise<string[]>;
   /**
    * Judges another member's view (gossip): `note` must be signed by the aggregator and co-signed by `from`.
-   * Equal or smaller: its root must be this replica's root at that size. Larger: with `proof`, it must extend
-   * this replica (RFC 9162 consistency); without, it is kept and checked after the next sync. A contradiction
-   * is a fork the aggregator signed: evidence kept, LEDGER_INCONSISTENT.
+   * Equal or smaller: its root must be this replica's root at that size. Larger: with a `proof` that verifies,
+   * it extends this replica (RFC 9162 consistency); otherwise it is kept and judged after the next sync — by
+   * root at its size, or, if the aggregator still serves a smaller latest checkpoint than one it signed before
+   * the sync was asked for, as a split view. A failing proof alone proves nothing (the peer may have sent a bad
+   * one), so one member cannot stop another with it. A contradiction is a fork the aggregator signed: evidence
+   * kept, LEDGER_INCONSISTENT.
    */
   judgePeerView(note: string, from: string, proof?: readonly string[]): Promise<'consistent' | 'pending' | 'ignored'>;
   /** Verified entries of `type` for `round` by `author` (default: the aggregator), in log order. */
@@ -54,6 +57,11 @@ export interface Witness {
   /** The verified entry at `index`. */
   entryAt(index: number): Promise<LedgerEntry>;
   close(): Promise<void>;
+}
+
+/** When the sync being judged was asked for (ms since the epoch): peer views received before it are due. */
+export interface SyncTiming {
+  requestedAt?: number;
 }
 
 export async function openWitness(init: {
@@ -113,7 +121,7 @@ export async function openWitness(init: {
   }
 
   /** Other members' larger checkpoints not yet checkable (no proof came with them): checked after each sync. */
-  const pendingViews: Array<{ note: string; from: string; size: number; rootHex: string }> = [];
+  const pendingViews: Array<{ note: string; from: string; size: number; rootHex: string; receivedAt: number }> = [];
 
   async function fork(note: string, from: string, size: number, why: string): Promise<never> {
     const err = new FedtwinError('LEDGER_INCONSISTENT', `member ${from} was shown another log: ${why}`, {
@@ -146,23 +154,33 @@ export async function openWitness(init: {
       await checkAgainstReplica(note, from, size, rootHex);
       return 'consistent';
     }
-    if (proof && ledger.size > 0) {
+    if (proof && proof.length > 0 && ledger.size > 0) {
       try {
         verifyConsistency(ledger.size, size, proof.map((h) => Uint8Array.from(Buffer.from(h, 'hex'))), ledger.rootHash, cp.checkpoint.rootHash);
-      } catch (e) {
-        await fork(note, from, size, `its checkpoint of size ${size} does not extend this member's (size ${ledger.size}): ${(e as Error).message}`);
+        return 'consistent';
+      } catch {
+        // a split view, or a bad proof from the peer: the next sync decides (below)
       }
-      return 'consistent';
     }
-    if (pendingViews.length < 64) pendingViews.push({ note, from, size, rootHex });
+    if (pendingViews.length < 64) pendingViews.push({ note, from, size, rootHex, receivedAt: Date.now() });
     return 'pending';
   }
 
-  /** After a sync: every pending view now within this replica is checked. */
-  async function checkPendingViews(): Promise<void> {
+  /**
+   * After a sync: every pending view now within this replica is checked by root. One still beyond it, received
+   * before this sync was asked for, is a split view: the aggregator had signed that larger checkpoint, and an
+   * honest one serves its latest checkpoint on every sync (it never serves a smaller one afterwards).
+   */
+  async function checkPendingViews(requestedAt: number | undefined): Promise<void> {
     for (let i = pendingViews.length - 1; i >= 0; i--) {
       const p = pendingViews[i]!;
-      if (p.size > ledger.size) continue;
+      if (p.size > ledger.size) {
+        if (requestedAt !== undefined && p.receivedAt < requestedAt) {
+          pendingViews.splice(i, 1);
+          await fork(p.note, p.from, p.size, `it holds the aggregator's signed checkpoint of size ${p.size}, but the aggregator's latest checkpoint served to this member afterwards is of size ${ledger.size}`);
+        }
+        continue;
+      }
       pendingViews.splice(i, 1);
       await checkAgainstReplica(p.note, p.from, p.size, p.rootHex);
     }
@@ -231,7 +249,7 @@ export async function openWitness(init: {
       }
       return { cosigners: [...cosigners], forged: [...forged], ahead };
     },
-    async syncReply(reply, mustInclude) {
+    async syncReply(reply, mustInclude, opts) {
       if (!reply || typeof reply.checkpoint !== 'string') throw new FedtwinError('LEDGER_SYNC_INVALID', 'the ledger sync reply carries no checkpoint');
       let entries: Uint8Array[] = [];
       let consistencyProof: Uint8Array[] = [];
@@ -251,7 +269,7 @@ export async function openWitness(init: {
       }
       // Always through the replica: signature, size and root against what this member holds, whatever `size` says.
       const r = await syncChecked(reply.checkpoint, entries, consistencyProof, mustInclude);
-      await checkPendingViews();
+      await checkPendingViews(opts?.requestedAt);
       return { note: r.note, size: r.size, rootHash: Buffer.from(r.rootHash).toString('hex'), appended: r.appended };
     },
     close: () => ledger.close(),

@@ -146,3 +146,98 @@ describe('witness.syncReply', () => {
     expect(w.witness.size).toBe(2);
   });
 });
+
+describe('witness.judgePeerView (gossip between members)', () => {
+  const dirs: string[] = [];
+  const open: Array<{ close(): Promise<void> }> = [];
+  afterEach(async () => {
+    for (const o of open.splice(0)) await o.close().catch(() => undefined);
+    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  });
+
+  /** The aggregator's log (size 2, checkpointed), a member replica synced to it, and a second member's witness. */
+  async function members() {
+    const root = await mkdtemp(join(tmpdir(), 'fedtwin-gossip-'));
+    dirs.push(root);
+    const aggKey = await key(1);
+    const aggSigner = createEntrySigner(aggKey, ORIGIN);
+    const note = createNoteSigner(ORIGIN, aggKey);
+    const [aKey, bKey] = [await key(2), await key(3)];
+    const a = createEntrySigner(aKey, ORIGIN);
+    const b = createEntrySigner(bKey, ORIGIN);
+    const log = async (dir: string, lr: number) => {
+      const l = await openLedger({ dir: join(root, dir) });
+      open.push(l);
+      await l.appendMany([
+        await createEntry({ type: 'membership', action: 'admit', peerId: a.peerId }, aggSigner),
+        await createEntry({ type: 'round', action: 'open', round: 0, config: { lr } }, aggSigner),
+      ]);
+      await l.signCheckpoint(note);
+      return l;
+    };
+    const witnessOf = async (k: typeof aKey, dir: string) => {
+      const w = await openWitness({ dir: join(root, dir, 'ledger'), identity: k, aggregatorPeerId: aggSigner.peerId, origin: ORIGIN });
+      open.push(w);
+      return w;
+    };
+    const agg = await log('agg', 1);
+    const memberA = await witnessOf(aKey, 'a');
+    const memberB = await witnessOf(bKey, 'b');
+    await memberA.syncReply(await reply(agg, 0), []);
+    return { root, agg, aggSigner, note, a, b, memberA, memberB, log };
+  }
+
+  /** Grows `l` by `n` aggregator entries and signs a checkpoint. */
+  async function grow(l: Ledger, signer: ReturnType<typeof createEntrySigner>, note: ReturnType<typeof createNoteSigner>, n: number, from: number) {
+    for (let i = 0; i < n; i++) await l.append(await createEntry({ type: 'round', action: 'open', round: from + i, config: {} }, signer));
+    await l.signCheckpoint(note);
+  }
+
+  it('attack: a split view where the other member is ahead — its larger checkpoint is pending, and the next sync (asked for after it arrived) that still serves a smaller latest checkpoint is LEDGER_INCONSISTENT, with evidence', async () => {
+    const m = await members();
+    // B is shown another history, longer than A's: the aggregator signs size 4 of a forked log.
+    const fork = await m.log('fork', 9);
+    await grow(fork, m.aggSigner, m.note, 2, 1);
+    const bView = (await m.memberB.syncReply(await reply(fork, 0), [])).note;
+    expect(await m.memberA.judgePeerView(bView, m.b.peerId)).toBe('pending');
+    // A's aggregator keeps serving A its size-2 checkpoint on the next sync, asked for after B's view arrived.
+    await new Promise((r) => setTimeout(r, 5));
+    const err = await m.memberA.syncReply(await reply(m.agg, m.memberA.size), [], { requestedAt: Date.now() }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'LEDGER_INCONSISTENT' });
+    expect(String((err as Error).message)).toMatch(/signed checkpoint of size 4/);
+    const files = await readdir(m.memberA.evidenceDir);
+    expect(files.some((f) => f.endsWith('-fork-served.note'))).toBe(true);
+  });
+
+  it('a sync asked for before a larger view arrived does not judge it (an honest log may have grown in between)', async () => {
+    const m = await members();
+    const requestedAt = Date.now() - 1_000; // this sync's request left before B's view came in
+    await grow(m.agg, m.aggSigner, m.note, 2, 1);
+    const memberB = m.memberB;
+    const bView = (await memberB.syncReply(await reply(m.agg, 0), [])).note;
+    expect(await m.memberA.judgePeerView(bView, m.b.peerId)).toBe('pending');
+    const stale = { size: 2, checkpoint: (await m.agg.checkpointAt(2))! };
+    await expect(m.memberA.syncReply(stale, [], { requestedAt })).resolves.toMatchObject({ size: 2 });
+    // the next sync reaches B's size: same root, consistent
+    await expect(m.memberA.syncReply(await reply(m.agg, m.memberA.size), [], { requestedAt: Date.now() })).resolves.toMatchObject({ size: 4 });
+  });
+
+  it('attack: a member sending a bad consistency proof cannot stop another member (pending, then consistent once the log is synced)', async () => {
+    const m = await members();
+    await grow(m.agg, m.aggSigner, m.note, 2, 1);
+    const bView = (await m.memberB.syncReply(await reply(m.agg, 0), [])).note;
+    const bogus = ['00'.repeat(32), 'ff'.repeat(32)];
+    // Before: "does not extend this member's" → LEDGER_INCONSISTENT, and the honest member stopped.
+    expect(await m.memberA.judgePeerView(bView, m.b.peerId, bogus)).toBe('pending');
+    await expect(m.memberA.syncReply(await reply(m.agg, m.memberA.size), [], { requestedAt: Date.now() })).resolves.toMatchObject({ size: 4 });
+    expect(await m.memberA.judgePeerView(bView, m.b.peerId, bogus)).toBe('consistent');
+  });
+
+  it('a peer view with a valid consistency proof is consistent at once', async () => {
+    const m = await members();
+    await grow(m.agg, m.aggSigner, m.note, 2, 1);
+    const bView = (await m.memberB.syncReply(await reply(m.agg, 0), [])).note;
+    const proof = (await m.agg.consistencyProof(2, 4)).map((h) => Buffer.from(h).toString('hex'));
+    expect(await m.memberA.judgePeerView(bView, m.b.peerId, proof)).toBe('consistent');
+  });
+});

@@ -6,7 +6,7 @@ import type { NodeContext } from '../context.ts';
 import { aggregatorPeerId } from '../util.ts';
 import { openWitness, type Witness } from '../witness.ts';
 import { startGossip, type Gossip } from '../gossip.ts';
-import { FedtwinError } from '@fedtwin/errors';
+import { FedtwinError, isFedtwinError } from '@fedtwin/errors';
 import type { WireHost } from '@fedtwin/wire';
 
 /** Gossip with other members, per witness (set up with it when the config lists other members). */
@@ -31,6 +31,19 @@ export async function openMemberWitness(init: NodeInit, join: JoinResponse): Pro
  */
 export const LEDGER_SYNC_TIMEOUT_MS = 60_000;
 
+/**
+ * Runs a ledger sync of `witness`; on a split view (LEDGER_INCONSISTENT) first shows the other members this
+ * member's view, so each can find the split by itself before this member stops.
+ */
+export async function alertingPeers<T>(witness: Witness, sync: () => Promise<T>): Promise<T> {
+  try {
+    return await sync();
+  } catch (err) {
+    if (isFedtwinError(err, 'LEDGER_INCONSISTENT')) await gossips.get(witness)?.alert();
+    throw err;
+  }
+}
+
 /** Checkpoint size each witness last co-signed in this process (a re-sent cosignature is harmless, just noise). */
 const lastCosigned = new WeakMap<Witness, number>();
 
@@ -40,9 +53,10 @@ export async function syncLedger(ctx: NodeContext): Promise<void> {
   if (!witness) return;
   const gossip = gossips.get(witness);
   if (gossip?.fatal) throw gossip.fatal; // another member showed this one a split view
+  const requestedAt = Date.now();
   const { header, body } = await ctx.call(Protocols.ledger, { fromSize: witness.size }, LedgerSyncResponse, { maxBodyBytes: MAX_LEDGER_SYNC_BYTES, timeoutMs: LEDGER_SYNC_TIMEOUT_MS });
   // Every reply is judged by its signed checkpoint (equal size ⇒ same root, smaller ⇒ rollback), never by its unsigned size.
-  const accepted = await witness.syncReply({ checkpoint: header.checkpoint, body }, ctx.state.ledgerLeaves ?? []);
+  const accepted = await alertingPeers(witness, () => witness.syncReply({ checkpoint: header.checkpoint, body }, ctx.state.ledgerLeaves ?? [], { requestedAt }));
   if (accepted.appended === 0 && accepted.size === lastCosigned.get(witness)) {
     // nothing new since this member's last cosignature; peers not yet compared with are tried again
     await gossip?.exchange(ctx.log);
