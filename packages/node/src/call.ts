@@ -28,23 +28,6 @@ export interface AggregatorLink {
 }
 
 const RPC_TIMEOUT_MS = 120_000;
-/** Past the wire's own deadline, a request still pending is given up here (a timer this module holds). */
-const HARD_DEADLINE_GRACE_MS = 10_000;
-
-/**
- * The wire layer aborts a request at its deadline through AbortSignals handed to libp2p; a member once sat
- * silent for minutes in its first ledger sync (test/adversary/split-view.test.ts, not reproduced since), so
- * every request to the aggregator also gets a plain timer: if it has not settled by then, it fails as
- * WIRE_TIMEOUT and is retried like any timeout, with a log line.
- */
-function withHardDeadline<T>(p: Promise<T>, ms: number, name: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new FedtwinError('WIRE_TIMEOUT', `no answer from the aggregator on ${name} within ${Math.round(ms / 1000)} s (the request did not settle by its own deadline)`, { hint: 'the aggregator may be overloaded or stuck; the request is retried' })), ms);
-  });
-  p.catch(() => undefined);
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
 /** Quick retries of WIRE_NOT_MEMBER before the first join (backoff 0.25 + 0.5 + 1 + 2 s), then it is final. */
 export const NOT_MEMBER_RETRIES_BEFORE_JOIN = 4;
 /** Wire errors worth retrying: the aggregator may be restarting. */
@@ -83,10 +66,9 @@ export function linkToAggregator(opts: {
           await checking;
           unverifiedReconnect = false;
         }
-        const timeoutMs = o.timeoutMs ?? RPC_TIMEOUT_MS;
-        return await withHardDeadline(host.request<unknown, Res>(opts.aggregator, name, { header, body: o.body }, {
-          response, maxBodyBytes: o.maxBodyBytes ?? 0, timeoutMs, signal,
-        }), timeoutMs + HARD_DEADLINE_GRACE_MS, name);
+        return await host.request<unknown, Res>(opts.aggregator, name, { header, body: o.body }, {
+          response, maxBodyBytes: o.maxBodyBytes ?? 0, timeoutMs: o.timeoutMs ?? RPC_TIMEOUT_MS, signal,
+        });
       } catch (err) {
         if (opts.stopped() || !isTransient(err)) throw err;
         if (reconnectCheck) unverifiedReconnect = true;
