@@ -1,6 +1,6 @@
 export {
-  ManifestSchema, MemberSchema, RoundPolicySchema, SecureAggregationConfigSchema, PrivacyConfigSchema, MAX_MANIFEST_BYTES, DEFAULT_PRIVACY, DEFAULT_RECORD_CLIP, DEFAULT_COUNT_NOISE,
-  parseManifest, manifestHash, schemaHash, loadManifest, secaggNeighbourhood, secaggThresholdIssue, manifestYaml, firstDifference, requireSame,
+  ManifestSchema, MemberSchema, RoundPolicySchema, SecureAggregationConfigSchema, DEFAULT_SECURE_AGGREGATION_SCHEME, PrivacyConfigSchema, MAX_MANIFEST_BYTES, DEFAULT_PRIVACY, DEFAULT_RECORD_CLIP, DEFAULT_COUNT_NOISE,
+  parseManifest, manifestHash, schemaHash, loadManifest, secaggNeighbourhood, secaggThresholdIssue, secaggSparseDegree, SECAGG_FULL_GRAPH_UP_TO, manifestYaml, firstDifference, requireSame,
   type Manifest, type ManifestInput, type PrivacyConfig,
 } from './manifest.ts';
 export {

@@ -80,6 +80,12 @@ export const RoundPolicySchema = z.object({
   witnessQuorum: z.number().int().min(1).optional(),
 }).strict();
 
+/**
+ * The scheme a new consortium or sim gets when none is named (`consortium init`, `fedtwin sim`, `bench he`'s
+ * "fedtwin" figures). A manifest file always names its scheme once written by `consortium init`.
+ */
+export const DEFAULT_SECURE_AGGREGATION_SCHEME: 'bfv' | 'secagg' = 'bfv';
+
 export const SecureAggregationConfigSchema = z.object({
   /** bfv: one consortium HE key; secagg: pairwise masking, no key anywhere (docs/he.md §9); plaintext: a baseline. */
   scheme: z.enum(['bfv', 'secagg', 'plaintext']).default('bfv'),
@@ -155,6 +161,18 @@ export const ManifestSchema = z.object({
 export type Manifest = z.infer<typeof ManifestSchema>;
 export type ManifestInput = z.input<typeof ManifestSchema>;
 
+/** Secagg consortia up to this size mask over the full graph unless the manifest names a degree; larger ones get a sparse one. */
+export const SECAGG_FULL_GRAPH_UP_TO = 20;
+
+/**
+ * The default degree of the sparse graph: the smallest even k ≥ 3·log2 n, below n (the same rule as
+ * @fedtwin/secagg's defaultDegree, which a test checks; n = 21: 14, n = 50: 18, n = 128: 22).
+ */
+export function secaggSparseDegree(n: number): number {
+  const k = Math.ceil(3 * Math.log2(Math.max(2, n)));
+  return Math.min(n - 1, k + (k % 2));
+}
+
 /** Sharing-neighbourhood size under secagg: every member (full graph) or the member and its `degree` neighbours. */
 export function secaggNeighbourhood(members: number, degree?: number): number {
   return degree === undefined || degree >= members - 1 ? members : degree + 1;
@@ -200,6 +218,11 @@ export function parseManifest(raw: unknown, source = 'manifest'): Manifest {
   if ((m.privacy.mode === 'record' || m.privacy.mode === 'both') && m.privacy.clip === undefined) m.privacy = { ...m.privacy, clip: DEFAULT_RECORD_CLIP };
   if (m.secureAggregation.scheme === 'bfv' && m.secureAggregation.keyHolder === undefined) {
     m.secureAggregation = { ...m.secureAggregation, keyHolder: m.members[0]!.peerId };
+  }
+  if (m.secureAggregation.scheme === 'secagg' && m.secureAggregation.degree === undefined && m.members.length > SECAGG_FULL_GRAPH_UP_TO) {
+    // Above ~20 members the full graph's aggregator cost grows as n² at a fixed dropout rate (docs/he.md §9):
+    // the sparse SecAgg+ graph by default, pinned like the threshold (an even degree ≥ n − 1 asks for the full graph).
+    m.secureAggregation = { ...m.secureAggregation, degree: secaggSparseDegree(m.members.length) };
   }
   if (m.secureAggregation.scheme === 'secagg' && m.secureAggregation.threshold === undefined) {
     // Pinned explicitly, like the key holder: the hash names the threshold in force.

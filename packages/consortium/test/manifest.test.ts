@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { DEFAULT_COUNT_NOISE, checkPrivacyFloor, firstDifference, loadManifest, manifestHash, parseManifest, privacyPolicyOf, requireSame, secureAggregationOf } from '../src/index.ts';
+import { DEFAULT_COUNT_NOISE, checkPrivacyFloor, firstDifference, loadManifest, manifestHash, parseManifest, privacyPolicyOf, requireSame, secureAggregationOf, secaggSparseDegree } from '../src/index.ts';
 
 const A = '12D3KooWRFGvfm6rcokkWBEeoxyyotr9CzK8q1SL4dvJNo3XSpHU';
 const B = '12D3KooWDkysGXzm4bHro351yue1T2Spk87nuXGigCNCNHg26Rs7';
@@ -67,6 +67,21 @@ describe('consortium manifest', () => {
     expect(() => parseManifest({ ...three, privacy: site, rounds: { ...three.rounds, quorum: 3, minParticipants: 3 }, secureAggregation: { scheme: 'secagg', threshold: 2 } }))
       .toThrowError(/threshold 2 is below rounds.minParticipants 3/);
     expect(parseManifest({ ...three, privacy: site, rounds: { ...three.rounds, quorum: 3, minParticipants: 2 }, secureAggregation: { scheme: 'secagg', threshold: 2 } }).secureAggregation.threshold).toBe(2);
+  });
+
+  it('secagg above 20 members: the sparse graph by default (degree pinned, threshold over the neighbourhood); an even degree ≥ n − 1 keeps the full graph', async () => {
+    const { generateKeyPair } = await import('@libp2p/crypto/keys');
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id');
+    const { defaultDegree } = await import('@fedtwin/secagg');
+    const ids: string[] = [];
+    while (ids.length < 50) ids.push(peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString());
+    const of = (n: number, sa: Record<string, unknown> = {}) => parseManifest({ ...minimal, members: ids.slice(0, n).map((peerId) => ({ peerId })), secureAggregation: { scheme: 'secagg', ...sa } }).secureAggregation;
+    expect(of(20)).toMatchObject({ threshold: 11 });
+    expect(of(20).degree).toBeUndefined();
+    expect(of(21)).toMatchObject({ degree: 14, threshold: 8 });
+    expect(of(50)).toMatchObject({ degree: 18, threshold: 10 });
+    expect(of(50, { degree: 50 })).toMatchObject({ degree: 50, threshold: 26 }); // an even degree ≥ n − 1: the full graph
+    for (const n of [2, 3, 10, 20, 21, 33, 50, 64, 100, 128, 1000]) expect(secaggSparseDegree(n)).toBe(defaultDegree(n));
   });
 
   it('names a typo itself, with the closest valid key, before the field it leaves missing (issue 15 item 6)', () => {

@@ -37,7 +37,7 @@ export interface HeBenchOptions {
  * Deterministic model-delta-like data: N(0, 0.25²) from a seeded xorshift + Box–Muller, limited to the
  * declared range [-1, 1] (updates arrive already DP-clipped), so the error shown is quantization only.
  */
-function makeUpdate(n: number, seed: number): Float32Array {
+export function benchUpdate(n: number, seed: number): Float32Array {
   let s = (seed * 0x9e3779b1 + 0x6d2b79f5) >>> 0 || 1;
   const next = (): number => {
     s ^= s << 13;
@@ -96,7 +96,7 @@ export async function runHeBench(opts: HeBenchOptions): Promise<HeBenchResult> {
     const exact = new Float64Array(n);
     const updates: Float32Array[] = [];
     for (let u = 0; u < k; u++) {
-      const x = makeUpdate(n, u + 1);
+      const x = benchUpdate(n, u + 1);
       for (let i = 0; i < n; i++) exact[i] += x[i];
       updates.push(x);
     }

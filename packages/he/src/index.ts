@@ -15,7 +15,7 @@ export type { ChunkKind, UpdateHeader, ParticipantEntry } from './wire.ts';
 export { createHePool } from './pool.ts';
 export type { HePool, HePoolInit, CkksPoolBaseline } from './pool.ts';
 export { roundTag, memberHash, ROUND_TAG_BYTES, MAX_MEMBER_ID_BYTES, NONCE_BYTES, MEMBER_HASH_BYTES } from './mask.ts';
-export { runHeBench } from './bench.ts';
+export { runHeBench, benchUpdate } from './bench.ts';
 export type { HeBenchOptions, HeBenchResult, SchemeFigures } from './bench.ts';
 export { sealKeyFor, openSealedKey, verifySealedKey, verifyOpenedKey, sealedKeySigningBytes, sealedKeyDigest, SEALED_KEY_MAX_CIPHERTEXT_BYTES } from './ceremony.ts';
 export type { SealedKey, SealKeyInit, OpenSealedKeyInit, OpenedKey } from './ceremony.ts';

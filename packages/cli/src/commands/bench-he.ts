@@ -1,10 +1,13 @@
 import type { Command } from 'commander';
 import { FedtwinError } from '@fedtwin/errors';
-import type { runHeBench as RunHeBench } from '@fedtwin/he';
 import type { SchemeFigures } from '@fedtwin/he';
+import { DEFAULT_SECURE_AGGREGATION_SCHEME } from '@fedtwin/consortium';
+import { runSecaggBench, type GuardedFigures } from '../bench-secagg.ts';
 
-// `fedtwin bench he`: fedtwin's packed BFV aggregation beside CKKS with NVIDIA FLARE's defaults,
-// same data, same worker pool, same run. JSON mode prints one object on stdout and nothing else.
+// `fedtwin bench he`: fedtwin's secure aggregation — packed single-key BFV and pairwise masking (secagg) —
+// beside CKKS with NVIDIA FLARE's defaults, same data, same run. `fedtwin` holds the default scheme's figures
+// with what it withstands (collusionThreshold, dropoutTolerance); `singleKey` and `secagg` hold both schemes'.
+// JSON mode prints one object on stdout and nothing else.
 
 interface BenchHeOpts { values: string; updates: string; threads?: string; json?: boolean }
 
@@ -25,28 +28,42 @@ const ROWS: Array<[keyof SchemeFigures, string]> = [
   ['maxAbsError', 'max |error| of the sum'],
 ];
 
-function table(r: Awaited<ReturnType<typeof RunHeBench>>): string {
-  const w0 = Math.max(...ROWS.map(([, l]) => l.length));
+interface BenchHeJson {
+  values: number;
+  updates: number;
+  /** The default scheme (`mode`), with what it withstands. */
+  fedtwin: GuardedFigures & { mode: 'bfv' | 'secagg' };
+  baseline: SchemeFigures;
+  singleKey: GuardedFigures;
+  secagg: GuardedFigures;
+}
+
+function table(r: BenchHeJson): string {
+  const w0 = Math.max(...ROWS.map(([, l]) => l.length), 'members the aggregator needs to read one update'.length);
   const lines = [
-    `HE secure aggregation: ${r.values.toLocaleString('en-US')} values x ${r.updates} updates`,
-    `  fedtwin : ${r.fedtwin.scheme}`,
-    `  baseline: ${r.baseline.scheme}`,
+    `Secure aggregation: ${r.values.toLocaleString('en-US')} values x ${r.updates} updates (default scheme: ${r.fedtwin.mode})`,
+    `  single key: ${r.singleKey.scheme}`,
+    `  secagg    : ${r.secagg.scheme}`,
+    `  baseline  : ${r.baseline.scheme}`,
     '',
-    `${''.padEnd(w0)}  ${'fedtwin'.padStart(12)}  ${'baseline'.padStart(12)}  ${'baseline/fedtwin'.padStart(16)}`,
+    `${''.padEnd(w0)}  ${'single key'.padStart(12)}  ${'secagg'.padStart(12)}  ${'baseline'.padStart(12)}  ${'baseline/single key'.padStart(19)}`,
   ];
   for (const [k, label] of ROWS) {
-    const a = r.fedtwin[k] as number;
+    const a = r.singleKey[k] as number;
     const b = r.baseline[k] as number;
     const ratio = a === 0 ? '-' : `${(b / a).toFixed(1)}x`;
-    lines.push(`${label.padEnd(w0)}  ${String(a).padStart(12)}  ${String(b).padStart(12)}  ${ratio.padStart(16)}`);
+    lines.push(`${label.padEnd(w0)}  ${String(a).padStart(12)}  ${String(r.secagg[k]).padStart(12)}  ${String(b).padStart(12)}  ${ratio.padStart(19)}`);
   }
+  lines.push(`${'members the aggregator needs to read one update'.padEnd(w0)}  ${String(r.singleKey.collusionThreshold).padStart(12)}  ${String(r.secagg.collusionThreshold).padStart(12)}`);
+  lines.push(`${'members that may drop'.padEnd(w0)}  ${String(r.singleKey.dropoutTolerance).padStart(12)}  ${String(r.secagg.dropoutTolerance).padStart(12)}`);
+  lines.push('', 'secagg timings: "encrypt" is a member\'s whole part (keys, shares, mask, reveal), "aggregate" the aggregator\'s whole part per update (unmasking included), "decrypt" a member reading the sum.');
   return lines.join('\n') + '\n';
 }
 
 export function registerHeBench(bench: Command): void {
   bench
     .command('he')
-    .description('HE aggregation: bytes/value, encrypt/aggregate/decrypt time, error; fedtwin BFV vs FLARE-default CKKS')
+    .description('secure aggregation: bytes/value, encrypt/aggregate/decrypt time, error, collusion threshold and dropout tolerance; single-key BFV and secagg masking vs FLARE-default CKKS')
     .option('--values <n>', 'values per update', '1000000')
     .option('--updates <k>', 'updates summed', '10')
     .option('--threads <n>', 'worker threads for both schemes (default: all cores)')
@@ -56,10 +73,18 @@ export function registerHeBench(bench: Command): void {
       const updates = int('--updates', opts.updates, 1, 1024);
       const threads = opts.threads === undefined ? undefined : int('--threads', opts.threads, 1, 64);
       const { runHeBench } = await import('@fedtwin/he');
-      const result = await runHeBench({
-        values, updates, threads,
-        onProgress: opts.json ? undefined : (line) => process.stderr.write(`${line}\n`),
-      });
+      const onProgress = opts.json ? undefined : (line: string) => process.stderr.write(`${line}\n`);
+      const he = await runHeBench({ values, updates, threads, onProgress });
+      const secagg = await runSecaggBench({ values, members: updates, onProgress });
+      // Single key: the aggregator with any one member (each holds the consortium key) reads every update; the
+      // sum is over whoever sent, so all but one may drop.
+      const singleKey: GuardedFigures = { ...he.fedtwin, collusionThreshold: 1, dropoutTolerance: updates - 1 };
+      const mode = DEFAULT_SECURE_AGGREGATION_SCHEME;
+      const result: BenchHeJson = {
+        values: he.values, updates: he.updates,
+        fedtwin: { ...(mode === 'secagg' ? secagg : singleKey), mode },
+        baseline: he.baseline, singleKey, secagg,
+      };
       process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : table(result));
     });
 }
