@@ -1,10 +1,11 @@
-// Round-time benchmark: `node bench/round.ts [--nodes 3,10] [--rounds 3] [--epochs 2] [--hidden 64] [--secure both|bfv|plaintext] [--max-participants M] [--repeat K]`
+// Round-time benchmark: `node bench/round.ts [--nodes 3,10] [--rounds 3] [--epochs 2] [--hidden 64] [--secure both|all|bfv|secagg|plaintext] [--max-participants M] [--repeat K]`
 //
 // Runs real federations (aggregator + N node processes on 127.0.0.1) and splits each aggregated
 // round's wall time (open → aggregate) into local training (the slowest member's, since the round
 // waits for it) and everything else (long-poll wake-up, catching up, encryption, transfer, checks,
 // persistence, summing, ledger). With --secure both, BFV and plaintext aggregation run in the same
-// invocation and the non-training times are printed side by side with their ratio.
+// invocation and the non-training times are printed side by side with their ratio; --secure all adds secagg
+// (pairwise masking) to the same invocation, each secure scheme's ratio taken against plaintext.
 // --hidden 1000 gives a ~1.1M-value shared model (the DESIGN §5 round-overhead case).
 // --warmup W (default 1) leaves the first W aggregated rounds out of the means: round 1 also carries
 // one-time costs (the HE key ceremony, worker JIT warm-up); every round's split is printed either way.
@@ -30,7 +31,12 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
   },
 });
-const schemes = args.secure === 'both' ? (['bfv', 'plaintext'] as const) : ([args.secure as 'bfv' | 'plaintext'] as const);
+type Scheme = 'bfv' | 'secagg' | 'plaintext';
+const schemes: readonly Scheme[] = args.secure === 'both' ? ['bfv', 'plaintext'] : args.secure === 'all' ? ['bfv', 'secagg', 'plaintext'] : [args.secure as Scheme];
+if (!schemes.every((x) => ['bfv', 'secagg', 'plaintext'].includes(x))) {
+  console.error('--secure must be both, all, bfv, secagg or plaintext');
+  process.exit(2);
+}
 interface Row { rep: number; nodes: number; scheme: string; rounds: number; modelValues: number; bytesPerValue: number; roundWallSeconds: number; trainSeconds: number; otherSeconds: number; perRound: { wall: number; train: number }[]; cpu: CpuSplit | null }
 /** Mean CPU seconds per round after the warm-up, from the daemons' logs: members' training, members' everything else, the aggregator. */
 interface CpuSplit { membersTrain: number; membersOther: number; aggregator: number; phases: Record<string, number> }
@@ -85,21 +91,22 @@ else {
   for (const r of rows) {
     if (r.cpu) console.log(`  ${r.nodes} nodes ${r.scheme.padEnd(9)}: ${Object.entries(r.cpu.phases).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)}`).join(', ')}`);
   }
-  for (const n of new Set(rows.map((r) => r.nodes))) {
+  for (const n of new Set(rows.map((r) => r.nodes))) for (const secure of ['bfv', 'secagg'] as const) {
+    const name = secure === 'bfv' ? 'BFV' : 'secagg';
     const other: number[] = [];
     const whole: number[] = [];
     for (let rep = 1; rep <= repeat; rep++) {
-      const b = rows.find((r) => r.rep === rep && r.nodes === n && r.scheme === 'bfv');
+      const b = rows.find((r) => r.rep === rep && r.nodes === n && r.scheme === secure);
       const p = rows.find((r) => r.rep === rep && r.nodes === n && r.scheme === 'plaintext');
       if (!b || !p) continue;
       other.push(b.otherSeconds / p.otherSeconds);
       whole.push(b.roundWallSeconds / p.roundWallSeconds);
       const tag = repeat > 1 ? ` (pair ${rep})` : '';
-      console.log(`${n} nodes${tag}: non-training time BFV / plaintext = ${(b.otherSeconds / p.otherSeconds).toFixed(2)}× (target ≤ 1.5×); whole round ${(b.roundWallSeconds / p.roundWallSeconds).toFixed(2)}×`);
-      if (b.cpu && p.cpu) console.log(`${n} nodes${tag}: non-training CPU (members other + aggregator) BFV / plaintext = ${((b.cpu.membersOther + b.cpu.aggregator) / (p.cpu.membersOther + p.cpu.aggregator)).toFixed(2)}×`);
+      console.log(`${n} nodes${tag}: non-training time ${name} / plaintext = ${(b.otherSeconds / p.otherSeconds).toFixed(2)}× (target ≤ 1.5×); whole round ${(b.roundWallSeconds / p.roundWallSeconds).toFixed(2)}×`);
+      if (b.cpu && p.cpu) console.log(`${n} nodes${tag}: non-training CPU (members other + aggregator) ${name} / plaintext = ${((b.cpu.membersOther + b.cpu.aggregator) / (p.cpu.membersOther + p.cpu.aggregator)).toFixed(2)}×`);
     }
     if (other.length > 1) {
-      console.log(`${n} nodes: median over ${other.length} interleaved pairs: non-training time BFV / plaintext = ${median(other).toFixed(2)}× (target ≤ 1.5×; pairs ${other.map((x) => x.toFixed(2)).join(', ')}); whole round ${median(whole).toFixed(2)}×`);
+      console.log(`${n} nodes: median over ${other.length} interleaved pairs: non-training time ${name} / plaintext = ${median(other).toFixed(2)}× (target ≤ 1.5×; pairs ${other.map((x) => x.toFixed(2)).join(', ')}); whole round ${median(whole).toFixed(2)}×`);
     }
   }
 }

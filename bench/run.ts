@@ -10,7 +10,7 @@ const cli = fileURLToPath(new URL('../packages/cli/src/bin.ts', import.meta.url)
 const benches: Record<string, { what: string; args: string[] }> = {
   models: { what: 'VAE training samples/s: wasm with vs without the transposed-matmul fix, cpu for reference', args: [cli, 'bench', 'models'] },
   round: { what: 'round wall time split into local training vs everything else, 3 and 10 nodes, BFV vs plaintext', args: ['bench/round.ts'] },
-  'round-1m': { what: 'round overhead with a ~1.1M-value model, 10 nodes, BFV vs plaintext, 3 interleaved pairs (target ≤ 1.5×)', args: ['bench/round.ts', '--nodes', '10', '--hidden', '1000', '--epochs', '1', '--rounds', '6', '--repeat', '3'] },
+  'round-1m': { what: 'round overhead with a ~1.1M-value model, 10 nodes, BFV and secagg vs plaintext, 3 interleaved triples (target ≤ 1.5×)', args: ['bench/round.ts', '--nodes', '10', '--hidden', '1000', '--epochs', '1', '--rounds', '6', '--repeat', '3', '--secure', 'all'] },
   he: { what: 'HE secure aggregation vs CKKS (NVIDIA FLARE defaults), 1M values x 10 updates', args: [cli, 'bench', 'he'] },
   secagg: { what: 'pairwise masking (SecAgg/SecAgg+) vs single-key BFV: bytes up, member and aggregator CPU, 1.1M values, 10/20/50 members', args: ['bench/secagg.ts'] },
   netns: { what: 'round time across hosts (network namespaces, 20 Mbit/s, 50 ms RTT) vs loopback, 3 hospitals, BFV + DP', args: ['bench/netns.ts'] },

@@ -19,7 +19,8 @@ import type { PrivateKey } from '@libp2p/interface';
 import { CosignAck, CosignRequest, LedgerSyncRequest, MAX_LEDGER_SYNC_BYTES, MAX_WITNESS_NOTES, WitnessesRequest, type LedgerSyncResponse, type WitnessesResponse } from '@fedtwin/protocol';
 import type { z } from 'zod';
 import type { TableSchema } from '@fedtwin/models';
-import { AggregatorStore, type AggregateRecord, type AggregatorState, type KeyRecord, type RoundRecord } from './store.ts';
+import { AggregatorStore, type AggregateRecord, type AggregatorState, type KeyRecord, type RoundRecord, type SecaggSnapshot } from './store.ts';
+import type { EntryPayload } from '@fedtwin/ledger';
 import type { AggregatorHost, Logger } from './types.ts';
 import { crashPoint } from './crash-points.ts';
 
@@ -128,7 +129,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   }
   let open: RoundRecord | undefined;
   let sum: SumAccumulator | undefined;
-  /** The open round's masking phases (scheme secagg; in memory: a restart fails the round, see the resume below). */
+  /** The open round's masking phases (scheme secagg; rebuilt after a restart from the ledger and the store's snapshot, see resumeSecagg). */
   let secagg: SecaggRound | undefined;
   let secaggTimer: NodeJS.Timeout | undefined;
   // A phase waits at most a quarter of the round's deadline (and at least 5 s), unless everyone answered sooner.
@@ -174,8 +175,9 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       sum = await rebuildSum(open);
       log.info({ event: 'resume', round: rec.round, contributions: rec.contributions.length }, `resuming round ${rec.round}`);
       armDeadline();
-      // The masking round's keys, shares and request were in memory: it cannot be unmasked after a restart.
-      if (secaggConfig) await serial(() => failRound('the aggregator restarted during this secure-aggregation round (its key exchange was in memory)'));
+      // A masked round resumes at its phase: advertisements, request and reveals from the ledger, phase closures
+      // and share bundles from the store (docs/he.md §9, "Restarts").
+      if (secaggConfig) await serial(() => resumeSecagg(open!));
     }
   }
   if (state.status === 'finished') resolveFinished();
@@ -311,6 +313,78 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
 
   // ---- Secure aggregation by masking: the phases around the usual update collection (docs/he.md §9) -----
 
+  const sameAd = (a: { cPub: Uint8Array; sPub: Uint8Array; signature: Uint8Array }, w: { cPub: string; sPub: string; signature: string }): boolean => {
+    const x = adToWire({ member: '', ...a });
+    return x.cPub === w.cPub && x.sPub === w.sPub && x.signature === w.signature;
+  };
+
+  /** The store's copy of what a restart needs beyond the ledger (written before the ledger entry it goes with). */
+  async function saveSecaggSnapshot(s: SecaggRound, extraBundle?: SecaggSnapshot['bundles'][number]): Promise<void> {
+    const bundles = [...s.bundles.values()].map((b) => ({ member: b.member, bCommit: Buffer.from(b.bCommit).toString('hex'), shares: b.shares.map(shareToWire) }));
+    if (extraBundle && !s.bundles.has(extraBundle.member)) bundles.push(extraBundle);
+    await store.saveSecagg({ round: s.cfg.round, keysClosed: s.phase !== 'keys', sharesClosed: s.agg !== undefined, bundles });
+  }
+
+  /**
+   * Rebuilds the open masked round after a restart, phase by phase, exactly as it stood: the accepted keys and
+   * the routed shares are recomputed from the same inputs (deterministic), the one recovery request is read
+   * back from its ledger entry (its digest checked), never made again. Members' retries then carry on.
+   */
+  async function resumeSecagg(rec: RoundRecord): Promise<void> {
+    const a = audit!;
+    const s = new SecaggRound(sa!, SecaggRound.config(secaggConfig!, init.consortium, rec.round, init.modelValues), secaggPhaseMs, now());
+    const snap = await store.getSecagg(rec.round);
+    const memberEntries = async (type: 'secagg-keys' | 'secagg-shares' | 'secagg-reveal') => {
+      const out: Array<{ index: number; author: string; payload: EntryPayload }> = [];
+      for (const m of members) for (const i of await a.findAllByKey(type, rec.round, m)) out.push({ index: i, author: m, payload: (await a.entry(i)).payload });
+      return out.sort((x, y) => x.index - y.index);
+    };
+    for (const e of await memberEntries('secagg-keys')) {
+      const p = e.payload;
+      if (p.type === 'secagg-keys') s.addAd(adFromWire(init.consortium, rec.round, { member: e.author, cPub: p.cPub, sPub: p.sPub, signature: p.signature }));
+    }
+    if (snap?.keysClosed) {
+      s.closeKeys(now());
+      if (s.failed) return failRound(s.failed);
+      for (const e of await memberEntries('secagg-shares')) {
+        const p = e.payload;
+        const b = snap.bundles.find((x) => x.member === e.author);
+        if (p.type !== 'secagg-shares' || !b || b.bCommit !== p.bCommit || sharesHash(b.shares) !== p.sharesHash) {
+          return failRound(`the aggregator restarted and the share bundle of ${e.author} it stored does not match its ledger entry`);
+        }
+        s.addBundle({ member: e.author, bCommit: new Uint8Array(Buffer.from(b.bCommit, 'hex')), shares: b.shares.map(shareFromWire) });
+      }
+      if (snap.sharesClosed) {
+        s.closeShares(now());
+        if (s.failed) return failRound(s.failed);
+        const reqs = await a.findAllByKey('secagg-recovery', rec.round);
+        if (reqs.length > 0) {
+          const p = (await a.entry(reqs[0]!)).payload;
+          if (p.type !== 'secagg-recovery') return failRound('the recovery request entry of this round is not one');
+          const req = s.makeRequest(p.survivors);
+          if (Buffer.from(sa!.requestDigest(req)).toString('hex') !== p.digest || req.dropped.join(',') !== p.dropped.join(',')) {
+            return failRound('the aggregator restarted and cannot rebuild the recovery request its ledger holds');
+          }
+          s.openRecovery(reqs[0]!, now());
+          const digest = sa!.requestDigest(req);
+          const unb64 = (x: string) => new Uint8Array(Buffer.from(x, 'base64'));
+          for (const e of await memberEntries('secagg-reveal')) {
+            const r = e.payload;
+            if (r.type !== 'secagg-reveal' || r.digest !== p.digest) continue;
+            s.addResponse(e.author, { member: e.author, request: digest, bShares: r.bShares.map((x) => ({ owner: x.owner, y: unb64(x.y) })), sShares: r.sShares.map((x) => ({ owner: x.owner, y: unb64(x.y) })) });
+          }
+        }
+      }
+    }
+    secagg = s;
+    log.info({ event: 'secagg-resume', round: rec.round, phase: s.phase, ads: s.ads.size, bundles: s.bundles.size, reveals: s.responses.size },
+      `round ${rec.round}: masked round resumed in phase ${s.phase} (${s.ads.size} key(s), ${s.bundles.size} share bundle(s), ${s.responses.size} reveal(s))`);
+    armSecaggTimer();
+    wakeWaiters();
+    if (s.phase === 'recovery') await finishRecovery(false);
+    else if (s.phase === 'input' && everyoneAnswered(rec) && rec.contributions.length >= init.rounds.minParticipants) await aggregate('all-answered');
+  }
+
   function endSecagg(): void {
     if (secaggTimer) clearTimeout(secaggTimer);
     secaggTimer = undefined;
@@ -348,6 +422,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     if (s.phase === 'keys' && (force || secaggExpected().every((m) => s.ads.has(m)))) {
       s.closeKeys(now());
       if (s.failed) return failRound(s.failed);
+      await saveSecaggSnapshot(s);
+      crashPoint('after-secagg-keys-closed');
       log.info({ event: 'secagg-keys', round: open.round, accepted: s.accepted!.length }, `round ${open.round}: ${s.accepted!.length} member(s) advertised masking keys`);
       armSecaggTimer();
       wakeWaiters();
@@ -356,6 +432,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     if (s.phase === 'shares' && (force || s.accepted!.every((a) => s.bundles.has(a.member)))) {
       s.closeShares(now());
       if (s.failed) return failRound(s.failed);
+      await saveSecaggSnapshot(s);
+      crashPoint('after-secagg-shares-closed');
       await audit?.checkpoint();
       log.info({ event: 'secagg-shares', round: open.round, sharers: s.sharers().size }, `round ${open.round}: ${s.sharers().size} member(s) shared their mask keys; masked inputs open`);
       armSecaggTimer();
@@ -381,6 +459,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       survivors: req.survivors, dropped: req.dropped, digest: Buffer.from(sa!.requestDigest(req)).toString('hex'),
     });
     await audit!.checkpoint();
+    crashPoint('after-secagg-recovery-ledger');
     s.openRecovery(entry.index, now());
     recoveryTrigger = trigger;
     log.info({ event: 'secagg-recovery', round: req.round, survivors: req.survivors.length, dropped: req.dropped.length, ledgerIndex: entry.index },
@@ -905,6 +984,9 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         await serial(async () => {
           if (!secagg || !open || open.round !== header.round) throw closedRound(header.round);
           if (header.ad.member !== peer) throw new FedtwinError('AGG_SECAGG_BAD_KEYS', `member ${peer} sent keys in the name of ${header.ad.member}`);
+          // The same advertisement again (its acknowledgement was lost to a restart): already recorded.
+          const had = secagg.ads.get(peer);
+          if (had && sameAd(had, header.ad)) return;
           const entry = await a.checkSecaggEntry(Buffer.from(header.entry, 'base64'), { author: peer, type: 'secagg-keys', round: header.round });
           const p = entry.payload;
           if (p.type !== 'secagg-keys' || p.cPub !== header.ad.cPub || p.sPub !== header.ad.sPub || p.signature !== header.ad.signature) throw badEntry('its keys are not the ones advertised');
@@ -927,7 +1009,12 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
           if (p.type !== 'secagg-shares' || p.bCommit !== header.bCommit || p.sharesHash !== sharesHash(header.shares) || p.recipients.join(',') !== header.shares.map((x) => x.to).join(',')) {
             throw badEntry('its commitment, shares hash or recipients are not the bundle\'s');
           }
-          secagg.addBundle({ member: peer, bCommit: new Uint8Array(Buffer.from(header.bCommit, 'hex')), shares: header.shares.map(shareFromWire) });
+          const had = secagg.bundles.get(peer);
+          if (had && Buffer.from(had.bCommit).toString('hex') === header.bCommit && sharesHash(had.shares.map(shareToWire)) === p.sharesHash) return; // a re-send after a restart
+          const bundle = { member: peer, bCommit: new Uint8Array(Buffer.from(header.bCommit, 'hex')), shares: header.shares.map(shareFromWire) };
+          // Shares first in the store, then the ledger entry naming their hash: a restart can rebuild the phase.
+          await saveSecaggSnapshot(secagg, { member: peer, bCommit: header.bCommit, shares: header.shares });
+          secagg.addBundle(bundle);
           await a.appendChecked(entry);
           await advanceSecagg(false);
         });
@@ -979,6 +1066,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
           const digest = sa!.requestDigest(s.request!);
           if (p.type !== 'secagg-reveal' || p.digest !== hex(digest)) throw badEntry('it answers another recovery request than the round\'s');
           const unb64 = (x: string) => new Uint8Array(Buffer.from(x, 'base64'));
+          if (s.responses.has(peer)) return; // a re-send after a restart: its reveal is in
           s.addResponse(peer, { member: peer, request: digest, bShares: p.bShares.map((r) => ({ owner: r.owner, y: unb64(r.y) })), sShares: p.sShares.map((r) => ({ owner: r.owner, y: unb64(r.y) })) });
           await a.appendChecked(entry);
           await finishRecovery(false);

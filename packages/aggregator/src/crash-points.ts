@@ -13,6 +13,9 @@ export const CRASH_POINTS = [
   'after-close-store', // an aggregate persisted in state, its `aggregate` entry not yet appended
   'after-exclusion-ledger', // a culprit's exclusion entry appended, the exclusion not yet in state
   'after-withdraw-ledger', // a broken aggregate's withdraw entry appended, its replacement not yet in state
+  'after-secagg-keys-closed', // a masked round's keys phase closed and stored; members not yet told
+  'after-secagg-shares-closed', // its shares phase closed and stored; members not yet given their inboxes
+  'after-secagg-recovery-ledger', // its recovery request in the ledger and checkpointed; members not yet pointed at it
 ] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 

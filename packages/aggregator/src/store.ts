@@ -4,6 +4,19 @@ type Ops = Array<BatchOperation<Level<string, unknown>, string, unknown>>;
 import { FedtwinError } from '@fedtwin/errors';
 import type { PrivacySpend } from '@fedtwin/protocol';
 
+/**
+ * What a masked round (scheme secagg) needs after a restart beyond the ledger: whether its keys and shares
+ * phases closed, and the share bundles (the ledger holds each bundle's hash, not its shares). The
+ * advertisements, the recovery request and the reveals are read back from the ledger.
+ */
+export interface SecaggSnapshot {
+  round: number;
+  keysClosed: boolean;
+  sharesClosed: boolean;
+  /** Bundles as received (wire form), written before their ledger entry; only those with an entry count. */
+  bundles: Array<{ member: string; bCommit: string; shares: Array<{ from: string; to: string; nonce: string; ciphertext: string }> }>;
+}
+
 /** What the aggregator persists about a round. */
 export interface RoundRecord {
   round: number;
@@ -100,6 +113,7 @@ export class AggregatorStore {
   private readonly updates;
   private readonly aggregates;
   private readonly aggbody;
+  private readonly secagg;
 
   private constructor(db: Level<string, unknown>) {
     this.db = db;
@@ -108,6 +122,16 @@ export class AggregatorStore {
     this.updates = db.sublevel<string, Uint8Array>('updates', { valueEncoding: 'view' });
     this.aggregates = db.sublevel<string, AggregateRecord>('aggregates', { valueEncoding: 'json' });
     this.aggbody = db.sublevel<string, Uint8Array>('aggbody', { valueEncoding: 'view' });
+    this.secagg = db.sublevel<string, SecaggSnapshot>('secagg', { valueEncoding: 'json' });
+  }
+
+  /** The open masked round's phase closures and share bundles (what the ledger does not hold), or undefined. */
+  async getSecagg(round: number): Promise<SecaggSnapshot | undefined> {
+    return this.secagg.get(roundKey(round));
+  }
+
+  async saveSecagg(snap: SecaggSnapshot): Promise<void> {
+    await this.db.batch([{ type: 'put', sublevel: this.secagg, key: roundKey(snap.round), value: snap }] as Ops, { sync: true });
   }
 
   static async open(dir: string): Promise<AggregatorStore> {
@@ -217,6 +241,7 @@ export class AggregatorStore {
     const keepFrom = aggregate ? record.round : ((await this.getAggregate(state.version))?.record.round ?? record.round);
     for await (const k of this.updates.keys({ lt: roundKey(keepFrom) })) ops.push({ type: 'del', sublevel: this.updates, key: k });
     if (!aggregate) for (const c of record.contributions) ops.push({ type: 'del', sublevel: this.updates, key: `${roundKey(record.round)}/${c.peer}` });
+    ops.push({ type: 'del', sublevel: this.secagg, key: roundKey(record.round) });
     if (aggregate) {
       ops.push({ type: 'put', sublevel: this.aggregates, key: roundKey(aggregate.record.version), value: aggregate.record });
       ops.push({ type: 'put', sublevel: this.aggbody, key: roundKey(aggregate.record.version), value: aggregate.body });
