@@ -473,6 +473,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   async function finishRecovery(final: boolean): Promise<void> {
     const s = secagg;
     if (!s || s.phase !== 'recovery' || !open) return;
+    // Fewer reveals than the threshold cannot unmask: do not read the round's masked inputs (4 bytes per value each) yet.
+    if (!final && s.responses.size < s.cfg.threshold) return;
     const ups = await store.updatesOf(open.round);
     const masked = s.request!.survivors.map((m) => ({ member: m, values: maskedValues(ups.get(m)!) }));
     let total: Int32Array | undefined;

@@ -118,14 +118,29 @@ async function caughtUp(ctx: NodeContext, target: number): Promise<boolean> {
 async function takePartInRound(ctx: NodeContext, task: OpenTask): Promise<void> {
   if (await resendPending(ctx, task)) return;
   const cpuAtStart = process.cpuUsage(); // this process, its HE worker threads included
+  // Masking: the round's keys are agreed while this member catches up (neither needs the other), so the two
+  // extra phases cost no waiting of their own (measured: bench/round.ts --secure all). Nothing is spent on
+  // them; a member that then refuses the round or cannot catch up is named dropped, its input never sent.
+  const keysAgreed = isSecagg(ctx.scheme) && !(await alreadyEncrypted(ctx, task)) ? secaggBeforeTraining(ctx, task) : undefined;
+  keysAgreed?.catch(() => undefined); // awaited below on every path; this only keeps it from counting as unhandled meanwhile
   const tCatchUp = performance.now();
-  if (!(await caughtUp(ctx, task.baseVersion))) return;
+  if (!(await caughtUp(ctx, task.baseVersion))) { await keysAgreed; return; }
   const catchUpMs = Math.round(performance.now() - tCatchUp);
-  checkRound(ctx, task);
+  try {
+    checkRound(ctx, task);
+  } catch (err) {
+    await keysAgreed?.catch(() => undefined);
+    throw err;
+  }
   // Budget check before any training: refuse (and say why) rather than overspend.
   const planned = await planOrRefuse(ctx, task);
-  if (!planned) return;
-  await contribute(ctx, task, planned, { cpuAtStart, catchUpMs });
+  if (!planned) { await keysAgreed; return; }
+  await contribute(ctx, task, planned, { cpuAtStart, catchUpMs }, keysAgreed);
+}
+
+/** Whether this member already encrypted an update for the round before a restart (it sits the round out then). */
+async function alreadyEncrypted(ctx: NodeContext, task: OpenTask): Promise<boolean> {
+  return ctx.scheme.canContribute ? !(await ctx.scheme.canContribute(roundRefOf(ctx, task))) : false;
 }
 
 /** The round builds on what this member holds, under the manifest's training config. */
@@ -137,11 +152,11 @@ function checkRound(ctx: NodeContext, task: OpenTask): void {
 }
 
 /** Train, encode, persist (the spend and the update), deliver. */
-async function contribute(ctx: NodeContext, task: OpenTask, { plan, check }: { plan: RoundPlan; check: Affordability }, timing: { cpuAtStart: NodeJS.CpuUsage; catchUpMs: number }): Promise<void> {
+async function contribute(ctx: NodeContext, task: OpenTask, { plan, check }: { plan: RoundPlan; check: Affordability }, timing: { cpuAtStart: NodeJS.CpuUsage; catchUpMs: number }, keysAgreed?: Promise<boolean>): Promise<void> {
   const ref = roundRefOf(ctx, task);
-  if (await sitOutIfAlreadyEncrypted(ctx, ref)) return;
+  if (await sitOutIfAlreadyEncrypted(ctx, ref)) { await keysAgreed; return; }
   // Masking: the round's keys are agreed before training (nothing is spent if this member misses a phase).
-  if (isSecagg(ctx.scheme) && !(await secaggBeforeTraining(ctx, task))) return;
+  if (isSecagg(ctx.scheme) && !(await (keysAgreed ?? secaggBeforeTraining(ctx, task)))) return;
   // Posted synchronously, right before training: the HE workers make the masks while this thread trains.
   prepareUpdateMasks(ctx, ref);
   // The VAE trains and sends its (clipped, noised) change; the marginals generator counts and sends noisy counts.
