@@ -12,6 +12,7 @@ import {
   secaggAdFromWire as adFromWire, secaggAdToWire as adToWire, secaggShareFromWire as shareFromWire, secaggShareToWire as shareToWire,
 } from '@fedtwin/protocol';
 import { SecaggRound } from './secagg-round.ts';
+import { afterWithdrawal, isolatedCulprit, nextSitOut } from './isolation.ts';
 import { secaggSharesHash as sharesHash, sha256Hex } from '@fedtwin/ledger';
 import { openAuditLog, type AuditLog } from './audit.ts';
 import { reconcileLedger } from './reconcile.ts';
@@ -202,12 +203,15 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       return;
     }
     const t = now();
+    // Isolating a withdrawn masked sum's culprit: this round runs without the next suspect (isolation.ts).
+    const out = new Set([...(state.exhausted ?? []), ...(state.excluded ?? [])]);
+    const sitOut = secaggConfig ? nextSitOut(state.isolation, [...members].filter((m) => !out.has(m)), Math.max(secaggConfig.threshold, init.rounds.minParticipants)) : undefined;
     const rec: RoundRecord = {
       round: state.round + 1, baseVersion: state.version, baseHash: state.modelVersion!, openedAt: t,
       deadline: t + init.rounds.deadlineSeconds * 1000, status: 'open', contributions: [],
-      ...(keyState ? { keyId: keyState.keyId } : {}),
+      ...(keyState ? { keyId: keyState.keyId } : {}), ...(sitOut ? { sitOut } : {}),
     };
-    state = { ...state, round: rec.round, version: state.version, status: 'running' };
+    state = { ...state, round: rec.round, version: state.version, status: 'running', ...(sitOut && state.isolation ? { isolation: { ...state.isolation, lastSitOut: sitOut } } : {}) };
     await store.openRound(state, rec);
     crashPoint('after-round-store');
     await audit?.record({ type: 'round', v: 1, action: 'open', round: rec.round, globalVersion: rec.baseHash!, config: { ...init.training, baseVersion: rec.baseVersion, quorum: init.rounds.quorum, minParticipants: init.rounds.minParticipants, deadline: rec.deadline, privacy: privacy.mode, encoding: scheme.encoding } });
@@ -218,7 +222,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       armSecaggTimer();
     }
     roundCpu = process.cpuUsage();
-    log.info({ event: 'round-open', round: rec.round, baseVersion: rec.baseVersion, deadline: rec.deadline }, `round ${rec.round} open`);
+    log.info({ event: 'round-open', round: rec.round, baseVersion: rec.baseVersion, deadline: rec.deadline, ...(sitOut ? { sitOut } : {}) }, `round ${rec.round} open${sitOut ? ` without suspect ${sitOut.slice(-8)} (isolating a withdrawn sum's culprit)` : ''}`);
     armDeadline();
     wakeWaiters();
   }
@@ -254,7 +258,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
   // Every member either contributed or declined: waiting for the deadline would change nothing.
   // Members known to have no budget left count as having answered.
   function everyoneAnswered(rec: RoundRecord): boolean {
-    const answered = new Set([...rec.contributions.map((c) => c.peer), ...(rec.refusals ?? []).map((r) => r.peer), ...(state.exhausted ?? []), ...(state.excluded ?? [])]);
+    const answered = new Set([...rec.contributions.map((c) => c.peer), ...(rec.refusals ?? []).map((r) => r.peer), ...(state.exhausted ?? []), ...(state.excluded ?? []), ...(rec.sitOut ? [rec.sitOut] : [])]);
     // Under masking, a member that did not share its keys in time can no longer send: it has answered.
     if (secagg?.agg) for (const m of members) if (!secagg.sharers().has(m)) answered.add(m);
     return answered.size >= members.size;
@@ -411,7 +415,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
 
   /** Members the keys and shares phases wait for: every active member with budget that has not declined. */
   function secaggExpected(): string[] {
-    const out = new Set([...(state.exhausted ?? []), ...(state.excluded ?? []), ...(open?.refusals ?? []).map((r) => r.peer)]);
+    const out = new Set([...(state.exhausted ?? []), ...(state.excluded ?? []), ...(open?.refusals ?? []).map((r) => r.peer), ...(open?.sitOut ? [open.sitOut] : [])]);
     return [...members].filter((m) => !out.has(m));
   }
 
@@ -622,6 +626,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       }
     });
     if (full.valid) return;
+    if (secaggConfig) return discardMaskedSum(version, rec, agg, evidenceOf(full.votes));
     // Bisection over subset sums: a set that does not decrypt holds a culprit.
     const culprits: string[] = [];
     const evidence: number[] = [...evidenceOf(full.votes)];
@@ -659,6 +664,29 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
       }
       await audit?.checkpoint();
       log.info({ event: 'investigation-closed', version, outcome: 'aggregate-invalid', culprits }, `investigation of aggregate ${version} closed`);
+      await openNextRound();
+    });
+  }
+
+  /**
+   * Under masking no sum smaller than the round's may be revealed, so no bisection: the unusable sum is withdrawn
+   * (nothing more revealed) and its inputs narrow the suspects; the next rounds sit suspects out (isolation.ts).
+   * When one suspect is left, it is excluded. Ledger first, then state, each step idempotent (a restart repeats it).
+   */
+  async function discardMaskedSum(version: number, rec: RoundRecord, agg: { body: Uint8Array; record: AggregateRecord }, evidence: number[]): Promise<void> {
+    await serial(async () => {
+      const inputs = agg.record.participants;
+      const isolation = afterWithdrawal(state.isolation, rec.round, inputs, evidence);
+      const culprit = isolatedCulprit(isolation);
+      await recordWithdrawal(rec.round, sha256Hex(agg.body), `masked sum ${version} (round ${rec.round}, ${inputs.length} inputs) could not be used by the members; discarded unopened, suspects: ${isolation.candidates.length}`, evidence);
+      if (culprit) {
+        await exclude(culprit, rec.round, `the one member that gave an input to every withdrawn masked sum (rounds ${isolation.rounds.join(', ')}); the rounds run without it were usable`, isolation.evidence);
+      }
+      state = { ...state, isolation: culprit ? undefined : isolation };
+      await withdrawAggregate(version, rec, culprit ? `culprit ${culprit} isolated and excluded` : `suspects left: ${isolation.candidates.length}`, culprit ? [culprit] : []);
+      await audit?.checkpoint();
+      log.warn({ event: 'investigation-closed', version, outcome: 'aggregate-invalid', culprits: culprit ? [culprit] : [], suspects: isolation.candidates.length, rounds: isolation.rounds },
+        `masked sum ${version} withdrawn; ${culprit ? `culprit ${culprit} excluded` : `${isolation.candidates.length} suspect(s) left, the next rounds sit them out in turn`}`);
       await openNextRound();
     });
   }
@@ -734,7 +762,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         if (state.status === 'finished') return { status: 'finished', version: state.version };
         // Under masking a round takes newcomers only while its keys are collected, each once.
         const secaggAdmits = !secagg || (secagg.phase === 'keys' && !secagg.ads.has(peer));
-        if (open && open.round > header.afterRound && !open.contributions.some((c) => c.peer === peer) && secaggAdmits) {
+        if (open && open.round > header.afterRound && !open.contributions.some((c) => c.peer === peer) && secaggAdmits && open.sitOut !== peer) {
           return { status: 'open', round: open.round, baseVersion: open.baseVersion, baseHash: open.baseHash!, training: init.training, deadline: open.deadline, ...(open.keyId ? { keyId: open.keyId } : {}) };
         }
         return undefined;
@@ -744,7 +772,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         await waitForChange(header.waitMs);
         res = answer();
       }
-      return { header: res ?? { status: 'idle', version: state.version } };
+      // A suspect this round runs without is told so (it waits; it is not blamed for it).
+      return { header: res ?? { status: 'idle', version: state.version, ...(open?.sitOut === peer ? { sitOut: open.round } : {}) } };
     },
   });
 
@@ -986,6 +1015,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         await serial(async () => {
           if (!secagg || !open || open.round !== header.round) throw closedRound(header.round);
           if (header.ad.member !== peer) throw new FedtwinError('AGG_SECAGG_BAD_KEYS', `member ${peer} sent keys in the name of ${header.ad.member}`);
+          if (open.sitOut === peer) throw new FedtwinError('AGG_SECAGG_NOT_IN_ROUND', `round ${header.round} runs without member ${peer} (a suspect sat out while a withdrawn masked sum's culprit is isolated)`, { hint: 'poll for the next round' });
           // The same advertisement again (its acknowledgement was lost to a restart): already recorded.
           const had = secagg.ads.get(peer);
           if (had && sameAd(had, header.ad)) return;

@@ -35,6 +35,8 @@ export interface RoundRecord {
   keyId?: string;
   /** Model version id of the round's base (protocol's model-version chain), fixed at open: never taken from an upload. */
   baseHash?: string;
+  /** Under secagg, while a withdrawn sum's culprit is isolated: the suspect this round runs without (isolation.ts). */
+  sitOut?: string;
 }
 
 export interface RefusalRecord {
@@ -94,6 +96,8 @@ export interface AggregatorState {
   excluded?: string[];
   /** The published aggregate members reported unusable, while its culprit is searched for (restarts resume it). */
   investigating?: { version: number; round: number };
+  /** Under secagg: the suspects of withdrawn masked sums, narrowed over fresh rounds (isolation.ts; restarts continue it). */
+  isolation?: import('./isolation.ts').Isolation;
   /** Model version id of global version `version` (the next round's base). */
   modelVersion?: string;
 }

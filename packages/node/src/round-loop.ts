@@ -83,10 +83,17 @@ async function setUp(deps: RunDeps, res: Resources): Promise<NodeContext> {
 }
 
 async function takePartInRounds(ctx: NodeContext): Promise<void> {
+  let satOut: number | undefined; // the round this member was last told it sits out (logged once)
   while (!ctx.stopped()) {
     const { header: task } = await ctx.call(Protocols.task, { afterRound: ctx.state.lastRound, waitMs: MAX_TASK_WAIT_MS }, TaskResponse, { timeoutMs: MAX_TASK_WAIT_MS + 30_000 });
     if (ctx.stopped()) break;
-    if (task.status === 'idle') continue;
+    if (task.status === 'idle') {
+      if (task.sitOut !== undefined && task.sitOut !== satOut) {
+        satOut = task.sitOut;
+        ctx.log.warn({ event: 'secagg-sitting-out', round: task.sitOut }, `round ${task.sitOut} runs without this member: the aggregator is isolating the culprit of a withdrawn masked sum (docs/he.md §9); waiting for the next round`);
+      }
+      continue;
+    }
     if (task.status === 'probe') {
       await answerProbe(ctx, task.id);
       continue;

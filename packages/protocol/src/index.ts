@@ -301,7 +301,8 @@ export const TaskResponse = z.discriminatedUnion('status', [
     /** With BFV: the key id this round's updates must be encrypted under (rotations take effect per round). */
     keyId: z.string().max(128).optional(),
   }).strict(),
-  z.object({ status: z.literal('idle'), version: z.number().int().min(0) }).strict(),
+  /** `sitOut`: under secagg, the open round runs without this member while a withdrawn sum's culprit is isolated (it waits, unblamed). */
+  z.object({ status: z.literal('idle'), version: z.number().int().min(0), sitOut: z.number().int().min(1).optional() }).strict(),
   z.object({ status: z.literal('finished'), version: z.number().int().min(0) }).strict(),
   /** An aggregate broke decryption: decrypt this probe (a subset sum of the round) and send a verdict. */
   z.object({ status: z.literal('probe'), id: z.string().min(1).max(64), round: z.number().int().min(1) }).strict(),
