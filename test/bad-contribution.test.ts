@@ -7,6 +7,10 @@ import { createEntry, createEntrySigner, sha256Hex, verifyLedgerDir, type EntryS
 import type { PrivateKey } from '@libp2p/interface';
 import { createConsortium, freePort, type Consortium } from './helpers/consortium.ts';
 
+// These tests are about BFV's investigation (bisection over subset sums): they pin the scheme, whatever the
+// default. Under secagg the same attack is test/secagg-bad-contribution.test.ts.
+const BFV = { secureAggregation: { scheme: 'bfv' } };
+
 /**
  * A member that sends a well-formed BFV ciphertext under a key of its own (garbage once decrypted with the
  * consortium's key) with a correctly signed ledger entry, and lies on every probe. Before the fix every
@@ -118,7 +122,7 @@ describe('a false report', () => {
   it('is outvoted: the aggregate stands, the reporter is excluded and the federation finishes', async () => {
     const liar = await generateIdentity();
     const liarId = peerIdOf(liar);
-    c = await createConsortium({ nodes: 3, rounds: 2, quorum: 3, minParticipants: 2, deadlineSeconds: 60, extraMembers: [liarId] });
+    c = await createConsortium({ nodes: 3, rounds: 2, quorum: 3, minParticipants: 2, deadlineSeconds: 60, extraMembers: [liarId], manifest: BFV });
     const agg = await c.startAggregator();
     for (let i = 0; i < 3; i++) await c.writeNodeConfig(i);
     const nodes = [0, 1, 2].map((i) => c!.startNode(i));
@@ -150,7 +154,7 @@ describe('a garbage contribution', () => {
   it('costs one investigation: the culprit is found by bisection, excluded, and every honest member ends on the same model', async () => {
     const attacker = await generateIdentity();
     const attackerId = peerIdOf(attacker);
-    c = await createConsortium({ nodes: 3, rounds: 2, quorum: 4, minParticipants: 2, deadlineSeconds: 60, extraMembers: [attackerId] });
+    c = await createConsortium({ nodes: 3, rounds: 2, quorum: 4, minParticipants: 2, deadlineSeconds: 60, extraMembers: [attackerId], manifest: BFV });
     const agg = await c.startAggregator();
     for (let i = 0; i < 3; i++) await c.writeNodeConfig(i);
     const nodes = [0, 1, 2].map((i) => c!.startNode(i));
@@ -194,7 +198,7 @@ describe('a crash during an investigation', () => {
       const attacker = await generateIdentity();
       const attackerId = peerIdOf(attacker);
       const port = await freePort();
-      c = await createConsortium({ nodes: 3, rounds: 2, quorum: 4, minParticipants: 2, deadlineSeconds: 60, extraMembers: [attackerId], listen: `/ip4/127.0.0.1/tcp/${port}` });
+      c = await createConsortium({ nodes: 3, rounds: 2, quorum: 4, minParticipants: 2, deadlineSeconds: 60, extraMembers: [attackerId], manifest: BFV, listen: `/ip4/127.0.0.1/tcp/${port}` });
       const first = await c.startAggregator({ crashAt: point });
       for (let i = 0; i < 3; i++) await c.writeNodeConfig(i);
       const nodes = [0, 1, 2].map((i) => c!.startNode(i));

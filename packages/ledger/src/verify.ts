@@ -135,6 +135,8 @@ class Tally {
   nodeIds = new Map<string, number>();
   /** globalVersion of the latest round entry that named one, and every aggregate's modelVersion so far */
   lastRound: { round: number; version: string } | undefined;
+  /** The version the first round opened on (the initial model): a withdrawn first aggregate sends rounds back to it. */
+  genesisVersion: string | undefined;
   modelVersions = new Set<string>();
   mechanismsChecked = 0;
   epsilonCache = new Map<string, number>();
@@ -269,7 +271,9 @@ class Tally {
         if (version !== undefined) {
           // A round opens on the previous round's base (that round failed) or on a model an aggregate entry produced.
           const prev = this.lastRound;
-          if (prev && version !== prev.version && !this.modelVersions.has(version)) {
+          // (or on the initial model, where a withdrawal of the first aggregate sends it back: docs/threat-model.md)
+          this.genesisVersion ??= version;
+          if (prev && version !== prev.version && version !== this.genesisVersion && !this.modelVersions.has(version)) {
             throw new Failure('LEDGER_ENTRY_INVALID', index, `entry ${index}: round ${round} opens on global version ${version}, which no aggregate entry produced (round ${prev.round} was aggregated without an aggregate entry)`);
           }
           this.lastRound = { round, version };

@@ -261,6 +261,17 @@ describe('verify: privacy totals, aggregates, trusted checkpoints', () => {
     expect(r.ok === false && r.message).toMatch(/round 4 opens on global version .* which no aggregate entry produced \(round 3 was aggregated/);
   });
 
+  it('a round back on the initial model after the first aggregate was withdrawn (with the next round already open on it) is fine', async () => {
+    const { agg, log, dir } = await world();
+    await log.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {}, globalVersion: hex('genesis') }, agg.entry));
+    await log.append(createEntrySync({ type: 'aggregate', round: 1, contributions: [], aggregateHash: hex('a1'), modelVersion: hex('m1') }, agg.entry));
+    await log.append(createEntrySync({ type: 'round', action: 'open', round: 2, config: {}, globalVersion: hex('m1') }, agg.entry));
+    await log.append(createEntrySync({ type: 'exclusion', v: 1, round: 1, action: 'withdraw', aggregateHash: hex('a1'), reason: 'unusable', evidence: [] }, agg.entry));
+    await log.append(createEntrySync({ type: 'round', action: 'open', round: 3, config: {}, globalVersion: hex('genesis') }, agg.entry));
+    await log.close();
+    expect(await verifyLedgerDir(dir)).toMatchObject({ ok: true });
+  });
+
   it('contributions no aggregate references are a warning in the summary, not a failure', async () => {
     const { agg, nodes, log, dir } = await world();
     await log.append(createEntrySync({ type: 'round', action: 'open', round: 1, config: {} }, agg.entry));
