@@ -40,9 +40,11 @@ async function runMaskedGarbageMember(key: PrivateKey, aggAddr: string, signal: 
       return undefined;
     };
     let afterRound = 0;
-    for (let i = 0; i < 400 && !signal.aborted; i++) {
+    for (let i = 0; ; i++) {
+      if (signal.aborted || i >= 5000) { out.endedWith = signal.aborted ? 'stopped' : 'loop-bound'; break; }
       const { header: task } = await call(Protocols.task, { afterRound, waitMs: 2000 }, TaskResponse);
-      if (task.status === 'finished') break;
+      // "Finished" may be taken back (its last sum withdrawn): keep going until excluded, as a member would.
+      if (task.status === 'finished') { await new Promise((r) => setTimeout(r, 500)); continue; }
       if (task.status === 'idle') {
         if (task.sitOut !== undefined && !out.satOut.includes(task.sitOut)) out.satOut.push(task.sitOut);
         continue;
@@ -120,6 +122,7 @@ describe('secagg: a garbage masked input', () => {
       throw new Error(`the federation did not finish:\n--- aggregator\n${show(agg.events).slice(-8000)}\n${nodes.map((n, i) => `--- node ${i}\n${show(n.events).slice(-2000)}\n${n.daemon.stderrTail()}`).join('\n')}`);
     }
     const g = await garbage;
+    if (process.env.FEDTWIN_SHOW) console.log(agg.events.filter((e) => /round-open|round-aggregated|aggregate-withdrawn|member-excluded|investigation-closed|round-failed/.test(String(e.event))).map((e) => `${e.event} ${e.msg}`).join('\n'));
     expect(codes, nodes.map((n) => n.daemon.stderrTail()).join('\n')).toEqual([0, 0, 0, 0]);
     expect(g.sent).toBeGreaterThanOrEqual(1);
     expect(g.endedWith).toBe('AGG_EXCLUDED');
@@ -132,6 +135,12 @@ describe('secagg: a garbage masked input', () => {
     for (const a of aggregated) expect(a.participants as number).toBeGreaterThanOrEqual(3);
     const withdrawn = new Set(agg.events.filter((e) => e.event === 'aggregate-withdrawn').map((e) => e.round));
     expect(withdrawn.size).toBeGreaterThanOrEqual(1);
+    expect(withdrawn.size).toBeLessThanOrEqual(5); // at most n withdrawn rounds (docs/he.md §9)
+    // The sums standing at the end never had the attacker's input: it sat those rounds out, or was excluded already.
+    const excludedAt = agg.events.find((e) => e.event === 'member-excluded')!.round as number;
+    const standing = aggregated.filter((a) => !withdrawn.has(a.round)).map((a) => a.round as number);
+    expect(standing).toHaveLength(2);
+    for (const r of standing) expect(r > excludedAt || agg.events.some((e) => e.event === 'round-open' && e.round === r && e.sitOut === attackerId), `round ${r}`).toBe(true);
     const results = await Promise.all([0, 1, 2, 3].map(async (i) => JSON.parse(await readFile(join(c!.dir, `node${i}-data`, 'result.json'), 'utf8'))));
     expect(results.map((r) => r.version)).toEqual([2, 2, 2, 2]);
     expect(new Set(results.map((r) => r.hash)).size).toBe(1);
@@ -143,7 +152,8 @@ describe('secagg: a garbage masked input', () => {
 
     const v = await runCli(['ledger', 'verify', '--dir', join(c.dir, 'node0-data', 'ledger'), '--json']);
     expect(v.code, v.stderr).toBe(0);
-    const summary = JSON.parse(v.stdout) as { summary?: { excluded?: string[] }; excluded?: string[] };
-    expect(JSON.stringify(summary)).toContain(attackerId);
+    const summary = JSON.parse(v.stdout) as { excluded: string[]; entriesByType: Record<string, number> };
+    expect(summary.excluded).toEqual([attackerId]);
+    expect(summary.entriesByType.exclusion).toBe(withdrawn.size + 1); // one withdraw per discarded sum, one exclude
   }, 480_000);
 });
