@@ -6,9 +6,9 @@ import {
   JoinResponse, ProbeResponse, Protocols, SecaggAck, SecaggRoundResponse, TaskResponse, UpdateAck, VerdictAck,
   secaggAdFromWire, secaggAdToWire, secaggShareFromWire, secaggShareToWire, type UpdateHeader,
 } from '@fedtwin/protocol';
-import { createEntry, createEntrySigner, secaggSharesHash, sha256Hex } from '@fedtwin/ledger';
+import { createEntry, createEntrySigner, secaggSharesHash, sha256Hex, verifyLedgerDir } from '@fedtwin/ledger';
 import type { PrivateKey } from '@libp2p/interface';
-import { createConsortium, runCli, type Consortium } from './helpers/consortium.ts';
+import { createConsortium, freePort, runCli, type Consortium } from './helpers/consortium.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
@@ -42,50 +42,57 @@ async function runMaskedGarbageMember(key: PrivateKey, aggAddr: string, signal: 
     let afterRound = 0;
     for (let i = 0; ; i++) {
       if (signal.aborted || i >= 5000) { out.endedWith = signal.aborted ? 'stopped' : 'loop-bound'; break; }
-      const { header: task } = await call(Protocols.task, { afterRound, waitMs: 2000 }, TaskResponse);
-      // "Finished" may be taken back (its last sum withdrawn): keep going until excluded, as a member would.
-      if (task.status === 'finished') { await new Promise((r) => setTimeout(r, 500)); continue; }
-      if (task.status === 'idle') {
-        if (task.sitOut !== undefined && !out.satOut.includes(task.sitOut)) out.satOut.push(task.sitOut);
-        continue;
+      try {
+        const { header: task } = await call(Protocols.task, { afterRound, waitMs: 2000 }, TaskResponse);
+        // "Finished" may be taken back (its last sum withdrawn): keep going until excluded, as a member would.
+        if (task.status === 'finished') { await new Promise((r) => setTimeout(r, 500)); continue; }
+        if (task.status === 'idle') {
+          if (task.sitOut !== undefined && !out.satOut.includes(task.sitOut)) out.satOut.push(task.sitOut);
+          continue;
+        }
+        if (task.status === 'probe') {
+          // Lie: every probe "is fine".
+          const p = await call(Protocols.probe, { id: task.id }, ProbeResponse, undefined, 64 * 1024 * 1024).catch(() => undefined);
+          if (!p?.body) continue;
+          const sumHash = sha256Hex(p.body);
+          const e = await createEntry({ type: 'verdict', round: p.header.round, node: me, sumHash, participants: p.header.participants.length, probe: p.header.id, valid: true }, signer);
+          await call(Protocols.verdict, { round: p.header.round, probe: p.header.id, sumHash, valid: true, reason: '', entry: b64(e.bytes) }, VerdictAck).catch(() => undefined);
+          continue;
+        }
+        afterRound = task.round;
+        const cfg = { consortium: joined.consortium, round: task.round, members: config.members, threshold: config.threshold, ...(config.degree !== undefined ? { degree: config.degree } : {}), length: joined.modelValues };
+        const { state, ad } = sa.advertise(cfg, signer);
+        const w = secaggAdToWire(ad);
+        const keysEntry = await createEntry({ type: 'secagg-keys', v: 1, round: task.round, node: me, cPub: w.cPub, sPub: w.sPub, signature: w.signature }, signer);
+        await call(Protocols.secaggKeys, { round: task.round, ad: w, entry: b64(keysEntry.bytes) }, SecaggAck);
+        const keys = await phase(task.round, 'keys');
+        if (keys?.status !== 'keys') continue;
+        const { state: shared, bundle } = sa.shareKeys(state, keys.ads.map((a) => secaggAdFromWire(joined.consortium, task.round, a)));
+        const shares = bundle.shares.map(secaggShareToWire);
+        const sharesEntry = await createEntry({ type: 'secagg-shares', v: 1, round: task.round, node: me, bCommit: hex(bundle.bCommit), sharesHash: secaggSharesHash(shares), recipients: shares.map((x) => x.to) }, signer);
+        await call(Protocols.secaggShares, { round: task.round, bCommit: hex(bundle.bCommit), shares, entry: b64(sharesEntry.bytes) }, SecaggAck);
+        const inbox = await phase(task.round, 'shares');
+        if (inbox?.status !== 'shares') continue;
+        const { masked } = sa.maskInput(shared, inbox.shares.map(secaggShareFromWire), new Int32Array(joined.modelValues));
+        const body = new Uint8Array(masked.values.length * 4);
+        const view = new DataView(body.buffer);
+        for (let j = 0; j < masked.values.length; j++) view.setUint32(j * 4, (masked.values[j]! + 2 ** 30) >>> 0, true); // garbage after masking
+        const entry = await createEntry({
+          type: 'contribution', v: 1, round: task.round, node: me, ciphertextHash: sha256Hex(body), ciphertextSize: body.length,
+          epsilon: 0, delta: 0, epsilonTotal: 0, deltaTotal: 0, keyId: 'secagg', globalVersion: task.baseHash,
+        }, signer);
+        const header: UpdateHeader = {
+          round: task.round, baseVersion: task.baseVersion, baseHash: task.baseHash, weight: 100, values: joined.modelValues, encoding: 'secagg',
+          loss: 0, trainSeconds: 1, privacy: [], entry: b64(entry.bytes),
+        };
+        await call(Protocols.update, header, UpdateAck, body);
+        out.sent++;
+      } catch (err) {
+        // An aggregator restarting under it, or a step it refused: wait and poll again (bounded by the loop).
+        const code = (err as { code?: string }).code ?? '';
+        if (code === 'AGG_EXCLUDED' || !(code.startsWith('WIRE_') || code.startsWith('AGG_'))) throw err;
+        await new Promise((r) => setTimeout(r, 300));
       }
-      if (task.status === 'probe') {
-        // Lie: every probe "is fine".
-        const p = await call(Protocols.probe, { id: task.id }, ProbeResponse, undefined, 64 * 1024 * 1024).catch(() => undefined);
-        if (!p?.body) continue;
-        const sumHash = sha256Hex(p.body);
-        const e = await createEntry({ type: 'verdict', round: p.header.round, node: me, sumHash, participants: p.header.participants.length, probe: p.header.id, valid: true }, signer);
-        await call(Protocols.verdict, { round: p.header.round, probe: p.header.id, sumHash, valid: true, reason: '', entry: b64(e.bytes) }, VerdictAck).catch(() => undefined);
-        continue;
-      }
-      afterRound = task.round;
-      const cfg = { consortium: joined.consortium, round: task.round, members: config.members, threshold: config.threshold, ...(config.degree !== undefined ? { degree: config.degree } : {}), length: joined.modelValues };
-      const { state, ad } = sa.advertise(cfg, signer);
-      const w = secaggAdToWire(ad);
-      const keysEntry = await createEntry({ type: 'secagg-keys', v: 1, round: task.round, node: me, cPub: w.cPub, sPub: w.sPub, signature: w.signature }, signer);
-      await call(Protocols.secaggKeys, { round: task.round, ad: w, entry: b64(keysEntry.bytes) }, SecaggAck);
-      const keys = await phase(task.round, 'keys');
-      if (keys?.status !== 'keys') continue;
-      const { state: shared, bundle } = sa.shareKeys(state, keys.ads.map((a) => secaggAdFromWire(joined.consortium, task.round, a)));
-      const shares = bundle.shares.map(secaggShareToWire);
-      const sharesEntry = await createEntry({ type: 'secagg-shares', v: 1, round: task.round, node: me, bCommit: hex(bundle.bCommit), sharesHash: secaggSharesHash(shares), recipients: shares.map((x) => x.to) }, signer);
-      await call(Protocols.secaggShares, { round: task.round, bCommit: hex(bundle.bCommit), shares, entry: b64(sharesEntry.bytes) }, SecaggAck);
-      const inbox = await phase(task.round, 'shares');
-      if (inbox?.status !== 'shares') continue;
-      const { masked } = sa.maskInput(shared, inbox.shares.map(secaggShareFromWire), new Int32Array(joined.modelValues));
-      const body = new Uint8Array(masked.values.length * 4);
-      const view = new DataView(body.buffer);
-      for (let j = 0; j < masked.values.length; j++) view.setUint32(j * 4, (masked.values[j]! + 2 ** 30) >>> 0, true); // garbage after masking
-      const entry = await createEntry({
-        type: 'contribution', v: 1, round: task.round, node: me, ciphertextHash: sha256Hex(body), ciphertextSize: body.length,
-        epsilon: 0, delta: 0, epsilonTotal: 0, deltaTotal: 0, keyId: 'secagg', globalVersion: task.baseHash,
-      }, signer);
-      const header: UpdateHeader = {
-        round: task.round, baseVersion: task.baseVersion, baseHash: task.baseHash, weight: 100, values: joined.modelValues, encoding: 'secagg',
-        loss: 0, trainSeconds: 1, privacy: [], entry: b64(entry.bytes),
-      };
-      await call(Protocols.update, header, UpdateAck, body);
-      out.sent++;
     }
   } catch (err) {
     out.endedWith = (err as { code?: string }).code ?? String(err);
@@ -156,4 +163,40 @@ describe('secagg: a garbage masked input', () => {
     expect(summary.excluded).toEqual([attackerId]);
     expect(summary.entriesByType.exclusion).toBe(withdrawn.size + 1); // one withdraw per discarded sum, one exclude
   }, 480_000);
+
+  it('kill -9 after the exclusion entry: the restarted aggregator finishes the isolation from its store, with no duplicate entry', async () => {
+    const attacker = await generateIdentity();
+    const attackerId = peerIdOf(attacker);
+    const port = await freePort();
+    c = await createConsortium({
+      nodes: 4, rounds: 2, quorum: 5, minParticipants: 3, deadlineSeconds: 60, extraMembers: [attackerId],
+      manifest: { secureAggregation: { scheme: 'secagg', threshold: 3 } }, listen: `/ip4/127.0.0.1/tcp/${port}`,
+    });
+    const first = await c.startAggregator({ crashAt: 'after-exclusion-ledger' });
+    for (let i = 0; i < 4; i++) await c.writeNodeConfig(i);
+    const nodes = [0, 1, 2, 3].map((i) => c!.startNode(i));
+    const stop = new AbortController();
+    const garbage = runMaskedGarbageMember(attacker, first.address, stop.signal);
+    const code = await Promise.race([first.daemon.exited, new Promise((r) => setTimeout(() => r('alive'), 300_000).unref())]);
+    expect(code, 'the aggregator killed itself at the crash point').toBe(128);
+    const again = await c.startAggregator();
+    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 300_000).unref());
+    const codes = await Promise.race([Promise.all(nodes.map((n) => n.daemon.exited)), timeout]);
+    stop.abort();
+    const g = await garbage;
+    if (codes === 'timeout') throw new Error(`the federation did not finish after the restart:\n${again.events.map((e) => `${e.event} ${e.msg ?? ''}`).join('\n').slice(-6000)}`);
+    expect(codes, nodes.map((n) => n.daemon.stderrTail()).join('\n')).toEqual([0, 0, 0, 0]);
+    expect(g.endedWith).toBe('AGG_EXCLUDED');
+    const results = await Promise.all([0, 1, 2, 3].map(async (i) => JSON.parse(await readFile(join(c!.dir, `node${i}-data`, 'result.json'), 'utf8'))));
+    expect(results.map((r) => r.version)).toEqual([2, 2, 2, 2]);
+    expect(new Set(results.map((r) => r.hash)).size).toBe(1);
+    again.daemon.child.kill('SIGTERM');
+    await again.daemon.exited;
+    const v = await verifyLedgerDir(join(c.dir, 'agg-data', 'ledger'));
+    expect(v.ok, JSON.stringify(v)).toBe(true);
+    expect(v.summary.excluded).toEqual([attackerId]);
+    // One withdraw per discarded sum (the one being discarded at the crash, once), one exclude.
+    const withdrawn = new Set([...first.events, ...again.events].filter((e) => e.event === 'aggregate-withdrawn').map((e) => e.round));
+    expect(v.summary.entriesByType.exclusion).toBe(withdrawn.size + 1);
+  }, 700_000);
 });
