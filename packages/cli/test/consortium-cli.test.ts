@@ -26,7 +26,14 @@ describe('fedtwin consortium', () => {
     const { manifestHash } = JSON.parse(init.stdout) as { manifestHash: string };
     expect(manifestHash).toMatch(/^[0-9a-f]{64}$/);
     const m = parse(readFileSync(out, 'utf8'));
-    expect(m).toMatchObject({ consortium: 'demo', aggregator: AGG, members: [{ peerId: A, name: 'St Anne' }, { peerId: B }], rounds: { total: 4, quorum: 2 }, secureAggregation: { keyHolder: A }, privacy: { mode: 'record' } });
+    // The default scheme is pairwise masking (issue 16), written into the file with its pinned threshold.
+    expect(m).toMatchObject({ consortium: 'demo', aggregator: AGG, members: [{ peerId: A, name: 'St Anne' }, { peerId: B }], rounds: { total: 4, quorum: 2 }, secureAggregation: { scheme: 'secagg', threshold: 2 }, privacy: { mode: 'record' } });
+    expect(m.secureAggregation.keyHolder).toBeUndefined();
+    // Single-key BFV on request, its key holder pinned.
+    const bfvOut = join(dir, 'consortium-bfv.yaml');
+    const bfv = run(['consortium', 'init', '--members', `St Anne=${A},${B}`, '--aggregator', AGG, '--id', 'demo', '--aggregation', 'bfv', '--out', bfvOut]);
+    expect(bfv.code, bfv.stderr).toBe(0);
+    expect(parse(readFileSync(bfvOut, 'utf8'))).toMatchObject({ secureAggregation: { scheme: 'bfv', keyHolder: A } });
     const hash = run(['consortium', 'hash', out]);
     expect(hash.code).toBe(0);
     expect(hash.stdout.trim()).toBe(manifestHash);
@@ -39,7 +46,7 @@ describe('fedtwin consortium', () => {
     const init = run(['consortium', 'init', '--members', `${A},${B}`, '--aggregator', AGG, '--generator', 'marginals', '--out', out]);
     expect(init.code, init.stderr).toBe(0);
     expect(parse(readFileSync(out, 'utf8'))).toMatchObject({ model: { kind: 'marginals', seed: 42 }, rounds: { total: 3 }, privacy: { mode: 'record' } });
-    const site = run(['consortium', 'init', '--members', A, '--aggregator', AGG, '--generator', 'marginals', '--privacy', 'site', '--out', join(dir, 'y.yaml')]);
+    const site = run(['consortium', 'init', '--members', `${A},${B}`, '--aggregator', AGG, '--generator', 'marginals', '--privacy', 'site', '--out', join(dir, 'y.yaml')]);
     expect(site.code).toBe(2);
     expect(site.stderr).toMatch(/CONSORTIUM_INVALID.*privacy\.mode/);
     expect(run(['consortium', 'init', '--members', A, '--aggregator', AGG, '--generator', 'gan', '--out', join(dir, 'z.yaml')]).stderr).toMatch(/CLI_BAD_ARGUMENT/);

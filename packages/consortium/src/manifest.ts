@@ -82,9 +82,12 @@ export const RoundPolicySchema = z.object({
 
 /**
  * The scheme a new consortium or sim gets when none is named (`consortium init`, `fedtwin sim`, `bench he`'s
- * "fedtwin" figures). A manifest file always names its scheme once written by `consortium init`.
+ * "fedtwin" figures): pairwise masking, so no key exists that the aggregator plus one member could use to read
+ * an update (issue 16; docs/he.md §9). `consortium init` writes the scheme into the manifest. A manifest file
+ * that names no scheme at all keeps the meaning it always had, single-key BFV (the schema's default below):
+ * an existing consortium is never switched under its members by an upgrade.
  */
-export const DEFAULT_SECURE_AGGREGATION_SCHEME: 'bfv' | 'secagg' = 'bfv';
+export const DEFAULT_SECURE_AGGREGATION_SCHEME: 'bfv' | 'secagg' = 'secagg';
 
 export const SecureAggregationConfigSchema = z.object({
   /** bfv: one consortium HE key; secagg: pairwise masking, no key anywhere (docs/he.md §9); plaintext: a baseline. */

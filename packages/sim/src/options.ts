@@ -65,5 +65,5 @@ export const DEFAULT_AUDIT_CANARIES = 200;
 export const DEFAULT_SIM_OPTIONS: SimOptions = {
   dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
   epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
-  progress: 'auto', generator: 'marginals', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'bfv', secureNoise: true,
+  progress: 'auto', generator: 'marginals', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'secagg', secureNoise: true,
 };

@@ -13,14 +13,15 @@ import { NodeStore } from '@fedtwin/node';
 import { CLI_BIN } from '../src/index.ts';
 
 // `fedtwin sim --generator marginals`, end to end with real processes: an aggregator and 2 nodes on
-// 127.0.0.1, BFV secure aggregation, record-level DP at ε = 8 (OS-CSPRNG noise), three rounds of counts.
+// 127.0.0.1, BFV secure aggregation (named: the default is secagg, test/e2e-sim.test.ts), record-level DP at ε = 8
+// (OS-CSPRNG noise), three rounds of counts.
 describe('fedtwin sim --generator marginals (real processes)', () => {
   let out = '';
   let report: Record<string, any>;
   let schema: TableSchema;
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), 'fedtwin-marginals-'));
-    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--generator', 'marginals', '--nodes', '2', '--seed', '5', '--out', out, '--progress', 'none', '--timeout', '150'], { encoding: 'utf8', timeout: 170_000 });
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--generator', 'marginals', '--aggregation', 'bfv', '--nodes', '2', '--seed', '5', '--out', out, '--progress', 'none', '--timeout', '150'], { encoding: 'utf8', timeout: 170_000 });
     expect(r.status, r.stderr).toBe(0);
     report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
     schema = JSON.parse(await readFile(join(out, 'schema.json'), 'utf8'));

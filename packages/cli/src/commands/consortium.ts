@@ -13,7 +13,7 @@ export function registerConsortiumCommands(program: Command): void {
     .option('--id <name>', 'consortium id (the ledger origin is fedtwin/<id>)', 'fedtwin')
     .option('--key-holder <peerId>', 'member that generates and seals the HE key (default: the first member)')
     .option('--plaintext', 'no secure aggregation (a baseline; the aggregator sees each update; record-level DP only)')
-    .option('--aggregation <scheme>', 'bfv (one consortium HE key, the default) | secagg (pairwise masking: no key anywhere, the aggregator plus fewer than --threshold members learn nothing of one update; docs/he.md §9) | plaintext', 'bfv')
+    .option('--aggregation <scheme>', 'secagg (pairwise masking, the default: no key anywhere, the aggregator plus fewer than --threshold members learn nothing of one update; docs/he.md §9) | bfv (one consortium HE key) | plaintext', 'secagg')
     .option('--threshold <t>', 'secagg: t in (m/2, m] (m = members, or --degree + 1); default ⌊m/2⌋ + 1; rounds survive m − t dropouts')
     .option('--degree <k>', 'secagg: sparse neighbourhood graph degree (even; SecAgg+), default: every member masks with every other')
     .option('--privacy <mode>', 'off | record | site | both (site and both need secure aggregation; off means no DP at all)', 'record')

@@ -36,7 +36,7 @@ export function registerSimCommand(program: Command): void {
     .option('--epsilon-sweep <list>', 'run once per ε (e.g. 1,3,8,inf) into OUT/eps-<ε>/ and chart TSTR AUC against ε')
     .option('--seeds <K>', 'repeat the whole run with seeds --seed … --seed+K−1 (OUT/seed-<s>/) and report every figure as the mean with its 95 % confidence interval (OUT/report.json: means, seeds.ci95 beside them)')
     .option('--plaintext', 'baseline: aggregate plaintext updates instead of BFV ciphertexts')
-    .option('--aggregation <scheme>', 'secure aggregation: bfv (one consortium HE key) | secagg (pairwise masking, no key anywhere; docs/he.md §9) | plaintext', d.secureAggregation)
+    .option('--aggregation <scheme>', 'secure aggregation: secagg (pairwise masking, no key anywhere, the default; docs/he.md §9) | bfv (one consortium HE key) | plaintext', d.secureAggregation)
     .option('--seeded-noise', 'draw DP sampling masks and noise from the seed, so runs are reproducible (then ε holds only against whoever does not know --seed); default: the OS CSPRNG')
     .option('--secure-noise', 'the default (OS CSPRNG noise); kept for older scripts')
     .option('--audit', `empirical privacy audit (one run, Steinke et al. 2023): canaries into node 0, each kept with probability 1/2; reports ε_lower next to the claimed ε (docs/privacy-audit.md); both generators`)
@@ -165,7 +165,7 @@ function mode(v: unknown): SimOptions['progress'] {
 }
 
 function aggregationScheme(v: unknown): SimOptions['secureAggregation'] {
-  const s = String(v ?? 'bfv');
+  const s = String(v ?? DEFAULT_SIM_OPTIONS.secureAggregation);
   if (s !== 'bfv' && s !== 'secagg' && s !== 'plaintext') throw new FedtwinError('CLI_BAD_ARGUMENT', `--aggregation must be bfv, secagg or plaintext, got ${JSON.stringify(s)}`);
   return s;
 }
