@@ -106,6 +106,28 @@ describe('secure aggregation by masking in the daemons', () => {
     expect(v.ok, JSON.stringify(v)).toBe(true);
   }, 120_000);
 
+  it('a member stopped after advertising its keys, before sharing: the shares phase closes without it at its deadline and the round completes with the others', async () => {
+    // Deadline 20 s: each masking phase closes at a quarter of it (5 s) with whoever made it.
+    const r = await run('drop-after-advertising', {
+      secagg: true, threshold: 3, policy: { quorum: 3, minParticipants: 3, deadlineSeconds: 20 },
+      kill: (i, e) => i === 3 && e.event === 'secagg-advertised',
+    });
+    expect(r.killed).toEqual([3]);
+    const [agg] = await aggregates(r.aggStateDir);
+    expect(agg!.participants.sort()).toEqual(r.ids.slice(0, 3).sort());
+    const entries = await readEntryPayloads(r.ledgerDir);
+    expect(entries.filter((e) => e.type === 'secagg-keys').map((e) => (e as { node: string }).node)).toContain(r.ids[3]);
+    expect(entries.filter((e) => e.type === 'secagg-shares').map((e) => (e as { node: string }).node)).not.toContain(r.ids[3]);
+    // It never shared: it is neither a survivor nor dropped, and no one reveals anything of it.
+    const req = entries.find((e): e is Extract<EntryPayload, { type: 'secagg-recovery' }> => e.type === 'secagg-recovery')!;
+    expect([...req.survivors, ...req.dropped]).not.toContain(r.ids[3]);
+    const reveals = entries.filter((e): e is Extract<EntryPayload, { type: 'secagg-reveal' }> => e.type === 'secagg-reveal');
+    expect(reveals.every((x) => ![...x.sShares, ...x.bShares].some((s) => s.owner === r.ids[3]))).toBe(true);
+    for (let i = 0; i < 3; i++) expect(r.events[i]!.some((e) => e.event === 'federation-finished'), `member ${i}`).toBe(true);
+    const v = await verifyLedgerDir(r.ledgerDir);
+    expect(v.ok, JSON.stringify(v)).toBe(true);
+  }, 120_000);
+
   it('a member stopped after sending its masked update: the others reveal its self-mask seed and its input is in the sum', async () => {
     const r = await run('drop-after-sending', {
       secagg: true, threshold: 3, policy: { minParticipants: 3 },

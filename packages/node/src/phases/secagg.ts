@@ -60,6 +60,7 @@ export async function secaggBeforeTraining(ctx: NodeContext, task: OpenTask): Pr
     const wireAd = secaggAdToWire(ad);
     const keysEntry = await ctx.witness.sign({ type: 'secagg-keys', v: 1, round: task.round, node: signer.peerId, cPub: wireAd.cPub, sPub: wireAd.sPub, signature: wireAd.signature });
     await ctx.call(Protocols.secaggKeys, { round: task.round, ad: wireAd, entry: keysEntry.entry }, SecaggAck);
+    ctx.log.info({ event: 'secagg-advertised', round: task.round }, `round ${task.round}: masking keys advertised`);
     const keys = await awaitPhase(ctx, task, 'keys');
     if (keys.status !== 'keys') return sitOut(ctx, task, keys.status === 'closed' ? keys.reason : `unexpected answer ${keys.status}`);
     const { state: shared, bundle } = sa.shareKeys(state, keys.ads.map((a) => secaggAdFromWire(consortium, task.round, a)));
