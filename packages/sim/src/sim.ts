@@ -499,6 +499,9 @@ function validateOptions(o: SimOptions): void {
   if (!(o.delta > 0 && o.delta < 1)) throw bad('delta', 'must be in (0, 1)');
   if (!(o.clip > 0) || !(o.siteClip > 0)) throw bad('clip', 'must be > 0');
   if (o.generator !== 'vae' && o.generator !== 'marginals') throw bad('generator', `must be vae or marginals, got "${String(o.generator)}"`);
+  if (o.secureAggregation === 'secagg' && o.nodes < 2) {
+    throw new FedtwinError('SIM_BAD_ARGUMENT', `--nodes ${o.nodes}: secure aggregation by masking (secagg, the default) needs at least 2 members`, { hint: 'use --nodes 2 or more, or --aggregation bfv (or plaintext) for a single node' });
+  }
   if (o.generator === 'marginals' && (o.dp === 'site' || o.dp === 'both') && Number.isFinite(o.epsilon)) throw bad('dp', `${o.dp} is for the vae generator: the marginals generator protects records (--dp record) or runs without DP (--dp off)`);
   if (o.unitColumn !== undefined) {
     if (o.unitColumn.trim() === '') throw bad('unit-column', 'must name a column');
