@@ -38,7 +38,9 @@ describe('fedtwin consortium', () => {
     expect(hash.code).toBe(0);
     expect(hash.stdout.trim()).toBe(manifestHash);
     // A second init to the same file needs --force.
-    expect(run(['consortium', 'init', '--members', A, '--aggregator', AGG, '--out', out]).code).toBe(2);
+    const again = run(['consortium', 'init', '--members', `${A},${B}`, '--aggregator', AGG, '--out', out]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/--force/);
   });
 
   it('init --generator marginals pins the marginals generator with its 3 rounds; with site-level DP it is refused', () => {
@@ -56,6 +58,12 @@ describe('fedtwin consortium', () => {
     const r = run(['consortium', 'init', '--members', `${A},${A}`, '--aggregator', AGG, '--out', join(dir, 'x.yaml')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/CONSORTIUM_INVALID.*members.*listed twice/);
+    // One member under the masking default: refused with the way out.
+    const one = run(['consortium', 'init', '--members', A, '--aggregator', AGG, '--out', join(dir, 'one.yaml')]);
+    expect(one.code).toBe(2);
+    expect(one.stderr).toMatch(/CLI_BAD_ARGUMENT.*at least 2/);
+    expect(one.stderr).toMatch(/--aggregation bfv/);
+    expect(run(['consortium', 'init', '--members', A, '--aggregator', AGG, '--aggregation', 'bfv', '--out', join(dir, 'one.yaml')]).code).toBe(0);
     const missing = run(['consortium', 'hash', join(dir, 'none.yaml')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/CONSORTIUM_NOT_FOUND/);

@@ -65,6 +65,9 @@ export function registerConsortiumCommands(program: Command): void {
       const scheme = opts.plaintext ? 'plaintext' : opts.aggregation;
       if (scheme !== 'bfv' && scheme !== 'secagg' && scheme !== 'plaintext') throw new FedtwinError('CLI_BAD_ARGUMENT', `--aggregation must be bfv, secagg or plaintext, got ${JSON.stringify(opts.aggregation)}`);
       if (scheme !== 'secagg' && (opts.threshold !== undefined || opts.degree !== undefined)) throw new FedtwinError('CLI_BAD_ARGUMENT', '--threshold and --degree apply to --aggregation secagg only', { hint: 'add --aggregation secagg' });
+      if (scheme === 'secagg' && members.length < 2) {
+        throw new FedtwinError('CLI_BAD_ARGUMENT', `--members names ${members.length} member: secure aggregation by masking (secagg, the default) needs at least 2`, { hint: 'list every member, or choose --aggregation bfv (or plaintext) for a one-member consortium' });
+      }
       const threshold = num('--threshold', opts.threshold), degree = num('--degree', opts.degree);
       const secureAggregation = scheme === 'plaintext' ? { scheme }
         : scheme === 'secagg' ? { scheme, ...(threshold !== undefined ? { threshold } : {}), ...(degree !== undefined ? { degree } : {}) }
