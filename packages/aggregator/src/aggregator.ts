@@ -12,6 +12,7 @@ import {
   secaggAdFromWire as adFromWire, secaggAdToWire as adToWire, secaggShareFromWire as shareFromWire, secaggShareToWire as shareToWire,
 } from '@fedtwin/protocol';
 import { SecaggRound } from './secagg-round.ts';
+import type { RecoveryResponse as SecaggResponse } from '@fedtwin/secagg';
 import { afterWithdrawal, isolatedCulprit, nextSitOut } from './isolation.ts';
 import { secaggSharesHash as sharesHash, sha256Hex } from '@fedtwin/ledger';
 import { openAuditLog, type AuditLog } from './audit.ts';
@@ -185,7 +186,9 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
 
   async function openNextRound(): Promise<void> {
     if (state.investigating) return; // no new round while the base it would train from is in doubt
-    const able = members.size - new Set([...(state.exhausted ?? []), ...(state.excluded ?? [])]).size;
+    const out = new Set([...(state.exhausted ?? []), ...(state.excluded ?? [])]);
+    const ableMembers = [...members].filter((m) => !out.has(m));
+    const able = ableMembers.length;
     if (state.version < init.rounds.totalRounds && able < init.rounds.minParticipants) {
       state = { ...state, status: 'finished', finishedEarly: `only ${able} member(s) have privacy budget left, fewer than minParticipants ${init.rounds.minParticipants}` };
       await store.saveState(state);
@@ -204,8 +207,7 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     }
     const t = now();
     // Isolating a withdrawn masked sum's culprit: this round runs without the next suspect (isolation.ts).
-    const out = new Set([...(state.exhausted ?? []), ...(state.excluded ?? [])]);
-    const sitOut = secaggConfig ? nextSitOut(state.isolation, [...members].filter((m) => !out.has(m)), Math.max(secaggConfig.threshold, init.rounds.minParticipants)) : undefined;
+    const sitOut = secaggConfig ? nextSitOut(state.isolation, ableMembers, Math.max(secaggConfig.threshold, init.rounds.minParticipants)) : undefined;
     const rec: RoundRecord = {
       round: state.round + 1, baseVersion: state.version, baseHash: state.modelVersion!, openedAt: t,
       deadline: t + init.rounds.deadlineSeconds * 1000, status: 'open', contributions: [],
@@ -322,6 +324,12 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
     return x.cPub === w.cPub && x.sPub === w.sPub && x.signature === w.signature;
   };
 
+  /** A member's signed `secagg-reveal` payload as the response @fedtwin/secagg unmasks with (handler and restart alike). */
+  const revealResponse = (member: string, p: { bShares: Array<{ owner: string; y: string }>; sShares: Array<{ owner: string; y: string }> }, digest: Uint8Array): SecaggResponse => {
+    const share = (r: { owner: string; y: string }) => ({ owner: r.owner, y: new Uint8Array(Buffer.from(r.y, 'base64')) });
+    return { member, request: digest, bShares: p.bShares.map(share), sShares: p.sShares.map(share) };
+  };
+
   /** The store's copy of what a restart needs beyond the ledger (written before the ledger entry it goes with). */
   async function saveSecaggSnapshot(s: SecaggRound, extraBundle?: SecaggSnapshot['bundles'][number]): Promise<void> {
     const bundles = [...s.bundles.values()].map((b) => ({ member: b.member, bCommit: Buffer.from(b.bCommit).toString('hex'), shares: b.shares.map(shareToWire) }));
@@ -366,16 +374,14 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
           const p = (await a.entry(reqs[0]!)).payload;
           if (p.type !== 'secagg-recovery') return failRound('the recovery request entry of this round is not one');
           const req = s.makeRequest(p.survivors);
-          if (Buffer.from(sa!.requestDigest(req)).toString('hex') !== p.digest || req.dropped.join(',') !== p.dropped.join(',')) {
+          const digest = sa!.requestDigest(req);
+          if (Buffer.from(digest).toString('hex') !== p.digest || req.dropped.join(',') !== p.dropped.join(',')) {
             return failRound('the aggregator restarted and cannot rebuild the recovery request its ledger holds');
           }
           s.openRecovery(reqs[0]!, now());
-          const digest = sa!.requestDigest(req);
-          const unb64 = (x: string) => new Uint8Array(Buffer.from(x, 'base64'));
           for (const e of await memberEntries('secagg-reveal')) {
             const r = e.payload;
-            if (r.type !== 'secagg-reveal' || r.digest !== p.digest) continue;
-            s.addResponse(e.author, { member: e.author, request: digest, bShares: r.bShares.map((x) => ({ owner: x.owner, y: unb64(x.y) })), sShares: r.sShares.map((x) => ({ owner: x.owner, y: unb64(x.y) })) });
+            if (r.type === 'secagg-reveal' && r.digest === p.digest) s.addResponse(e.author, revealResponse(e.author, r, digest));
           }
         }
       }
@@ -1097,9 +1103,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
           const p = entry.payload;
           const digest = sa!.requestDigest(s.request!);
           if (p.type !== 'secagg-reveal' || p.digest !== hex(digest)) throw badEntry('it answers another recovery request than the round\'s');
-          const unb64 = (x: string) => new Uint8Array(Buffer.from(x, 'base64'));
           if (s.responses.has(peer)) return; // a re-send after a restart: its reveal is in
-          s.addResponse(peer, { member: peer, request: digest, bShares: p.bShares.map((r) => ({ owner: r.owner, y: unb64(r.y) })), sShares: p.sShares.map((r) => ({ owner: r.owner, y: unb64(r.y) })) });
+          s.addResponse(peer, revealResponse(peer, p, digest));
           await a.appendChecked(entry);
           await finishRecovery(false);
         });
