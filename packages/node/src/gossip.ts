@@ -105,10 +105,7 @@ export async function startGossip(init: {
           return;
         }
         if (res.header.note === null) return;
-        const verdict = await witness.judgePeerView(res.header.note, p.peerId, res.header.consistencyProof).catch(async (err: unknown) => {
-          if (isFedtwinError(err, 'LEDGER_INCONSISTENT')) await alertPeer(p);
-          throw err;
-        });
+        const verdict = await witness.judgePeerView(res.header.note, p.peerId, res.header.consistencyProof);
         if (verdict === 'consistent') out.consistent++;
         else if (verdict === 'pending') out.pending++;
       })).catch((err: unknown) => {

@@ -11,7 +11,8 @@ import { createEntry, createEntrySigner, createNoteSigner, openLedger, type Ledg
 import { createWireHost, type WireHost } from '@fedtwin/wire';
 import type { JoinResponse } from '@fedtwin/protocol';
 import type { NodeInit } from '../src/api.ts';
-import { alertingPeers, openMemberWitness, syncLedger } from '../src/phases/witness-sync.ts';
+import type { AggregatorCall } from '../src/call.ts';
+import { openMemberWitness, pullLedger, syncLedger } from '../src/phases/witness-sync.ts';
 
 const ORIGIN = 'fedtwin/gossip-test';
 const key = (n: number) => generateKeyPairFromSeed('Ed25519', createHash('sha256').update(`gossip-test-${n}`).digest());
@@ -77,7 +78,9 @@ describe('gossip: a member that finds a split view shows its view to the others 
     const bNote = (await b.syncReply(await reply(logs[1]!, 0), [])).note;
     expect(await a.judgePeerView(bNote, ids[1]!)).toBe('pending');
     // A's first sync (its view): the pending view has another root at size 2, so A stops — after alerting B.
-    const err = await alertingPeers(a, async () => a.syncReply(await reply(logs[0]!, 0), [], { requestedAt: Date.now() })).catch((e: unknown) => e);
+    // Its aggregator (view 0) answers the ledger sync as the real handler does.
+    const servesView0 = (async () => { const r = await reply(logs[0]!, 0); return { header: { checkpoint: r.checkpoint }, body: r.body }; }) as unknown as AggregatorCall;
+    const err = await pullLedger(a, servesView0, []).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'LEDGER_INCONSISTENT' });
     // B never asked A for anything, yet it knows now: its next sync stops on it.
     const viaLoop = await syncLedger({ witness: b } as never).catch((e: unknown) => e);

@@ -2,7 +2,7 @@
 // initial model, identical on every member), saved at once. Its privacy spending is checked against its own
 // signed ledger entries first: a missing or stale state is rebuilt from them, never replaced by a fresh budget.
 import { FedtwinError } from '@fedtwin/errors';
-import { LedgerSyncResponse, MAX_LEDGER_SYNC_BYTES, Protocols, bytesToF32, f32ToBytes, genesisModelVersion, type JoinResponse } from '@fedtwin/protocol';
+import { bytesToF32, f32ToBytes, genesisModelVersion, type JoinResponse } from '@fedtwin/protocol';
 import { versionHash } from '@fedtwin/strategy';
 import type { NodeInit } from '../api.ts';
 import type { ModelWeights } from '../member-model.ts';
@@ -11,7 +11,7 @@ import type { AggregatorCall } from '../call.ts';
 import { rebuildSpending, savedEpsilon, type OwnLedgerEntry, type RebuiltSpending } from '../privacy.ts';
 import type { NodeState, NodeStore } from '../store.ts';
 import type { Witness } from '../witness.ts';
-import { LEDGER_SYNC_TIMEOUT_MS, alertingPeers } from './witness-sync.ts';
+import { pullLedger } from './witness-sync.ts';
 
 export interface Resumed {
   state: NodeState;
@@ -99,9 +99,7 @@ function stateBehindLedger(state: NodeState, own: readonly OwnLedgerEntry[], joi
  * this member accepted, holding the leaves it knows are its own). Co-signing waits for the round loop.
  */
 async function ownLedgerEntries(witness: Witness, call: AggregatorCall, self: string, mustInclude: Array<{ leafHash: string; index?: number }>): Promise<OwnLedgerEntry[]> {
-  const requestedAt = Date.now();
-  const { header, body } = await call(Protocols.ledger, { fromSize: witness.size }, LedgerSyncResponse, { maxBodyBytes: MAX_LEDGER_SYNC_BYTES, timeoutMs: LEDGER_SYNC_TIMEOUT_MS });
-  await alertingPeers(witness, () => witness.syncReply({ checkpoint: header.checkpoint, body }, mustInclude, { requestedAt }));
+  await pullLedger(witness, call, mustInclude);
   const out: OwnLedgerEntry[] = [];
   for (let index = 0; index < witness.size; index++) {
     const e = await witness.entryAt(index);

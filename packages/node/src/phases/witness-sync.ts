@@ -3,6 +3,7 @@
 import { CosignAck, LedgerSyncResponse, MAX_LEDGER_SYNC_BYTES, Protocols, type JoinResponse } from '@fedtwin/protocol';
 import type { NodeInit } from '../api.ts';
 import type { NodeContext } from '../context.ts';
+import type { AggregatorCall } from '../call.ts';
 import { aggregatorPeerId } from '../util.ts';
 import { openWitness, type Witness } from '../witness.ts';
 import { startGossip, type Gossip } from '../gossip.ts';
@@ -32,16 +33,30 @@ export async function openMemberWitness(init: NodeInit, join: JoinResponse): Pro
 export const LEDGER_SYNC_TIMEOUT_MS = 60_000;
 
 /**
- * Runs a ledger sync of `witness`; on a split view (LEDGER_INCONSISTENT) first shows the other members this
- * member's view, so each can find the split by itself before this member stops.
+ * Runs `step` (a ledger sync, a gossip exchange); on a split view (LEDGER_INCONSISTENT), however this member
+ * found it, first shows the other members this member's view, so each can find the split by itself before
+ * this member stops.
  */
-export async function alertingPeers<T>(witness: Witness, sync: () => Promise<T>): Promise<T> {
+async function alertingPeers<T>(witness: Witness, step: () => Promise<T>): Promise<T> {
   try {
-    return await sync();
+    return await step();
   } catch (err) {
     if (isFedtwinError(err, 'LEDGER_INCONSISTENT')) await gossips.get(witness)?.alert();
     throw err;
   }
+}
+
+/**
+ * One verified sync of this member's replica from the aggregator (no cosignature): the signed checkpoint and the
+ * entries this member lacks, judged against what it holds. Peer views pending before the request are due after it.
+ */
+export async function pullLedger(witness: Witness, call: AggregatorCall, mustInclude: Array<{ leafHash: string; index?: number }>): Promise<{ note: string; size: number; rootHash: string; appended: number }> {
+  return alertingPeers(witness, async () => {
+    const requestedAt = Date.now();
+    const { header, body } = await call(Protocols.ledger, { fromSize: witness.size }, LedgerSyncResponse, { maxBodyBytes: MAX_LEDGER_SYNC_BYTES, timeoutMs: LEDGER_SYNC_TIMEOUT_MS });
+    // Every reply is judged by its signed checkpoint (equal size ⇒ same root, smaller ⇒ rollback), never by its unsigned size.
+    return witness.syncReply({ checkpoint: header.checkpoint, body }, mustInclude, { requestedAt });
+  });
 }
 
 /** Checkpoint size each witness last co-signed in this process (a re-sent cosignature is harmless, just noise). */
@@ -52,19 +67,18 @@ export async function syncLedger(ctx: NodeContext): Promise<void> {
   const witness = ctx.witness;
   if (!witness) return;
   const gossip = gossips.get(witness);
-  if (gossip?.fatal) throw gossip.fatal; // another member showed this one a split view
-  const requestedAt = Date.now();
-  const { header, body } = await ctx.call(Protocols.ledger, { fromSize: witness.size }, LedgerSyncResponse, { maxBodyBytes: MAX_LEDGER_SYNC_BYTES, timeoutMs: LEDGER_SYNC_TIMEOUT_MS });
-  // Every reply is judged by its signed checkpoint (equal size ⇒ same root, smaller ⇒ rollback), never by its unsigned size.
-  const accepted = await alertingPeers(witness, () => witness.syncReply({ checkpoint: header.checkpoint, body }, ctx.state.ledgerLeaves ?? [], { requestedAt }));
-  if (accepted.appended === 0 && accepted.size === lastCosigned.get(witness)) {
-    // nothing new since this member's last cosignature; peers not yet compared with are tried again
+  await alertingPeers(witness, async () => {
+    if (gossip?.fatal) throw gossip.fatal; // another member showed this one a split view
+    const accepted = await pullLedger(witness, ctx.call, ctx.state.ledgerLeaves ?? []);
+    if (accepted.appended === 0 && accepted.size === lastCosigned.get(witness)) {
+      // nothing new since this member's last cosignature; peers not yet compared with are tried again
+      await gossip?.exchange(ctx.log);
+      return;
+    }
+    lastCosigned.set(witness, accepted.size);
+    const { header: ack } = await ctx.call(Protocols.cosign, { note: accepted.note }, CosignAck);
+    ctx.log.info({ event: 'ledger-cosigned', size: accepted.size, root: accepted.rootHash, cosignatures: ack.cosignatures }, `ledger checkpoint ${accepted.size} verified and co-signed`);
+    // Then compare views with the other members directly (a split view is caught by members, not the aggregator).
     await gossip?.exchange(ctx.log);
-    return;
-  }
-  lastCosigned.set(witness, accepted.size);
-  const { header: ack } = await ctx.call(Protocols.cosign, { note: accepted.note }, CosignAck);
-  ctx.log.info({ event: 'ledger-cosigned', size: accepted.size, root: accepted.rootHash, cosignatures: ack.cosignatures }, `ledger checkpoint ${accepted.size} verified and co-signed`);
-  // Then compare views with the other members directly (a split view is caught by members, not the aggregator).
-  await gossip?.exchange(ctx.log);
+  });
 }
