@@ -20,12 +20,13 @@ describe('fedtwin sim with missing values (real processes)', () => {
     const out = await mkdtemp(join(tmpdir(), 'fedtwin-missing-'));
     dirs.push(out);
     const csv = join(defaultDataDir(), 'lung_ncctg.csv');
-    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--dataset', csv, '--target', 'status', '--nodes', '2', '--seed', '3', '--out', out, '--progress', 'none'], { encoding: 'utf8', timeout: 170_000 });
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--forest-trees', '5', '--dataset', csv, '--target', 'status', '--nodes', '2', '--seed', '3', '--out', out, '--progress', 'none'], { encoding: 'utf8', timeout: 170_000 });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/missing\s+\d\.\d{3} missingness-rate score .*meal_cal \d+\.\d\/\d+\.\d %/);
     const schema = validateSchema(JSON.parse(await readFile(join(out, 'schema.json'), 'utf8')));
     expect(schema.columns.filter((c) => c.allowMissing === true).map((c) => c.name)).toEqual(MISSING);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
+    expect(report.utility.forest.trees).toBe(5); // --forest-trees 5: the report says what scored it
     const m = report.fidelity.missingness;
     expect(m.columns.map((c: { name: string }) => c.name)).toEqual(MISSING);
     for (const c of m.columns) {

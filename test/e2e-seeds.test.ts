@@ -14,7 +14,7 @@ describe('fedtwin sim --seeds', () => {
   it('two runs (seeds 5 and 6): report.json holds the means and seeds.ci95 the intervals; each run keeps its own outputs', { timeout: 420_000 }, async () => {
     const out = await mkdtemp(join(tmpdir(), 'fedtwin-seeds-'));
     dirs.push(out);
-    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--dataset', 'pima_diabetes', '--nodes', '2', '--seed', '5', '--seeds', '2', '--out', out, '--progress', 'none'], { encoding: 'utf8', timeout: 400_000 });
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--forest-trees', '5', '--dataset', 'pima_diabetes', '--nodes', '2', '--seed', '5', '--seeds', '2', '--out', out, '--progress', 'none'], { encoding: 'utf8', timeout: 400_000 });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/2 runs \(seeds 5, 6\), mean \[95 % CI\]/);
     expect(r.stdout).toMatch(/TSTR AUC federated \(logistic regression\)\s+\d\.\d{3} \[-?\d\.\d{3}, \d\.\d{3}\]/);

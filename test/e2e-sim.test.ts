@@ -29,6 +29,7 @@ describe('fedtwin sim (real processes)', () => {
     expect(report.fidelity.mean).toBeGreaterThan(0.3);
     expect(report.fidelity.correlationDistance).toBeGreaterThanOrEqual(0);
     // Issue 14 item 4: trees beside the linear model, the rarest class's recall, and the release's privacy checks.
+    expect(report.utility.forest.trees).toBe(30); // the default (--forest-trees)
     expect(report.utility.forest.trtrAuc).toBeGreaterThan(0.9);
     expect(report.utility.forest.tstrAuc).toBeGreaterThanOrEqual(0);
     expect(report.utility.forest.minorityClass).toBe('0'); // malignant: 212 of 569

@@ -33,7 +33,7 @@ beforeAll(async () => {
   out = await mkdtemp(join(tmpdir(), 'fedtwin-sim-serve-'));
   url = `http://127.0.0.1:${await freePort()}`;
   // Five short rounds: long enough for a browser to watch a few of them on a loaded machine.
-  sim = spawn(process.execPath, [CLI_BIN, 'sim', '--nodes', '2', '--rounds', '5', '--epochs', '1', '--seed', '3', '--out', join(out, 'sim'), '--progress', 'lines', '--timeout', '240', '--serve', url.slice('http://'.length)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  sim = spawn(process.execPath, [CLI_BIN, 'sim', '--forest-trees', '5', '--nodes', '2', '--rounds', '5', '--epochs', '1', '--seed', '3', '--out', join(out, 'sim'), '--progress', 'lines', '--timeout', '240', '--serve', url.slice('http://'.length)], { stdio: ['ignore', 'pipe', 'pipe'] });
   sim.stderr!.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-20_000); });
   sim.stdout!.resume();
   exited = new Promise((resolve) => sim.once('exit', (code) => resolve(code)));

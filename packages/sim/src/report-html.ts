@@ -45,7 +45,7 @@ ${barChart(bars)}
 <table><tr><th>node</th><th>rows</th><th>classes</th><th>TSTR AUC local-only</th></tr>
 ${r.split.rowsPerNode.map((n, i) => `<tr><td>${i}</td><td>${n}</td><td>${esc(JSON.stringify(r.split.classesPerNode[i]))}</td><td>${fmt(u.tstrAuc.localOnlyPerNode[i])}</td></tr>`).join('')}
 </table>
-<p>With a random forest (it also sees interactions): TRTR ${fmt(u.forest.trtrAuc)}, TSTR federated ${fmt(u.forest.tstrAuc)}${u.forest.minorityClass === null ? '' : `; recall of the rarest class (${esc(u.forest.minorityClass)}) ${fmt(u.forest.minorityRecall.trtr ?? undefined)} trained on real rows, ${fmt(u.forest.minorityRecall.federated ?? undefined)} on the release`}.</p>
+<p>With a random forest (${u.forest.trees} trees; it also sees interactions): TRTR ${fmt(u.forest.trtrAuc)}, TSTR federated ${fmt(u.forest.tstrAuc)}${u.forest.minorityClass === null ? '' : `; recall of the rarest class (${esc(u.forest.minorityClass)}) ${fmt(u.forest.minorityRecall.trtr ?? undefined)} trained on real rows, ${fmt(u.forest.minorityRecall.federated ?? undefined)} on the release`}.</p>
 <h2>Does the release copy its training rows?</h2>
 <table><tr><th>check</th><th>value</th><th>healthy</th></tr>
 <tr><td>median distance to the closest training row ÷ to the closest test row (DCR ratio, ${r.release.dcr.matchedRows} rows each)</td><td>${fmt(r.release.dcr.ratio)}</td><td>≈ 1</td></tr>

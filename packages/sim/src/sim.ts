@@ -70,7 +70,7 @@ export interface SimReport {
     trtrAuc: number;
     tstrAuc: { federated: number; localOnly: number; localOnlyPerNode: number[]; centralized: number };
     /** The same with a random forest (it sees interactions logistic regression misses), and the minority class's recall. */
-    forest: { trtrAuc: number; tstrAuc: number; minorityClass: string | null; minorityRecall: { trtr: number | null; federated: number | null } };
+    forest: { trees: number; trtrAuc: number; tstrAuc: number; minorityClass: string | null; minorityRecall: { trtr: number | null; federated: number | null } };
   };
   /** Distance-based privacy of the released synthetic.csv against the training rows, size-matched to the test rows. */
   release: {
@@ -326,8 +326,8 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   const baselinesSeconds = (performance.now() - tBase) / 1000;
 
   const fidelity = fidelityReport(testTable, synthetic);
-  const forestTrtr = forestUtility(trainTable, testTable, { seed: opts.seed });
-  const forestTstr = forestUtility(synthetic, testTable, { seed: opts.seed });
+  const forestTrtr = forestUtility(trainTable, testTable, { seed: opts.seed, trees: opts.forestTrees });
+  const forestTstr = forestUtility(synthetic, testTable, { seed: opts.seed, trees: opts.forestTrees });
   const evalRng = createPrng(opts.seed * 31 + 5);
   const dcr = dcrReport(synthetic, trainTable, testTable, evalRng);
   const report: SimReport = {
@@ -340,7 +340,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     utility: {
       trtrAuc: trtrAuc(trainTable, testTable).auc,
       tstrAuc: { federated: tstrAuc(synthetic, testTable).auc, localOnly: mean(localAucs), localOnlyPerNode: localAucs, centralized },
-      forest: { trtrAuc: forestTrtr.auc, tstrAuc: forestTstr.auc, minorityClass: forestTrtr.minorityClass, minorityRecall: { trtr: forestTrtr.minorityRecall, federated: forestTstr.minorityRecall } },
+      forest: { trees: opts.forestTrees, trtrAuc: forestTrtr.auc, tstrAuc: forestTstr.auc, minorityClass: forestTrtr.minorityClass, minorityRecall: { trtr: forestTrtr.minorityRecall, federated: forestTstr.minorityRecall } },
     },
     release: { dcr, membershipInferenceAuc: membershipInferenceAuc(synthetic, trainTable, testTable, evalRng).auc },
     fidelity,
@@ -509,6 +509,7 @@ function validateOptions(o: SimOptions): void {
     if (o.dp !== 'record' && o.dp !== 'both' || !Number.isFinite(o.epsilon)) throw bad('unit-column', `groups DP-SGD's sampling and clipping per unit: it needs --dp record or both with a finite --epsilon, got --dp ${o.dp}${Number.isFinite(o.epsilon) ? '' : ' --epsilon inf'}`);
     if (o.audit) throw bad('unit-column', 'with --audit is not supported yet (the canaries are records, not units)');
   }
+  if (!(Number.isInteger(o.forestTrees) && o.forestTrees >= 1 && o.forestTrees <= 1000)) throw bad('forest-trees', 'must be an integer between 1 and 1000');
   if (o.audit && !(Number.isInteger(o.audit.canaries) && o.audit.canaries >= 2 && o.audit.canaries <= 100_000)) throw bad('audit-canaries', 'must be an integer between 2 and 100000');
 }
 

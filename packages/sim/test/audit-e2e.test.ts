@@ -17,7 +17,7 @@ describe('fedtwin sim --audit (one-run privacy audit, real processes)', () => {
   const run = async (dpArgs: string[]) => {
     const out = await mkdtemp(join(tmpdir(), 'fedtwin-audit-'));
     dirs.push(out);
-    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--generator', 'vae', '--nodes', '2', '--rounds', '2', '--epochs', '10', '--seed', '11', '--audit-canaries', '100', ...dpArgs, '--out', out, '--progress', 'none'], { encoding: 'utf8', timeout: 170_000 });
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--forest-trees', '5', '--generator', 'vae', '--nodes', '2', '--rounds', '2', '--epochs', '10', '--seed', '11', '--audit-canaries', '100', ...dpArgs, '--out', out, '--progress', 'none'], { encoding: 'utf8', timeout: 170_000 });
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
     return { out, report, audit: report.privacy.audit as SimAuditReport, stdout: r.stdout };
@@ -58,7 +58,7 @@ describe('fedtwin sim --audit (one-run privacy audit, real processes)', () => {
   it('the marginals generator (the default): DP off, the released counts give node 0\'s canaries away; report, audit.json and output line as for the VAE', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fedtwin-audit-marginals-'));
     dirs.push(out);
-    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--nodes', '2', '--seed', '11', '--audit-canaries', '100', '--dp', 'off', '--out', out, '--progress', 'none'], { encoding: 'utf8', timeout: 170_000 });
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--forest-trees', '5', '--nodes', '2', '--seed', '11', '--audit-canaries', '100', '--dp', 'off', '--out', out, '--progress', 'none'], { encoding: 'utf8', timeout: 170_000 });
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
     const audit = report.privacy.audit as SimAuditReport;

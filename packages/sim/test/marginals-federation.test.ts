@@ -21,7 +21,7 @@ describe('fedtwin sim --generator marginals (real processes)', () => {
   let schema: TableSchema;
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), 'fedtwin-marginals-'));
-    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--generator', 'marginals', '--aggregation', 'bfv', '--nodes', '2', '--seed', '5', '--out', out, '--progress', 'none', '--timeout', '150'], { encoding: 'utf8', timeout: 170_000 });
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--forest-trees', '5', '--generator', 'marginals', '--aggregation', 'bfv', '--nodes', '2', '--seed', '5', '--out', out, '--progress', 'none', '--timeout', '150'], { encoding: 'utf8', timeout: 170_000 });
     expect(r.status, r.stderr).toBe(0);
     report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
     schema = JSON.parse(await readFile(join(out, 'schema.json'), 'utf8'));

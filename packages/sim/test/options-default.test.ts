@@ -18,3 +18,15 @@ describe('the default secure aggregation', () => {
     expect(String((err as { hint?: string }).hint)).toMatch(/--aggregation bfv/);
   });
 });
+
+describe('the report\'s random forest', () => {
+  it('defaults to the forest\'s own tree count, and a bad --forest-trees is refused before anything runs', async () => {
+    const { DEFAULT_FOREST_TREES } = await import('@fedtwin/models');
+    expect(DEFAULT_SIM_OPTIONS.forestTrees).toBe(DEFAULT_FOREST_TREES);
+    for (const forestTrees of [0, 1.5, 1001]) {
+      const err = await runSimulation({ ...DEFAULT_SIM_OPTIONS, forestTrees, out: '/nonexistent/never-written', progress: 'none' }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'SIM_BAD_ARGUMENT' });
+      expect(String((err as Error).message)).toMatch(/forest-trees/);
+    }
+  });
+});

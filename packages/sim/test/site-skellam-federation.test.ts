@@ -19,7 +19,7 @@ describe('fedtwin sim --dp site (VAE): integer Skellam site noise', () => {
   let report: Record<string, any>;
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), 'fedtwin-site-skellam-'));
-    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--generator', 'vae', '--dp', 'site', '--nodes', '3', '--rounds', '2', '--epochs', '1', '--hidden', '16', '--latent', '4', '--seed', '7', '--out', out, '--progress', 'none', '--timeout', '150'], { encoding: 'utf8', timeout: 170_000 });
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--forest-trees', '5', '--generator', 'vae', '--dp', 'site', '--nodes', '3', '--rounds', '2', '--epochs', '1', '--hidden', '16', '--latent', '4', '--seed', '7', '--out', out, '--progress', 'none', '--timeout', '150'], { encoding: 'utf8', timeout: 170_000 });
     expect(r.status, r.stderr).toBe(0);
     report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
   }, 180_000);

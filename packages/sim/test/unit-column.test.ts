@@ -59,7 +59,7 @@ describe('fedtwin sim --unit-column patient_id (real processes)', () => {
   let report: Record<string, any>;
   beforeAll(async () => {
     out = join(dir, 'run');
-    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--dataset', csvPath, '--target', 'diagnosis', '--unit-column', 'patient_id', '--generator', 'vae', '--nodes', '2', '--rounds', String(ROUNDS), '--epochs', '1', '--hidden', '16', '--latent', '4', '--batch-size', String(BATCH), '--seed', '3', '--out', out, '--progress', 'none', '--timeout', '150'], { encoding: 'utf8', timeout: 170_000 });
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--forest-trees', '5', '--dataset', csvPath, '--target', 'diagnosis', '--unit-column', 'patient_id', '--generator', 'vae', '--nodes', '2', '--rounds', String(ROUNDS), '--epochs', '1', '--hidden', '16', '--latent', '4', '--batch-size', String(BATCH), '--seed', '3', '--out', out, '--progress', 'none', '--timeout', '150'], { encoding: 'utf8', timeout: 170_000 });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/per patient \(unit column patient_id/);
     report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
