@@ -5,7 +5,7 @@ import { createWireHost, generateIdentity, peerIdOf, type WireHost } from '@fedt
 import { AggregateResponse, JoinResponse, ProbeResponse, TaskResponse, UpdateAck, VerdictAck, type UpdateHeader } from '@fedtwin/protocol';
 import { createEntry, createEntrySigner, sha256Hex, verifyLedgerDir, type EntrySigner } from '@fedtwin/ledger';
 import type { PrivateKey } from '@libp2p/interface';
-import { createConsortium, freePort, type Consortium } from './helpers/consortium.ts';
+import { createConsortium, freePort, nodesExited, type Consortium } from './helpers/consortium.ts';
 
 // These tests are about BFV's investigation (bisection over subset sums): they pin the scheme, whatever the
 // default. Under secagg the same attack is test/secagg-bad-contribution.test.ts.
@@ -128,13 +128,7 @@ describe('a false report', () => {
     const nodes = [0, 1, 2].map((i) => c!.startNode(i));
     const stop = new AbortController();
     const lying = runFalseReporter(liar, agg.address, stop.signal);
-    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 150_000).unref());
-    const codes = await Promise.race([Promise.all(nodes.map((n) => n.daemon.exited)), timeout]);
-    stop.abort();
-    if (codes === 'timeout') {
-      const show = (events: Array<Record<string, unknown>>) => events.map((e) => `${e.event} ${e.msg ?? ''}`).join('\n');
-      throw new Error(`the federation did not finish:\n--- aggregator\n${show(agg.events)}\n${nodes.map((n, i) => `--- node ${i}\n${show(n.events).slice(-3000)}\n${n.daemon.stderrTail()}`).join('\n')}`);
-    }
+    const codes = await nodesExited(agg, nodes, 150_000).finally(() => stop.abort());
     const l = await lying;
     expect(codes, nodes.map((n) => n.daemon.stderrTail()).join('\n')).toEqual([0, 0, 0]);
     expect(l.reports).toBeGreaterThanOrEqual(1);
@@ -160,13 +154,7 @@ describe('a garbage contribution', () => {
     const nodes = [0, 1, 2].map((i) => c!.startNode(i));
     const stop = new AbortController();
     const garbage = runGarbageMember(attacker, agg.address, stop.signal);
-    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 150_000).unref());
-    const codes = await Promise.race([Promise.all(nodes.map((n) => n.daemon.exited)), timeout]);
-    stop.abort();
-    if (codes === 'timeout') {
-      const show = (events: Array<Record<string, unknown>>) => events.map((e) => `${e.event} ${e.msg ?? ''}`).join('\n');
-      throw new Error(`the federation did not finish:\n--- aggregator\n${show(agg.events)}\n${nodes.map((n, i) => `--- node ${i}\n${show(n.events).slice(-3000)}\n${n.daemon.stderrTail()}`).join('\n')}`);
-    }
+    const codes = await nodesExited(agg, nodes, 150_000).finally(() => stop.abort());
     const g = await garbage;
     expect(codes, nodes.map((n) => n.daemon.stderrTail()).join('\n')).toEqual([0, 0, 0]);
     expect(g.sent).toBeGreaterThanOrEqual(1); // round 1, and the round opened on its aggregate before anyone reported

@@ -8,7 +8,7 @@ import {
 } from '@fedtwin/protocol';
 import { createEntry, createEntrySigner, secaggSharesHash, sha256Hex, verifyLedgerDir } from '@fedtwin/ledger';
 import type { PrivateKey } from '@libp2p/interface';
-import { createConsortium, freePort, runCli, type Consortium } from './helpers/consortium.ts';
+import { createConsortium, freePort, nodesExited, runCli, type Consortium } from './helpers/consortium.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
@@ -121,13 +121,7 @@ describe('secagg: a garbage masked input', () => {
     const nodes = [0, 1, 2, 3].map((i) => c!.startNode(i));
     const stop = new AbortController();
     const garbage = runMaskedGarbageMember(attacker, agg.address, stop.signal);
-    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 400_000).unref());
-    const codes = await Promise.race([Promise.all(nodes.map((n) => n.daemon.exited)), timeout]);
-    stop.abort();
-    if (codes === 'timeout') {
-      const show = (events: Array<Record<string, unknown>>) => events.map((e) => `${e.event} ${e.msg ?? ''}`).join('\n');
-      throw new Error(`the federation did not finish:\n--- aggregator\n${show(agg.events).slice(-8000)}\n${nodes.map((n, i) => `--- node ${i}\n${show(n.events).slice(-2000)}\n${n.daemon.stderrTail()}`).join('\n')}`);
-    }
+    const codes = await nodesExited(agg, nodes, 400_000).finally(() => stop.abort());
     const g = await garbage;
     if (process.env.FEDTWIN_SHOW) console.log(agg.events.filter((e) => /round-open|round-aggregated|aggregate-withdrawn|member-excluded|investigation-closed|round-failed/.test(String(e.event))).map((e) => `${e.event} ${e.msg}`).join('\n'));
     expect(codes, nodes.map((n) => n.daemon.stderrTail()).join('\n')).toEqual([0, 0, 0, 0]);

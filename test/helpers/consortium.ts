@@ -130,3 +130,15 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   return port;
 }
+
+/**
+ * Every node daemon's exit code, once all have exited. After `ms` without that, an Error that shows what a stalled
+ * federation test needs: the aggregator's events and each node's last events and stderr.
+ */
+export async function nodesExited(agg: { events: LogEvent[] }, nodes: Array<{ daemon: Daemon; events: LogEvent[] }>, ms: number): Promise<Array<number | null>> {
+  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref());
+  const codes = await Promise.race([Promise.all(nodes.map((n) => n.daemon.exited)), timeout]);
+  if (codes !== 'timeout') return codes;
+  const show = (events: LogEvent[]) => events.map((e) => `${String(e.event)} ${String(e.msg ?? '')}`).join('\n');
+  throw new Error(`the federation did not finish within ${ms / 1000} s:\n--- aggregator\n${show(agg.events).slice(-8000)}\n${nodes.map((n, i) => `--- node ${i}\n${show(n.events).slice(-3000)}\n${n.daemon.stderrTail()}`).join('\n')}`);
+}

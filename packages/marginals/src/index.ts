@@ -20,5 +20,6 @@ export type { MstOptions, MstResult, MstRound } from './mst.ts';
 export { MST_ROUNDS, MAX_SCHEDULE_VALUES, mstSchedule, scheduleFor, countVectorLength, roundRequest, memberCounts, fitReleased } from './federated.ts';
 export type { MstSchedule, ScheduleOptions, MarginalsConfig, RoundRequest, Segment } from './federated.ts';
 export { marginalsFit, marginalsGenerator, openSavedModel, rerootTree } from './generator.ts';
+export { calibrateColumns } from './calibrate.ts';
 export { fitDpCopula, sampleDpCopula, normalQuantile, nearestCorrelation } from './dp-copula.ts';
 export type { DpCopula, DpCopulaOptions } from './dp-copula.ts';
