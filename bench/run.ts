@@ -16,6 +16,7 @@ const benches: Record<string, { what: string; args: string[] }> = {
   netns: { what: 'round time across hosts (network namespaces, 20 Mbit/s, 50 ms RTT) vs loopback, 3 hospitals, BFV + DP', args: ['bench/netns.ts'] },
   scale: { what: 'fedtwin sim with 10, 20 and 50 nodes on this machine: wall time and peak total RSS', args: ['bench/scale.ts'] },
   twin: { what: 'twin quality at ε = 8: default vs other generator vs DP off vs a DP Gaussian copula, 5 seeds, WDBC / Pima with missing cells / NCCTG lung', args: ['bench/twin.ts'] },
+  'vae-calibration': { what: 'the DP-SGD VAE plain vs calibrated onto released 1-way counts at the same ε (in process, 3 seeds, WDBC / Pima with missing cells / NCCTG lung)', args: ['bench/vae-calibration.ts'] },
   ledger: { what: 'ledger appends/s batched vs single, proof reads vs log2 n, verify of 1M entries', args: ['bench/ledger.ts'] },
 };
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
