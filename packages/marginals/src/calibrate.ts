@@ -6,6 +6,7 @@
 import { FedtwinError } from '@fedtwin/errors';
 import type { Cell, Table } from '@fedtwin/models';
 import { assertMatches, columnSize, isMissingCell, valueBins, type ColumnDomain, type Domain } from './domain.ts';
+import { valueInBin } from './sample.ts';
 
 function badArgument(message: string): FedtwinError {
   return new FedtwinError('MARGINALS_BAD_ARGUMENT', message);
@@ -13,8 +14,8 @@ function badArgument(message: string): FedtwinError {
 
 /**
  * The value at quantile `u` ∈ [0, 1) of a numeric column's released distribution over its value bins: the bin
- * where the cumulative mass passes u, then piecewise uniform inside it (a per-value bin gives its value), rounded
- * to the column's decimals and kept inside the declared bounds.
+ * where the cumulative mass passes u, then piecewise uniform inside it (a per-value bin gives its value), as the
+ * marginals release decodes a bin (valueInBin).
  */
 function quantileOf(c: Extract<ColumnDomain, { kind: 'numeric' }>, cumulative: Float64Array, u: number): number {
   const bins = cumulative.length - 1;
@@ -29,15 +30,7 @@ function quantileOf(c: Extract<ColumnDomain, { kind: 'numeric' }>, cumulative: F
     else lo = mid + 1;
   }
   const mass = cumulative[lo + 1] - cumulative[lo];
-  const frac = mass > 0 ? Math.min(1, Math.max(0, (r - cumulative[lo]) / mass)) : 0.5;
-  const v = c.edges[lo] + frac * (c.edges[lo + 1] - c.edges[lo]);
-  const scale = 10 ** c.decimals;
-  let out = Number(v.toFixed(c.decimals));
-  const hiOk = Math.floor(c.max * scale) / scale;
-  const loOk = Math.ceil(c.min * scale) / scale;
-  if (out > hiOk) out = hiOk;
-  if (out < loOk) out = loOk;
-  return out === 0 ? 0 : out; // no -0
+  return valueInBin(c, c.edges, lo, mass > 0 ? (r - cumulative[lo]) / mass : 0.5);
 }
 
 /**

@@ -3,7 +3,7 @@
 // seeded stream is fine here (the noise that protects the data was added before the model existed).
 import { FedtwinError } from '@fedtwin/errors';
 import { drawIndex, type Cell, type Table } from '@fedtwin/models';
-import { columnSize, valueBins } from './domain.ts';
+import { columnSize, valueBins, type ColumnDomain } from './domain.ts';
 import type { TreeModel } from './fit.ts';
 import { TREE_MODEL_FORMAT } from './fit.ts';
 
@@ -160,6 +160,21 @@ function roundTo(v: number, decimals: number): number {
 }
 
 /**
+ * The value at fraction `frac` of a numeric column's bin [edges[f], edges[f+1]) (the bin clipped to the declared
+ * bounds), rounded to the column's decimals and kept inside the bounds without breaking that format.
+ */
+export function valueInBin(c: Extract<ColumnDomain, { kind: 'numeric' }>, edges: readonly number[], f: number, frac: number): number {
+  const decimals = c.integer ? 0 : c.decimals;
+  const scale = 10 ** decimals;
+  const lo = Math.max(c.min, edges[f]);
+  const hi = Math.min(c.max, edges[f + 1]);
+  const v = roundTo(lo + Math.min(1, Math.max(0, frac)) * (hi - lo), decimals);
+  if (v > c.max) return Math.floor(c.max * scale) / scale;
+  if (v < c.min) return Math.ceil(c.min * scale) / scale;
+  return v;
+}
+
+/**
  * Bins back to values, in schema column order: a categorical bin is its label; a numeric coarse bin's
  * distribution is piecewise uniform over the fine bins inside it, each with its estimated mass (by width if
  * none); a row takes the value at a quantile of it, rounded to the column's decimals and kept inside the
@@ -186,10 +201,6 @@ export function decodeBins(model: TreeModel, bins: readonly Int32Array[], unifor
     const members: number[][] = Array.from({ length: valueBins(c) }, () => []);
     for (let f = 0; f < fineEdges.length - 1; f++) members[groups[f]]?.push(f);
     const mass = members.map((fs) => fs.reduce((s, f) => s + Math.max(0, weights[f]), 0));
-    const d0 = c.integer ? 0 : c.decimals;
-    const scale = 10 ** d0;
-    const hiOk = Math.floor(c.max * scale) / scale;
-    const loOk = Math.ceil(c.min * scale) / scale;
     // The value at quantile u of coarse bin q's within-bin distribution: piecewise uniform over its fine bins,
     // each with its estimated mass (by width when the bin has none), rounded to the column's decimals.
     const valueAt = (q: number, u: number): number => {
@@ -217,12 +228,7 @@ export function decodeBins(model: TreeModel, bins: readonly Int32Array[], unifor
         f = fs[j];
         frac = x - j;
       }
-      const lo = Math.max(c.min, fineEdges[f]);
-      const hi = Math.min(c.max, fineEdges[f + 1]);
-      let v = roundTo(lo + Math.min(1, Math.max(0, frac)) * (hi - lo), d0);
-      if (v > c.max) v = hiOk;
-      if (v < c.min) v = loOk;
-      return v;
+      return valueInBin(c, fineEdges, f, frac);
     };
     if (method === 'iid') {
       for (let i = 0; i < n; i++) {
