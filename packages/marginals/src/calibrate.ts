@@ -69,3 +69,111 @@ export function calibrateColumns(table: Table, domain: Domain, oneWays: Readonly
   });
   return { schema: table.schema, rows };
 }
+
+// --- the same calibration as a fitted map, for samples drawn later (a class on demand) --------------------
+
+/** Reference quantiles per column: the map's resolution. */
+export const CALIBRATION_KNOTS = 1024;
+
+/**
+ * A monotone map per numeric column from a generator's values to a released 1-way distribution, fitted once on a
+ * reference sample drawn at the released class mix. Applied to any later sample — a chosen class included — it moves
+ * each value to the release's quantile of that value's rank in the reference, so a class-conditioned sample keeps its
+ * shift against the others (calibrateColumns would pull it onto the pooled distribution). Saved in model.json.
+ */
+export interface CalibrationMap {
+  fineBins: number;
+  columns: Array<{
+    /** Schema index. */
+    column: number;
+    /** The reference sample's values at quantiles (j + ½)/K, j < K: non-decreasing. */
+    knots: number[];
+    /** The release's masses over the column's value bins (the missing bin left out). */
+    release: number[];
+  }>;
+}
+
+function cumulativeOf(release: ArrayLike<number>, what: string): Float64Array {
+  const cumulative = new Float64Array(release.length + 1);
+  for (let j = 0; j < release.length; j++) {
+    const m = release[j];
+    if (!Number.isFinite(m)) throw badArgument(`${what}: released count ${j} is ${m}`);
+    cumulative[j + 1] = cumulative[j] + Math.max(0, m);
+  }
+  return cumulative;
+}
+
+/** The map from `reference` (a generator's sample) onto `oneWays` (per schema column; see calibrateColumns). */
+export function fitCalibration(reference: Table, domain: Domain, oneWays: ReadonlyArray<ArrayLike<number> | undefined>, fineBins: number, knots = CALIBRATION_KNOTS): CalibrationMap {
+  assertMatches(domain, reference.schema);
+  if (oneWays.length !== domain.columns.length) throw badArgument(`${oneWays.length} 1-way releases for ${domain.columns.length} columns`);
+  if (!Number.isInteger(knots) || knots < 2) throw badArgument(`knots must be an integer ≥ 2, got ${knots}`);
+  const columns: CalibrationMap['columns'] = [];
+  domain.columns.forEach((c, k) => {
+    const released = oneWays[k];
+    if (released === undefined || c.kind !== 'numeric') return;
+    if (released.length !== columnSize(c)) throw badArgument(`column "${c.name}": the release has ${released.length} bins, the domain ${columnSize(c)}`);
+    const release = Array.from({ length: valueBins(c) }, (_, j) => Math.max(0, released[j]));
+    if (!(cumulativeOf(release, c.name)[release.length] > 0)) return;
+    const values = reference.rows.map((r) => r[k]).filter((v): v is number => !isMissingCell(v) && typeof v === 'number').sort((a, b) => a - b);
+    if (values.length === 0) return;
+    columns.push({ column: k, knots: Array.from({ length: knots }, (_, j) => values[Math.min(values.length - 1, Math.floor(((j + 0.5) / knots) * values.length))]), release });
+  });
+  return { fineBins: fineBinsOf(fineBins), columns };
+}
+
+function fineBinsOf(b: number): number {
+  if (!Number.isInteger(b) || b < 1) throw badArgument(`fineBins must be an integer ≥ 1, got ${b}`);
+  return b;
+}
+
+/** First index in sorted `a` whose value is ≥ x (strict: > x). */
+function bound(a: readonly number[], x: number, strict: boolean): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (strict ? a[mid] > x : a[mid] >= x) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/**
+ * The value's quantile in the reference: between knots by linear interpolation; on a run of equal knots (a value the
+ * generator repeats, e.g. an integer) uniform over the run's quantile range, so a repeated value is spread over the
+ * release's mass there instead of all landing on one value; beyond the end knots uniform over the end half-knot.
+ */
+function referenceQuantile(knots: readonly number[], x: number, uniform: () => number): number {
+  const K = knots.length;
+  const lo = bound(knots, x, false);
+  const hi = bound(knots, x, true);
+  if (hi > lo) return (lo + uniform() * (hi - lo)) / K;
+  if (lo === 0) return (uniform() * 0.5) / K;
+  if (lo === K) return (K - 0.5 + uniform() * 0.5) / K;
+  const a = knots[lo - 1];
+  const b = knots[lo];
+  return (lo - 0.5 + (x - a) / (b - a)) / K;
+}
+
+/** `table` with every mapped column moved onto its release (missing cells and other columns unchanged). */
+export function applyCalibration(table: Table, domain: Domain, map: CalibrationMap, uniform: () => number): Table {
+  assertMatches(domain, table.schema);
+  const rows: Cell[][] = table.rows.map((r) => [...r]);
+  for (const m of map.columns) {
+    const c = domain.columns[m.column];
+    if (!c || c.kind !== 'numeric') throw badArgument(`the calibration maps column ${m.column}, which is not a numeric column of the schema`);
+    if (m.release.length !== valueBins(c)) throw badArgument(`column "${c.name}": the calibration's release has ${m.release.length} bins, the domain ${valueBins(c)}`);
+    for (let j = 1; j < m.knots.length; j++) if (!(m.knots[j] >= m.knots[j - 1])) throw badArgument(`column "${c.name}": the calibration's knots are not sorted`);
+    const cumulative = cumulativeOf(m.release, c.name);
+    if (!(cumulative[m.release.length] > 0)) continue;
+    for (const row of rows) {
+      const v = row[m.column];
+      if (isMissingCell(v)) continue;
+      if (typeof v !== 'number') throw badArgument(`column "${c.name}": ${JSON.stringify(v)} is not a number`);
+      const u = Math.min(1 - 1e-12, Math.max(0, referenceQuantile(m.knots, v, uniform)));
+      row[m.column] = quantileOf(c, cumulative, u);
+    }
+  }
+  return { schema: table.schema, rows };
+}
