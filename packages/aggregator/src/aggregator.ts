@@ -898,7 +898,8 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         // What the body sums to must be what the consortium's generator sends (the manifest pins it): a count
         // vector is never summed into a model's round, nor a model delta released as counts.
         const payload = header.payload ?? 'model-delta';
-        const wanted = init.model.kind === 'marginals' ? 'counts' : 'model-delta';
+        // (a calibrating VAE consortium's first measurement, on version 0, is its column release: counts too)
+        const wanted = init.model.kind === 'marginals' || (init.model.calibrate === true && open.baseVersion === 0) ? 'counts' : 'model-delta';
         if (payload !== wanted) {
           throw new FedtwinError('AGG_BAD_UPDATE', `update carries ${payload}, this consortium's ${init.model.kind} generator sums ${wanted}`, { hint: 'the member runs another generator than the consortium manifest names: check its manifest' });
         }
@@ -928,7 +929,9 @@ export async function createAggregator(init: AggregatorInit): Promise<Aggregator
         // the member's ledger would not replay (and its q would again say something of N that Ñ does not).
         if (entry?.payload.type === 'contribution' && entry.payload.countEstimate !== undefined) {
           const q = Math.min(1, init.training.batchSize / entry.payload.countEstimate);
-          if (!recordDp || entry.payload.mechanism?.sampleRate !== q) {
+          // (a column release's counts are not sampled: its mechanism is the q = 1 Skellam of the counts it sums)
+          const releaseOk = payload === 'counts' && entry.payload.mechanism?.kind === 'skellam' && entry.payload.mechanism.sampleRate === 1;
+          if (!recordDp || (entry.payload.mechanism?.sampleRate !== q && !releaseOk)) {
             throw new FedtwinError('AGG_BAD_ENTRY', `the contribution entry names a record count estimate but its sampling rate ${entry.payload.mechanism?.sampleRate ?? '(none)'} is not min(1, batchSize / estimate) under privacy mode ${privacy.mode}`, { hint: 'run a fedtwin node that applies the consortium\'s privacy policy (record-level DP derives q from its DP count)' });
           }
           // Without its noise σ the count is not a DP release: only the count the manifest declares public for this member.

@@ -147,6 +147,12 @@ export const ManifestSchema = z.object({
     if (m.privacy.mode === 'site' || m.privacy.mode === 'both') ctx.addIssue({ code: 'custom', path: ['privacy', 'mode'], message: `the marginals generator protects records (mode record) or nothing (off), not mode "${m.privacy.mode}"` });
     if (m.privacy.unitColumn !== undefined) ctx.addIssue({ code: 'custom', path: ['privacy', 'unitColumn'], message: 'is not supported by the marginals generator yet (use the vae generator for patient-level DP)' });
   }
+  // The VAE's column release is a count round of record-level DP (the marginals generator's round 1).
+  if (m.model.kind === 'vae' && m.model.calibrate) {
+    if (m.rounds.total < 2) ctx.addIssue({ code: 'custom', path: ['rounds', 'total'], message: `must be at least 2 with model.calibrate (a count round, then training rounds), got ${m.rounds.total}` });
+    if (m.privacy.mode === 'site' || m.privacy.mode === 'both') ctx.addIssue({ code: 'custom', path: ['model', 'calibrate'], message: `the column release protects records (privacy.mode record) or nothing (off), not mode "${m.privacy.mode}": drop model.calibrate or change the mode` });
+    if (m.privacy.unitColumn !== undefined) ctx.addIssue({ code: 'custom', path: ['model', 'calibrate'], message: 'is not supported with privacy.unitColumn yet (a patient\'s rows would add to a count more than once): drop one of them' });
+  }
   if (m.privacy.countNoise !== undefined && ((m.privacy.mode !== 'record' && m.privacy.mode !== 'both') || m.model.kind === 'marginals')) {
     ctx.addIssue({ code: 'custom', path: ['privacy', 'countNoise'], message: 'is the noise of DP-SGD\'s record count release: it applies to record-level DP (mode record or both) with the vae generator only' });
   }

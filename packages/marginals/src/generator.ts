@@ -7,7 +7,8 @@ import {
   type FederatedFit, type Generator, type SavedModel, type VaeState,
 } from '@fedtwin/models';
 import { MST_ROUNDS, fitReleased, memberCounts, roundRequest, type MstSchedule } from './federated.ts';
-import { columnSize } from './domain.ts';
+import { columnSize, domainFromSchema } from './domain.ts';
+import { applyCalibration, type CalibrationMap } from './calibrate.ts';
 import { checkTreeModel, sampleTable } from './sample.ts';
 import type { TreeModel } from './fit.ts';
 
@@ -159,9 +160,38 @@ export function openSavedModel(json: unknown): { saved: SavedModel; generator: G
       if (JSON.stringify(model?.schema) !== JSON.stringify(saved.schema)) throw new FedtwinError('GENERATE_BAD_MODEL', 'the tree model\'s schema differs from the file\'s');
       return { saved, generator: marginalsGenerator(model) };
     }
-    return { saved, generator: vaeGenerator(saved.schema, saved.model as VaeState) };
+    const state = saved.model as VaeState;
+    const g = vaeGenerator(saved.schema, state);
+    if (state.calibration === undefined) return { saved, generator: g };
+    try {
+      return { saved, generator: calibratedGenerator(g, state.calibration as CalibrationMap) };
+    } catch (err) {
+      g.dispose();
+      throw err;
+    }
   } catch (err) {
     if (err instanceof FedtwinError && err.code === 'GENERATE_BAD_MODEL') throw err;
     throw new FedtwinError('GENERATE_BAD_MODEL', `the ${saved.generator} model in this file cannot be read: ${(err as Error).message}`, { cause: err, hint: 'the file may be truncated or edited; use the model.json a node or `fedtwin sim` wrote' });
   }
+}
+
+/**
+ * A VAE generator whose every sample is moved onto the released 1-way counts by its saved map (model.calibrate): the
+ * same post-processing a member applied to its synthetic CSV, with draws seeded by the sample's seed.
+ */
+function calibratedGenerator(g: Generator, map: CalibrationMap): Generator {
+  if (typeof map !== 'object' || map === null || !Number.isInteger(map.fineBins) || !Array.isArray(map.columns)) throw new FedtwinError('GENERATE_BAD_MODEL', 'the VAE\'s calibration is not a calibration map');
+  for (const c of map.columns) {
+    if (!Array.isArray(c?.knots) || !Array.isArray(c?.release) || !c.knots.every(Number.isFinite) || !c.release.every(Number.isFinite)) throw new FedtwinError('GENERATE_BAD_MODEL', 'the VAE\'s calibration holds a column without finite knots and release');
+  }
+  const domain = domainFromSchema(g.schema, { bins: map.fineBins });
+  applyCalibration({ schema: g.schema, rows: [] }, domain, map, () => 0.5); // checks the map against the schema now, not at the first sample
+  return {
+    ...g,
+    sample(rows, opts = {}) {
+      const seed = opts.seed ?? (Math.random() * 2 ** 31) >>> 0;
+      const rng = createPrng(((seed * 7919) + 3) >>> 0);
+      return applyCalibration(g.sample(rows, { ...opts, seed }), domain, map, () => rng.next());
+    },
+  };
 }

@@ -187,6 +187,13 @@ export interface VaeState {
   seed: number;
   shared: string;
   private: string;
+  /**
+   * A calibrating consortium's (model.calibrate) map of the numeric columns onto the released 1-way counts, applied to
+   * every sample by @fedtwin/marginals' openSavedModel (its shape: marginals' CalibrationMap; opaque here).
+   */
+  calibration?: unknown;
+  /** The released class mix (model.calibrate): the default mix of an unconditioned sample (uniform without one). */
+  classMix?: number[];
 }
 
 const f32ToB64 = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
@@ -213,6 +220,11 @@ export function vaeGenerator(schema: TableSchema, state: VaeState): Generator {
   }
   const t = targetIndex(schema);
   const classes = layout.classes;
+  const defaultMix = state.classMix ?? classes.map(() => 1 / classes.length);
+  if (defaultMix.length !== classes.length || defaultMix.some((p) => !(p >= 0) || !Number.isFinite(p)) || !(defaultMix.reduce((a, b) => a + b, 0) > 0)) {
+    vae.dispose();
+    throw new FedtwinError('GENERATE_BAD_MODEL', `the VAE's class mix must be ${classes.length} finite weights ≥ 0 with a positive sum`);
+  }
   const draw = (n: number, seed: number, classProbs: number[]) => {
     const gen = vae.generate(n, { classProbs, seed }); // categories come out sampled (one-hot), as a node's release
     return decodeRows(schema, gen.x, gen.cond);
@@ -223,13 +235,13 @@ export function vaeGenerator(schema: TableSchema, state: VaeState): Generator {
     sample(rows, opts = {}) {
       checkSampleRows(rows);
       const seed = opts.seed ?? (Math.random() * 2 ** 31) >>> 0;
-      const uniformMix = classes.map(() => 1 / classes.length);
+      const uniformMix = defaultMix;
       if (!opts.condition) return { schema, rows: draw(rows, seed, uniformMix) };
       const { column, category } = resolveCondition(schema, opts.condition);
       if (column === t) return { schema, rows: draw(rows, seed, classes.map((_, i) => (i === category ? 1 : 0))) };
       return { schema, rows: rejectionSample(rows, column, opts.condition.value, (n, round) => draw(n, (seed + round * 7919) % 2 ** 31, uniformMix)) };
     },
-    describe: () => ({ kind: 'vae', ...describeSchema(schema), details: { latentDim: state.latentDim, hidden: state.hidden, classMix: 'uniform unless conditioned' } }),
+    describe: () => ({ kind: 'vae', ...describeSchema(schema), details: { latentDim: state.latentDim, hidden: state.hidden, classMix: state.classMix ? 'released counts unless conditioned' : 'uniform unless conditioned', calibrated: state.calibration !== undefined } }),
     save: (privacy, source) => ({
       format: SAVED_MODEL_FORMAT, version: 1, generator: 'vae', schema, privacy, createdAt: new Date().toISOString(), ...(source ? { source } : {}),
       model: { ...state, shared: f32ToB64(vae.getSharedWeights()), private: f32ToB64(vae.getPrivateWeights()) } satisfies VaeState,
@@ -239,6 +251,9 @@ export function vaeGenerator(schema: TableSchema, state: VaeState): Generator {
 }
 
 /** The VaeState of a model a member holds (its config, the global shared weights and its private ones). */
-export function vaeState(config: { latentDim: number; hidden: number; sharedLayers?: string[]; seed: number }, shared: Float32Array, priv: Float32Array): VaeState {
-  return { latentDim: config.latentDim, hidden: config.hidden, ...(config.sharedLayers ? { sharedLayers: config.sharedLayers } : {}), seed: config.seed, shared: f32ToB64(shared), private: f32ToB64(priv) };
+export function vaeState(config: { latentDim: number; hidden: number; sharedLayers?: string[]; seed: number }, shared: Float32Array, priv: Float32Array, calibration?: { map: unknown; classMix: number[] }): VaeState {
+  return {
+    latentDim: config.latentDim, hidden: config.hidden, ...(config.sharedLayers ? { sharedLayers: config.sharedLayers } : {}), seed: config.seed, shared: f32ToB64(shared), private: f32ToB64(priv),
+    ...(calibration ? { calibration: calibration.map, classMix: calibration.classMix } : {}),
+  };
 }

@@ -4,7 +4,7 @@
 // the same way; only how a round's update is made, how a sum is applied and how the release is sampled differ.
 import { FedtwinError } from '@fedtwin/errors';
 import type { FederatedFit, Table, TwinVae } from '@fedtwin/models';
-import { marginalsFit, scheduleFor, type MstSchedule } from '@fedtwin/marginals';
+import { columnRelease, marginalsFit, scheduleFor, type ColumnRelease, type MstSchedule } from '@fedtwin/marginals';
 import type { JoinResponse, MarginalsModelConfig } from '@fedtwin/protocol';
 import { roundUnits, wireScale, type CountUnits, type WireScale } from './marginals/wire.ts';
 import { shareBound } from './marginals/noise.ts';
@@ -30,12 +30,62 @@ export interface MarginalsMember {
   readonly scale: WireScale;
 }
 
+/**
+ * A calibrating VAE consortium's column release (model.calibrate): its first measurement is a count round, whose
+ * summed counts sit behind the model's `offset` values in the global every member holds.
+ */
+export interface VaeRelease {
+  readonly release: ColumnRelease;
+  /** Where the counts start in the global: the VAE's shared size. */
+  readonly offset: number;
+  readonly table: Table;
+  readonly scale: WireScale;
+}
+
 export type MemberModel =
-  | { kind: 'vae'; weights: ModelWeights; vae: TwinVae }
+  | { kind: 'vae'; weights: ModelWeights; vae: TwinVae; release?: VaeRelease | undefined }
   | { kind: 'marginals'; weights: ModelWeights; marginals: MarginalsMember };
 
-export function vaeModel(vae: TwinVae): MemberModel {
-  return { kind: 'vae', weights: vae, vae };
+/**
+ * The VAE member; with model.calibrate, its weights are the VAE's shared weights followed by the column release's
+ * counts (zeros until the count round is summed). Its ε target is the consortium's, as the marginals member's.
+ */
+export async function vaeModel(vae: TwinVae, join?: JoinResponse, table?: Table): Promise<MemberModel> {
+  if (!join || join.model.kind !== 'vae' || !join.model.calibrate || !table) return { kind: 'vae', weights: vae, vae };
+  const p = join.privacy;
+  if (p.mode === 'site' || p.mode === 'both' || p.record?.unitColumn !== undefined) {
+    throw new FedtwinError('CONSORTIUM_INVALID', `model.calibrate releases record-level counts: it needs privacy.mode record (without unitColumn) or off, not "${p.mode}"${p.record?.unitColumn ? ' with a unit column' : ''}`, { hint: 'drop model.calibrate from the consortium manifest' });
+  }
+  const epsilon = p.mode === 'off' ? Infinity : Math.min(p.record?.targetEpsilon ?? p.epsilon, p.epsilon);
+  const release = columnRelease(table.schema, { epsilon, delta: p.delta });
+  const offset = vae.sharedSize;
+  const weights: ModelWeights = {
+    sharedSize: offset + release.values,
+    getSharedWeights: () => {
+      const out = new Float32Array(offset + release.values);
+      out.set(vae.getSharedWeights());
+      return out;
+    },
+    getPrivateWeights: () => vae.getPrivateWeights(),
+    setPrivateWeights: (w) => vae.setPrivateWeights(w),
+    dispose: () => vae.dispose(),
+  };
+  return { kind: 'vae', weights, vae, release: { release, offset, table, scale: await wireScale(join) } };
+}
+
+/** The model's part of a global (the VAE's shared weights, without a column release's counts behind them). */
+export function modelPart(model: MemberModel, global: Float32Array): Float32Array {
+  return model.kind === 'vae' && model.release ? global.subarray(0, model.release.offset) : global;
+}
+
+/** The column release of a calibrating VAE consortium, or undefined. */
+export function vaeReleaseOf(model: MemberModel): VaeRelease | undefined {
+  return model.kind === 'vae' ? model.release : undefined;
+}
+
+/** The count round's encoding (resolution 1 needed: integer shares cannot be split across quanta). */
+export function releaseUnits(r: VaeRelease, minParticipants: number): CountUnits {
+  return roundUnits(r.scale, shareBound(r.release.mu, minParticipants));
 }
 
 /**

@@ -271,7 +271,7 @@ const REPLAY_TOLERANCE = 1e-9;
  * (none name Ñ) replay at the current N (U): a CSV changed since, with only one entry after a z change to go by,
  * is taken at its current N (U).
  */
-export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { policy: PrivacyPolicy; rows: number; unitCount?: number; training: Pick<TrainingConfig, 'batchSize' | 'epochs'>; totalRounds: number; own: SiteBudget; scheduled?: readonly SampledGaussian[] | undefined; siteStep?: SampledGaussian | undefined; publicCount?: number | undefined }): RebuiltSpending {
+export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { policy: PrivacyPolicy; rows: number; unitCount?: number; training: Pick<TrainingConfig, 'batchSize' | 'epochs'>; totalRounds: number; own: SiteBudget; scheduled?: readonly SampledGaussian[] | undefined; siteStep?: SampledGaussian | undefined; publicCount?: number | undefined; releaseStep?: SampledGaussian | undefined }): RebuiltSpending {
   const { policy } = input;
   const sorted = [...entries].sort((a, b) => a.index - b.index);
   const budgets = openBudgets(undefined, policy, input.own);
@@ -284,6 +284,8 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
   const acc = { record: new RdpAccountant(), site: new RdpAccountant() };
   let lastZ: number | undefined;
   let unconfirmed: { round: number } | undefined;
+  // A calibrating VAE consortium's column release (its Skellam steps are not rounds to the calibration).
+  let releaseSteps = 0;
   let ledgerEpsilon = 0;
   const out: RebuiltSpending = { privacy: {}, lastRound: 0, contributions: [], ledgerLeaves: [], ledgerEpsilon: 0 };
   for (const e of sorted) {
@@ -317,7 +319,7 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
           acc.record.compose(countRelease(sigma));
           shape = recordRound(count.estimate, input.training);
           calibrated = budgets.record && policy.record?.noiseMultiplier === undefined
-            ? recordNoiseMultiplier(policy, shape, input.totalRounds, new PrivacyBudget({ epsilon: budgets.record.epsilon, delta: budgets.record.delta, mechanisms: acc.record.mechanisms }), countSteps({ count }))
+            ? recordNoiseMultiplier(policy, shape, input.totalRounds, new PrivacyBudget({ epsilon: budgets.record.epsilon, delta: budgets.record.delta, mechanisms: acc.record.mechanisms }), countSteps({ count }) + releaseSteps)
             : calibrated;
         }
       }
@@ -329,6 +331,10 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
         const found = input.scheduled.find((m) => matches(after(acc.record, m)));
         if (!found) throw unrecoverable(`round ${e.round} signed ε = ${signed}, which none of the marginals schedule's mechanisms (q = 1, z = ${input.scheduled.map((m) => m.noiseMultiplier.toPrecision(4)).join(' / ')}) reproduces`);
         mech = found;
+      } else if (main === 'record' && input.releaseStep && releaseSteps === 0 && matches(after(acc.record, input.releaseStep))) {
+        // The column release (model.calibrate): once, the public mechanism of the schedule; DP-SGD rounds follow it.
+        mech = input.releaseStep;
+        releaseSteps = input.releaseStep.steps;
       } else if (main === 'site') {
         mech = siteMechanismOf(siteStep!);
         if (!matches(after(acc.site, mech))) throw unrecoverable(`round ${e.round} signed ε = ${signed}, the manifest's site-level mechanism (q = 1, z = ${siteStep!.noiseMultiplier}${mech.skellam ? `, Skellam μ = ${mech.skellam.mu}` : ''}) replays to ${after(acc.site, mech)}`);
@@ -337,7 +343,7 @@ export function rebuildSpending(entries: readonly OwnLedgerEntry[], input: { pol
         // What a member under this config would have used: the same z as its previous round, the policy's, the
         // calibration from scratch, or the calibration resumed on what it had spent (recordNoiseMultiplier).
         const resumed = () => (budgets.record && calibrated !== undefined
-          ? recordNoiseMultiplier(policy, shape, input.totalRounds, new PrivacyBudget({ epsilon: budgets.record.epsilon, delta: budgets.record.delta, mechanisms: acc.record.mechanisms }), countSteps({ count }))
+          ? recordNoiseMultiplier(policy, shape, input.totalRounds, new PrivacyBudget({ epsilon: budgets.record.epsilon, delta: budgets.record.delta, mechanisms: acc.record.mechanisms }), countSteps({ count }) + releaseSteps)
           : undefined);
         let z: number | undefined;
         for (const candidate of [() => lastZ, () => policy.record?.noiseMultiplier, () => calibrated, resumed]) {

@@ -13,7 +13,8 @@ import type { NodeStore } from './store.ts';
 import { cpuMsBetween, sleep } from './util.ts';
 import type { Witness } from './witness.ts';
 import { AggregateUnusable, catchUp, requireHeldBase, requireHeldVersion } from './phases/apply.ts';
-import { ensureCountEstimate, openPrivacy, planOrRefuse, recordSpend, type Affordability } from './phases/budget.ts';
+import { ensureCountEstimate, openPrivacy, planOrRefuse, recordSpend, trainingRounds, type Affordability } from './phases/budget.ts';
+import { vaeReleaseOf } from './member-model.ts';
 import { deliver, persistPending, resendPending } from './phases/deliver.ts';
 import { siteSkellamOf, siteSkellamStep } from './site-noise.ts';
 import { declaredPublicCount } from './privacy.ts';
@@ -24,7 +25,7 @@ import { openScheme } from './phases/key.ts';
 import { answerProbe } from './phases/probe.ts';
 import { resumeState } from './phases/resume.ts';
 import { trainLocal } from './phases/train.ts';
-import { countLocal } from './phases/count.ts';
+import { countLocal, isReleaseRound, releaseLocal } from './phases/count.ts';
 import { openMemberWitness, syncLedger } from './phases/witness-sync.ts';
 import { isSecagg, secaggAfterSending, secaggBeforeTraining } from './phases/secagg.ts';
 
@@ -69,7 +70,9 @@ async function setUp(deps: RunDeps, res: Resources): Promise<NodeContext> {
   const siteSkellam = await siteSkellamOf(init.consortium.manifest, join);
   const siteStep = siteSkellam ? siteSkellamStep(siteSkellam) : undefined;
   const publicCount = declaredPublicCount(init.consortium.manifest, join.privacy, init.host.peerId);
-  const resumed = await resumeState(init, deps.store, join, model.weights, { witness, call: link.call, rows: data.rows, unitCount, scheduled, siteStep, publicCount });
+  // A calibrating VAE consortium's column release: replayed once by a rebuild, before its DP-SGD rounds (one fewer).
+  const releaseStep = vaeReleaseOf(model)?.release.mechanism;
+  const resumed = await resumeState(init, deps.store, join, model.weights, { witness, call: link.call, rows: data.rows, unitCount, scheduled, siteStep, publicCount, releaseStep, trainingRounds: trainingRounds({ model, join }) });
   const privacy = openPrivacy(init, join, resumed.state, siteSkellam, { rows: data.rows, unitCount, publicCount });
   const ctx: NodeContext = {
     init, host: init.host, log: init.logger, store: deps.store, call: link.call, signal: deps.signal, stopped: deps.stopped,
@@ -167,8 +170,9 @@ async function contribute(ctx: NodeContext, task: OpenTask, { plan, check }: { p
   // Posted synchronously, right before training: the HE workers make the masks while this thread trains.
   prepareUpdateMasks(ctx, ref);
   // The VAE trains and sends its (clipped, noised) change; the marginals generator counts and sends noisy counts.
-  const counts = ctx.model.kind === 'marginals';
-  const trained = counts ? await countLocal(ctx, task, plan) : await trainLocal(ctx, task, plan);
+  // A calibrating VAE consortium's first measurement is its column release: counts as well.
+  const counts = ctx.model.kind === 'marginals' || isReleaseRound(ctx, task);
+  const trained = ctx.model.kind === 'marginals' ? await countLocal(ctx, task, plan) : counts ? await releaseLocal(ctx, task, plan) : await trainLocal(ctx, task, plan);
   // Counts under BFV or masking go as integers (exact sum of counts + Skellam shares); in plaintext as float32 (exact below 2^24).
   const update = counts ? { values: ctx.scheme.encoding !== 'f32le' && trained.quanta ? trained.quanta : trained.delta, weight: 1 } : strategyUpdate(ctx, trained.delta, plan, task.round);
   recordSpend(ctx.privacy, plan);

@@ -71,6 +71,13 @@ export const VaeModelConfigMessage = z.object({
   hidden: z.number().int().min(4).max(4096),
   sharedLayers: z.array(z.string()).optional(),
   seed: z.number().int().min(0).max(2 ** 31 - 1),
+  /**
+   * Calibrate the VAE's numeric columns onto a released 1-way distribution (docs/models.md, "Column calibration"):
+   * the first round is a count round (every numeric column's and the target's 1-way counts, Skellam shares, summed
+   * like the marginals generator's round 1), whose counts travel behind the model values in the consortium's vector;
+   * its ε is composed with DP-SGD's. Record-level DP or none only.
+   */
+  calibrate: z.boolean().optional(),
 }).strict();
 /**
  * The `marginals` generator (federated MST, docs/marginals.md): three rounds of count vectors instead of

@@ -58,6 +58,13 @@ export interface SimOptions {
   /** Trees of the random forest that scores the release (TSTR/TRTR, minority recall). Its split search is most of
    *  the report's own time (≈ 0.1–0.2 s a tree on WDBC, two forests a run): fewer trees score faster and noisier. */
   forestTrees: number;
+  /**
+   * The VAE only, under --dp record or off: a count round before the training rounds releases every numeric column's
+   * 1-way counts (and the class counts) under secure aggregation, and the twins' columns are calibrated onto them
+   * (manifest model.calibrate; docs/models.md, "Column calibration"). Its ε is composed with DP-SGD's within --epsilon.
+   * Ignored for the marginals generator and site-level DP. Default true.
+   */
+  calibrate: boolean;
 }
 
 /** Canaries per audit by default: enough for the one-run bound to reach well past ε = 1 (its ceiling for 200
@@ -69,5 +76,6 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 5, out: 'out/sim', seed: 42, alpha: 0.5, testFraction: 0.2,
   epochs: 10, batchSize: 32, learningRate: 0.003, latentDim: 8, hidden: 64, deadlineSeconds: 300, timeoutSeconds: 1200,
   progress: 'auto', generator: 'marginals', dp: 'record', epsilon: 8, delta: 1e-5, clip: 1, siteClip: 0.5, secureAggregation: 'secagg', secureNoise: true,
+  calibrate: true,
   forestTrees: 30, // DEFAULT_FOREST_TREES of @fedtwin/models (not imported: this module stays light; options-default.test checks)
 };

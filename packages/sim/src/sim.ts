@@ -173,12 +173,14 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   }
   const quorum = opts.nodes;
   // The marginals generator always runs its three measurement rounds (1-way, selection, tree).
-  const rounds = opts.generator === 'marginals' ? MARGINALS_ROUNDS : opts.rounds;
+  // A calibrating VAE consortium runs its column release first, then --rounds training rounds.
+  const calibrate = calibratesColumns(opts);
+  const rounds = opts.generator === 'marginals' ? MARGINALS_ROUNDS : opts.rounds + (calibrate ? 1 : 0);
   // The consortium manifest every process pins: what each hospital agreed to before it sends anything.
   const manifest = parseManifest({
     consortium: simConsortiumId(ds.name), aggregator: peerIdOf(aggKey),
     members: nodeIds.map((peerId, i) => ({ peerId, name: `site ${i}` })), schemaHash: schemaHash(schema),
-    model: opts.generator === 'marginals' ? { kind: 'marginals', seed: opts.seed } : { kind: 'vae', latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed },
+    model: opts.generator === 'marginals' ? { kind: 'marginals', seed: opts.seed } : { kind: 'vae', latentDim: opts.latentDim, hidden: opts.hidden, seed: opts.seed, ...(calibrate ? { calibrate: true } : {}) },
     strategy: 'fedavg', training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate },
     rounds: { total: rounds, quorum, minParticipants: Math.max(1, Math.ceil(opts.nodes / 2)), deadlineSeconds: opts.deadlineSeconds },
     privacy: privacyConfig(opts),
@@ -573,3 +575,9 @@ function withUnitIds(csv: string, column: string, ids: string[]): string {
 }
 
 export type { EncodedTable };
+
+/** Whether the sim's VAE consortium calibrates its columns (model.calibrate): asked, and a mode that allows it. */
+export function calibratesColumns(o: Pick<SimOptions, 'generator' | 'calibrate' | 'dp' | 'epsilon' | 'unitColumn'>): boolean {
+  const mode = Number.isFinite(o.epsilon) ? o.dp : 'off';
+  return o.generator === 'vae' && o.calibrate && (mode === 'record' || mode === 'off') && o.unitColumn === undefined;
+}

@@ -237,7 +237,9 @@ export async function sharedModelSize(schema: TableSchema, model: ModelConfig): 
   const layout = encodeTable({ schema, rows: [] });
   const vae = createTwinVae({ width: layout.width, segments: layout.segments, classes: layout.classes, latentDim: model.latentDim, hidden: model.hidden, sharedLayers: model.sharedLayers, seed: model.seed });
   try {
-    return vae.sharedSize;
+    // With model.calibrate the column release's counts travel behind the model values (the same vector every round).
+    const tail = model.calibrate ? (await import('@fedtwin/marginals')).columnReleaseLength(schema) : 0;
+    return vae.sharedSize + tail;
   } finally {
     vae.dispose();
   }

@@ -41,6 +41,7 @@ export function registerSimCommand(program: Command): void {
     .option('--secure-noise', 'the default (OS CSPRNG noise); kept for older scripts')
     .option('--audit', `empirical privacy audit (one run, Steinke et al. 2023): canaries into node 0, each kept with probability 1/2; reports ε_lower next to the claimed ε (docs/privacy-audit.md); both generators`)
     .option('--audit-canaries <m>', `canaries for --audit (implies it; default ${DEFAULT_AUDIT_CANARIES}; more raise the attainable bound and node 0's training time)`)
+    .option('--no-calibrate', 'vae with --dp record or off: skip the count round that releases the numeric columns\' 1-way counts and the calibration of the twins onto them (docs/models.md, "Column calibration")')
     .option('--forest-trees <n>', 'trees of the random forest that scores the release (TSTR/TRTR, rarest-class recall): fewer score faster and noisier', String(d.forestTrees))
     .option('--progress <mode>', 'auto | lines | none', d.progress)
     .option('--json', 'print report.json to stdout at the end')
@@ -59,7 +60,7 @@ export function registerSimCommand(program: Command): void {
         progress: mode(o.progress), generator: o.generator === undefined ? d.generator : generatorKind(o.generator),
         secureAggregation: o.plaintext ? 'plaintext' : aggregationScheme(o.aggregation), secureNoise: o.seededNoise !== true,
         dp: dpMode(o.dp), epsilon: eps(o.epsilon, 'epsilon'), delta: num(o.delta, 'delta'), clip: num(o.clip, 'clip'), siteClip: num(o.siteClip, 'site-clip'),
-        forestTrees: int(o.forestTrees, 'forest-trees'),
+        forestTrees: int(o.forestTrees, 'forest-trees'), calibrate: o.calibrate !== false,
         ...(o.audit || o.auditCanaries !== undefined ? { audit: { canaries: o.auditCanaries === undefined ? DEFAULT_AUDIT_CANARIES : int(o.auditCanaries, 'audit-canaries') } } : {}),
       };
       if (o.epsilonSweep !== undefined) {

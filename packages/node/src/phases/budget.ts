@@ -10,7 +10,8 @@ import { persist, type NodeContext, type Privacy } from '../context.ts';
 import { calibrateRecordNoise, checkAffordable, countRelease, countSteps, looserConfig, noisyCount, openBudgets, planRound, recordRound, releasesCount, type RoundPlan } from '../privacy.ts';
 import type { NodeState } from '../store.ts';
 import { spentSummary } from '../util.ts';
-import { countPlan, measurementOf } from './count.ts';
+import { countPlan, isReleaseRound, measurementOf, releasePlan } from './count.ts';
+import { vaeReleaseOf } from '../member-model.ts';
 import { siteSkellamStep } from '../site-noise.ts';
 
 type OpenTask = Extract<TaskResponse, { status: 'open' }>;
@@ -67,7 +68,7 @@ function noiseSource(init: NodeInit): Privacy['normal'] {
 /** This round's plan and what it would spend; undefined if this member refuses the round (the refusal is persisted and sent). */
 export async function planOrRefuse(ctx: NodeContext, task: OpenTask): Promise<{ plan: RoundPlan; check: Affordability } | undefined> {
   const { policy, budgets } = ctx.privacy;
-  const plan = ctx.model.kind === 'marginals' ? countPlan(ctx, measurementOf(task)) : planRound(policy, dpPopulation(ctx), task.training, recordNoise(ctx, task), undefined, ctx.privacy.siteSkellam ? siteSkellamStep(ctx.privacy.siteSkellam) : undefined);
+  const plan = ctx.model.kind === 'marginals' ? countPlan(ctx, measurementOf(task)) : isReleaseRound(ctx, task) ? releasePlan(ctx) : planRound(policy, dpPopulation(ctx), task.training, recordNoise(ctx, task), undefined, ctx.privacy.siteSkellam ? siteSkellamStep(ctx.privacy.siteSkellam) : undefined);
   const check = checkAffordable(budgets, plan);
   if (!check.affordable || ctx.state.privacy?.refused) {
     await refuse(ctx, task.round, check);
@@ -111,7 +112,7 @@ function recordNoise(ctx: NodeContext, task: OpenTask): number | undefined {
   let z = calibratedNoise.get(ctx.privacy);
   if (z === undefined) {
     const round = recordRound(dpPopulation(ctx), task.training);
-    const c = calibrateRecordNoise(policy, round, ctx.join.totalRounds, budgets.record, countSteps(ctx.state.privacy));
+    const c = calibrateRecordNoise(policy, round, trainingRounds(ctx), budgets.record, nonRoundSteps(ctx));
     z = c.noiseMultiplier;
     if (c.calibrated !== undefined && c.calibrated < z) logNoiseFloor(ctx, c.calibrated, z, round);
     calibratedNoise.set(ctx.privacy, z);
@@ -119,11 +120,25 @@ function recordNoise(ctx: NodeContext, task: OpenTask): number | undefined {
   return z;
 }
 
+/** DP-SGD rounds of the federation: all of them, less a calibrating VAE consortium's count round. */
+export function trainingRounds(ctx: Pick<NodeContext, 'model' | 'join'>): number {
+  return vaeReleaseOf(ctx.model) ? Math.max(1, ctx.join.totalRounds - 1) : ctx.join.totalRounds;
+}
+
+/**
+ * Steps in the record budget that are not DP-SGD rounds: the DP count's, and a column release's Skellam steps (the
+ * only Skellam mechanism a record budget of the VAE holds), so the calibration leaves their ε in and counts no round for them.
+ */
+export function nonRoundSteps(ctx: Pick<NodeContext, 'model' | 'state' | 'privacy'>): number {
+  const release = vaeReleaseOf(ctx.model) ? (ctx.privacy.budgets.record?.mechanisms ?? []).filter((m) => m.skellam !== undefined).reduce((s, m) => s + m.steps, 0) : 0;
+  return countSteps(ctx.state.privacy) + release;
+}
+
 /** The calibration asked for less noise than DP-SGD allows: the floor is used, and what it spends is said. */
 function logNoiseFloor(ctx: NodeContext, calibrated: number, z: number, round: { sampleRate: number; steps: number }): void {
   const budget = ctx.privacy.budgets.record!;
-  const planned = calibrationRounds(ctx.join.totalRounds);
-  const left = Math.max(0, planned - Math.ceil((budget.mechanisms.reduce((s, m) => s + m.steps, 0) - countSteps(ctx.state.privacy)) / round.steps - 1e-9));
+  const planned = calibrationRounds(trainingRounds(ctx));
+  const left = Math.max(0, planned - Math.ceil((budget.mechanisms.reduce((s, m) => s + m.steps, 0) - nonRoundSteps(ctx)) / round.steps - 1e-9));
   const epsilon = budget.wouldSpend({ ...round, noiseMultiplier: z, steps: Math.max(1, left) * round.steps }).epsilon;
   ctx.log.warn({ event: 'noise-floor', calibrated, noiseMultiplier: z, plannedEpsilon: epsilon, budget: budget.epsilon },
     `record-level DP: the ε budget calibrates to z = ${calibrated.toPrecision(4)}, below the floor DP-SGD enforces; training at z = ${z} instead, which spends ε ≈ ${epsilon.toPrecision(4)} over the planned rounds (the calibration aimed at ε = ${Math.min(ctx.privacy.policy.record?.targetEpsilon ?? budget.epsilon, budget.epsilon)})`);

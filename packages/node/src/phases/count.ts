@@ -5,7 +5,8 @@ import { FedtwinError } from '@fedtwin/errors';
 import type { TaskResponse } from '@fedtwin/protocol';
 import type { NodeContext } from '../context.ts';
 import { osRandom, seededRandom, type RandomSource } from '@fedtwin/dp';
-import { muFor, unitsFor, type MarginalsMember } from '../member-model.ts';
+import { columnReleaseCounts } from '@fedtwin/marginals';
+import { muFor, releaseUnits, unitsFor, vaeReleaseOf, type MarginalsMember } from '../member-model.ts';
 import type { RoundPlan } from '../privacy.ts';
 import { skellamCountShare } from '../marginals/noise.ts';
 import { toWire } from '../marginals/wire.ts';
@@ -75,10 +76,58 @@ export async function countLocal(ctx: NodeContext, task: OpenTask, plan: RoundPl
   const seconds = (performance.now() - t0) / 1000;
   ctx.log.info({ event: 'counted', round: task.round, measurement, marginals: req.marginals, cells: req.cells, sigma: req.sigma, capped },
     `round ${task.round} (measurement ${measurement} of 3): counted ${req.marginals} marginal(s), ${req.cells} cells, Skellam share Sk(μ/m) with μ = ${mu} (sum std-dev ${req.sigma.toPrecision(4)})${capped ? ` (${capped} cell(s) capped at ${units.cap})` : ''}`);
-  return { losses: [], trainSeconds: seconds, trainCpuMs: cpuMsBetween(cpu), delta: values, quanta };
+  return { losses: [], trainSeconds: seconds, trainCpuMs: cpuMsBetween(cpu), delta: values, quanta, counts: true };
 }
 
 /** The OS CSPRNG; a stream seeded by (seed, round) only when a simulation asks for seeded noise (not private). */
 function noiseSource(ctx: NodeContext, round: number): RandomSource {
   return ctx.init.seededNoise ? seededRandom([ctx.init.seed ?? 1, round]) : osRandom();
+}
+
+// --- the column release of a calibrating VAE consortium (model.calibrate) --------------------------------------
+
+/** Whether this round is the VAE consortium's column release: its first measurement (built on version 0). */
+export function isReleaseRound(ctx: Pick<NodeContext, 'model'>, task: { baseVersion: number }): boolean {
+  return vaeReleaseOf(ctx.model) !== undefined && task.baseVersion === 0;
+}
+
+/** The release's mechanism: `levels` q = 1 Skellam steps of sensitivity 1 (nothing with DP off). */
+export function releasePlan(ctx: NodeContext): RoundPlan {
+  const r = vaeReleaseOf(ctx.model);
+  if (!r) throw new FedtwinError('NODE_MODEL_MISMATCH', 'this consortium\'s VAE does not calibrate (no model.calibrate): there is no count round');
+  if (ctx.privacy.policy.mode === 'off') return {};
+  const mech = r.release.mechanism;
+  if (!mech) throw new FedtwinError('NODE_PRIVACY_MISMATCH', 'the column release has no noise under DP: its schedule and the policy disagree');
+  return { record: { ...mech, clip: 1 } };
+}
+
+/**
+ * This member's column release: its exact 1-way level counts plus its Sk(μ/m) share, in whole quanta behind the
+ * model's values (zeros there), as the marginals generator's round 1 sends its counts.
+ */
+export async function releaseLocal(ctx: NodeContext, task: OpenTask, plan: RoundPlan): Promise<Trained> {
+  const r = vaeReleaseOf(ctx.model);
+  if (!r) throw new FedtwinError('NODE_MODEL_MISMATCH', 'this consortium\'s VAE does not calibrate: there is no count round');
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  const mu = ctx.privacy.policy.mode === 'off' ? 0 : r.release.mu;
+  if (mu !== (plan.record?.skellam?.mu ?? 0)) {
+    throw new FedtwinError('NODE_PRIVACY_MISMATCH', `round ${task.round}: the column release would be noised with Skellam μ ${mu}; the accountant planned μ ${plan.record?.skellam?.mu ?? 0}`);
+  }
+  const minParticipants = ctx.consortium.manifest.rounds.minParticipants;
+  const units = releaseUnits(r, minParticipants);
+  if (units.resolution !== 1) {
+    throw new FedtwinError('NODE_NOISE_RANGE', `round ${task.round}: the column release's Skellam share (μ/m = ${mu / minParticipants}) needs more than the ${Math.floor(r.scale.qmax / 2)} quanta half the HE range leaves`, {
+      hint: 'raise secureAggregation.params.quantBits in the consortium manifest (e.g. 20), or the target ε',
+    });
+  }
+  const exact = columnReleaseCounts(r.release, r.table);
+  const wire = toWire(skellamCountShare(exact, mu, minParticipants, noiseSource(ctx, task.round)), exact, units);
+  const values = new Float32Array(ctx.global.length);
+  values.set(wire.values, r.offset);
+  const quanta = new Int32Array(ctx.global.length);
+  quanta.set(wire.quanta!, r.offset);
+  ctx.log.info({ event: 'counted', round: task.round, release: 'columns', columns: r.release.columns.length, cells: r.release.values, sigma: r.release.sigma, capped: wire.capped },
+    `round ${task.round} (column release): counted ${r.release.columns.length} column(s), ${r.release.values} cells, Skellam share Sk(μ/m) with μ = ${mu} (sum std-dev ${r.release.sigma.toPrecision(4)})${wire.capped ? ` (${wire.capped} cell(s) capped at ${units.cap})` : ''}`);
+  return { losses: [], trainSeconds: (performance.now() - t0) / 1000, trainCpuMs: cpuMsBetween(cpu), delta: values, quanta, counts: true };
 }

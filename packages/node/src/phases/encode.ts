@@ -131,7 +131,7 @@ export async function sealUpdate(ctx: NodeContext, task: OpenTask, ref: RoundRef
     : undefined;
   const header: UpdateHeader = {
     round: task.round, baseVersion: task.baseVersion, baseHash: ctx.state.base!, weight: update.weight,
-    values: update.values.length, encoding: scheme.encoding, ...(keyId ? { keyId } : {}), ...(ctx.model.kind === 'marginals' ? { payload: 'counts' as const } : {}),
+    values: update.values.length, encoding: scheme.encoding, ...(keyId ? { keyId } : {}), ...(trained.counts ? { payload: 'counts' as const } : {}),
     ...releasedStats(mode, trained), privacy: spends, entry: signed?.entry ?? '',
   };
   return { header, body, leafHash: signed?.leafHash };

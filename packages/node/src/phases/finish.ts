@@ -3,10 +3,11 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join as joinPath } from 'node:path';
 import { FedtwinError } from '@fedtwin/errors';
-import { decodeRows, tableToCsv, vaeGenerator, vaeState, type Generator, type SavedPrivacy } from '@fedtwin/models';
+import { createPrng, decodeRows, tableToCsv, vaeGenerator, vaeState, type Generator, type SavedPrivacy, type Table } from '@fedtwin/models';
+import { applyCalibration, fitCalibration, releasedColumns, type CalibrationMap } from '@fedtwin/marginals';
 import type { NodeRunResult, SyntheticOutput } from '../api.ts';
 import type { NodeContext } from '../context.ts';
-import { vaeOf } from '../member-model.ts';
+import { modelPart, vaeOf, vaeReleaseOf } from '../member-model.ts';
 import { releasedGenerator, sampleRelease } from '../marginals/release.ts';
 import { openBudgets, releaseUsesPrivateLayers } from '../privacy.ts';
 import { spentSummary } from '../util.ts';
@@ -27,22 +28,56 @@ export async function writeSynthetic(ctx: NodeContext, synthetic: SyntheticOutpu
   if (ctx.model.kind === 'marginals') return writeMarginalsSynthetic(ctx, synthetic);
   const { init } = ctx;
   const vae = vaeOf(ctx.model);
-  vae.setSharedWeights(ctx.global);
+  vae.setSharedWeights(modelPart(ctx.model, ctx.global));
   const trainedPrivate = releaseUsesPrivateLayers(ctx.privacy.policy.mode) ? undefined : useGenesisPrivateLayers(ctx);
-  const mix = syntheticClassMix(ctx.data.classes, ctx.data.cond, {
-    operator: synthetic.classProbs, consortium: ctx.consortium.manifest.training.classMix, dp: dpOn(ctx.privacy.policy.mode),
-  });
-  let gen: ReturnType<typeof vae.generate>;
+  const calibration = columnCalibration(ctx);
+  const declared = synthetic.classProbs ?? ctx.consortium.manifest.training.classMix;
+  // A column release carries the pooled class counts (already paid for): the mix of the release unless one is declared.
+  const mix: { probs: number[]; source: ClassMixSource } = calibration && !declared
+    ? { probs: calibration.classMix, source: 'released-counts' }
+    : syntheticClassMix(ctx.data.classes, ctx.data.cond, { operator: synthetic.classProbs, consortium: ctx.consortium.manifest.training.classMix, dp: dpOn(ctx.privacy.policy.mode) });
+  let table: Table;
   try {
-    gen = vae.generate(synthetic.rows, { classProbs: mix.probs, seed: (init.seed ?? 1) + 7 });
+    const gen = vae.generate(synthetic.rows, { classProbs: mix.probs, seed: (init.seed ?? 1) + 7 });
+    table = { schema: ctx.schema, rows: decodeRows(ctx.schema, gen.x, gen.cond) };
   } finally {
     if (trainedPrivate) vae.setPrivateWeights(trainedPrivate);
   }
-  const synthRows = decodeRows(ctx.schema, gen.x, gen.cond);
+  if (calibration) table = applyCalibration(table, vaeReleaseOf(ctx.model)!.release.fine, calibration.map, uniformFor(init.seed));
   await mkdir(dirname(synthetic.out), { recursive: true });
-  await writeFile(synthetic.out, tableToCsv({ schema: ctx.schema, rows: synthRows }));
-  ctx.log.info({ event: 'synthetic-written', rows: synthRows.length, out: synthetic.out, classMix: mix.source }, `wrote ${synthRows.length} synthetic records to ${synthetic.out} (class mix: ${mix.source})`);
-  return synthRows.length;
+  await writeFile(synthetic.out, tableToCsv(table));
+  ctx.log.info({ event: 'synthetic-written', rows: table.rows.length, out: synthetic.out, classMix: mix.source, calibrated: calibration ? calibration.map.columns.length : 0 },
+    `wrote ${table.rows.length} synthetic records to ${synthetic.out} (class mix: ${mix.source}${calibration ? `; ${calibration.map.columns.length} numeric column(s) calibrated to the released counts` : ''})`);
+  return table.rows.length;
+}
+
+/** Rows of the VAE's own sample a calibration map is fitted on (its knots are quantiles of it). */
+const REFERENCE_ROWS = 20_000;
+const calibrations = new WeakMap<NodeContext, { map: CalibrationMap; classMix: number[] }>();
+
+/**
+ * A calibrating VAE consortium's map from the VAE's columns onto the released 1-way counts, and the released class mix
+ * (undefined without model.calibrate). Fitted once, on a reference sample drawn at the released class mix with the
+ * release's own layers (post-processing of two DP releases: no ε). The same for the CSV and model.json.
+ */
+function columnCalibration(ctx: NodeContext): { map: CalibrationMap; classMix: number[] } | undefined {
+  const r = vaeReleaseOf(ctx.model);
+  if (!r) return undefined;
+  const cached = calibrations.get(ctx);
+  if (cached) return cached;
+  const released = releasedColumns(r.release, ctx.global.subarray(r.offset));
+  const vae = vaeOf(ctx.model);
+  const gen = vae.generate(REFERENCE_ROWS, { classProbs: released.classMix, seed: (ctx.init.seed ?? 1) + 11 });
+  const reference: Table = { schema: ctx.schema, rows: decodeRows(ctx.schema, gen.x, gen.cond) };
+  const out = { map: fitCalibration(reference, r.release.fine, released.oneWays, r.release.fineBins), classMix: released.classMix };
+  calibrations.set(ctx, out);
+  return out;
+}
+
+/** The calibration's tie-breaking draws: post-processing, seeded for reproducible twins. */
+function uniformFor(seed: number | undefined): () => number {
+  const rng = createPrng(((seed ?? 1) * 7919 + 3) >>> 0);
+  return () => rng.next();
 }
 
 async function writeMarginalsSynthetic(ctx: NodeContext, synthetic: SyntheticOutput): Promise<number> {
@@ -70,7 +105,10 @@ export async function saveReleasedModel(ctx: NodeContext, path: string): Promise
   else {
     if (ctx.join.model.kind !== 'vae') throw new FedtwinError('NODE_MODEL_MISMATCH', 'the member holds a VAE, the consortium names another generator');
     const priv = releaseUsesPrivateLayers(ctx.privacy.policy.mode) ? vaeOf(ctx.model).getPrivateWeights() : genesisPrivateWeights(ctx.join, ctx.data);
-    g = vaeGenerator(ctx.schema, vaeState(ctx.join.model, ctx.global, priv));
+    if (!releaseUsesPrivateLayers(ctx.privacy.policy.mode) && vaeReleaseOf(ctx.model)) throw new FedtwinError('NODE_MODEL_MISMATCH', 'a column release runs under record-level DP or none, never site-level');
+    vaeOf(ctx.model).setSharedWeights(modelPart(ctx.model, ctx.global));
+    const calibration = columnCalibration(ctx);
+    g = vaeGenerator(ctx.schema, vaeState(ctx.join.model, modelPart(ctx.model, ctx.global), priv, calibration));
   }
   try {
     await saveModel(ctx, g, path);
@@ -119,7 +157,7 @@ export async function writeResult(ctx: NodeContext, resultPath: string, result: 
 }
 
 /** Where a synthetic CSV's class mix came from (logged with it). */
-export type ClassMixSource = 'operator' | 'consortium' | 'uniform' | 'site-labels';
+export type ClassMixSource = 'operator' | 'consortium' | 'uniform' | 'site-labels' | 'released-counts';
 
 /**
  * The class mix of this site's synthetic records, in `classes` order, and where it came from. First the mix this

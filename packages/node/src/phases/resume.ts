@@ -33,13 +33,16 @@ export interface LedgerCheck {
   siteStep?: SampledGaussian | undefined;
   /** The record (unit) count the manifest declares public for this member: its rounds replay at q = B/publicCount. */
   publicCount?: number | undefined;
+  /** A calibrating VAE consortium: the column release's mechanism (replayed once), and its DP-SGD rounds (one fewer). */
+  releaseStep?: SampledGaussian | undefined;
+  trainingRounds?: number | undefined;
 }
 
 export async function resumeState(init: NodeInit, store: NodeStore, join: JoinResponse, vae: ModelWeights, ledger?: LedgerCheck): Promise<Resumed> {
   const saved = await store.load();
   const genesis = genesisModelVersion({ consortium: join.consortium, modelValues: join.modelValues, strategy: join.strategy, model: join.model, manifestHash: init.consortium.hash });
   const own = ledger?.witness ? await ownLedgerEntries(ledger.witness, ledger.call, init.host.peerId, saved?.state.ledgerLeaves ?? []) : [];
-  const rebuild = () => rebuildSpending(own, { policy: join.privacy, rows: ledger!.rows, unitCount: ledger!.unitCount, training: init.consortium.manifest.training, totalRounds: join.totalRounds, own: init.privacy ?? {}, scheduled: ledger!.scheduled, siteStep: ledger!.siteStep, publicCount: ledger!.publicCount });
+  const rebuild = () => rebuildSpending(own, { policy: join.privacy, rows: ledger!.rows, unitCount: ledger!.unitCount, training: init.consortium.manifest.training, totalRounds: ledger!.trainingRounds ?? join.totalRounds, own: init.privacy ?? {}, scheduled: ledger!.scheduled, siteStep: ledger!.siteStep, publicCount: ledger!.publicCount, releaseStep: ledger!.releaseStep });
   if (!saved) {
     const global = vae.getSharedWeights();
     let state: NodeState = { version: 0, hash: versionHash(global), base: genesis, lastRound: 0, contributions: [], losses: [] };

@@ -3,7 +3,7 @@
 import { FedtwinError } from '@fedtwin/errors';
 import type { TaskResponse } from '@fedtwin/protocol';
 import type { NodeContext } from '../context.ts';
-import { vaeOf } from '../member-model.ts';
+import { modelPart, vaeOf } from '../member-model.ts';
 import type { RoundPlan } from '../privacy.ts';
 import { cpuMsBetween } from '../util.ts';
 import { dpPopulation } from './budget.ts';
@@ -17,8 +17,10 @@ export interface Trained {
   trainCpuMs: number;
   /** local − global, shared sub-model only. */
   delta: Float32Array;
-  /** Marginals: the same update as whole HE quanta (integers), which BFV encrypts as they are. */
+  /** Counts: the same update as whole HE quanta (integers), which BFV encrypts as they are. */
   quanta?: Int32Array;
+  /** A count vector (the marginals generator's rounds, a VAE consortium's column release), not a model delta. */
+  counts?: boolean;
 }
 
 /**
@@ -30,7 +32,8 @@ export async function trainLocal(ctx: NodeContext, task: OpenTask, plan: RoundPl
   const vae = vaeOf(ctx.model);
   const cpuTrain = process.cpuUsage(); // process-wide: the HE workers' offline phase counts here too
   const t0 = performance.now();
-  vae.setSharedWeights(ctx.global);
+  const weights = modelPart(ctx.model, ctx.global);
+  vae.setSharedWeights(weights);
   // DP-SGD's sampling masks and noise come from the OS CSPRNG; only a simulation's seededNoise makes
   // them follow the (public) seed. The seed below drives only the non-private randomness (eps, order).
   // With a unit column the trainer samples and clips per unit (patient), at the q the plan charged for.
@@ -47,11 +50,12 @@ export async function trainLocal(ctx: NodeContext, task: OpenTask, plan: RoundPl
   }
   const trainSeconds = (performance.now() - t0) / 1000;
   const trainCpuMs = cpuMsBetween(cpuTrain);
-  return { losses: trained.losses, trainSeconds, trainCpuMs, delta: sharedDelta(vae.getSharedWeights(), ctx.global) };
+  return { losses: trained.losses, trainSeconds, trainCpuMs, delta: sharedDelta(vae.getSharedWeights(), weights, ctx.global.length) };
 }
 
-function sharedDelta(local: Float32Array, global: Float32Array): Float32Array {
-  const delta = new Float32Array(local.length);
+/** local − global over the model's values; a column release's counts behind them are unchanged by training (zeros). */
+function sharedDelta(local: Float32Array, global: Float32Array, length: number): Float32Array {
+  const delta = new Float32Array(length);
   for (let i = 0; i < local.length; i++) delta[i] = local[i]! - global[i]!;
   return delta;
 }
