@@ -7,7 +7,7 @@
 // Both are (ε, δ)-DP at the same ε: the two mechanisms are composed on the RDP accountant and DP-SGD's noise is
 // bisected until the composition reaches ε. Scored by the sim report's code against the held-out test rows.
 //   node bench/vae-calibration.ts [--datasets breast_cancer_wdbc,pima_diabetes_na,lung_ncctg] [--seeds 3] [--eps 8]
-//                                 [--hist-share 0.3] [--epochs 50] [--trees 30]
+//                                 [--hist-share 0.3] [--epochs 50] [--trees 30] [--fine-bins 1024]
 // --hist-share: the histograms' share of the zCDP ρ that ε would buy alone (ρ from ε = ρ + 2√(ρ ln 1/δ)).
 import { parseArgs } from 'node:util';
 import {
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     'hist-share': { type: 'string', default: '0.3' },
     epochs: { type: 'string', default: '50' },
     trees: { type: 'string', default: '30' },
+    'fine-bins': { type: 'string', default: String(DEFAULT_FINE_BINS) },
   },
 });
 const TARGETS: Record<string, string> = { pima_diabetes_na: 'diabetes', lung_ncctg: 'status' };
@@ -74,7 +75,7 @@ console.log(`vae-calibration: Node ${process.version}, tfjs ${backend.name}; ε 
 for (const name of values.datasets.split(',')) {
   const full = await loadDatasetTable(name, TARGETS[name] ? { target: TARGETS[name] } : {});
   const schema = full.schema;
-  const fine = domainFromSchema(schema, { bins: DEFAULT_FINE_BINS });
+  const fine = domainFromSchema(schema, { bins: Number(values['fine-bins']) });
   const numeric = fine.columns.map((c, k) => (c.kind === 'numeric' && c.name !== schema.target ? k : -1)).filter((k) => k >= 0);
   const hierarchies = new Map(numeric.map((k) => [k, hierarchyOf(columnSize(fine.columns[k]!), DEFAULT_BRANCHING)]));
   const levels = [...hierarchies.values()].reduce((s, h) => s + h.spans.length, 0);

@@ -18,7 +18,9 @@ describe('fedtwin sim (real processes)', () => {
     const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--generator', 'vae', '--nodes', '3', '--rounds', '2', '--epochs', '3', '--seed', '7', '--out', out, '--progress', 'lines', '--json'], { encoding: 'utf8', timeout: 240_000 });
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
-    expect(report).toMatchObject({ dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 2, nodeVersion: process.version });
+    // --rounds 2 training rounds after the column release (model.calibrate, the VAE's default under record-level DP).
+    expect(report).toMatchObject({ dataset: 'breast_cancer_wdbc', nodes: 3, rounds: 3, nodeVersion: process.version });
+    expect(report.calibration).toEqual({ round: 1, columns: 31, share: 0.3 }); // 30 numeric columns and the target
     expect(['node', 'wasm', 'cpu']).toContain(report.backend);
     for (const k of ['trtrAuc']) expect(report.utility[k]).toBeGreaterThan(0.9);
     for (const k of ['federated', 'localOnly', 'centralized']) {
@@ -42,7 +44,7 @@ describe('fedtwin sim (real processes)', () => {
     for (const b of report.bytes.nodes) { expect(b.sent).toBeGreaterThan(1000); expect(b.received).toBeGreaterThan(1000); }
     expect(report.bytes.aggregator.received).toBeGreaterThan(report.bytes.nodes[0].sent - 1);
     expect(report.wallSeconds).toBeGreaterThan(0);
-    expect(report.lossPerRound.map((n: { rounds: unknown[] }) => n.rounds.length)).toEqual([2, 2, 2]);
+    expect(report.lossPerRound.map((n: { rounds: Array<{ round: number }> }) => n.rounds.map((x) => x.round))).toEqual([[2, 3], [2, 3], [2, 3]]);
     // The report on stdout is the same document.
     expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!).utility).toEqual(report.utility);
 
@@ -60,6 +62,23 @@ describe('fedtwin sim (real processes)', () => {
     expect(report.privacy.epsilon).toBeGreaterThan(0);
     expect(report.privacy.epsilon).toBeLessThanOrEqual(8);
     expect(report.privacy.noiseMultiplier).toBeGreaterThan(0);
+    // The column release is charged, and the member's total is the exact composition of what it spent (RDP accountant):
+    // round 1 the release's Skellam steps (q = 1, one per hierarchy level), then DP-SGD at the DP count's q.
+    for (let i = 0; i < 3; i++) {
+      const result = JSON.parse(await readFile(join(out, 'nodes', String(i), 'result.json'), 'utf8'));
+      const spends = result.contributionsDetail.map((c: { privacy: Array<Record<string, unknown>> }) => c.privacy[0]!);
+      expect(spends[0]).toMatchObject({ mode: 'record', sampleRate: 1, skellam: { l1: 1, l2: 1 } });
+      expect(spends[0].steps).toBe(91); // 30 numeric columns × 3 levels (256 fine bins, branching 8) + the target's 1
+      for (const s of spends.slice(1)) expect(s.skellam).toBeUndefined();
+      // DP-SGD was calibrated on what the release left: the total stays within the budget (ledger verify, below,
+      // recomputes it from the recorded mechanisms and refuses an under-report).
+      expect(spends[0].epsilonTotal).toBeGreaterThan(spends[0].epsilonRound);
+      expect(spends.at(-1).epsilonTotal).toBeLessThanOrEqual(8);
+      // model.json carries the map and the released class mix, so `fedtwin generate` calibrates as the node did.
+      const model = JSON.parse(await readFile(join(out, 'nodes', String(i), 'model.json'), 'utf8'));
+      expect(model.model.calibration.columns).toHaveLength(30);
+      expect(model.model.classMix).toHaveLength(2);
+    }
     // Secure aggregation by pairwise masking is the default (issue 16): 4 bytes per value up, no key anywhere.
     expect(report.secureAggregation.scheme).toMatch(/pairwise masking/);
     expect(report.secureAggregation.polyModulusDegree).toBe(null);

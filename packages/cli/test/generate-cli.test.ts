@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrng, createTwinVae, encodeTable, loadDatasetTable, parseCsv, tableFromCsv, vaeGenerator, vaeState, type TableSchema } from '@fedtwin/models';
-import { fitMst, marginalsGenerator } from '@fedtwin/marginals';
+import { domainFromSchema, fitCalibration, fitMst, marginalsGenerator } from '@fedtwin/marginals';
 
 const BIN = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
 const run = (args: string[]) => {
@@ -87,6 +87,43 @@ describe('fedtwin generate', () => {
     expect(t.rows).toHaveLength(50);
     expect(t.rows.every((row) => row[8] === 'pos')).toBe(true);
   });
+
+  it('vae: a calibrated model (model.calibrate) maps every sample, a chosen class included, onto its released counts, and defaults to the released class mix', async () => {
+    const pima = await loadDatasetTable('pima_diabetes');
+    const saved = JSON.parse(readFileSync(vaeModel, 'utf8'));
+    const g = vaeGenerator(pima.schema, saved.model);
+    const reference = g.sample(2000, { seed: 3 });
+    g.dispose();
+    const domain = domainFromSchema(pima.schema, { bins: 64 });
+    const k = pima.schema.columns.findIndex((c) => c.name === 'glucose');
+    const c = domain.columns[k]!;
+    if (c.kind !== 'numeric') throw new Error('glucose is numeric');
+    // A release with all of glucose's mass in fine bin 40: every calibrated value must land there.
+    const release = new Float64Array(c.edges.length - 1 + (c.missing ? 1 : 0));
+    release[40] = 500;
+    const oneWays = domain.columns.map((_, j) => (j === k ? release : undefined));
+    const calibrated = { ...saved, model: { ...saved.model, calibration: fitCalibration(reference, domain, oneWays, 64), classMix: [0.9, 0.1] } };
+    const path = join(dir, 'vae-calibrated.json');
+    writeFileSync(path, JSON.stringify(calibrated));
+    const inBin = (v: unknown) => typeof v === 'number' && v >= Math.floor(c.edges[40]!) && v <= Math.ceil(c.edges[41]!);
+    for (const args of [['--class', 'pos'], []]) {
+      const out = join(dir, `calibrated${args.length}.csv`);
+      const r = run(['--model', path, '--rows', '400', ...args, '--out', out]);
+      expect(r.code, r.stderr).toBe(0);
+      const t = readOut(out, pima.schema);
+      expect(t.rows).toHaveLength(400);
+      expect(t.rows.every((row) => inBin(row[k])), `${args.join(' ')}: glucose ${t.rows.slice(0, 5).map((row) => row[k]).join(', ')}`).toBe(true);
+      const pos = t.rows.filter((row) => row[8] === 'pos').length / t.rows.length;
+      if (args.length) expect(pos).toBe(1);
+      else expect(pos).toBeLessThan(0.25); // the released mix (10 % pos), not the uniform one
+    }
+    // A map that does not fit (knots out of order) is refused when the model is opened, before anything is written.
+    const broken = structuredClone(calibrated);
+    broken.model.calibration.columns[0].knots.reverse();
+    const brokenPath = join(dir, 'vae-broken-calibration.json');
+    writeFileSync(brokenPath, JSON.stringify(broken));
+    expectRefused([[['--model', brokenPath, '--rows', '5'], 'GENERATE_BAD_MODEL']]);
+  }, 60_000);
 
   const expectRefused = (cases: Array<[string[], string]>) => {
     for (const [args, code] of cases) {

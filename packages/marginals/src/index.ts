@@ -22,7 +22,7 @@ export type { MstSchedule, ScheduleOptions, MarginalsConfig, RoundRequest, Segme
 export { marginalsFit, marginalsGenerator, openSavedModel, rerootTree } from './generator.ts';
 export { CALIBRATION_KNOTS, applyCalibration, calibrateColumns, fitCalibration } from './calibrate.ts';
 export type { CalibrationMap } from './calibrate.ts';
-export { COLUMN_RELEASE_SHARE, columnRelease, columnReleaseCounts, columnReleaseLength, releasedColumns } from './column-release.ts';
+export { COLUMN_RELEASE_FINE_BINS, COLUMN_RELEASE_SHARE, columnRelease, columnReleaseCounts, columnReleaseLength, releasedColumns } from './column-release.ts';
 export type { ColumnRelease, ColumnReleaseOptions, ReleasedColumns } from './column-release.ts';
 export { fitDpCopula, sampleDpCopula, normalQuantile, nearestCorrelation } from './dp-copula.ts';
 export type { DpCopula, DpCopulaOptions } from './dp-copula.ts';

@@ -54,7 +54,7 @@ ${r.split.rowsPerNode.map((n, i) => `<tr><td>${i}</td><td>${n}</td><td>${esc(JSO
 </table>
 <h2>Privacy and secure aggregation</h2>
 <table><tr><th>what</th><th>value</th></tr>
-<tr><td>generator</td><td>${r.generator === 'marginals' ? 'marginals (federated MST: three rounds of noisy counts; z is σ on the counts, C the sensitivity, q = 1, steps = count vectors)' : 'vae (DP-SGD)'}</td></tr>
+<tr><td>generator</td><td>${r.generator === 'marginals' ? 'marginals (federated MST: three rounds of noisy counts; z is σ on the counts, C the sensitivity, q = 1, steps = count vectors)' : `vae (DP-SGD)${r.calibration ? `; round ${r.calibration.round} released ${r.calibration.columns} columns' 1-way counts (${Math.round(r.calibration.share * 100)} % of the budget's ρ, Skellam noise, summed masked) and the numeric columns are calibrated onto them` : ''}`}</td></tr>
 <tr><td>differential privacy</td><td>${r.privacy.mode === 'off' ? 'off' : `${esc(r.privacy.mode)}-level`}</td></tr>
 ${r.privacy.mode === 'off' ? '' : `<tr><td>ε spent (largest member) / budget</td><td>${fmt(r.privacy.epsilon ?? undefined)} / ${r.privacy.budget}</td></tr>
 <tr><td>δ</td><td>${r.privacy.delta}</td></tr>

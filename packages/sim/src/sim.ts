@@ -13,7 +13,7 @@ import {
 } from '@fedtwin/models';
 import { noiseMultiplierFor } from '@fedtwin/dp';
 import { MARGINALS_ROUNDS } from '@fedtwin/protocol';
-import { fitMst, sampleTable, scheduleFor } from '@fedtwin/marginals';
+import { COLUMN_RELEASE_SHARE, columnRelease, fitMst, sampleTable, scheduleFor } from '@fedtwin/marginals';
 import { daemonFailed, membersFinished, startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from './processes.ts';
 import { createProgress } from './progress.ts';
 import { writeHtmlReport } from './report-html.ts';
@@ -60,6 +60,12 @@ export interface SimReport {
   target: string;
   /** The synthesizer the consortium federated (the manifest's model.kind). */
   generator: SimOptions['generator'];
+  /**
+   * The VAE's column calibration (manifest model.calibrate): round 1 released the 1-way counts of `columns` columns
+   * (the numeric ones and the target) under secure aggregation, taking `share` of the ρ the budget buys; the twins'
+   * numeric columns are mapped onto them. Null when the consortium does not calibrate (marginals, site-level DP, --no-calibrate).
+   */
+  calibration: { round: 1; columns: number; share: number } | null;
   nodes: number;
   rounds: number;
   seed: number;
@@ -334,6 +340,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   const dcr = dcrReport(synthetic, trainTable, testTable, evalRng);
   const report: SimReport = {
     dataset: ds.name, target, generator: opts.generator, nodes: opts.nodes, rounds, seed: opts.seed,
+    calibration: calibrate ? { round: 1, columns: columnRelease(schema, { epsilon: Infinity, delta: opts.delta }).columns.length, share: COLUMN_RELEASE_SHARE } : null,
     backend: backend.name, nodeVersion: process.version,
     split: {
       alpha: opts.alpha, testFraction: opts.testFraction, trainRows: train.length, testRows: test.length,
@@ -347,7 +354,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
     release: { dcr, membershipInferenceAuc: membershipInferenceAuc(synthetic, trainTable, testTable, evalRng).auc },
     fidelity,
     training: { epochsPerRound: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate, latentDim: opts.latentDim, hidden: opts.hidden, modelValues: Number(nodeResults[0]?.modelValues ?? 0) },
-    lossPerRound: nodeResults.map((r, i) => ({ node: i, peerId: r.peerId, rounds: r.losses.map((l) => ({ round: l.round, loss: l.losses.at(-1) ?? NaN })) })),
+    lossPerRound: nodeResults.map((r, i) => ({ node: i, peerId: r.peerId, rounds: r.losses.filter((l) => l.losses.length > 0).map((l) => ({ round: l.round, loss: l.losses.at(-1)! })) })), // count rounds train nothing
     rounds_: [...roundTimes.entries()].map(([round, r]) => ({ round, status: r.status ?? 'open', participants: r.participants ?? 0, openedAt: r.opened, closedAt: r.closed })),
     bytes: { nodes: nodeResults.map((r, i) => ({ node: i, sent: r.bytes?.sent ?? 0, received: r.bytes?.received ?? 0 })), aggregator: aggResult.bytes },
     timing: {
