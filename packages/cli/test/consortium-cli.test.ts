@@ -54,6 +54,17 @@ describe('fedtwin consortium', () => {
     expect(run(['consortium', 'init', '--members', A, '--aggregator', AGG, '--generator', 'gan', '--out', join(dir, 'z.yaml')]).stderr).toMatch(/CLI_BAD_ARGUMENT/);
   });
 
+  it('init --calibrate pins the VAE\'s column release (model.calibrate); refused with site-level DP or the marginals generator', () => {
+    const out = join(dir, 'calibrate.yaml');
+    const init = run(['consortium', 'init', '--members', `${A},${B}`, '--aggregator', AGG, '--calibrate', '--out', out]);
+    expect(init.code, init.stderr).toBe(0);
+    expect(parse(readFileSync(out, 'utf8'))).toMatchObject({ model: { kind: 'vae', calibrate: true }, rounds: { total: 5 }, privacy: { mode: 'record' } });
+    const site = run(['consortium', 'init', '--members', `${A},${B}`, '--aggregator', AGG, '--calibrate', '--privacy', 'site', '--out', join(dir, 'c1.yaml')]);
+    expect(site.code).toBe(2);
+    expect(site.stderr).toMatch(/CONSORTIUM_INVALID.*model\.calibrate/);
+    expect(run(['consortium', 'init', '--members', `${A},${B}`, '--aggregator', AGG, '--calibrate', '--generator', 'marginals', '--out', join(dir, 'c2.yaml')]).stderr).toMatch(/CLI_BAD_ARGUMENT/);
+  });
+
   it('bad input: exit 2 naming the field', () => {
     const r = run(['consortium', 'init', '--members', `${A},${A}`, '--aggregator', AGG, '--out', join(dir, 'x.yaml')]);
     expect(r.code).toBe(2);

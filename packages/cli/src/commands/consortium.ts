@@ -22,6 +22,7 @@ export function registerConsortiumCommands(program: Command): void {
     .option('--clip <c>', 'DP clip (per example for record, per update for site)', '1')
     .option('--generator <kind>', 'the synthesizer the members federate: vae (DP-SGD model deltas) | marginals (federated MST: 3 rounds of noisy counts; record-level DP or off)', 'vae')
     .option('--rounds <n>', 'rounds (vae; the marginals generator always runs 3)', '5')
+    .option('--calibrate', 'vae with --privacy record or off: round 1 releases the numeric columns\' 1-way counts (Skellam shares, summed like any round; its ε composed with DP-SGD\'s) and the twins are calibrated onto them (docs/models.md, "Column calibration")')
     .option('--quorum <n>', 'aggregate as soon as this many contributed (default: all members)')
     .option('--min-participants <n>', 'aggregate at the deadline with at least this many (default: quorum)')
     .option('--deadline <seconds>', 'seconds a round stays open', '300')
@@ -30,7 +31,7 @@ export function registerConsortiumCommands(program: Command): void {
     .option('--json', 'print {"file","manifestHash"} as JSON')
     .action(async (opts: {
       members: string; aggregator: string; out: string; id: string; keyHolder?: string; plaintext?: boolean; aggregation: string; threshold?: string; degree?: string; privacy: string; epsilon: string; delta: string;
-      clip: string; generator: string; rounds: string; quorum?: string; minParticipants?: string; deadline: string; schema?: string; force?: boolean; json?: boolean;
+      clip: string; generator: string; rounds: string; calibrate?: boolean; quorum?: string; minParticipants?: string; deadline: string; schema?: string; force?: boolean; json?: boolean;
     }) => {
       const { parseManifest, manifestHash, manifestYaml, schemaHash } = await import('@fedtwin/consortium');
       if (!opts.force && await access(opts.out).then(() => true, () => false)) {
@@ -48,6 +49,7 @@ export function registerConsortiumCommands(program: Command): void {
       };
       if (opts.generator !== 'vae' && opts.generator !== 'marginals') throw new FedtwinError('CLI_BAD_ARGUMENT', `--generator must be vae or marginals, got ${JSON.stringify(opts.generator)}`);
       const marginals = opts.generator === 'marginals';
+      if (opts.calibrate && marginals) throw new FedtwinError('CLI_BAD_ARGUMENT', '--calibrate applies to --generator vae (the marginals generator releases counts already)');
       const quorum = num('--quorum', opts.quorum) ?? members.length;
       let schemaHashValue: string | undefined;
       if (opts.schema) {
@@ -77,7 +79,7 @@ export function registerConsortiumCommands(program: Command): void {
         ...(schemaHashValue ? { schemaHash: schemaHashValue } : {}),
         secureAggregation,
         privacy,
-        ...(marginals ? { model: { kind: 'marginals', seed: 42 } } : {}),
+        ...(marginals ? { model: { kind: 'marginals', seed: 42 } } : opts.calibrate ? { model: { kind: 'vae', latentDim: 8, hidden: 64, seed: 42, calibrate: true } } : {}),
         rounds: { total: marginals ? 3 : num('--rounds', opts.rounds), quorum, minParticipants: num('--min-participants', opts.minParticipants) ?? quorum, deadlineSeconds: num('--deadline', opts.deadline) },
       }, 'consortium init');
       // No DP is allowed, never silent: each member must also opt in (privacy: { mode: off } in its node config).
