@@ -372,7 +372,7 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   return { report, outDir: out };
 }
 
-interface SpendRecord { mode: string; epsilonTotal: number; noiseMultiplier: number; sampleRate: number; steps: number; clip: number; delta: number; budgetEpsilon: number }
+interface SpendRecord { mode: string; epsilonTotal: number; noiseMultiplier: number; sampleRate: number; steps: number; clip: number; delta: number; budgetEpsilon: number; skellam?: { mu: number } }
 interface NodeResultFile { contributionsDetail?: Array<{ round: number; trainSeconds?: number | null; privacy?: SpendRecord[] }>; peerId: string; losses: Array<{ round: number; losses: number[] }>; bytes?: { sent: number; received: number }; modelValues?: number }
 interface AggResultFile { ledger?: { size: number; rootHash: string; checkpoint: string | null; cosignatures: number }; bytes: { sent: number; received: number }; keyId?: string; secureAggregation?: { scheme: string; params?: { polyModulusDegree?: number } }; rounds: Array<{ round: number; status: string; contributions: Array<{ peer: string; bytes: number }> }> }
 
@@ -440,6 +440,11 @@ function privacyReport(o: SimOptions, nodes: NodeResultFile[], baselinesPrivate:
     const byMode = new Map<string, { mode: string; epsilonTotal: number; noiseMultiplier: number; sampleRate: number; steps: number; clip: number }>();
     for (const c of n.contributionsDetail ?? []) for (const p of c.privacy ?? []) {
       const prev = byMode.get(p.mode);
+      // The VAE's column release (q = 1 Skellam counts) is in the total but is no DP-SGD step: z, q and steps are DP-SGD's.
+      if (o.generator === 'vae' && p.skellam && p.mode === 'record') {
+        byMode.set(p.mode, { ...(prev ?? { mode: p.mode, noiseMultiplier: p.noiseMultiplier, sampleRate: p.sampleRate, clip: p.clip, steps: 0 }), epsilonTotal: p.epsilonTotal });
+        continue;
+      }
       byMode.set(p.mode, { mode: p.mode, epsilonTotal: p.epsilonTotal, noiseMultiplier: p.noiseMultiplier, sampleRate: p.sampleRate, clip: p.clip, steps: (prev?.steps ?? 0) + p.steps });
     }
     return [...byMode.values()];
