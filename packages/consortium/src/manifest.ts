@@ -145,7 +145,7 @@ export const ManifestSchema = z.object({
   if (m.model.kind === 'marginals') {
     if (m.rounds.total !== MARGINALS_ROUNDS) ctx.addIssue({ code: 'custom', path: ['rounds', 'total'], message: `must be ${MARGINALS_ROUNDS} for the marginals generator (1-way counts, selection, tree), got ${m.rounds.total}` });
     if (m.privacy.mode === 'site' || m.privacy.mode === 'both') ctx.addIssue({ code: 'custom', path: ['privacy', 'mode'], message: `the marginals generator protects records (mode record) or nothing (off), not mode "${m.privacy.mode}"` });
-    if (m.privacy.unitColumn !== undefined) ctx.addIssue({ code: 'custom', path: ['privacy', 'unitColumn'], message: 'is not supported by the marginals generator yet (use the vae generator for patient-level DP)' });
+    if (m.model.maxRowsPerUnit !== undefined && m.privacy.unitColumn === undefined) ctx.addIssue({ code: 'custom', path: ['model', 'maxRowsPerUnit'], message: 'caps the rows counted per unit: it needs privacy.unitColumn (patient-level DP)' });
   }
   // The VAE's column release is a count round of record-level DP (the marginals generator's round 1).
   if (m.model.kind === 'vae' && m.model.calibrate) {

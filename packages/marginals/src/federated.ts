@@ -294,9 +294,11 @@ export interface MarginalsConfig {
  * off). The same on every member: a member whose own budget is stricter refuses rounds rather than adding less
  * noise than the others (the noise shares only add up to σ² if every member draws them at the same σ).
  */
-export function scheduleFor(schema: TableSchema, config: MarginalsConfig, privacy: { epsilon: number; delta: number }): MstSchedule {
+export function scheduleFor(schema: TableSchema, config: MarginalsConfig, privacy: { epsilon: number; delta: number; sensitivity?: number | undefined }): MstSchedule {
   return mstSchedule(schema, {
     epsilon: privacy.epsilon, delta: privacy.delta,
+    // patient-level DP: a unit adds at most maxRowsPerUnit to a cell (1: a record)
+    ...(privacy.sensitivity !== undefined ? { sensitivity: privacy.sensitivity } : {}),
     ...(config.fineBins !== undefined ? { fineBins: config.fineBins } : {}),
     ...(config.maxBins !== undefined ? { maxBins: config.maxBins } : {}),
     ...(config.selectionBins !== undefined ? { selectionBins: config.selectionBins } : {}),

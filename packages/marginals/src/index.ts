@@ -26,3 +26,4 @@ export { COLUMN_RELEASE_FINE_BINS, COLUMN_RELEASE_SHARE, columnRelease, columnRe
 export type { ColumnRelease, ColumnReleaseOptions, ReleasedColumns } from './column-release.ts';
 export { fitDpCopula, sampleDpCopula, normalQuantile, nearestCorrelation } from './dp-copula.ts';
 export type { DpCopula, DpCopulaOptions } from './dp-copula.ts';
+export { capRowsPerUnit } from './units.ts';

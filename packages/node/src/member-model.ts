@@ -4,7 +4,7 @@
 // the same way; only how a round's update is made, how a sum is applied and how the release is sampled differ.
 import { FedtwinError } from '@fedtwin/errors';
 import type { FederatedFit, Table, TwinVae } from '@fedtwin/models';
-import { columnRelease, marginalsFit, scheduleFor, type ColumnRelease, type MstSchedule } from '@fedtwin/marginals';
+import { capRowsPerUnit, columnRelease, marginalsFit, scheduleFor, type ColumnRelease, type MstSchedule } from '@fedtwin/marginals';
 import type { JoinResponse, MarginalsModelConfig } from '@fedtwin/protocol';
 import { roundUnits, wireScale, type CountUnits, type WireScale } from './marginals/wire.ts';
 import { shareBound } from './marginals/noise.ts';
@@ -94,17 +94,18 @@ export function releaseUnits(r: VaeRelease, minParticipants: number): CountUnits
  * shares add up to the accounted σ² only if every member draws them at the same σ. A member with a stricter
  * budget refuses the rounds it cannot afford instead.
  */
-export async function marginalsModel(join: JoinResponse, table: Table): Promise<MemberModel> {
+export async function marginalsModel(join: JoinResponse, table: Table, units?: Int32Array): Promise<MemberModel> {
   if (join.model.kind !== 'marginals') throw new FedtwinError('NODE_MODEL_MISMATCH', `the consortium's generator is ${join.model.kind}, not marginals`);
   const p = join.privacy;
   if (p.mode === 'site' || p.mode === 'both') {
     throw new FedtwinError('CONSORTIUM_INVALID', `the marginals generator protects records (privacy.mode record) or nothing (off), not mode "${p.mode}"`, { hint: 'set privacy.mode to record in the consortium manifest' });
   }
-  if (p.record?.unitColumn !== undefined) {
-    throw new FedtwinError('CONSORTIUM_INVALID', 'the marginals generator does not support privacy.unitColumn yet (a patient\'s rows would need a public cap on how many cells they add to)', { hint: 'drop privacy.unitColumn, or use the vae generator for patient-level DP' });
-  }
+  // Patient-level DP: at most maxRowsPerUnit rows of a unit are counted, and the noise is scaled to that sensitivity.
+  const perUnit = p.record?.unitColumn !== undefined ? join.model.maxRowsPerUnit ?? 1 : undefined;
+  if (perUnit !== undefined && !units) throw new FedtwinError('NODE_MODEL_MISMATCH', 'patient-level DP: the member has no unit index per row');
+  const counted = perUnit !== undefined ? capRowsPerUnit(table, units!, perUnit) : table;
   const epsilon = p.mode === 'off' ? Infinity : Math.min(p.record?.targetEpsilon ?? p.epsilon, p.epsilon);
-  const schedule = scheduleFor(table.schema, join.model, { epsilon, delta: p.delta });
+  const schedule = scheduleFor(table.schema, join.model, { epsilon, delta: p.delta, sensitivity: perUnit });
   const weights: ModelWeights = {
     sharedSize: schedule.values,
     getSharedWeights: () => new Float32Array(schedule.values),
@@ -114,7 +115,7 @@ export async function marginalsModel(join: JoinResponse, table: Table): Promise<
     },
     dispose: () => undefined,
   };
-  return { kind: 'marginals', weights, marginals: { config: join.model, schedule, fit: marginalsFit(schedule), table, scale: await wireScale(join) } };
+  return { kind: 'marginals', weights, marginals: { config: join.model, schedule, fit: marginalsFit(schedule), table: counted, scale: await wireScale(join) } };
 }
 
 /** Round `round`'s count encoding: from the wire's range and the bound of the round's Skellam share (public, same on every member). */

@@ -61,7 +61,7 @@ async function setUp(deps: RunDeps, res: Resources): Promise<NodeContext> {
   const join = await joinConsortium(init, link);
   const { schema, table, data, units, unitCount } = loadData(init, join, csv);
   const strategy = createStrategy(join.strategy);
-  const model = res.model = await buildMemberModel(join, data, table);
+  const model = res.model = await buildMemberModel(join, data, table, units);
   checkModelSize(model.weights, join);
   const scheme = res.scheme = await openScheme(init, join, link.call, deps.giveUpMs);
   const witness = res.witness = await openMemberWitness(init, join);

@@ -94,6 +94,11 @@ export const MarginalsModelConfigMessage = z.object({
   selectionBins: z.number().int().min(2).max(64).optional(),
   /** Seed of the members' sampling of their release (post-processing). */
   seed: z.number().int().min(0).max(2 ** 31 - 1),
+  /**
+   * Patient-level DP (privacy.unitColumn): a member counts at most this many rows of each unit (its first ones), so one
+   * unit changes each count vector by at most this much (the counts' sensitivity, which the noise is scaled to). Default 1.
+   */
+  maxRowsPerUnit: z.number().int().min(1).max(1000).optional(),
 }).strict();
 export const ModelConfigMessage = z.discriminatedUnion('kind', [VaeModelConfigMessage, MarginalsModelConfigMessage]);
 export type ModelConfig = z.infer<typeof ModelConfigMessage>;

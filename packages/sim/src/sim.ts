@@ -13,7 +13,7 @@ import {
 } from '@fedtwin/models';
 import { noiseMultiplierFor } from '@fedtwin/dp';
 import { MARGINALS_ROUNDS } from '@fedtwin/protocol';
-import { COLUMN_RELEASE_SHARE, columnRelease, fitMst, sampleTable, scheduleFor } from '@fedtwin/marginals';
+import { COLUMN_RELEASE_SHARE, capRowsPerUnit, columnRelease, fitMst, sampleTable, scheduleFor } from '@fedtwin/marginals';
 import { daemonFailed, membersFinished, startDaemon, stopDaemon, waitFor, type Daemon, type LogEvent } from './processes.ts';
 import { createProgress } from './progress.ts';
 import { writeHtmlReport } from './report-html.ts';
@@ -301,7 +301,9 @@ export async function runSimulation(opts: SimOptions): Promise<{ report: SimRepo
   const trainAndSynth = async (t: Table, seed: number): Promise<Table> => {
     // The same generator as the federation, at the same ε: MST over the one table (no secure aggregation needed).
     if (opts.generator === 'marginals') {
-      const run = fitMst([t], { epsilon: dpOn(opts) ? opts.epsilon : Infinity, delta: opts.delta });
+      // With a unit column, as the members: at most one row per unit counted, sensitivity 1 per unit (model.maxRowsPerUnit's default).
+      const counted = byUnit ? capRowsPerUnit(t, rowsOf.get(t)!.map((r) => byUnit.units[r]!), 1) : t;
+      const run = fitMst([counted], { epsilon: dpOn(opts) ? opts.epsilon : Infinity, delta: opts.delta });
       const prng = createPrng(seed + 7);
       return sampleTable(run.model, train.length, () => prng.next());
     }
@@ -519,8 +521,7 @@ function validateOptions(o: SimOptions): void {
   if (o.generator === 'marginals' && (o.dp === 'site' || o.dp === 'both') && Number.isFinite(o.epsilon)) throw bad('dp', `${o.dp} is for the vae generator: the marginals generator protects records (--dp record) or runs without DP (--dp off)`);
   if (o.unitColumn !== undefined) {
     if (o.unitColumn.trim() === '') throw bad('unit-column', 'must name a column');
-    if (o.generator !== 'vae') throw bad('unit-column', 'is for --generator vae: the marginals generator protects records only (docs/privacy.md, "The protected unit")');
-    if (o.dp !== 'record' && o.dp !== 'both' || !Number.isFinite(o.epsilon)) throw bad('unit-column', `groups DP-SGD's sampling and clipping per unit: it needs --dp record or both with a finite --epsilon, got --dp ${o.dp}${Number.isFinite(o.epsilon) ? '' : ' --epsilon inf'}`);
+    if (o.dp !== 'record' && o.dp !== 'both' || !Number.isFinite(o.epsilon)) throw bad('unit-column', `protects units instead of records (DP-SGD samples and clips per unit; the marginals generator counts at most one row per unit): it needs --dp record${o.generator === 'vae' ? ' or both' : ''} with a finite --epsilon, got --dp ${o.dp}${Number.isFinite(o.epsilon) ? '' : ' --epsilon inf'}`);
     if (o.audit) throw bad('unit-column', 'with --audit is not supported yet (the canaries are records, not units)');
   }
   if (!(Number.isInteger(o.forestTrees) && o.forestTrees >= 1 && o.forestTrees <= 1000)) throw bad('forest-trees', 'must be an integer between 1 and 1000');

@@ -42,12 +42,12 @@ describe('fedtwin sim --unit-column: validation', () => {
     throw new Error('expected a SIM_BAD_ARGUMENT');
   };
 
-  it('an unknown column, the target, the marginals generator, site-level or no DP, or --audit: SIM_BAD_ARGUMENT with a hint', async () => {
+  it('an unknown column, the target, site-level or no DP, or --audit: SIM_BAD_ARGUMENT with a hint', async () => {
     const unknown = await failure({ unitColumn: 'patient' });
     expect(unknown).toMatchObject({ code: 'SIM_BAD_ARGUMENT', message: expect.stringMatching(/--unit-column patient is not a column/) });
     expect(unknown.hint).toContain('patient_id');
     expect(await failure({ unitColumn: 'diagnosis' })).toMatchObject({ code: 'SIM_BAD_ARGUMENT', message: expect.stringMatching(/is the --target column/) });
-    expect(await failure({ unitColumn: 'patient_id', generator: 'marginals' })).toMatchObject({ code: 'SIM_BAD_ARGUMENT', message: expect.stringMatching(/generator vae/) });
+    expect(await failure({ unitColumn: 'patient_id', generator: 'marginals', dp: 'off' })).toMatchObject({ code: 'SIM_BAD_ARGUMENT', message: expect.stringMatching(/--dp record/) });
     expect(await failure({ unitColumn: 'patient_id', dp: 'site' })).toMatchObject({ code: 'SIM_BAD_ARGUMENT', message: expect.stringMatching(/--dp record or both/) });
     expect(await failure({ unitColumn: 'patient_id', epsilon: Infinity })).toMatchObject({ code: 'SIM_BAD_ARGUMENT', message: expect.stringMatching(/--epsilon inf/) });
     expect(await failure({ unitColumn: 'patient_id', audit: { canaries: 10 } })).toMatchObject({ code: 'SIM_BAD_ARGUMENT', message: expect.stringMatching(/--audit/) });
@@ -108,5 +108,38 @@ describe('fedtwin sim --unit-column patient_id (real processes)', () => {
     place(split.test, 'test');
     split.nodes.forEach((rows, i) => place(rows, `node ${i}`));
     expect(where.size).toBe(new Set(ids).size);
+  });
+});
+
+// The marginals generator with patient-level DP: each member counts at most one row per patient (model.maxRowsPerUnit's
+// default), so every count vector moves by at most 1 when a patient is added or removed, and the schedule's noise is
+// scaled to that (packages/marginals/test/units.test.ts has the attack on the counts themselves).
+describe('fedtwin sim --generator marginals --unit-column patient_id (real processes)', () => {
+  let out = '';
+  let report: Record<string, any>;
+  beforeAll(async () => {
+    out = join(dir, 'run-marginals');
+    const r = spawnSync(process.execPath, [CLI_BIN, 'sim', '--forest-trees', '5', '--dataset', csvPath, '--target', 'diagnosis', '--unit-column', 'patient_id', '--generator', 'marginals', '--nodes', '2', '--seed', '3', '--out', out, '--progress', 'none', '--timeout', '150'], { encoding: 'utf8', timeout: 170_000 });
+    expect(r.status, r.stderr).toBe(0);
+    report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
+  }, 180_000);
+
+  it('every signed round is a Skellam count release of sensitivity 1 per patient; ε within the budget; ledger verify agrees; no id released', async () => {
+    expect(report.generator).toBe('marginals');
+    const unit = report.privacy.unit;
+    expect(unit.column).toBe('patient_id');
+    for (const [i, n] of unit.unitsPerNode.entries()) expect(n).toBeLessThan(unit.rowsPerNode[i]);
+    const entries = await contributionEntries(join(out, 'ledger'));
+    expect(entries).toHaveLength(2 * 3);
+    for (const e of entries) expect(e.mechanism).toMatchObject({ kind: 'skellam', sampleRate: 1, l1: 1, l2: 1 });
+    expect(report.privacy.epsilon).toBeGreaterThan(7);
+    expect(report.privacy.epsilon).toBeLessThanOrEqual(8);
+    const v = await verifyLedgerDir(join(out, 'ledger'));
+    expect(v.ok).toBe(true);
+    for (const f of ['synthetic.csv', join('nodes', '0', 'synthetic.csv'), join('nodes', '1', 'synthetic.csv')]) {
+      expect(parseCsv(await readFile(join(out, f), 'utf8')).header).not.toContain('patient_id');
+    }
+    const manifest = JSON.parse(await readFile(join(out, 'consortium.json'), 'utf8'));
+    expect(manifest.privacy.unitColumn).toBe('patient_id');
   });
 });

@@ -32,7 +32,7 @@ export function registerSimCommand(program: Command): void {
     .option('--delta <d>', 'δ of the (ε, δ) guarantee', String(d.delta))
     .option('--clip <c>', 'record-level per-example gradient clip', String(d.clip))
     .option('--site-clip <c>', 'site-level update clip', String(d.siteClip))
-    .option('--unit-column <col>', 'patient-level DP: the CSV column with each row\'s patient (unit) id; DP-SGD samples and clips per patient, ε is per patient, the id never enters the model or synthetic.csv, and the split keeps each patient\'s rows together (vae, --dp record or both)')
+    .option('--unit-column <col>', 'patient-level DP: the CSV column with each row\'s patient (unit) id; DP-SGD samples and clips per patient, ε is per patient, the id never enters the model or synthetic.csv, and the split keeps each patient\'s rows together (--dp record, or both for the vae; the marginals generator counts at most one row per patient)')
     .option('--epsilon-sweep <list>', 'run once per ε (e.g. 1,3,8,inf) into OUT/eps-<ε>/ and chart TSTR AUC against ε')
     .option('--seeds <K>', 'repeat the whole run with seeds --seed … --seed+K−1 (OUT/seed-<s>/) and report every figure as the mean with its 95 % confidence interval (OUT/report.json: means, seeds.ci95 beside them)')
     .option('--plaintext', 'baseline: aggregate plaintext updates instead of BFV ciphertexts')

@@ -100,8 +100,8 @@ function unitsOf(csv: Csv, column: string, schema: TableSchema, source: string):
 }
 
 /** The consortium's generator: the VAE (seeded: version 0 is identical on every member) or the marginals member. */
-export async function buildMemberModel(join: JoinResponse, data: EncodedTable, table: Table): Promise<MemberModel> {
-  return join.model.kind === 'marginals' ? marginalsModel(join, table) : vaeModel(buildModel(join, data), join, table);
+export async function buildMemberModel(join: JoinResponse, data: EncodedTable, table: Table, units?: Int32Array): Promise<MemberModel> {
+  return join.model.kind === 'marginals' ? marginalsModel(join, table, units) : vaeModel(buildModel(join, data), join, table);
 }
 
 /** The consortium's VAE, seeded: version 0 is identical on every member. */
