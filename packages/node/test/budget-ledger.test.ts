@@ -9,6 +9,8 @@ import { createTwinVae, encodeTable, inferSchema, initBackend, loadDataset, toCs
 import { createWireHost, generateIdentity, peerIdOf, type WireHost } from '@fedtwin/wire';
 import type { PrivateKey } from '@libp2p/interface';
 import { createNode } from '../src/node.ts';
+import { columnReleaseLength } from '@fedtwin/marginals';
+import { readFile } from 'node:fs/promises';
 import { contributionEntries } from './helpers/in-process-federation.ts';
 
 // Issue 13 item 7: a member's privacy budget cannot be reset by losing (or deleting) its state, and a
@@ -39,15 +41,16 @@ afterEach(async () => {
 });
 beforeAll(async () => { await initBackend('cpu'); });
 
-async function consortium(): Promise<Fixture> {
+async function consortium(opts: { calibrate?: boolean } = {}): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'fedtwin-budget-ledger-'));
   const ds = await loadDataset('breast_cancer_wdbc');
   const schema = inferSchema(ds.header, ds.rows, { target: 'diagnosis' });
   await writeFile(join(dir, 'records.csv'), toCsv(ds.header, ds.rows.slice(0, 200)));
-  const model = { kind: 'vae' as const, latentDim: 2, hidden: 8, seed: 1 };
+  const model = { kind: 'vae' as const, latentDim: 2, hidden: 8, seed: 1, ...(opts.calibrate ? { calibrate: true } : {}) };
   const layout = encodeTable({ schema, rows: [] });
   const probe = createTwinVae({ width: layout.width, segments: layout.segments, classes: layout.classes, latentDim: 2, hidden: 8, seed: 1 });
-  const modelValues = probe.sharedSize;
+  // With model.calibrate the column release's counts ride behind the model's values.
+  const modelValues = probe.sharedSize + (opts.calibrate ? columnReleaseLength(schema) : 0);
   probe.dispose();
   const key = await generateIdentity();
   const aggKey = await generateIdentity();
@@ -151,5 +154,29 @@ describe('a member\'s privacy budget and its ledger', () => {
     const third = await runMember(fx, { epsilon: 50 });
     expect(spentOf(third.events).budget).toBe(stricter);
     expect(third.events.some((e) => e.event === 'budget-kept')).toBe(true);
+  }, 240_000);
+
+  it('a calibrating consortium (model.calibrate): state deleted after the column release and one training round, the restarted member rebuilds both from its ledger and ends within ε with a calibrated model', async () => {
+    fx = await consortium({ calibrate: true });
+    const first = await runMember(fx, { stopAtVersion: 2 });
+    expect(contributedRounds(first.events)).toEqual([1, 2]);
+    const before = await ledgerContributions(fx);
+    // Round 1 signed the release (Skellam counts at q = 1), round 2 DP-SGD.
+    expect(before[0]!.mechanism).toMatchObject({ kind: 'skellam', sampleRate: 1, l1: 1, l2: 1 });
+    expect(before[1]!.mechanism?.kind).toBeUndefined();
+    const signed = before.at(-1)!.epsilonTotal;
+
+    await rm(join(fx.dir, 'site', 'state'), { recursive: true, force: true });
+    const second = await runMember(fx);
+    expect(second.events.find((e) => e.event === 'budget-rebuilt')).toMatchObject({ contributions: 2, lastRound: 2 });
+    expect(Math.abs(spentOf(second.events).epsilon - signed)).toBeLessThanOrEqual(1e-9 * signed);
+    expect(contributedRounds(second.events)).toEqual([3, 4]);
+    const after = await ledgerContributions(fx);
+    expect(after.map((c) => c.round)).toEqual([1, 2, 3, 4]);
+    expect(after[3]!.epsilonTotal).toBeLessThanOrEqual(8);
+    // The restarted member caught up through aggregate 1 (the released counts) and released a calibrated model.
+    const model = JSON.parse(await readFile(join(fx.dir, 'site', 'model.json'), 'utf8'));
+    expect(model.model.calibration.columns).toHaveLength(30);
+    expect(model.privacy.epsilon).toBeCloseTo(after[3]!.epsilonTotal, 9);
   }, 240_000);
 });
