@@ -108,28 +108,36 @@ async function ledgerContributions(f: Fixture): Promise<Array<Extract<EntryPaylo
 const spentOf = (events: Event[]) => (events.find((e) => e.event === 'privacy')!.spent as { record: { epsilon: number; budget: number } }).record;
 const contributedRounds = (events: Event[]) => events.filter((e) => e.event === 'contributed').map((e) => Number(e.round));
 
+/**
+ * Runs the member to global version 2 (contributions to rounds 1 and 2), deletes its state, runs it again to the end:
+ * the restarted member must start from the budget its two signed entries give (rebuilt, not fresh) and take part in
+ * rounds 3 and 4 only.
+ */
+async function loseStateAfterTwoRounds(f: Fixture): Promise<{ before: Array<Extract<EntryPayload, { type: 'contribution' }>>; after: Array<Extract<EntryPayload, { type: 'contribution' }>>; signed: number }> {
+  const first = await runMember(f, { stopAtVersion: 2 });
+  expect(contributedRounds(first.events)).toEqual([1, 2]);
+  const before = await ledgerContributions(f);
+  expect(before.map((c) => c.round)).toEqual([1, 2]);
+  const signed = before.at(-1)!.epsilonTotal;
+  expect(signed).toBeGreaterThan(0);
+  await rm(join(f.dir, 'site', 'state'), { recursive: true, force: true });
+  const second = await runMember(f);
+  // The budget it starts from is the ledger's, not a fresh one ...
+  expect(second.events.find((e) => e.event === 'budget-rebuilt')).toMatchObject({ contributions: 2, lastRound: 2 });
+  expect(Math.abs(spentOf(second.events).epsilon - signed)).toBeLessThanOrEqual(1e-9 * signed);
+  // ... it takes part in rounds 3 and 4 only, and its totals carry on from the ledger's.
+  expect(contributedRounds(second.events)).toEqual([3, 4]);
+  expect(second.events.find((e) => e.event === 'federation-finished')).toBeDefined();
+  const after = await ledgerContributions(f);
+  expect(after.map((c) => c.round)).toEqual([1, 2, 3, 4]);
+  expect(after[2]!.epsilonTotal).toBeGreaterThan(signed);
+  return { before, after, signed };
+}
+
 describe('a member\'s privacy budget and its ledger', () => {
   it('state deleted after 2 contributed rounds: the restarted member spends on from exactly what its ledger entries say', async () => {
     fx = await consortium();
-    const first = await runMember(fx, { stopAtVersion: 2 });
-    expect(contributedRounds(first.events)).toEqual([1, 2]);
-    const before = await ledgerContributions(fx);
-    expect(before.map((c) => c.round)).toEqual([1, 2]);
-    const signed = before.at(-1)!.epsilonTotal;
-    expect(signed).toBeGreaterThan(0);
-
-    await rm(join(fx.dir, 'site', 'state'), { recursive: true, force: true });
-    const second = await runMember(fx);
-    // The budget it starts from is the ledger's, not a fresh one ...
-    expect(second.events.find((e) => e.event === 'budget-rebuilt')).toMatchObject({ contributions: 2, lastRound: 2 });
-    expect(Math.abs(spentOf(second.events).epsilon - signed)).toBeLessThanOrEqual(1e-9 * signed);
-    // ... it takes part in rounds 3 and 4 only, and its totals carry on from the ledger's.
-    expect(contributedRounds(second.events)).toEqual([3, 4]);
-    const after = await ledgerContributions(fx);
-    expect(after.map((c) => c.round)).toEqual([1, 2, 3, 4]);
-    expect(after[2]!.epsilonTotal).toBeGreaterThan(signed);
-    const result = second.events.find((e) => e.event === 'federation-finished');
-    expect(result).toBeDefined();
+    const { after } = await loseStateAfterTwoRounds(fx);
     // Four rounds at one calibrated z: exactly what a member that never lost its state would have spent.
     expect(after[3]!.epsilonTotal).toBeLessThanOrEqual(8);
   }, 240_000);
@@ -158,21 +166,10 @@ describe('a member\'s privacy budget and its ledger', () => {
 
   it('a calibrating consortium (model.calibrate): state deleted after the column release and one training round, the restarted member rebuilds both from its ledger and ends within ε with a calibrated model', async () => {
     fx = await consortium({ calibrate: true });
-    const first = await runMember(fx, { stopAtVersion: 2 });
-    expect(contributedRounds(first.events)).toEqual([1, 2]);
-    const before = await ledgerContributions(fx);
+    const { before, after } = await loseStateAfterTwoRounds(fx);
     // Round 1 signed the release (Skellam counts at q = 1), round 2 DP-SGD.
     expect(before[0]!.mechanism).toMatchObject({ kind: 'skellam', sampleRate: 1, l1: 1, l2: 1 });
     expect(before[1]!.mechanism?.kind).toBeUndefined();
-    const signed = before.at(-1)!.epsilonTotal;
-
-    await rm(join(fx.dir, 'site', 'state'), { recursive: true, force: true });
-    const second = await runMember(fx);
-    expect(second.events.find((e) => e.event === 'budget-rebuilt')).toMatchObject({ contributions: 2, lastRound: 2 });
-    expect(Math.abs(spentOf(second.events).epsilon - signed)).toBeLessThanOrEqual(1e-9 * signed);
-    expect(contributedRounds(second.events)).toEqual([3, 4]);
-    const after = await ledgerContributions(fx);
-    expect(after.map((c) => c.round)).toEqual([1, 2, 3, 4]);
     expect(after[3]!.epsilonTotal).toBeLessThanOrEqual(8);
     // The restarted member caught up through aggregate 1 (the released counts) and released a calibrated model.
     const model = JSON.parse(await readFile(join(fx.dir, 'site', 'model.json'), 'utf8'));
