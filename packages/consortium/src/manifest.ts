@@ -28,6 +28,8 @@ export const DEFAULT_RECORD_CLIP = 1;
 /** σ_N of the count release when the manifest names none: RDP α/(2σ²) = α/800, ε = 0.18 alone at δ = 1e-5 (docs/privacy.md). */
 export const DEFAULT_COUNT_NOISE = 20;
 export const DEFAULT_PRIVACY = { mode: 'record', epsilon: 8, delta: 1e-5, clip: DEFAULT_RECORD_CLIP } as const;
+/** The generator a manifest that names none federates: the VAE at these sizes. */
+export const DEFAULT_VAE_MODEL = { kind: 'vae', latentDim: 8, hidden: 64, seed: 42 } as const;
 
 export const PrivacyConfigSchema = z.object({
   mode: z.enum(['off', 'record', 'site', 'both']).default('record'),
@@ -119,7 +121,7 @@ export const ManifestSchema = z.object({
   secureAggregation: SecureAggregationConfigSchema.default({ scheme: 'bfv', clip: 64, maxParticipants: 1024 }),
   privacy: PrivacyConfigSchema.default(DEFAULT_PRIVACY),
   rounds: RoundPolicySchema,
-  model: ModelConfigMessage.default({ kind: 'vae', latentDim: 8, hidden: 64, seed: 42 }),
+  model: ModelConfigMessage.default(DEFAULT_VAE_MODEL),
   strategy: z.enum(['fedavg']).default('fedavg'),
   training: TrainingConfigMessage.default({ epochs: 5, batchSize: 32, learningRate: 0.003 }),
 }).strict().superRefine((m, ctx) => {

@@ -156,15 +156,29 @@ function referenceQuantile(knots: readonly number[], x: number, uniform: () => n
   return (lo - 0.5 + (x - a) / (b - a)) / K;
 }
 
+/**
+ * MARGINALS_BAD_ARGUMENT unless `map` is a calibration map of `domain` (a saved model.json is input like any file):
+ * each mapped column a numeric column of it, its knots finite and sorted, its release one finite mass per value bin.
+ */
+export function checkCalibrationMap(map: CalibrationMap, domain: Domain): void {
+  if (typeof map !== 'object' || map === null || !Array.isArray(map.columns)) throw badArgument('the calibration is not a calibration map (no columns)');
+  for (const m of map.columns) {
+    const c = Number.isInteger(m?.column) ? domain.columns[m.column] : undefined;
+    if (!c || c.kind !== 'numeric') throw badArgument(`the calibration maps column ${m?.column}, which is not a numeric column of the schema`);
+    if (!Array.isArray(m.knots) || !Array.isArray(m.release)) throw badArgument(`column "${c.name}": the calibration has no knots or release`);
+    if (m.release.length !== valueBins(c)) throw badArgument(`column "${c.name}": the calibration's release has ${m.release.length} bins, the domain ${valueBins(c)}`);
+    if (!m.knots.every(Number.isFinite) || !m.release.every(Number.isFinite)) throw badArgument(`column "${c.name}": the calibration holds a value that is not a finite number`);
+    for (let j = 1; j < m.knots.length; j++) if (!(m.knots[j] >= m.knots[j - 1])) throw badArgument(`column "${c.name}": the calibration's knots are not sorted`);
+  }
+}
+
 /** `table` with every mapped column moved onto its release (missing cells and other columns unchanged). */
 export function applyCalibration(table: Table, domain: Domain, map: CalibrationMap, uniform: () => number): Table {
   assertMatches(domain, table.schema);
+  checkCalibrationMap(map, domain);
   const rows: Cell[][] = table.rows.map((r) => [...r]);
   for (const m of map.columns) {
-    const c = domain.columns[m.column];
-    if (!c || c.kind !== 'numeric') throw badArgument(`the calibration maps column ${m.column}, which is not a numeric column of the schema`);
-    if (m.release.length !== valueBins(c)) throw badArgument(`column "${c.name}": the calibration's release has ${m.release.length} bins, the domain ${valueBins(c)}`);
-    for (let j = 1; j < m.knots.length; j++) if (!(m.knots[j] >= m.knots[j - 1])) throw badArgument(`column "${c.name}": the calibration's knots are not sorted`);
+    const c = domain.columns[m.column] as Extract<ColumnDomain, { kind: 'numeric' }>;
     const cumulative = cumulativeOf(m.release, c.name);
     if (!(cumulative[m.release.length] > 0)) continue;
     for (const row of rows) {

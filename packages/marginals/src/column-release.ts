@@ -8,7 +8,7 @@ import { noiseMultiplierFor, skellamMechanism, type SampledGaussian } from '@fed
 import type { Table, TableSchema } from '@fedtwin/models';
 import { assertMatches, columnSize, domainFromSchema, type Domain } from './domain.ts';
 import { localCounts } from './counts.ts';
-import { DEFAULT_BRANCHING, estimateLeaves, hierarchyOf, levelCounts, type Hierarchy } from './hierarchy.ts';
+import { DEFAULT_BRANCHING, estimateColumns, hierarchyOf, levelCounts, splitLevels, type Hierarchy } from './hierarchy.ts';
 import { muOnGrid } from './privacy.ts';
 import { MAX_SCHEDULE_VALUES } from './federated.ts';
 
@@ -119,17 +119,11 @@ export interface ReleasedColumns {
 /** The leaves of every released column from the noisy level sums (James–Stein, as MST's round 1). */
 export function releasedColumns(r: ColumnRelease, released: ArrayLike<number>): ReleasedColumns {
   if (released.length !== r.values) throw bad(`the released counts have ${released.length} values, the release ${r.values}`);
-  let off = 0;
-  const levelsOf = r.hierarchies.map((h) => h.sizes.map((n) => {
-    const v = Float64Array.from({ length: n }, (_, i) => released[off + i]!);
-    off += n;
-    return v;
-  }));
-  for (const ls of levelsOf) for (const l of ls) for (const x of l) if (!Number.isFinite(x)) throw bad('a released count is not finite');
-  const totals = levelsOf.map((ls, i) => estimateLeaves(r.hierarchies[i]!, ls, r.sigma, undefined, 'james-stein').reduce((a, b) => a + b, 0));
-  const total = Math.max(1, totals.reduce((a, b) => a + b, 0) / Math.max(1, totals.length));
+  const packed = Float64Array.from(released);
+  if (!packed.every(Number.isFinite)) throw bad('a released count is not finite');
+  const { total, leaves } = estimateColumns(r.hierarchies, splitLevels(r.hierarchies, packed), r.sigma);
   const oneWays: Array<Float64Array | undefined> = r.fine.columns.map(() => undefined);
-  r.columns.forEach((k, i) => { oneWays[k] = estimateLeaves(r.hierarchies[i]!, levelsOf[i]!, r.sigma, total, 'james-stein'); });
+  r.columns.forEach((k, i) => { oneWays[k] = leaves[i]; });
   const t = r.fine.columns.findIndex((c) => c.name === r.schema.target);
   const target = r.fine.columns[t]!;
   const classes = target.kind === 'categorical' ? target.categories.length : 0;

@@ -22,7 +22,7 @@ import { allPairs, independenceL2Squared, maximumSpanningTree } from './select.t
 import type { Edge } from './select.ts';
 import { fitTree } from './fit.ts';
 import type { Measurement, TreeModel } from './fit.ts';
-import { DEFAULT_BRANCHING, estimateLeaves, hierarchyOf, levelCounts, rangeCover } from './hierarchy.ts';
+import { DEFAULT_BRANCHING, estimateColumns, hierarchyOf, levelCounts, rangeCover, splitLevels } from './hierarchy.ts';
 import type { Hierarchy } from './hierarchy.ts';
 import { autoBins } from './mst.ts';
 
@@ -151,16 +151,6 @@ function checkReleased(s: MstSchedule, released: ArrayLike<number>): void {
   if (released.length !== s.values) throw bad(`released counts have ${released.length} values, the schedule ${s.values}`);
 }
 
-/** Round 1's released level counts, split per column and level. */
-function oneWayLevels(s: MstSchedule, released: ArrayLike<number>): Float64Array[][] {
-  const seg = segmentOf(released, s.segments[0]);
-  let off = 0;
-  return s.hierarchies.map((h) => h.sizes.map((n) => {
-    const v = seg.subarray(off, off + n);
-    off += n;
-    return v;
-  }));
-}
 
 /** What round 1's release implies (public): N̂, the fine estimates, the coarse and the selection domains. */
 interface AfterOneWay {
@@ -171,19 +161,10 @@ interface AfterOneWay {
 }
 
 function afterOneWay(s: MstSchedule, released: ArrayLike<number>): AfterOneWay {
-  const y1 = oneWayLevels(s, released);
-  const sigma = s.plan.oneWay.sigma;
-  const d = s.fine.columns.length;
-  const total = Math.max(1, y1.reduce((acc, ls, k) => acc + sumOf(estimateLeaves(s.hierarchies[k], ls, sigma, undefined, 'james-stein')), 0) / d);
-  const fineEst = y1.map((ls, k) => estimateLeaves(s.hierarchies[k], ls, sigma, total, 'james-stein'));
+  // Round 1's released level counts, per column and level, then the leaves on a common N̂.
+  const { total, leaves: fineEst } = estimateColumns(s.hierarchies, splitLevels(s.hierarchies, segmentOf(released, s.segments[0])), s.plan.oneWay.sigma);
   const bins = s.fine.columns.map(() => autoBins(total, s.plan.edges.sigma, s.maxBins));
   return { total, fineEst, coarse: coarsenDomain(s.fine, fineEst, bins), selection: coarsenDomain(s.fine, fineEst, s.selectionBins) };
-}
-
-function sumOf(a: ArrayLike<number>): number {
-  let t = 0;
-  for (let i = 0; i < a.length; i++) t += a[i];
-  return t;
 }
 
 function sumFine(fine: ArrayLike<number>, groups: Int32Array, size: number): Float64Array {

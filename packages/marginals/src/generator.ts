@@ -8,7 +8,7 @@ import {
 } from '@fedtwin/models';
 import { MST_ROUNDS, fitReleased, memberCounts, roundRequest, type MstSchedule } from './federated.ts';
 import { columnSize, domainFromSchema } from './domain.ts';
-import { applyCalibration, type CalibrationMap } from './calibrate.ts';
+import { applyCalibration, checkCalibrationMap, type CalibrationMap } from './calibrate.ts';
 import { checkTreeModel, sampleTable } from './sample.ts';
 import type { TreeModel } from './fit.ts';
 
@@ -180,12 +180,9 @@ export function openSavedModel(json: unknown): { saved: SavedModel; generator: G
  * same post-processing a member applied to its synthetic CSV, with draws seeded by the sample's seed.
  */
 function calibratedGenerator(g: Generator, map: CalibrationMap): Generator {
-  if (typeof map !== 'object' || map === null || !Number.isInteger(map.fineBins) || !Array.isArray(map.columns)) throw new FedtwinError('GENERATE_BAD_MODEL', 'the VAE\'s calibration is not a calibration map');
-  for (const c of map.columns) {
-    if (!Array.isArray(c?.knots) || !Array.isArray(c?.release) || !c.knots.every(Number.isFinite) || !c.release.every(Number.isFinite)) throw new FedtwinError('GENERATE_BAD_MODEL', 'the VAE\'s calibration holds a column without finite knots and release');
-  }
+  if (typeof map !== 'object' || map === null || !Number.isInteger(map.fineBins)) throw new FedtwinError('GENERATE_BAD_MODEL', 'the VAE\'s calibration is not a calibration map (no fineBins)');
   const domain = domainFromSchema(g.schema, { bins: map.fineBins });
-  applyCalibration({ schema: g.schema, rows: [] }, domain, map, () => 0.5); // checks the map against the schema now, not at the first sample
+  checkCalibrationMap(map, domain); // now, not at the first sample (openSavedModel reports it as GENERATE_BAD_MODEL)
   return {
     ...g,
     sample(rows, opts = {}) {

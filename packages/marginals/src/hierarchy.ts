@@ -138,3 +138,28 @@ export function rangeCover(h: Hierarchy, a: number, b: number): number {
   for (let i = 0; i < h.sizes[0]; i++) walk(0, i);
   return nodes;
 }
+
+/**
+ * Several columns' noisy level counts, packed column after column, coarsest level first (as a member sends them),
+ * split back into one array per column and level (views of `packed`, from `offset`).
+ */
+export function splitLevels(hierarchies: readonly Hierarchy[], packed: Float64Array, offset = 0): Float64Array[][] {
+  let off = offset;
+  return hierarchies.map((h) => h.sizes.map((n) => {
+    const v = packed.subarray(off, off + n);
+    off += n;
+    return v;
+  }));
+}
+
+/**
+ * The leaves of several columns measured over the same records: N̂ is the mean over the columns of their estimated
+ * totals (each column counts every record once), then every column's leaves are split top-down from N̂
+ * (estimateLeaves, James–Stein), so all columns agree on the number of records.
+ */
+export function estimateColumns(hierarchies: readonly Hierarchy[], levels: readonly (readonly ArrayLike<number>[])[], sigma: number): { total: number; leaves: Float64Array[] } {
+  const sum = (a: ArrayLike<number>) => { let t = 0; for (let i = 0; i < a.length; i++) t += a[i]; return t; };
+  const totals = levels.map((ls, k) => sum(estimateLeaves(hierarchies[k], ls, sigma, undefined, 'james-stein')));
+  const total = Math.max(1, totals.reduce((a, b) => a + b, 0) / Math.max(1, totals.length));
+  return { total, leaves: levels.map((ls, k) => estimateLeaves(hierarchies[k], ls, sigma, total, 'james-stein')) };
+}

@@ -235,11 +235,10 @@ export function vaeGenerator(schema: TableSchema, state: VaeState): Generator {
     sample(rows, opts = {}) {
       checkSampleRows(rows);
       const seed = opts.seed ?? (Math.random() * 2 ** 31) >>> 0;
-      const uniformMix = defaultMix;
-      if (!opts.condition) return { schema, rows: draw(rows, seed, uniformMix) };
+      if (!opts.condition) return { schema, rows: draw(rows, seed, defaultMix) };
       const { column, category } = resolveCondition(schema, opts.condition);
       if (column === t) return { schema, rows: draw(rows, seed, classes.map((_, i) => (i === category ? 1 : 0))) };
-      return { schema, rows: rejectionSample(rows, column, opts.condition.value, (n, round) => draw(n, (seed + round * 7919) % 2 ** 31, uniformMix)) };
+      return { schema, rows: rejectionSample(rows, column, opts.condition.value, (n, round) => draw(n, (seed + round * 7919) % 2 ** 31, defaultMix)) };
     },
     describe: () => ({ kind: 'vae', ...describeSchema(schema), details: { latentDim: state.latentDim, hidden: state.hidden, classMix: state.classMix ? 'released counts unless conditioned' : 'uniform unless conditioned', calibrated: state.calibration !== undefined } }),
     save: (privacy, source) => ({

@@ -56,7 +56,7 @@ export async function vaeModel(vae: TwinVae, join?: JoinResponse, table?: Table)
   if (p.mode === 'site' || p.mode === 'both' || p.record?.unitColumn !== undefined) {
     throw new FedtwinError('CONSORTIUM_INVALID', `model.calibrate releases record-level counts: it needs privacy.mode record (without unitColumn) or off, not "${p.mode}"${p.record?.unitColumn ? ' with a unit column' : ''}`, { hint: 'drop model.calibrate from the consortium manifest' });
   }
-  const epsilon = p.mode === 'off' ? Infinity : Math.min(p.record?.targetEpsilon ?? p.epsilon, p.epsilon);
+  const epsilon = consortiumEpsilon(p);
   const release = columnRelease(table.schema, { epsilon, delta: p.delta });
   const offset = vae.sharedSize;
   const weights: ModelWeights = {
@@ -71,6 +71,14 @@ export async function vaeModel(vae: TwinVae, join?: JoinResponse, table?: Table)
     dispose: () => vae.dispose(),
   };
   return { kind: 'vae', weights, vae, release: { release, offset, table, scale: await wireScale(join) } };
+}
+
+/**
+ * The ε a count schedule is calibrated to: the consortium's (record.targetEpsilon, else its ε; ∞ with DP off), never a
+ * member's own budget, so every member draws its noise share at the same μ.
+ */
+function consortiumEpsilon(p: JoinResponse['privacy']): number {
+  return p.mode === 'off' ? Infinity : Math.min(p.record?.targetEpsilon ?? p.epsilon, p.epsilon);
 }
 
 /** The model's part of a global (the VAE's shared weights, without a column release's counts behind them). */
@@ -104,7 +112,7 @@ export async function marginalsModel(join: JoinResponse, table: Table, units?: I
   const perUnit = p.record?.unitColumn !== undefined ? join.model.maxRowsPerUnit ?? 1 : undefined;
   if (perUnit !== undefined && !units) throw new FedtwinError('NODE_MODEL_MISMATCH', 'patient-level DP: the member has no unit index per row');
   const counted = perUnit !== undefined ? capRowsPerUnit(table, units!, perUnit) : table;
-  const epsilon = p.mode === 'off' ? Infinity : Math.min(p.record?.targetEpsilon ?? p.epsilon, p.epsilon);
+  const epsilon = consortiumEpsilon(p);
   const schedule = scheduleFor(table.schema, join.model, { epsilon, delta: p.delta, sensitivity: perUnit });
   const weights: ModelWeights = {
     sharedSize: schedule.values,

@@ -105,7 +105,7 @@ export function canaryScores(rows: Row[], schema: TableSchema, model: { latentDi
   const enc = encodeTable({ schema, rows } satisfies Table);
   const vae = createTwinVae({ width: enc.width, segments: enc.segments, classes: enc.classes, latentDim: model.latentDim, hidden: model.hidden, seed: model.seed });
   try {
-    vae.setSharedWeights(weights.global.length > vae.sharedSize ? weights.global.subarray(0, vae.sharedSize) : weights.global); // a column release's counts follow the model (model.calibrate)
+    vae.setSharedWeights(weights.global.subarray(0, vae.sharedSize)); // a column release's counts follow the model (model.calibrate)
     if (weights.private) vae.setPrivateWeights(weights.private);
     const core = getVaeCore(vae);
     const loss = tf.tidy(() => {

@@ -33,7 +33,7 @@ export function registerConsortiumCommands(program: Command): void {
       members: string; aggregator: string; out: string; id: string; keyHolder?: string; plaintext?: boolean; aggregation: string; threshold?: string; degree?: string; privacy: string; epsilon: string; delta: string;
       clip: string; generator: string; rounds: string; calibrate?: boolean; quorum?: string; minParticipants?: string; deadline: string; schema?: string; force?: boolean; json?: boolean;
     }) => {
-      const { parseManifest, manifestHash, manifestYaml, schemaHash } = await import('@fedtwin/consortium');
+      const { parseManifest, manifestHash, manifestYaml, schemaHash, DEFAULT_VAE_MODEL } = await import('@fedtwin/consortium');
       if (!opts.force && await access(opts.out).then(() => true, () => false)) {
         throw new FedtwinError('CLI_BAD_ARGUMENT', `${opts.out} already exists`, { hint: 'pass --force to replace it (every member must then install the new one)' });
       }
@@ -79,7 +79,7 @@ export function registerConsortiumCommands(program: Command): void {
         ...(schemaHashValue ? { schemaHash: schemaHashValue } : {}),
         secureAggregation,
         privacy,
-        ...(marginals ? { model: { kind: 'marginals', seed: 42 } } : opts.calibrate ? { model: { kind: 'vae', latentDim: 8, hidden: 64, seed: 42, calibrate: true } } : {}),
+        ...(marginals ? { model: { kind: 'marginals', seed: 42 } } : opts.calibrate ? { model: { ...DEFAULT_VAE_MODEL, calibrate: true } } : {}),
         rounds: { total: marginals ? 3 : num('--rounds', opts.rounds), quorum, minParticipants: num('--min-participants', opts.minParticipants) ?? quorum, deadlineSeconds: num('--deadline', opts.deadline) },
       }, 'consortium init');
       // No DP is allowed, never silent: each member must also opt in (privacy: { mode: off } in its node config).

@@ -8,7 +8,7 @@ import type { NodeContext } from '../context.ts';
 import { cpuMsBetween } from '../util.ts';
 import { addReleased, wireScale } from '../marginals/wire.ts';
 import { siteSumToModel } from '../site-noise.ts';
-import { releaseUnits, unitsFor, vaeReleaseOf } from '../member-model.ts';
+import { modelPart, releaseUnits, unitsFor, vaeReleaseOf } from '../member-model.ts';
 import { sendVerdict } from './probe.ts';
 import { syncLedger } from './witness-sync.ts';
 import { checkAggregate } from './aggregate-check.ts';
@@ -69,12 +69,16 @@ async function applyNext(ctx: NodeContext): Promise<void> {
   // A calibrating VAE consortium: aggregate 1 is the column release (counts, added behind the model's values);
   // later ones are model deltas, averaged into the model's values while the released counts stay as they are.
   else if (release && agg.version === 1) ctx.global = addReleased(ctx.global, decoded, releaseUnits(release, minParticipants));
-  else if (release) {
-    const model = ctx.strategy.applyAggregate(ctx.global.slice(0, release.offset), decoded.subarray(0, release.offset), agg.totalWeight, agg.participants.length);
-    const next = Float32Array.from(ctx.global);
-    next.set(model, 0);
-    ctx.global = next;
-  } else ctx.global = ctx.strategy.applyAggregate(ctx.global, ctx.privacy.siteSkellam ? siteSumToModel(decoded, ctx.privacy.siteSkellam, await heUnit(ctx)) : decoded, agg.totalWeight, agg.participants.length);
+  else {
+    const weights = modelPart(ctx.model, ctx.global);
+    const sum = ctx.privacy.siteSkellam ? siteSumToModel(decoded, ctx.privacy.siteSkellam, await heUnit(ctx)) : decoded;
+    const model = ctx.strategy.applyAggregate(weights, sum.subarray(0, weights.length), agg.totalWeight, agg.participants.length);
+    if (release) {
+      const next = Float32Array.from(ctx.global);
+      next.set(model, 0);
+      ctx.global = next;
+    } else ctx.global = model;
+  }
   ctx.state = { ...ctx.state, version: v, hash: versionHash(ctx.global), base: nextModelVersion(ctx.state.base!, sha256Hex(body)) };
   const tSave = performance.now();
   const cSave = process.cpuUsage();

@@ -9,7 +9,7 @@ import { columnReleaseCounts } from '@fedtwin/marginals';
 import { muFor, releaseUnits, unitsFor, vaeReleaseOf, type MarginalsMember } from '../member-model.ts';
 import type { RoundPlan } from '../privacy.ts';
 import { skellamCountShare } from '../marginals/noise.ts';
-import { toWire } from '../marginals/wire.ts';
+import { toWire, type CountUnits } from '../marginals/wire.ts';
 import { cpuMsBetween } from '../util.ts';
 import type { Trained } from './train.ts';
 
@@ -52,31 +52,38 @@ export async function countLocal(ctx: NodeContext, task: OpenTask, plan: RoundPl
   if ((req.mechanism?.noiseMultiplier ?? 0) !== (plan.record?.noiseMultiplier ?? 0) || (req.mechanism?.steps ?? 0) !== (plan.record?.steps ?? 0)) {
     throw new FedtwinError('NODE_PRIVACY_MISMATCH', `round ${task.round}: the counts would be noised as σ ${req.sigma}, ${req.mechanism?.steps ?? 0} vectors; the accountant planned z ${plan.record?.noiseMultiplier ?? 0}, ${plan.record?.steps ?? 0}`);
   }
-  const exact = req.values;
   const minParticipants = ctx.consortium.manifest.rounds.minParticipants;
   const mu = muFor(m, measurement);
-  if (mu !== (plan.record?.skellam?.mu ?? 0)) {
-    throw new FedtwinError('NODE_PRIVACY_MISMATCH', `round ${task.round}: the counts would be noised with Skellam μ ${mu}; the accountant planned μ ${plan.record?.skellam?.mu ?? 0}`);
-  }
   const units = unitsFor(m, measurement, minParticipants);
-  if (units.resolution !== 1) {
-    throw new FedtwinError('NODE_NOISE_RANGE', `round ${task.round}: this measurement's Skellam share (μ/m = ${mu / minParticipants}) needs more than the ${Math.floor(m.scale.qmax / 2)} quanta half the HE range leaves`, {
-      hint: 'raise secureAggregation.params.quantBits in the consortium manifest (e.g. 20), or the target ε',
-    });
-  }
-  const noisy = skellamCountShare(exact, mu, minParticipants, noiseSource(ctx, task.round));
-  const wire = toWire(noisy, exact, units);
-  const capped = wire.capped;
-  // The whole vector: this round's segment, zeros for the others (public: no one's counts).
-  const values = new Float32Array(m.fit.values);
-  values.set(wire.values, req.offset);
-  // the same vector in whole quanta (resolution 1): what BFV encrypts, untouched by float rounding
-  const quanta = new Int32Array(m.fit.values);
-  quanta.set(wire.quanta!, req.offset);
+  const { values, quanta, capped } = countsOnWire(ctx, task.round, 'the counts', plan, req.values, { mu, units, offset: req.offset, length: m.fit.values, qmax: m.scale.qmax });
   const seconds = (performance.now() - t0) / 1000;
   ctx.log.info({ event: 'counted', round: task.round, measurement, marginals: req.marginals, cells: req.cells, sigma: req.sigma, capped },
     `round ${task.round} (measurement ${measurement} of 3): counted ${req.marginals} marginal(s), ${req.cells} cells, Skellam share Sk(μ/m) with μ = ${mu} (sum std-dev ${req.sigma.toPrecision(4)})${capped ? ` (${capped} cell(s) capped at ${units.cap})` : ''}`);
   return { losses: [], trainSeconds: seconds, trainCpuMs: cpuMsBetween(cpu), delta: values, quanta, counts: true };
+}
+
+/**
+ * A count round's update: `exact` (integer counts) plus this member's Sk(μ/m) share, placed at `offset` of a vector of
+ * `length` whose other values are public zeros, as wire values and as whole quanta (resolution 1: what BFV encrypts,
+ * untouched by float rounding). μ must be the one the accountant planned; a share that needs more than half the HE
+ * range (more than one count per quantum) is NODE_NOISE_RANGE.
+ */
+function countsOnWire(ctx: NodeContext, round: number, what: string, plan: RoundPlan, exact: Float64Array, o: { mu: number; units: CountUnits; offset: number; length: number; qmax: number }): { values: Float32Array; quanta: Int32Array; capped: number } {
+  if (o.mu !== (plan.record?.skellam?.mu ?? 0)) {
+    throw new FedtwinError('NODE_PRIVACY_MISMATCH', `round ${round}: ${what} would be noised with Skellam μ ${o.mu}; the accountant planned μ ${plan.record?.skellam?.mu ?? 0}`);
+  }
+  const minParticipants = ctx.consortium.manifest.rounds.minParticipants;
+  if (o.units.resolution !== 1) {
+    throw new FedtwinError('NODE_NOISE_RANGE', `round ${round}: the Skellam share of ${what} (μ/m = ${o.mu / minParticipants}) needs more than the ${Math.floor(o.qmax / 2)} quanta half the HE range leaves`, {
+      hint: 'raise secureAggregation.params.quantBits in the consortium manifest (e.g. 20), or the target ε',
+    });
+  }
+  const wire = toWire(skellamCountShare(exact, o.mu, minParticipants, noiseSource(ctx, round)), exact, o.units);
+  const values = new Float32Array(o.length);
+  values.set(wire.values, o.offset);
+  const quanta = new Int32Array(o.length);
+  quanta.set(wire.quanta!, o.offset);
+  return { values, quanta, capped: wire.capped };
 }
 
 /** The OS CSPRNG; a stream seeded by (seed, round) only when a simulation asks for seeded noise (not private). */
@@ -111,22 +118,9 @@ export async function releaseLocal(ctx: NodeContext, task: OpenTask, plan: Round
   const cpu = process.cpuUsage();
   const t0 = performance.now();
   const mu = ctx.privacy.policy.mode === 'off' ? 0 : r.release.mu;
-  if (mu !== (plan.record?.skellam?.mu ?? 0)) {
-    throw new FedtwinError('NODE_PRIVACY_MISMATCH', `round ${task.round}: the column release would be noised with Skellam μ ${mu}; the accountant planned μ ${plan.record?.skellam?.mu ?? 0}`);
-  }
-  const minParticipants = ctx.consortium.manifest.rounds.minParticipants;
-  const units = releaseUnits(r, minParticipants);
-  if (units.resolution !== 1) {
-    throw new FedtwinError('NODE_NOISE_RANGE', `round ${task.round}: the column release's Skellam share (μ/m = ${mu / minParticipants}) needs more than the ${Math.floor(r.scale.qmax / 2)} quanta half the HE range leaves`, {
-      hint: 'raise secureAggregation.params.quantBits in the consortium manifest (e.g. 20), or the target ε',
-    });
-  }
-  const exact = columnReleaseCounts(r.release, r.table);
-  const wire = toWire(skellamCountShare(exact, mu, minParticipants, noiseSource(ctx, task.round)), exact, units);
-  const values = new Float32Array(ctx.global.length);
-  values.set(wire.values, r.offset);
-  const quanta = new Int32Array(ctx.global.length);
-  quanta.set(wire.quanta!, r.offset);
+  const units = releaseUnits(r, ctx.consortium.manifest.rounds.minParticipants);
+  const wire = countsOnWire(ctx, task.round, 'the column release', plan, columnReleaseCounts(r.release, r.table), { mu, units, offset: r.offset, length: ctx.global.length, qmax: r.scale.qmax });
+  const { values, quanta } = wire;
   ctx.log.info({ event: 'counted', round: task.round, release: 'columns', columns: r.release.columns.length, cells: r.release.values, sigma: r.release.sigma, capped: wire.capped },
     `round ${task.round} (column release): counted ${r.release.columns.length} column(s), ${r.release.values} cells, Skellam share Sk(μ/m) with μ = ${mu} (sum std-dev ${r.release.sigma.toPrecision(4)})${wire.capped ? ` (${wire.capped} cell(s) capped at ${units.cap})` : ''}`);
   return { losses: [], trainSeconds: (performance.now() - t0) / 1000, trainCpuMs: cpuMsBetween(cpu), delta: values, quanta, counts: true };

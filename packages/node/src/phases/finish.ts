@@ -31,11 +31,9 @@ export async function writeSynthetic(ctx: NodeContext, synthetic: SyntheticOutpu
   vae.setSharedWeights(modelPart(ctx.model, ctx.global));
   const trainedPrivate = releaseUsesPrivateLayers(ctx.privacy.policy.mode) ? undefined : useGenesisPrivateLayers(ctx);
   const calibration = columnCalibration(ctx);
-  const declared = synthetic.classProbs ?? ctx.consortium.manifest.training.classMix;
-  // A column release carries the pooled class counts (already paid for): the mix of the release unless one is declared.
-  const mix: { probs: number[]; source: ClassMixSource } = calibration && !declared
-    ? { probs: calibration.classMix, source: 'released-counts' }
-    : syntheticClassMix(ctx.data.classes, ctx.data.cond, { operator: synthetic.classProbs, consortium: ctx.consortium.manifest.training.classMix, dp: dpOn(ctx.privacy.policy.mode) });
+  const mix = syntheticClassMix(ctx.data.classes, ctx.data.cond, {
+    operator: synthetic.classProbs, consortium: ctx.consortium.manifest.training.classMix, released: calibration?.classMix, dp: dpOn(ctx.privacy.policy.mode),
+  });
   let table: Table;
   try {
     const gen = vae.generate(synthetic.rows, { classProbs: mix.probs, seed: (init.seed ?? 1) + 7 });
@@ -57,8 +55,9 @@ const calibrations = new WeakMap<NodeContext, { map: CalibrationMap; classMix: n
 
 /**
  * A calibrating VAE consortium's map from the VAE's columns onto the released 1-way counts, and the released class mix
- * (undefined without model.calibrate). Fitted once, on a reference sample drawn at the released class mix with the
- * release's own layers (post-processing of two DP releases: no ε). The same for the CSV and model.json.
+ * (undefined without model.calibrate). Fitted once, on a reference sample drawn at the released class mix from the
+ * final global weights and the trained private layers (a calibrating consortium is never site-level: vaeModel refuses
+ * it). Post-processing of two DP releases: no ε. The same map serves the CSV and model.json.
  */
 function columnCalibration(ctx: NodeContext): { map: CalibrationMap; classMix: number[] } | undefined {
   const r = vaeReleaseOf(ctx.model);
@@ -67,6 +66,7 @@ function columnCalibration(ctx: NodeContext): { map: CalibrationMap; classMix: n
   if (cached) return cached;
   const released = releasedColumns(r.release, ctx.global.subarray(r.offset));
   const vae = vaeOf(ctx.model);
+  vae.setSharedWeights(modelPart(ctx.model, ctx.global));
   const gen = vae.generate(REFERENCE_ROWS, { classProbs: released.classMix, seed: (ctx.init.seed ?? 1) + 11 });
   const reference: Table = { schema: ctx.schema, rows: decodeRows(ctx.schema, gen.x, gen.cond) };
   const out = { map: fitCalibration(reference, r.release.fine, released.oneWays, r.release.fineBins), classMix: released.classMix };
@@ -105,8 +105,6 @@ export async function saveReleasedModel(ctx: NodeContext, path: string): Promise
   else {
     if (ctx.join.model.kind !== 'vae') throw new FedtwinError('NODE_MODEL_MISMATCH', 'the member holds a VAE, the consortium names another generator');
     const priv = releaseUsesPrivateLayers(ctx.privacy.policy.mode) ? vaeOf(ctx.model).getPrivateWeights() : genesisPrivateWeights(ctx.join, ctx.data);
-    if (!releaseUsesPrivateLayers(ctx.privacy.policy.mode) && vaeReleaseOf(ctx.model)) throw new FedtwinError('NODE_MODEL_MISMATCH', 'a column release runs under record-level DP or none, never site-level');
-    vaeOf(ctx.model).setSharedWeights(modelPart(ctx.model, ctx.global));
     const calibration = columnCalibration(ctx);
     g = vaeGenerator(ctx.schema, vaeState(ctx.join.model, modelPart(ctx.model, ctx.global), priv, calibration));
   }
@@ -162,13 +160,15 @@ export type ClassMixSource = 'operator' | 'consortium' | 'uniform' | 'site-label
 /**
  * The class mix of this site's synthetic records, in `classes` order, and where it came from. First the mix this
  * member's operator declares (`synthetic.classProbs`), then the consortium's (manifest `training.classMix`): both
- * are public choices and cost no privacy. Otherwise, under DP, the uniform mix: the site's label frequencies are a
- * histogram of its records, and releasing them exactly (they drive the CSV's class counts) is an unaccounted
- * release. Only with DP off does the mix default to those frequencies.
+ * are public choices and cost no privacy. Then the pooled mix the consortium released under DP (`released`: a
+ * calibrating VAE consortium's class counts), already paid for. Otherwise, under DP, the uniform mix: the site's label
+ * frequencies are a histogram of its records, and releasing them exactly (they drive the CSV's class counts) is an
+ * unaccounted release. Only with DP off does the mix default to those frequencies.
  */
-export function syntheticClassMix(classes: readonly string[], cond: ArrayLike<number>, opts: { operator?: Record<string, number> | undefined; consortium?: Record<string, number> | undefined; dp: boolean }): { probs: number[]; source: ClassMixSource } {
+export function syntheticClassMix(classes: readonly string[], cond: ArrayLike<number>, opts: { operator?: Record<string, number> | undefined; consortium?: Record<string, number> | undefined; released?: number[] | undefined; dp: boolean }): { probs: number[]; source: ClassMixSource } {
   if (opts.operator) return { probs: declaredMix(classes, opts.operator, 'CONFIG_INVALID', 'this node\'s synthetic.classProbs'), source: 'operator' };
   if (opts.consortium) return { probs: declaredMix(classes, opts.consortium, 'CONSORTIUM_INVALID', 'the consortium manifest\'s training.classMix'), source: 'consortium' };
+  if (opts.released) return { probs: opts.released, source: 'released-counts' };
   if (opts.dp) return { probs: classes.map(() => 1 / classes.length), source: 'uniform' };
   const counts = new Array<number>(classes.length).fill(0);
   for (let i = 0; i < cond.length; i++) counts[cond[i]!]!++;
