@@ -37,7 +37,15 @@ describe('aggregator: the payload kind of an update', () => {
     const send = (payload: UpdateHeader['payload']) => call('update', {
       round: 1, baseVersion: 0, baseHash, weight: 1, values: VALUES, encoding: 'f32le', privacy: [], entry: '', ...(payload ? { payload } : {}),
     } satisfies UpdateHeader, UpdateAck, f32ToBytes(new Float32Array(VALUES).fill(3)));
-    return { send };
+    // The open round's base as the task names it (round 2 builds on aggregate 1).
+    const sendTo = async (round: number, payload: UpdateHeader['payload']) => {
+      const t = (await call('task', { afterRound: round - 1, waitMs: 5000 }, TaskResponse)).header;
+      if (t.status !== 'open' || t.round !== round) throw new Error(`round ${round} is not open: ${JSON.stringify(t)}`);
+      return call('update', {
+        round, baseVersion: t.baseVersion, baseHash: t.baseHash, weight: 1, values: VALUES, encoding: 'f32le', privacy: [], entry: '', ...(payload ? { payload } : {}),
+      } satisfies UpdateHeader, UpdateAck, f32ToBytes(new Float32Array(VALUES).fill(3)));
+    };
+    return { send, sendTo };
   }
 
   it('a vae consortium refuses a count vector; a marginals consortium refuses a model delta (absent payload included) and takes counts', async () => {
@@ -47,5 +55,14 @@ describe('aggregator: the payload kind of an update', () => {
     await expect(marginals.send(undefined)).rejects.toMatchObject({ code: 'AGG_BAD_UPDATE' });
     await expect(marginals.send('model-delta')).rejects.toMatchObject({ code: 'AGG_BAD_UPDATE' });
     expect((await marginals.send('counts')).header).toMatchObject({ accepted: true, round: 1 });
+  }, 60_000);
+
+  it('a calibrating vae consortium (model.calibrate) takes counts only in its column release (the round on version 0), model deltas only after it', async () => {
+    const vae = await consortium({ kind: 'vae', latentDim: 2, hidden: 4, seed: 1, calibrate: true });
+    await expect(vae.sendTo(1, 'model-delta')).rejects.toMatchObject({ code: 'AGG_BAD_UPDATE' });
+    await expect(vae.sendTo(1, undefined)).rejects.toMatchObject({ code: 'AGG_BAD_UPDATE' });
+    expect((await vae.sendTo(1, 'counts')).header).toMatchObject({ accepted: true, round: 1 });
+    await expect(vae.sendTo(2, 'counts')).rejects.toMatchObject({ code: 'AGG_BAD_UPDATE' });
+    expect((await vae.sendTo(2, 'model-delta')).header).toMatchObject({ accepted: true, round: 2 });
   }, 60_000);
 });
