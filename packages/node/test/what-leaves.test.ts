@@ -59,6 +59,12 @@ describe('the class mix of a synthetic release', () => {
     expect(syntheticClassMix(classes, cond, { dp: false, consortium: { 1: 1 } })).toEqual({ probs: [0, 1], source: 'consortium' });
   });
 
+  it('a calibrating VAE consortium\'s released class counts (already paid for) come after a declared mix and before uniform or the site\'s labels', () => {
+    expect(syntheticClassMix(classes, cond, { dp: true, released: [0.3, 0.7] })).toEqual({ probs: [0.3, 0.7], source: 'released-counts' });
+    expect(syntheticClassMix(classes, cond, { dp: false, released: [0.3, 0.7] })).toEqual({ probs: [0.3, 0.7], source: 'released-counts' });
+    expect(syntheticClassMix(classes, cond, { dp: true, released: [0.3, 0.7], consortium: { 0: 1, 1: 1 } })).toEqual({ probs: [0.5, 0.5], source: 'consortium' });
+  });
+
   it('a declared mix that names no category, a typo, or gives no positive weight is refused with a stable code', () => {
     expect(() => syntheticClassMix(classes, cond, { dp: true, operator: { benign: 1 } })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
     expect(() => syntheticClassMix(classes, cond, { dp: true, operator: { 0: 0, 1: 0 } })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
